@@ -1,0 +1,308 @@
+"""The ``hwnas`` command line: search, show, report, export.
+
+Bad input never ends in a traceback: it is one line naming what is wrong, and exit code 2.
+Ctrl-C during a search saves what finished and exits 130. Heavy imports (torch, onnx) happen
+only inside the commands that need them, so ``hwnas --help`` and ``hwnas show`` answer fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A user-facing one-line error (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hwnas",
+        description="Hardware-aware neural architecture search: real training, real measured "
+        "latency, a Pareto front of accuracy vs. cost.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser(
+        "search",
+        help="run or resume a search",
+        description="Run a search; the same command on an existing --out resumes it.",
+    )
+    s.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="YAML config (default: the embedded default: digits, chain space, cpu-ort, evolution)",
+    )
+    s.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        default="runs/default",
+        help="experiment directory (default: runs/default)",
+    )
+    s.add_argument("--budget", type=int, metavar="N", help="distinct architectures to evaluate")
+    s.add_argument("--seed", type=int, metavar="S", help="random seed")
+    s.add_argument(
+        "--data", metavar="PATH", help="dataset path (sets data.path; digits becomes cifar10)"
+    )
+    s.add_argument("--device", choices=["cpu", "cuda"], help="where candidates train")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set estimator.epochs=3 or --set strategy=random",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in a DIR that holds a different experiment (the old study is kept as a backup)",
+    )
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    sh = sub.add_parser("show", help="list the trials of a search")
+    sh.add_argument("dir", metavar="DIR")
+    sh.add_argument("--json", action="store_true", help="print all trials as a JSON list")
+    sh.add_argument(
+        "--all",
+        action="store_true",
+        help="list every trial (default: Pareto front and the latest 20)",
+    )
+
+    r = sub.add_parser("report", help="write DIR/report.html")
+    r.add_argument("dir", metavar="DIR")
+
+    e = sub.add_parser("export", help="export a trained trial's model")
+    e.add_argument("dir", metavar="DIR")
+    e.add_argument("--trial", type=int, required=True, metavar="ID")
+    e.add_argument("--format", choices=["onnx"], default="onnx")
+    e.add_argument("--output", "-o", required=True, metavar="FILE")
+
+    c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
+    c.add_argument("--config", "-c", metavar="FILE")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+# -------------------------------------------------------------------- commands
+def _cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.experiment.config import load_config
+
+    cfg = load_config(
+        args.config,
+        args.overrides,
+        budget=args.budget,
+        seed=args.seed,
+        data_path=args.data,
+        device=args.device,
+    )
+    from rich.console import Console
+
+    from hwnas.experiment.experiment import Experiment, Interrupted
+
+    console = Console(stderr=True)
+    progress, task = _progress(console, cfg.budget.trials, disabled=args.quiet)
+
+    def on_trial(trial: Any, info: dict[str, Any]) -> None:
+        if progress is None:
+            return
+        best = info["best_accuracy"]
+        progress.update(
+            task,
+            completed=min(info["done"], info["total"]),
+            best=f"{best:.2%}" if best is not None else "-",
+            pareto=info["pareto_size"],
+        )
+
+    exp = Experiment(cfg, args.out, force=args.force, on_trial=on_trial)
+    try:
+        if progress is not None:
+            with progress:
+                result = exp.run()
+        else:
+            result = exp.run()
+    except Interrupted:
+        print(
+            f"interrupted: finished trials are saved in {args.out}; run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({result.stopped}).")
+    for t in sorted(
+        result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
+    ):
+        m = t.metrics
+        lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
+        test = f" test {m['test_accuracy']:.2%}" if "test_accuracy" in m else ""
+        print(f"  #{t.id:<4} val {m.get('accuracy', 0):.2%}{test}  {lat}  {t.describe}")
+    print(f"report: {result.report}")
+    return 0
+
+
+def _progress(console: Any, total: int, disabled: bool) -> tuple[Any, Any]:
+    if disabled:
+        return None, None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TextColumn("pareto {task.fields[pareto]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("search", total=total, best="-", pareto=0)
+    return progress, task
+
+
+def _fmt(v: Any, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{v:.2%}"
+    if kind == "ms":
+        return f"{v:.3f}"
+    if kind == "int":
+        return f"{v:,.0f}"
+    return str(v)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from hwnas.experiment.study import Study
+
+    study = Study(args.dir)
+    trials = study.trials()
+    if args.json:
+        keys = (
+            "id",
+            "status",
+            "arch",
+            "metrics",
+            "error",
+            "parent_id",
+            "describe",
+            "seed",
+            "started_at",
+            "finished_at",
+        )
+        out = [{k: t.to_dict()[k] for k in keys} for t in trials]
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = study.summary(trials)
+    front_ids = {t.id for t in study.pareto(trials)}
+    console = Console()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items()))
+    best = summary["best_accuracy"]
+    console.print(
+        f"[bold]{args.dir}[/]: {summary['trials']} trials ({counts}); best accuracy "
+        f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}"
+    )
+    shown = (
+        trials
+        if args.all
+        else [t for t in trials if t.id in front_ids]
+        + [t for t in trials[-20:] if t.id not in front_ids]
+    )
+    table = Table(show_lines=False)
+    for col in ("id", "", "status", "accuracy", "latency ms", "MACs", "params", "arch / error"):
+        table.add_column(
+            col,
+            justify="right"
+            if col in ("id", "accuracy", "latency ms", "MACs", "params")
+            else "left",
+        )
+    for t in sorted(shown, key=lambda t: t.id):
+        m = t.metrics
+        table.add_row(
+            str(t.id),
+            "*" if t.id in front_ids else "",
+            t.status,
+            _fmt(m.get("accuracy"), "pct"),
+            _fmt(m.get("latency_ms"), "ms"),
+            _fmt(m.get("macs"), "int"),
+            _fmt(m.get("params"), "int"),
+            t.describe + (f"  [red]{t.error}[/]" if t.error else ""),
+        )
+    console.print(table)
+    console.print("* = on the Pareto front")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hwnas.experiment.study import Study
+
+    study = Study(args.dir)
+    study.write_pareto_json()
+    print(study.write_report())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hwnas.report.export import export_trial
+
+    path, diff = export_trial(args.dir, args.trial, args.output, fmt=args.format)
+    print(f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {diff:.2e})")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hwnas.experiment.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    sys.stdout.write(yaml.safe_dump(cfg.to_json_dict(), sort_keys=False))
+    return 0
+
+
+COMMANDS = {
+    "search": _cmd_search,
+    "show": _cmd_show,
+    "report": _cmd_report,
+    "export": _cmd_export,
+    "config": _cmd_config,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from hwnas.errors import UserError
+
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,555 @@
+"""Validated experiment configuration.
+
+One pydantic model per section; a section with several kinds picks one by its ``name`` key
+(a discriminated union), so a typo in a key or a kind is an error that names the field instead
+of a silently ignored setting. This module imports no torch: the CLI validates configs fast.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hwnas.errors import UserError
+
+
+class ConfigError(UserError):
+    """A configuration problem, worded as one line that names the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- data
+class DataConfig(_Section):
+    """Which dataset, and how it is split, subset and augmented."""
+
+    name: Literal["digits", "cifar10", "imagefolder"] = Field(
+        "digits", description="Dataset kind: `digits` (bundled, offline), `cifar10`, `imagefolder`."
+    )
+    path: str | None = Field(
+        None,
+        description="Dataset location for `cifar10` / `imagefolder`: a directory, a `.tar.gz`, "
+        "or (cifar10) torchvision's python-pickle folder.",
+    )
+    resolution: int | None = Field(
+        None, ge=4, le=1024, description="Square input size in pixels; default: the data's own."
+    )
+    subset: float = Field(
+        1.0, gt=0.0, le=1.0, description="Fraction of the training data used (stratified, seeded)."
+    )
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=0.9, description="Share of the training data held out for validation."
+    )
+    batch_size: int = Field(64, ge=1, le=65536, description="Mini-batch size for training.")
+    augment: bool = Field(
+        False, description="Random crop (4-pixel padding) and horizontal flip while training."
+    )
+    cache_dir: str | None = Field(
+        None, description="Where decoded uint8 arrays are cached; default `~/.cache/hwnas`."
+    )
+
+
+# ---------------------------------------------------------------------------- space
+class StageConfig(_Section):
+    """One stage of a chain space: its depth and width choices and its stride."""
+
+    depths: list[int] = Field(description="Allowed numbers of blocks in this stage.")
+    widths: list[int] = Field(description="Allowed output channel counts of this stage.")
+    stride: int = Field(1, ge=1, le=4, description="Stride of the stage's first block.")
+
+    @field_validator("depths", "widths")
+    @classmethod
+    def _positive_unique(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must list at least one choice")
+        if any(x < 1 for x in v):
+            raise ValueError("choices must be >= 1")
+        return sorted(set(v))
+
+
+def _default_stages() -> list[StageConfig]:
+    return [
+        StageConfig(depths=[1, 2], widths=[8, 16, 24], stride=1),
+        StageConfig(depths=[1, 2, 3], widths=[16, 24, 32], stride=2),
+        StageConfig(depths=[1, 2, 3], widths=[24, 32, 48, 64], stride=2),
+    ]
+
+
+class ChainSpaceConfig(_Section):
+    """MobileNetV2/FBNet-like chain: stem conv -> stages of MBConv blocks -> head."""
+
+    name: Literal["chain"] = "chain"
+    stem_channels: int = Field(16, ge=1, description="Output channels of the stem 3x3 conv.")
+    stem_stride: int = Field(1, ge=1, le=4, description="Stride of the stem conv.")
+    stages: list[StageConfig] = Field(default_factory=_default_stages, description="Stages.")
+    kernels: list[int] = Field([3, 5, 7], description="Depthwise kernel sizes of MBConv ops.")
+    expansions: list[int] = Field([1, 3, 6], description="Expansion ratios of MBConv ops.")
+    allow_skip: bool = Field(
+        True, description="Offer `skip` (identity) where a block keeps its shape."
+    )
+    head_channels: int = Field(0, ge=0, description="1x1 conv before pooling; 0 = none.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+
+    @field_validator("kernels")
+    @classmethod
+    def _odd_kernels(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 or k % 2 == 0 for k in v):
+            raise ValueError("kernels must be odd positive integers")
+        return sorted(set(v))
+
+    @field_validator("expansions")
+    @classmethod
+    def _expansions(cls, v: list[int]) -> list[int]:
+        if not v or any(e < 1 for e in v):
+            raise ValueError("expansions must be integers >= 1")
+        return sorted(set(v))
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: list[StageConfig]) -> list[StageConfig]:
+        if not v:
+            raise ValueError("need at least one stage")
+        return v
+
+
+SpaceConfig = Annotated[ChainSpaceConfig, Field(discriminator="name")]
+
+
+# ------------------------------------------------------------------------- strategy
+class RandomStrategyConfig(_Section):
+    """Uniform random sampling of the space."""
+
+    name: Literal["random"] = "random"
+
+
+class EvolutionStrategyConfig(_Section):
+    """Regularized (aging) evolution, Real et al. 2019, with multi-objective selection."""
+
+    name: Literal["evolution"] = "evolution"
+    population: int = Field(12, ge=2, description="Population size P (oldest member dies).")
+    sample_size: int = Field(4, ge=1, description="Tournament size S drawn from the population.")
+    selection: Literal["pareto", "scalar"] = Field(
+        "pareto",
+        description="`pareto`: Pareto rank then crowding distance (NSGA-II); "
+        "`scalar`: weighted sum of objectives.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-objective weights for `scalar` selection (objectives are normalised "
+        "by the population's range; default weight 1).",
+    )
+    crossover_prob: float = Field(
+        0.1, ge=0.0, le=1.0, description="Probability a child is a crossover of two parents."
+    )
+    mutations: int = Field(1, ge=1, description="Mutations applied to each child.")
+
+    @model_validator(mode="after")
+    def _sample_le_population(self) -> EvolutionStrategyConfig:
+        if self.sample_size > self.population:
+            raise ValueError("sample_size must be <= population")
+        return self
+
+
+StrategyConfig = Annotated[
+    RandomStrategyConfig | EvolutionStrategyConfig, Field(discriminator="name")
+]
+
+
+# ------------------------------------------------------------------------ estimator
+class TrainEstimatorConfig(_Section):
+    """Real training: SGD + momentum with SGDR (cosine annealing, warm restarts)."""
+
+    name: Literal["train"] = "train"
+    epochs: int = Field(6, ge=1, description="Training epochs (the fidelity).")
+    data_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Fraction of the training split used (fidelity)."
+    )
+    lr: float = Field(0.05, gt=0.0, description="Peak learning rate.")
+    lr_min: float = Field(0.0, ge=0.0, description="Learning rate at the end of each cycle.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (Nesterov).")
+    weight_decay: float = Field(5e-4, ge=0.0, description="L2 weight decay.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing.")
+    restart_epochs: int = Field(
+        0, ge=0, description="SGDR first cycle length T_0 in epochs; 0 = one cycle (no restart)."
+    )
+    restart_mult: int = Field(2, ge=1, description="SGDR cycle length multiplier T_mult.")
+    amp: bool = Field(True, description="Mixed precision (bf16) on CUDA; ignored on CPU.")
+    threads: int = Field(
+        0, ge=0, description="CPU threads for training; 0 = PyTorch's default for the machine."
+    )
+
+
+EstimatorConfig = Annotated[TrainEstimatorConfig, Field(discriminator="name")]
+
+
+# --------------------------------------------------------------------------- target
+class _MeasuredTarget(_Section):
+    warmup: int = Field(10, ge=0, description="Untimed warm-up runs.")
+    runs: int = Field(60, ge=5, description="Timed runs in total (split into blocks).")
+    blocks: int = Field(
+        6,
+        ge=1,
+        description="Timed blocks; latency is the lowest block median, so a burst of load "
+        "that slows some blocks cannot inflate it.",
+    )
+    batch: int = Field(1, ge=1, description="Batch size of the timed input.")
+    retime_tolerance: float = Field(
+        0.8,
+        ge=0.0,
+        description="Before the front is reported, candidates that would join it if their "
+        "latency were this much (relative) lower are re-timed.",
+    )
+
+    @model_validator(mode="after")
+    def _blocks_le_runs(self) -> _MeasuredTarget:
+        if self.blocks > self.runs:
+            raise ValueError("blocks must be <= runs")
+        return self
+
+
+class CpuOrtTarget(_MeasuredTarget):
+    """ONNX Runtime on the host CPU (single-file ONNX export)."""
+
+    name: Literal["cpu-ort"] = "cpu-ort"
+    threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads.")
+
+
+class CpuTorchTarget(_MeasuredTarget):
+    """Eager PyTorch on the host CPU."""
+
+    name: Literal["cpu-torch"] = "cpu-torch"
+    threads: int = Field(1, ge=1, description="torch intra-op threads while timing.")
+
+
+class CudaTorchTarget(_MeasuredTarget):
+    """Eager PyTorch on a CUDA GPU, timed with CUDA events."""
+
+    name: Literal["cuda-torch"] = "cuda-torch"
+    cuda_graphs: bool = Field(False, description="Capture and replay the forward as a CUDA graph.")
+
+
+class AnalyticTarget(_Section):
+    """No runtime: only analytic costs (params, MACs, memory, model size). Deterministic."""
+
+    name: Literal["analytic"] = "analytic"
+
+
+TargetConfig = Annotated[
+    CpuOrtTarget | CpuTorchTarget | CudaTorchTarget | AnalyticTarget, Field(discriminator="name")
+]
+
+
+# ---------------------------------------------------------------- objectives etc.
+METRIC_DIRECTIONS: dict[str, Literal["max", "min"]] = {
+    "accuracy": "max",
+    "latency_ms": "min",
+    "params": "min",
+    "macs": "min",
+    "peak_memory_bytes": "min",
+    "model_bytes": "min",
+    "model_bytes_int8": "min",
+    "train_seconds": "min",
+}
+TRAINED_METRICS = {"accuracy", "train_seconds", "val_loss"}
+MEASURED_METRICS = {"latency_ms"}
+
+
+class Objective(_Section):
+    """One objective: a metric and whether to maximise or minimise it."""
+
+    metric: str = Field(description="Metric name, e.g. `accuracy`, `latency_ms`, `macs`.")
+    direction: Literal["max", "min"] = Field(description="`max` or `min`.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in METRIC_DIRECTIONS:
+            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRIC_DIRECTIONS)}")
+        return v
+
+
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$")
+
+
+class Constraint(_Section):
+    """A hard constraint such as ``latency_ms <= 2.0``; violators are pruned."""
+
+    metric: str
+    op: Literal["<=", ">=", "<", ">"]
+    value: float
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in METRIC_DIRECTIONS:
+            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRIC_DIRECTIONS)}")
+        return v
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        m = _CONSTRAINT_RE.match(text)
+        if not m:
+            raise ValueError(f"cannot parse constraint {text!r}; expected e.g. 'latency_ms <= 2.0'")
+        return cls(metric=m.group(1), op=m.group(2), value=float(m.group(3)))  # type: ignore[arg-type]
+
+    def holds(self, x: float) -> bool:
+        return {
+            "<=": x <= self.value,
+            ">=": x >= self.value,
+            "<": x < self.value,
+            ">": x > self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class BudgetConfig(_Section):
+    """When the search stops: distinct evaluations and/or wall-clock minutes."""
+
+    trials: int = Field(40, ge=1, description="Distinct architectures evaluated (duplicates free).")
+    minutes: float | None = Field(
+        None, gt=0, description="Stop starting new trials after this many minutes of search."
+    )
+
+
+class ExecutorConfig(_Section):
+    """How trials run. Only the driver writes the store."""
+
+    name: Literal["inprocess"] = Field("inprocess", description="`inprocess`.")
+
+
+_DEFAULT_KINDS = {
+    "space": "chain",
+    "strategy": "evolution",
+    "estimator": "train",
+    "target": "cpu-ort",
+}
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment. Every key is listed in docs/configuration.md."""
+
+    seed: int = Field(0, ge=0, description="Seed for the strategy, splits and training.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Where candidates train.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Budget.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Dataset.")
+    space: SpaceConfig = Field(default_factory=ChainSpaceConfig, description="Search space.")
+    strategy: StrategyConfig = Field(
+        default_factory=EvolutionStrategyConfig, description="Search strategy."
+    )
+    estimator: EstimatorConfig = Field(
+        default_factory=TrainEstimatorConfig, description="Performance estimation."
+    )
+    target: TargetConfig = Field(default_factory=CpuOrtTarget, description="Hardware target.")
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [
+            Objective(metric="accuracy", direction="max"),
+            Objective(metric="latency_ms", direction="min"),
+        ],
+        description="Objectives; `metric: max|min` mappings or `{metric, direction}`.",
+    )
+    constraints: list[Constraint] = Field(
+        default_factory=list, description="Hard constraints, e.g. `latency_ms <= 2.0`."
+    )
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="Executor.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: Any) -> Any:
+        """A section given without ``name`` is the default kind, so ``--set x.y=1`` works."""
+        if isinstance(data, dict):
+            for section, kind in _DEFAULT_KINDS.items():
+                if isinstance(data.get(section), dict) and "name" not in data[section]:
+                    data[section] = {"name": kind, **data[section]}
+        return data
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget_int(cls, v: Any) -> Any:
+        return {"trials": v} if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = [{"metric": k, "direction": d} for k, d in v.items()]
+        if isinstance(v, list):
+            out = []
+            for item in v:
+                if isinstance(item, str):
+                    item = {"metric": item, "direction": METRIC_DIRECTIONS.get(item, "min")}
+                elif isinstance(item, dict) and len(item) == 1 and "metric" not in item:
+                    ((k, d),) = item.items()
+                    item = {"metric": k, "direction": d}
+                out.append(item)
+            return out
+        return v
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraints(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            v = [f"{k} <= {val}" for k, val in v.items()]
+        if isinstance(v, list):
+            return [Constraint.parse(c) if isinstance(c, str) else c for c in v]
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if not self.objectives:
+            raise ValueError("objectives: need at least one objective")
+        names = [o.metric for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError("objectives: a metric is listed twice")
+        measured = {o.metric for o in self.objectives} | {c.metric for c in self.constraints}
+        if "latency_ms" in measured and self.target.name == "analytic":
+            raise ValueError(
+                "target: `analytic` measures no latency_ms; pick cpu-ort/cpu-torch/cuda-torch"
+            )
+        if self.target.name == "cuda-torch" and self.device != "cuda":
+            self.device = "cuda"
+        for c in self.constraints:
+            if c.value < 0 or (c.op in ("<", "<=") and c.value == 0 and c.metric != "accuracy"):
+                raise ValueError(f"constraints: {c} can never hold")
+            if c.metric == "accuracy" and (c.value > 1 or (c.op == ">" and c.value >= 1)):
+                raise ValueError(f"constraints: {c} can never hold (accuracy is 0-1)")
+        return self
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        d["constraints"] = [str(c) for c in self.constraints]
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same experiment (the budget may grow on resume)."""
+        d = self.to_json_dict()
+        d.pop("budget", None)
+        return d
+
+
+# ------------------------------------------------------------------------- loading
+def _format_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(
+        str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+    )
+    # drop discriminator tags pydantic inserts into the location ("space.chain.stem_channels")
+    loc = re.sub(
+        r"\.(chain|random|evolution|train|cpu-ort|cpu-torch|cuda-torch|analytic)\b", "", loc
+    )
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    if e["type"] == "union_tag_invalid":
+        msg = msg.replace("Input tag", "unknown name").split(" found using")[0]
+    return f"config: {loc or '<root>'}: {msg}" + (
+        f" (got {e['input']!r})"
+        if e["type"] not in ("extra_forbidden", "missing") and not isinstance(e.get("input"), dict)
+        else ""
+    )
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+_SECTIONS_WITH_NAME = {"data", "space", "strategy", "estimator", "target", "executor"}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; ``space=graph`` means ``space.name=graph``.
+
+    Changing a section's ``name`` drops that section's other keys, which belonged to the old
+    kind, unless they are set by later overrides.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, _, value = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set {item!r}: empty key")
+        if len(parts) == 1 and parts[0] in _SECTIONS_WITH_NAME:
+            parts.append("name")
+        node: Any = raw
+        for p in parts[:-1]:
+            if isinstance(node, list):
+                try:
+                    node = node[int(p)]
+                except (ValueError, IndexError) as exc:
+                    raise ConfigError(f"--set {item!r}: no list item {p!r}") from exc
+                continue
+            if not isinstance(node.get(p), dict | list):
+                node[p] = {}
+            node = node[p]
+        leaf = parts[-1]
+        val = _parse_value(value)
+        if isinstance(node, list):
+            try:
+                node[int(leaf)] = val
+            except (ValueError, IndexError) as exc:
+                raise ConfigError(f"--set {item!r}: no list item {leaf!r}") from exc
+        else:
+            if leaf == "name" and len(parts) == 2 and node.get("name") not in (None, val):
+                node.clear()
+            node[leaf] = val
+    return raw
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    **top_level: Any,
+) -> ExperimentConfig:
+    """Read YAML (or the built-in default), apply ``--set`` overrides and validate.
+
+    Raises :class:`ConfigError` with a one-line message on any problem.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"config {p}:{where} is not valid YAML") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {p}: top level must be a mapping of sections")
+        raw = loaded
+    raw = apply_overrides(raw, overrides or [])
+    for k, v in top_level.items():
+        if v is None:
+            continue
+        if k == "budget":
+            b = raw.get("budget")
+            raw["budget"] = {**(b if isinstance(b, dict) else {}), "trials": v}
+        elif k == "data_path":
+            raw.setdefault("data", {})
+            if raw["data"].get("name", "digits") == "digits":
+                raw["data"]["name"] = "cifar10"
+            raw["data"]["path"] = v
+        else:
+            raw[k] = v
+    return validate_config(raw)
+
+
+def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None

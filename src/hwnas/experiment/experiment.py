@@ -1,0 +1,364 @@
+"""The search loop: ask the strategy, answer duplicates from the store, evaluate, tell, commit.
+
+Resumption is exact. The strategy's state is committed with each trial's start (after the ask)
+and end (after the tell); a trial found ``running`` on start-up was interrupted and is
+evaluated again with the same arch and seed, after which the loop continues as if nothing had
+happened. The budget counts distinct evaluations: an arch whose canonical hash is already in
+the store is answered from it and costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from hwnas.experiment.config import ConfigError, ExperimentConfig
+from hwnas.experiment.pareto import pareto_indices
+from hwnas.experiment.store import Store, StoreError, Trial
+from hwnas.experiment.study import Study, is_feasible, pareto_front
+
+log = logging.getLogger("hwnas")
+
+MAX_DUPLICATE_STREAK = 500  # asks in a row that only found known archs: the space is exhausted
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C (or sent SIGTERM); everything finished is saved."""
+
+
+@dataclass
+class SearchResult:
+    out_dir: Path
+    trials: list[Trial]
+    pareto: list[Trial]
+    report: Path | None
+    stopped: str  # budget | time | exhausted
+
+
+def trial_seed(seed: int, trial_id: int) -> int:
+    return (seed * 1_000_003 + trial_id * 7_919) % (2**31 - 1)
+
+
+def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
+    """Open or create DIR/study.db; refuse a directory that holds a different experiment."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = out_dir / Store.FILENAME
+    if db_path.exists():
+        store = Store(db_path)
+        stored = store.get_meta_json("config")
+        if (
+            stored is not None
+            and ExperimentConfig.model_validate(stored).identity() != cfg.identity()
+        ):
+            if not force:
+                store.close()
+                raise ConfigError(
+                    f"{out_dir} holds a different experiment's config; use another --out or "
+                    "--force (the old study is kept as a backup)"
+                )
+            store.close()
+            backup = out_dir / f"study-{time.strftime('%Y%m%d-%H%M%S')}.db.bak"
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(db_path) + suffix)
+                if src.exists():
+                    src.rename(Path(str(backup) + suffix))
+            if (out_dir / "weights").exists():
+                shutil.move(out_dir / "weights", Path(str(backup) + ".weights"))
+            store = Store(db_path)
+    else:
+        store = Store(db_path)
+    store.set_meta("config", cfg.to_json_dict())
+    return store
+
+
+class Experiment:
+    """One search in one directory. ``run`` may be called again on the same directory."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        out_dir: str | Path,
+        *,
+        force: bool = False,
+        on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = config
+        self.dir = Path(out_dir)
+        self.force = force
+        self.on_trial = on_trial
+        self.objectives = [(o.metric, o.direction) for o in config.objectives]
+
+    # ---------------------------------------------------------------- plumbing
+    def _setup_logging(self) -> logging.Handler:
+        handler = logging.FileHandler(self.dir / "hwnas.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        return handler
+
+    def run(self) -> SearchResult:
+        store = prepare_dir(self.cfg, self.dir, self.force)
+        handler = self._setup_logging()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def _term(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _term)
+        try:
+            return self._run(store)
+        except KeyboardInterrupt:
+            log.info("interrupted: finished trials are saved; the same command resumes")
+            raise Interrupted() from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            log.removeHandler(handler)
+            handler.close()
+            store.close()
+
+    def _run(self, store: Store) -> SearchResult:
+        import torch
+
+        from hwnas.data import load_dataset
+        from hwnas.experiment.evaluate import evaluate_candidate
+        from hwnas.hardware.targets import make_meter
+        from hwnas.space import make_space
+        from hwnas.strategy import Result, make_strategy
+
+        if self.cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device: cuda requested but no CUDA device is available")
+        if self.cfg.estimator.threads:
+            torch.set_num_threads(self.cfg.estimator.threads)
+        cfg = self.cfg
+        dataset = load_dataset(cfg.data, cfg.seed)
+        store.set_meta(
+            "model_io",
+            {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes},
+        )
+        space = make_space(cfg.space)
+        strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
+        state = store.get_meta_json("strategy_state")
+        if state is not None:
+            strategy.load_state(state)
+        meter = make_meter(cfg.target)
+        study = Study(self.dir)
+        existing = store.trials()
+        log.info(
+            "search %s: %s space (%d archs), %s strategy, target %s, budget %d, %d trials stored",
+            self.dir,
+            space.name,
+            space.size(),
+            strategy.name,
+            cfg.target.name,
+            cfg.budget.trials,
+            len(existing),
+        )
+        pending = [t for t in existing if t.status == "running"]
+        start = time.monotonic()
+        duplicate_streak = 0
+        stopped = "budget"
+
+        def evaluate(trial: Trial) -> None:
+            outcome = evaluate_candidate(
+                space,
+                trial.arch,
+                dataset,
+                cfg,
+                meter,
+                seed=trial.seed,
+                weights_path=study.weights_path(trial.id),
+            )
+            trial.status, trial.metrics, trial.curve = (
+                outcome.status,
+                outcome.metrics,
+                outcome.curve,
+            )
+            trial.error = outcome.error
+            strategy.tell(
+                Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible)
+            )
+            store.finish_trial(trial, strategy.state())
+            log.info(
+                "trial %d %s %s | %s",
+                trial.id,
+                trial.status,
+                trial.describe,
+                json.dumps(
+                    {
+                        k: round(v, 5) if isinstance(v, float) else v
+                        for k, v in trial.metrics.items()
+                    }
+                )
+                + (f" | {trial.error}" if trial.error else ""),
+            )
+            all_trials = store.trials()
+            study.write_pareto_json(all_trials)
+            if self.on_trial:
+                self.on_trial(trial, self._progress(all_trials))
+
+        for trial in pending:  # interrupted before: same arch, same seed, again
+            log.info("re-running interrupted trial %d", trial.id)
+            evaluate(trial)
+
+        while store.count_finished() < cfg.budget.trials:
+            if (
+                cfg.budget.minutes is not None
+                and time.monotonic() - start > 60 * cfg.budget.minutes
+            ):
+                stopped = "time"
+                break
+            proposal = strategy.ask()
+            h = space.arch_hash(proposal.arch)
+            known = store.by_hash(h)
+            if known is not None:
+                duplicate_streak += 1
+                if duplicate_streak >= MAX_DUPLICATE_STREAK:
+                    stopped = "exhausted"
+                    log.info("space exhausted: %d asks in a row were known archs", duplicate_streak)
+                    break
+                strategy.tell(
+                    Result(
+                        known.id,
+                        known.arch,
+                        known.status,
+                        _search_metrics(known),
+                        is_feasible(known),
+                    )
+                )
+                continue
+            duplicate_streak = 0
+            tid = store.next_id()
+            trial = Trial(
+                id=tid,
+                arch=proposal.arch,
+                arch_hash=h,
+                status="running",
+                seed=trial_seed(cfg.seed, tid),
+                describe=space.describe(proposal.arch),
+                parent_id=proposal.parent_id,
+                info=proposal.info,
+            )
+            store.start_trial(trial, strategy.state())
+            evaluate(trial)
+
+        if meter is not None and any(m == "latency_ms" for m, _ in self.objectives):
+            self._retime_front(store, space, meter, dataset)
+        trials = store.trials()
+        front = pareto_front(trials, self.objectives)
+        self._test_final(store, space, dataset, front, study)
+        trials = store.trials()
+        study.write_pareto_json(trials)
+        report = study.write_report()
+        log.info(
+            "done (%s): %d trials, Pareto front %d; report %s",
+            stopped,
+            len(trials),
+            len(front),
+            report,
+        )
+        study.close()
+        return SearchResult(
+            self.dir, trials, pareto_front(trials, self.objectives), report, stopped
+        )
+
+    def _progress(self, trials: list[Trial]) -> dict[str, Any]:
+        done = sum(t.status != "running" for t in trials)
+        accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
+        return {
+            "done": done,
+            "total": self.cfg.budget.trials,
+            "best_accuracy": max(accs) if accs else None,
+            "pareto_size": len(pareto_front(trials, self.objectives)),
+        }
+
+    def _retime_front(self, store: Store, space: Any, meter: Any, dataset: Any) -> None:
+        """Re-time every candidate that is on the front or would be if it were timed faster.
+
+        A single slow reading must not keep a candidate off the front, nor a lucky one keep it
+        on. Candidates whose latency, reduced by ``retime_tolerance``, would be non-dominated are
+        timed again and keep the lowest reading (noise only adds time); repeated until the set
+        is stable.
+        """
+        import torch
+
+        from hwnas.experiment.evaluate import measure_latency
+
+        tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
+        retimed: set[int] = set()
+        for _ in range(4):
+            trials = [t for t in store.trials() if is_feasible(t)]
+            front = pareto_front(trials, self.objectives)
+            front_ids = {t.id for t in front}
+            candidates = []
+            for t in trials:
+                if t.id in retimed:
+                    continue
+                if t.id in front_ids:
+                    candidates.append(t)
+                    continue
+                faster = dict(t.metrics, latency_ms=t.metrics["latency_ms"] / (1 + tol))
+                probe = [f.metrics for f in front] + [faster]
+                if len(probe) - 1 in pareto_indices(probe, self.objectives):
+                    candidates.append(t)
+            if not candidates:
+                break
+            for t in candidates:
+                torch.manual_seed(t.seed)
+                model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
+                new = measure_latency(meter, model, dataset.input_shape)
+                readings = t.metrics.get("latency_readings_ms", [t.metrics["latency_ms"]])
+                readings.append(new["latency_ms"])
+                t.metrics["latency_readings_ms"] = readings
+                if new["latency_ms"] < t.metrics["latency_ms"]:
+                    t.metrics.update(new)
+                store.update_metrics(t.id, t.metrics)
+                retimed.add(t.id)
+            log.info("re-timed %d candidates near the front", len(candidates))
+
+    def _test_final(
+        self, store: Store, space: Any, dataset: Any, front: list[Trial], study: Study
+    ) -> None:
+        """Test accuracy for the final models only (the test split never guides the search)."""
+        import torch
+
+        from hwnas.estimate.train import evaluate
+
+        for t in front:
+            path = study.weights_path(t.id)
+            if "test_accuracy" in t.metrics or not path.exists():
+                continue
+            model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
+            model.load_state_dict(torch.load(path, map_location="cpu"))
+            dev = torch.device(self.cfg.device)
+            acc, _ = evaluate(
+                model.to(dev),
+                dataset.test,
+                dataset,
+                dev,
+                amp=getattr(self.cfg.estimator, "amp", True),
+            )
+            t.metrics["test_accuracy"] = acc
+            store.update_metrics(t.id, t.metrics)
+
+
+def _search_metrics(trial: Trial) -> dict[str, Any]:
+    """What a strategy may see: never the final models' test accuracy."""
+    return {k: v for k, v in trial.metrics.items() if k != "test_accuracy"}
+
+
+def run_search(
+    config: ExperimentConfig, out_dir: str | Path, *, force: bool = False
+) -> SearchResult:
+    """Run (or resume) a search; the Python twin of ``hwnas search``."""
+    return Experiment(config, out_dir, force=force).run()
+
+
+__all__ = ["Experiment", "Interrupted", "SearchResult", "StoreError", "run_search"]

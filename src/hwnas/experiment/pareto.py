@@ -1,0 +1,123 @@
+"""Pareto fronts, non-dominated sorting, crowding distance and hypervolume.
+
+Everything works on *minimisation* vectors: a maximised objective is negated by
+:func:`as_minimisation`. Ties are broken by the cheaper model (MACs, then params), never by
+arrival order, so a front does not depend on which equal candidate came first. Pure Python:
+imported by the CLI without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Objectives = Sequence[tuple[str, str]]  # (metric, "max" | "min")
+
+
+def as_minimisation(metrics: Mapping[str, Any], objectives: Objectives) -> tuple[float, ...] | None:
+    """Objective vector to minimise, or None when a metric is missing or not finite."""
+    out = []
+    for metric, direction in objectives:
+        v = metrics.get(metric)
+        if v is None or not isinstance(v, int | float) or not math.isfinite(v):
+            return None
+        out.append(-float(v) if direction == "max" else float(v))
+    return tuple(out)
+
+
+def cost_key(metrics: Mapping[str, Any]) -> tuple[float, float]:
+    """Cheaper first: MACs, then params (missing counts as expensive)."""
+    return (float(metrics.get("macs", math.inf)), float(metrics.get("params", math.inf)))
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )
+
+
+def non_dominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
+    """Rank 0 = non-dominated, 1 = non-dominated once rank 0 is removed, ... (NSGA-II)."""
+    n = len(points)
+    dominated_by = [0] * n
+    dominating: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j]):
+                dominating[i].append(j)
+                dominated_by[j] += 1
+            elif dominates(points[j], points[i]):
+                dominating[j].append(i)
+                dominated_by[i] += 1
+    ranks = [0] * n
+    current = [i for i in range(n) if dominated_by[i] == 0]
+    rank = 0
+    while current:
+        nxt = []
+        for i in current:
+            ranks[i] = rank
+            for j in dominating[i]:
+                dominated_by[j] -= 1
+                if dominated_by[j] == 0:
+                    nxt.append(j)
+        current, rank = nxt, rank + 1
+    return ranks
+
+
+def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II crowding distance within one set of points (boundary points: infinity)."""
+    n = len(points)
+    if n == 0:
+        return []
+    dist = [0.0] * n
+    for m in range(len(points[0])):
+        order = sorted(range(n), key=lambda i: points[i][m])
+        lo, hi = points[order[0]][m], points[order[-1]][m]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if hi == lo:
+            continue
+        for k in range(1, n - 1):
+            dist[order[k]] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / (hi - lo)
+    return dist
+
+
+def pareto_indices(metrics: Sequence[Mapping[str, Any]], objectives: Objectives) -> list[int]:
+    """Indices of the non-dominated entries; of equal objective vectors only the cheapest."""
+    best_by_vector: dict[tuple[float, ...], int] = {}
+    for i, m in enumerate(metrics):
+        v = as_minimisation(m, objectives)
+        if v is None:
+            continue
+        j = best_by_vector.get(v)
+        if j is None or cost_key(m) < cost_key(metrics[j]):
+            best_by_vector[v] = i
+    vectors = list(best_by_vector)
+    front = [
+        best_by_vector[v]
+        for v in vectors
+        if not any(dominates(w, v) for w in vectors if w is not v)
+    ]
+    return sorted(front)
+
+
+def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+    """Exact hypervolume dominated by ``points`` (minimisation) up to ``reference``.
+
+    Slices along the first objective and recurses (HSO); fast enough for the fronts of a
+    search (tens of points, 2-3 objectives).
+    """
+    pts = [tuple(p) for p in points if all(x < r for x, r in zip(p, reference, strict=True))]
+    if not pts:
+        return 0.0
+    if len(reference) == 1:
+        return reference[0] - min(p[0] for p in pts)
+    pts.sort()
+    volume = 0.0
+    for i, p in enumerate(pts):
+        upper = pts[i + 1][0] if i + 1 < len(pts) else reference[0]
+        width = upper - p[0]
+        if width <= 0:
+            continue
+        volume += width * hypervolume([q[1:] for q in pts[: i + 1]], reference[1:])
+    return volume

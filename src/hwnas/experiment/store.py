@@ -1,0 +1,275 @@
+"""The study store: one SQLite file per experiment, durable after every trial.
+
+Each trial is one row, committed in the same transaction as the strategy's state, so after a
+crash (even ``kill -9``) the file holds a consistent picture: finished trials are final, and a
+trial still marked ``running`` is re-run on resume. Imports no torch: ``hwnas show`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import UserError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    arch_hash TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    describe TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed', 'pruned')),
+    metrics TEXT NOT NULL DEFAULT '{}',
+    curve TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    seed INTEGER NOT NULL,
+    parent_id INTEGER,
+    info TEXT NOT NULL DEFAULT '{}',
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS trials_hash ON trials (arch_hash);
+"""
+
+
+class StoreError(UserError):
+    """The study file cannot be used (corrupt, foreign, or from a newer hwnas)."""
+
+
+def _clean(value: Any) -> Any:
+    """JSON cannot hold NaN/inf: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(_clean(value), sort_keys=True, allow_nan=False)
+
+
+@dataclass
+class Trial:
+    id: int
+    arch: dict[str, Any]
+    arch_hash: str
+    status: str
+    seed: int
+    describe: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    parent_id: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON shape (``hwnas show --json``)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "arch": self.arch,
+            "arch_hash": self.arch_hash,
+            "describe": self.describe,
+            "metrics": self.metrics,
+            "error": self.error,
+            "parent_id": self.parent_id,
+            "seed": self.seed,
+            "info": self.info,
+            "curve": self.curve,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+_COLUMNS = "id, arch_hash, arch, describe, status, metrics, curve, error, seed, parent_id, info, started_at, finished_at"
+
+
+def _row_to_trial(row: tuple[Any, ...]) -> Trial:
+    return Trial(
+        id=row[0],
+        arch_hash=row[1],
+        arch=json.loads(row[2]),
+        describe=row[3],
+        status=row[4],
+        metrics=json.loads(row[5]),
+        curve=json.loads(row[6]),
+        error=row[7],
+        seed=row[8],
+        parent_id=row[9],
+        info=json.loads(row[10]),
+        started_at=row[11],
+        finished_at=row[12],
+    )
+
+
+class Store:
+    """SQLite-backed trial store of one experiment directory."""
+
+    FILENAME = "study.db"
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no study here (missing {self.FILENAME})")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            tables = {
+                r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and not {"meta", "trials"} <= tables:
+                raise StoreError(
+                    f"{self.path}: not an hwnas study (tables: {', '.join(sorted(tables))})"
+                )
+            if create:
+                self.db.executescript(_SCHEMA)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            version = self.get_meta("schema_version")
+            if version is not None and int(version) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: written by a newer hwnas (schema {version})")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable study database ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -------------------------------------------------------------------- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def get_meta_json(self, key: str) -> Any:
+        raw = self.get_meta(key)
+        return None if raw is None else json.loads(raw)
+
+    def set_meta(self, key: str, value: Any, db: sqlite3.Connection | None = None) -> None:
+        (db or self.db).execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, dumps(value)),
+        )
+
+    # ------------------------------------------------------------------ trials
+    def next_id(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM trials").fetchone()
+        return int(row[0])
+
+    def start_trial(
+        self,
+        trial: Trial,
+        strategy_state: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a trial as running, together with the strategy state after its ask."""
+        trial.started_at = trial.started_at or time.time()
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO trials ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    trial.id,
+                    trial.arch_hash,
+                    dumps(trial.arch),
+                    trial.describe,
+                    "running",
+                    dumps(trial.metrics),
+                    dumps(trial.curve),
+                    trial.error,
+                    trial.seed,
+                    trial.parent_id,
+                    dumps(trial.info),
+                    trial.started_at,
+                    None,
+                ),
+            )
+            if strategy_state is not None:
+                self.set_meta("strategy_state", strategy_state, db)
+
+    def finish_trial(self, trial: Trial, strategy_state: dict[str, Any] | None = None) -> None:
+        """Make a trial's outcome durable, with the strategy state after its tell."""
+        trial.finished_at = trial.finished_at or time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE trials SET status=?, metrics=?, curve=?, error=?, info=?, finished_at=? "
+                "WHERE id=?",
+                (
+                    trial.status,
+                    dumps(trial.metrics),
+                    dumps(trial.curve),
+                    trial.error,
+                    dumps(trial.info),
+                    trial.finished_at,
+                    trial.id,
+                ),
+            )
+            if strategy_state is not None:
+                self.set_meta("strategy_state", strategy_state, db)
+
+    def update_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE trials SET metrics=? WHERE id=?", (dumps(metrics), trial_id))
+
+    def trials(self, status: str | None = None) -> list[Trial]:
+        try:
+            if status is None:
+                rows = self.db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY id").fetchall()
+            else:
+                rows = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY id", (status,)
+                ).fetchall()
+            return [_row_to_trial(r) for r in rows]
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{self.path}: unreadable trials ({exc})") from None
+
+    def trial(self, trial_id: int) -> Trial | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM trials WHERE id=?", (trial_id,)).fetchone()
+        return None if row is None else _row_to_trial(row)
+
+    def by_hash(self, arch_hash: str) -> Trial | None:
+        """The finished trial that evaluated this network, if any."""
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM trials WHERE arch_hash=? AND status != 'running' "
+            "ORDER BY id LIMIT 1",
+            (arch_hash,),
+        ).fetchone()
+        return None if row is None else _row_to_trial(row)
+
+    def count_finished(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()
+        return int(row[0])
+
+    def delete_trial(self, trial_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM trials WHERE id=?", (trial_id,))

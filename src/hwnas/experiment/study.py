@@ -1,0 +1,138 @@
+"""Read-only view of an experiment directory: trials, Pareto front, report files.
+
+Used by ``hwnas show`` / ``report`` / ``export`` and by the running search alike, so the front
+a user reads is computed one way only. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hwnas.experiment.config import ExperimentConfig, validate_config
+from hwnas.experiment.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
+from hwnas.experiment.store import Store, StoreError, Trial, dumps
+
+
+def is_feasible(trial: Trial) -> bool:
+    return trial.status == "complete" and not trial.error
+
+
+def pareto_front(trials: list[Trial], objectives: Objectives) -> list[Trial]:
+    """Feasible complete trials that no other dominates (ties: the cheaper model)."""
+    ok = [t for t in trials if is_feasible(t)]
+    return [ok[i] for i in pareto_indices([t.metrics for t in ok], objectives)]
+
+
+class Study:
+    """An experiment directory on disk."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        if not self.dir.is_dir():
+            raise StoreError(f"{self.dir}: no such experiment directory")
+        self.store = Store(self.dir / Store.FILENAME, create=False)
+        raw = self.store.get_meta_json("config")
+        if raw is None:
+            raise StoreError(f"{self.dir / Store.FILENAME}: holds no experiment config")
+        self.config: ExperimentConfig = validate_config(raw)
+
+    @property
+    def objectives(self) -> list[tuple[str, str]]:
+        return [(o.metric, o.direction) for o in self.config.objectives]
+
+    def trials(self) -> list[Trial]:
+        return self.store.trials()
+
+    def pareto(self, trials: list[Trial] | None = None) -> list[Trial]:
+        return pareto_front(self.trials() if trials is None else trials, self.objectives)
+
+    def weights_path(self, trial_id: int) -> Path:
+        return self.dir / "weights" / f"trial_{trial_id}.pt"
+
+    def summary(self, trials: list[Trial] | None = None) -> dict[str, Any]:
+        trials = self.trials() if trials is None else trials
+        front = self.pareto(trials)
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
+        out: dict[str, Any] = {
+            "trials": len(trials),
+            "counts": counts,
+            "best_accuracy": max(accs) if accs else None,
+            "pareto_size": len(front),
+            "objectives": self.objectives,
+            "target": self.config.target.name,
+            "dataset": self.config.data.name,
+            "strategy": self.config.strategy.name,
+            "budget": self.config.budget.trials,
+        }
+        hv = normalised_hypervolume(trials, self.objectives)
+        if hv is not None:
+            out["hypervolume"] = hv
+        started = [t.started_at for t in trials if t.started_at]
+        ended = [t.finished_at for t in trials if t.finished_at]
+        if started and ended:
+            out["elapsed_s"] = max(ended) - min(started)
+        return out
+
+    def write_pareto_json(self, trials: list[Trial] | None = None) -> Path:
+        """``pareto.json``: written atomically so a reader never sees half a file."""
+        trials = self.trials() if trials is None else trials
+        front = self.pareto(trials)
+        payload = {
+            "objectives": [{"metric": m, "direction": d} for m, d in self.objectives],
+            "constraints": [str(c) for c in self.config.constraints],
+            "trials_evaluated": sum(t.status != "running" for t in trials),
+            "pareto": [
+                {k: t.to_dict()[k] for k in ("id", "arch", "describe", "metrics", "parent_id")}
+                for t in sorted(
+                    front, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
+                )
+            ],
+        }
+        path = self.dir / "pareto.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(json.loads(dumps(payload)), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    def write_report(self) -> Path:
+        from hwnas.report.html import write_report
+
+        trials = self.trials()
+        return write_report(
+            self.dir / "report.html",
+            [t.to_dict() for t in trials],
+            [t.id for t in self.pareto(trials)],
+            self.objectives,
+            title=f"hwnas search — {self.dir.name}",
+            config=self.config.to_json_dict(),
+            summary=self.summary(trials),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def normalised_hypervolume(trials: list[Trial], objectives: list[tuple[str, str]]) -> float | None:
+    """Hypervolume of the front in the box spanned by all feasible trials (0-1).
+
+    Normalising by the observed worst values makes figures comparable between runs of one
+    task only when the box is the same; benchmarks pass an explicit reference instead.
+    """
+    vecs = [as_minimisation(t.metrics, objectives) for t in trials if is_feasible(t)]
+    pts = [v for v in vecs if v is not None]
+    if len(pts) < 2:
+        return None
+    lo = [min(p[k] for p in pts) for k in range(len(objectives))]
+    hi = [max(p[k] for p in pts) for k in range(len(objectives))]
+    if any(h == low for h, low in zip(hi, lo, strict=True)):
+        return None
+    norm = [tuple((p[k] - lo[k]) / (hi[k] - lo[k]) for k in range(len(p))) for p in pts]
+    hv = hypervolume(norm, [1.0] * len(objectives))
+    return hv if math.isfinite(hv) else None

@@ -1,0 +1,188 @@
+"""Measured latency on a real runtime: ONNX Runtime (CPU), eager PyTorch (CPU, CUDA).
+
+The host is shared and noisy: a single reading can be 10-80 % slow, and the noise only ever
+adds time. So each measurement is split into several timed blocks after a warm-up; the latency
+is the *lowest block median*. A burst of load spoils some blocks but not all of them, and a
+median inside a block ignores single hiccups. The relative inter-quartile range of all timed
+runs is kept as ``spread`` so a reader can judge each figure.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Timing:
+    latency_ms: float
+    spread: float  # relative IQR of all timed runs
+    block_medians_ms: tuple[float, ...]
+    runs: int
+
+
+def summarise(samples_ms: list[float], blocks: int) -> Timing:
+    """Lowest block median + relative IQR: robust to load that only slows some blocks."""
+    per = max(1, len(samples_ms) // blocks)
+    medians = [statistics.median(samples_ms[i * per : (i + 1) * per]) for i in range(blocks)]
+    q1, med, q3 = np.percentile(samples_ms, [25, 50, 75])
+    return Timing(
+        latency_ms=float(min(medians)),
+        spread=float((q3 - q1) / med) if med > 0 else 0.0,
+        block_medians_ms=tuple(float(m) for m in medians),
+        runs=len(samples_ms),
+    )
+
+
+def time_callable(fn: Callable[[], object], warmup: int, runs: int, blocks: int) -> Timing:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        t0 = clock()
+        fn()
+        samples.append((clock() - t0) / 1e6)
+    return summarise(samples, blocks)
+
+
+def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int = 1) -> bytes:
+    """Single-file ONNX of ``model`` (eval mode) for a fixed batch-``batch`` input.
+
+    The TorchScript-based exporter is tried first: it takes ~40 ms for a small net where the
+    dynamo exporter takes ~1 s, which matters when every candidate is exported. The dynamo
+    exporter (needs onnxscript) is the fallback where the former is gone or fails.
+    """
+    model = model.eval()
+    x = torch.zeros(batch, *input_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            buf = io.BytesIO()
+            torch.onnx.export(
+                model,
+                (x,),
+                buf,  # type: ignore[arg-type]  # file objects are accepted
+                dynamo=False,
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=17,
+            )
+            return buf.getvalue()
+        except Exception:  # noqa: BLE001 - any exporter failure falls back to dynamo
+            program = torch.onnx.export(
+                model, (x,), dynamo=True, input_names=["input"], output_names=["logits"]
+            )
+            assert program is not None
+            return bytes(program.model_proto.SerializeToString())
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onnx_bytes(model, input_shape))
+    return path
+
+
+def ort_session(model_bytes: bytes, threads: int = 1):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+class LatencyMeter(ABC):
+    """Times a module on one runtime. Weights don't matter, so untrained nets are timed."""
+
+    def __init__(self, warmup: int = 10, runs: int = 60, blocks: int = 6, batch: int = 1) -> None:
+        self.warmup, self.runs, self.blocks, self.batch = warmup, runs, blocks, batch
+
+    @abstractmethod
+    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing: ...
+
+
+class OrtCpuMeter(LatencyMeter):
+    """Export to ONNX, run in ONNX Runtime on the host CPU with ``threads`` intra-op threads."""
+
+    def __init__(self, threads: int = 1, **kw: int) -> None:
+        super().__init__(**kw)
+        self.threads = threads
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
+        sess = ort_session(onnx_bytes(model, input_shape, self.batch), self.threads)
+        feed = {sess.get_inputs()[0].name: np.zeros((self.batch, *input_shape), np.float32)}
+        return time_callable(lambda: sess.run(None, feed), self.warmup, self.runs, self.blocks)
+
+
+class TorchCpuMeter(LatencyMeter):
+    """Eager PyTorch on the CPU with ``threads`` intra-op threads."""
+
+    def __init__(self, threads: int = 1, **kw: int) -> None:
+        super().__init__(**kw)
+        self.threads = threads
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
+        model = model.eval()
+        x = torch.zeros(self.batch, *input_shape)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                return time_callable(lambda: model(x), self.warmup, self.runs, self.blocks)
+        finally:
+            torch.set_num_threads(before)
+
+
+class TorchCudaMeter(LatencyMeter):
+    """Eager PyTorch on CUDA, each run timed by CUDA events; optionally as a CUDA graph."""
+
+    def __init__(self, cuda_graphs: bool = False, **kw: int) -> None:
+        super().__init__(**kw)
+        self.cuda_graphs = cuda_graphs
+
+    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
+        if not torch.cuda.is_available():
+            raise RuntimeError("target cuda-torch: no CUDA device available")
+        dev = torch.device("cuda")
+        model = model.to(dev).eval()
+        x = torch.zeros(self.batch, *input_shape, device=dev)
+        with torch.inference_mode():
+            step: Callable[[], object] = lambda: model(x)  # noqa: E731
+            if self.cuda_graphs:
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        model(x)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    model(x)
+                step = graph.replay
+            for _ in range(self.warmup):
+                step()
+            torch.cuda.synchronize()
+            starts = [torch.cuda.Event(enable_timing=True) for _ in range(self.runs)]
+            ends = [torch.cuda.Event(enable_timing=True) for _ in range(self.runs)]
+            for s, e in zip(starts, ends, strict=True):
+                s.record()
+                step()
+                e.record()
+            torch.cuda.synchronize()
+        samples = [s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)]
+        return summarise(samples, self.blocks)

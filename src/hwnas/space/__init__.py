@@ -1,0 +1,18 @@
+"""Search spaces: what architectures can be found."""
+
+from __future__ import annotations
+
+from hwnas.space.base import Arch, InvalidArch, Space, arch_hash
+
+__all__ = ["Arch", "InvalidArch", "Space", "arch_hash", "make_space"]
+
+
+def make_space(cfg: object) -> Space:
+    """The space a validated config section names."""
+    from hwnas.experiment.config import ChainSpaceConfig
+
+    if isinstance(cfg, ChainSpaceConfig):
+        from hwnas.space.chain import ChainSpace
+
+        return ChainSpace(cfg)
+    raise ValueError(f"space: unsupported {cfg!r}")

@@ -1,0 +1,78 @@
+"""PyTorch building blocks of the chain space (imported only when a network is built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.experiment.config import ChainSpaceConfig
+
+
+def conv_bn(
+    cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand -> kxk depthwise -> 1x1 linear project (+ identity)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, expansion: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(conv_bn(cin, hidden, 1))
+        layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden))
+        layers.append(conv_bn(hidden, cout, 1, act=False))
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class ChainNet(nn.Module):
+    """Stem -> MBConv stages -> optional 1x1 head -> global pool -> classifier."""
+
+    def __init__(
+        self,
+        cfg: ChainSpaceConfig,
+        canonical: dict[str, Any],
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        from hwnas.space.chain import parse_op
+
+        cin = input_shape[0]
+        self.stem = conv_bn(cin, cfg.stem_channels, 3, cfg.stem_stride)
+        c = cfg.stem_channels
+        blocks: list[nn.Module] = []
+        for st_cfg, st in zip(cfg.stages, canonical["stages"], strict=True):
+            for j, op in enumerate(st["ops"]):
+                k, e = parse_op(op)
+                blocks.append(MBConv(c, st["width"], k, e, st_cfg.stride if j == 0 else 1))
+                c = st["width"]
+        self.blocks = nn.Sequential(*blocks)
+        if cfg.head_channels:
+            self.head: nn.Module = conv_bn(c, cfg.head_channels, 1)
+            c = cfg.head_channels
+        else:
+            self.head = nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.blocks(self.stem(x)))
+        return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))

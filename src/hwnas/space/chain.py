@@ -1,0 +1,234 @@
+"""Chain-structured space: stem conv -> stages of MBConv blocks -> head (MobileNetV2 / FBNet).
+
+Genotype (plain JSON)::
+
+    {"stages": [{"depth": 2, "width": 24, "ops": ["k3_e6", "skip", "k5_e3"]}, ...]}
+
+``ops`` always has one entry per possible block (the stage's largest depth), so every arch
+has the same shape and crossover/encoding are positional. Only the first ``depth`` ops are
+built, and ``skip`` builds nothing, so the canonical form keeps just the built (non-skip) ops
+of each stage: archs that build the same network share one hash.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from hwnas.experiment.config import ChainSpaceConfig
+from hwnas.space.base import Arch, InvalidArch, Space
+
+if TYPE_CHECKING:
+    from torch import nn
+
+SKIP = "skip"
+
+
+def op_name(kernel: int, expansion: int) -> str:
+    return f"k{kernel}_e{expansion}"
+
+
+def parse_op(op: str) -> tuple[int, int]:
+    k, e = op.split("_")
+    return int(k[1:]), int(e[1:])
+
+
+class ChainSpace(Space):
+    """MBConv chain with per-stage depth/width choices and per-block op choices."""
+
+    name = "chain"
+
+    def __init__(self, cfg: ChainSpaceConfig | None = None) -> None:
+        self.cfg = cfg or ChainSpaceConfig()
+        self.mb_ops = [op_name(k, e) for k in self.cfg.kernels for e in self.cfg.expansions]
+        self.max_depths = [max(s.depths) for s in self.cfg.stages]
+
+    # ------------------------------------------------------------------ helpers
+    def _in_channels(self, arch: Arch, stage: int) -> int:
+        return self.cfg.stem_channels if stage == 0 else int(arch["stages"][stage - 1]["width"])
+
+    def _skip_allowed(self, arch: Arch, stage: int, block: int) -> bool:
+        """Identity needs equal shapes: not on a stage's first block if it strides or widens."""
+        if not self.cfg.allow_skip:
+            return False
+        if block > 0:
+            return True
+        st = self.cfg.stages[stage]
+        return st.stride == 1 and self._in_channels(arch, stage) == arch["stages"][stage]["width"]
+
+    def _op_choices(self, arch: Arch, stage: int, block: int) -> list[str]:
+        return self.mb_ops + ([SKIP] if self._skip_allowed(arch, stage, block) else [])
+
+    def _repair(self, arch: Arch, rng: random.Random | None = None) -> Arch:
+        """Replace skips that became illegal (after a width change) by a real op."""
+        for i, _ in enumerate(self.cfg.stages):
+            ops = arch["stages"][i]["ops"]
+            if ops[0] == SKIP and not self._skip_allowed(arch, i, 0):
+                ops[0] = rng.choice(self.mb_ops) if rng else self.mb_ops[0]
+        return arch
+
+    @staticmethod
+    def _copy(arch: Arch) -> Arch:
+        return {"stages": [{**s, "ops": list(s["ops"])} for s in arch["stages"]]}
+
+    # --------------------------------------------------------------- interface
+    def sample(self, rng: random.Random) -> Arch:
+        arch: Arch = {"stages": []}
+        for i, st in enumerate(self.cfg.stages):
+            stage: dict[str, Any] = {
+                "depth": rng.choice(st.depths),
+                "width": rng.choice(st.widths),
+                "ops": [],
+            }
+            arch["stages"].append(stage)
+            stage["ops"] = [
+                rng.choice(self._op_choices(arch, i, b)) for b in range(self.max_depths[i])
+            ]
+        return arch
+
+    def _genes(self, arch: Arch) -> list[tuple[int, str, int]]:
+        """Every mutable position: (stage, kind, block)."""
+        genes: list[tuple[int, str, int]] = []
+        for i, st in enumerate(self.cfg.stages):
+            if len(st.depths) > 1:
+                genes.append((i, "depth", -1))
+            if len(st.widths) > 1:
+                genes.append((i, "width", -1))
+            genes += [(i, "op", b) for b in range(arch["stages"][i]["depth"])]
+        return genes
+
+    def _variants(self, arch: Arch, gene: tuple[int, str, int]) -> list[Arch]:
+        i, kind, b = gene
+        st = self.cfg.stages[i]
+        out = []
+        current = arch["stages"][i]
+        if kind == "op":
+            values: list[Any] = [o for o in self._op_choices(arch, i, b) if o != current["ops"][b]]
+        else:
+            choices = st.depths if kind == "depth" else st.widths
+            values = [v for v in choices if v != current[kind]]
+        for v in values:
+            child = self._copy(arch)
+            if kind == "op":
+                child["stages"][i]["ops"][b] = v
+            else:
+                child["stages"][i][kind] = v
+            out.append(self._repair(child))
+        return out
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        key = self.arch_hash(arch)
+        genes = self._genes(arch)
+        for _ in range(64):
+            gene = rng.choice(genes)
+            variants = self._variants(arch, gene)
+            if not variants:
+                continue
+            child = rng.choice(variants)
+            # a width change may have made a skip illegal: repair with the rng for variety
+            child = self._repair(child, rng)
+            if self.arch_hash(child) != key:
+                return child
+        # tiny spaces: fall back to any different neighbour, else a fresh sample
+        neigh = self.neighbours(arch)
+        return rng.choice(neigh) if neigh else self.sample(rng)
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        child = {
+            "stages": [self._copy(rng.choice((a, b)))["stages"][i] for i in range(len(a["stages"]))]
+        }
+        return self._repair(child, rng)
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        seen = {self.arch_hash(arch)}
+        out = []
+        for gene in self._genes(arch):
+            for child in self._variants(arch, gene):
+                h = self.arch_hash(child)
+                if h not in seen:
+                    seen.add(h)
+                    out.append(child)
+        return out
+
+    def canonical(self, arch: Arch) -> Arch:
+        self.validate(arch)
+        return {
+            "stages": [
+                {"width": s["width"], "ops": [o for o in s["ops"][: s["depth"]] if o != SKIP]}
+                for s in arch["stages"]
+            ]
+        }
+
+    def encode(self, arch: Arch) -> list[float]:
+        kmax, emax = max(self.cfg.kernels), max(self.cfg.expansions)
+        vec: list[float] = []
+        for i, st in enumerate(self.cfg.stages):
+            s = arch["stages"][i]
+            vec += [s["depth"] / max(st.depths), s["width"] / max(st.widths)]
+            for b in range(self.max_depths[i]):
+                op = s["ops"][b]
+                if b >= s["depth"] or op == SKIP:
+                    vec += [0.0, 0.0]
+                else:
+                    k, e = parse_op(op)
+                    vec += [k / kmax, e / emax]
+        return vec
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, dict) or not isinstance(arch.get("stages"), list):
+            raise InvalidArch("chain arch must be {'stages': [...]}")
+        if len(arch["stages"]) != len(self.cfg.stages):
+            raise InvalidArch(f"chain arch needs {len(self.cfg.stages)} stages")
+        for i, (s, st) in enumerate(zip(arch["stages"], self.cfg.stages, strict=True)):
+            if not isinstance(s, dict) or set(s) != {"depth", "width", "ops"}:
+                raise InvalidArch(f"stage {i}: needs exactly depth, width, ops")
+            if s["depth"] not in st.depths:
+                raise InvalidArch(f"stage {i}: depth {s['depth']} not in {st.depths}")
+            if s["width"] not in st.widths:
+                raise InvalidArch(f"stage {i}: width {s['width']} not in {st.widths}")
+            if not isinstance(s["ops"], list) or len(s["ops"]) != self.max_depths[i]:
+                raise InvalidArch(f"stage {i}: ops must list {self.max_depths[i]} entries")
+            for b, op in enumerate(s["ops"]):
+                if op == SKIP:
+                    if not self._skip_allowed(arch, i, b):
+                        raise InvalidArch(f"stage {i} block {b}: skip not allowed here")
+                elif op not in self.mb_ops:
+                    raise InvalidArch(f"stage {i} block {b}: unknown op {op!r}")
+
+    @cached_property
+    def _size(self) -> int:
+        m = len(self.mb_ops)
+        # distinct built sequences per stage, by (input width, output width)
+        counts = {self.cfg.stem_channels: 1}
+        for st in self.cfg.stages:
+            nxt: dict[int, int] = {}
+            for cin, n in counts.items():
+                for w in st.widths:
+                    first_skip = self.cfg.allow_skip and st.stride == 1 and cin == w
+                    lengths: set[int] = set()
+                    for d in st.depths:
+                        lo = 0 if first_skip else 1
+                        if not self.cfg.allow_skip:
+                            lo = d
+                        lengths.update(range(lo, d + 1))
+                    seqs = sum(m**length for length in lengths)
+                    nxt[w] = nxt.get(w, 0) + n * seqs
+            counts = nxt
+        return sum(counts.values())
+
+    def size(self) -> int:
+        return self._size
+
+    def describe(self, arch: Arch) -> str:
+        parts = [f"stem{self.cfg.stem_channels}"]
+        for s in self.canonical(arch)["stages"]:
+            ops = ",".join(o.replace("_", "") for o in s["ops"]) or "id"
+            parts.append(f"{s['width']}x{len(s['ops'])}[{ops}]")
+        return " ".join(parts)
+
+    def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        from hwnas.space.blocks import ChainNet
+
+        self.validate(arch)
+        return ChainNet(self.cfg, self.canonical(arch), input_shape, num_classes)

@@ -1,0 +1,34 @@
+"""Search strategies: how the space is explored (ask/tell)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwnas.experiment.pareto import Objectives
+from hwnas.space.base import Space
+from hwnas.strategy.base import Proposal, Result, Strategy
+
+__all__ = ["Proposal", "Result", "Strategy", "make_strategy"]
+
+
+def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
+    """The strategy a validated ``strategy`` section names."""
+    if cfg.name == "random":
+        from hwnas.strategy.random import RandomSearch
+
+        return RandomSearch(space, objectives, seed)
+    if cfg.name == "evolution":
+        from hwnas.strategy.evolution import RegularizedEvolution
+
+        return RegularizedEvolution(
+            space,
+            objectives,
+            seed,
+            population=cfg.population,
+            sample_size=cfg.sample_size,
+            selection=cfg.selection,
+            weights=cfg.weights,
+            crossover_prob=cfg.crossover_prob,
+            mutations=cfg.mutations,
+        )
+    raise ValueError(f"strategy: unknown name {cfg.name!r}")

@@ -1,0 +1,344 @@
+"""Tests for the HTML search report: content, escaping, edge cases, and a real headless render."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwnas.report import write_report
+from hwnas.report.plots import front_sizes
+
+OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
+EVIL = "<script>alert(1)</script>"
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+
+
+def make_trials(n: int = 30, seed: int = 0) -> list[dict[str, Any]]:
+    """A synthetic search: mostly complete trials, some pruned and failed, one running."""
+    rng = random.Random(seed)
+    t0 = 1_700_000_000.0
+    trials: list[dict[str, Any]] = []
+    for i in range(n):
+        width = rng.choice([8, 16, 24, 32, 48, 64])
+        depth = rng.randint(1, 6)
+        macs = width * width * depth * rng.uniform(2e3, 8e3)
+        params = width * width * depth * 9.0
+        latency = 0.05 + macs / 2e7 * rng.uniform(0.8, 1.2)
+        acc = min(0.99, 0.6 + 0.08 * math.log10(macs) - 0.3 + rng.uniform(-0.04, 0.04))
+        roll = i % 10
+        status = "failed" if roll == 7 else "pruned" if roll in (3, 8) else "complete"
+        if i == n - 1:
+            status = "running"
+        cost = {
+            "latency_ms": latency,
+            "latency_spread": rng.uniform(0.01, 0.08),
+            "params": params,
+            "macs": macs,
+            "peak_memory_bytes": width * 32 * 32 * 4.0,
+            "model_bytes": params * 4,
+            "model_bytes_int8": params,
+        }
+        metrics: dict[str, Any] = {}
+        curve: list[dict[str, Any]] = []
+        if status == "complete":
+            metrics = {"accuracy": acc, **cost, "train_seconds": rng.uniform(5, 60)}
+            epochs = rng.randint(3, 8)
+            curve = [
+                {
+                    "epoch": e + 1,
+                    "train_loss": 2.0 / (e + 1),
+                    "val_loss": 2.2 / (e + 1) + 0.05,
+                    "val_accuracy": acc * (1 - 0.5 / (e + 1)),
+                }
+                for e in range(epochs)
+            ]
+        elif status == "pruned":
+            metrics = cost
+        started = t0 + 40.0 * i
+        trials.append(
+            {
+                "id": i,
+                "status": status,
+                "arch": {"stages": [{"depth": depth, "width": width}], "kernel": 3},
+                "describe": f"d{depth} w{width} k3",
+                "metrics": metrics,
+                "error": (
+                    f"latency_ms <= 2 (was {latency + 2:.1f})"
+                    if status == "pruned"
+                    else "RuntimeError: CUDA out of memory"
+                    if status == "failed"
+                    else None
+                ),
+                "parent_id": rng.randrange(i) if i > 3 else None,
+                "started_at": started,
+                "finished_at": None if status == "running" else started + rng.uniform(10, 60),
+                "seed": i,
+                "curve": curve,
+            }
+        )
+    return trials
+
+
+def pareto_of(trials: list[dict[str, Any]]) -> list[int]:
+    """Brute-force Pareto set (accuracy max, latency min) of the complete trials."""
+    done = [t for t in trials if t["status"] == "complete"]
+    out = []
+    for t in done:
+        a, lat = t["metrics"]["accuracy"], t["metrics"]["latency_ms"]
+        dominated = any(
+            u["metrics"]["accuracy"] >= a
+            and u["metrics"]["latency_ms"] <= lat
+            and (u["metrics"]["accuracy"] > a or u["metrics"]["latency_ms"] < lat)
+            for u in done
+        )
+        if not dominated:
+            out.append(t["id"])
+    return out
+
+
+def data_blob(text: str) -> dict[str, Any]:
+    m = re.search(r'<script id="hwnas-data" type="application/json">(.*?)</script>', text, re.S)
+    assert m, "data blob missing"
+    return json.loads(m.group(1))  # json.loads rejects nothing on NaN, so check strictly below
+
+
+class _Resources(HTMLParser):
+    """Collects external resource references: script src, link href, img/iframe src."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.inline_scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        for key in ("src", "href"):
+            v = a.get(key) or ""
+            if tag in ("script", "link", "img", "iframe") and re.match(r"\s*(https?:)?//", v):
+                self.external.append(f"{tag} {key}={v}")
+        if tag == "script":
+            self._in_script = True
+            self.inline_scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.inline_scripts[-1] += data
+
+
+@pytest.fixture
+def trials() -> list[dict[str, Any]]:
+    ts = make_trials(30)
+    ts[4]["describe"] = EVIL
+    ts[4]["error"] = "bad </script> & <b>"
+    return ts
+
+
+def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list[dict]) -> None:
+    config = {"search": {"strategy": "evolution", "trials": 30}, "note": "<i>x</i>"}
+    summary = {"hypervolume": 0.4321, "elapsed_s": 1234.5, "target": "cpu", "dataset": "digits"}
+    out = write_report(
+        tmp_path / "sub" / "report.html",
+        trials,
+        pareto_of(trials),
+        OBJECTIVES,
+        title="demo <search>",
+        config=config,
+        summary=summary,
+    )
+    assert out == tmp_path / "sub" / "report.html" and out.is_file()
+    text = out.read_text(encoding="utf-8")
+
+    parser = _Resources()
+    parser.feed(text)
+    assert parser.external == []
+    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?https?:", text)
+    assert any("plotly.js v" in s and len(s) > 1_000_000 for s in parser.inline_scripts)
+
+    for t in trials:
+        assert f'id="trial-{t["id"]}"' in text
+        assert f'<tr data-id="{t["id"]}">' in text
+    assert 'id="pareto-plot"' in text and 'id="progress-plot"' in text
+    assert "demo &lt;search&gt;" in text and "<i>x</i>" not in text
+    assert "digits" in text and "cpu" in text and "0.4321" in text
+    assert "latency_ms &lt;= 2" in text
+
+    data = data_blob(text)
+    pareto = data["pareto"]
+    assert [b["label"] for b in pareto["layout"]["updatemenus"][0]["buttons"]][:3] == [
+        "latency (ms)",
+        "MACs",
+        "parameters",
+    ]
+    assert pareto["layout"]["xaxis"]["type"] == "log"
+    highlighted = pareto["data"][2]["customdata"]
+    assert sorted(highlighted) == sorted(pareto_of(trials))
+    n_complete = sum(t["status"] == "complete" for t in trials)
+    assert len(pareto["data"][0]["customdata"]) + len(highlighted) == n_complete
+    assert set(data["curves"]) == {str(t["id"]) for t in trials if t["curve"]}
+    plotted = {t["id"] for t in trials if t["status"] in ("complete", "pruned")}
+    assert plotted <= {int(i) for i in data["hover"]}
+    # the step line on the latency axis runs exactly through the Pareto set
+    assert len(pareto["data"][1]["x"]) == len(highlighted)
+
+
+def test_malicious_strings_are_escaped(tmp_path: Path, trials: list[dict]) -> None:
+    text = write_report(tmp_path / "r.html", trials, [4], OBJECTIVES).read_text()
+    assert EVIL not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "bad </script>" not in text
+    parser = _Resources()
+    parser.feed(text)
+    # plotly, the data blob and our own script: nothing injected
+    assert len(parser.inline_scripts) == 3
+    hover = data_blob(text)["hover"]["4"]
+    assert "&lt;script&gt;" in hover and "<script>" not in hover
+
+
+def test_nan_and_inf_become_null(tmp_path: Path) -> None:
+    ts = make_trials(12, seed=3)
+    ts[0]["metrics"].update(latency_spread=float("nan"), train_seconds=float("inf"))
+    ts[1]["metrics"]["accuracy"] = float("nan")
+    ts[2]["curve"] = [
+        {"epoch": 1, "train_loss": float("nan"), "val_loss": 1.0},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": float("inf")},
+    ]
+    ts[5]["metrics"] = None
+    del ts[6]["metrics"]
+    text = write_report(tmp_path / "r.html", ts, [0, 1, 2], OBJECTIVES).read_text()
+    m = re.search(r'<script id="hwnas-data" type="application/json">(.*?)</script>', text, re.S)
+    assert m
+    strict = json.loads(m.group(1), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert strict["curves"]["2"] == {
+        "epoch": [1, 2],
+        "train_loss": [None, 0.5],
+        "val_loss": [1.0, None],
+    }
+    assert "NaN" not in m.group(1) and "Infinity" not in m.group(1)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_no_complete_trials(tmp_path: Path, n: int) -> None:
+    ts = [t for t in make_trials(10) if t["status"] != "complete"][:n]
+    text = write_report(tmp_path / "r.html", ts, [], OBJECTIVES, summary={}).read_text()
+    pareto = data_blob(text)["pareto"]
+    assert pareto["data"] == []
+    assert "No complete trials yet" in pareto["layout"]["annotations"][0]["text"]
+    assert "No Pareto set yet" in text
+
+
+def test_front_sizes_incremental() -> None:
+    ts = make_trials(40, seed=5)
+    sizes = front_sizes(ts, OBJECTIVES)
+    assert sizes[-1] == len(pareto_of(ts))
+    assert all(s >= 0 for s in sizes) and len(sizes) == len(ts)
+
+
+# --------------------------------------------------------------------------- real browser
+class _Drawn(HTMLParser):
+    """Counts class tokens of elements inside the element whose id is ``root``."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+    def __init__(self, root: str) -> None:
+        super().__init__()
+        self.root, self.depth = root, 0
+        self.classes: dict[str, int] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if self.depth == 0 and a.get("id") == self.root:
+            self.depth = 1
+            return
+        if self.depth:
+            for c in (a.get("class") or "").split():
+                self.classes[c] = self.classes.get(c, 0) + 1
+            if tag not in self.VOID:
+                self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if self.depth and tag not in self.VOID:
+            self.depth -= 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+
+
+def drawn(dom: str, root: str) -> dict[str, int]:
+    p = _Drawn(root)
+    p.feed(dom)
+    return p.classes
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (need /usr/bin/chromium)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    ts = make_trials(30)
+    ts[4]["describe"] = EVIL
+    report = write_report(tmp_path / "report.html", ts, pareto_of(ts), OBJECTIVES)
+    n_complete = sum(t["status"] == "complete" for t in ts)
+
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    pareto = drawn(dom, "pareto-plot")
+    assert pareto.get("main-svg", 0) >= 1, "plotly did not draw the Pareto plot"
+    assert pareto.get("point", 0) >= n_complete
+    assert pareto.get("updatemenu-container", 0) >= 1 or pareto.get("updatemenu-header", 0) >= 1
+    assert drawn(dom, "progress-plot").get("main-svg", 0) >= 1
+    assert EVIL not in dom and "&lt;script&gt;alert(1)" in dom  # shown as text, never run
+
+    # a #trial-N link opens that trial's details and draws its learning curve lazily
+    tid = next(t["id"] for t in ts if t["curve"])
+    dom = chromium(tmp_path, "--dump-dom", f"{report.as_uri()}#trial-{tid}").stdout
+    assert drawn(dom, f"trial-{tid}").get("main-svg", 0) >= 1
+    other = next(t["id"] for t in ts if t["curve"] and t["id"] != tid)
+    assert drawn(dom, f"trial-{other}").get("main-svg", 0) == 0
+
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", report.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    pil = pytest.importorskip("PIL.Image")
+    with pil.open(shot) as img:
+        rgb = img.convert("RGB")
+        assert rgb.size == (1280, 900)
+        colors = rgb.getcolors(maxcolors=1 << 20) or []
+        assert len(colors) > 50, "screenshot is (nearly) a single colour"
