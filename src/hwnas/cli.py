@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
     c.add_argument("--config", "-c", metavar="FILE")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument(
+        "--reference", action="store_true", help="print the configuration reference (Markdown)"
+    )
     return p
 
 
@@ -121,19 +124,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
             pareto=info["pareto_size"],
         )
 
-    exp = Experiment(cfg, args.out, force=args.force, on_trial=on_trial)
-    try:
+    def on_start(info: dict[str, Any]) -> None:
         if progress is not None:
-            with progress:
-                result = exp.run()
-        else:
-            result = exp.run()
+            progress.start()  # only now: set-up errors print without a half-drawn bar
+            on_trial(None, info)
+
+    exp = Experiment(cfg, args.out, force=args.force, on_trial=on_trial, on_start=on_start)
+    try:
+        result = exp.run()
     except Interrupted:
         print(
             f"interrupted: finished trials are saved in {args.out}; run the same command to resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    finally:
+        if progress is not None:
+            progress.stop()
     print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({result.stopped}).")
     for t in sorted(
         result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
@@ -269,6 +276,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
+
+    if args.reference:
+        from hwnas.experiment.reference import render_reference
+
+        sys.stdout.write(render_reference() + "\n")
+        return 0
 
     from hwnas.experiment.config import load_config
 

@@ -21,6 +21,16 @@ class ConfigError(UserError):
     """A configuration problem, worded as one line that names the offending key."""
 
 
+_DEFAULT_KINDS = {
+    "data": "digits",
+    "space": "chain",
+    "strategy": "evolution",
+    "estimator": "train",
+    "target": "cpu-ort",
+    "executor": "inprocess",
+}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -500,7 +510,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             except (ValueError, IndexError) as exc:
                 raise ConfigError(f"--set {item!r}: no list item {leaf!r}") from exc
         else:
-            if leaf == "name" and len(parts) == 2 and node.get("name") not in (None, val):
+            old = node.get("name", _DEFAULT_KINDS.get(parts[0]))
+            if leaf == "name" and len(parts) == 2 and old != val:
                 node.clear()
             node[leaf] = val
     return raw

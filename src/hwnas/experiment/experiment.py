@@ -89,11 +89,13 @@ class Experiment:
         *,
         force: bool = False,
         on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
+        on_start: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg = config
         self.dir = Path(out_dir)
         self.force = force
         self.on_trial = on_trial
+        self.on_start = on_start  # called once set-up (data, space, store) has succeeded
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
 
     # ---------------------------------------------------------------- plumbing
@@ -162,6 +164,8 @@ class Experiment:
             len(existing),
         )
         pending = [t for t in existing if t.status == "running"]
+        if self.on_start:
+            self.on_start(self._progress(existing))
         start = time.monotonic()
         duplicate_streak = 0
         stopped = "budget"

@@ -1,0 +1,62 @@
+"""Shared fixtures: small, fast configurations on the bundled digits data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# A small space and short training: a trial takes about a second on a laptop core.
+FAST = [
+    "estimator.epochs=2",
+    "space.stages=[{depths: [1, 2], widths: [8, 16], stride: 1}, {depths: [1, 2], widths: [16, 24], stride: 2}]",
+    "space.kernels=[3, 5]",
+    "space.expansions=[1, 3]",
+    "target.runs=20",
+    "target.blocks=4",
+    "target.warmup=3",
+    "strategy.population=3",
+    "strategy.sample_size=2",
+]
+
+
+def fast_args(*extra: str) -> list[str]:
+    out: list[str] = []
+    for item in [*FAST, *extra]:
+        out += ["--set", item]
+    return out
+
+
+def run_cli(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``hwnas`` entry point in a subprocess."""
+    full_env = {
+        **os.environ,
+        "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hwnas.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture
+def fast_config():
+    from hwnas.experiment.config import load_config
+
+    def make(*extra: str, **top):
+        return load_config(None, [*FAST, *extra], **top)
+
+    return make

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+
+from hwnas.experiment.config import ConfigError, Constraint, load_config
+
+
+def test_default_is_the_embedded_task():
+    cfg = load_config()
+    assert cfg.data.name == "digits"
+    assert cfg.space.name == "chain"
+    assert cfg.target.name == "cpu-ort" and cfg.target.threads == 1
+    assert cfg.strategy.name == "evolution"
+    assert [(o.metric, o.direction) for o in cfg.objectives] == [
+        ("accuracy", "max"),
+        ("latency_ms", "min"),
+    ]
+
+
+def test_set_overrides_and_name_shorthand():
+    cfg = load_config(
+        None, ["strategy=random", "estimator.epochs=3", "target.threads=2"], budget=7, seed=5
+    )
+    assert cfg.strategy.name == "random"
+    assert cfg.estimator.epochs == 3
+    assert cfg.target.threads == 2
+    assert cfg.budget.trials == 7 and cfg.seed == 5
+
+
+def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("strategy:\n  name: evolution\n  population: 5\n")
+    cfg = load_config(f, ["strategy=random"])
+    assert cfg.strategy.name == "random"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["estimator.epoch=3"], "estimator.epoch: unknown key"),
+        (["estimator.epochs=three"], "estimator.epochs"),
+        (["strategy=annealing"], "strategy"),
+        (["bogus=1"], "bogus: unknown key"),
+        (["objectives=[{metric: speed, direction: min}]"], "unknown metric 'speed'"),
+        (["constraints=['latency_ms <= -1']"], "can never hold"),
+        (["constraints=['accuracy >= 1.5']"], "can never hold"),
+        (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),
+        (["target=analytic"], "measures no latency_ms"),
+        (["space.kernels=[2]"], "space.kernels"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    msg = str(err.value)
+    assert needle in msg
+    assert "\n" not in msg
+
+
+def test_yaml_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(scalar)
+
+
+def test_objective_and_constraint_shorthands(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        "objectives: {accuracy: max, macs: min}\n"
+        "constraints: ['latency_ms <= 2.0', 'params < 5e5']\n"
+        "target: {name: cpu-torch}\n"
+    )
+    cfg = load_config(f)
+    assert [(o.metric, o.direction) for o in cfg.objectives] == [
+        ("accuracy", "max"),
+        ("macs", "min"),
+    ]
+    assert [str(c) for c in cfg.constraints] == ["latency_ms <= 2", "params < 500000"]
+    c = Constraint.parse("latency_ms <= 2.0")
+    assert c.holds(2.0) and not c.holds(2.01)
+
+
+def test_identity_ignores_budget_only():
+    a, b = load_config(None, [], budget=5), load_config(None, [], budget=50)
+    assert a.identity() == b.identity()
+    assert a.identity() != load_config(None, [], seed=1).identity()
+
+
+def test_reference_doc_is_generated_from_schema():
+    from pathlib import Path
+
+    from hwnas.experiment.reference import render_reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text() == render_reference() + "\n", (
+        "docs/configuration.md is stale: run `hwnas config --reference > docs/configuration.md`"
+    )
+    for key in (
+        "estimator.restart_epochs",
+        "target.threads",
+        "data.augment",
+        "strategy.sample_size",
+    ):
+        assert f"`{key}`" in doc.read_text()

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from hwnas.experiment.pareto import (
+    as_minimisation,
+    crowding_distances,
+    hypervolume,
+    non_dominated_ranks,
+    pareto_indices,
+)
+
+OBJ = [("accuracy", "max"), ("latency_ms", "min")]
+
+
+def test_ranks_and_front():
+    pts = [(0.0, 0.0), (1.0, 1.0), (0.5, 0.5), (0.0, 1.0), (2.0, 2.0)]
+    assert non_dominated_ranks(pts) == [0, 2, 1, 1, 3]
+
+
+def test_front_matches_brute_force():
+    rng = random.Random(0)
+    metrics = [
+        {"accuracy": rng.random(), "latency_ms": rng.random(), "macs": i} for i in range(200)
+    ]
+    front = set(pareto_indices(metrics, OBJ))
+    for i, m in enumerate(metrics):
+        dominated = any(
+            o["accuracy"] >= m["accuracy"] and o["latency_ms"] <= m["latency_ms"] and o is not m
+            for o in metrics
+        )
+        assert (i in front) == (not dominated)
+
+
+def test_ties_broken_by_cheaper_model_not_order():
+    a = {"accuracy": 0.9, "latency_ms": 1.0, "macs": 500, "params": 10}
+    b = {"accuracy": 0.9, "latency_ms": 1.0, "macs": 100, "params": 10}
+    assert pareto_indices([a, b], OBJ) == [1]
+    assert pareto_indices([b, a], OBJ) == [0]
+
+
+def test_missing_or_nan_metrics_never_on_front():
+    ms = [
+        {"accuracy": float("nan"), "latency_ms": 0.1},
+        {"latency_ms": 0.1},
+        {"accuracy": 0.5, "latency_ms": 1},
+    ]
+    assert pareto_indices(ms, OBJ) == [2]
+    assert as_minimisation({"accuracy": 0.5, "latency_ms": 2}, OBJ) == (-0.5, 2.0)
+
+
+def test_crowding_boundaries_infinite():
+    d = crowding_distances([(0, 3), (1, 2), (2, 1), (3, 0)])
+    assert math.isinf(d[0]) and math.isinf(d[3])
+    assert d[1] == pytest.approx(4 / 3)
+
+
+def test_hypervolume_known_values():
+    assert hypervolume([(0.0, 0.0)], [1.0, 1.0]) == pytest.approx(1.0)
+    assert hypervolume([(0.5, 0.0), (0.0, 0.5)], [1.0, 1.0]) == pytest.approx(0.75)
+    assert hypervolume([(0.5, 0.5), (0.6, 0.6)], [1.0, 1.0]) == pytest.approx(0.25)
+    assert hypervolume([(2.0, 2.0)], [1.0, 1.0]) == 0.0
+    assert hypervolume([(0.5, 0.5, 0.5)], [1.0, 1.0, 1.0]) == pytest.approx(0.125)
+    # Monte-Carlo check of a random 3-D front
+    rng = random.Random(1)
+    pts = [(rng.random(), rng.random(), rng.random()) for _ in range(15)]
+    hits = 0
+    n = 40000
+    for _ in range(n):
+        q = (rng.random(), rng.random(), rng.random())
+        hits += any(all(p[k] <= q[k] for k in range(3)) for p in pts)
+    assert hypervolume(pts, [1, 1, 1]) == pytest.approx(hits / n, abs=0.01)

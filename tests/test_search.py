@@ -1,0 +1,286 @@
+"""End-to-end searches through the real CLI on the bundled digits data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import REPO, fast_args, run_cli
+
+METRIC_KEYS = {
+    "accuracy",
+    "latency_ms",
+    "params",
+    "macs",
+    "peak_memory_bytes",
+    "model_bytes",
+    "train_seconds",
+}
+
+
+def show_json(out):
+    res = run_cli("show", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_search_show_report_export_resume(tmp_path):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    res = run_cli("search", "--out", str(out), "--budget", "4", "--seed", "1", *fast_args())
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    assert elapsed < 60, f"4-trial digits search took {elapsed:.0f} s"
+    assert "report:" in res.stdout and str(out / "report.html") in res.stdout
+
+    trials = show_json(out)
+    assert [t["id"] for t in trials] == [0, 1, 2, 3]
+    for t in trials:
+        assert {"id", "status", "arch", "metrics", "error", "parent_id"} <= set(t)
+        assert t["status"] == "complete", t
+        assert set(t["metrics"]) >= METRIC_KEYS
+        assert 0.0 <= t["metrics"]["accuracy"] <= 1.0
+        assert t["metrics"]["accuracy"] > 0.3  # chance is 0.1: training really happened
+        assert t["metrics"]["latency_ms"] > 0
+    assert [t["parent_id"] for t in trials[:3]] == [None, None, None]  # population 3: random first
+    assert trials[3]["parent_id"] in {0, 1, 2}
+
+    pareto = json.loads((out / "pareto.json").read_text())
+    ids = {p["id"] for p in pareto["pareto"]}
+    assert ids and ids <= {0, 1, 2, 3}
+    for p in pareto["pareto"]:
+        assert "test_accuracy" in p["metrics"]  # final models only
+        assert (out / "weights" / f"trial_{p['id']}.pt").exists()
+    assert "trial 3 complete" in (out / "hwnas.log").read_text()
+    assert (out / "report.html").stat().st_size > 100_000
+
+    # export the first Pareto member and run it in ONNX Runtime
+    tid = sorted(ids)[0]
+    onnx_path = tmp_path / "m.onnx"
+    res = run_cli("export", str(out), "--trial", str(tid), "--output", str(onnx_path))
+    assert res.returncode == 0, res.stderr
+    diff = float(res.stdout.split("max abs diff ")[1].rstrip(")\n"))
+    assert diff <= 1e-4
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 1, 8, 8), np.float32)})[0]
+    assert logits.shape == (1, 10)
+
+    # same command, bigger budget: resumes, finished trials untouched
+    res = run_cli("search", "--out", str(out), "--budget", "6", "--seed", "1", "-q", *fast_args())
+    assert res.returncode == 0, res.stderr
+    again = show_json(out)
+    assert [t["id"] for t in again] == list(range(6))
+    for before, after in zip(trials, again[:4], strict=True):
+        assert before["arch"] == after["arch"]
+        assert before["metrics"]["accuracy"] == after["metrics"]["accuracy"]
+        assert before["started_at"] == after["started_at"]
+    # nothing left to do: a third run adds no trial
+    res = run_cli("search", "--out", str(out), "--budget", "6", "--seed", "1", "-q", *fast_args())
+    assert res.returncode == 0 and len(show_json(out)) == 6
+
+
+def _wait_for(predicate, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _rows(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        rows = con.execute("SELECT id, status, arch FROM trials ORDER BY id").fetchall()
+        con.close()
+        return rows
+    except sqlite3.Error:
+        return []
+
+
+def _start(out, *extra):
+    env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "-q", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
+    out = tmp_path / "run"
+    args = ["--budget", "3", "--seed", "2", *fast_args("estimator.epochs=6")]
+    proc = _start(out, *args)
+    db = out / "study.db"
+    # wait until trial 0 finished and trial 1 is running
+    assert _wait_for(lambda: [r[1] for r in _rows(db)][:2] == ["complete", "running"])
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    rows = _rows(db)
+    assert rows[0][1] == "complete" and rows[-1][1] == "running"
+    interrupted_id, interrupted_arch = rows[-1][0], rows[-1][2]
+    res = run_cli("search", "--out", str(out), "-q", *args)
+    assert res.returncode == 0, res.stderr
+    trials = show_json(out)
+    assert [t["id"] for t in trials] == [0, 1, 2]
+    assert all(t["status"] == "complete" for t in trials)
+    assert json.dumps(trials[interrupted_id]["arch"], sort_keys=True) == json.dumps(
+        json.loads(interrupted_arch), sort_keys=True
+    )
+    assert "re-running interrupted trial" in (out / "hwnas.log").read_text()
+
+
+def test_ctrl_c_saves_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(out, "--budget", "20", *fast_args("estimator.epochs=4"))
+    assert _wait_for(lambda: any(r[1] == "complete" for r in _rows(out / "study.db")))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "resume" in err
+    finished = [r for r in _rows(out / "study.db") if r[1] == "complete"]
+    assert finished
+
+
+def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
+    out = tmp_path / "pruned"
+    res = run_cli(
+        "search",
+        "--out",
+        str(out),
+        "--budget",
+        "5",
+        "-q",
+        *fast_args("constraints=['params <= 3000']", "strategy=random"),
+    )
+    assert res.returncode == 0, res.stderr
+    trials = show_json(out)
+    pruned = [t for t in trials if t["status"] == "pruned"]
+    assert pruned, "the params constraint should prune some candidates"
+    for t in pruned:
+        assert "params <= 3000" in t["error"]
+        assert "accuracy" not in t["metrics"] and "train_seconds" not in t["metrics"]
+        assert t["metrics"]["params"] > 3000
+    for t in trials:
+        if t["status"] == "complete":
+            assert t["metrics"]["params"] <= 3000
+
+    out = tmp_path / "nan"
+    res = run_cli(
+        "search",
+        "--out",
+        str(out),
+        "--budget",
+        "2",
+        "-q",
+        *fast_args("estimator.lr=1e30", "strategy=random"),
+    )
+    assert res.returncode == 0, res.stderr
+    trials = show_json(out)
+    assert len(trials) == 2
+    assert all(t["status"] == "failed" and "diverged" in t["error"] for t in trials)
+
+
+def test_same_seed_same_trials(tmp_path):
+    def run(name, *extra):
+        out = tmp_path / name
+        res = run_cli(
+            "search", "--out", str(out), "--budget", "4", "--seed", "3", "-q", *fast_args(*extra)
+        )
+        assert res.returncode == 0, res.stderr
+        return show_json(out)
+
+    # measured latency is noisy, so exact equality of everything is checked with a
+    # deterministic cost (MACs) driving evolution, and accuracy equality under cpu-ort
+    a = run("a", "target=analytic", "objectives={accuracy: max, macs: min}")
+    b = run("b", "target=analytic", "objectives={accuracy: max, macs: min}")
+    assert [t["arch"] for t in a] == [t["arch"] for t in b]
+
+    def deterministic(m):
+        return {k: v for k, v in m.items() if k != "train_seconds"}  # wall time varies
+
+    assert [deterministic(t["metrics"]) for t in a] == [deterministic(t["metrics"]) for t in b]
+    c = run("c", "strategy=random")
+    d = run("d", "strategy=random")
+    assert [t["arch"] for t in c] == [t["arch"] for t in d]
+    assert [t["metrics"]["accuracy"] for t in c] == [t["metrics"]["accuracy"] for t in d]
+
+
+def test_duplicates_are_answered_from_the_study(tmp_path):
+    out = tmp_path / "tiny"
+    tiny = [
+        "space.stages=[{depths: [1], widths: [8], stride: 2}]",
+        "space.kernels=[3]",
+        "space.expansions=[1, 3]",
+        "space.allow_skip=false",
+    ]
+    res = run_cli("search", "--out", str(out), "--budget", "5", "-q", *fast_args(*tiny))
+    assert res.returncode == 0, res.stderr
+    trials = show_json(out)
+    assert len(trials) == 2  # the space holds two networks; repeats were never retrained
+    assert len({json.dumps(t["arch"]) for t in trials}) == 2
+    assert "(exhausted)" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["search", "--set", "estimator.epoch=2"], "estimator.epoch: unknown key"),
+        (["search", "--data", "/no/such/cifar.tar.gz"], "/no/such/cifar.tar.gz"),
+        (["search", "--set", "constraints=['params <= -5']"], "can never hold"),
+        (["search", "--config", "/no/such.yaml"], "config file not found"),
+        (["show", "/no/such/dir"], "/no/such/dir"),
+        (["search", "--set", "strategy.population=1"], "strategy.population"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    res = run_cli(*args, "--out", str(tmp_path / "x")) if args[0] == "search" else run_cli(*args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert needle in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_corrupt_db_and_foreign_experiment(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "study.db").write_bytes(b"garbage" * 1000)
+    for args in (["show", str(out)], ["search", "--out", str(out)], ["report", str(out)]):
+        res = run_cli(*args)
+        assert res.returncode == 2 and "study.db" in res.stderr and "Traceback" not in res.stderr
+    (out / "study.db").unlink()
+
+    res = run_cli("search", "--out", str(out), "--budget", "1", "-q", *fast_args())
+    assert res.returncode == 0, res.stderr
+    res = run_cli("search", "--out", str(out), "--budget", "1", "--seed", "9", "-q", *fast_args())
+    assert res.returncode == 2 and "different experiment" in res.stderr
+    res = run_cli("export", str(out), "--trial", "42", "--output", str(tmp_path / "x.onnx"))
+    assert res.returncode == 2 and "--trial 42" in res.stderr
+    res = run_cli(
+        "search", "--out", str(out), "--budget", "1", "--seed", "9", "--force", "-q", *fast_args()
+    )
+    assert res.returncode == 0, res.stderr
+    assert list(out.glob("study-*.db.bak")), "the old study is kept"
+
+
+def test_python_api(tmp_path):
+    import hwnas
+
+    cfg = hwnas.load_config(None, [*__import__("conftest").FAST, "strategy=random"], budget=2)
+    result = hwnas.run_search(cfg, tmp_path / "api")
+    assert len(result.trials) == 2 and result.pareto
+    study = hwnas.Study(tmp_path / "api")
+    assert [t.id for t in study.pareto()] == [t.id for t in result.pareto]
+    path, diff = hwnas.export(str(tmp_path / "api"), result.pareto[0].id, str(tmp_path / "m.onnx"))
+    assert path.exists() and diff <= 1e-4

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+import random
+
+from hwnas.space.chain import ChainSpace
+from hwnas.strategy import Result, make_strategy
+from hwnas.strategy.evolution import RegularizedEvolution
+from hwnas.strategy.random import RandomSearch
+
+OBJ = [("accuracy", "max"), ("latency_ms", "min")]
+
+
+def fake_metrics(space, arch):
+    """A deterministic landscape: deeper/wider = more accurate and slower."""
+    enc = space.encode(arch)
+    size = sum(enc)
+    return {
+        "accuracy": 0.5 + size / (2 * len(enc)),
+        "latency_ms": 0.1 + size,
+        "macs": size * 1000,
+        "params": size,
+    }
+
+
+def test_random_is_seeded():
+    space = ChainSpace()
+    a, b = RandomSearch(space, OBJ, 3), RandomSearch(space, OBJ, 3)
+    assert [a.ask().arch for _ in range(10)] == [b.ask().arch for _ in range(10)]
+    assert [a.ask().arch for _ in range(3)] != [
+        RandomSearch(space, OBJ, 4).ask().arch for _ in range(3)
+    ]
+
+
+def test_evolution_samples_until_population_then_mutates_with_parent():
+    space = ChainSpace()
+    evo = RegularizedEvolution(space, OBJ, 0, population=4, sample_size=2)
+    for i in range(4):
+        p = evo.ask()
+        assert p.parent_id is None
+        evo.tell(Result(i, p.arch, "complete", fake_metrics(space, p.arch)))
+    child = evo.ask()
+    assert child.parent_id in {0, 1, 2, 3}
+    assert child.info["op"] in {"mutate", "crossover"}
+
+
+def test_evolution_ages_out_oldest_and_ignores_failures():
+    space = ChainSpace()
+    evo = RegularizedEvolution(space, OBJ, 0, population=3, sample_size=2)
+    rng = random.Random(0)
+    for i in range(5):
+        arch = space.sample(rng)
+        evo.tell(Result(i, arch, "complete", fake_metrics(space, arch)))
+    evo.tell(Result(9, space.sample(rng), "failed", {}))
+    evo.tell(Result(10, space.sample(rng), "pruned", {"latency_ms": 9.0}))
+    evo.tell(
+        Result(
+            11,
+            space.sample(rng),
+            "complete",
+            {"accuracy": 0.99, "latency_ms": 0.01},
+            feasible=False,
+        )
+    )
+    assert [m["id"] for m in evo.population] == [2, 3, 4]
+
+
+def test_evolution_tolerates_out_of_order_results():
+    space = ChainSpace()
+    evo = RegularizedEvolution(space, OBJ, 0, population=4, sample_size=2)
+    asked = [(i, evo.ask()) for i in range(6)]
+    for i, p in reversed(asked):  # results come back in reverse
+        evo.tell(Result(i, p.arch, "complete", fake_metrics(space, p.arch)))
+    assert len(evo.population) == 4
+    assert evo.ask().parent_id is not None
+
+
+def test_pareto_selection_prefers_non_dominated():
+    space = ChainSpace()
+    evo = RegularizedEvolution(space, OBJ, 0, population=10, sample_size=10)
+    rng = random.Random(0)
+    for i in range(10):
+        arch = space.sample(rng)
+        good = i == 7
+        evo.tell(
+            Result(
+                i,
+                arch,
+                "complete",
+                {"accuracy": 0.99 if good else 0.5, "latency_ms": 0.1 if good else 1.0 + i},
+            )
+        )
+    assert {evo.ask().parent_id for _ in range(20)} == {7}
+
+
+def test_scalar_selection_uses_weights():
+    space = ChainSpace()
+    evo = RegularizedEvolution(
+        space,
+        OBJ,
+        0,
+        population=2,
+        sample_size=2,
+        selection="scalar",
+        weights={"accuracy": 1.0, "latency_ms": 0.0},
+    )
+    rng = random.Random(0)
+    evo.tell(Result(0, space.sample(rng), "complete", {"accuracy": 0.9, "latency_ms": 5.0}))
+    evo.tell(Result(1, space.sample(rng), "complete", {"accuracy": 0.8, "latency_ms": 0.1}))
+    assert evo.ask().parent_id == 0
+    evo.weights = {"accuracy": 0.0, "latency_ms": 1.0}
+    assert evo.ask().parent_id == 1
+
+
+def test_state_round_trip_continues_identically():
+    space = ChainSpace()
+    evo = RegularizedEvolution(space, OBJ, 5, population=3, sample_size=2)
+    for i in range(4):
+        p = evo.ask()
+        evo.tell(Result(i, p.arch, "complete", fake_metrics(space, p.arch)))
+    state = json.loads(json.dumps(evo.state()))  # must survive JSON
+    clone = make_strategy(
+        type(
+            "C",
+            (),
+            {
+                "name": "evolution",
+                "population": 3,
+                "sample_size": 2,
+                "selection": "pareto",
+                "weights": {},
+                "crossover_prob": 0.1,
+                "mutations": 1,
+            },
+        )(),
+        space,
+        OBJ,
+        999,
+    )
+    clone.load_state(state)
+    assert [evo.ask().arch for _ in range(5)] == [clone.ask().arch for _ in range(5)]
