@@ -85,6 +85,8 @@ def train(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(dev)
+    if dev.type == "cuda":  # cuDNN's fast depthwise/bf16 kernels want NHWC
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(

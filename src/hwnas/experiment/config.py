@@ -85,9 +85,9 @@ class StageConfig(_Section):
 
 def _default_stages() -> list[StageConfig]:
     return [
-        StageConfig(depths=[1, 2], widths=[8, 16, 24], stride=1),
-        StageConfig(depths=[1, 2, 3], widths=[16, 24, 32], stride=2),
-        StageConfig(depths=[1, 2, 3], widths=[24, 32, 48, 64], stride=2),
+        StageConfig(depths=[1, 2], widths=[4, 8, 16, 24], stride=1),
+        StageConfig(depths=[1, 2, 3], widths=[8, 16, 24, 32], stride=2),
+        StageConfig(depths=[1, 2, 3], widths=[16, 24, 32, 48, 64], stride=2),
     ]
 
 
@@ -95,7 +95,7 @@ class ChainSpaceConfig(_Section):
     """MobileNetV2/FBNet-like chain: stem conv -> stages of MBConv blocks -> head."""
 
     name: Literal["chain"] = "chain"
-    stem_channels: int = Field(16, ge=1, description="Output channels of the stem 3x3 conv.")
+    stem_channels: int = Field(8, ge=1, description="Output channels of the stem 3x3 conv.")
     stem_stride: int = Field(1, ge=1, le=4, description="Stride of the stem conv.")
     stages: list[StageConfig] = Field(default_factory=_default_stages, description="Stages.")
     kernels: list[int] = Field([3, 5, 7], description="Depthwise kernel sizes of MBConv ops.")
@@ -323,7 +323,7 @@ class Constraint(_Section):
 class BudgetConfig(_Section):
     """When the search stops: distinct evaluations and/or wall-clock minutes."""
 
-    trials: int = Field(40, ge=1, description="Distinct architectures evaluated (duplicates free).")
+    trials: int = Field(60, ge=1, description="Distinct architectures evaluated (duplicates free).")
     minutes: float | None = Field(
         None, gt=0, description="Stop starting new trials after this many minutes of search."
     )

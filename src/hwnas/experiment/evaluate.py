@@ -8,6 +8,7 @@ its reason, so the search goes on.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ def evaluate_candidate(
     except Exception as exc:  # noqa: BLE001 - any build failure is this candidate's fault
         return Outcome("failed", error=f"unbuildable: {type(exc).__name__}: {exc}")
     try:
+        t0 = time.perf_counter()
         metrics.update(analytic_costs(model, dataset.input_shape))
         if meter is not None:
             metrics.update(measure_latency(meter, model, dataset.input_shape))
@@ -77,6 +79,7 @@ def evaluate_candidate(
                 again = measure_latency(meter, model, dataset.input_shape)
                 if again["latency_ms"] < metrics["latency_ms"]:
                     metrics.update(again)
+        metrics["cost_seconds"] = time.perf_counter() - t0
         broken = violated(cfg.constraints, metrics)
         if broken:
             return Outcome("pruned", metrics, error="; ".join(broken), feasible=False)
