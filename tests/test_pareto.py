@@ -73,3 +73,22 @@ def test_hypervolume_known_values():
         q = (rng.random(), rng.random(), rng.random())
         hits += any(all(p[k] <= q[k] for k in range(3)) for p in pts)
     assert hypervolume(pts, [1, 1, 1]) == pytest.approx(hits / n, abs=0.01)
+
+
+def test_three_objective_front_matches_brute_force():
+    rng = random.Random(2)
+    obj = [("accuracy", "max"), ("latency_ms", "min"), ("params", "min")]
+    ms = [
+        {"accuracy": rng.random(), "latency_ms": rng.random(), "params": rng.random()}
+        for _ in range(150)
+    ]
+    front = set(pareto_indices(ms, obj))
+    for i, m in enumerate(ms):
+        dominated = any(
+            o["accuracy"] >= m["accuracy"]
+            and o["latency_ms"] <= m["latency_ms"]
+            and o["params"] <= m["params"]
+            and o is not m
+            for o in ms
+        )
+        assert (i in front) == (not dominated)

@@ -149,6 +149,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
         test = f" test {m['test_accuracy']:.2%}" if "test_accuracy" in m else ""
         print(f"  #{t.id:<4} val {m.get('accuracy', 0):.2%}{test}  {lat}  {t.describe}")
+    truth = result.summary
+    if truth.get("hypervolume_regret") is not None:
+        print(
+            f"hypervolume regret vs the true front: {truth['hypervolume_regret']:.4f} "
+            f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
+        )
     print(f"report: {result.report}")
     return 0
 

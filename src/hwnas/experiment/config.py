@@ -128,7 +128,29 @@ class ChainSpaceConfig(_Section):
         return v
 
 
-SpaceConfig = Annotated[ChainSpaceConfig, Field(discriminator="name")]
+CELL_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+class CellSpaceConfig(_Section):
+    """NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops; macro skeleton of the benchmark."""
+
+    name: Literal["cell"] = "cell"
+    channels: int = Field(16, ge=1, description="C: channels of the first stage (2C, 4C after).")
+    cells_per_stage: int = Field(5, ge=1, description="N: cells in each of the three stages.")
+    ops: list[str] = Field(
+        list(CELL_OPS), description="Allowed ops per edge (a subset of the five)."
+    )
+
+    @field_validator("ops")
+    @classmethod
+    def _known_ops(cls, v: list[str]) -> list[str]:
+        unknown = [o for o in v if o not in CELL_OPS]
+        if unknown or not v:
+            raise ValueError(f"ops must be a non-empty subset of {list(CELL_OPS)}")
+        return [o for o in CELL_OPS if o in v]
+
+
+SpaceConfig = Annotated[ChainSpaceConfig | CellSpaceConfig, Field(discriminator="name")]
 
 
 # ------------------------------------------------------------------------- strategy
@@ -195,7 +217,52 @@ class TrainEstimatorConfig(_Section):
     )
 
 
-EstimatorConfig = Annotated[TrainEstimatorConfig, Field(discriminator="name")]
+class TableColumn(_Section):
+    """A metric read from a table column, times ``scale`` (e.g. millions -> count: 1e6)."""
+
+    column: str = Field(description="Column name in the table.")
+    scale: float = Field(1.0, description="Multiplier applied to the column's values.")
+
+
+def _columns(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: {"column": c} if isinstance(c, str) else c for k, c in v.items()}
+    return v
+
+
+class TabularEstimatorConfig(_Section):
+    """Look accuracy up in a table of published results (e.g. NAS-Bench-201): no training."""
+
+    name: Literal["tabular"] = "tabular"
+    path: str = Field(description="CSV table (optionally .gz), one row per architecture.")
+    arch_column: str = Field("arch_str", description="Column holding the space's arch key.")
+    accuracy: TableColumn = Field(
+        default_factory=lambda: TableColumn(column="cifar10_valid_acc", scale=0.01),
+        description="Validation accuracy column, searched on (`{column, scale}`; scale to 0-1).",
+    )
+    test_accuracy: TableColumn | None = Field(
+        default_factory=lambda: TableColumn(column="cifar10_test_acc", scale=0.01),
+        description="Test accuracy column, reported for the final models only.",
+    )
+    metrics: dict[str, TableColumn] = Field(
+        default_factory=dict,
+        description="More metrics from the table: `name: column` or `{column, scale}`.",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_columns(cls, v: Any) -> Any:
+        return _columns(v)
+
+    @field_validator("accuracy", "test_accuracy", mode="before")
+    @classmethod
+    def _column_str(cls, v: Any) -> Any:
+        return {"column": v, "scale": 0.01} if isinstance(v, str) else v
+
+
+EstimatorConfig = Annotated[
+    TrainEstimatorConfig | TabularEstimatorConfig, Field(discriminator="name")
+]
 
 
 # --------------------------------------------------------------------------- target
@@ -250,8 +317,28 @@ class AnalyticTarget(_Section):
     name: Literal["analytic"] = "analytic"
 
 
+class TabularTarget(_Section):
+    """Deployment costs looked up in a table of real measurements (e.g. HW-NAS-Bench)."""
+
+    name: Literal["tabular"] = "tabular"
+    path: str | None = Field(
+        None, description="CSV table (optionally .gz); default: the estimator's table."
+    )
+    arch_column: str = Field("arch_str", description="Column holding the space's arch key.")
+    metrics: dict[str, TableColumn] = Field(
+        default_factory=lambda: {"latency_ms": TableColumn(column="pixel3_ms")},
+        description="Cost metrics: `name: column` or `{column, scale}`, e.g. `latency_ms: pixel3_ms`.",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_columns(cls, v: Any) -> Any:
+        return _columns(v)
+
+
 TargetConfig = Annotated[
-    CpuOrtTarget | CpuTorchTarget | CudaTorchTarget | AnalyticTarget, Field(discriminator="name")
+    CpuOrtTarget | CpuTorchTarget | CudaTorchTarget | AnalyticTarget | TabularTarget,
+    Field(discriminator="name"),
 ]
 
 
@@ -265,6 +352,7 @@ METRIC_DIRECTIONS: dict[str, Literal["max", "min"]] = {
     "model_bytes": "min",
     "model_bytes_int8": "min",
     "train_seconds": "min",
+    "energy_mj": "min",
 }
 TRAINED_METRICS = {"accuracy", "train_seconds", "val_loss"}
 MEASURED_METRICS = {"latency_ms"}
@@ -423,6 +511,19 @@ class ExperimentConfig(_Section):
             raise ValueError(
                 "target: `analytic` measures no latency_ms; pick cpu-ort/cpu-torch/cuda-torch"
             )
+        if self.target.name == "tabular":
+            if self.target.path is None:
+                if self.estimator.name != "tabular":
+                    raise ValueError("target.path: required unless the estimator is tabular")
+                self.target.path = self.estimator.path
+            if self.estimator.name == "tabular":
+                produced = {"accuracy", *self.estimator.metrics, *self.target.metrics}
+                missing = sorted(measured - produced)
+                if missing:
+                    raise ValueError(
+                        f"objectives/constraints: {', '.join(missing)} not provided by the "
+                        "tables (add it to target.metrics or estimator.metrics)"
+                    )
         if self.target.name == "cuda-torch" and self.device != "cuda":
             self.device = "cuda"
         for c in self.constraints:
@@ -452,7 +553,9 @@ def _format_error(err: ValidationError) -> str:
     )
     # drop discriminator tags pydantic inserts into the location ("space.chain.stem_channels")
     loc = re.sub(
-        r"\.(chain|random|evolution|train|cpu-ort|cpu-torch|cuda-torch|analytic)\b", "", loc
+        r"\.(chain|cell|random|evolution|train|tabular|cpu-ort|cpu-torch|cuda-torch|analytic)\b",
+        "",
+        loc,
     )
     msg = e["msg"]
     if e["type"] == "extra_forbidden":

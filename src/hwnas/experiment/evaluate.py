@@ -1,8 +1,10 @@
-"""Evaluate one candidate: costs first (cheap, no training), then training if it is feasible.
+"""Evaluate one candidate: costs first (cheap, no training), then accuracy if it is feasible.
 
-This is the unit of work an executor runs. It never raises for a bad candidate: an
-unbuildable arch, a diverging loss or running out of memory become a ``failed`` outcome with
-its reason, so the search goes on.
+:class:`Evaluator` is the unit of work an executor runs. It never raises for a bad candidate:
+an unbuildable arch, an arch missing from a table, a diverging loss or running out of memory
+become a ``failed`` outcome with its reason, so the search goes on. A model is built only when
+something needs one (training, analytic costs for it, a measured target); a search on tables
+alone never touches torch and costs microseconds per trial.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from hwnas.data import Dataset
-from hwnas.estimate.train import TrainingDiverged, train
 from hwnas.experiment.config import Constraint, ExperimentConfig
-from hwnas.hardware.analytic import analytic_costs
-from hwnas.hardware.profile import LatencyMeter
 from hwnas.space.base import Arch, Space
 
+if TYPE_CHECKING:
+    import torch
+
+    from hwnas.data import Dataset
+    from hwnas.hardware.profile import LatencyMeter
+
 log = logging.getLogger("hwnas")
+
+MODEL_TARGETS = {"cpu-ort", "cpu-torch", "cuda-torch", "analytic"}  # costs need a built model
 
 
 @dataclass
@@ -51,67 +55,124 @@ def measure_latency(
     return {"latency_ms": timing.latency_ms, "latency_spread": timing.spread}
 
 
-def evaluate_candidate(
-    space: Space,
-    arch: Arch,
-    dataset: Dataset,
-    cfg: ExperimentConfig,
-    meter: LatencyMeter | None,
-    *,
-    seed: int,
-    weights_path: Path | None = None,
-) -> Outcome:
-    metrics: dict[str, Any] = {}
-    try:
-        torch.manual_seed(seed)  # weight init is part of the trial's reproducible identity
-        model = space.build(arch, dataset.input_shape, dataset.num_classes)
-    except Exception as exc:  # noqa: BLE001 - any build failure is this candidate's fault
-        return Outcome("failed", error=f"unbuildable: {type(exc).__name__}: {exc}")
-    try:
+class Evaluator:
+    """Turns an arch into an :class:`Outcome` under one experiment's config."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        space: Space,
+        dataset: Dataset | None,
+        meter: LatencyMeter | None,
+    ) -> None:
+        self.cfg, self.space, self.dataset, self.meter = cfg, space, dataset, meter
+        self.trains = cfg.estimator.name == "train"
+        self.needs_model = self.trains or cfg.target.name in MODEL_TARGETS
+        if self.needs_model and dataset is None:
+            raise ValueError("a dataset is needed to build models")
+        self.target_table = self.estimator_table = None
+        if cfg.target.name == "tabular":
+            from hwnas.estimate.tabular import target_table
+
+            self.target_table = target_table(cfg.target)
+        if cfg.estimator.name == "tabular":
+            from hwnas.estimate.tabular import estimator_columns, estimator_table
+
+            self.estimator_table = estimator_table(cfg.estimator)
+            self.estimator_columns = estimator_columns(cfg.estimator)
+
+    def __call__(self, arch: Arch, *, seed: int, weights_path: Path | None = None) -> Outcome:
+        metrics: dict[str, Any] = {}
+        model = None
         t0 = time.perf_counter()
-        metrics.update(analytic_costs(model, dataset.input_shape))
-        if meter is not None:
-            metrics.update(measure_latency(meter, model, dataset.input_shape))
-            if any(c.metric == "latency_ms" for c in cfg.constraints) and violated(
-                cfg.constraints, metrics
-            ):
-                # one slow reading must not prune a candidate: measure again, keep the faster
-                again = measure_latency(meter, model, dataset.input_shape)
-                if again["latency_ms"] < metrics["latency_ms"]:
-                    metrics.update(again)
-        metrics["cost_seconds"] = time.perf_counter() - t0
-        broken = violated(cfg.constraints, metrics)
-        if broken:
-            return Outcome("pruned", metrics, error="; ".join(broken), feasible=False)
-        result = train(
-            model,
-            dataset,
-            cfg.estimator,
-            seed=seed,
-            device=cfg.device,
-            batch_size=cfg.data.batch_size,
-            augment=cfg.data.augment,
+        if self.needs_model:
+            import torch
+
+            from hwnas.hardware.analytic import analytic_costs
+
+            assert self.dataset is not None
+            try:
+                torch.manual_seed(seed)  # weight init is part of the trial's identity
+                model = self.space.build(arch, self.dataset.input_shape, self.dataset.num_classes)
+                metrics.update(analytic_costs(model, self.dataset.input_shape))
+            except Exception as exc:  # noqa: BLE001 - any build failure is this candidate's
+                return Outcome("failed", metrics, error=f"unbuildable: {type(exc).__name__}: {exc}")
+        try:
+            if self.target_table is not None:
+                assert self.cfg.target.name == "tabular"
+                metrics.update(
+                    self.target_table.lookup(self.space.key(arch), self.cfg.target.metrics)
+                )
+            if self.meter is not None and model is not None:
+                self._measure(model, metrics)
+            if self.needs_model:
+                metrics["cost_seconds"] = time.perf_counter() - t0
+            broken = violated(self.cfg.constraints, metrics)
+            if broken:
+                return Outcome("pruned", metrics, error="; ".join(broken), feasible=False)
+            if self.estimator_table is not None:
+                metrics.update(
+                    self.estimator_table.lookup(self.space.key(arch), self.estimator_columns)
+                )
+                return self._finish(metrics, [])
+            assert model is not None
+            return self._train(model, metrics, seed, weights_path)
+        except KeyError as exc:
+            return Outcome("failed", metrics, error=f"not in table: {exc}")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded, the search goes on
+            log.debug("trial failed:\n%s", traceback.format_exc())
+            return Outcome("failed", metrics, error=f"{type(exc).__name__}: {exc}")
+
+    def _measure(self, model: torch.nn.Module, metrics: dict[str, Any]) -> None:
+        assert self.meter is not None and self.dataset is not None
+        shape = self.dataset.input_shape
+        metrics.update(measure_latency(self.meter, model, shape))
+        if any(c.metric == "latency_ms" for c in self.cfg.constraints) and violated(
+            self.cfg.constraints, metrics
+        ):
+            # one slow reading must not prune a candidate: measure again, keep the faster
+            again = measure_latency(self.meter, model, shape)
+            if again["latency_ms"] < metrics["latency_ms"]:
+                metrics.update(again)
+
+    def _train(
+        self, model: torch.nn.Module, metrics: dict[str, Any], seed: int, weights_path: Path | None
+    ) -> Outcome:
+        import torch
+
+        from hwnas.estimate.train import TrainingDiverged, train
+
+        assert self.dataset is not None and self.cfg.estimator.name == "train"
+        try:
+            result = train(
+                model,
+                self.dataset,
+                self.cfg.estimator,
+                seed=seed,
+                device=self.cfg.device,
+                batch_size=self.cfg.data.batch_size,
+                augment=self.cfg.data.augment,
+            )
+        except TrainingDiverged as exc:
+            return Outcome("failed", metrics, error=f"diverged: {exc}")
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return Outcome("failed", metrics, error="out of memory")
+        metrics.update(
+            accuracy=result.accuracy,
+            val_loss=result.val_loss,
+            train_seconds=result.train_seconds,
+            epochs=len(result.curve),
         )
-    except TrainingDiverged as exc:
-        return Outcome("failed", metrics, error=f"diverged: {exc}")
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return Outcome("failed", metrics, error="out of memory")
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded, the search goes on
-        log.debug("trial failed:\n%s", traceback.format_exc())
-        return Outcome("failed", metrics, error=f"{type(exc).__name__}: {exc}")
-    metrics.update(
-        accuracy=result.accuracy,
-        val_loss=result.val_loss,
-        train_seconds=result.train_seconds,
-        epochs=len(result.curve),
-    )
-    if weights_path is not None:
-        weights_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
-    broken = violated(cfg.constraints, metrics)
-    return Outcome(
-        "complete", metrics, result.curve, error="; ".join(broken) or None, feasible=not broken
-    )
+        if weights_path is not None:
+            weights_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
+        return self._finish(metrics, result.curve)
+
+    def _finish(self, metrics: dict[str, Any], curve: list[dict[str, float]]) -> Outcome:
+        broken = violated(self.cfg.constraints, metrics)
+        return Outcome(
+            "complete", metrics, curve, error="; ".join(broken) or None, feasible=not broken
+        )

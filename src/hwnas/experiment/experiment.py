@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from hwnas.experiment.config import ConfigError, ExperimentConfig
+from hwnas.experiment.evaluate import MODEL_TARGETS
 from hwnas.experiment.pareto import pareto_indices
 from hwnas.experiment.store import Store, StoreError, Trial
 from hwnas.experiment.study import Study, is_feasible, pareto_front
@@ -41,6 +42,7 @@ class SearchResult:
     pareto: list[Trial]
     report: Path | None
     stopped: str  # budget | time | exhausted
+    summary: dict[str, Any]
 
 
 def trial_seed(seed: int, trial_id: int) -> int:
@@ -127,32 +129,37 @@ class Experiment:
             store.close()
 
     def _run(self, store: Store) -> SearchResult:
-        import torch
-
-        from hwnas.data import load_dataset
-        from hwnas.experiment.evaluate import evaluate_candidate
-        from hwnas.hardware.targets import make_meter
+        from hwnas.experiment.evaluate import Evaluator
         from hwnas.space import make_space
         from hwnas.strategy import Result, make_strategy
 
-        if self.cfg.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device: cuda requested but no CUDA device is available")
-        if self.cfg.estimator.threads:
-            torch.set_num_threads(self.cfg.estimator.threads)
         cfg = self.cfg
-        dataset = load_dataset(cfg.data, cfg.seed)
-        store.set_meta(
-            "model_io",
-            {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes},
-        )
+        dataset, meter = None, None
+        if cfg.estimator.name == "train" or cfg.target.name in MODEL_TARGETS:
+            import torch
+
+            from hwnas.data import load_dataset
+            from hwnas.hardware.targets import make_meter
+
+            if cfg.device == "cuda" and not torch.cuda.is_available():
+                raise ConfigError("device: cuda requested but no CUDA device is available")
+            if cfg.estimator.name == "train" and cfg.estimator.threads:
+                torch.set_num_threads(cfg.estimator.threads)
+            dataset = load_dataset(cfg.data, cfg.seed)
+            store.set_meta(
+                "model_io",
+                {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes},
+            )
+            meter = make_meter(cfg.target)
         space = make_space(cfg.space)
+        evaluator = Evaluator(cfg, space, dataset, meter)
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
         state = store.get_meta_json("strategy_state")
         if state is not None:
             strategy.load_state(state)
-        meter = make_meter(cfg.target)
         study = Study(self.dir)
         existing = store.trials()
+        trials = existing  # kept in step with the store: no re-reading per trial
         log.info(
             "search %s: %s space (%d archs), %s strategy, target %s, budget %d, %d trials stored",
             self.dir,
@@ -164,6 +171,7 @@ class Experiment:
             len(existing),
         )
         pending = [t for t in existing if t.status == "running"]
+        by_hash = {t.arch_hash: t for t in reversed(existing) if t.status != "running"}
         if self.on_start:
             self.on_start(self._progress(existing))
         start = time.monotonic()
@@ -171,15 +179,8 @@ class Experiment:
         stopped = "budget"
 
         def evaluate(trial: Trial) -> None:
-            outcome = evaluate_candidate(
-                space,
-                trial.arch,
-                dataset,
-                cfg,
-                meter,
-                seed=trial.seed,
-                weights_path=study.weights_path(trial.id),
-            )
+            weights = study.weights_path(trial.id) if cfg.estimator.name == "train" else None
+            outcome = evaluator(trial.arch, seed=trial.seed, weights_path=weights)
             trial.status, trial.metrics, trial.curve = (
                 outcome.status,
                 outcome.metrics,
@@ -203,16 +204,18 @@ class Experiment:
                 )
                 + (f" | {trial.error}" if trial.error else ""),
             )
-            all_trials = store.trials()
-            study.write_pareto_json(all_trials)
+            front = pareto_front(trials, self.objectives)
+            study.write_pareto_json(trials, front)
             if self.on_trial:
-                self.on_trial(trial, self._progress(all_trials))
+                self.on_trial(trial, self._progress(trials, front))
 
         for trial in pending:  # interrupted before: same arch, same seed, again
             log.info("re-running interrupted trial %d", trial.id)
             evaluate(trial)
+            by_hash.setdefault(trial.arch_hash, trial)
 
-        while store.count_finished() < cfg.budget.trials:
+        finished = sum(t.status != "running" for t in trials)
+        while finished < cfg.budget.trials:
             if (
                 cfg.budget.minutes is not None
                 and time.monotonic() - start > 60 * cfg.budget.minutes
@@ -221,7 +224,7 @@ class Experiment:
                 break
             proposal = strategy.ask()
             h = space.arch_hash(proposal.arch)
-            known = store.by_hash(h)
+            known = by_hash.get(h)
             if known is not None:
                 duplicate_streak += 1
                 if duplicate_streak >= MAX_DUPLICATE_STREAK:
@@ -239,7 +242,7 @@ class Experiment:
                 )
                 continue
             duplicate_streak = 0
-            tid = store.next_id()
+            tid = trials[-1].id + 1 if trials else 0
             trial = Trial(
                 id=tid,
                 arch=proposal.arch,
@@ -251,10 +254,14 @@ class Experiment:
                 info=proposal.info,
             )
             store.start_trial(trial, strategy.state())
+            trials.append(trial)
             evaluate(trial)
+            by_hash[h] = trial
+            finished += 1
 
         if meter is not None and any(m == "latency_ms" for m, _ in self.objectives):
             self._retime_front(store, space, meter, dataset)
+
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
         self._test_final(store, space, dataset, front, study)
@@ -268,19 +275,20 @@ class Experiment:
             len(front),
             report,
         )
+        summary = study.summary(trials)
         study.close()
         return SearchResult(
-            self.dir, trials, pareto_front(trials, self.objectives), report, stopped
+            self.dir, trials, pareto_front(trials, self.objectives), report, stopped, summary
         )
 
-    def _progress(self, trials: list[Trial]) -> dict[str, Any]:
+    def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
         done = sum(t.status != "running" for t in trials)
         accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
         return {
             "done": done,
             "total": self.cfg.budget.trials,
             "best_accuracy": max(accs) if accs else None,
-            "pareto_size": len(pareto_front(trials, self.objectives)),
+            "pareto_size": len(pareto_front(trials, self.objectives) if front is None else front),
         }
 
     def _retime_front(self, store: Store, space: Any, meter: Any, dataset: Any) -> None:
@@ -331,6 +339,18 @@ class Experiment:
         self, store: Store, space: Any, dataset: Any, front: list[Trial], study: Study
     ) -> None:
         """Test accuracy for the final models only (the test split never guides the search)."""
+        if self.cfg.estimator.name == "tabular":
+            from hwnas.estimate.tabular import estimator_table
+
+            column = self.cfg.estimator.test_accuracy
+            if column is None:
+                return
+            table = estimator_table(self.cfg.estimator)
+            for t in front:
+                if "test_accuracy" not in t.metrics:
+                    t.metrics.update(table.lookup(space.key(t.arch), {"test_accuracy": column}))
+                    store.update_metrics(t.id, t.metrics)
+            return
         import torch
 
         from hwnas.estimate.train import evaluate

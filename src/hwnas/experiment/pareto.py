@@ -92,12 +92,22 @@ def pareto_indices(metrics: Sequence[Mapping[str, Any]], objectives: Objectives)
         j = best_by_vector.get(v)
         if j is None or cost_key(m) < cost_key(metrics[j]):
             best_by_vector[v] = i
-    vectors = list(best_by_vector)
-    front = [
-        best_by_vector[v]
-        for v in vectors
-        if not any(dominates(w, v) for w in vectors if w is not v)
-    ]
+    # lexicographic order: whatever dominates a vector comes before it, so comparing with the
+    # front accepted so far suffices (O(n * front) instead of O(n^2))
+    front: list[int] = []
+    ordered = sorted(best_by_vector)
+    if len(objectives) == 2:  # sweep: on the front iff better in the 2nd than all before
+        best = math.inf
+        for v in ordered:
+            if v[1] < best:
+                best = v[1]
+                front.append(best_by_vector[v])
+        return sorted(front)
+    accepted: list[tuple[float, ...]] = []
+    for v in ordered:
+        if not any(dominates(w, v) for w in accepted):
+            accepted.append(v)
+            front.append(best_by_vector[v])
     return sorted(front)
 
 
@@ -113,6 +123,13 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
     if len(reference) == 1:
         return reference[0] - min(p[0] for p in pts)
     pts.sort()
+    if len(reference) == 2:  # sweep in x, the height is set by the lowest y so far
+        volume, low = 0.0, math.inf
+        for i, (x, y) in enumerate(pts):
+            low = min(low, y)
+            upper = pts[i + 1][0] if i + 1 < len(pts) else reference[0]
+            volume += (upper - x) * (reference[1] - low)
+        return volume
     volume = 0.0
     for i, p in enumerate(pts):
         upper = pts[i + 1][0] if i + 1 < len(pts) else reference[0]

@@ -39,6 +39,7 @@ class Study:
         if raw is None:
             raise StoreError(f"{self.dir / Store.FILENAME}: holds no experiment config")
         self.config: ExperimentConfig = validate_config(raw)
+        self._truth: tuple[list[tuple[float, ...]], list[float]] | None = None
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -74,20 +75,49 @@ class Study:
         hv = normalised_hypervolume(trials, self.objectives)
         if hv is not None:
             out["hypervolume"] = hv
+        out.update(self.against_true_front(front))
         started = [t.started_at for t in trials if t.started_at]
         ended = [t.finished_at for t in trials if t.finished_at]
         if started and ended:
             out["elapsed_s"] = max(ended) - min(started)
         return out
 
-    def write_pareto_json(self, trials: list[Trial] | None = None) -> Path:
+    def against_true_front(self, front: list[Trial]) -> dict[str, Any]:
+        """For tabular searches: hypervolume regret 1 - HV(found)/HV(true front) and hits.
+
+        The reference point is the table's worst value of each objective, so the figure is
+        comparable between searches on the same table.
+        """
+        if self.config.estimator.name != "tabular":
+            return {}
+        if self._truth is None:  # computed once per Study: it reads every row of the table
+            from hwnas.estimate.tabular import true_front
+
+            self._truth = true_front(self.config, self.objectives) or ([], [])
+        points, worst = self._truth
+        if not points:
+            return {}
+        found = [v for t in front if (v := as_minimisation(t.metrics, self.objectives))]
+        hv_true = hypervolume(points, worst)
+        hv_found = hypervolume(found, worst)
+        true_set = set(points)
+        return {
+            "hypervolume_regret": 1 - hv_found / hv_true if hv_true > 0 else None,
+            "true_front_size": len(points),
+            "true_front_found": sum(v in true_set for v in found),
+        }
+
+    def write_pareto_json(
+        self, trials: list[Trial] | None = None, front: list[Trial] | None = None
+    ) -> Path:
         """``pareto.json``: written atomically so a reader never sees half a file."""
         trials = self.trials() if trials is None else trials
-        front = self.pareto(trials)
+        front = self.pareto(trials) if front is None else front
         payload = {
             "objectives": [{"metric": m, "direction": d} for m, d in self.objectives],
             "constraints": [str(c) for c in self.config.constraints],
             "trials_evaluated": sum(t.status != "running" for t in trials),
+            **self.against_true_front(front),
             "pareto": [
                 {k: t.to_dict()[k] for k in ("id", "arch", "describe", "metrics", "parent_id")}
                 for t in sorted(

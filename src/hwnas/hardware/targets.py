@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hwnas.experiment.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget
+
 if TYPE_CHECKING:
     from hwnas.experiment.config import TargetConfig
     from hwnas.hardware.profile import LatencyMeter
 
 
 def make_meter(cfg: TargetConfig) -> LatencyMeter | None:
-    """The latency meter for a target, or None for `analytic` (no runtime)."""
+    """The latency meter of a measured target; None for targets that measure nothing here."""
     from hwnas.hardware import profile
 
-    if cfg.name == "analytic":
+    if not isinstance(cfg, CpuOrtTarget | CpuTorchTarget | CudaTorchTarget):
         return None
     common = {"warmup": cfg.warmup, "runs": cfg.runs, "blocks": cfg.blocks, "batch": cfg.batch}
-    if cfg.name == "cpu-ort":
+    if isinstance(cfg, CpuOrtTarget):
         return profile.OrtCpuMeter(threads=cfg.threads, **common)
-    if cfg.name == "cpu-torch":
+    if isinstance(cfg, CpuTorchTarget):
         return profile.TorchCpuMeter(threads=cfg.threads, **common)
-    if cfg.name == "cuda-torch":
-        return profile.TorchCudaMeter(cuda_graphs=cfg.cuda_graphs, **common)
-    raise ValueError(f"target: unknown name {cfg.name!r}")
+    return profile.TorchCudaMeter(cuda_graphs=cfg.cuda_graphs, **common)

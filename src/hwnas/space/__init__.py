@@ -9,10 +9,14 @@ __all__ = ["Arch", "InvalidArch", "Space", "arch_hash", "make_space"]
 
 def make_space(cfg: object) -> Space:
     """The space a validated config section names."""
-    from hwnas.experiment.config import ChainSpaceConfig
+    from hwnas.experiment.config import CellSpaceConfig, ChainSpaceConfig
 
     if isinstance(cfg, ChainSpaceConfig):
         from hwnas.space.chain import ChainSpace
 
         return ChainSpace(cfg)
+    if isinstance(cfg, CellSpaceConfig):
+        from hwnas.space.cell import CellSpace
+
+        return CellSpace(cfg)
     raise ValueError(f"space: unsupported {cfg!r}")

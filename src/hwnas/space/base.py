@@ -70,6 +70,10 @@ class Space(ABC):
     def describe(self, arch: Arch) -> str:
         """One line a person can read."""
 
+    def key(self, arch: Arch) -> str:
+        """The string a table of results is indexed by (canonical JSON unless overridden)."""
+        return json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
+
     def arch_hash(self, arch: Arch) -> str:
         """Stable identity of the network an arch builds."""
         return arch_hash(self.canonical(arch))

@@ -1,0 +1,116 @@
+"""Strategies on NAS-Bench-201 (tabular, real published numbers), many seeds, side by side.
+
+Single objective (validation accuracy): regret = 94.37 - test accuracy of the pick (the
+best-validation trial) at 100 and 300 distinct architectures. Two objectives (validation
+accuracy vs pixel3_ms): hypervolume regret 1 - HV/HV(true front), reference point = the table's
+worst accuracy and worst latency, and true-front points found. Budgets count distinct
+architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
+Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _common import save
+
+import hwnas
+from hwnas.estimate.tabular import true_front
+from hwnas.experiment.pareto import as_minimisation, hypervolume, pareto_indices
+
+BEST_TEST = 94.37
+REPO = Path(__file__).resolve().parents[1]
+OBJ2 = [("accuracy", "max"), ("latency_ms", "min")]
+
+
+def run(strategy: list[str], objectives: str, seed: int, budget: int, table: str, tmp: str):
+    cfg = hwnas.load_config(
+        REPO / "configs" / "nb201_pixel3.yaml",
+        [f"estimator.path={table}", f"objectives={objectives}", *strategy],
+        budget=budget,
+        seed=seed,
+    )
+    t0 = time.perf_counter()
+    result = hwnas.run_search(
+        cfg, Path(tmp) / f"{'-'.join(strategy)}-{objectives}-{seed}", force=True
+    )
+    return result.trials, (time.perf_counter() - t0) / len(result.trials)
+
+
+def mean_std(xs: list[float]) -> dict[str, float]:
+    return {
+        "mean": round(statistics.mean(xs), 4),
+        "std": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument(
+        "--table", default=str(REPO.parent / "shared/benchmarks/nb201_cifar10_hw.csv.gz")
+    )
+    args = ap.parse_args()
+    strategies = {
+        "evolution": ["strategy=evolution"],
+        "random": ["strategy=random"],
+    }
+    cfg2 = hwnas.load_config(
+        REPO / "configs" / "nb201_pixel3.yaml", [f"estimator.path={args.table}"]
+    )
+    truth, worst = true_front(cfg2, OBJ2)
+    hv_true = hypervolume(truth, worst)
+    truth_set = set(truth)
+    from hwnas.estimate.tabular import estimator_table
+
+    table = estimator_table(cfg2.estimator)
+    test_acc = {k: float(r["cifar10_test_acc"]) for k, r in table.rows.items()}
+    out: dict = {
+        "seeds": args.seeds,
+        "single_objective_regret": {},
+        "two_objective": {},
+        "seconds_per_trial": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, strat in strategies.items():
+            regrets: dict[int, list[float]] = {100: [], 300: []}
+            hv_regret: dict[int, list[float]] = {100: [], 300: []}
+            found300: list[int] = []
+            per_trial: list[float] = []
+            for seed in range(args.seeds):
+                trials, spt = run(strat, "{accuracy: max}", seed, 300, args.table, tmp)
+                per_trial.append(spt)
+                for b in (100, 300):
+                    done = [t for t in trials[:b] if t.status == "complete"]
+                    pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
+                    regrets[b].append(BEST_TEST - test_acc[pick.describe])
+                trials, spt = run(
+                    strat, "{accuracy: max, latency_ms: min}", seed, 300, args.table, tmp
+                )
+                per_trial.append(spt)
+                for b in (100, 300):
+                    ms = [t.metrics for t in trials[:b] if t.status == "complete"]
+                    front = [as_minimisation(ms[i], OBJ2) for i in pareto_indices(ms, OBJ2)]
+                    pts = [p for p in front if p is not None]
+                    hv_regret[b].append(1 - hypervolume(pts, worst) / hv_true)
+                    if b == 300:
+                        found300.append(sum(p in truth_set for p in pts))
+            out["single_objective_regret"][name] = {str(b): mean_std(v) for b, v in regrets.items()}
+            out["single_objective_regret"][name]["zero_at_300"] = sum(
+                r <= 1e-9 for r in regrets[300]
+            )
+            out["two_objective"][name] = {
+                "hv_regret": {str(b): mean_std(v) for b, v in hv_regret.items()},
+                "true_front_points_found_at_300": mean_std([float(x) for x in found300]),
+                "true_front_size": len(truth),
+            }
+            out["seconds_per_trial"][name] = round(statistics.median(per_trial), 5)
+    save("nb201_tabular", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Cell space of NAS-Bench-201 (Dong & Yang, ICLR 2020): one 4-node cell DAG, repeated.
+
+Each of the 6 edges (node j <- node i, i < j) carries one of 5 ops, so there are 5**6 = 15 625
+cells. Archs are ``{"ops": [six op names]}`` in the benchmark's edge order
+(1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2) and print as the standard string
+``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``.
+Every string is its own identity (the benchmark measures all 15 625 separately), so the
+canonical form is the arch itself. The macro skeleton follows the benchmark (stem, three stages
+of N cells joined by residual reduction blocks, widths C, 2C, 4C), so trained results compare.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import TYPE_CHECKING
+
+from hwnas.experiment.config import CELL_OPS, CellSpaceConfig
+from hwnas.space.base import Arch, InvalidArch, Space
+
+if TYPE_CHECKING:
+    from torch import nn
+
+OPS = CELL_OPS
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), benchmark order
+_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+
+
+def to_string(ops: list[str]) -> str:
+    """The benchmark's arch string."""
+    nodes = []
+    k = 0
+    for j in (1, 2, 3):
+        nodes.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
+        k += j
+    return "+".join(nodes)
+
+
+def parse_string(text: str) -> list[str]:
+    """Ops in edge order from the benchmark's arch string; raises InvalidArch if malformed."""
+    nodes = text.strip().split("+")
+    if len(nodes) != 3:
+        raise InvalidArch(f"cell string needs 3 nodes joined by '+': {text!r}")
+    ops: list[str] = []
+    for j, node in enumerate(nodes, start=1):
+        tokens = [t for t in node.split("|") if t]
+        if len(tokens) != j or not node.startswith("|") or not node.endswith("|"):
+            raise InvalidArch(f"node {j} of {text!r} needs {j} edges like |op~i|")
+        for i, tok in enumerate(tokens):
+            m = _TOKEN.match(tok)
+            if not m or int(m.group(2)) != i or m.group(1) not in OPS:
+                raise InvalidArch(f"bad edge {tok!r} in {text!r}")
+            ops.append(m.group(1))
+    return ops
+
+
+class CellSpace(Space):
+    name = "cell"
+
+    def __init__(self, cfg: CellSpaceConfig | None = None) -> None:
+        self.cfg = cfg or CellSpaceConfig()
+        self.ops = list(self.cfg.ops)
+
+    def from_string(self, text: str) -> Arch:
+        arch = {"ops": parse_string(text)}
+        self.validate(arch)
+        return arch
+
+    def sample(self, rng: random.Random) -> Arch:
+        return {"ops": [rng.choice(self.ops) for _ in EDGES]}
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        ops = list(arch["ops"])
+        k = rng.randrange(len(EDGES))
+        ops[k] = rng.choice([o for o in self.ops if o != ops[k]])
+        return {"ops": ops}
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        return {"ops": [rng.choice(pair) for pair in zip(a["ops"], b["ops"], strict=True)]}
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        out = []
+        for k in range(len(EDGES)):
+            for o in self.ops:
+                if o != arch["ops"][k]:
+                    ops = list(arch["ops"])
+                    ops[k] = o
+                    out.append({"ops": ops})
+        return out
+
+    def encode(self, arch: Arch) -> list[float]:
+        return [float(op == o) for op in arch["ops"] for o in self.ops]
+
+    def canonical(self, arch: Arch) -> Arch:
+        self.validate(arch)
+        return {"ops": list(arch["ops"])}
+
+    def size(self) -> int:
+        return len(self.ops) ** len(EDGES)
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, dict) or set(arch) != {"ops"}:
+            raise InvalidArch("cell arch must be {'ops': [6 op names]}")
+        ops = arch["ops"]
+        if not isinstance(ops, list) or len(ops) != len(EDGES):
+            raise InvalidArch("cell arch needs 6 ops")
+        for op in ops:
+            if op not in self.ops:
+                raise InvalidArch(f"cell op {op!r} not in {self.ops}")
+
+    def describe(self, arch: Arch) -> str:
+        return to_string(arch["ops"])
+
+    def key(self, arch: Arch) -> str:
+        """The string tables are indexed by."""
+        return to_string(arch["ops"])
+
+    def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        from hwnas.space.cell_modules import CellNet
+
+        self.validate(arch)
+        return CellNet(
+            arch["ops"], input_shape[0], num_classes, self.cfg.channels, self.cfg.cells_per_stage
+        )

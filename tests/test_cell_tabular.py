@@ -1,0 +1,174 @@
+"""NAS-Bench-201 cell space and tabular mode against the real published table in ../shared."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import random
+import time
+
+import pytest
+import torch
+from conftest import SHARED, run_cli
+
+from hwnas.experiment.config import load_config
+from hwnas.space.base import InvalidArch
+from hwnas.space.cell import CellSpace, parse_string, to_string
+
+TABLE = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
+needs_table = pytest.mark.skipif(not TABLE.exists(), reason=f"{TABLE} not present")
+EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def table_rows():
+    with gzip.open(TABLE, "rt") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_string_round_trip_and_errors():
+    ops = parse_string(EXAMPLE)
+    assert ops == [
+        "nor_conv_3x3",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "nor_conv_3x3",
+        "skip_connect",
+    ]
+    assert to_string(ops) == EXAMPLE
+    for bad in (
+        "",
+        "|nor_conv_3x3~0|",
+        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+    ):
+        with pytest.raises(InvalidArch):
+            parse_string(bad)
+
+
+@needs_table
+def test_every_table_string_parses_and_prints_exactly():
+    space = CellSpace()
+    strings = [r["arch_str"] for r in table_rows()]
+    assert len(strings) == len(set(strings)) == space.size() == 15625
+    for s in strings:
+        assert space.describe(space.from_string(s)) == s
+
+
+def test_space_operations():
+    space = CellSpace()
+    rng = random.Random(0)
+    arch = space.sample(rng)
+    neigh = space.neighbours(arch)
+    assert len(neigh) == 24 and len({space.arch_hash(n) for n in neigh}) == 24
+    for _ in range(100):
+        child = space.mutate(arch, rng)
+        assert sum(a != b for a, b in zip(child["ops"], arch["ops"], strict=True)) == 1
+    assert len(space.encode(arch)) == 30
+    child = space.crossover(space.sample(rng), space.sample(rng), rng)
+    space.validate(child)
+
+
+def test_macro_network_builds_and_runs():
+    cfg = load_config(
+        None,
+        [
+            "space=cell",
+            "space.channels=4",
+            "space.cells_per_stage=1",
+            "target=analytic",
+            "objectives={accuracy: max, macs: min}",
+        ],
+    )
+    from hwnas.space import make_space
+
+    space = make_space(cfg.space)
+    model = space.build(space.from_string(EXAMPLE), (3, 32, 32), 10).eval()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    all_none = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert model is not None and space.build(all_none, (3, 32, 32), 10)(
+        torch.zeros(1, 3, 32, 32)
+    ).shape == (1, 10)
+
+
+@needs_table
+def test_tabular_search_end_to_end(tmp_path):
+    out = tmp_path / "nb201"
+    t0 = time.monotonic()
+    res = run_cli(
+        "search",
+        "--config",
+        "configs/nb201_pixel3.yaml",
+        "--set",
+        f"estimator.path={TABLE}",
+        "--budget",
+        "100",
+        "--out",
+        str(out),
+        "-q",
+    )
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - t0 < 60
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 100 and all(t["status"] == "complete" for t in trials)
+    assert len({t["describe"] for t in trials}) == 100  # budget = distinct architectures
+    rows = {r["arch_str"]: r for r in table_rows()}
+    for t in trials:
+        row = rows[t["describe"]]
+        assert t["metrics"]["accuracy"] == pytest.approx(float(row["cifar10_valid_acc"]) / 100)
+        assert t["metrics"]["latency_ms"] == pytest.approx(float(row["pixel3_ms"]))
+        assert t["metrics"]["params"] == pytest.approx(float(row["params_m"]) * 1e6)
+    pareto = json.loads((out / "pareto.json").read_text())
+    front_ids = {p["id"] for p in pareto["pareto"]}
+    for t in trials:  # the test column is read for the final models only
+        assert ("test_accuracy" in t["metrics"]) == (t["id"] in front_ids)
+    assert 0.0 <= pareto["hypervolume_regret"] < 0.2
+    assert 1 <= pareto["true_front_found"] <= pareto["true_front_size"]
+    assert "hypervolume regret" in res.stdout
+
+
+@needs_table
+def test_true_front_scores_itself_perfectly():
+    from hwnas.estimate.tabular import true_front
+
+    cfg = load_config("configs/nb201_pixel3.yaml", [f"estimator.path={TABLE}"])
+    points, worst = true_front(cfg, [("accuracy", "max"), ("latency_ms", "min")])
+    rows = table_rows()
+    acc = [float(r["cifar10_valid_acc"]) / 100 for r in rows]
+    lat = [float(r["pixel3_ms"]) for r in rows]
+    assert worst == [pytest.approx(-min(acc)), pytest.approx(max(lat))]
+    assert (-max(acc)) == pytest.approx(min(p[0] for p in points))  # the best arch is on it
+    assert (min(lat)) == pytest.approx(min(p[1] for p in points))  # and the fastest
+    for p in points:  # nothing in the table dominates a front point
+        assert not any(
+            a >= -p[0] and t <= p[1] and (a > -p[0] or t < p[1])
+            for a, t in zip(acc, lat, strict=True)
+        )
+
+
+@needs_table
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("target.metrics={latency_ms: nosuch_ms}", "nosuch_ms"),
+        ("estimator.path=/no/such/table.csv.gz", "/no/such/table.csv.gz"),
+        ("estimator.arch_column=nope", "nope"),
+    ],
+)
+def test_tabular_config_errors(tmp_path, override, needle):
+    args = [
+        "search",
+        "--config",
+        "configs/nb201_pixel3.yaml",
+        "--set",
+        f"estimator.path={TABLE}",
+        "--set",
+        override,
+        "--out",
+        str(tmp_path / "x"),
+        "-q",
+    ]
+    res = run_cli(*args)
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr and "Traceback" not in res.stderr
