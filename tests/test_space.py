@@ -116,7 +116,7 @@ def test_build_forward_shapes_and_describe(space):
         out = model(torch.zeros(2, *shape))
         assert out.shape == (2, 7)
     line = space.describe(arch)
-    assert "\n" not in line and line.startswith("stem16")
+    assert "\n" not in line and line.startswith("stem8 ")
 
 
 def test_skip_rejected_where_shapes_change(space):

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hwnas.errors import UserError
 
@@ -150,7 +159,29 @@ class CellSpaceConfig(_Section):
         return [o for o in CELL_OPS if o in v]
 
 
-SpaceConfig = Annotated[ChainSpaceConfig | CellSpaceConfig, Field(discriminator="name")]
+class UserSpaceConfig(_Section):
+    """A space you wrote: a subclass of `hwnas.space.user.UserSpace` (see docs/user-spaces.md)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="`module.path:ClassName`, importable from where hwnas runs.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the class's constructor."
+    )
+
+
+def _space_kind(v: Any) -> str:
+    name = v.get("name", "chain") if isinstance(v, dict) else getattr(v, "name", "chain")
+    return "user" if ":" in str(name) else str(name)
+
+
+SpaceConfig = Annotated[
+    Annotated[ChainSpaceConfig, Tag("chain")]
+    | Annotated[CellSpaceConfig, Tag("cell")]
+    | Annotated[UserSpaceConfig, Tag("user")],
+    Discriminator(_space_kind),
+]
 
 
 # ------------------------------------------------------------------------- strategy
@@ -358,18 +389,19 @@ TRAINED_METRICS = {"accuracy", "train_seconds", "val_loss"}
 MEASURED_METRICS = {"latency_ms"}
 
 
+def _known_metric(v: str) -> str:
+    if v not in METRIC_DIRECTIONS:
+        raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRIC_DIRECTIONS)}")
+    return v
+
+
 class Objective(_Section):
     """One objective: a metric and whether to maximise or minimise it."""
 
     metric: str = Field(description="Metric name, e.g. `accuracy`, `latency_ms`, `macs`.")
     direction: Literal["max", "min"] = Field(description="`max` or `min`.")
 
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in METRIC_DIRECTIONS:
-            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRIC_DIRECTIONS)}")
-        return v
+    _known = field_validator("metric")(lambda v: _known_metric(v))
 
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$")
@@ -382,12 +414,7 @@ class Constraint(_Section):
     op: Literal["<=", ">=", "<", ">"]
     value: float
 
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in METRIC_DIRECTIONS:
-            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRIC_DIRECTIONS)}")
-        return v
+    _known = field_validator("metric")(lambda v: _known_metric(v))
 
     @classmethod
     def parse(cls, text: str) -> Constraint:

@@ -18,10 +18,16 @@ from hwnas.experiment import config as C
 
 _KINDS: dict[str, list[type[BaseModel]]] = {
     "data": [C.DataConfig],
-    "space": [C.ChainSpaceConfig],
+    "space": [C.ChainSpaceConfig, C.CellSpaceConfig, C.UserSpaceConfig],
     "strategy": [C.RandomStrategyConfig, C.EvolutionStrategyConfig],
-    "estimator": [C.TrainEstimatorConfig],
-    "target": [C.CpuOrtTarget, C.CpuTorchTarget, C.CudaTorchTarget, C.AnalyticTarget],
+    "estimator": [C.TrainEstimatorConfig, C.TabularEstimatorConfig],
+    "target": [
+        C.CpuOrtTarget,
+        C.CpuTorchTarget,
+        C.CudaTorchTarget,
+        C.AnalyticTarget,
+        C.TabularTarget,
+    ],
     "budget": [C.BudgetConfig],
     "executor": [C.ExecutorConfig],
 }
@@ -54,9 +60,11 @@ def _default(field: Any) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return "see its section"
-    if isinstance(value, list):
-        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    return f"`{json.dumps(value)}`"
+    return f"`{json.dumps(value, default=_jsonable)}`"
+
+
+def _jsonable(obj: Any) -> Any:
+    return obj.model_dump(mode="json") if isinstance(obj, BaseModel) else str(obj)
 
 
 def _table(model: type[BaseModel], prefix: str) -> list[str]:
@@ -93,13 +101,15 @@ def render_reference() -> str:
         for model in models:
             doc = (model.__doc__ or "").strip().splitlines()[0]
             kind = model.model_fields.get("name")
+            label = "module.path:ClassName"
+            if kind is not None and kind.default is not PydanticUndefined:
+                label = kind.default
             title = (
-                f"### `{section}.name: {kind.default}`"
-                if kind is not None and len(models) > 1
-                else None
+                f"### `{section}.name: {label}`" if kind is not None and len(models) > 1 else None
             )
             if title:
                 out += [title, ""]
             out += [doc, "", *_table(model, f"{section}."), ""]
     out += ["## `space.stages[]`", "", *_table(C.StageConfig, "space.stages[]."), ""]
+    out += ["## Table columns (`{column, scale}`)", "", *_table(C.TableColumn, ""), ""]
     return "\n".join(out)

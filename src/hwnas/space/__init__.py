@@ -9,7 +9,7 @@ __all__ = ["Arch", "InvalidArch", "Space", "arch_hash", "make_space"]
 
 def make_space(cfg: object) -> Space:
     """The space a validated config section names."""
-    from hwnas.experiment.config import CellSpaceConfig, ChainSpaceConfig
+    from hwnas.experiment.config import CellSpaceConfig, ChainSpaceConfig, UserSpaceConfig
 
     if isinstance(cfg, ChainSpaceConfig):
         from hwnas.space.chain import ChainSpace
@@ -19,4 +19,8 @@ def make_space(cfg: object) -> Space:
         from hwnas.space.cell import CellSpace
 
         return CellSpace(cfg)
+    if isinstance(cfg, UserSpaceConfig):
+        from hwnas.space.user import load_user_space
+
+        return load_user_space(cfg.name, cfg.options)
     raise ValueError(f"space: unsupported {cfg!r}")
