@@ -17,6 +17,10 @@ from hwnas.experiment.pareto import Objectives, as_minimisation, hypervolume, pa
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
 
+# the report derives these from the trials itself; passing them again would repeat its cards
+_SHOWN_BY_REPORT = {"trials", "counts", "best_accuracy", "pareto_size", "objectives"}
+
+
 def is_feasible(trial: Trial) -> bool:
     return trial.status == "complete" and not trial.error
 
@@ -68,7 +72,11 @@ class Study:
             "pareto_size": len(front),
             "objectives": self.objectives,
             "target": self.config.target.name,
-            "dataset": self.config.data.name,
+            "dataset": (
+                Path(self.config.estimator.path).name
+                if self.config.estimator.name == "tabular"
+                else self.config.data.name
+            ),
             "strategy": self.config.strategy.name,
             "budget": self.config.budget.trials,
         }
@@ -142,7 +150,7 @@ class Study:
             self.objectives,
             title=f"hwnas search — {self.dir.name}",
             config=self.config.to_json_dict(),
-            summary=self.summary(trials),
+            summary={k: v for k, v in self.summary(trials).items() if k not in _SHOWN_BY_REPORT},
         )
 
     def close(self) -> None:
