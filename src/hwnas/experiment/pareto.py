@@ -9,6 +9,7 @@ imported by the CLI without torch.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,9 +27,15 @@ def as_minimisation(metrics: Mapping[str, Any], objectives: Objectives) -> tuple
     return tuple(out)
 
 
+_EXPENSIVE = sys.float_info.max  # finite, so it survives JSON (strategy state) unchanged
+
+
 def cost_key(metrics: Mapping[str, Any]) -> tuple[float, float]:
-    """Cheaper first: MACs, then params (missing counts as expensive)."""
-    return (float(metrics.get("macs", math.inf)), float(metrics.get("params", math.inf)))
+    """Cheaper first: MACs, then params (missing counts as most expensive)."""
+    return (
+        float(metrics.get("macs") or _EXPENSIVE),
+        float(metrics.get("params") or _EXPENSIVE),
+    )
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
