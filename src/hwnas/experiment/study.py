@@ -16,7 +16,6 @@ from hwnas.experiment.config import ExperimentConfig, validate_config
 from hwnas.experiment.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
-
 # the report derives these from the trials itself; passing them again would repeat its cards
 _SHOWN_BY_REPORT = {"trials", "counts", "best_accuracy", "pareto_size", "objectives"}
 
