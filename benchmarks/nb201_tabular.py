@@ -6,6 +6,7 @@ accuracy vs pixel3_ms): hypervolume regret 1 - HV/HV(true front), reference poin
 worst accuracy and worst latency, and true-front points found. Budgets count distinct
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
+       [--strategies evolution,random,optuna-tpe,optuna-nsga2]
 """
 
 from __future__ import annotations
@@ -51,14 +52,18 @@ def mean_std(xs: list[float]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--strategies", default="evolution,random", help="comma-separated")
     ap.add_argument(
         "--table", default=str(REPO.parent / "shared/benchmarks/nb201_cifar10_hw.csv.gz")
     )
     args = ap.parse_args()
-    strategies = {
+    known = {
         "evolution": ["strategy=evolution"],
         "random": ["strategy=random"],
+        "optuna-tpe": ["strategy=optuna", "strategy.sampler=tpe"],
+        "optuna-nsga2": ["strategy=optuna", "strategy.sampler=nsga2"],
     }
+    strategies = {k: known[k] for k in args.strategies.split(",")}
     cfg2 = hwnas.load_config(
         REPO / "configs" / "nb201_pixel3.yaml", [f"estimator.path={args.table}"]
     )
@@ -110,7 +115,13 @@ def main() -> None:
                 "true_front_size": len(truth),
             }
             out["seconds_per_trial"][name] = round(statistics.median(per_trial), 5)
-    save("nb201_tabular", out)
+    save(
+        "nb201_tabular"
+        + (
+            "" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-")
+        ),
+        out,
+    )
 
 
 if __name__ == "__main__":

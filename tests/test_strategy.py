@@ -139,3 +139,30 @@ def test_state_round_trip_continues_identically():
     )
     clone.load_state(state)
     assert [evo.ask().arch for _ in range(5)] == [clone.ask().arch for _ in range(5)]
+
+
+def test_optuna_strategy_ask_tell_and_resume_state():
+    import pytest
+
+    pytest.importorskip("optuna")
+    from hwnas.experiment.config import CellSpaceConfig
+    from hwnas.space.cell import CellSpace
+    from hwnas.strategy.optuna import OptunaStrategy
+
+    space = CellSpace(CellSpaceConfig())
+    strat = OptunaStrategy(space, OBJ, 0, sampler="tpe")
+    asked = [strat.ask() for _ in range(6)]
+    for i, p in reversed(list(enumerate(asked))):  # out of order
+        space.validate(p.arch)
+        score = sum(op == "nor_conv_3x3" for op in p.arch["ops"])
+        strat.tell(Result(i, p.arch, "complete", {"accuracy": score / 6, "latency_ms": 1 + score}))
+    strat.tell(Result(9, space.sample(random.Random(1)), "failed", {}))  # not asked: added
+    assert len(strat.study.trials) == 7
+    clone = OptunaStrategy(space, OBJ, 0, sampler="tpe")
+    clone.load_state(json.loads(json.dumps(strat.state())))
+    assert len(clone.study.trials) == 7
+    assert [t.state for t in clone.study.trials] == [t.state for t in strat.study.trials]
+    # chain space genes round-trip, with illegal skips repaired
+    chain = ChainSpace()
+    params = {k: v[-1] for k, v in chain.parameters().items()}
+    chain.validate(chain.from_parameters(params))

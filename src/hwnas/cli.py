@@ -214,6 +214,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             "parent_id",
             "describe",
             "seed",
+            "info",
             "started_at",
             "finished_at",
         )

@@ -219,8 +219,18 @@ class EvolutionStrategyConfig(_Section):
         return self
 
 
+class OptunaStrategyConfig(_Section):
+    """An Optuna sampler over the space's genes (needs the `optuna` package)."""
+
+    name: Literal["optuna"] = "optuna"
+    sampler: Literal["tpe", "nsga2", "random"] = Field(
+        "tpe", description="`tpe` (multivariate TPE), `nsga2` or `random`."
+    )
+
+
 StrategyConfig = Annotated[
-    RandomStrategyConfig | EvolutionStrategyConfig, Field(discriminator="name")
+    RandomStrategyConfig | EvolutionStrategyConfig | OptunaStrategyConfig,
+    Field(discriminator="name"),
 ]
 
 

@@ -19,7 +19,7 @@ from hwnas.experiment import config as C
 _KINDS: dict[str, list[type[BaseModel]]] = {
     "data": [C.DataConfig],
     "space": [C.ChainSpaceConfig, C.CellSpaceConfig, C.UserSpaceConfig],
-    "strategy": [C.RandomStrategyConfig, C.EvolutionStrategyConfig],
+    "strategy": [C.RandomStrategyConfig, C.EvolutionStrategyConfig, C.OptunaStrategyConfig],
     "estimator": [C.TrainEstimatorConfig, C.TabularEstimatorConfig],
     "target": [
         C.CpuOrtTarget,

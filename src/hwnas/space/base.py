@@ -70,6 +70,14 @@ class Space(ABC):
     def describe(self, arch: Arch) -> str:
         """One line a person can read."""
 
+    def parameters(self) -> dict[str, list[Any]]:
+        """Every gene and its allowed values, for generic samplers (Optuna)."""
+        raise NotImplementedError(f"the {self.name} space exposes no flat parameters")
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        """The (valid) arch for one value per gene of :meth:`parameters`."""
+        raise NotImplementedError(f"the {self.name} space exposes no flat parameters")
+
     def key(self, arch: Arch) -> str:
         """The string a table of results is indexed by (canonical JSON unless overridden)."""
         return json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))

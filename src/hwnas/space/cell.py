@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hwnas.experiment.config import CELL_OPS, CellSpaceConfig
 from hwnas.space.base import Arch, InvalidArch, Space
@@ -65,6 +65,12 @@ class CellSpace(Space):
         arch = {"ops": parse_string(text)}
         self.validate(arch)
         return arch
+
+    def parameters(self) -> dict[str, list[Any]]:
+        return {f"edge{j}<-{i}": list(self.ops) for j, i in EDGES}
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        return {"ops": [params[f"edge{j}<-{i}"] for j, i in EDGES]}
 
     def sample(self, rng: random.Random) -> Arch:
         return {"ops": [rng.choice(self.ops) for _ in EDGES]}

@@ -117,6 +117,28 @@ class ChainSpace(Space):
             out.append(self._repair(child))
         return out
 
+    def parameters(self) -> dict[str, list[Any]]:
+        ops = self.mb_ops + ([SKIP] if self.cfg.allow_skip else [])
+        out: dict[str, list[Any]] = {}
+        for i, st in enumerate(self.cfg.stages):
+            out[f"s{i}.depth"] = list(st.depths)
+            out[f"s{i}.width"] = list(st.widths)
+            out.update({f"s{i}.op{b}": ops for b in range(self.max_depths[i])})
+        return out
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        arch: Arch = {
+            "stages": [
+                {
+                    "depth": params[f"s{i}.depth"],
+                    "width": params[f"s{i}.width"],
+                    "ops": [params[f"s{i}.op{b}"] for b in range(self.max_depths[i])],
+                }
+                for i in range(len(self.cfg.stages))
+            ]
+        }
+        return self._repair(arch)  # a skip where shapes change becomes the first real op
+
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         key = self.arch_hash(arch)
         genes = self._genes(arch)

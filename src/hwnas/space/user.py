@@ -84,6 +84,12 @@ class UserSpace(Space):
     ) -> nn.Module:
         raise NotImplementedError
 
+    def parameters(self) -> dict[str, list[Any]]:
+        return {k: c.values() for k, c in self.choices.items()}
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        return {k: params[k] for k in self.choices}
+
     def sample(self, rng: random.Random) -> Arch:
         return {k: rng.choice(c.values()) for k, c in self.choices.items()}
 

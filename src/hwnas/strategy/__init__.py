@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwnas.errors import UserError
 from hwnas.experiment.pareto import Objectives
 from hwnas.space.base import Space
 from hwnas.strategy.base import Proposal, Result, Strategy
@@ -31,4 +32,15 @@ def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> 
             crossover_prob=cfg.crossover_prob,
             mutations=cfg.mutations,
         )
+    if cfg.name == "optuna":
+        try:
+            from hwnas.strategy.optuna import OptunaStrategy
+        except ImportError:
+            raise UserError(
+                "strategy: optuna needs the optuna package (pip install optuna)"
+            ) from None
+        try:
+            return OptunaStrategy(space, objectives, seed, sampler=cfg.sampler)
+        except NotImplementedError as exc:
+            raise UserError(f"strategy: optuna: {exc}") from None
     raise ValueError(f"strategy: unknown name {cfg.name!r}")
