@@ -226,6 +226,7 @@ class OptunaStrategyConfig(_Section):
     sampler: Literal["tpe", "nsga2", "random"] = Field(
         "tpe", description="`tpe` (multivariate TPE), `nsga2` or `random`."
     )
+    population: int = Field(50, ge=2, description="Population size of `nsga2`.")
 
 
 StrategyConfig = Annotated[

@@ -40,7 +40,9 @@ def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> 
                 "strategy: optuna needs the optuna package (pip install optuna)"
             ) from None
         try:
-            return OptunaStrategy(space, objectives, seed, sampler=cfg.sampler)
+            return OptunaStrategy(
+                space, objectives, seed, sampler=cfg.sampler, population=cfg.population
+            )
         except NotImplementedError as exc:
             raise UserError(f"strategy: optuna: {exc}") from None
     raise ValueError(f"strategy: unknown name {cfg.name!r}")

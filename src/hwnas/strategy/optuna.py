@@ -23,7 +23,12 @@ class OptunaStrategy(Strategy):
     name = "optuna"
 
     def __init__(
-        self, space: Space, objectives: Objectives, seed: int, sampler: str = "tpe"
+        self,
+        space: Space,
+        objectives: Objectives,
+        seed: int,
+        sampler: str = "tpe",
+        population: int = 50,
     ) -> None:
         import optuna
 
@@ -36,19 +41,19 @@ class OptunaStrategy(Strategy):
         }
         self.study = optuna.create_study(
             directions=["maximize" if d == "max" else "minimize" for _, d in self.objectives],
-            sampler=self._sampler(sampler, seed),
+            sampler=self._sampler(sampler, seed, population),
         )
         self.pending: dict[str, list[Any]] = {}  # arch hash -> asked Optuna trials
         self.history: list[dict[str, Any]] = []
 
     @staticmethod
-    def _sampler(name: str, seed: int) -> Any:
+    def _sampler(name: str, seed: int, population: int) -> Any:
         import optuna
 
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, multivariate=True)
         if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def ask(self) -> Proposal:
