@@ -21,6 +21,16 @@ needs_table = pytest.mark.skipif(not TABLE.exists(), reason=f"{TABLE} not presen
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
+def search_nb201(out, *sets: str, budget: int | None = None):
+    """`hwnas search` with the shipped NB201 config pointed at the table in ../shared."""
+    args = ["search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}"]
+    for item in sets:
+        args += ["--set", item]
+    if budget is not None:
+        args += ["--budget", str(budget)]
+    return run_cli(*args, "--out", str(out), "-q")
+
+
 def table_rows():
     with gzip.open(TABLE, "rt") as fh:
         return list(csv.DictReader(fh))
@@ -96,18 +106,7 @@ def test_macro_network_builds_and_runs():
 def test_tabular_search_end_to_end(tmp_path):
     out = tmp_path / "nb201"
     t0 = time.monotonic()
-    res = run_cli(
-        "search",
-        "--config",
-        "configs/nb201_pixel3.yaml",
-        "--set",
-        f"estimator.path={TABLE}",
-        "--budget",
-        "100",
-        "--out",
-        str(out),
-        "-q",
-    )
+    res = search_nb201(out, budget=100)
     assert res.returncode == 0, res.stderr
     assert time.monotonic() - t0 < 60
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
@@ -157,19 +156,7 @@ def test_true_front_scores_itself_perfectly():
     ],
 )
 def test_tabular_config_errors(tmp_path, override, needle):
-    args = [
-        "search",
-        "--config",
-        "configs/nb201_pixel3.yaml",
-        "--set",
-        f"estimator.path={TABLE}",
-        "--set",
-        override,
-        "--out",
-        str(tmp_path / "x"),
-        "-q",
-    ]
-    res = run_cli(*args)
+    res = search_nb201(tmp_path / "x", override)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr
 
@@ -178,22 +165,7 @@ def test_tabular_config_errors(tmp_path, override, needle):
 def test_optuna_tpe_on_the_table(tmp_path):
     pytest.importorskip("optuna")
     out = tmp_path / "tpe"
-    res = run_cli(
-        "search",
-        "--config",
-        "configs/nb201_pixel3.yaml",
-        "--set",
-        f"estimator.path={TABLE}",
-        "--set",
-        "strategy=optuna",
-        "--set",
-        "strategy.sampler=tpe",
-        "--budget",
-        "40",
-        "--out",
-        str(out),
-        "-q",
-    )
+    res = search_nb201(out, "strategy=optuna", "strategy.sampler=tpe", budget=40)
     assert res.returncode == 0, res.stderr
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert len({t["describe"] for t in trials}) == 40
