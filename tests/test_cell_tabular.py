@@ -125,6 +125,8 @@ def test_tabular_search_end_to_end(tmp_path):
     assert 0.0 <= pareto["hypervolume_regret"] < 0.2
     assert 0 <= pareto["true_front_found"] <= pareto["true_front_size"] == 50
     assert "hypervolume regret" in res.stdout
+    res = run_cli("export", str(out), "--trial", "0", "--output", str(tmp_path / "x.onnx"))
+    assert res.returncode == 2 and "comes from a table" in res.stderr
 
 
 @needs_table

@@ -28,6 +28,10 @@ def load_trained(
         trial = study.store.trial(trial_id)
         if trial is None:
             raise ExportError(f"--trial {trial_id}: no such trial in {out_dir}")
+        if study.config.estimator.name != "train":
+            raise ExportError(
+                f"--trial {trial_id}: its accuracy comes from a table, not from a trained model"
+            )
         weights = study.weights_path(trial_id)
         if trial.status != "complete" or not weights.exists():
             raise ExportError(f"--trial {trial_id}: has no trained weights (status {trial.status})")
