@@ -72,6 +72,9 @@ def test_search_show_report_export_resume(tmp_path):
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 1, 8, 8), np.float32)})[0]
     assert logits.shape == (1, 10)
+    res = run_cli("profile", "--dir", str(out), "--trial", str(tid), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["macs"] == trials[tid]["metrics"]["macs"]
 
     # same command, bigger budget: resumes, finished trials untouched
     res = run_cli("search", "--out", str(out), "--budget", "6", "--seed", "1", "-q", *fast_args())

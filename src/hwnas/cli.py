@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from hwnas.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A user-facing one-line error (exit 2)."""
 
 
@@ -84,6 +87,29 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, required=True, metavar="ID")
     e.add_argument("--format", choices=["onnx"], default="onnx")
     e.add_argument("--output", "-o", required=True, metavar="FILE")
+
+    pr = sub.add_parser(
+        "profile",
+        help="every cost of one model on a target",
+        description="Analytic costs and measured latency of one model: an arch of the configured "
+        "space, an ONNX file, or a trial of a study.",
+    )
+    what = pr.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--arch", metavar="JSON", help="arch as JSON (or @file.json) in the --config space"
+    )
+    what.add_argument("--onnx", metavar="FILE", help="an ONNX model (cpu-ort)")
+    what.add_argument("--dir", metavar="DIR", help="a study directory (with --trial)")
+    pr.add_argument("--trial", type=int, metavar="ID")
+    pr.add_argument(
+        "--target",
+        "-t",
+        metavar="T",
+        help="cpu-ort | cpu-torch | cuda-torch | analytic (default: the config's)",
+    )
+    pr.add_argument("--config", "-c", metavar="FILE")
+    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pr.add_argument("--json", action="store_true", help="print the costs as JSON")
 
     c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
     c.add_argument("--config", "-c", metavar="FILE")
@@ -281,6 +307,73 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from hwnas.experiment.config import apply_overrides, load_config, validate_config
+
+    overrides = list(args.overrides)
+    if args.target:  # objectives and constraints play no part here; drop any the target lacks
+        overrides += [f"target={args.target}", "objectives={accuracy: max}", "constraints=[]"]
+    if args.dir is not None:
+        from hwnas.experiment.study import Study
+
+        if args.trial is None:
+            raise UsageError("--dir needs --trial ID")
+        study = Study(args.dir)
+        base = study.config.to_json_dict()
+        trial = study.store.trial(args.trial)
+        io = study.store.get_meta_json("model_io")
+        study.close()
+        if trial is None or io is None:
+            raise UsageError(f"--trial {args.trial}: no such trial with a model in {args.dir}")
+        cfg = validate_config(apply_overrides(base, overrides))
+        arch, shape, classes = trial.arch, tuple(io["input_shape"]), int(io["num_classes"])
+    else:
+        cfg = load_config(args.config, overrides)
+        if args.onnx is not None:
+            from hwnas.hardware.costs import profile_onnx
+
+            return _print_costs(profile_onnx(args.onnx, cfg.target), args.json, args.onnx)
+        text = args.arch
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        try:
+            arch = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--arch: not valid JSON ({exc.msg})") from None
+        from hwnas.data import load_dataset
+
+        data = load_dataset(cfg.data, cfg.seed)
+        shape, classes = data.input_shape, data.num_classes
+    from hwnas.hardware.costs import profile_module
+    from hwnas.space import make_space
+
+    space = make_space(cfg.space)
+    space.validate(arch)
+    model = space.build(arch, shape, classes)  # type: ignore[arg-type]
+    costs = profile_module(model, shape, cfg.target)  # type: ignore[arg-type]
+    return _print_costs(costs, args.json, f"{space.describe(arch)} on {cfg.target.name}")
+
+
+def _print_costs(costs: dict[str, Any], as_json: bool, title: str) -> int:
+    if as_json:
+        sys.stdout.write(json.dumps(costs, indent=1) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("cost")
+    table.add_column("value", justify="right")
+    for k, v in costs.items():
+        if isinstance(v, list):
+            v = ", ".join(f"{x:.4g}" for x in v)
+        elif isinstance(v, float):
+            v = f"{v:,.0f}" if v >= 100 and v.is_integer() else f"{v:.4g}"
+        table.add_row(k, str(v))
+    Console().print(table)
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
@@ -303,6 +396,7 @@ COMMANDS = {
     "report": _cmd_report,
     "export": _cmd_export,
     "config": _cmd_config,
+    "profile": _cmd_profile,
 }
 
 
@@ -312,7 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from hwnas.errors import UserError
 
     try:
         return COMMANDS[args.command](args)

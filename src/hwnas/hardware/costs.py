@@ -1,0 +1,67 @@
+"""Every cost a target offers for one model: the engine behind ``hwnas profile``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from hwnas.errors import UserError
+from hwnas.hardware.analytic import analytic_costs
+from hwnas.hardware.profile import ort_session, time_callable
+from hwnas.hardware.targets import make_meter
+
+
+def profile_module(
+    model: nn.Module, input_shape: tuple[int, int, int], target: Any
+) -> dict[str, Any]:
+    """Analytic costs, plus measured latency when the target has a runtime."""
+    out: dict[str, Any] = dict(analytic_costs(model, input_shape))
+    meter = make_meter(target)
+    if meter is not None:
+        timing = meter.measure(model, input_shape)
+        out.update(
+            latency_ms=timing.latency_ms,
+            latency_spread=timing.spread,
+            latency_block_medians_ms=list(timing.block_medians_ms),
+        )
+    return out
+
+
+def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
+    """Costs of an ONNX file: weights from its initializers, latency in ONNX Runtime."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--onnx: {path} does not exist")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
+        raise UserError(f"--onnx: {path} is not a readable ONNX model ({exc})") from None
+    if target.name not in ("cpu-ort", "analytic"):
+        raise UserError(f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort")
+    params = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    out: dict[str, Any] = {
+        "params": float(params),
+        "model_bytes": float(4 * params),
+        "model_bytes_int8": float(params),
+    }
+    if target.name == "cpu-ort":
+        sess = ort_session(path.read_bytes(), target.threads)
+        inp = sess.get_inputs()[0]
+        shape = [d if isinstance(d, int) else target.batch for d in inp.shape]
+        binding = sess.io_binding()
+        binding.bind_cpu_input(inp.name, np.zeros(shape, np.float32))
+        binding.bind_output(sess.get_outputs()[0].name)
+        timing = time_callable(
+            lambda: sess.run_with_iobinding(binding), target.warmup, target.runs, target.blocks
+        )
+        out.update(
+            latency_ms=timing.latency_ms,
+            latency_spread=timing.spread,
+            latency_block_medians_ms=list(timing.block_medians_ms),
+        )
+    return out

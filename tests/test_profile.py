@@ -1,0 +1,54 @@
+"""`hwnas profile`: every cost of one model, from an arch, an ONNX file or a study's trial."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+from hwnas.hardware.profile import export_onnx
+from hwnas.space.chain import ChainSpace
+
+ARCH = {
+    "stages": [
+        {"depth": 1, "width": 8, "ops": ["k3_e1", "k3_e1"]},
+        {"depth": 1, "width": 16, "ops": ["k3_e6", "k3_e1", "k3_e1"]},
+        {"depth": 1, "width": 16, "ops": ["k3_e1", "k3_e1", "k3_e1"]},
+    ]
+}
+
+
+def test_profile_arch_json_and_table():
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--json")
+    assert res.returncode == 0, res.stderr
+    costs = json.loads(res.stdout)
+    model = ChainSpace().build(ARCH, (1, 8, 8), 10)
+    assert costs["params"] == sum(p.numel() for p in model.parameters())
+    assert costs["macs"] > 0 and costs["peak_memory_bytes"] > 0
+    assert 0 < costs["latency_ms"] < 5 and len(costs["latency_block_medians_ms"]) == 6
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--target", "analytic")
+    assert res.returncode == 0 and "macs" in res.stdout and "latency_ms" not in res.stdout
+
+
+def test_profile_onnx_file(tmp_path):
+    model = ChainSpace().build(ARCH, (1, 8, 8), 10).eval()
+    path = export_onnx(model, (1, 8, 8), tmp_path / "m.onnx")
+    res = run_cli("profile", "--onnx", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    costs = json.loads(res.stdout)
+    # BatchNorm is folded into the convolutions on export, so the file holds fewer weights
+    assert 0 < costs["params"] <= sum(p.numel() for p in model.parameters())
+    assert costs["latency_ms"] > 0
+
+
+def test_profile_bad_input():
+    for args, needle in (
+        (["--arch", "{bad"], "--arch: not valid JSON"),
+        (["--arch", json.dumps({"stages": []})], "chain arch needs"),
+        (["--onnx", "/no/such.onnx"], "/no/such.onnx does not exist"),
+        (["--arch", json.dumps(ARCH), "--target", "gpu9000"], "target"),
+    ):
+        res = run_cli("profile", *args)
+        assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, (
+            res.stderr
+        )
