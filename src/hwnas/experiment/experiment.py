@@ -266,7 +266,8 @@ class Experiment:
         front = pareto_front(trials, self.objectives)
         self._test_final(store, space, dataset, front, study)
         trials = store.trials()
-        study.write_pareto_json(trials)
+        front = pareto_front(trials, self.objectives)  # same members, now with test accuracy
+        study.write_pareto_json(trials, front)
         report = study.write_report()
         log.info(
             "done (%s): %d trials, Pareto front %d; report %s",
@@ -277,9 +278,7 @@ class Experiment:
         )
         summary = study.summary(trials)
         study.close()
-        return SearchResult(
-            self.dir, trials, pareto_front(trials, self.objectives), report, stopped, summary
-        )
+        return SearchResult(self.dir, trials, front, report, stopped, summary)
 
     def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
         done = sum(t.status != "running" for t in trials)

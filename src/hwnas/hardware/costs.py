@@ -10,8 +10,16 @@ from torch import nn
 
 from hwnas.errors import UserError
 from hwnas.hardware.analytic import analytic_costs
-from hwnas.hardware.profile import ort_session, time_callable
+from hwnas.hardware.profile import OrtCpuMeter, Timing
 from hwnas.hardware.targets import make_meter
+
+
+def _latency(timing: Timing) -> dict[str, Any]:
+    return {
+        "latency_ms": timing.latency_ms,
+        "latency_spread": timing.spread,
+        "latency_block_medians_ms": list(timing.block_medians_ms),
+    }
 
 
 def profile_module(
@@ -21,12 +29,7 @@ def profile_module(
     out: dict[str, Any] = dict(analytic_costs(model, input_shape))
     meter = make_meter(target)
     if meter is not None:
-        timing = meter.measure(model, input_shape)
-        out.update(
-            latency_ms=timing.latency_ms,
-            latency_spread=timing.spread,
-            latency_block_medians_ms=list(timing.block_medians_ms),
-        )
+        out.update(_latency(meter.measure(model, input_shape)))
     return out
 
 
@@ -49,19 +52,7 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
         "model_bytes": float(4 * params),
         "model_bytes_int8": float(params),
     }
-    if target.name == "cpu-ort":
-        sess = ort_session(path.read_bytes(), target.threads)
-        inp = sess.get_inputs()[0]
-        shape = [d if isinstance(d, int) else target.batch for d in inp.shape]
-        binding = sess.io_binding()
-        binding.bind_cpu_input(inp.name, np.zeros(shape, np.float32))
-        binding.bind_output(sess.get_outputs()[0].name)
-        timing = time_callable(
-            lambda: sess.run_with_iobinding(binding), target.warmup, target.runs, target.blocks
-        )
-        out.update(
-            latency_ms=timing.latency_ms,
-            latency_spread=timing.spread,
-            latency_block_medians_ms=list(timing.block_medians_ms),
-        )
+    meter = make_meter(target)
+    if isinstance(meter, OrtCpuMeter):
+        out.update(_latency(meter.measure_onnx(path.read_bytes())))
     return out
