@@ -8,7 +8,10 @@ disks work and nothing is left behind.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import multiprocessing
 import os
 import sys
@@ -72,10 +75,23 @@ def is_image(parts: tuple[str, ...]) -> bool:
 
 
 # ---------------------------------------------------------------------------- reading
+def _decompressed(path: Path) -> io.BufferedIOBase:
+    """The archive's bytes, decompressed by the module its magic number names."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")
+    if magic.startswith(b"\xfd7zXZ"):
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
 def iter_tar(path: Path, want: Callable[[tuple[str, ...]], bool]) -> Iterator[Entry]:
     """Stream the regular members ``want`` accepts from a (possibly compressed) tar archive."""
     try:
-        with tarfile.open(path, mode="r|*") as tar:
+        with _decompressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -88,7 +104,12 @@ def iter_tar(path: Path, want: Callable[[tuple[str, ...]], bool]) -> Iterator[En
                 if fh is None:
                     continue
                 yield parts, fh.read()
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            # tar stops at its end-of-archive blocks and takes a stream cut at a member
+            # boundary for the end; reading the compressed stream to its end makes the
+            # decompressor check its trailer, so a truncated download is an error
+            while raw.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         raise DataError(f"data.path: {path} is not a readable archive ({_short(exc)})") from None
 
 
