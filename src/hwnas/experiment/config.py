@@ -308,7 +308,15 @@ EstimatorConfig = Annotated[
 
 
 # --------------------------------------------------------------------------- target
-class _MeasuredTarget(_Section):
+class _TargetBase(_Section):
+    provides: list[str] | None = Field(
+        None,
+        description="Keep only these metrics from this source (default: all it offers); "
+        "lets `costs` take, say, SRAM from a device model and latency from a predictor.",
+    )
+
+
+class _MeasuredTarget(_TargetBase):
     warmup: int = Field(10, ge=0, description="Untimed warm-up runs.")
     runs: int = Field(60, ge=5, description="Timed runs in total (split into blocks).")
     blocks: int = Field(
@@ -353,13 +361,13 @@ class CudaTorchTarget(_MeasuredTarget):
     cuda_graphs: bool = Field(False, description="Capture and replay the forward as a CUDA graph.")
 
 
-class AnalyticTarget(_Section):
+class AnalyticTarget(_TargetBase):
     """No runtime: only analytic costs (params, MACs, memory, model size). Deterministic."""
 
     name: Literal["analytic"] = "analytic"
 
 
-class TabularTarget(_Section):
+class TabularTarget(_TargetBase):
     """Deployment costs looked up in a table of real measurements (e.g. HW-NAS-Bench)."""
 
     name: Literal["tabular"] = "tabular"
@@ -395,6 +403,8 @@ METRIC_DIRECTIONS: dict[str, Literal["max", "min"]] = {
     "model_bytes_int8": "min",
     "train_seconds": "min",
     "energy_mj": "min",
+    "peak_sram_bytes": "min",
+    "flash_bytes": "min",
 }
 TRAINED_METRICS = {"accuracy", "train_seconds", "val_loss"}
 MEASURED_METRICS = {"latency_ms"}
@@ -484,6 +494,11 @@ class ExperimentConfig(_Section):
         default_factory=TrainEstimatorConfig, description="Performance estimation."
     )
     target: TargetConfig = Field(default_factory=CpuOrtTarget, description="Hardware target.")
+    costs: list[TargetConfig] = Field(
+        default_factory=list,
+        description="Further cost sources after `target`, each a target kind (`name: ...`); a "
+        "later source's metric replaces an earlier one's, `provides` picks metrics.",
+    )
     objectives: list[Objective] = Field(
         default_factory=lambda: [
             Objective(metric="accuracy", direction="max"),
@@ -545,7 +560,7 @@ class ExperimentConfig(_Section):
         if len(set(names)) != len(names):
             raise ValueError("objectives: a metric is listed twice")
         measured = {o.metric for o in self.objectives} | {c.metric for c in self.constraints}
-        if "latency_ms" in measured and self.target.name == "analytic":
+        if "latency_ms" in measured and self.target.name == "analytic" and not self.costs:
             raise ValueError(
                 "target: `analytic` measures no latency_ms; pick cpu-ort/cpu-torch/cuda-torch"
             )

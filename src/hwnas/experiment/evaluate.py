@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from hwnas.data import Dataset
+    from hwnas.hardware.base import CostModel
     from hwnas.hardware.profile import LatencyMeter
 
 log = logging.getLogger("hwnas")
@@ -48,6 +49,35 @@ def violated(constraints: list[Constraint], metrics: dict[str, Any]) -> list[str
     ]
 
 
+Source = tuple["CostModel", "list[str] | None"]
+
+
+def cost_sources(cfg: ExperimentConfig) -> list[Source]:
+    """The cost models beyond the built-in ones: a non-builtin target, then each ``costs`` entry."""
+    from hwnas.hardware.targets import BUILTIN_KINDS, make_cost_model
+
+    out: list[Source] = []
+    if cfg.target.name not in BUILTIN_KINDS:
+        model = make_cost_model(cfg.target)
+        assert model is not None
+        out.append((model, cfg.target.provides))
+    for c in cfg.costs:
+        model = make_cost_model(c)
+        if model is None:
+            raise ValueError(f"costs: kind {c.name} cannot be an extra cost source")
+        out.append((model, c.provides))
+    return out
+
+
+def model_needed(cfg: ExperimentConfig, sources: list[Source]) -> bool:
+    """Whether candidates must be built as torch modules (training or a model-based cost)."""
+    return (
+        cfg.estimator.name == "train"
+        or cfg.target.name in MODEL_TARGETS
+        or any(m.needs_model for m, _ in sources)
+    )
+
+
 def measure_latency(
     meter: LatencyMeter, model: torch.nn.Module, input_shape: tuple[int, int, int]
 ) -> dict[str, Any]:
@@ -64,10 +94,12 @@ class Evaluator:
         space: Space,
         dataset: Dataset | None,
         meter: LatencyMeter | None,
+        sources: list[Source] | None = None,
     ) -> None:
         self.cfg, self.space, self.dataset, self.meter = cfg, space, dataset, meter
+        self.sources = sources or []
         self.trains = cfg.estimator.name == "train"
-        self.needs_model = self.trains or cfg.target.name in MODEL_TARGETS
+        self.needs_model = model_needed(cfg, self.sources)
         if self.needs_model and dataset is None:
             raise ValueError("a dataset is needed to build models")
         self.target_table = self.estimator_table = None
@@ -105,6 +137,13 @@ class Evaluator:
                 )
             if self.meter is not None and model is not None:
                 self._measure(model, metrics)
+            if self.sources:
+                from hwnas.hardware.base import Candidate, select
+
+                shape = self.dataset.input_shape if self.dataset is not None else (0, 0, 0)
+                cand = Candidate(arch, self.space, shape, model)
+                for source, provides in self.sources:
+                    metrics.update(select(source.costs(cand), provides))
             if self.needs_model:
                 metrics["cost_seconds"] = time.perf_counter() - t0
             broken = violated(self.cfg.constraints, metrics)

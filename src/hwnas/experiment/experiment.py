@@ -21,7 +21,6 @@ from types import FrameType
 from typing import Any
 
 from hwnas.experiment.config import ConfigError, ExperimentConfig
-from hwnas.experiment.evaluate import MODEL_TARGETS
 from hwnas.experiment.pareto import pareto_indices
 from hwnas.experiment.store import Store, StoreError, Trial
 from hwnas.experiment.study import Study, is_feasible, pareto_front
@@ -129,13 +128,14 @@ class Experiment:
             store.close()
 
     def _run(self, store: Store) -> SearchResult:
-        from hwnas.experiment.evaluate import Evaluator
+        from hwnas.experiment.evaluate import Evaluator, cost_sources, model_needed
         from hwnas.space import make_space
         from hwnas.strategy import Result, make_strategy
 
         cfg = self.cfg
         dataset, meter = None, None
-        if cfg.estimator.name == "train" or cfg.target.name in MODEL_TARGETS:
+        sources = cost_sources(cfg)
+        if model_needed(cfg, sources):
             import torch
 
             from hwnas.data import load_dataset
@@ -152,7 +152,7 @@ class Experiment:
             )
             meter = make_meter(cfg.target)
         space = make_space(cfg.space)
-        evaluator = Evaluator(cfg, space, dataset, meter)
+        evaluator = Evaluator(cfg, space, dataset, meter, sources)
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
         state = store.get_meta_json("strategy_state")
         if state is not None:

@@ -1,0 +1,54 @@
+"""The cost-model interface: every way of getting deployment cost answers the same call.
+
+A search may draw its metrics from several sources at once: the ``target`` section and each
+entry of ``costs`` (e.g. SRAM from a device model, latency from a learned predictor). Each
+source is a :class:`CostModel`; the evaluator asks them in order, and a later source's metric
+replaces an earlier one's of the same name. ``provides`` in the config keeps only the named
+metrics of a source.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hwnas.space.base import Arch, Space
+
+
+@dataclass
+class Candidate:
+    """What a cost model may look at: the arch (always) and the built module (if any)."""
+
+    arch: Arch
+    space: Space
+    input_shape: tuple[int, int, int]
+    model: nn.Module | None = None
+
+    @property
+    def key(self) -> str:
+        """The arch's table key (e.g. an NB201 arch string)."""
+        return self.space.key(self.arch)
+
+
+class CostModel(ABC):
+    """One source of deployment metrics (``latency_ms``, ``energy_mj``, ``peak_sram_bytes``...)."""
+
+    #: False when the cost comes from the arch alone (a table, a predictor on the encoding):
+    #: then a search that only uses such sources never builds a torch module.
+    needs_model: ClassVar[bool] = True
+
+    @abstractmethod
+    def costs(self, cand: Candidate) -> dict[str, float]:
+        """Metrics for one candidate. Raise ``KeyError`` for an arch the source doesn't know."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or processes the model holds."""
+
+
+def select(metrics: dict[str, Any], provides: list[str] | None) -> dict[str, Any]:
+    """Keep only ``provides`` (all when None)."""
+    return dict(metrics) if provides is None else {k: metrics[k] for k in provides if k in metrics}
