@@ -105,11 +105,72 @@ def _parser() -> argparse.ArgumentParser:
         "--target",
         "-t",
         metavar="T",
-        help="cpu-ort | cpu-torch | cuda-torch | analytic (default: the config's)",
+        help="cpu-ort | cpu-torch | cuda-torch | analytic | device | ... (default: the "
+        "config's); configure it with --set target.KEY=VALUE",
     )
     pr.add_argument("--config", "-c", metavar="FILE")
     pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     pr.add_argument("--json", action="store_true", help="print the costs as JSON")
+
+    ag = sub.add_parser(
+        "agent",
+        help="time ONNX models sent over HTTP (run on the device; target `remote`)",
+        description="Hardware in the loop: run this on the device; searches elsewhere use "
+        "`target: {name: remote, url: ..., token: ...}`. See docs/remote.md.",
+    )
+    agsub = ag.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    sv = agsub.add_parser("serve", help="serve until interrupted")
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
+    sv.add_argument(
+        "--token",
+        metavar="T",
+        help="required from every client; other users can see it in the process list, so "
+        "prefer --token-file or the HWNAS_AGENT_TOKEN environment variable",
+    )
+    sv.add_argument("--token-file", metavar="FILE", help="read the token from FILE")
+    sv.add_argument(
+        "--max-bytes",
+        type=int,
+        default=64 * 2**20,
+        metavar="N",
+        help="largest model accepted (default: 64 MiB); larger requests get 413",
+    )
+    sv.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ONNX Runtime intra-op threads unless a request asks (default: 1)",
+    )
+
+    lu = sub.add_parser(
+        "lut",
+        help="latency lookup table: build it, or judge it against measurement",
+        description="FBNet-style latency lookup table for the config's space on the runtime "
+        "its target names (cpu-ort, cpu-torch, cuda-torch, or a `lut` target). Tables live in "
+        "$HWNAS_CACHE/lut (default ~/.cache/hwnas/lut), one per target fingerprint.",
+    )
+    lusub = lu.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
+    lb = lusub.add_parser("build", help="measure every block and fit the overhead (resumable)")
+    le = lusub.add_parser(
+        "eval", help="measure N random archs end to end and compare with the table (JSON)"
+    )
+    for q in (lb, le):
+        q.add_argument("--config", "-c", required=True, metavar="FILE", help="hwnas YAML config")
+        q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        q.add_argument("--dir", metavar="DIR", help="table directory (overrides the default)")
+        q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    le.add_argument("--n", type=int, required=True, metavar="N", help="archs to measure")
+    le.add_argument("--seed", type=int, default=0, metavar="S", help="sampling seed")
+    le.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="R",
+        help="measure each arch R times in separate sweeps, keep the fastest (default 1)",
+    )
+    le.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
     c.add_argument("--config", "-c", metavar="FILE")
@@ -312,7 +373,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.target:  # objectives and constraints play no part here; drop any the target lacks
-        overrides += [f"target={args.target}", "objectives={accuracy: max}", "constraints=[]"]
+        # the kind goes first so `--set target.x=...` can still configure it
+        overrides = [f"target={args.target}", "objectives={accuracy: max}", "constraints=[]"]
+        overrides += list(args.overrides)
     if args.dir is not None:
         from hwnas.experiment.study import Study
 
@@ -350,7 +413,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     space = make_space(cfg.space)
     space.validate(arch)
     model = space.build(arch, shape, classes)  # type: ignore[arg-type]
-    costs = profile_module(model, shape, cfg.target)  # type: ignore[arg-type]
+    costs = profile_module(model, shape, cfg.target, arch=arch, space=space)  # type: ignore[arg-type]
     return _print_costs(costs, args.json, f"{space.describe(arch)} on {cfg.target.name}")
 
 
@@ -390,6 +453,77 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    import os
+
+    token = args.token
+    if token is None and args.token_file is not None:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(
+                f"--token-file: cannot read {args.token_file} ({exc.strerror})"
+            ) from None
+    if token is None:
+        token = os.environ.get("HWNAS_AGENT_TOKEN")
+    if not token:
+        raise UsageError("a token is required: --token, --token-file or HWNAS_AGENT_TOKEN")
+    if args.max_bytes < 1 or args.threads < 1 or not 0 <= args.port <= 65535:
+        raise UsageError("--max-bytes and --threads must be >= 1, --port 0..65535")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise UsageError("the agent needs onnxruntime: pip install onnxruntime") from None
+    from hwnas.hardware.agent import serve
+
+    try:
+        serve(args.host, args.port, token, args.max_bytes, args.threads)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        ) from None
+    return 0
+
+
+def _cmd_lut(args: argparse.Namespace) -> int:
+    from hwnas.experiment.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.lut_command == "build":
+        from hwnas.hardware.lut import build_table
+
+        table, info = build_table(cfg, progress=not args.quiet, directory=args.dir)
+        table.close()
+        print(
+            f"lookup table {info['path']}: {info['entries']} entries "
+            f"({info['measured_now']} graphs measured now); fit: overhead "
+            f"{info['overhead_ms'] * 1000:.2f} us, scale {info['scale']:.3f}, "
+            f"relative RMSE {info['fit_rel_rmse']:.1%} on the calibration networks"
+        )
+        return 0
+    if args.n < 2 or args.repeats < 1:
+        raise UsageError("--n must be >= 2 and --repeats >= 1")
+    from hwnas.hardware.lut import evaluate_table
+
+    report, _ = evaluate_table(
+        cfg,
+        args.n,
+        seed=args.seed,
+        repeats=args.repeats,
+        progress=not args.quiet,
+        directory=args.dir,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        return 0
+    print(
+        f"{report['n']} archs: {report['within_10pct']:.1%} within +-10 %, Kendall tau "
+        f"{report['kendall_tau']:.3f}, RMSE {report['rmse_ms'] * 1000:.2f} us, MAPE "
+        f"{report['mape']:.1%}; prediction {report['speedup']:,.0f}x faster than measurement"
+    )
+    return 0
+
+
 COMMANDS = {
     "search": _cmd_search,
     "show": _cmd_show,
@@ -397,6 +531,8 @@ COMMANDS = {
     "export": _cmd_export,
     "config": _cmd_config,
     "profile": _cmd_profile,
+    "lut": _cmd_lut,
+    "agent": _cmd_agent,
 }
 
 

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SecretStr,
     Tag,
     ValidationError,
     field_validator,
@@ -159,6 +160,47 @@ class CellSpaceConfig(_Section):
         return [o for o in CELL_OPS if o in v]
 
 
+class GraphSpaceConfig(_Section):
+    """Multi-branch CNN DAGs grown from a small start net by NASH network morphisms."""
+
+    name: Literal["graph"] = "graph"
+    channels: list[int] = Field(
+        [16, 32, 64], description="Start net: conv widths per resolution level (pool between)."
+    )
+    depth: int = Field(1, ge=1, description="Start net: convs per level.")
+    kernel: int = Field(3, ge=1, description="Start net: kernel size.")
+    morphisms: list[Literal["deeper", "wider", "skip", "scale"]] = Field(
+        ["deeper", "wider", "skip"],
+        description="Morphism kinds to sample (uniformly); `scale` = joint depth+width step.",
+    )
+    deeper_kernels: list[int] = Field([3, 5], description="Kernels of inserted layers.")
+    widen_factors: list[int] = Field([2, 4], description="Factors a conv may be widened by.")
+    skip_joins: list[Literal["add", "concat"]] = Field(
+        ["add", "concat"], description="How a new skip joins its target."
+    )
+    scale_depth: float = Field(1.2, gt=1.0, description="`scale`: depth ratio per step.")
+    scale_width: float = Field(1.1, gt=1.0, description="`scale`: width ratio per step.")
+    max_channels: int = Field(512, ge=1, description="No conv grows wider than this.")
+    max_layers: int = Field(40, ge=1, description="No more convs than this.")
+    max_nodes: int = Field(80, ge=1, description="No more nodes than this.")
+    sample_morphs: int = Field(
+        8, ge=0, description="Random archs: the start net after 0..N random morphisms."
+    )
+
+
+class FbnetSpaceConfig(_Section):
+    """FBNet (Wu et al. 2019): 22 layers x 9 blocks on a fixed macro net (HW-NAS-Bench's space)."""
+
+    name: Literal["fbnet"] = "fbnet"
+    width_multiplier: float = Field(
+        1.0, gt=0.0, le=4.0, description="Scales every width (rounded to a multiple of 8)."
+    )
+    stem_stride: int = Field(
+        2, ge=1, le=4, description="Stride of the 3x3 stem (2 for ImageNet, 1 for small inputs)."
+    )
+    head_channels: int = Field(1984, ge=0, description="1x1 conv before pooling; 0 = none.")
+
+
 class UserSpaceConfig(_Section):
     """A space you wrote: a subclass of `hwnas.space.user.UserSpace` (see docs/user-spaces.md)."""
 
@@ -179,6 +221,8 @@ def _space_kind(v: Any) -> str:
 SpaceConfig = Annotated[
     Annotated[ChainSpaceConfig, Tag("chain")]
     | Annotated[CellSpaceConfig, Tag("cell")]
+    | Annotated[GraphSpaceConfig, Tag("graph")]
+    | Annotated[FbnetSpaceConfig, Tag("fbnet")]
     | Annotated[UserSpaceConfig, Tag("user")],
     Discriminator(_space_kind),
 ]
@@ -229,8 +273,36 @@ class OptunaStrategyConfig(_Section):
     population: int = Field(50, ge=2, description="Population size of `nsga2`.")
 
 
+class NashStrategyConfig(_Section):
+    """NASH hill climbing with network morphisms (Elsken et al. 2017); needs `space: graph`."""
+
+    name: Literal["nash"] = "nash"
+    n_steps: int = Field(5, ge=0, description="Hill-climbing steps.")
+    n_neigh: int = Field(
+        8, ge=2, description="Candidates per step: n_neigh - 1 children plus the parent."
+    )
+    n_nm: int = Field(5, ge=1, description="Morphisms applied to make each child.")
+    epochs_init: int = Field(20, ge=1, description="Epochs the start net trains.")
+    epochs_neigh: int = Field(17, ge=1, description="Epochs each candidate trains per step.")
+    epochs_final: int = Field(20, ge=1, description="Epochs the last best net trains on.")
+    lr_start: float = Field(0.05, gt=0, description="SGDR: learning rate at a cycle's start.")
+    lr_end: float = Field(0.0, ge=0, description="SGDR: learning rate at a cycle's end.")
+    guided: bool = Field(
+        False,
+        description="Pick each child's morphisms by a Gaussian process over graph features "
+        "(upper confidence bound of accuracy) instead of uniformly.",
+    )
+    guide_pool: int = Field(16, ge=2, description="`guided`: random sequences scored per child.")
+    guide_kappa: float = Field(1.0, ge=0, description="`guided`: UCB exploration weight.")
+    joint_scaling: bool = Field(
+        False,
+        description="Replace deeper/wider by one `scale` morphism growing depth and width "
+        "together (space.scale_depth / scale_width).",
+    )
+
+
 StrategyConfig = Annotated[
-    RandomStrategyConfig | EvolutionStrategyConfig | OptunaStrategyConfig,
+    RandomStrategyConfig | EvolutionStrategyConfig | OptunaStrategyConfig | NashStrategyConfig,
     Field(discriminator="name"),
 ]
 
@@ -386,8 +458,233 @@ class TabularTarget(_TargetBase):
         return _columns(v)
 
 
+class PredictorTarget(_TargetBase):
+    """Latency from a learned predictor file (`hwnas predictor train`): microseconds a call."""
+
+    name: Literal["predictor"] = "predictor"
+    path: str = Field(description="The predictor file written by `hwnas predictor train`.")
+    metric: str = Field(
+        "latency_ms", description="Metric name the prediction is stored as (e.g. `energy_mj`)."
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        return _known_metric(v)
+
+
+class DeviceTarget(_TargetBase):
+    """Datasheet device model: roofline latency, energy, peak SRAM and flash (docs/devices.md)."""
+
+    name: Literal["device"] = "device"
+    spec: str = Field(
+        "cortex-m7",
+        description="Shipped device (`cortex-m7`, `imx8mp-npu`, `jetson-orin-nano`) or a path "
+        "to a spec YAML file.",
+    )
+    precision: Literal["int8", "fp16", "fp32"] | None = Field(
+        None, description="Weight and activation precision; default: the spec's own."
+    )
+    capacity_constraints: bool = Field(
+        True,
+        description="Add `peak_sram_bytes <= ` and `flash_bytes <= ` the spec's capacities to "
+        "the constraints (unless tighter ones are given), so candidates that cannot fit are "
+        "pruned before training.",
+    )
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_loads(cls, v: str) -> str:
+        from hwnas.hardware.devices import load_spec, resolve, shipped
+
+        load_spec(v)  # a bad file is an error naming its field
+        # a file is kept by absolute path, so the stored study finds it from any directory
+        return v if v in shipped() else str(resolve(v))
+
+    @model_validator(mode="after")
+    def _precision_offered(self) -> DeviceTarget:
+        from hwnas.hardware.devices import load_spec
+
+        if self.precision is not None:
+            load_spec(self.spec).check_precision(self.precision)
+        return self
+
+
+def _device_constraints(cfg: ExperimentConfig) -> None:
+    """A device's memory capacities become constraints, so misfits are pruned before training."""
+    from hwnas.hardware.devices import load_spec
+
+    for src in [cfg.target, *cfg.costs]:
+        if not isinstance(src, DeviceTarget) or not src.capacity_constraints:
+            continue
+        for metric, cap in load_spec(src.spec).capacity().items():
+            if src.provides is not None and metric not in src.provides:
+                continue
+            tighter = any(
+                c.metric == metric and c.op in ("<=", "<") and c.value <= cap
+                for c in cfg.constraints
+            )
+            if not tighter:
+                cfg.constraints.append(Constraint(metric=metric, op="<=", value=cap))
+
+
+class LutTarget(_TargetBase):
+    """Latency from a per-block lookup table (FBNet style), measured once on a runtime here."""
+
+    name: Literal["lut"] = "lut"
+    runtime: Literal["cpu-ort", "cpu-torch", "cuda-torch"] = Field(
+        "cpu-ort", description="Runtime the table is measured on (and whose latency it predicts)."
+    )
+    threads: int = Field(1, ge=1, description="Intra-op threads (CPU runtimes).")
+    batch: int = Field(1, ge=1, description="Batch size of the timed input.")
+    cuda_graphs: bool = Field(False, description="`cuda-torch`: time forwards as CUDA graphs.")
+    warmup: int = Field(20, ge=0, description="Untimed warm-up runs per timed graph.")
+    runs: int = Field(300, ge=5, description="Timed runs per graph (split into blocks).")
+    blocks: int = Field(
+        15, ge=1, description="Timed blocks per graph; an entry is the lowest block median."
+    )
+    passes: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Measurements of each entry, taken in separate sweeps; the fastest is kept, "
+        "so load that slows one sweep does not stick in the table.",
+    )
+    calibration: int = Field(
+        12,
+        ge=2,
+        description="Whole networks measured end to end to fit the fixed overhead and scale.",
+    )
+    path: str | None = Field(
+        None,
+        description="Directory of the tables; default `$HWNAS_CACHE/lut` or `~/.cache/hwnas/lut`.",
+    )
+
+    @model_validator(mode="after")
+    def _blocks_le_runs(self) -> LutTarget:
+        if self.blocks > self.runs:
+            raise ValueError("blocks must be <= runs")
+        return self
+
+
+COMMAND_PLACEHOLDERS = ("model", "input_shape", "input_name", "batch")
+
+
+class CommandTarget(_TargetBase):
+    """Hardware in the loop through your own command, e.g. `[ssh, board, ./bench, {model}]`."""
+
+    name: Literal["command"] = "command"
+    command: list[str] = Field(
+        min_length=1,
+        description="Argument list run without a shell; placeholders: `{model}` (path of the "
+        "candidate's ONNX file), `{input_shape}` (`1,3,32,32`), `{input_name}`, `{batch}`; "
+        "`{{` and `}}` are literal braces.",
+    )
+    regex: str | None = Field(
+        None, description="Regex over the command's stdout; its first group is the figure."
+    )
+    json_key: str | None = Field(
+        None, description="Dotted key path into JSON printed on stdout, e.g. `result.mean_ms`."
+    )
+    metric: str = Field("latency_ms", description="Metric name the figure is stored as.")
+    scale: float = Field(
+        1.0, gt=0, description="Multiplier to the metric's unit (us -> ms: 0.001)."
+    )
+    batch: int = Field(1, ge=1, description="Batch size of the exported model's input.")
+    timeout: float = Field(120.0, gt=0, description="Seconds one run of the command may take.")
+    retries: int = Field(2, ge=0, description="Further attempts after a failed run.")
+    backoff: float = Field(0.5, ge=0, description="Seconds before the first retry (doubling).")
+    cache: bool = Field(
+        True,
+        description="Answer a model already measured from the cache (keyed by the graph without "
+        "weight values, the command and settings); off if the figure depends on the weights.",
+    )
+    cache_dir: str | None = Field(None, description="Also keep the cache in this directory.")
+
+    @field_validator("command")
+    @classmethod
+    def _template(cls, v: list[str]) -> list[str]:
+        used = {
+            m
+            for arg in v
+            for m in re.findall(r"\{([A-Za-z_]\w*)\}", arg.replace("{{", "").replace("}}", ""))
+        }
+        unknown = sorted(used - set(COMMAND_PLACEHOLDERS))
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; known: "
+                + ", ".join(f"{{{p}}}" for p in COMMAND_PLACEHOLDERS)
+            )
+        if "model" not in used:
+            raise ValueError("must pass the model: put {model} in one of the arguments")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        return _known_metric(v)
+
+    @model_validator(mode="after")
+    def _one_parser(self) -> CommandTarget:
+        if (self.regex is None) == (self.json_key is None):
+            raise ValueError("give exactly one of regex or json_key")
+        if self.regex is not None:
+            try:
+                groups = re.compile(self.regex).groups
+            except re.error as exc:
+                raise ValueError(f"regex: {exc}") from None
+            if groups < 1:
+                raise ValueError("regex: needs a group, e.g. 'latency: ([0-9.]+) ms'")
+        return self
+
+
+class RemoteTarget(_TargetBase):
+    """ONNX Runtime on another machine running `hwnas agent serve` (see docs/remote.md)."""
+
+    name: Literal["remote"] = "remote"
+    url: str = Field(
+        pattern=r"^https?://[^\s/]+", description="Agent address, e.g. `http://board:8765`."
+    )
+    token: SecretStr | None = Field(None, description="The agent's token (stored masked).")
+    token_env: str | None = Field(
+        None,
+        description="Name of an environment variable holding the token (keeps it out of YAML).",
+    )
+    warmup: int = Field(10, ge=0, description="Untimed warm-up runs.")
+    runs: int = Field(60, ge=5, le=10000, description="Timed runs in total (split into blocks).")
+    blocks: int = Field(6, ge=1, description="Timed blocks; latency is the lowest block median.")
+    batch: int = Field(1, ge=1, le=1024, description="Batch size of the timed input.")
+    threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime intra-op threads; default: the agent's `--threads`."
+    )
+    timeout: float = Field(300.0, gt=0, description="Seconds to wait for one measurement.")
+    retries: int = Field(3, ge=0, description="Further attempts after a broken connection.")
+    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubling).")
+    cache: bool = Field(
+        True, description="Answer a model already measured on this agent from the cache."
+    )
+    cache_dir: str | None = Field(None, description="Also keep the cache in this directory.")
+
+    @model_validator(mode="after")
+    def _checks(self) -> RemoteTarget:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("give exactly one of token or token_env")
+        if self.blocks > self.runs:
+            raise ValueError("blocks must be <= runs")
+        return self
+
+
 TargetConfig = Annotated[
-    CpuOrtTarget | CpuTorchTarget | CudaTorchTarget | AnalyticTarget | TabularTarget,
+    CpuOrtTarget
+    | CpuTorchTarget
+    | CudaTorchTarget
+    | AnalyticTarget
+    | TabularTarget
+    | DeviceTarget
+    | LutTarget
+    | CommandTarget
+    | RemoteTarget
+    | PredictorTarget,
     Field(discriminator="name"),
 ]
 
@@ -453,7 +750,7 @@ class Constraint(_Section):
         }[self.op]
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
+        return f"{self.metric} {self.op} {self.value:.12g}"
 
 
 class BudgetConfig(_Section):
@@ -577,6 +874,7 @@ class ExperimentConfig(_Section):
                         f"objectives/constraints: {', '.join(missing)} not provided by the "
                         "tables (add it to target.metrics or estimator.metrics)"
                     )
+        _device_constraints(self)
         if self.target.name == "cuda-torch" and self.device != "cuda":
             self.device = "cuda"
         for c in self.constraints:
@@ -606,9 +904,10 @@ def _format_error(err: ValidationError) -> str:
     )
     # drop discriminator tags pydantic inserts into the location ("space.chain.stem_channels")
     loc = re.sub(
-        r"\.(chain|cell|random|evolution|train|tabular|cpu-ort|cpu-torch|cuda-torch|analytic)\b",
+        r"\.(chain|cell|graph|nash|random|evolution|train|tabular|cpu-ort|cpu-torch|cuda-torch|analytic|device|command|remote|lut|fbnet|predictor)\b",
         "",
         loc,
+        count=1,  # only the tag: a field may share a kind's name (`command.command`)
     )
     msg = e["msg"]
     if e["type"] == "extra_forbidden":

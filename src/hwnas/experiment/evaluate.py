@@ -113,7 +113,20 @@ class Evaluator:
             self.estimator_table = estimator_table(cfg.estimator)
             self.estimator_columns = estimator_columns(cfg.estimator)
 
-    def __call__(self, arch: Arch, *, seed: int, weights_path: Path | None = None) -> Outcome:
+    def __call__(
+        self,
+        arch: Arch,
+        *,
+        seed: int,
+        weights_path: Path | None = None,
+        inherit: dict[str, Any] | None = None,
+        train: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Costs, then (if feasible) accuracy.
+
+        ``inherit = {arch, weights, morphs}`` starts from a parent's trained weights carried
+        through the space's morphisms; ``train`` overrides estimator settings for this trial.
+        """
         metrics: dict[str, Any] = {}
         model = None
         t0 = time.perf_counter()
@@ -126,6 +139,8 @@ class Evaluator:
             try:
                 torch.manual_seed(seed)  # weight init is part of the trial's identity
                 model = self.space.build(arch, self.dataset.input_shape, self.dataset.num_classes)
+                if inherit is not None:
+                    self._inherit(model, arch, inherit)
                 metrics.update(analytic_costs(model, self.dataset.input_shape))
             except Exception as exc:  # noqa: BLE001 - any build failure is this candidate's
                 return Outcome("failed", metrics, error=f"unbuildable: {type(exc).__name__}: {exc}")
@@ -155,7 +170,7 @@ class Evaluator:
                 )
                 return self._finish(metrics, [])
             assert model is not None
-            return self._train(model, metrics, seed, weights_path)
+            return self._train(model, metrics, seed, weights_path, train)
         except KeyError as exc:
             return Outcome("failed", metrics, error=f"not in table: {exc}")
         except (KeyboardInterrupt, SystemExit):
@@ -176,19 +191,40 @@ class Evaluator:
             if again["latency_ms"] < metrics["latency_ms"]:
                 metrics.update(again)
 
+    def _inherit(self, model: torch.nn.Module, arch: Arch, inherit: dict[str, Any]) -> None:
+        """Load the parent's weights carried through the morphisms into ``model``."""
+        import torch
+
+        inherit_fn = getattr(self.space, "inherit", None)
+        if inherit_fn is None:
+            raise ValueError(f"the {self.space.name} space cannot carry weights across changes")
+        state = torch.load(inherit["weights"], map_location="cpu", weights_only=True)
+        child, state = inherit_fn(inherit["arch"], state, inherit["morphs"])
+        if self.space.arch_hash(child) != self.space.arch_hash(arch):
+            raise ValueError("inherited morphisms do not lead to this trial's arch")
+        model.load_state_dict(state)
+
     def _train(
-        self, model: torch.nn.Module, metrics: dict[str, Any], seed: int, weights_path: Path | None
+        self,
+        model: torch.nn.Module,
+        metrics: dict[str, Any],
+        seed: int,
+        weights_path: Path | None,
+        overrides: dict[str, Any] | None = None,
     ) -> Outcome:
         import torch
 
         from hwnas.estimate.train import TrainingDiverged, train
 
         assert self.dataset is not None and self.cfg.estimator.name == "train"
+        est = self.cfg.estimator
+        if overrides:
+            est = est.model_copy(update=overrides)
         try:
             result = train(
                 model,
                 self.dataset,
-                self.cfg.estimator,
+                est,
                 seed=seed,
                 device=self.cfg.device,
                 batch_size=self.cfg.data.batch_size,

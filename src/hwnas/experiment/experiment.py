@@ -130,7 +130,7 @@ class Experiment:
     def _run(self, store: Store) -> SearchResult:
         from hwnas.experiment.evaluate import Evaluator, cost_sources, model_needed
         from hwnas.space import make_space
-        from hwnas.strategy import Result, make_strategy
+        from hwnas.strategy import Result, StrategyDone, make_strategy
 
         cfg = self.cfg
         dataset, meter = None, None
@@ -180,7 +180,22 @@ class Experiment:
 
         def evaluate(trial: Trial) -> None:
             weights = study.weights_path(trial.id) if cfg.estimator.name == "train" else None
-            outcome = evaluator(trial.arch, seed=trial.seed, weights_path=weights)
+            inherit = None
+            if trial.info.get("inherit"):
+                pid = trial.info["inherit"]["trial"]
+                parent = next(t for t in trials if t.id == pid)
+                inherit = {
+                    "arch": parent.arch,
+                    "weights": study.weights_path(pid),
+                    "morphs": trial.info["inherit"]["morphs"],
+                }
+            outcome = evaluator(
+                trial.arch,
+                seed=trial.seed,
+                weights_path=weights,
+                inherit=inherit,
+                train=trial.info.get("train"),
+            )
             trial.status, trial.metrics, trial.curve = (
                 outcome.status,
                 outcome.metrics,
@@ -222,9 +237,15 @@ class Experiment:
             ):
                 stopped = "time"
                 break
-            proposal = strategy.ask()
+            try:
+                proposal = strategy.ask()
+            except StrategyDone as exc:
+                stopped = "strategy"
+                log.info("%s", exc)
+                break
             h = space.arch_hash(proposal.arch)
-            known = by_hash.get(h)
+            # a net that inherits trained weights is new even if its graph was seen before
+            known = None if proposal.info.get("inherit") else by_hash.get(h)
             if known is not None:
                 duplicate_streak += 1
                 if duplicate_streak >= MAX_DUPLICATE_STREAK:

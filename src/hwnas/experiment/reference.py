@@ -18,8 +18,13 @@ from hwnas.experiment import config as C
 
 _KINDS: dict[str, list[type[BaseModel]]] = {
     "data": [C.DataConfig],
-    "space": [C.ChainSpaceConfig, C.CellSpaceConfig, C.UserSpaceConfig],
-    "strategy": [C.RandomStrategyConfig, C.EvolutionStrategyConfig, C.OptunaStrategyConfig],
+    "space": [C.ChainSpaceConfig, C.CellSpaceConfig, C.GraphSpaceConfig, C.UserSpaceConfig],
+    "strategy": [
+        C.RandomStrategyConfig,
+        C.EvolutionStrategyConfig,
+        C.OptunaStrategyConfig,
+        C.NashStrategyConfig,
+    ],
     "estimator": [C.TrainEstimatorConfig, C.TabularEstimatorConfig],
     "target": [
         C.CpuOrtTarget,
@@ -27,6 +32,10 @@ _KINDS: dict[str, list[type[BaseModel]]] = {
         C.CudaTorchTarget,
         C.AnalyticTarget,
         C.TabularTarget,
+        C.DeviceTarget,
+        C.LutTarget,
+        C.CommandTarget,
+        C.RemoteTarget,
     ],
     "budget": [C.BudgetConfig],
     "executor": [C.ExecutorConfig],

@@ -10,8 +10,9 @@ from torch import nn
 
 from hwnas.errors import UserError
 from hwnas.hardware.analytic import analytic_costs
+from hwnas.hardware.base import Candidate, select
 from hwnas.hardware.profile import OrtCpuMeter, Timing
-from hwnas.hardware.targets import make_meter
+from hwnas.hardware.targets import BUILTIN_KINDS, make_cost_model, make_meter
 
 
 def _latency(timing: Timing) -> dict[str, Any]:
@@ -23,13 +24,27 @@ def _latency(timing: Timing) -> dict[str, Any]:
 
 
 def profile_module(
-    model: nn.Module, input_shape: tuple[int, int, int], target: Any
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: Any,
+    *,
+    arch: Any = None,
+    space: Any = None,
 ) -> dict[str, Any]:
-    """Analytic costs, plus measured latency when the target has a runtime."""
+    """Analytic costs, plus measured latency when the target has a runtime, plus whatever a
+    registered cost model (device model, table, predictor...) of the target's kind offers."""
     out: dict[str, Any] = dict(analytic_costs(model, input_shape))
     meter = make_meter(target)
     if meter is not None:
         out.update(_latency(meter.measure(model, input_shape)))
+    elif target.name not in BUILTIN_KINDS:
+        source = make_cost_model(target)
+        if source is not None:
+            cand = Candidate(arch if arch is not None else {}, space, input_shape, model)
+            try:
+                out.update(select(source.costs(cand), target.provides))
+            finally:
+                source.close()
     return out
 
 

@@ -17,10 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where used: the device agent times ONNX without it
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int =
     dynamo exporter takes ~1 s, which matters when every candidate is exported. The dynamo
     exporter (needs onnxscript) is the fallback where the former is gone or fails.
     """
+    import torch
+
     model = model.eval()
     x = torch.zeros(batch, *input_shape)
     with warnings.catch_warnings():
@@ -149,6 +153,8 @@ class TorchCpuMeter(LatencyMeter):
         self.threads = threads
 
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
+        import torch
+
         model = model.eval()
         x = torch.zeros(self.batch, *input_shape)
         before = torch.get_num_threads()
@@ -168,6 +174,8 @@ class TorchCudaMeter(LatencyMeter):
         self.cuda_graphs = cuda_graphs
 
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
+        import torch
+
         if not torch.cuda.is_available():
             raise RuntimeError("target cuda-torch: no CUDA device available")
         dev = torch.device("cuda")

@@ -9,7 +9,13 @@ __all__ = ["Arch", "InvalidArch", "Space", "arch_hash", "make_space"]
 
 def make_space(cfg: object) -> Space:
     """The space a validated config section names."""
-    from hwnas.experiment.config import CellSpaceConfig, ChainSpaceConfig, UserSpaceConfig
+    from hwnas.experiment.config import (
+        CellSpaceConfig,
+        ChainSpaceConfig,
+        FbnetSpaceConfig,
+        GraphSpaceConfig,
+        UserSpaceConfig,
+    )
 
     if isinstance(cfg, ChainSpaceConfig):
         from hwnas.space.chain import ChainSpace
@@ -19,6 +25,14 @@ def make_space(cfg: object) -> Space:
         from hwnas.space.cell import CellSpace
 
         return CellSpace(cfg)
+    if isinstance(cfg, GraphSpaceConfig):
+        from hwnas.space.graph import GraphSpace
+
+        return GraphSpace(cfg)
+    if isinstance(cfg, FbnetSpaceConfig):
+        from hwnas.space.fbnet import FbnetSpace
+
+        return FbnetSpace(cfg)
     if isinstance(cfg, UserSpaceConfig):
         from hwnas.space.user import load_user_space
 

@@ -7,9 +7,9 @@ from typing import Any
 from hwnas.errors import UserError
 from hwnas.experiment.pareto import Objectives
 from hwnas.space.base import Space
-from hwnas.strategy.base import Proposal, Result, Strategy
+from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone
 
-__all__ = ["Proposal", "Result", "Strategy", "make_strategy"]
+__all__ = ["Proposal", "Result", "Strategy", "StrategyDone", "make_strategy"]
 
 
 def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
@@ -45,4 +45,16 @@ def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> 
             )
         except NotImplementedError as exc:
             raise UserError(f"strategy: optuna: {exc}") from None
+    if cfg.name == "nash":
+        from hwnas.strategy.nash import Nash
+
+        try:
+            return Nash(
+                space,
+                objectives,
+                seed,
+                **cfg.model_dump(exclude={"name"}),
+            )
+        except ValueError as exc:
+            raise UserError(f"strategy: {exc}") from None
     raise ValueError(f"strategy: unknown name {cfg.name!r}")

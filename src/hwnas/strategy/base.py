@@ -16,9 +16,19 @@ from hwnas.experiment.pareto import Objectives
 from hwnas.space.base import Arch, Space
 
 
+class StrategyDone(Exception):
+    """The strategy has nothing more to propose (e.g. NASH after its final net)."""
+
+
 @dataclass
 class Proposal:
-    """An arch to evaluate and where it came from."""
+    """An arch to evaluate and where it came from.
+
+    ``info`` is stored with the trial. Two keys change how it is evaluated: ``train`` overrides
+    estimator settings (``epochs``, ``lr``, ``lr_min``), and ``inherit = {trial, morphs}`` starts
+    from that trial's trained weights carried through the space's morphisms (the candidate is
+    then evaluated even if its graph was seen before: its weights are new).
+    """
 
     arch: Arch
     parent_id: int | None = None

@@ -1,0 +1,388 @@
+"""Hardware in the loop: latency measured on another device, by a command or by the agent.
+
+Two cost-model kinds, both fed the candidate as an ONNX file:
+
+- ``command`` runs your own argument list (``ssh board ./bench {model}``) without a shell and
+  reads the figure from its output with a regex or a JSON key;
+- ``remote`` POSTs the model to ``hwnas agent serve`` on the device (:mod:`hwnas.hardware.agent`).
+
+A device is slow and flaky compared with a local meter, so both retry with a doubling backoff,
+give up with one line that says why (the trial fails with it and the search goes on), and
+cache results by a hash of the model's graph *without its weight values*: latency does not
+depend on them, so the same architecture trained with another seed is not timed twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from hwnas.errors import UserError
+from hwnas.hardware.base import Candidate, CostModel
+from hwnas.hardware.targets import COST_MODELS
+
+if TYPE_CHECKING:
+    from hwnas.experiment.config import CommandTarget, RemoteTarget
+
+
+class HardwareLoopError(RuntimeError):
+    """A device measurement that failed for good; the message is one line naming why."""
+
+
+def graph_key(model_bytes: bytes) -> str:
+    """SHA-256 of an ONNX model with its initializers' values dropped (names, shapes kept)."""
+    import onnx
+
+    proto = onnx.load_from_string(model_bytes)
+    for t in proto.graph.initializer:
+        for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
+            t.ClearField(f)
+    return hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class ResultCache:
+    """Results by key, in memory and optionally as one JSON file per key in ``directory``."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.mem: dict[str, dict[str, Any]] = {}
+        self.dir = Path(directory).expanduser() if directory else None
+        self.hits = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        hit = self.mem.get(key)
+        if hit is None and self.dir is not None:
+            try:
+                hit = json.loads((self.dir / f"{key}.json").read_text())["result"]
+            except (OSError, ValueError, KeyError, TypeError):
+                hit = None
+            if hit is not None:
+                self.mem[key] = hit
+        if hit is not None:
+            self.hits += 1
+        return hit
+
+    def put(self, key: str, result: dict[str, Any], about: dict[str, Any]) -> None:
+        self.mem[key] = result
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"result": result, **about, "saved": time.time()}))
+        tmp.replace(self.dir / f"{key}.json")  # atomic: a reader never sees half a file
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _export(cand: Candidate, batch: int) -> bytes:
+    from hwnas.hardware.profile import onnx_bytes
+
+    if cand.model is None:
+        raise HardwareLoopError("no built model to export")
+    return onnx_bytes(cand.model, cand.input_shape, batch)
+
+
+# ------------------------------------------------------------------------ command runner
+class _AttemptFailed(Exception):
+    pass
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(model|input_shape|input_name|batch)\}")
+
+
+def _json_path(doc: Any, path: str) -> Any:
+    node = doc
+    for part in path.split("."):
+        if isinstance(node, list) and part.lstrip("-").isdigit():
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node[part]
+        else:
+            raise KeyError(part)
+    return node
+
+
+def parse_figure(stdout: str, regex: str | None, json_key: str | None) -> float:
+    """The number the command printed: first group of the first regex match, or a JSON key.
+
+    For JSON, the whole output is tried first, then each line from the last (a benchmark may
+    log before it prints its result).
+    """
+    if regex is not None:
+        m = re.search(regex, stdout)
+        if m is None:
+            last = stdout.strip().splitlines()[-1:] or ["<no output>"]
+            raise _AttemptFailed(f"no match for regex {regex!r} (last line: {_one_line(last[0])})")
+        text = m.group(1)
+    else:
+        assert json_key is not None
+        docs = []
+        for chunk in [stdout, *reversed(stdout.splitlines())]:
+            try:
+                docs.append(json.loads(chunk))
+            except ValueError:
+                continue
+        for doc in docs:
+            try:
+                text = _json_path(doc, json_key)
+                break
+            except (KeyError, IndexError, TypeError):
+                continue
+        else:
+            what = "JSON output" if docs else "output (no JSON found)"
+            raise _AttemptFailed(f"key {json_key!r} not in its {what}")
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise _AttemptFailed(f"{_one_line(str(text), 60)!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise _AttemptFailed(f"{value} is not a finite non-negative figure")
+    return value
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill the command and everything it started (e.g. ssh and its children)."""
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except OSError:
+        pass
+
+
+class CommandCostModel(CostModel):
+    """Runs the configured argument list on each candidate's ONNX file and parses the figure."""
+
+    def __init__(self, cfg: CommandTarget) -> None:
+        self.cfg = cfg
+        self.cache = ResultCache(cfg.cache_dir)
+        self.runs = 0  # command invocations, for tests and reports
+
+    @property
+    def label(self) -> str:
+        return _one_line(" ".join(self.cfg.command), 60)
+
+    def argv(self, model_path: str, input_shape: tuple[int, ...]) -> list[str]:
+        values = {
+            "model": model_path,
+            "input_shape": ",".join(str(d) for d in (self.cfg.batch, *input_shape)),
+            "input_name": "input",
+            "batch": str(self.cfg.batch),
+        }
+
+        def sub(m: re.Match[str]) -> str:
+            return m.group(0)[0] if m.group(1) is None else values[m.group(1)]
+
+        # {{ and }} are literal braces; other braces (a JSON argument) stay as written
+        return [_PLACEHOLDER.sub(sub, arg) for arg in self.cfg.command]
+
+    def _attempt(self, argv: list[str]) -> float:
+        self.runs += 1
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                start_new_session=os.name == "posix",  # its own process group, killed as one
+            )
+        except OSError as exc:  # not found / not executable: no retry can help
+            raise HardwareLoopError(
+                f"command {self.label!r}: cannot start {argv[0]!r}: {exc.strerror or exc}"
+            ) from None
+        try:
+            out, err = proc.communicate(timeout=self.cfg.timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=5)
+            raise _AttemptFailed(f"timed out after {self.cfg.timeout:g} s") from None
+        if proc.returncode != 0:
+            last = err.strip().splitlines()[-1:] or out.strip().splitlines()[-1:] or [""]
+            raise _AttemptFailed(f"exit code {proc.returncode}: {_one_line(last[0])}")
+        return parse_figure(out, self.cfg.regex, self.cfg.json_key) * self.cfg.scale
+
+    def measure_onnx(self, model_bytes: bytes, input_shape: tuple[int, ...]) -> float:
+        """The figure for one ONNX model (cached), after retries; raises HardwareLoopError."""
+        key = None
+        if self.cfg.cache:
+            settings = self.cfg.model_dump(
+                include={"command", "regex", "json_key", "scale", "batch", "metric"}
+            )
+            key = _key("command", graph_key(model_bytes), list(input_shape), settings)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return float(hit["value"])
+        attempts = self.cfg.retries + 1
+        reason = ""
+        with tempfile.TemporaryDirectory(prefix="hwnas-cmd-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            path.write_bytes(model_bytes)
+            argv = self.argv(str(path), input_shape)
+            for i in range(attempts):
+                if i:
+                    time.sleep(self.cfg.backoff * 2 ** (i - 1))
+                try:
+                    value = self._attempt(argv)
+                    break
+                except _AttemptFailed as exc:
+                    reason = str(exc)
+            else:
+                raise HardwareLoopError(
+                    f"command {self.label!r} failed {attempts} time(s); last: {reason}"
+                )
+        if key is not None:
+            self.cache.put(key, {"value": value}, {"command": self.cfg.command})
+        return value
+
+    def costs(self, cand: Candidate) -> dict[str, float]:
+        value = self.measure_onnx(_export(cand, self.cfg.batch), cand.input_shape)
+        return {self.cfg.metric: value}
+
+
+# ------------------------------------------------------------------------ agent client
+class _Transient(Exception):
+    """A failure worth retrying: refused or broken connection, timeout, server error."""
+
+
+class RemoteCostModel(CostModel):
+    """Client of ``hwnas agent serve``: export, POST, read the agent's timing."""
+
+    def __init__(self, cfg: RemoteTarget) -> None:
+        self.cfg = cfg
+        if cfg.token_env is not None:
+            token = os.environ.get(cfg.token_env)
+            if not token:
+                raise UserError(
+                    f"target.token_env: environment variable {cfg.token_env} is not set"
+                )
+        else:
+            assert cfg.token is not None
+            token = cfg.token.get_secret_value()
+        self._token = token
+        parts = urlsplit(cfg.url)
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        self._base = parts.path.rstrip("/")
+        self.url = f"{parts.scheme}://{parts.netloc}{self._base}"
+        self.cache = ResultCache(cfg.cache_dir)
+        self._health: dict[str, Any] | None = None
+        self.requests = 0  # HTTP requests sent (measurements and health), for tests and reports
+
+    # ------------------------------------------------------------------ HTTP
+    def _once(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = cls(self._netloc, timeout=self.cfg.timeout)
+        headers = {"Authorization": f"Bearer {self._token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        self.requests += 1
+        try:
+            conn.request(method, self._base + path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            status = resp.status
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Transient(f"{type(exc).__name__}: {_one_line(str(exc), 120)}") from None
+        finally:
+            conn.close()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = {"error": _one_line(raw.decode(errors="replace"), 120)}
+        if status >= 500:
+            raise _Transient(f"HTTP {status}: {payload.get('error', '')}")
+        if status == 401:
+            raise HardwareLoopError(
+                f"agent {self.url} refused the token (401): check target.token / token_env"
+            )
+        if status == 413:
+            raise HardwareLoopError(f"agent {self.url} refused the model (413): {payload['error']}")
+        if status != 200:
+            raise HardwareLoopError(
+                f"agent {self.url} answered {status}: {payload.get('error', 'no reason given')}"
+            )
+        return dict(payload)
+
+    def _call(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
+        """One request, retried after transient failures with a doubling backoff."""
+        attempts = self.cfg.retries + 1
+        reason = ""
+        for i in range(attempts):
+            if i:
+                time.sleep(self.cfg.backoff * 2 ** (i - 1))
+            try:
+                return self._once(method, path, body)
+            except _Transient as exc:
+                reason = str(exc)
+        raise HardwareLoopError(
+            f"agent {self.url} failed {attempts} time(s) (connection refused, broken or timed "
+            f"out); last: {reason}"
+        )
+
+    def health(self) -> dict[str, Any]:
+        """The agent's fingerprint (asked once): device, runtime, limits."""
+        if self._health is None:
+            self._health = self._call("GET", "/health")
+        return self._health
+
+    # ------------------------------------------------------------------ measuring
+    def measure_onnx(self, model_bytes: bytes) -> dict[str, Any]:
+        """The agent's timing of one ONNX model (cached by graph, device and settings)."""
+        info = self.health()
+        settings = {
+            "runs": self.cfg.runs,
+            "warmup": self.cfg.warmup,
+            "blocks": self.cfg.blocks,
+            "batch": self.cfg.batch,
+            "threads": self.cfg.threads or int(info.get("threads", 1)),
+        }
+        key = None
+        if self.cfg.cache:
+            device = {k: info.get(k) for k in ("host", "cpu", "cores", "machine", "onnxruntime")}
+            key = _key("remote", graph_key(model_bytes), device, settings)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        limit = int(info.get("max_bytes", 0))
+        if limit and len(model_bytes) > limit:
+            raise HardwareLoopError(
+                f"model of {len(model_bytes)} bytes is over agent {self.url}'s limit of "
+                f"{limit} (its --max-bytes)"
+            )
+        result = self._call("POST", "/measure?" + urlencode(settings), model_bytes)
+        if key is not None:
+            self.cache.put(key, result, {"url": self.url})
+        return result
+
+    def costs(self, cand: Candidate) -> dict[str, float]:
+        result = self.measure_onnx(_export(cand, self.cfg.batch))
+        return {
+            "latency_ms": float(result["latency_ms"]),
+            "latency_spread": float(result["spread"]),
+        }
+
+
+COST_MODELS["command"] = CommandCostModel
+COST_MODELS["remote"] = RemoteCostModel

@@ -1,0 +1,225 @@
+"""NASH: hill climbing with network morphisms (Elsken, Metzen & Hutter, 2017, Algorithm 1).
+
+Start from a small net trained for ``epochs_init``. Each of ``n_steps`` steps proposes
+``n_neigh - 1`` children of the current best net, each made by ``n_nm`` random morphisms that
+keep its function (so a child starts where its parent stands), plus the parent itself; every
+one trains ``epochs_neigh`` more epochs with one cosine cycle from ``lr_start`` to ``lr_end``
+(SGDR), inheriting its parent's weights. The best by validation accuracy (among candidates
+meeting the constraints; ties to the cheaper one) becomes the next parent. The last best net
+trains ``epochs_final`` more epochs.
+
+Options, each an improvement named by the seed talk:
+
+- ``guided``: instead of taking one random morph sequence per child, draw ``guide_pool`` and
+  keep the one a Gaussian process over graph features predicts best (upper confidence bound),
+  in the spirit of Auto-Keras's Bayesian morphism choice;
+- ``joint_scaling``: deeper and wider are replaced by one ``scale`` morphism that grows depth
+  and width together with fixed ratios (EfficientNet's compound scaling).
+
+Trials carry ``info.inherit = {trial, morphs}``: the experiment loads the parent's weights,
+applies the morphisms and trains on. The strategy is sequential within a step (it needs every
+neighbour's result before it can move), which is how Algorithm 1 is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from hwnas.experiment.pareto import Objectives
+from hwnas.space.base import Arch, Space
+from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone
+
+
+class Nash(Strategy):
+    name = "nash"
+
+    def __init__(
+        self,
+        space: Space,
+        objectives: Objectives,
+        seed: int,
+        *,
+        n_steps: int,
+        n_neigh: int,
+        n_nm: int,
+        epochs_init: int,
+        epochs_neigh: int,
+        epochs_final: int,
+        lr_start: float,
+        lr_end: float,
+        guided: bool = False,
+        guide_pool: int = 16,
+        guide_kappa: float = 1.0,
+        joint_scaling: bool = False,
+    ) -> None:
+        super().__init__(space, objectives, seed)
+        from hwnas.space.graph import GraphSpace
+
+        if not isinstance(space, GraphSpace):
+            raise ValueError("strategy nash needs the graph space (space.name: graph)")
+        self.graph: GraphSpace = space
+        self.n_steps, self.n_neigh, self.n_nm = n_steps, n_neigh, n_nm
+        self.epochs = {"init": epochs_init, "neigh": epochs_neigh, "final": epochs_final}
+        self.lr = (lr_start, lr_end)
+        self.guided, self.guide_pool, self.guide_kappa = guided, guide_pool, guide_kappa
+        self.kinds: tuple[str, ...] = ("scale", "skip") if joint_scaling else ()
+        self.phase = "init"  # init -> step -> final -> done
+        self.step = 0
+        self.issued = 0  # proposals of the current phase/step handed out
+        self.told: list[dict[str, Any]] = []  # results of the current phase/step
+        self.parent: dict[str, Any] | None = None  # {id, arch, epochs}
+        self.history: list[tuple[list[float], float]] = []  # (features, accuracy) for guidance
+        self.trajectory: list[dict[str, Any]] = []  # the parent after every step
+
+    # ------------------------------------------------------------------ proposals
+    def _train(self, kind: str) -> dict[str, Any]:
+        return {"epochs": self.epochs[kind], "lr": self.lr[0], "lr_min": self.lr[1]}
+
+    def _features(self, arch: Arch, epochs: int) -> list[float]:
+        return [*self.space.encode(arch), math.log2(1 + epochs)]
+
+    def _child(self) -> tuple[Arch, list[dict[str, Any]]]:
+        assert self.parent is not None
+        kinds = self.kinds or None
+        if not self.guided or len(self.history) < 4:
+            return self.graph.morph_sequence(self.parent["arch"], self.n_nm, self.rng, kinds)
+        pool = [
+            self.graph.morph_sequence(self.parent["arch"], self.n_nm, self.rng, kinds)
+            for _ in range(self.guide_pool)
+        ]
+        epochs = self.parent["epochs"] + self.epochs["neigh"]
+        scores = self._ucb([self._features(a, epochs) for a, _ in pool])
+        return pool[max(range(len(pool)), key=lambda i: scores[i])]
+
+    def _ucb(self, feats: list[list[float]]) -> list[float]:
+        """Upper confidence bound of accuracy from a GP fitted to every result so far."""
+        import numpy as np
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        x = np.array([f for f, _ in self.history])
+        y = np.array([a for _, a in self.history])
+        mu, sd = x.mean(0), x.std(0) + 1e-9
+        kernel = ConstantKernel(1.0) * RBF(np.ones(x.shape[1])) + WhiteKernel(1e-2)
+        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0)
+        gp.fit((x - mu) / sd, y)
+        m, s = gp.predict((np.array(feats) - mu) / sd, return_std=True)
+        return [float(v) for v in m + self.guide_kappa * s]
+
+    def ask(self) -> Proposal:
+        if self.phase == "done":
+            raise StrategyDone("nash finished: the final net is trained")
+        if self.phase == "init":
+            if self.issued:
+                raise RuntimeError("nash: waiting for the start net's result")
+            self.issued = 1
+            start = copy.deepcopy(self.graph.start)
+            return Proposal(start, info={"train": self._train("init"), "nash": {"step": 0}})
+        assert self.parent is not None
+        pid = self.parent["id"]
+        if self.phase == "final":
+            if self.issued:
+                raise RuntimeError("nash: waiting for the final net's result")
+            self.issued = 1
+            return Proposal(
+                self.parent["arch"],
+                parent_id=pid,
+                info={
+                    "train": self._train("final"),
+                    "inherit": {"trial": pid, "morphs": []},
+                    "nash": {"step": self.step, "final": True},
+                },
+            )
+        if self.issued >= self.n_neigh:
+            raise RuntimeError("nash: waiting for this step's results")
+        j = self.issued
+        self.issued += 1
+        if j < self.n_neigh - 1:
+            arch, morphs = self._child()
+        else:  # the parent trains on: it stays a candidate
+            arch, morphs = self.parent["arch"], []
+        return Proposal(
+            arch,
+            parent_id=pid,
+            info={
+                "train": self._train("neigh"),
+                "inherit": {"trial": pid, "morphs": morphs},
+                "nash": {"step": self.step + 1, "neighbour": j},
+            },
+        )
+
+    # -------------------------------------------------------------------- results
+    def _rank_key(self, r: dict[str, Any]) -> tuple[float, ...]:
+        """Lower is better: the first objective, then the others (ties to the cheaper net)."""
+        key = []
+        for metric, direction in self.objectives:
+            v = float(r["metrics"].get(metric, math.inf if direction == "min" else -math.inf))
+            key.append(-v if direction == "max" else v)
+        return tuple(key)
+
+    def tell(self, result: Result) -> None:
+        epochs = self.epochs["init"] if self.phase == "init" else 0
+        if self.parent is not None:
+            epochs = self.parent["epochs"] + (
+                self.epochs["final"] if self.phase == "final" else self.epochs["neigh"]
+            )
+        entry = {
+            "id": result.trial_id,
+            "arch": result.arch,
+            "ok": result.status == "complete" and result.feasible,
+            "metrics": result.metrics,
+            "epochs": epochs,
+        }
+        if result.status == "complete" and "accuracy" in result.metrics:
+            self.history.append((self._features(result.arch, epochs), result.metrics["accuracy"]))
+        if self.phase == "init":
+            if not entry["ok"]:
+                raise StrategyDone(f"nash: the start net failed ({result.status})")
+            self._move(entry)
+            self.phase = "step" if self.n_steps else "final"
+            return
+        if self.phase == "final":
+            self.trajectory.append(
+                {"step": "final", "id": entry["id"], "metrics": entry["metrics"]}
+            )
+            self.phase = "done"
+            return
+        self.told.append(entry)
+        if len(self.told) < self.n_neigh:
+            return
+        ok = [e for e in self.told if e["ok"]]
+        if ok:
+            self._move(min(ok, key=self._rank_key))
+        self.told, self.issued = [], 0
+        self.step += 1
+        if self.step >= self.n_steps:
+            self.phase = "final"
+
+    def _move(self, entry: dict[str, Any]) -> None:
+        self.parent = {"id": entry["id"], "arch": entry["arch"], "epochs": entry["epochs"]}
+        self.issued = 0
+        self.trajectory.append(
+            {"step": self.step, "id": entry["id"], "metrics": dict(entry["metrics"])}
+        )
+
+    # ---------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "phase": self.phase,
+            "step": self.step,
+            "issued": self.issued,
+            "told": self.told,
+            "parent": self.parent,
+            "history": self.history,
+            "trajectory": self.trajectory,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.phase, self.step, self.issued = state["phase"], state["step"], state["issued"]
+        self.told, self.parent = state["told"], state["parent"]
+        self.history = [(list(f), float(a)) for f, a in state["history"]]
+        self.trajectory = state["trajectory"]

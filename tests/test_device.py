@@ -1,0 +1,299 @@
+"""Datasheet device models: hand-checked roofline figures, MCUNet-style memory, config wiring."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+import yaml
+from conftest import FAST, run_cli
+from torch import nn
+
+from hwnas.experiment.config import ChainSpaceConfig, load_config, validate_config
+from hwnas.experiment.evaluate import violated
+from hwnas.experiment.experiment import run_search
+from hwnas.hardware.analytic import count_macs
+from hwnas.hardware.device import estimate, trace
+from hwnas.hardware.devices import DeviceSpecError, load_spec, resolve, shipped
+from hwnas.space import make_space
+from hwnas.space.chain import ChainSpace
+
+SHIPPED = ("cortex-m7", "imx8mp-npu", "jetson-orin-nano")
+
+
+def test_known_conv_layer_by_hand():
+    spec = load_spec("cortex-m7")
+    conv = nn.Conv2d(16, 32, 3, padding=1, bias=False)
+    est = estimate(conv, (16, 32, 32), spec)  # int8 by default
+    macs = 32 * 32 * 32 * 16 * 9
+    assert est.macs == macs == 4_718_592
+    (layer,) = est.layers
+    act_bytes = 16 * 32 * 32 + 32 * 32 * 32  # int8 input + output
+    w_bytes = 32 * 16 * 9
+    assert (layer.kind, layer.act_bytes, layer.weight_bytes) == ("conv", act_bytes, w_bytes)
+    # 480 MHz x 2 MAC/cycle at the assumed 50 % conv efficiency
+    compute = macs / (9.6e8 * 0.5)
+    memory = act_bytes / 1.92e9 + w_bytes / 9.6e8
+    assert layer.bound == "compute"
+    assert layer.compute_s == pytest.approx(compute)
+    assert layer.memory_s == pytest.approx(memory)
+    latency_s = compute + 5e-6 + 1e-5  # + per-layer and per-inference overheads
+    assert est.latency_ms == pytest.approx(1e3 * latency_s) == pytest.approx(9.8454)
+    energy_pj = macs * 70 + act_bytes * 12.5 + w_bytes * 25
+    assert est.energy_mj == pytest.approx(energy_pj * 1e-9)
+    assert est.peak_sram_bytes == act_bytes
+    assert est.flash_bytes == w_bytes + 131072  # weights + runtime budget
+    # the same figures follow from the spec file, not from constants in the code
+    assert spec.peak("int8") * spec.efficiency.conv.value == pytest.approx(4.8e8)
+    # fp32 doubles every byte and halves the peak
+    est32 = estimate(conv, (16, 32, 32), spec, "fp32")
+    assert est32.layers[0].compute_s == pytest.approx(macs / (4.8e8 * 0.5))
+    assert est32.peak_sram_bytes == 4 * act_bytes
+
+
+def test_memory_bound_linear_layer_on_the_npu():
+    fc = nn.Linear(1024, 1000)
+    est = estimate(fc, (1024,), "imx8mp-npu")
+    (layer,) = est.layers
+    assert layer.kind == "linear" and est.macs == 1024 * 1000
+    w_bytes = 1024 * 1000 + 4 * 1000  # int8 weights, int32 biases
+    assert layer.weight_bytes == w_bytes
+    memory = (1024 + 1000) / 1.6e10 + w_bytes / 1.6e10
+    assert layer.bound == "memory"
+    assert layer.memory_s == pytest.approx(memory)
+    assert layer.compute_s == pytest.approx(1024 * 1000 / (1.15e12 * 0.05))
+    assert est.latency_ms == pytest.approx(1e3 * (memory + 2e-5 + 5e-4))
+
+
+def test_batch_norm_folds_and_activation_fuses():
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+    )
+    g = trace(net, (3, 10, 10))
+    assert [layer.kind for layer in g.layers] == ["conv", "pool"]
+    conv = g.layers[0]
+    assert conv.fused == ["native_batch_norm", "relu"] and conv.bias == 8
+    est = estimate(net, (3, 10, 10), "cortex-m7")
+    assert est.flash_bytes == 8 * 3 * 9 + 4 * 8 + 131072  # int8 weights, int32 folded bias
+    assert net.training  # the trace restores the module's mode
+
+
+def test_residual_input_stays_alive():
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(4, 4, 1)
+            self.b = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return x + self.b(self.a(x))
+
+    t = 4 * 4 * 4  # elements of each tensor
+    g = trace(Res(), (4, 4, 4))
+    assert [layer.kind for layer in g.layers] == ["pointwise", "pointwise", "elementwise"]
+    # while b runs, x is kept for the add: x + a(x) + b(a(x))
+    assert g.live_elements() == [2 * t, 3 * t, 3 * t]
+    assert estimate(Res(), (4, 4, 4), "cortex-m7").peak_sram_bytes == 3 * t
+    chain = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1))
+    assert estimate(chain, (4, 4, 4), "cortex-m7").peak_sram_bytes == 2 * t
+
+
+def test_macs_agree_with_the_analytic_counter():
+    space = ChainSpace()
+    rng = random.Random(1)
+    for _ in range(4):
+        model = space.build(space.sample(rng), (1, 8, 8), 10)
+        assert trace(model, (1, 8, 8)) and estimate(model, (1, 8, 8), "cortex-m7").macs == (
+            count_macs(model, (1, 8, 8))
+        )
+
+
+def _mobilenet_like(resolution: int):
+    cfg = ChainSpaceConfig(
+        stem_channels=32,
+        stem_stride=2,
+        stages=[
+            {"depths": [1], "widths": [16], "stride": 1},
+            {"depths": [2], "widths": [24], "stride": 2},
+            {"depths": [3], "widths": [32], "stride": 2},
+        ],
+        kernels=[3],
+        expansions=[6],
+        allow_skip=False,
+    )
+    space = ChainSpace(cfg)
+    arch = space.sample(random.Random(0))
+    return space.build(arch, (3, resolution, resolution), 1000)
+
+
+def test_mcu_sram_feasibility_as_in_mcunet():
+    cfg = load_config(
+        None,
+        [
+            "target=cpu-ort",
+            "costs=[{name: device, spec: cortex-m7, provides: [peak_sram_bytes, flash_bytes]}]",
+        ],
+    )
+    assert [str(c) for c in cfg.constraints] == [
+        "peak_sram_bytes <= 524288",
+        "flash_bytes <= 2097152",
+    ]
+    big = estimate(_mobilenet_like(224), (3, 224, 224), "cortex-m7").metrics()
+    # 224x224x3 input + 112x112x32 stem output alone exceed the 512 KB AXI SRAM
+    assert big["peak_sram_bytes"] >= 224 * 224 * 3 + 112 * 112 * 32 > 524288
+    assert big["flash_bytes"] < 2097152
+    assert violated(cfg.constraints, big) == [
+        f"peak_sram_bytes <= 524288 (was {big['peak_sram_bytes']:.4g})"
+    ]
+    tiny = estimate(_mobilenet_like(32), (3, 32, 32), "cortex-m7").metrics()
+    assert tiny["peak_sram_bytes"] < 524288 and violated(cfg.constraints, tiny) == []
+
+
+def test_device_config_as_target_and_as_cost_source():
+    cfg = load_config(None, ["target=device", "target.spec=jetson-orin-nano"])
+    assert cfg.target.name == "device" and cfg.target.spec == "jetson-orin-nano"
+    assert {c.metric for c in cfg.constraints} == {"peak_sram_bytes", "flash_bytes"}
+    # a tighter user constraint stands alone; a looser one gets the capacity beside it
+    cfg = load_config(
+        None,
+        [
+            "target=device",
+            "constraints=['peak_sram_bytes <= 100000', 'flash_bytes <= 9e12']",
+        ],
+    )
+    assert [str(c) for c in cfg.constraints] == [
+        "peak_sram_bytes <= 100000",
+        "flash_bytes <= 9e+12",
+        "flash_bytes <= 2097152",
+    ]
+    # re-validating the stored config adds nothing (resume keeps its identity)
+    again = validate_config(cfg.to_json_dict())
+    assert again.identity() == cfg.identity()
+    # provides limits what the source may constrain; the switch turns it off
+    cfg = load_config(None, ["costs=[{name: device, provides: [flash_bytes]}]"])
+    assert [c.metric for c in cfg.constraints] == ["flash_bytes"]
+    cfg = load_config(None, ["target=device", "target.capacity_constraints=false"])
+    assert cfg.constraints == []
+
+
+def _spec_file(tmp_path, name="dev.yaml", **edits):
+    raw = yaml.safe_load(resolve("cortex-m7").read_text())
+    for dotted, value in edits.items():
+        node = raw
+        *path, leaf = dotted.split(".")
+        for p in path:
+            node = node[p]
+        node[leaf] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_bad_spec_is_exit_2_naming_the_field(tmp_path):
+    cases = {
+        "neg.yaml": ({"peak_macs_per_s.int8.value": -1}, "peak_macs_per_s.int8.value"),
+        "cite.yaml": (
+            {"activation_memory.capacity_bytes.source": "trust me"},
+            "activation_memory.capacity_bytes.source",
+        ),
+        "eff.yaml": ({"efficiency.depthwise.value": 1.5}, "depthwise.value must be in (0, 1]"),
+        "key.yaml": ({"weight_memory.speed": 3}, "weight_memory.speed: unknown key"),
+    }
+    for name, (edits, needle) in cases.items():
+        path = _spec_file(tmp_path, name, **edits)
+        res = run_cli("config", "--set", "target=device", "--set", f"target.spec={path}")
+        assert res.returncode == 2, res.stderr
+        assert needle in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        with pytest.raises(DeviceSpecError, match="device spec"):
+            load_spec(str(path))
+    res = run_cli("config", "--set", "target=device", "--set", "target.spec=no-such-chip")
+    assert res.returncode == 2 and "neither a shipped device" in res.stderr
+
+
+def test_every_shipped_figure_cites_its_source():
+    assert set(SHIPPED) <= set(shipped())
+    for name in SHIPPED:
+        spec = load_spec(name)
+        assert spec.name == name and spec.default_precision in spec.precisions
+        raw = yaml.safe_load(resolve(name).read_text())
+        numbers = 0
+
+        def walk(node, path):
+            nonlocal numbers
+            if isinstance(node, dict):
+                if "value" in node:  # a figure: value, basis, source
+                    assert isinstance(node["value"], int | float), path
+                    assert node["basis"] in ("datasheet", "derived", "estimate", "assumption")
+                    assert len(node["source"]) > 20, path
+                    numbers += 1
+                    return
+                for k, v in node.items():
+                    walk(v, f"{path}.{k}")
+            else:  # no bare number anywhere else in the file
+                assert not isinstance(node, int | float) or isinstance(node, bool), path
+
+        walk({k: v for k, v in raw.items() if k != "documents"}, name)
+        assert numbers == len(spec.figures()) >= 18
+        for _, fig in spec.figures():
+            if fig.basis in ("datasheet", "derived"):
+                cited = [d for d in spec.documents if f"[{d}]" in fig.source]
+                assert cited and all(spec.documents[d].url.startswith("https://") for d in cited)
+
+
+def test_search_prunes_what_does_not_fit(tmp_path):
+    probe = load_config(None, list(FAST))
+    space = make_space(probe.space)
+    rng = random.Random(0)
+    models = [space.build(space.sample(rng), (1, 8, 8), 10) for _ in range(20)]
+    peaks = sorted(estimate(m, (1, 8, 8), "cortex-m7").peak_sram_bytes for m in models)
+    cap = int(peaks[len(peaks) // 3])  # about a third of the space fits: pruning is free
+    spec = _spec_file(tmp_path, "small-mcu.yaml", **{"activation_memory.capacity_bytes.value": cap})
+    cfg = load_config(
+        None,
+        [
+            *FAST,
+            "target=cpu-ort",
+            f"costs=[{{name: device, spec: '{spec}', provides: [peak_sram_bytes, flash_bytes]}}]",
+            "strategy=random",
+            "objectives={accuracy: max, peak_sram_bytes: min}",
+            "estimator.epochs=1",
+            "data.subset=0.3",
+        ],
+        budget=5,
+        seed=3,
+    )
+    assert f"peak_sram_bytes <= {cap}" in [str(c) for c in cfg.constraints]
+    result = run_search(cfg, tmp_path / "run")
+    pruned = [t for t in result.trials if t.status == "pruned"]
+    done = [t for t in result.trials if t.status == "complete"]
+    assert pruned and done, [(t.status, t.metrics.get("peak_sram_bytes")) for t in result.trials]
+    for t in pruned:
+        assert f"peak_sram_bytes <= {cap} (was " in t.error
+        assert t.metrics["peak_sram_bytes"] > cap and "accuracy" not in t.metrics
+    for t in done:
+        assert t.metrics["peak_sram_bytes"] <= cap and "accuracy" in t.metrics
+
+
+def test_profile_cli_shows_device_costs():
+    arch = ChainSpace().sample(random.Random(5))
+    res = run_cli(
+        "profile",
+        "--arch",
+        json.dumps(arch),
+        "--target",
+        "device",
+        "--set",
+        "target.spec=imx8mp-npu",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    costs = json.loads(res.stdout)
+    torch.manual_seed(0)
+    model = ChainSpace().build(arch, (1, 8, 8), 10)
+    want = estimate(model, (1, 8, 8), "imx8mp-npu").metrics()
+    for k, v in want.items():
+        assert costs[k] == pytest.approx(v), k
+    assert costs["macs"] == count_macs(model, (1, 8, 8))

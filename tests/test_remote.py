@@ -1,0 +1,437 @@
+"""Hardware in the loop: the device agent as a real separate process on loopback, and the
+command runner with real commands."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import FAST, REPO
+
+from hwnas.errors import UserError
+from hwnas.experiment.config import ConfigError, load_config, validate_config
+from hwnas.hardware.base import Candidate
+from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
+from hwnas.hardware.remote import (
+    CommandCostModel,
+    HardwareLoopError,
+    RemoteCostModel,
+    graph_key,
+)
+from hwnas.hardware.targets import make_cost_model
+from hwnas.space.chain import ChainSpace
+
+TOKEN = "loopback-test-token-0123456789"
+# the agent runs with torch made unimportable: it must work on a board without torch
+AGENT_MAIN = (
+    "import sys; sys.modules['torch'] = None; "
+    "from hwnas.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+class Agent:
+    """``hwnas agent serve`` in its own process, on a free loopback port."""
+
+    def __init__(self, logdir: Path, *args: str, port: int = 0) -> None:
+        self.logdir = logdir
+        n = len(list(logdir.glob("agent-*.out")))
+        self.out, self.err = logdir / f"agent-{n}.out", logdir / f"agent-{n}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", AGENT_MAIN, "agent", "serve", "--port", str(port), *args],
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "HWNAS_AGENT_TOKEN": TOKEN},
+                cwd=REPO,
+            )
+        deadline = time.monotonic() + 30
+        while not (m := re.search(r"listening on (http://\S+)", self.out.read_text())):
+            assert self.proc.poll() is None, f"agent exited: {self.err.read_text()}"
+            assert time.monotonic() < deadline, "agent did not start in 30 s"
+            time.sleep(0.05)
+        self.url = m.group(1)
+        self.port = int(self.url.rsplit(":", 1)[1])
+        status, info = self.request("GET", "/health")
+        assert status == 200 and info["status"] == "ok", info
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        out = resp.status, json.loads(resp.read())
+        conn.close()
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        status, stats = self.request("GET", "/stats")
+        assert status == 200
+        return stats
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    a = Agent(tmp_path_factory.mktemp("agent"))
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def space():
+    return ChainSpace(load_config(None, FAST).space)
+
+
+def candidate(space, seed: int = 0, shape=(1, 8, 8), weights_seed: int = 0) -> Candidate:
+    arch = space.sample(random.Random(seed))
+    torch.manual_seed(weights_seed)
+    return Candidate(arch, space, shape, space.build(arch, shape, 10))
+
+
+def remote(url: str, **kw: Any) -> RemoteCostModel:
+    raw = {"name": "remote", "url": url, "token": TOKEN, "runs": 20, "blocks": 4, "warmup": 3}
+    cfg = validate_config({"target": {**raw, **kw}})
+    model = make_cost_model(cfg.target)
+    assert isinstance(model, RemoteCostModel)
+    return model
+
+
+# -------------------------------------------------------------------------- agent
+def test_agent_times_a_model_as_the_local_meter_does(agent, space):
+    cand = candidate(space)
+    model = onnx_bytes(cand.model, cand.input_shape)
+    client = remote(agent.url, runs=30, blocks=3, warmup=5, cache=False)
+    info = client.health()
+    assert info["onnxruntime"] == ort.__version__ and info["cpu"] and info["cores"] >= 1
+    res = client.measure_onnx(model)
+    assert res["runs"] == 30 and len(res["block_medians_ms"]) == 3 and res["threads"] == 1
+    assert res["latency_ms"] == min(res["block_medians_ms"]) > 0
+    assert res["onnxruntime"] == ort.__version__
+    local = OrtCpuMeter(threads=1, warmup=5, runs=30, blocks=3).measure_onnx(model)
+    # same protocol on the same CPU; loose bounds because the host is shared (the 5 % figure
+    # is benchmarks/agent_loopback.py's job)
+    assert 1 / 3 < res["latency_ms"] / local.latency_ms < 3
+    costs = client.costs(cand)
+    assert set(costs) == {"latency_ms", "latency_spread"} and costs["latency_ms"] > 0
+
+
+def test_agent_refuses_missing_or_wrong_token(agent, space):
+    before = agent.stats()["measured"]
+    assert agent.request("GET", "/health", token=None)[0] == 401
+    assert agent.request("GET", "/stats", token="loopback-test-token-0123456788")[0] == 401
+    model = onnx_bytes(candidate(space).model, (1, 8, 8))
+    status, body = agent.request("POST", "/measure", model, token="nope")
+    assert status == 401 and "token" in body["error"]
+    assert agent.stats()["measured"] == before
+    # the client says why and does not retry a refusal (a retry would sleep 5 s)
+    client = remote(agent.url, token="wrong-token", retries=3, backoff=5.0)
+    t0 = time.monotonic()
+    with pytest.raises(HardwareLoopError, match=r"refused the token \(401\)"):
+        client.costs(candidate(space))
+    assert time.monotonic() - t0 < 4
+    assert client.requests == 1
+
+
+def test_agent_refuses_oversize_and_malformed_requests(agent, tmp_path, space):
+    small = Agent(tmp_path, "--max-bytes", "4096")
+    try:
+        # refused from Content-Length alone: no body is ever sent
+        conn = http.client.HTTPConnection("127.0.0.1", small.port, timeout=10)
+        conn.putrequest("POST", "/measure")
+        conn.putheader("Authorization", f"Bearer {TOKEN}")
+        conn.putheader("Content-Length", str(10**9))
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert resp.status == 413 and "over this agent's 4096" in json.loads(resp.read())["error"]
+        conn.close()
+        assert small.request("POST", "/measure", b"\0" * 10_000)[0] == 413
+        assert small.request("POST", "/measure", b"\0" * 100)[0] == 400  # fits, but not ONNX
+        # the client checks the agent's limit before sending
+        client = remote(small.url)
+        with pytest.raises(HardwareLoopError, match=r"over agent .* limit of 4096"):
+            client.costs(candidate(space))
+        assert small.stats()["measured"] == 0
+    finally:
+        small.stop()
+    status, body = agent.request("POST", "/measure", b"not an onnx model")
+    assert status == 400 and "cannot run the model" in body["error"]
+    assert agent.request("POST", "/measure?runs=2", b"x")[0] == 400  # below the 5-run minimum
+    assert agent.request("POST", "/measure?sleep=1", b"x")[0] == 400  # unknown parameter
+    client = remote(agent.url, cache=False)
+    with pytest.raises(HardwareLoopError, match=r"answered 400: cannot run the model"):
+        client.measure_onnx(b"not an onnx model either")
+
+
+def test_client_cache_avoids_a_second_measurement(agent, space, tmp_path):
+    cache = tmp_path / "cache"
+    client = remote(agent.url, cache_dir=str(cache))
+    start = agent.stats()["measured"]
+    first = client.costs(candidate(space, seed=1))
+    assert agent.stats()["measured"] == start + 1
+    # same arch, other weights: other bytes, same graph, no new measurement
+    again = candidate(space, seed=1, weights_seed=7)
+    b1 = onnx_bytes(candidate(space, seed=1).model, (1, 8, 8))
+    b2 = onnx_bytes(again.model, (1, 8, 8))
+    assert b1 != b2 and graph_key(b1) == graph_key(b2)
+    assert client.costs(again) == first
+    assert agent.stats()["measured"] == start + 1 and client.cache.hits == 1
+    # a new client (a new search) finds it on disk: only the health request is sent
+    fresh = remote(agent.url, cache_dir=str(cache))
+    assert fresh.costs(candidate(space, seed=1)) == first
+    assert fresh.requests == 1 and agent.stats()["measured"] == start + 1
+    # other settings are another measurement
+    remote(agent.url, cache_dir=str(cache), runs=24).costs(candidate(space, seed=1))
+    assert agent.stats()["measured"] == start + 2
+
+
+def _busy(agent: Agent) -> None:
+    deadline = time.monotonic() + 30
+    while not agent.stats()["busy"]:
+        assert time.monotonic() < deadline, "measurement never started"
+        time.sleep(0.02)
+
+
+def test_agent_killed_mid_measurement(tmp_path):
+    cand = candidate(ChainSpace(load_config(None, []).space), seed=3, shape=(3, 32, 32))
+    model = onnx_bytes(cand.model, cand.input_shape)
+    dying = Agent(tmp_path)
+    # gives up: retries with backoff, then one line that says what happened
+    client = remote(dying.url, runs=10000, blocks=5, retries=2, backoff=0.2, cache=False)
+    client.health()
+    errors: list[BaseException] = []
+    t = threading.Thread(target=lambda: _catch(errors, client.measure_onnx, model))
+    t.start()
+    _busy(dying)
+    dying.stop()
+    t.join(30)
+    assert not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], HardwareLoopError)
+    msg = str(errors[0])
+    assert msg.startswith(f"agent {dying.url} failed 3 time(s)") and "\n" not in msg
+    assert "ConnectionRefusedError" in msg  # the retries found nobody listening
+    assert client.requests == 1 + 3  # health + three attempts
+
+    # recovers: the agent comes back on the same port while the client backs off
+    back = Agent(tmp_path)
+    client = remote(back.url, runs=2000, blocks=4, retries=8, backoff=0.25, cache=False)
+    client.health()
+    results: list[Any] = []
+    t = threading.Thread(target=lambda: _catch(results, client.measure_onnx, model))
+    t.start()
+    _busy(back)
+    back.stop()
+    again = Agent(tmp_path, port=back.port)
+    try:
+        t.join(60)
+        assert not t.is_alive() and len(results) == 1, results
+        assert not isinstance(results[0], BaseException), results[0]
+        assert results[0]["latency_ms"] > 0 and client.requests >= 3
+    finally:
+        again.stop()
+
+
+def _catch(sink: list[Any], fn: Any, *args: Any) -> None:
+    try:
+        sink.append(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        sink.append(exc)
+
+
+def test_agent_cli_needs_a_token():
+    res = subprocess.run(
+        [sys.executable, "-m", "hwnas.cli", "agent", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "HWNAS_AGENT_TOKEN"},
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "a token is required" in res.stderr
+
+
+# ------------------------------------------------------------------ command runner
+def command(*argv: str, **kw: Any) -> CommandCostModel:
+    raw = {"name": "command", "command": list(argv), "backoff": 0.0, **kw}
+    if "json_key" not in raw:
+        raw.setdefault("regex", r"latency: ([0-9.]+) ms")
+    model = make_cost_model(validate_config({"target": raw}).target)
+    assert isinstance(model, CommandCostModel)
+    return model
+
+
+PY = sys.executable
+# prints the product of the input shape's dimensions as the latency: proves the substitution
+SHAPE_SCRIPT = (
+    "import math, os, sys\n"
+    "assert open(sys.argv[1], 'rb').read(2) and os.path.getsize(sys.argv[1]) > 100\n"
+    "assert sys.argv[3] == '{\"keep\": 1}'\n"
+    "print('loading', sys.argv[1])\n"
+    "print('latency: %s ms' % math.prod(int(d) for d in sys.argv[2].split(',')))\n"
+)
+
+
+def test_command_regex_json_and_cache(space, tmp_path):
+    cmd = command(PY, "-c", SHAPE_SCRIPT, "{model}", "{input_shape}", '{"keep": 1}', scale=0.5)
+    cand = candidate(space)
+    assert cmd.costs(cand) == {"latency_ms": 32.0}  # 1*1*8*8 * 0.5
+    assert cmd.costs(candidate(space, weights_seed=5)) == {"latency_ms": 32.0}
+    assert cmd.runs == 1  # answered from the cache
+    assert cmd.costs(candidate(space, shape=(3, 32, 32))) == {"latency_ms": 1536.0}
+    assert cmd.runs == 2
+
+    script = (
+        "import json; print('warming up'); "
+        "print(json.dumps({'result': {'runs_ms': [1.5, 2.25]}, 'device': 'x'}))"
+    )
+    cmd = command(PY, "-c", script, "{model}", json_key="result.runs_ms.1", metric="energy_mj")
+    assert cmd.costs(cand) == {"energy_mj": 2.25}
+    with pytest.raises(HardwareLoopError, match=r"key 'result.nope' not in its JSON output"):
+        command(PY, "-c", script, "{model}", json_key="result.nope", retries=0).costs(cand)
+
+
+def test_command_failures_are_one_line_after_retries(space, tmp_path):
+    cand = candidate(space)
+    # a flaky device: the first run fails, the retry succeeds
+    counter = tmp_path / "count"
+    flaky = (
+        "import sys, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r}); n = len(p.read_text()) if p.exists() else 0\n"
+        "p.write_text('x' * (n + 1))\n"
+        "sys.exit('device busy') if n == 0 else print('latency: 0.75 ms')\n"
+    )
+    cmd = command(PY, "-c", flaky, "{model}", retries=1)
+    assert cmd.costs(cand) == {"latency_ms": 0.75} and cmd.runs == 2
+
+    hang = command(PY, "-c", "import time; time.sleep(30)", "{model}", timeout=0.5, retries=1)
+    t0 = time.monotonic()
+    with pytest.raises(HardwareLoopError) as err:
+        hang.costs(cand)
+    assert time.monotonic() - t0 < 15  # killed, not waited for
+    assert str(err.value).endswith("failed 2 time(s); last: timed out after 0.5 s")
+
+    fail = "import sys; print('x'); sys.stderr.write('log\\nboom: device offline\\n'); sys.exit(3)"
+    with pytest.raises(HardwareLoopError, match=r"last: exit code 3: boom: device offline$"):
+        command(PY, "-c", fail, "{model}", retries=0).costs(cand)
+    with pytest.raises(HardwareLoopError, match=r"no match for regex .* \(last line: 12 us\)"):
+        command(PY, "-c", "print('12 us')", "{model}", retries=0).costs(cand)
+    missing = command("/nonexistent/bench", "{model}", retries=5, backoff=10.0)
+    t0 = time.monotonic()
+    with pytest.raises(HardwareLoopError, match=r"cannot start '/nonexistent/bench'"):
+        missing.costs(cand)
+    assert time.monotonic() - t0 < 5 and missing.runs == 1
+
+
+# -------------------------------------------------------------------------- config
+def test_config_of_hardware_in_the_loop_targets(monkeypatch):
+    def err(target: dict[str, Any]) -> str:
+        with pytest.raises(ConfigError) as e:
+            validate_config({"target": target})
+        return str(e.value)
+
+    base = {"name": "command", "regex": "(x)"}
+    assert "target.command: Input should be a valid list" in err(
+        {**base, "command": "ssh board ./bench {model}"}
+    )
+    assert "unknown placeholder {modle}" in err({**base, "command": ["bench", "{modle}"]})
+    assert "put {model} in one of the arguments" in err({**base, "command": ["bench"]})
+    assert "needs a group" in err({**base, "command": ["b", "{model}"], "regex": "ms"})
+    assert "exactly one of regex or json_key" in err(
+        {"name": "command", "command": ["b", "{model}"]}
+    )
+    assert "exactly one of token or token_env" in err({"name": "remote", "url": "http://b:1"})
+    assert "target.url" in err({"name": "remote", "url": "board:8765", "token": "t"})
+
+    cfg = validate_config({"target": {"name": "remote", "url": "http://b:1", "token": TOKEN}})
+    assert TOKEN not in json.dumps(cfg.to_json_dict())  # never stored in study.db or reports
+    cfg = validate_config({"target": {"name": "remote", "url": "http://b:1", "token_env": "HW_T"}})
+    monkeypatch.delenv("HW_T", raising=False)
+    with pytest.raises(UserError, match="environment variable HW_T is not set"):
+        make_cost_model(cfg.target)
+    monkeypatch.setenv("HW_T", "from-env")
+    model = make_cost_model(cfg.target)
+    assert isinstance(model, RemoteCostModel) and model._token == "from-env"
+
+
+# -------------------------------------------------------------------------- search
+def test_search_with_remote_target(agent, tmp_path):
+    import hwnas
+
+    before = agent.stats()["measured"]
+    cfg = load_config(
+        None,
+        [
+            *FAST,
+            "estimator.epochs=1",
+            "estimator.threads=1",
+            "data.subset=0.3",
+            "target.name=remote",
+            f"target.url={agent.url}",
+            f"target.token={TOKEN}",
+            "target.runs=20",
+            "target.blocks=4",
+            "target.warmup=3",
+        ],
+        budget=3,
+    )
+    hwnas.run_search(cfg, tmp_path / "run")
+    trials = hwnas.Study(tmp_path / "run").trials()
+    assert len(trials) == 3
+    for t in trials:
+        assert t.status == "complete", t.error
+        assert t.metrics["latency_ms"] > 0 and "latency_spread" in t.metrics
+        assert 0 <= t.metrics["accuracy"] <= 1
+    assert agent.stats()["measured"] == before + 3
+    db = sqlite3.connect(tmp_path / "run" / "study.db")
+    dump = "\n".join(db.iterdump())
+    db.close()
+    assert TOKEN not in dump
+
+
+def test_search_goes_on_when_the_device_fails(tmp_path):
+    import hwnas
+
+    cfg = validate_config(
+        {
+            "budget": 2,
+            "target": {
+                "name": "command",
+                "command": [PY, "-c", "import sys; sys.exit('no board')", "{model}"],
+                "regex": "([0-9.]+)",
+                "retries": 1,
+                "backoff": 0,
+            },
+            "estimator": {"epochs": 1},
+        }
+    )
+    hwnas.run_search(cfg, tmp_path / "run")
+    trials = hwnas.Study(tmp_path / "run").trials()
+    assert len(trials) == 2
+    for t in trials:
+        assert t.status == "failed"
+        assert t.error.endswith("failed 2 time(s); last: exit code 1: no board"), t.error
