@@ -26,12 +26,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     space = GraphSpace(
-        GraphSpaceConfig(channels=[8, 16], max_channels=128, morphisms=["deeper", "wider", "skip", "scale"])
+        GraphSpaceConfig(
+            channels=[8, 16], max_channels=128, morphisms=["deeper", "wider", "skip", "scale"]
+        )
     )
     shape = (3, 8, 8)
     x = torch.randn(4, *shape)
     worst, per_kind, kinds, t0 = 0.0, Counter[str](), Counter[str](), time.perf_counter()
-    sizes = []
+    sizes, out_scale = [], 0.0
     for seq in range(args.n):
         torch.manual_seed(seq)
         rng = random.Random(seq)
@@ -42,8 +44,9 @@ def main() -> None:
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.running_mean.uniform_(-0.5, 0.5)
                     m.running_var.uniform_(0.5, 2.0)
-            for p in net.parameters():
-                p.add_(0.1 * torch.randn_like(p))
+            for p in net.parameters():  # drift of 20 % of each tensor's scale, as training does
+                scale = float(p.std()) if p.numel() > 1 and float(p.std()) > 0 else 0.1
+                p.add_(0.2 * scale * torch.randn_like(p))
             net.eval()
             ref = net(x)
             morph = space.random_morph(arch, rng)
@@ -52,6 +55,7 @@ def main() -> None:
             net.load_state_dict(state)
             net.eval()
             diff = float((net(x) - ref).abs().max())
+            out_scale = max(out_scale, float(ref.abs().max()))
             kinds[morph["kind"]] += 1
             per_kind[morph["kind"]] = max(per_kind[morph["kind"]], diff)
             worst = max(worst, diff)
@@ -65,6 +69,7 @@ def main() -> None:
             "by_kind": dict(kinds),
             "max_abs_output_diff": worst,
             "max_abs_output_diff_by_kind": dict(per_kind),
+            "max_abs_output": out_scale,
             "median_nodes_at_end": sorted(sizes)[len(sizes) // 2],
             "seconds": round(time.perf_counter() - t0, 1),
         },

@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument(
         "--table", default=str(REPO.parent / "shared/benchmarks/nb201_cifar10_hw.csv.gz")
     )
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="key=value")
+    ap.add_argument("--so-only", action="store_true", help="single objective only")
     args = ap.parse_args()
     known = {
         "evolution": ["strategy=evolution"],
@@ -63,7 +65,7 @@ def main() -> None:
         "optuna-tpe": ["strategy=optuna", "strategy.sampler=tpe"],
         "optuna-nsga2": ["strategy=optuna", "strategy.sampler=nsga2"],
     }
-    strategies = {k: known[k] for k in args.strategies.split(",")}
+    strategies = {k: known[k] + args.overrides for k in args.strategies.split(",")}
     cfg2 = hwnas.load_config(
         REPO / "configs" / "nb201_pixel3.yaml", [f"estimator.path={args.table}"]
     )
@@ -93,6 +95,8 @@ def main() -> None:
                     done = [t for t in trials[:b] if t.status == "complete"]
                     pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
                     regrets[b].append(BEST_TEST - test_acc[pick.describe])
+                if args.so_only:
+                    continue
                 trials, spt = run(
                     strat, "{accuracy: max, latency_ms: min}", seed, 300, args.table, tmp
                 )
@@ -109,14 +113,18 @@ def main() -> None:
                 out["single_objective_regret"][name][f"zero_at_{b}"] = sum(
                     r <= 1e-9 for r in regrets[b]
                 )
+            if args.so_only:
+                continue
             out["two_objective"][name] = {
                 "hv_regret": {str(b): mean_std(v) for b, v in hv_regret.items()},
                 "true_front_points_found_at_300": mean_std([float(x) for x in found300]),
                 "true_front_size": len(truth),
             }
             out["seconds_per_trial"][name] = round(statistics.median(per_trial), 5)
+    out["overrides"] = args.overrides
     save(
         "nb201_tabular"
+        + ("-so" if args.so_only else "")
         + (
             "" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-")
         ),

@@ -233,7 +233,7 @@ def test_duplicates_are_answered_from_the_study(tmp_path):
     trials = show_json(out)
     assert len(trials) == 2  # the space holds two networks; repeats were never retrained
     assert len({json.dumps(t["arch"]) for t in trials}) == 2
-    assert "(exhausted)" in res.stdout
+    assert "(no new architectures proposed)" in res.stdout
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,7 @@ class Experiment:
         self.cfg = config
         self.dir = Path(out_dir)
         self.force = force
+        self._sources: list[Any] = []  # cost models to close when the search ends
         self.on_trial = on_trial
         self.on_start = on_start  # called once set-up (data, space, store) has succeeded
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
@@ -122,6 +123,8 @@ class Experiment:
             log.info("interrupted: finished trials are saved; the same command resumes")
             raise Interrupted() from None
         finally:
+            for source, _ in self._sources:
+                source.close()
             signal.signal(signal.SIGTERM, previous)
             log.removeHandler(handler)
             handler.close()
@@ -134,7 +137,7 @@ class Experiment:
 
         cfg = self.cfg
         dataset, meter = None, None
-        sources = cost_sources(cfg)
+        sources = self._sources = cost_sources(cfg)
         if model_needed(cfg, sources):
             import torch
 
