@@ -8,12 +8,11 @@ import random
 
 import pytest
 import torch
+from conftest import run_cli
 
 from hwnas.experiment.config import GraphSpaceConfig
 from hwnas.space.base import InvalidArch
 from hwnas.space.graph import Graph, GraphSpace, apply_morph, initial_arch
-
-from conftest import run_cli
 
 SHAPE = (3, 8, 8)
 
