@@ -166,11 +166,99 @@ def _parser() -> argparse.ArgumentParser:
     le.add_argument(
         "--repeats",
         type=int,
-        default=1,
+        default=3,
         metavar="R",
-        help="measure each arch R times in separate sweeps, keep the fastest (default 1)",
+        help="measure each arch in R sweeps, keeping the fastest (a shared CPU's noise only "
+        "adds time); between sweeps the table takes one more reading of each entry (default 3)",
     )
     le.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    pd = sub.add_parser(
+        "predictor",
+        help="learned latency predictor: train it on measurements, judge it on held-out rows",
+        description="nn-Meter-style latency predictor (kernel-level features, ridge + boosted "
+        "trees). Train it from a CSV of measurements (--data), or let it measure random archs of "
+        "a config's space on the config's target (--config with --n). Both print JSON figures "
+        "on the rows not used for training: within_10pct, kendall_tau, rmse_ms, mape, n.",
+    )
+    pdsub = pd.add_subparsers(dest="predictor_command", metavar="ACTION", required=True)
+    pt = pdsub.add_parser(
+        "train",
+        help="fit a predictor and write it to --output (.npz)",
+        description="From a table: --data CSV --arch-column C --target-column C --train-size N "
+        "[--space fbnet|cell|chain]. On a target: --config FILE --n N [--train-size M] measures "
+        "N random archs of the config's space on its target (cpu-ort, cpu-torch, cuda-torch, "
+        "remote, command), saves them as CSV (--save-data) and trains on M of them.",
+    )
+    pt.add_argument(
+        "--data", metavar="CSV", help="measurements, one arch per row (.csv or .csv.gz)"
+    )
+    pt.add_argument(
+        "--arch-column",
+        default="arch",
+        metavar="C",
+        help="column with the arch: the space's key (FBNet `0 3 8 ...`, an NB201 string) or "
+        "JSON (default: arch)",
+    )
+    pt.add_argument(
+        "--target-column",
+        default="latency_ms",
+        metavar="C",
+        help="column with the measured latency in ms (default: latency_ms)",
+    )
+    pt.add_argument(
+        "--train-size",
+        type=int,
+        metavar="N",
+        help="rows drawn (seeded) for training; the rest are held out "
+        "(default: 80 %% of the rows, at most 500)",
+    )
+    pt.add_argument(
+        "--space",
+        choices=["fbnet", "cell", "chain"],
+        help="space of the archs (default: the config's, else guessed from the first arch)",
+    )
+    pt.add_argument(
+        "--input-shape",
+        metavar="C,H,W",
+        help="network input the latencies were measured at (default: fbnet 3,224,224; "
+        "cell 3,32,32; chain 1,8,8; with --config: its data)",
+    )
+    pt.add_argument(
+        "--num-classes", type=int, metavar="K", help="classifier outputs (default as above)"
+    )
+    pt.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="hwnas YAML config: space (and, without --data, the data and target to measure on)",
+    )
+    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pt.add_argument("--n", type=int, metavar="N", help="archs to measure on the config's target")
+    pt.add_argument(
+        "--save-data",
+        metavar="CSV",
+        help="where measured archs are written (default: --output with .csv)",
+    )
+    pt.add_argument("--output", "-o", required=True, metavar="FILE", help="predictor file (.npz)")
+    pt.add_argument("--seed", type=int, default=0, metavar="S", help="split and fit seed")
+    pt.add_argument(
+        "--trees",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="residual boosted trees: auto (chosen by cross-validation), on, off",
+    )
+    pt.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    pe = pdsub.add_parser(
+        "eval",
+        help="judge a predictor on the rows it was not trained on (JSON)",
+        description="Rows of --data (default: the predictor's own training table) whose arch "
+        "the predictor never saw are predicted and compared with their measurement.",
+    )
+    pe.add_argument("--model", "-m", required=True, metavar="FILE", help="predictor file (.npz)")
+    pe.add_argument("--data", metavar="CSV", help="measurements (default: the training table)")
+    pe.add_argument("--arch-column", metavar="C", help="default: the one used in training")
+    pe.add_argument("--target-column", metavar="C", help="default: the one used in training")
 
     c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
     c.add_argument("--config", "-c", metavar="FILE")
@@ -228,7 +316,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.stop()
-    print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({result.stopped}).")
+    why = {
+        "budget": "budget reached",
+        "time": "time budget reached",
+        "exhausted": "no new architectures proposed",
+        "strategy": "the strategy finished",
+    }.get(result.stopped, result.stopped)
+    print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({why}).")
     for t in sorted(
         result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
     ):
@@ -496,9 +590,9 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         table.close()
         print(
             f"lookup table {info['path']}: {info['entries']} entries "
-            f"({info['measured_now']} graphs measured now); fit: overhead "
+            f"({info['measured_now']} readings taken now); fit: overhead "
             f"{info['overhead_ms'] * 1000:.2f} us, scale {info['scale']:.3f}, "
-            f"relative RMSE {info['fit_rel_rmse']:.1%} on the calibration networks"
+            f"median error {info['fit_median_rel_error']:.1%} on the calibration networks"
         )
         return 0
     if args.n < 2 or args.repeats < 1:
@@ -524,6 +618,108 @@ def _cmd_lut(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predictor(args: argparse.Namespace) -> int:
+    from hwnas.hardware import predictor as P
+
+    if args.predictor_command == "eval":
+        model = P.LatencyPredictor.load(args.model)
+        src = model.meta.get("training", {}).get("data", {})
+        data = args.data or src.get("path")
+        if data is None:
+            raise UsageError("--data: the predictor file names no training table; give one")
+        arch_col = args.arch_column or src.get("arch_column", "arch")
+        target_col = args.target_column or src.get("target_column", "latency_ms")
+        rows = P.load_rows(model.space, data, arch_col, target_col)
+        archs, latency = P.held_out(model, rows)
+        if not archs:
+            raise UsageError(f"--data: every row of {data} was used in training")
+        report = P.evaluate(model, archs, latency)
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        return 0
+
+    if args.data is None and (args.config is None or args.n is None):
+        raise UsageError("give --data CSV, or --config FILE with --n N to measure on its target")
+    if args.n is not None and args.data is not None:
+        raise UsageError("--n measures new archs; it cannot be combined with --data")
+    if not args.output.endswith(".npz"):
+        raise UsageError(f"--output must end in .npz: {args.output}")
+    cfg = None
+    if args.config is not None or args.overrides:
+        from hwnas.experiment.config import load_config
+
+        cfg = load_config(args.config, args.overrides)
+        if args.space is not None and args.space != cfg.space.name:
+            raise UsageError(f"--space {args.space} differs from the config's {cfg.space.name}")
+    trees = {"auto": None, "on": True, "off": False}[args.trees]
+    if args.data is None:
+        assert cfg is not None
+        if args.n < 12:
+            raise UsageError("--n must be at least 12 (10 to train, the rest to judge)")
+        space, shape, classes, pairs = P.measure_on_target(
+            cfg, args.n, args.seed, progress=not args.quiet
+        )
+        data = P.write_pairs(args.save_data or Path(args.output).with_suffix(".csv"), space, pairs)
+        arch_col, target_col = "arch", "latency_ms"
+    else:
+        data, arch_col, target_col = Path(args.data), args.arch_column, args.target_column
+        space, shape, classes = _predictor_space(args, cfg)
+    rows = P.load_rows(space, data, arch_col, target_col)
+    n = len(rows.archs)
+    size = args.train_size if args.train_size is not None else min(500, (4 * n) // 5)
+    model, report = P.train_split(
+        space, rows, size, shape, classes, args.seed, target_col, arch_col, trees
+    )
+    path = model.save(args.output)
+    fit = model.meta["fit"]
+    out = {
+        **report,
+        "train_size": size,
+        "features": fit["choice"],
+        "cv_within_10pct": fit["cv_within_10pct"],
+        "model": str(path),
+        "data": str(data),
+    }
+    sys.stdout.write(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def _predictor_space(args: argparse.Namespace, cfg: Any) -> tuple[Any, tuple[int, int, int], int]:
+    """Space, input shape and classes for training from a table."""
+    from hwnas.hardware import predictor as P
+    from hwnas.space import make_space
+
+    if cfg is not None:
+        space = make_space(cfg.space)
+        name = space.name
+    else:
+        name = args.space
+        if name is None:
+            rows = P.read_table(args.data, args.arch_column, args.target_column)
+            name = P.guess_space(rows[0][args.arch_column])
+        from hwnas.experiment.config import load_config
+
+        space = make_space(load_config(None, [f"space={name}"]).space)
+    shape, classes = P.DEFAULT_SHAPES.get(name, ((3, 32, 32), 10))
+    if cfg is not None and args.input_shape is None:
+        from hwnas.data import load_dataset
+
+        data = load_dataset(cfg.data, cfg.seed)
+        shape, classes = data.input_shape, data.num_classes
+    if args.input_shape is not None:
+        try:
+            c, h, w = (int(v) for v in args.input_shape.split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape: expected C,H,W, got {args.input_shape!r}") from None
+        if min(c, h, w) < 1:
+            raise UsageError(f"--input-shape: sizes must be positive, got {args.input_shape!r}")
+        shape = (c, h, w)
+    if args.num_classes is not None:
+        if args.num_classes < 1:
+            raise UsageError("--num-classes must be >= 1")
+        classes = args.num_classes
+    return space, shape, classes
+
+
 COMMANDS = {
     "search": _cmd_search,
     "show": _cmd_show,
@@ -532,6 +728,7 @@ COMMANDS = {
     "config": _cmd_config,
     "profile": _cmd_profile,
     "lut": _cmd_lut,
+    "predictor": _cmd_predictor,
     "agent": _cmd_agent,
 }
 

@@ -544,11 +544,27 @@ class LutTarget(_TargetBase):
         15, ge=1, description="Timed blocks per graph; an entry is the lowest block median."
     )
     passes: int = Field(
-        2,
+        3,
         ge=1,
-        le=10,
-        description="Measurements of each entry, taken in separate sweeps; the fastest is kept, "
-        "so load that slows one sweep does not stick in the table.",
+        le=20,
+        description="Readings of each entry, taken in separate sweeps over the table; the "
+        "fastest is kept, so load that slows one sweep does not stick in the table.",
+    )
+    max_passes: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="More sweeps, up to this many readings, for entries whose two fastest "
+        "readings still differ by more than `agreement`.",
+    )
+    agreement: float = Field(
+        0.05, gt=0, description="Relative gap allowed between an entry's two fastest readings."
+    )
+    quiet_wait: float = Field(
+        3.0,
+        ge=0,
+        description="CPU runtimes: seconds to wait, before a reading, for a quiet moment of a "
+        "shared CPU (a canary graph back at its best speed); 0 = never wait.",
     )
     calibration: int = Field(
         12,
@@ -561,9 +577,11 @@ class LutTarget(_TargetBase):
     )
 
     @model_validator(mode="after")
-    def _blocks_le_runs(self) -> LutTarget:
+    def _consistent(self) -> LutTarget:
         if self.blocks > self.runs:
             raise ValueError("blocks must be <= runs")
+        if self.max_passes < self.passes:
+            raise ValueError("max_passes must be >= passes")
         return self
 
 

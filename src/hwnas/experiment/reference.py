@@ -18,7 +18,13 @@ from hwnas.experiment import config as C
 
 _KINDS: dict[str, list[type[BaseModel]]] = {
     "data": [C.DataConfig],
-    "space": [C.ChainSpaceConfig, C.CellSpaceConfig, C.GraphSpaceConfig, C.UserSpaceConfig],
+    "space": [
+        C.ChainSpaceConfig,
+        C.CellSpaceConfig,
+        C.GraphSpaceConfig,
+        C.FbnetSpaceConfig,
+        C.UserSpaceConfig,
+    ],
     "strategy": [
         C.RandomStrategyConfig,
         C.EvolutionStrategyConfig,
@@ -36,6 +42,7 @@ _KINDS: dict[str, list[type[BaseModel]]] = {
         C.LutTarget,
         C.CommandTarget,
         C.RemoteTarget,
+        C.PredictorTarget,
     ],
     "budget": [C.BudgetConfig],
     "executor": [C.ExecutorConfig],

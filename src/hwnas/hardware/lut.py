@@ -1,0 +1,819 @@
+"""Latency lookup table (FBNet style): time every block of a space once, then add them up.
+
+A network's latency is predicted as ``overhead + scale * sum(block latencies)``; the two
+numbers are fitted (least absolute relative error) to a dozen whole networks measured end to
+end. A prediction is a few dict look-ups: ~20 us, where measuring costs an export, a session
+and hundreds of runs. On the default chain space on ``cpu-ort`` the fit comes out at
+overhead ~0 and scale ~1.0: the blocks in context add up to the network.
+
+**Blocks in context.** A block timed alone on ONNX Runtime pays for things it does not pay
+inside a network: the per-call floor of a session run (~3 us here) and the layout reorders
+ORT's NCHWc transformer puts at the graph's edges (and a residual ``Add`` it can no longer
+fuse into the last conv). So a block is timed *after an adapter* -- a 1x1 conv producing its
+input, as the previous block's 1x1 projection does -- and its entry is
+``T(adapter -> block) - T(adapter)``. The floor cancels, the block sees its input in the
+layout the network gives it, and the output reorder each difference leaves behind telescopes
+along the chain: block k's ``+reorder(out_k)`` cancels block k+1's ``-reorder(in_{k+1})``.
+Only the first block (the stem, which sees the network input) is timed alone; its entry
+carries the floor once. Torch runtimes have no layouts; there the difference just removes the
+adapter. (Blocks timed alone, floor subtracted, over-predict networks by 30-70 % here.)
+
+**Noise.** The host is shared, and a neighbour's job slows medium graphs 1.5-2x for seconds
+to minutes. Three defences: every reading is taken at a quiet moment and re-taken if a canary
+graph says it was not (:class:`~hwnas.hardware.collect.QuietGate`); each entry is read in
+``passes`` separate sweeps over the whole table, and more (up to ``max_passes``) until its two
+fastest readings agree within ``agreement``; the fastest is kept (noise only adds time), and
+the overhead fit minimises absolute, not squared, errors, so one bad network cannot tilt it.
+
+**Storage.** One SQLite file per target fingerprint (CPU model, runtime and version, threads,
+precision, batch, input shape) in ``$HWNAS_CACHE/lut`` (or ``~/.cache/hwnas/lut``). Every
+reading is committed as it is taken, so a killed build continues where it stopped, and a
+table is shared by every space and config on the same target. Entries are keyed by the full
+context of the block (shapes, stride, channels, op), so two spaces reuse each other's blocks.
+
+**Other spaces.** A space takes part by offering its blocks: a method
+``lut_blocks(arch, input_shape, num_classes) -> list[Block]`` (and optionally
+``lut_all_blocks(input_shape, num_classes)`` for a full build), or a factory registered in
+:data:`BLOCK_SOURCES` under the space's name. The chain space is registered here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from hwnas.errors import UserError
+from hwnas.experiment.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.hardware.base import Candidate, CostModel
+from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
+from hwnas.hardware.targets import COST_MODELS
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hwnas.experiment.config import ExperimentConfig
+    from hwnas.hardware.profile import LatencyMeter
+    from hwnas.space.base import Arch, Space
+
+log = logging.getLogger("hwnas")
+
+#: bump when the meaning of an entry changes: old tables are then left alone, not misread
+LUT_VERSION = 1
+#: calibration networks are drawn with this seed, so every build of a table picks the same ones
+CALIBRATION_SEED = 20_251_127
+
+Shape = tuple[int, int, int]
+
+
+# ------------------------------------------------------------------------- blocks
+class Block(NamedTuple):
+    """One timed unit of a network, in its context (a tuple: cheap to make per prediction).
+
+    ``key`` must name everything that changes the block's latency (op, kernel, channels,
+    input shape, stride...), since tables are shared across spaces. ``first``: it consumes the
+    network input, so it is timed alone rather than after an adapter.
+    """
+
+    key: str
+    input_shape: Shape
+    build: Callable[[], nn.Module]
+    first: bool = False
+
+
+class BlockSource(Protocol):
+    """How a space splits its networks into blocks."""
+
+    def space_id(self) -> str:
+        """Identity of the space's configuration (the overhead fit is per space)."""
+        ...
+
+    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
+        """The blocks ``arch`` builds, in order; cheap (modules are built only when timed)."""
+        ...
+
+    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block] | None:
+        """Every block any arch can contain, for a full build; None if it cannot enumerate."""
+        ...
+
+
+def _sha(text: str, n: int = 12) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:n]
+
+
+def _down(size: int, stride: int) -> int:
+    """Output size of an odd-kernel conv padded by k // 2."""
+    return (size - 1) // stride + 1
+
+
+# module factories of the chain space's blocks (imports deferred: a prediction builds nothing)
+def _stem(cin: int, cout: int, stride: int) -> nn.Module:
+    from hwnas.space.blocks import conv_bn
+
+    return conv_bn(cin, cout, 3, stride)
+
+
+def _mbconv(cin: int, cout: int, k: int, e: int, stride: int) -> nn.Module:
+    from hwnas.space.blocks import MBConv
+
+    return MBConv(cin, cout, k, e, stride)
+
+
+def _head(c: int, head_channels: int, num_classes: int) -> nn.Module:
+    """ChainNet's tail: optional 1x1 conv, global pool, flatten, classifier (dropout: eval)."""
+    from torch import nn
+
+    from hwnas.space.blocks import conv_bn
+
+    layers: list[nn.Module] = [conv_bn(c, head_channels, 1)] if head_channels else []
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(head_channels or c, num_classes)]
+    return nn.Sequential(*layers)
+
+
+class ChainBlocks:
+    """Blocks of the chain space: stem conv, each MBConv in its context, and the head."""
+
+    def __init__(self, space: Any) -> None:
+        from hwnas.space.chain import parse_op
+
+        self.space = space
+        self.cfg = space.cfg
+        self.ops = {o: parse_op(o) for o in space.mb_ops}
+
+    def space_id(self) -> str:
+        return "chain-" + _sha(self.cfg.model_dump_json())
+
+    def _stem(self, shape: Shape) -> Block:
+        c, h, w = shape
+        out, s = self.cfg.stem_channels, self.cfg.stem_stride
+        return Block(f"stem:c{c}>{out}:{h}x{w}:k3s{s}", shape, partial(_stem, c, out, s), True)
+
+    @staticmethod
+    def _mb(cin: int, cout: int, h: int, w: int, k: int, e: int, s: int) -> Block:
+        return Block(
+            f"mbconv:c{cin}>{cout}:{h}x{w}:k{k}e{e}s{s}",
+            (cin, h, w),
+            partial(_mbconv, cin, cout, k, e, s),
+        )
+
+    def _head(self, c: int, h: int, w: int, num_classes: int) -> Block:
+        hc = self.cfg.head_channels
+        return Block(
+            f"head:c{c}>{hc}>{num_classes}:{h}x{w}", (c, h, w), partial(_head, c, hc, num_classes)
+        )
+
+    def _after_stem(self, shape: Shape) -> Shape:
+        s = self.cfg.stem_stride
+        return self.cfg.stem_channels, _down(shape[1], s), _down(shape[2], s)
+
+    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
+        ops = self.ops
+        out = [self._stem(input_shape)]
+        c, h, w = self._after_stem(input_shape)
+        canonical = self.space.canonical(arch)  # the built ops, exactly as ChainNet sees them
+        for st_cfg, st in zip(self.cfg.stages, canonical["stages"], strict=True):
+            for j, op in enumerate(st["ops"]):
+                k, e = ops[op]
+                s = st_cfg.stride if j == 0 else 1
+                out.append(self._mb(c, st["width"], h, w, k, e, s))
+                c, h, w = st["width"], _down(h, s), _down(w, s)
+        out.append(self._head(c, h, w, num_classes))
+        return out
+
+    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
+        ops = list(self.ops.values())
+        out = [self._stem(input_shape)]
+        c0, h, w = self._after_stem(input_shape)
+        cins = [c0]
+        for st in self.cfg.stages:
+            h2, w2 = _down(h, st.stride), _down(w, st.stride)
+            for cin in cins:
+                for cout in st.widths:
+                    out += [self._mb(cin, cout, h, w, k, e, st.stride) for k, e in ops]
+            if max(st.depths) > 1:  # later blocks: width -> width, stride 1
+                for cout in st.widths:
+                    out += [self._mb(cout, cout, h2, w2, k, e, 1) for k, e in ops]
+            # a stage with every op skipped keeps its input, which then equals its width
+            cins, h, w = list(st.widths), h2, w2
+        out += [self._head(c, h, w, num_classes) for c in cins]
+        return list({b.key: b for b in out}.values())
+
+
+class _MethodBlocks:
+    """A space that lists its own blocks (``lut_blocks`` / ``lut_all_blocks``)."""
+
+    def __init__(self, space: Any) -> None:
+        self.space = space
+
+    def space_id(self) -> str:
+        cfg = getattr(self.space, "cfg", None)
+        dump = getattr(cfg, "model_dump_json", None)
+        ident = dump() if callable(dump) else repr(cfg)
+        return f"{self.space.name}-{_sha(ident)}"
+
+    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
+        return list(self.space.lut_blocks(arch, input_shape, num_classes))
+
+    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block] | None:
+        fn = getattr(self.space, "lut_all_blocks", None)
+        return None if fn is None else list(fn(input_shape, num_classes))
+
+
+#: space name -> factory(space) for spaces that don't list their own blocks
+BLOCK_SOURCES: dict[str, Callable[[Any], BlockSource]] = {"chain": ChainBlocks}
+
+
+def block_source(space: Space) -> BlockSource:
+    if hasattr(space, "lut_blocks"):
+        return _MethodBlocks(space)
+    if space.name in BLOCK_SOURCES:
+        return BLOCK_SOURCES[space.name](space)
+    raise UserError(
+        f"space {space.name}: no lookup-table blocks (spaces offering them: "
+        f"{', '.join(sorted(BLOCK_SOURCES))}, or any with a lut_blocks method)"
+    )
+
+
+def _adapter(c: int) -> nn.Module:
+    """Stands in for the previous block's 1x1 projection (BN folds into its bias)."""
+    from torch import nn
+
+    return nn.Conv2d(c, c, 1)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One graph to time: an entry of the table."""
+
+    key: str
+    shape: Shape
+    build: Callable[[], nn.Module] = field(compare=False, repr=False)
+
+
+def _jobs(block: Block) -> list[_Job]:
+    if block.first:
+        return [_Job(block.key, block.input_shape, block.build)]
+    c, h, w = block.input_shape
+
+    def in_context() -> nn.Module:
+        from torch import nn
+
+        return nn.Sequential(_adapter(c), block.build())
+
+    return [
+        _Job(f"adapter:c{c}:{h}x{w}", block.input_shape, lambda: _adapter(c)),
+        _Job(f"ctx|{block.key}", block.input_shape, in_context),
+    ]
+
+
+# ------------------------------------------------------------------- fingerprint
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(s: LutTarget, input_shape: Shape) -> dict[str, Any]:
+    """What a table's figures depend on; a change of any of these means another table."""
+    fp: dict[str, Any] = {
+        "lut_version": LUT_VERSION,
+        "runtime": s.runtime,
+        "precision": "fp32",
+        "batch": s.batch,
+        "input_shape": list(input_shape),
+    }
+    if s.runtime == "cpu-ort":
+        import onnxruntime
+
+        fp.update(cpu=cpu_model(), threads=s.threads, runtime_version=onnxruntime.__version__)
+    else:
+        import torch
+
+        fp["runtime_version"] = torch.__version__
+        if s.runtime == "cpu-torch":
+            fp.update(cpu=cpu_model(), threads=s.threads)
+        else:
+            if not torch.cuda.is_available():
+                raise UserError("lut runtime cuda-torch: no CUDA device available")
+            fp.update(
+                device=torch.cuda.get_device_name(),
+                cuda=torch.version.cuda,
+                cuda_graphs=s.cuda_graphs,
+            )
+    return fp
+
+
+def default_dir() -> Path:
+    root = os.environ.get("HWNAS_CACHE")
+    return Path(root) / "lut" if root else Path.home() / ".cache" / "hwnas" / "lut"
+
+
+def make_lut_meter(s: LutTarget) -> LatencyMeter:
+    from hwnas.hardware import profile
+
+    common = {"warmup": s.warmup, "runs": s.runs, "blocks": s.blocks, "batch": s.batch}
+    if s.runtime == "cpu-ort":
+        return profile.OrtCpuMeter(threads=s.threads, **common)
+    if s.runtime == "cpu-torch":
+        return profile.TorchCpuMeter(threads=s.threads, **common)
+    return profile.TorchCudaMeter(cuda_graphs=s.cuda_graphs, **common)
+
+
+def lut_settings(cfg: ExperimentConfig) -> LutTarget:
+    """The table a config asks for: a ``lut`` target or cost source, else its measured target."""
+    for t in [cfg.target, *cfg.costs]:
+        if isinstance(t, LutTarget):
+            return t
+    t = cfg.target
+    if isinstance(t, CpuOrtTarget | CpuTorchTarget):
+        return LutTarget(runtime=t.name, threads=t.threads, batch=t.batch)
+    if isinstance(t, CudaTorchTarget):
+        return LutTarget(runtime=t.name, batch=t.batch, cuda_graphs=t.cuda_graphs)
+    raise UserError(
+        f"target: {t.name} has no runtime to build a lookup table on; "
+        "use cpu-ort, cpu-torch, cuda-torch or lut"
+    )
+
+
+# ------------------------------------------------------------------------- table
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, ms REAL NOT NULL, ms2 REAL, spread REAL, readings INTEGER NOT NULL,
+    updated REAL);
+CREATE TABLE IF NOT EXISTS fits (
+    space TEXT PRIMARY KEY, overhead_ms REAL NOT NULL, scale REAL NOT NULL, n INTEGER NOT NULL,
+    median_rel_error REAL NOT NULL, archs TEXT NOT NULL);
+"""
+
+# a reading joins the entry's two fastest (``ms`` <= ``ms2``); noise only ever adds time
+_UPSERT = """
+INSERT INTO entries (key, ms, ms2, spread, readings, updated) VALUES (?, ?, NULL, ?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+    ms2 = CASE WHEN excluded.ms < ms THEN ms
+               WHEN ms2 IS NULL OR excluded.ms < ms2 THEN excluded.ms ELSE ms2 END,
+    spread = CASE WHEN excluded.ms < ms THEN excluded.spread ELSE spread END,
+    ms = min(ms, excluded.ms), readings = readings + 1, updated = excluded.updated
+"""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """``latency = overhead_ms + scale * sum(blocks)``, fitted on ``archs`` (their hashes)."""
+
+    overhead_ms: float
+    scale: float
+    n: int
+    median_rel_error: float
+    archs: tuple[str, ...]
+
+
+def fit_overhead(sums: list[float], measured: list[float]) -> tuple[float, float, float]:
+    """Robust fit of ``measured ~ overhead + scale * sums``: (overhead, scale, median |rel err|).
+
+    It minimises the sum of *absolute relative* errors (iteratively reweighted least
+    squares): relative, because a small net's error must weigh as much as a large one's;
+    absolute, so that one calibration network timed during a burst of load cannot tilt it.
+    """
+    import numpy as np
+
+    s, m = np.asarray(sums, float), np.asarray(measured, float)
+    overhead, scale = 0.0, 0.0
+    if s.size >= 2 and np.ptp(s) > 0:
+        x, y = np.c_[np.ones_like(s), s] / m[:, None], np.ones_like(m)
+        w = np.ones_like(m)
+        for _ in range(100):
+            (overhead, scale), *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+            w = 1 / np.sqrt(np.maximum(np.abs(x @ (overhead, scale) - y), 1e-4))
+    if scale <= 0:  # degenerate calibration set: keep the sum, shift it
+        scale, overhead = 1.0, float(np.median(m - s))
+    rel = np.abs(overhead + scale * s - m) / m
+    return float(overhead), float(scale), float(np.median(rel))
+
+
+class LatencyTable:
+    """One table (one target fingerprint): its entries and its per-space fits.
+
+    Every entry is one graph's latency: a block in context, an adapter, a stem, or a whole
+    calibration network (``net|<space>|<arch hash>``). ``progress`` shows a Rich bar.
+    """
+
+    def __init__(
+        self,
+        settings: LutTarget,
+        input_shape: Shape,
+        directory: str | Path | None = None,
+        progress: bool = False,
+    ) -> None:
+        c, h, w = input_shape
+        self.input_shape: Shape = (int(c), int(h), int(w))
+        self.settings, self.progress = settings, progress
+        self.fingerprint = fingerprint(settings, self.input_shape)
+        fp_json = json.dumps(self.fingerprint, sort_keys=True)
+        directory = Path(directory or settings.path or default_dir()).expanduser()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{settings.runtime}-{_sha(fp_json)}.sqlite"
+        self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.executescript(_SCHEMA)
+        row = self._con.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+        if row is None:
+            self._con.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fp_json,))
+        elif json.loads(row[0]) != self.fingerprint:
+            raise UserError(f"lookup table {self.path}: holds another target's figures")
+        #: key -> (fastest ms, second fastest ms or None, readings)
+        self._entries: dict[str, tuple[float, float | None, int]] = {
+            k: (ms, ms2, n)
+            for k, ms, ms2, n in self._con.execute("SELECT key, ms, ms2, readings FROM entries")
+        }
+        self._cost: dict[str, float] = {}
+        self._fits: dict[str, Fit] = {}
+        self._sources: dict[tuple[int, int], tuple[Space, BlockSource, str]] = {}
+        self._meter: LatencyMeter | None = None
+        self._onnx: dict[str, bytes] = {}
+        #: CPU runtimes wait for a quiet moment before each reading (see QuietGate)
+        self.gate = (
+            QuietGate(settings.threads, patience=settings.quiet_wait)
+            if settings.runtime != "cuda-torch" and settings.quiet_wait > 0
+            else None
+        )
+        #: graphs timed by this object: 0 means every figure came from disk
+        self.measured = 0
+
+    # -------------------------------------------------------------- entries
+    def __len__(self) -> int:
+        """Entries, calibration networks included."""
+        return len(self._entries)
+
+    @property
+    def meter(self) -> LatencyMeter:
+        if self._meter is None:
+            self._meter = make_lut_meter(self.settings)
+        return self._meter
+
+    def _time(self, job: _Job) -> Any:
+        """Time one graph; on ORT its export is kept for the next sweep (export costs more)."""
+        import torch
+
+        from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
+
+        self.measured += 1
+        meter = self.meter
+        torch.manual_seed(0)
+        if isinstance(meter, OrtCpuMeter):
+            if job.key not in self._onnx:
+                self._onnx[job.key] = onnx_bytes(job.build(), job.shape, meter.batch)
+            graph = self._onnx[job.key]
+            run = partial(meter.measure_onnx, graph)
+        else:
+            run = partial(meter.measure, job.build(), job.shape)
+        return run() if self.gate is None else self.gate.read(run)
+
+    def _record(self, key: str, ms: float, spread: float) -> None:
+        self._con.execute(_UPSERT, (key, ms, spread, time.time()))
+        old = self._entries.get(key)
+        if old is None:
+            self._entries[key] = (ms, None, 1)
+            return
+        best, second, n = old
+        if ms < best:
+            best, second = ms, best
+        elif second is None or ms < second:
+            second = ms
+        self._entries[key] = (best, second, n + 1)
+
+    def settled(self, key: str) -> bool:
+        """Enough readings: ``passes``, and the two fastest agree (or ``max_passes`` reached)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        best, second, n = entry
+        s = self.settings
+        if n >= s.max_passes or (n >= s.passes and s.passes == 1):
+            return True
+        return n >= s.passes and second is not None and second - best <= s.agreement * best
+
+    def _settle(self, jobs: list[_Job]) -> int:
+        """Sweep over the unsettled entries until all are settled; returns readings taken.
+
+        Sweeps rather than repeats: one entry's readings are a whole sweep apart, so a burst
+        of load spoils at most some of them, and the two fastest then disagree.
+        """
+        jobs = [j for j in {j.key: j for j in jobs}.values() if not self.settled(j.key)]
+        if not jobs:
+            return 0
+        s = self.settings
+        need = sum(max(1, s.passes - self._entries.get(j.key, (0.0, None, 0))[2]) for j in jobs)
+        log.info("lookup table %s: %d graphs to time", self.path.name, len(jobs))
+        taken = 0
+        with progress_bar(need, "lut", self.progress) as bar:
+            for _ in range(s.max_passes):
+                todo = [j for j in jobs if not self.settled(j.key)]
+                if not todo:
+                    break
+                if taken + len(todo) > bar.total:
+                    bar.extend(taken + len(todo) - bar.total)
+                for job in todo:
+                    t = self._time(job)
+                    self._record(job.key, t.latency_ms, t.spread)
+                    taken += 1
+                    bar.advance()
+        self._cost.clear()
+        return taken
+
+    def block_ms(self, block: Block) -> float:
+        """The block's latency in context (KeyError if an entry is missing)."""
+        cost = self._cost.get(block.key)
+        if cost is None:
+            jobs = _jobs(block)
+            if block.first:
+                cost = self._entries[jobs[0].key][0]
+            else:
+                cost = self._entries[jobs[1].key][0] - self._entries[jobs[0].key][0]
+            self._cost[block.key] = cost
+        return cost
+
+    def sum_ms(self, blocks: list[Block]) -> float:
+        """Sum of the blocks' entries, measuring any that are missing."""
+        try:
+            return sum(self.block_ms(b) for b in blocks)
+        except KeyError:
+            self._settle([j for b in blocks for j in _jobs(b)])
+            return sum(self.block_ms(b) for b in blocks)
+
+    # ---------------------------------------------------------- calibration
+    def _source(self, space: Space, num_classes: int) -> tuple[BlockSource, str]:
+        """The space's block source and the key of its fit (memoised: predictions are hot)."""
+        memo = self._sources.get((id(space), num_classes))
+        if memo is None or memo[0] is not space:
+            src = block_source(space)
+            memo = (space, src, f"{src.space_id()}-n{num_classes}")
+            self._sources[(id(space), num_classes)] = memo
+        return memo[1], memo[2]
+
+    def _stored_fit(self, sid: str) -> Fit | None:
+        if sid not in self._fits:
+            row = self._con.execute(
+                "SELECT overhead_ms, scale, n, median_rel_error, archs FROM fits WHERE space=?",
+                (sid,),
+            ).fetchone()
+            if row is None:
+                return None
+            self._fits[sid] = Fit(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])))
+        return self._fits[sid]
+
+    def _calibration(
+        self, space: Space, num_classes: int
+    ) -> tuple[list[Arch], list[list[Block]], list[_Job]]:
+        """The calibration archs (same for every build), their blocks and whole-network jobs."""
+        src, sid = self._source(space, num_classes)
+        archs = sample_distinct(space, self.settings.calibration, CALIBRATION_SEED)
+        blocks = [src.blocks(a, self.input_shape, num_classes) for a in archs]
+        nets = [
+            _Job(
+                f"net|{sid}|{space.arch_hash(a)}",
+                self.input_shape,
+                partial(space.build, a, self.input_shape, num_classes),
+            )
+            for a in archs
+        ]
+        return archs, blocks, nets
+
+    def _fit_now(self, space: Space, num_classes: int) -> Fit:
+        """Fit overhead and scale on the calibration networks' current readings; store it."""
+        sid = self._source(space, num_classes)[1]
+        archs, blocks, nets = self._calibration(space, num_classes)
+        sums = [sum(self.block_ms(b) for b in bl) for bl in blocks]
+        measured = [self._entries[j.key][0] for j in nets]
+        overhead, scale, err = fit_overhead(sums, measured)
+        fit = Fit(overhead, scale, len(archs), err, tuple(space.arch_hash(a) for a in archs))
+        self._con.execute(
+            "INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?)",
+            (sid, overhead, scale, fit.n, err, json.dumps(fit.archs)),
+        )
+        log.info(
+            "lookup table fit for %s: overhead %.4f ms, scale %.3f, median error %.1f %% (%d nets)",
+            sid,
+            overhead,
+            scale,
+            100 * err,
+            fit.n,
+        )
+        self._fits[sid] = fit
+        return fit
+
+    def fit(self, space: Space, num_classes: int, extra: list[_Job] | None = None) -> Fit:
+        """The overhead/scale fit for ``space``; its calibration networks are timed if needed.
+
+        ``extra`` entries are timed in the same sweeps (a full build's blocks), so that the
+        networks' readings are spread over the whole build.
+        """
+        sid = self._source(space, num_classes)[1]
+        fit = self._stored_fit(sid)
+        if fit is not None and not extra:
+            return fit
+        _, blocks, nets = self._calibration(space, num_classes)
+        jobs = [j for bl in blocks for b in bl for j in _jobs(b)]
+        if self._settle([*(extra or []), *jobs, *nets]) == 0 and fit is not None:
+            return fit
+        return self._fit_now(space, num_classes)
+
+    def refresh(self, space: Space, num_classes: int, archs: list[Arch] | None = None) -> int:
+        """One more reading of every entry ``space`` uses, then refit; returns readings.
+
+        The machine's state drifts (a neighbour's job can slow some graphs for minutes), and
+        the fastest of readings spread over a longer time is nearer the unloaded figure.
+        Interleaving refreshes with other measurements gives both the same chances. Spaces
+        that cannot list all their blocks refresh those of the calibration archs and ``archs``.
+        """
+        src = self._source(space, num_classes)[0]
+        cal, blocks, nets = self._calibration(space, num_classes)
+        every = src.all_blocks(self.input_shape, num_classes)
+        if every is None:
+            every = [b for a in archs or [] for b in src.blocks(a, self.input_shape, num_classes)]
+        every += [b for bl in blocks for b in bl]
+        jobs = list({j.key: j for b in every for j in _jobs(b)}.values()) + nets
+        with progress_bar(len(jobs), "lut refresh", self.progress) as bar:
+            for job in jobs:
+                t = self._time(job)
+                self._record(job.key, t.latency_ms, t.spread)
+                bar.advance()
+        self._cost.clear()
+        self._fit_now(space, num_classes)
+        return len(jobs)
+
+    # ----------------------------------------------------------- prediction
+    def build(self, space: Space, num_classes: int) -> int:
+        """Time every block the space can contain (if it can list them), and fit; readings."""
+        before = self.measured
+        blocks = self._source(space, num_classes)[0].all_blocks(self.input_shape, num_classes)
+        self.fit(space, num_classes, extra=[j for b in blocks or [] for j in _jobs(b)])
+        return self.measured - before
+
+    def predict(self, space: Space, arch: Arch, num_classes: int) -> float:
+        """Predicted end-to-end latency (ms) of ``arch``; missing entries are measured first."""
+        src, sid = self._source(space, num_classes)
+        fit = self._fits.get(sid) or self.fit(space, num_classes)
+        blocks = src.blocks(arch, self.input_shape, num_classes)
+        return fit.overhead_ms + fit.scale * self.sum_ms(blocks)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+# ------------------------------------------------------------------ cost model
+def _num_classes(model: Any) -> int:
+    """Class count from the built model's last linear layer (the LUT's head entry needs it)."""
+    from torch import nn
+
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ValueError("lut: cannot tell the class count (the model has no linear layer)")
+    return int(last[-1].out_features)
+
+
+class LutCostModel(CostModel):
+    """``latency_ms`` from the lookup table of a ``lut`` target.
+
+    It needs the built model only for the input shape and class count the search's data
+    gives; the prediction itself reads the arch.
+    """
+
+    needs_model = True
+
+    def __init__(self, cfg: LutTarget) -> None:
+        self.cfg = cfg
+        self.tables: dict[Shape, LatencyTable] = {}
+
+    def table(self, input_shape: Shape) -> LatencyTable:
+        if input_shape not in self.tables:
+            self.tables[input_shape] = LatencyTable(self.cfg, input_shape)
+        return self.tables[input_shape]
+
+    def costs(self, cand: Candidate) -> dict[str, float]:
+        if cand.model is None:
+            raise ValueError("lut: needs the built model (for its input shape and classes)")
+        table = self.table(tuple(cand.input_shape))  # type: ignore[arg-type]
+        return {"latency_ms": table.predict(cand.space, cand.arch, _num_classes(cand.model))}
+
+    def close(self) -> None:
+        for t in self.tables.values():
+            t.close()
+
+
+COST_MODELS["lut"] = LutCostModel
+
+
+# -------------------------------------------------------------------- commands
+def _problem(cfg: ExperimentConfig) -> tuple[Space, Shape, int]:
+    from hwnas.data import load_dataset
+    from hwnas.space import make_space
+
+    space = make_space(cfg.space)
+    block_source(space)  # fail early on a space without blocks
+    data = load_dataset(cfg.data, cfg.seed)
+    return space, data.input_shape, data.num_classes
+
+
+def build_table(
+    cfg: ExperimentConfig, progress: bool = True, directory: str | Path | None = None
+) -> tuple[LatencyTable, dict[str, Any]]:
+    """``hwnas lut build``: the config's space on the config's runtime, all blocks and the fit."""
+    settings = lut_settings(cfg)
+    space, shape, classes = _problem(cfg)
+    table = LatencyTable(settings, shape, directory, progress=progress)
+    measured = table.build(space, classes)
+    fit = table.fit(space, classes)
+    return table, {
+        "path": str(table.path),
+        "entries": len(table),
+        "measured_now": measured,
+        "overhead_ms": fit.overhead_ms,
+        "scale": fit.scale,
+        "fit_median_rel_error": fit.median_rel_error,
+        "quiet_wait_seconds": table.gate.waited if table.gate else 0.0,
+        "fingerprint": table.fingerprint,
+    }
+
+
+def evaluate_table(
+    cfg: ExperimentConfig,
+    n: int,
+    seed: int = 0,
+    repeats: int = 1,
+    progress: bool = True,
+    directory: str | Path | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``hwnas lut eval``: predictions vs. end-to-end measurement on ``n`` held-out archs.
+
+    Ground truth is the config's measured target (its own protocol), or for a ``lut`` target
+    a meter with the table's protocol; archs the overhead was fitted on are never drawn.
+    With ``repeats`` > 1 the archs are measured in that many sweeps (fastest reading kept),
+    and between sweeps the table takes one more reading of each of its entries: truth and
+    table then see the same stretch of machine states. Returns the report and one row per arch.
+    """
+    import statistics
+
+    from hwnas.hardware.collect import accuracy_report, measure_random_archs
+    from hwnas.hardware.targets import make_meter
+
+    settings = lut_settings(cfg)
+    space, shape, classes = _problem(cfg)
+    table = LatencyTable(settings, shape, directory, progress=progress)
+    fit = table.fit(space, classes)
+    meter = make_meter(cfg.target) or make_lut_meter(settings)
+    seconds: list[float] = []
+    best: list[float] = []
+    archs: list[Arch] = []
+    for sweep in range(repeats):
+        pairs = measure_random_archs(
+            space,
+            meter,
+            shape,
+            classes,
+            n,
+            seed,
+            progress=progress,
+            exclude=set(fit.archs),
+            seconds=seconds if sweep == 0 else None,
+            gate=table.gate,
+        )
+        archs = [a for a, _ in pairs]
+        best = (
+            [ms for _, ms in pairs] if sweep == 0 else list(map(min, best, (m for _, m in pairs)))
+        )
+        if sweep < repeats - 1:
+            table.refresh(space, classes, archs)
+    for arch in archs:  # blocks no arch so far had: measured now, not while timing
+        table.predict(space, arch, classes)
+    preds, pred_s = [], []
+    for arch in archs:
+        t0 = time.perf_counter()
+        preds.append(table.predict(space, arch, classes))
+        pred_s.append(time.perf_counter() - t0)
+    report: dict[str, Any] = accuracy_report(preds, best)
+    med_p, med_m = statistics.median(pred_s), statistics.median(seconds)
+    report.update(
+        seconds_per_prediction=med_p,
+        seconds_per_measurement=med_m,
+        speedup=med_m / med_p if med_p > 0 else float("inf"),
+    )
+    rows = [
+        {"arch": a, "describe": space.describe(a), "measured_ms": m, "predicted_ms": p}
+        for a, m, p in zip(archs, best, preds, strict=True)
+    ]
+    table.close()
+    return report, rows

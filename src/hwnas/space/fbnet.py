@@ -1,0 +1,158 @@
+"""The FBNet search space (Wu et al., CVPR 2019), as HW-NAS-Bench and HELP publish it.
+
+22 searchable layers, each one of 9 blocks, indexed as the published tables index them::
+
+    0 k3_e1  1 k3_e1_g2  2 k3_e3  3 k3_e6  4 k5_e1  5 k5_e1_g2  6 k5_e3  7 k5_e6  8 skip
+
+(k: depthwise kernel, e: expansion, g2: both 1x1 convs in 2 groups with a channel shuffle).
+Macro, from the paper's Table 1: a 3x3 stem conv (16 channels, stride 2); stages of
+[1, 4, 4, 4, 4, 4, 1] layers with [16, 24, 32, 64, 112, 184, 352] output channels whose first
+layer strides [1, 2, 2, 2, 1, 2, 1]; a 1x1 conv to 1984 channels, global pooling, classifier.
+
+A block is the paper's TBS: 1x1 (group) conv -> ReLU -> [shuffle] -> kxk depthwise (stride)
+-> ReLU -> 1x1 (group) conv, plus the identity where input and output shapes agree. ``skip``
+is the identity where shapes agree; on the 6 layers that stride or widen (layers 1, 5, 9, 13,
+17, 21) an identity is impossible, and -- as in the FBNet reference builder the published
+tables were measured with -- ``skip`` there is a 1x1 conv (with the stride) + BN + ReLU. So
+every one of the 9**22 genotypes builds a different network; the canonical form is the arch.
+
+Archs are ``{"blocks": [22 block names]}``; :meth:`FbnetSpace.key` prints the tables'
+``layer_choices`` form (``"0 3 8 ..."``), and :meth:`FbnetSpace.from_key` reads it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from hwnas.experiment.config import FbnetSpaceConfig
+from hwnas.space.base import Arch, InvalidArch, Space
+
+if TYPE_CHECKING:
+    from torch import nn
+
+BLOCKS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
+SKIP = "skip"
+STAGE_DEPTHS = (1, 4, 4, 4, 4, 4, 1)
+STAGE_WIDTHS = (16, 24, 32, 64, 112, 184, 352)
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+STEM_CHANNELS = 16
+N_LAYERS = sum(STAGE_DEPTHS)  # 22
+
+
+def parse_block(name: str) -> tuple[int, int, int]:
+    """(kernel, expansion, groups) of a non-skip block name such as ``k5_e1_g2``."""
+    parts = name.split("_")
+    groups = int(parts[2][1:]) if len(parts) > 2 else 1
+    return int(parts[0][1:]), int(parts[1][1:]), groups
+
+
+def scaled(channels: int, multiplier: float) -> int:
+    """Channels times the width multiplier, to a multiple of 8 (at least 8)."""
+    if multiplier == 1.0:
+        return channels
+    return max(8, int(round(channels * multiplier / 8)) * 8)
+
+
+class FbnetSpace(Space):
+    """22 layers x 9 blocks on FBNet's fixed macro skeleton."""
+
+    name = "fbnet"
+
+    def __init__(self, cfg: FbnetSpaceConfig | None = None) -> None:
+        self.cfg = cfg or FbnetSpaceConfig()
+        m = self.cfg.width_multiplier
+        self.stem_channels = scaled(STEM_CHANNELS, m)
+        #: (input channels, output channels, stride) of every searchable layer
+        self.layers: list[tuple[int, int, int]] = []
+        c = self.stem_channels
+        for depth, width, stride in zip(STAGE_DEPTHS, STAGE_WIDTHS, STAGE_STRIDES, strict=True):
+            w = scaled(width, m)
+            for j in range(depth):
+                self.layers.append((c, w, stride if j == 0 else 1))
+                c = w
+        self.head_channels = scaled(self.cfg.head_channels, m) if self.cfg.head_channels else 0
+
+    # ------------------------------------------------------------ table keys
+    def key(self, arch: Arch) -> str:
+        """The published tables' ``layer_choices``: 22 block indices, space-separated."""
+        self.validate(arch)
+        return " ".join(str(BLOCKS.index(b)) for b in arch["blocks"])
+
+    def from_key(self, text: str) -> Arch:
+        """The arch of a ``layer_choices`` string; raises InvalidArch if malformed."""
+        tokens = str(text).split()
+        if len(tokens) != N_LAYERS or not all(t.isdigit() and int(t) < len(BLOCKS) for t in tokens):
+            raise InvalidArch(
+                f"fbnet key needs {N_LAYERS} block indices 0-{len(BLOCKS) - 1}: {text!r}"
+            )
+        return {"blocks": [BLOCKS[int(t)] for t in tokens]}
+
+    def identity_possible(self, layer: int) -> bool:
+        """Whether ``skip`` at ``layer`` is a true identity (same shape in and out)."""
+        cin, cout, stride = self.layers[layer]
+        return cin == cout and stride == 1
+
+    # -------------------------------------------------------------- interface
+    def sample(self, rng: random.Random) -> Arch:
+        return {"blocks": [rng.choice(BLOCKS) for _ in range(N_LAYERS)]}
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        blocks = list(arch["blocks"])
+        i = rng.randrange(N_LAYERS)
+        blocks[i] = rng.choice([b for b in BLOCKS if b != blocks[i]])
+        return {"blocks": blocks}
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        return {"blocks": [rng.choice(p) for p in zip(a["blocks"], b["blocks"], strict=True)]}
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        out = []
+        for i, current in enumerate(arch["blocks"]):
+            for b in BLOCKS:
+                if b != current:
+                    blocks = list(arch["blocks"])
+                    blocks[i] = b
+                    out.append({"blocks": blocks})
+        return out
+
+    def encode(self, arch: Arch) -> list[float]:
+        """One-hot per layer (22 x 9): a latency model additive per layer is linear on it."""
+        return [float(b == c) for b in arch["blocks"] for c in BLOCKS]
+
+    def canonical(self, arch: Arch) -> Arch:
+        self.validate(arch)
+        return {"blocks": list(arch["blocks"])}
+
+    def size(self) -> int:
+        return len(BLOCKS) ** N_LAYERS
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, dict) or set(arch) != {"blocks"}:
+            raise InvalidArch("fbnet arch must be {'blocks': [22 block names]}")
+        blocks = arch["blocks"]
+        if not isinstance(blocks, list) or len(blocks) != N_LAYERS:
+            raise InvalidArch(f"fbnet arch needs {N_LAYERS} blocks")
+        for i, b in enumerate(blocks):
+            if b not in BLOCKS:
+                raise InvalidArch(f"fbnet layer {i}: unknown block {b!r}; known: {list(BLOCKS)}")
+
+    def parameters(self) -> dict[str, list[Any]]:
+        return {f"L{i:02d}": list(BLOCKS) for i in range(N_LAYERS)}
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        return {"blocks": [params[f"L{i:02d}"] for i in range(N_LAYERS)]}
+
+    def describe(self, arch: Arch) -> str:
+        parts, i = [], 0
+        for depth, width in zip(STAGE_DEPTHS, STAGE_WIDTHS, strict=True):
+            names = [b.replace("_", "") for b in arch["blocks"][i : i + depth]]
+            parts.append(f"{width}[{','.join(names)}]")
+            i += depth
+        return "fbnet " + " ".join(parts)
+
+    def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        from hwnas.space.fbnet_modules import FbnetNet
+
+        self.validate(arch)
+        return FbnetNet(self, arch["blocks"], input_shape[0], num_classes)

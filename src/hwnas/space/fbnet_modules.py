@@ -1,0 +1,90 @@
+"""PyTorch modules of the FBNet macro network (imported only when a network is built)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from hwnas.space.fbnet import FbnetSpace
+
+
+def conv_bn(
+    cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu: bool = True
+) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's shuffle: interleave the channels of ``groups`` groups."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.groups
+        return x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class TBS(nn.Module):
+    """FBNet block: 1x1 group conv, [shuffle], kxk depthwise, 1x1 group conv (+ identity)."""
+
+    def __init__(self, cin: int, cout: int, k: int, e: int, g: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * e
+        layers: list[nn.Module] = [conv_bn(cin, hidden, 1, groups=g)]
+        if g > 1:
+            layers.append(ChannelShuffle(g))
+        layers += [
+            conv_bn(hidden, hidden, k, stride, groups=hidden),
+            conv_bn(hidden, cout, 1, groups=g, relu=False),
+        ]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+def make_block(name: str, cin: int, cout: int, stride: int) -> nn.Module:
+    from hwnas.space.fbnet import SKIP, parse_block
+
+    if name == SKIP:
+        # identity where shapes agree; otherwise the reference builder's 1x1 projection
+        return nn.Identity() if cin == cout and stride == 1 else conv_bn(cin, cout, 1, stride)
+    k, e, g = parse_block(name)
+    return TBS(cin, cout, k, e, g, stride)
+
+
+class FbnetNet(nn.Module):
+    """Stem -> 22 searchable layers -> 1x1 head conv -> global pool -> classifier."""
+
+    def __init__(self, space: FbnetSpace, blocks: list[str], cin: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = conv_bn(cin, space.stem_channels, 3, space.cfg.stem_stride)
+        self.layers = nn.Sequential(
+            *(make_block(b, ci, co, s) for b, (ci, co, s) in zip(blocks, space.layers, strict=True))
+        )
+        c = space.layers[-1][1]
+        if space.head_channels:
+            self.head: nn.Module = conv_bn(c, space.head_channels, 1)
+            c = space.head_channels
+        else:
+            self.head = nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.layers(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
