@@ -146,7 +146,8 @@ def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
 
 def test_ctrl_c_saves_and_exits_130(tmp_path):
     out = tmp_path / "run"
-    proc = _start(out, "--budget", "20", *fast_args("estimator.epochs=4"))
+    # a budget it cannot finish before the signal, however slow the polling below is
+    proc = _start(out, "--budget", "500", *fast_args("estimator.epochs=4"))
     assert _wait_for(lambda: any(r[1] == "complete" for r in _rows(out / "study.db")))
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
