@@ -199,3 +199,32 @@ def test_nash_needs_the_graph_space(tmp_path):
     r = run_cli("search", "--out", str(tmp_path / "x"), "--set", "strategy=nash")
     assert r.returncode == 2
     assert "graph" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_scale_stops_at_the_limits():
+    space = GraphSpace(
+        GraphSpaceConfig(
+            channels=[8, 16], morphisms=["scale"], max_channels=20, max_layers=5, max_nodes=8
+        )
+    )
+    rng = random.Random(0)
+    arch = space.start
+    for _ in range(6):
+        try:
+            arch = space.mutate(arch, rng)
+        except InvalidArch:
+            break
+    g = Graph(arch)
+    assert len(g.convs()) <= 5 and len(g.nodes) <= 8
+    assert len(g.convs()) > 2  # it did grow
+    assert max(n["c"] for n in g.convs()) == 20  # 16 -> 18 -> 20 (capped), never beyond
+
+
+def test_nash_ends_cleanly_when_the_start_net_breaks_a_constraint(tmp_path):
+    out = tmp_path / "nash"
+    r = run_cli("search", "--out", str(out), "-q", *_nash_args("constraints=['params <= 10']"))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "the strategy finished" in r.stdout
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert [t["status"] for t in trials] == ["pruned"]
+    assert "nothing to climb from" in (out / "hwnas.log").read_text()

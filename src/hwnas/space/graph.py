@@ -249,20 +249,30 @@ def _skip(arch: Arch, m: Morph, state: State | None, in_channels: int) -> None:
 
 
 def _scale(arch: Arch, m: Morph, in_channels: int) -> list[Morph]:
-    """Expand a joint-scaling step into primitive morphs (depth and width grow together)."""
+    """Expand a joint-scaling step into primitive morphs (depth and width grow together).
+
+    Growth stops at the caps the morph carries (``max_channels``, ``max_layers``,
+    ``max_nodes``); an empty list means nothing can grow.
+    """
     rng = random.Random(m["seed"])
     graph = Graph(arch, in_channels)
     out: list[Morph] = []
+    max_c = int(m.get("max_channels", 1 << 30))
+    room = min(
+        int(m.get("max_layers", 1 << 30)) - len(graph.convs()),
+        int(m.get("max_nodes", 1 << 30)) - len(graph.nodes),
+    )
     by_level: dict[int, list[int]] = {}
     for n in graph.convs():
         by_level.setdefault(graph.level[n["id"]], []).append(n["id"])
     for convs in by_level.values():
-        extra = math.ceil(len(convs) * m["depth"] - 1e-9) - len(convs)
+        extra = min(math.ceil(len(convs) * m["depth"] - 1e-9) - len(convs), max(room, 0))
+        room -= extra
         for _ in range(extra):
             after = rng.choice(convs)
             out.append({"kind": "deeper", "node": after, "k": 3})
     for n in graph.convs():
-        new_c = math.ceil(int(n["c"]) * m["width"] - 1e-9)
+        new_c = min(math.ceil(int(n["c"]) * m["width"] - 1e-9), max_c)
         if new_c > int(n["c"]):
             out.append({"kind": "wider", "node": n["id"], "c": new_c, "seed": rng.randrange(2**31)})
     return out
@@ -341,7 +351,15 @@ class GraphSpace(Space):
                         out.append({"kind": "skip", "from": a["id"], "to": b["id"], "join": join})
             return out
         if kind == "scale":
-            return [{"kind": "scale", "depth": cfg.scale_depth, "width": cfg.scale_width}]
+            m = {
+                "kind": "scale",
+                "depth": cfg.scale_depth,
+                "width": cfg.scale_width,
+                "max_channels": cfg.max_channels,
+                "max_layers": cfg.max_layers,
+                "max_nodes": cfg.max_nodes,
+            }
+            return [m] if _scale(arch, {**m, "seed": 0}, 3) else []
         raise InvalidArch(f"graph: unknown morphism {kind!r}")
 
     def random_morph(

@@ -28,7 +28,7 @@ import math
 from typing import Any
 
 from hwnas.experiment.pareto import Objectives
-from hwnas.space.base import Arch, Space
+from hwnas.space.base import Arch, InvalidArch, Space
 from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone
 
 
@@ -66,6 +66,7 @@ class Nash(Strategy):
         self.guided, self.guide_pool, self.guide_kappa = guided, guide_pool, guide_kappa
         self.kinds: tuple[str, ...] = ("scale", "skip") if joint_scaling else ()
         self.phase = "init"  # init -> step -> final -> done
+        self.done_reason = "nash finished"
         self.step = 0
         self.issued = 0  # proposals of the current phase/step handed out
         self.told: list[dict[str, Any]] = []  # results of the current phase/step
@@ -81,12 +82,22 @@ class Nash(Strategy):
         return [*self.space.encode(arch), math.log2(1 + epochs)]
 
     def _child(self) -> tuple[Arch, list[dict[str, Any]]]:
+        """A child by ``n_nm`` morphisms; at the space's limits, as many as still apply."""
+        for n in range(self.n_nm, 0, -1):
+            try:
+                return self._child_of(n)
+            except InvalidArch:
+                continue
+        assert self.parent is not None
+        return self.parent["arch"], []  # nothing can grow any more: the parent trains on
+
+    def _child_of(self, n_nm: int) -> tuple[Arch, list[dict[str, Any]]]:
         assert self.parent is not None
         kinds = self.kinds or None
         if not self.guided or len(self.history) < 4:
-            return self.graph.morph_sequence(self.parent["arch"], self.n_nm, self.rng, kinds)
+            return self.graph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
         pool = [
-            self.graph.morph_sequence(self.parent["arch"], self.n_nm, self.rng, kinds)
+            self.graph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
             for _ in range(self.guide_pool)
         ]
         epochs = self.parent["epochs"] + self.epochs["neigh"]
@@ -110,7 +121,7 @@ class Nash(Strategy):
 
     def ask(self) -> Proposal:
         if self.phase == "done":
-            raise StrategyDone("nash finished: the final net is trained")
+            raise StrategyDone(self.done_reason)
         if self.phase == "init":
             if self.issued:
                 raise RuntimeError("nash: waiting for the start net's result")
@@ -175,8 +186,14 @@ class Nash(Strategy):
         if result.status == "complete" and "accuracy" in result.metrics:
             self.history.append((self._features(result.arch, epochs), result.metrics["accuracy"]))
         if self.phase == "init":
-            if not entry["ok"]:
-                raise StrategyDone(f"nash: the start net failed ({result.status})")
+            if not entry["ok"]:  # nothing to climb from; the next ask() ends the search
+                self.phase = "done"
+                self.done_reason = (
+                    f"nash: the start net is {result.status}"
+                    + ("" if result.feasible else " (it breaks a constraint)")
+                    + "; nothing to climb from"
+                )
+                return
             self._move(entry)
             self.phase = "step" if self.n_steps else "final"
             return
@@ -185,6 +202,7 @@ class Nash(Strategy):
                 {"step": "final", "id": entry["id"], "metrics": entry["metrics"]}
             )
             self.phase = "done"
+            self.done_reason = "nash finished: the final net is trained"
             return
         self.told.append(entry)
         if len(self.told) < self.n_neigh:
@@ -209,6 +227,7 @@ class Nash(Strategy):
         return {
             **super().state(),
             "phase": self.phase,
+            "done_reason": self.done_reason,
             "step": self.step,
             "issued": self.issued,
             "told": self.told,
@@ -220,6 +239,7 @@ class Nash(Strategy):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.phase, self.step, self.issued = state["phase"], state["step"], state["issued"]
+        self.done_reason = state.get("done_reason", self.done_reason)
         self.told, self.parent = state["told"], state["parent"]
         self.history = [(list(f), float(a)) for f, a in state["history"]]
         self.trajectory = state["trajectory"]
