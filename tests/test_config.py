@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hwnas.experiment.config import ConfigError, Constraint, load_config
@@ -109,3 +111,18 @@ def test_reference_doc_is_generated_from_schema():
         "strategy.sample_size",
     ):
         assert f"`{key}`" in doc.read_text()
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("costs=[{name: analytic}]", "costs.0: kind analytic cannot"),
+        ("costs=[{name: device, provides: [sram]}]", "costs.0.provides: unknown metric 'sram'"),
+        ("target.provides=[macs]", "target.provides: not supported for cpu-ort"),
+    ],
+)
+def test_cost_source_mistakes_are_named(override, needle):
+    from hwnas.experiment.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config(None, [override])

@@ -171,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
         help="measure each arch in R sweeps, keeping the fastest (a shared CPU's noise only "
         "adds time); between sweeps the table takes one more reading of each entry (default 3)",
     )
-    le.add_argument("--json", action="store_true", help="print the figures as JSON")
+    le.add_argument("--json", action="store_true", help="print the figures as JSON (the default)")
+    le.add_argument("--text", action="store_true", help="print one sentence instead of the JSON")
 
     pd = sub.add_parser(
         "predictor",
@@ -607,7 +608,7 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         directory=args.dir,
     )
-    if args.json:
+    if not args.text:
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
         return 0
     print(

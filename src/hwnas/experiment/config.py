@@ -892,6 +892,32 @@ class ExperimentConfig(_Section):
                         f"objectives/constraints: {', '.join(missing)} not provided by the "
                         "tables (add it to target.metrics or estimator.metrics)"
                     )
+        for i, src in enumerate(self.costs):
+            if src.name in ("analytic", "tabular"):
+                raise ValueError(
+                    f"costs.{i}: kind {src.name} cannot be an extra cost source (analytic costs "
+                    "come with every built model; use target: tabular for a table)"
+                )
+        if self.target.provides is not None and self.target.name in (
+            "cpu-ort",
+            "cpu-torch",
+            "cuda-torch",
+            "analytic",
+            "tabular",
+        ):
+            raise ValueError(
+                f"target.provides: not supported for {self.target.name} (it is for `costs` "
+                "entries and model-based kinds)"
+            )
+        for where, src in [("target", self.target)] + [
+            (f"costs.{i}", c) for i, c in enumerate(self.costs)
+        ]:
+            unknown = [m for m in src.provides or [] if m not in METRIC_DIRECTIONS]
+            if unknown:
+                raise ValueError(
+                    f"{where}.provides: unknown metric {unknown[0]!r}; known: "
+                    + ", ".join(METRIC_DIRECTIONS)
+                )
         _device_constraints(self)
         if self.target.name == "cuda-torch" and self.device != "cuda":
             self.device = "cuda"

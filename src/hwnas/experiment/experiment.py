@@ -283,7 +283,14 @@ class Experiment:
             by_hash[h] = trial
             finished += 1
 
-        if meter is not None and any(m == "latency_ms" for m, _ in self.objectives):
+        latency_from_meter = not any(
+            c.provides is None or "latency_ms" in c.provides for c in cfg.costs
+        )  # a later cost source may replace the measured latency: then nothing to re-time
+        if (
+            meter is not None
+            and latency_from_meter
+            and any(m == "latency_ms" for m, _ in self.objectives)
+        ):
             self._retime_front(store, space, meter, dataset)
 
         trials = store.trials()

@@ -220,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.agent.authorised(self.headers.get("Authorization")):
             self.agent.count("refused")
             length = self.headers.get("Content-Length", "0")
-            drain = int(length) if length.isdigit() else 0
+            drain = int(length) if length.isascii() and length.isdigit() and len(length) < 19 else 0
             self._reply(401, {"error": "missing or wrong token"}, drain=drain)
             return None
         return urlsplit(self.path).path.rstrip("/") or "/"

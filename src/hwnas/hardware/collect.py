@@ -252,7 +252,7 @@ def progress_bar(total: int, label: str, enabled: bool = True) -> _bar:
     return _bar(total, label, enabled)
 
 
-def accuracy_report(pred: list[float], meas: list[float]) -> dict[str, float]:
+def accuracy_report(pred: list[float], meas: list[float]) -> dict[str, float | None]:
     """How well predicted latencies match measured ones (the issue's four figures, plus n).
 
     ``within_10pct``: share with |pred - meas| <= 10 % of meas; ``kendall_tau``: rank
@@ -268,7 +268,7 @@ def accuracy_report(pred: list[float], meas: list[float]) -> dict[str, float]:
     return {
         "n": int(p.size),
         "within_10pct": float(np.mean(rel <= 0.10)),
-        "kendall_tau": tau,
+        "kendall_tau": tau if math.isfinite(tau) else None,  # JSON has no NaN
         "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
         "mape": float(np.mean(rel)),
     }

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -501,8 +502,17 @@ class LatencyPredictor:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             meta = json.loads(arrays["meta"].tobytes().decode())
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
             raise PredictorError(f"{path} is not a predictor file ({exc})") from None
+        try:
+            return cls._from_arrays(path, arrays, meta, space)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise PredictorError(f"{path}: damaged predictor file ({exc!r})") from None
+
+    @classmethod
+    def _from_arrays(
+        cls, path: Path, arrays: dict[str, Any], meta: dict[str, Any], space: Space | None
+    ) -> LatencyPredictor:
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise PredictorError(f"{path} is not a version-{VERSION} hwnas predictor file")
         if space is None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from hwnas.experiment.config import CommandTarget, RemoteTarget
 
 
-class HardwareLoopError(RuntimeError):
+class HardwareLoopError(UserError):
     """A device measurement that failed for good; the message is one line naming why."""
 
 
@@ -218,6 +218,9 @@ class CommandCostModel(CostModel):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.communicate(timeout=5)
             raise _AttemptFailed(f"timed out after {self.cfg.timeout:g} s") from None
+        except BaseException:  # Ctrl-C / SIGTERM: the command must not outlive the search
+            _kill(proc)
+            raise
         if proc.returncode != 0:
             last = err.strip().splitlines()[-1:] or out.strip().splitlines()[-1:] or [""]
             raise _AttemptFailed(f"exit code {proc.returncode}: {_one_line(last[0])}")
