@@ -111,6 +111,8 @@ def _rows(db):
 
 def _start(out, *extra):
     env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+    # a suite started in the background (`cmd &`) inherits SIGINT ignored, and Python then
+    # keeps ignoring it: give the child the default disposition, as a terminal would
     return subprocess.Popen(
         [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "-q", *extra],
         stdout=subprocess.PIPE,
@@ -118,6 +120,7 @@ def _start(out, *extra):
         text=True,
         cwd=REPO,
         env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
