@@ -119,7 +119,7 @@ def main() -> None:
 
         print(json.dumps(out, indent=2))
     else:
-        save("predictor-cpu", out)
+        save("predictor-cpu" + (f"-r{args.resolution}" if args.resolution else ""), out)
 
 
 if __name__ == "__main__":

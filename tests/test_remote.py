@@ -435,3 +435,34 @@ def test_search_goes_on_when_the_device_fails(tmp_path):
     for t in trials:
         assert t.status == "failed"
         assert t.error.endswith("failed 2 time(s); last: exit code 1: no board"), t.error
+
+
+def test_a_silent_agent_is_not_asked_again(space):
+    """A measurement that outlasts the timeout is not retried: the agent would queue another."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    model = remote(f"http://127.0.0.1:{srv.getsockname()[1]}", timeout=0.5, retries=3)
+    model._health = {"max_bytes": 10**9}  # skip the health call: measure directly
+    try:
+        with pytest.raises(HardwareLoopError, match="no answer within 0.5 s"):
+            model.costs(candidate(space))
+        assert len(accepted) == 1
+    finally:
+        srv.close()
+        for c in accepted:
+            c.close()

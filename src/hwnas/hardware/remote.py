@@ -302,10 +302,22 @@ class RemoteCostModel(CostModel):
             headers["Content-Type"] = "application/octet-stream"
         self.requests += 1
         try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:  # not up (yet): worth a retry
+            conn.close()
+            raise _Transient(f"{type(exc).__name__}: {_one_line(str(exc), 120)}") from None
+        try:
             conn.request(method, self._base + path, body=body, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
             status = resp.status
+        except TimeoutError:
+            if body is not None:  # the agent is still measuring: a retry would queue another
+                raise HardwareLoopError(
+                    f"agent {self.url} gave no answer within {self.cfg.timeout:g} s while "
+                    "measuring; raise target.timeout for slow models"
+                ) from None
+            raise _Transient(f"timed out after {self.cfg.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
             raise _Transient(f"{type(exc).__name__}: {_one_line(str(exc), 120)}") from None
         finally:
