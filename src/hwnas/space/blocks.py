@@ -11,14 +11,21 @@ from hwnas.experiment.config import ChainSpaceConfig
 
 
 def conv_bn(
-    cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True
+    cin: int,
+    cout: int,
+    k: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: bool = True,
+    activation: type[nn.ReLU] | type[nn.ReLU6] = nn.ReLU6,
 ) -> nn.Sequential:
+    """Conv (same padding, no bias) -> BN [-> activation]; shared by the chain and FBNet nets."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
     ]
     if act:
-        layers.append(nn.ReLU6(inplace=True))
+        layers.append(activation(inplace=True))
     return nn.Sequential(*layers)
 
 

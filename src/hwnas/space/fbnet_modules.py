@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from hwnas.space import blocks
+
 if TYPE_CHECKING:
     from hwnas.space.fbnet import FbnetSpace
 
 
-def conv_bn(
-    cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu: bool = True
-) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+conv_bn = partial(blocks.conv_bn, activation=nn.ReLU)  # FBNet blocks use plain ReLU
 
 
 class ChannelShuffle(nn.Module):
@@ -47,7 +41,7 @@ class TBS(nn.Module):
             layers.append(ChannelShuffle(g))
         layers += [
             conv_bn(hidden, hidden, k, stride, groups=hidden),
-            conv_bn(hidden, cout, 1, groups=g, relu=False),
+            conv_bn(hidden, cout, 1, groups=g, act=False),
         ]
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
