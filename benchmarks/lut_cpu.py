@@ -7,7 +7,7 @@ chain space on the target, then measures N random archs the overhead fit never s
 Usage:
   python benchmarks/lut_cpu.py                       # cpu-ort, digits 8x8, 200 archs
   python benchmarks/lut_cpu.py --resolution 32       # heavier input
-  python benchmarks/lut_cpu.py --target cuda-torch   # on a GPU machine
+  python benchmarks/lut_cpu.py --target cuda-torch --cuda-graphs --resolution 32  # on a GPU
 Options: --n N --seed S --repeats R (sweeps over the measured archs, fastest kept, with one
 more reading of every table entry between sweeps, so table and truth see the same machine
 states) --passes P
@@ -65,6 +65,8 @@ def main() -> None:
         help="timed runs per end-to-end reading (in 30 blocks): the truth must be clean",
     )
     ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--lut-runs", type=int, default=None, help="timed runs per table graph")
+    ap.add_argument("--cuda-graphs", action="store_true", help="cuda-torch: time CUDA graphs")
     ap.add_argument("--calibration", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dir", default=None, help="table directory (default: the hwnas cache)")
@@ -81,6 +83,10 @@ def main() -> None:
     target: dict[str, object] = {"name": args.target, "runs": args.truth_runs, "blocks": 30}
     if args.target != "cuda-torch":
         lut["threads"] = target["threads"] = args.threads
+    elif args.cuda_graphs:
+        lut["cuda_graphs"] = target["cuda_graphs"] = True
+    if args.lut_runs:
+        lut["runs"] = args.lut_runs
     # the table comes from the `costs` entry; ground truth is the measured target itself
     raw = {"target": target, "costs": [lut], "data": {"resolution": args.resolution}}
     cfg = validate_config(raw)
@@ -115,7 +121,7 @@ def main() -> None:
         {
             "command": "python benchmarks/lut_cpu.py "
             + " ".join(
-                f"--{k} {v}"
+                f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                 for k, v in vars(args).items()
                 if v not in (None, False) and k not in ("quiet",)
             ),

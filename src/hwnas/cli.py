@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", choices=["cpu", "cuda"], help="where candidates train")
     s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="evaluate N trials at once in worker processes (executor.name=process)",
+    )
+    s.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -272,11 +278,17 @@ def _parser() -> argparse.ArgumentParser:
 
 # -------------------------------------------------------------------- commands
 def _cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.experiment.config import load_config
+    from hwnas.experiment.config import ConfigError, load_config
 
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("--workers: must be at least 1")
+        kind = "process" if args.workers > 1 else "inprocess"
+        overrides += [f"executor.name={kind}", f"executor.workers={args.workers}"]
     cfg = load_config(
         args.config,
-        args.overrides,
+        overrides,
         budget=args.budget,
         seed=args.seed,
         data_path=args.data,

@@ -781,9 +781,22 @@ class BudgetConfig(_Section):
 
 
 class ExecutorConfig(_Section):
-    """How trials run. Only the driver writes the store."""
+    """Where trials run. Only the driver asks, tells and writes the store."""
 
-    name: Literal["inprocess"] = Field("inprocess", description="`inprocess`.")
+    name: Literal["inprocess", "process"] = Field(
+        "inprocess",
+        description="`inprocess`: one trial at a time in the driver (reproducible); `process`: "
+        "`workers` spawned processes evaluate trials at once (several small nets on one GPU, "
+        "or one per core). With evolution or random search the order in which results "
+        "arrive then shapes later proposals; NASH waits for each step, so it is unchanged.",
+    )
+    workers: int = Field(1, ge=1, le=256, description="Trials evaluated at once (`process`).")
+
+    @model_validator(mode="after")
+    def _workers_need_processes(self) -> ExecutorConfig:
+        if self.name == "inprocess" and self.workers > 1:
+            raise ValueError("workers > 1 needs `executor.name: process`")
+        return self
 
 
 _DEFAULT_KINDS = {
@@ -934,9 +947,10 @@ class ExperimentConfig(_Section):
         return d
 
     def identity(self) -> dict[str, Any]:
-        """What makes two runs the same experiment (the budget may grow on resume)."""
+        """What makes two runs the same experiment (budget and executor may change on resume)."""
         d = self.to_json_dict()
         d.pop("budget", None)
+        d.pop("executor", None)  # the same search may resume with more or fewer workers
         return d
 
 

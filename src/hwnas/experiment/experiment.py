@@ -15,6 +15,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -131,9 +132,10 @@ class Experiment:
             store.close()
 
     def _run(self, store: Store) -> SearchResult:
-        from hwnas.experiment.evaluate import Evaluator, cost_sources, model_needed
+        from hwnas.experiment.evaluate import Evaluator, Outcome, cost_sources, model_needed
+        from hwnas.experiment.executor import Job, make_executor
         from hwnas.space import make_space
-        from hwnas.strategy import Result, StrategyDone, make_strategy
+        from hwnas.strategy import Result, StrategyDone, StrategyWaiting, make_strategy
 
         cfg = self.cfg
         dataset, meter = None, None
@@ -181,7 +183,11 @@ class Experiment:
         duplicate_streak = 0
         stopped = "budget"
 
-        def evaluate(trial: Trial) -> None:
+        executor = make_executor(cfg, evaluator)
+        inflight: dict[Future[Outcome], Trial] = {}
+        deferred: dict[str, list[Any]] = {}  # arch hash in flight -> archs asked for again
+
+        def launch(trial: Trial) -> None:
             weights = study.weights_path(trial.id) if cfg.estimator.name == "train" else None
             inherit = None
             if trial.info.get("inherit"):
@@ -192,13 +198,10 @@ class Experiment:
                     "weights": study.weights_path(pid),
                     "morphs": trial.info["inherit"]["morphs"],
                 }
-            outcome = evaluator(
-                trial.arch,
-                seed=trial.seed,
-                weights_path=weights,
-                inherit=inherit,
-                train=trial.info.get("train"),
-            )
+            job = Job(trial.arch, trial.seed, weights, inherit, trial.info.get("train"))
+            inflight[executor.submit(job)] = trial
+
+        def finish(trial: Trial, outcome: Outcome) -> None:
             trial.status, trial.metrics, trial.curve = (
                 outcome.status,
                 outcome.metrics,
@@ -208,7 +211,12 @@ class Experiment:
             strategy.tell(
                 Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible)
             )
+            for arch in deferred.pop(trial.arch_hash, []):  # asked again while it was running
+                strategy.tell(
+                    Result(trial.id, arch, trial.status, _search_metrics(trial), is_feasible(trial))
+                )
             store.finish_trial(trial, strategy.state())
+            by_hash[trial.arch_hash] = trial
             log.info(
                 "trial %d %s %s | %s",
                 trial.id,
@@ -227,34 +235,48 @@ class Experiment:
             if self.on_trial:
                 self.on_trial(trial, self._progress(trials, front))
 
-        for trial in pending:  # interrupted before: same arch, same seed, again
-            log.info("re-running interrupted trial %d", trial.id)
-            evaluate(trial)
-            by_hash.setdefault(trial.arch_hash, trial)
-
-        finished = sum(t.status != "running" for t in trials)
-        while finished < cfg.budget.trials:
-            if (
-                cfg.budget.minutes is not None
-                and time.monotonic() - start > 60 * cfg.budget.minutes
-            ):
-                stopped = "time"
-                break
-            try:
-                proposal = strategy.ask()
-            except StrategyDone as exc:
-                stopped = "strategy"
-                log.info("%s", exc)
-                break
-            h = space.arch_hash(proposal.arch)
-            # a net that inherits trained weights is new even if its graph was seen before
-            known = None if proposal.info.get("inherit") else by_hash.get(h)
-            if known is not None:
+        def next_trial() -> Trial | None:
+            """A new trial from the strategy; None when it must wait or the search stops."""
+            nonlocal duplicate_streak, stopped
+            while True:
+                try:
+                    proposal = strategy.ask()
+                except StrategyWaiting:
+                    if not inflight:
+                        raise RuntimeError(
+                            f"{strategy.name}: waits with nothing in flight"
+                        ) from None
+                    return None
+                except StrategyDone as exc:
+                    stopped = "strategy"
+                    log.info("%s", exc)
+                    return None
+                h = space.arch_hash(proposal.arch)
+                # a net that inherits trained weights is new even if its graph was seen before
+                inherits = bool(proposal.info.get("inherit"))
+                known = None if inherits else by_hash.get(h)
+                running = not inherits and any(t.arch_hash == h for t in inflight.values())
+                if known is None and not running:
+                    duplicate_streak = 0
+                    tid = trials[-1].id + 1 if trials else 0
+                    return Trial(
+                        id=tid,
+                        arch=proposal.arch,
+                        arch_hash=h,
+                        status="running",
+                        seed=trial_seed(cfg.seed, tid),
+                        describe=space.describe(proposal.arch),
+                        parent_id=proposal.parent_id,
+                        info=proposal.info,
+                    )
                 duplicate_streak += 1
                 if duplicate_streak >= MAX_DUPLICATE_STREAK:
                     stopped = "exhausted"
                     log.info("space exhausted: %d asks in a row were known archs", duplicate_streak)
-                    break
+                    return None
+                if known is None:  # being evaluated now: its result answers this ask too
+                    deferred.setdefault(h, []).append(proposal.arch)
+                    continue
                 strategy.tell(
                     Result(
                         known.id,
@@ -264,24 +286,41 @@ class Experiment:
                         is_feasible(known),
                     )
                 )
-                continue
-            duplicate_streak = 0
-            tid = trials[-1].id + 1 if trials else 0
-            trial = Trial(
-                id=tid,
-                arch=proposal.arch,
-                arch_hash=h,
-                status="running",
-                seed=trial_seed(cfg.seed, tid),
-                describe=space.describe(proposal.arch),
-                parent_id=proposal.parent_id,
-                info=proposal.info,
-            )
-            store.start_trial(trial, strategy.state())
-            trials.append(trial)
-            evaluate(trial)
-            by_hash[h] = trial
-            finished += 1
+
+        finished = sum(t.status != "running" for t in trials)
+        try:
+            while True:
+                # fill the executor: interrupted trials first (same arch, same seed), then asks
+                while len(inflight) < executor.workers and stopped == "budget":
+                    if pending:
+                        trial = pending.pop(0)
+                        log.info("re-running interrupted trial %d", trial.id)
+                        launch(trial)
+                        continue
+                    if finished + len(inflight) >= cfg.budget.trials:
+                        break
+                    if (
+                        cfg.budget.minutes is not None
+                        and time.monotonic() - start > 60 * cfg.budget.minutes
+                    ):
+                        stopped = "time"
+                        break
+                    new = next_trial()
+                    if new is None:
+                        break
+                    store.start_trial(new, strategy.state())
+                    trials.append(new)
+                    launch(new)
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: inflight[f].id):
+                    finish(inflight.pop(fut), fut.result())
+                    finished += 1
+        except BaseException:
+            executor.shutdown(cancel=True)
+            raise
+        executor.shutdown(cancel=False)
 
         latency_from_meter = not any(
             c.provides is None or "latency_ms" in c.provides for c in cfg.costs

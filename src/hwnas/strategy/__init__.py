@@ -7,9 +7,9 @@ from typing import Any
 from hwnas.errors import UserError
 from hwnas.experiment.pareto import Objectives
 from hwnas.space.base import Space
-from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone
+from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone, StrategyWaiting
 
-__all__ = ["Proposal", "Result", "Strategy", "StrategyDone", "make_strategy"]
+__all__ = ["Proposal", "Result", "Strategy", "StrategyDone", "StrategyWaiting", "make_strategy"]
 
 
 def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:

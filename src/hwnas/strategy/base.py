@@ -20,6 +20,10 @@ class StrategyDone(Exception):
     """The strategy has nothing more to propose (e.g. NASH after its final net)."""
 
 
+class StrategyWaiting(Exception):
+    """No proposal until a result still in flight is told (e.g. NASH between steps)."""
+
+
 @dataclass
 class Proposal:
     """An arch to evaluate and where it came from.

@@ -29,7 +29,7 @@ from typing import Any
 
 from hwnas.experiment.pareto import Objectives
 from hwnas.space.base import Arch, InvalidArch, Space
-from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone
+from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone, StrategyWaiting
 
 
 class Nash(Strategy):
@@ -124,7 +124,7 @@ class Nash(Strategy):
             raise StrategyDone(self.done_reason)
         if self.phase == "init":
             if self.issued:
-                raise RuntimeError("nash: waiting for the start net's result")
+                raise StrategyWaiting("nash: waiting for the start net's result")
             self.issued = 1
             start = copy.deepcopy(self.graph.start)
             return Proposal(start, info={"train": self._train("init"), "nash": {"step": 0}})
@@ -132,7 +132,7 @@ class Nash(Strategy):
         pid = self.parent["id"]
         if self.phase == "final":
             if self.issued:
-                raise RuntimeError("nash: waiting for the final net's result")
+                raise StrategyWaiting("nash: waiting for the final net's result")
             self.issued = 1
             return Proposal(
                 self.parent["arch"],
@@ -144,7 +144,7 @@ class Nash(Strategy):
                 },
             )
         if self.issued >= self.n_neigh:
-            raise RuntimeError("nash: waiting for this step's results")
+            raise StrategyWaiting("nash: waiting for this step's results")
         j = self.issued
         self.issued += 1
         if j < self.n_neigh - 1:

@@ -1,0 +1,177 @@
+"""Executors: where candidates are evaluated. The search loop and the store stay in the driver.
+
+``inprocess`` evaluates each trial in the driver as soon as it is submitted (the default:
+deterministic, nothing to set up). ``process`` keeps ``workers`` spawned processes, each with
+its own dataset, space and cost models, and evaluates that many trials at once -- several
+small candidates on one GPU, or one per core on a CPU. Workers only compute: every result
+comes back to the driver, which tells the strategy and commits the trial, so the study and
+resumption work exactly as with one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hwnas.experiment.evaluate import Outcome
+from hwnas.space.base import Arch
+
+if TYPE_CHECKING:
+    from hwnas.experiment.config import ExperimentConfig
+    from hwnas.experiment.evaluate import Evaluator
+
+log = logging.getLogger("hwnas")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One evaluation, as plain data (it crosses process boundaries)."""
+
+    arch: Arch
+    seed: int
+    weights_path: Path | None = None
+    inherit: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+
+
+class Executor(Protocol):
+    """Runs jobs; ``workers`` of them may be in flight at once."""
+
+    workers: int
+
+    def submit(self, job: Job) -> Future[Outcome]: ...
+
+    def shutdown(self, *, cancel: bool) -> None: ...
+
+
+class InProcessExecutor:
+    """Evaluates in the driver, at submit time: the returned future is already done."""
+
+    workers = 1
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+
+    def submit(self, job: Job) -> Future[Outcome]:
+        fut: Future[Outcome] = Future()
+        fut.set_result(_run(self.evaluator, job))  # Ctrl-C propagates: nothing to clean up
+        return fut
+
+    def shutdown(self, *, cancel: bool) -> None:
+        pass
+
+
+def _run(evaluator: Evaluator, job: Job) -> Outcome:
+    return evaluator(
+        job.arch,
+        seed=job.seed,
+        weights_path=job.weights_path,
+        inherit=job.inherit,
+        train=job.train,
+    )
+
+
+# ------------------------------------------------------------------ process pool
+_worker_evaluator: Evaluator | None = None
+
+
+def _init_worker(raw_cfg: dict[str, Any], threads: int) -> None:
+    """Build this worker's evaluator once; Ctrl-C is the driver's to handle."""
+    global _worker_evaluator
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from hwnas.experiment.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(raw_cfg)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    _worker_evaluator = build_evaluator(cfg)
+
+
+def _run_in_worker(job: Job) -> Outcome:
+    assert _worker_evaluator is not None, "worker not initialised"
+    return _run(_worker_evaluator, job)
+
+
+def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
+    """An evaluator with its own dataset, space, meter and cost sources (a worker's kit)."""
+    from hwnas.experiment.evaluate import Evaluator, cost_sources, model_needed
+    from hwnas.space import make_space
+
+    sources = cost_sources(cfg)
+    dataset = meter = None
+    if model_needed(cfg, sources):
+        from hwnas.data import load_dataset
+        from hwnas.hardware.targets import make_meter
+
+        dataset = load_dataset(cfg.data, cfg.seed)
+        meter = make_meter(cfg.target)
+    return Evaluator(cfg, make_space(cfg.space), dataset, meter, sources)
+
+
+class ProcessExecutor:
+    """``workers`` spawned processes (spawn: safe with CUDA and threads in the driver).
+
+    A worker that dies (killed, out of host memory) breaks the pool: the trials in flight then
+    are recorded as failed (which one killed it cannot be told), the pool is rebuilt and the
+    search goes on.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, workers: int) -> None:
+        self.workers = workers
+        self._cfg = cfg.to_json_dict()
+        threads = cfg.estimator.threads if cfg.estimator.name == "train" else 0
+        self._threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._cfg, self._threads),
+        )
+
+    def submit(self, job: Job) -> Future[Outcome]:
+        try:
+            inner = self._pool.submit(_run_in_worker, job)
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            inner = self._pool.submit(_run_in_worker, job)
+        outer: Future[Outcome] = Future()
+
+        def _done(f: Future[Outcome]) -> None:
+            exc = f.exception()
+            if exc is None:
+                outer.set_result(f.result())
+            elif isinstance(exc, BrokenProcessPool):
+                outer.set_result(Outcome("failed", error=f"worker process died: {exc}"))
+            else:  # the evaluator records candidate failures itself: this is a worker fault
+                outer.set_result(Outcome("failed", error=f"worker: {type(exc).__name__}: {exc}"))
+
+        inner.add_done_callback(_done)
+        return outer
+
+    def shutdown(self, *, cancel: bool) -> None:
+        if cancel:  # Ctrl-C: stop now; running trials stay `running` and re-run on resume
+            for p in list(getattr(self._pool, "_processes", {}).values()):
+                p.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+def make_executor(cfg: ExperimentConfig, evaluator: Evaluator | None) -> Executor:
+    """The configured executor; ``inprocess`` uses the driver's own evaluator."""
+    if cfg.executor.name == "process":
+        log.info("executor: %d worker processes", cfg.executor.workers)
+        return ProcessExecutor(cfg, cfg.executor.workers)
+    assert evaluator is not None
+    return InProcessExecutor(evaluator)
