@@ -242,6 +242,36 @@ def test_augment_is_crop_and_flip(size: int) -> None:
     assert 25 < flips < 75
 
 
+def test_cutout_zeroes_one_clipped_square_per_image() -> None:
+    from hwnas.data.base import cutout_batch
+
+    x = torch.ones(3, 2, 8, 8)
+    cy, cx = torch.tensor([4, 0, 7]), torch.tensor([4, 0, 2])
+    out = cutout_batch(x, cy, cx, 4)
+    zeroed = (out == 0).all(dim=1)  # every channel of a cut pixel is zero
+    assert zeroed[0].sum() == 16 and zeroed[0, 2:6, 2:6].all()  # fully inside
+    assert zeroed[1].sum() == 4 and zeroed[1, :2, :2].all()  # clipped at a corner
+    assert zeroed[2].sum() == 12 and zeroed[2, 5:8, 0:4].all()  # clipped at the bottom
+    assert ((out == 0) | (out == 1)).all() and (out == 0).any(dim=1).eq(zeroed).all()
+
+
+def test_training_with_cutout_is_seeded_and_learns() -> None:
+    import random
+
+    from hwnas.estimate.train import train
+    from hwnas.experiment.config import TrainEstimatorConfig
+    from hwnas.space.chain import ChainSpace
+
+    data = load_dataset(DataConfig(), 0)
+    cfg = TrainEstimatorConfig(epochs=3, cutout=3, lr=0.1)
+    accs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = ChainSpace().build(ChainSpace().sample(random.Random(1)), data.input_shape, 10)
+        accs.append(train(model, data, cfg, seed=5, batch_size=64).accuracy)
+    assert accs[0] == accs[1] and accs[0] > 0.5
+
+
 def test_augment_accelerator_path_matches_cpu_path() -> None:
     g = torch.Generator().manual_seed(2)
     xb = torch.randint(0, 256, (64, 3, 12, 10), dtype=torch.uint8, generator=g)

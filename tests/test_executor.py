@@ -1,4 +1,4 @@
-"""The process-pool executor: same search, trials evaluated in worker processes."""
+"""Executors (trials in worker processes) and the budget across resumptions."""
 
 from __future__ import annotations
 
@@ -72,3 +72,15 @@ def test_more_workers_need_the_process_executor():
         validate_config({"executor": {"workers": 4}})
     cfg = validate_config({"executor": {"name": "process", "workers": 4}})
     assert cfg.executor.workers == 4
+
+
+def test_time_budget_counts_across_resumptions(tmp_path):
+    out = tmp_path / "timed"
+    args = ["--budget", "50", *fast_args("budget.minutes=0.005")]  # 0.3 s: one trial or two
+    r = run_cli("search", "--out", str(out), "-q", *args)
+    assert r.returncode == 0, r.stderr
+    first = show_json(out)
+    assert 1 <= len(first) < 50
+    r = run_cli("search", "--out", str(out), "-q", *args)  # the 0.3 s are spent already
+    assert r.returncode == 0, r.stderr
+    assert len(show_json(out)) == len(first)

@@ -155,7 +155,8 @@ def _nash_args(*extra):
 
 def test_nash_search_end_to_end(tmp_path):
     out = tmp_path / "nash"
-    r = run_cli("search", "--out", str(out), "--budget", "50", "-q", *_nash_args())
+    args = _nash_args("strategy.final_cutout=3")
+    r = run_cli("search", "--out", str(out), "--budget", "50", "-q", *args)
     assert r.returncode == 0, r.stderr
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     # Algorithm 1: start net, n_steps x n_neigh candidates, the final net; then it stops
@@ -175,6 +176,9 @@ def test_nash_search_end_to_end(tmp_path):
     assert step1[2]["metrics"]["accuracy"] >= start["metrics"]["accuracy"] - 0.05
     final = trials[-1]
     assert final["info"]["nash"]["final"] and final["info"]["train"]["epochs"] == 1
+    # cutout regularises the final training only
+    assert final["info"]["train"]["cutout"] == 3
+    assert all("cutout" not in t["info"]["train"] for t in trials[:-1])
 
 
 def test_nash_respects_a_constraint_before_training(tmp_path):

@@ -99,11 +99,17 @@ def test_entries_are_retimed_until_their_two_fastest_readings_agree(tmp_path):
     reopened.close()
 
 
-def test_chain_blocks_cover_every_arch_and_rebuild_the_network():
+@pytest.mark.parametrize("optional", [False, True], ids=["chain", "optional-stages"])
+def test_chain_blocks_cover_every_arch_and_rebuild_the_network(optional):
     import torch
     from torch import nn
 
+    from hwnas.experiment.config import load_config
+
     space = ChainSpace()
+    if optional:  # dropped stages: blocks then meet other input sizes and widths
+        stages = "[{depths: [0, 1], widths: [4, 8], stride: 1}, {depths: [0, 2], widths: [8], stride: 2}]"
+        space = ChainSpace(load_config(None, [f"space.stages={stages}"]).space)
     src = ChainBlocks(space)
     every = {b.key for b in src.all_blocks((1, 8, 8), 10)}
     rng = random.Random(0)

@@ -22,6 +22,12 @@ from hwnas.space.cell import CellSpace
 from hwnas.space.chain import ChainSpace
 from hwnas.space.fbnet import BLOCKS, FbnetSpace
 
+#: every stage may be dropped (depth 0): shapes then skip its stride and width
+OPTIONAL_STAGES = (
+    "space.stages=[{depths: [0, 1], widths: [4, 8], stride: 1}, "
+    "{depths: [0, 1, 2], widths: [8, 16], stride: 2}, {depths: [0, 2], widths: [16], stride: 2}]"
+)
+
 FBNET = SHARED / "benchmarks" / "fbnet_latency_5000.csv.gz"
 NB201 = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
 needs_fbnet = pytest.mark.skipif(not FBNET.exists(), reason=f"{FBNET} not present")
@@ -108,15 +114,16 @@ def op_summary(ops, skip=("act", "bn")):
     ("space", "shape"),
     [
         (ChainSpace(), (1, 8, 8)),
+        (ChainSpace(load_config(None, [OPTIONAL_STAGES]).space), (1, 8, 8)),
         (CellSpace(load_config(None, ["space=cell", "space.channels=4"]).space), (3, 16, 16)),
         (FbnetSpace(FbnetSpaceConfig(width_multiplier=0.25)), (3, 32, 32)),
     ],
-    ids=["chain", "cell", "fbnet"],
+    ids=["chain", "chain-optional-stages", "cell", "fbnet"],
 )
 def test_analytic_kernels_match_the_traced_network(space, shape):
     """The fast op lists describe exactly what the torch module runs (convs, pools, adds...)."""
     rng = random.Random(3)
-    for _ in range(4):
+    for _ in range(8):
         arch = space.sample(rng)
         analytic = kernel_ops(space, arch, shape, 10)
         traced = trace_ops(space.build(arch, shape, 10), shape)

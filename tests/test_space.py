@@ -16,13 +16,14 @@ def space():
     return ChainSpace()
 
 
-def tiny_space(allow_skip=True):
+def tiny_space(allow_skip=True, optional=False):
+    lo = [0] if optional else []  # depth 0: the stage may be dropped
     return ChainSpace(
         ChainSpaceConfig(
             stem_channels=8,
             stages=[
-                StageConfig(depths=[1, 2], widths=[8, 16], stride=1),
-                StageConfig(depths=[1, 2], widths=[16], stride=2),
+                StageConfig(depths=[*lo, 1, 2], widths=[8, 16], stride=1),
+                StageConfig(depths=[*lo, 1, 2], widths=[16], stride=2),
             ],
             kernels=[3, 5],
             expansions=[1],
@@ -53,11 +54,34 @@ def all_archs(space):
         yield arch
 
 
+@pytest.mark.parametrize("optional", [False, True])
 @pytest.mark.parametrize("allow_skip", [True, False])
-def test_size_counts_distinct_networks(allow_skip):
-    space = tiny_space(allow_skip)
-    hashes = {space.arch_hash(a) for a in all_archs(space)}
+def test_size_counts_distinct_networks(allow_skip, optional):
+    space = tiny_space(allow_skip, optional)
+    archs = list(all_archs(space))
+    hashes = {space.arch_hash(a) for a in archs}
     assert space.size() == len(hashes)
+    # the hash is the built network: equal hashes build the same layers
+    by_hash = {}
+    for a in archs:
+        shapes = [tuple(p.shape) for p in space.build(a, (1, 8, 8), 10).parameters()]
+        assert by_hash.setdefault(space.arch_hash(a), shapes) == shapes
+
+
+def test_a_dropped_stage_neither_strides_nor_widens():
+    space = tiny_space(optional=True)
+    arch = {
+        "stages": [
+            {"depth": 0, "width": 16, "ops": ["k3_e1", "k3_e1"]},
+            {"depth": 1, "width": 16, "ops": ["k5_e1", "k3_e1"]},
+        ]
+    }
+    net = space.build(arch, (1, 8, 8), 10)
+    assert net.blocks[0].body[0][0].in_channels == 8  # stem -> stage 2 directly
+    assert space.describe(arch) == "stem8 8x0[id] 16x1[k5e1]"
+    bare = {"stages": [dict(s, depth=0) for s in arch["stages"]]}
+    assert space.describe(bare) == "stem8 8x0[id] 8x0[id]"
+    assert space.build(bare, (1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_sample_mutate_crossover_stay_valid_and_change(space):

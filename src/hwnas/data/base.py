@@ -366,6 +366,19 @@ def augment_batch(
     return xp.gather(2, index).reshape(b, c, h, w)
 
 
+def cutout_batch(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero a ``size`` x ``size`` square centred at (``cy``, ``cx``) of each normalised image
+    (clipped at the borders): Cutout, DeVries & Taylor 2017. Zero is the mean pixel there."""
+    _, _, h, w = x.shape
+    lo_y, lo_x = (cy - size // 2)[:, None], (cx - size // 2)[:, None]
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    in_y = (rows >= lo_y) & (rows < lo_y + size)  # (B, H)
+    in_x = (cols >= lo_x) & (cols < lo_x + size)  # (B, W)
+    keep = ~(in_y[:, :, None] & in_x[:, None, :])
+    return x * keep[:, None].to(x.dtype)
+
+
 def augment_batch_np(
     xb: np.ndarray, oy: np.ndarray, ox: np.ndarray, flip: np.ndarray, pad: int
 ) -> np.ndarray:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from hwnas.data import Dataset, Split, batches
+from hwnas.data.base import cutout_batch
 from hwnas.experiment.config import TrainEstimatorConfig
 
 
@@ -122,6 +123,11 @@ def train(
             device=dev,
             fraction=cfg.data_fraction,
         ):
+            if cfg.cutout:  # centres drawn on the CPU: the same squares on every device
+                b, _, h, w = x.shape
+                cy = torch.randint(0, h, (b,), generator=gen).to(dev, non_blocking=True)
+                cx = torch.randint(0, w, (b,), generator=gen).to(dev, non_blocking=True)
+                x = cutout_batch(x, cy, cx, cfg.cutout)
             with _autocast(dev, cfg.amp):
                 loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -79,25 +80,29 @@ class DataConfig(_Section):
 class StageConfig(_Section):
     """One stage of a chain space: its depth and width choices and its stride."""
 
-    depths: list[int] = Field(description="Allowed numbers of blocks in this stage.")
+    depths: list[int] = Field(
+        description="Allowed numbers of blocks in this stage; 0 drops the stage (its stride "
+        "and width too), so the search can reach very small networks."
+    )
     widths: list[int] = Field(description="Allowed output channel counts of this stage.")
     stride: int = Field(1, ge=1, le=4, description="Stride of the stage's first block.")
 
     @field_validator("depths", "widths")
     @classmethod
-    def _positive_unique(cls, v: list[int]) -> list[int]:
+    def _unique(cls, v: list[int], info: ValidationInfo) -> list[int]:
         if not v:
             raise ValueError("must list at least one choice")
-        if any(x < 1 for x in v):
-            raise ValueError("choices must be >= 1")
+        least = 0 if info.field_name == "depths" else 1
+        if any(x < least for x in v):
+            raise ValueError(f"choices must be >= {least}")
         return sorted(set(v))
 
 
 def _default_stages() -> list[StageConfig]:
     return [
-        StageConfig(depths=[1, 2], widths=[4, 8, 16, 24], stride=1),
-        StageConfig(depths=[1, 2, 3], widths=[8, 16, 24, 32], stride=2),
-        StageConfig(depths=[1, 2, 3], widths=[16, 24, 32, 48, 64], stride=2),
+        StageConfig(depths=[0, 1, 2], widths=[4, 8, 16, 24], stride=1),
+        StageConfig(depths=[0, 1, 2, 3], widths=[8, 16, 24, 32], stride=2),
+        StageConfig(depths=[0, 1, 2, 3], widths=[16, 24, 32, 48, 64], stride=2),
     ]
 
 
@@ -299,6 +304,12 @@ class NashStrategyConfig(_Section):
         description="Replace deeper/wider by one `scale` morphism growing depth and width "
         "together (space.scale_depth / scale_width).",
     )
+    final_cutout: int | None = Field(
+        None,
+        ge=0,
+        description="Cutout side for the final training only (the short trainings of the "
+        "climb stay as configured); null = the estimator's `cutout`.",
+    )
 
 
 StrategyConfig = Annotated[
@@ -321,6 +332,12 @@ class TrainEstimatorConfig(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (Nesterov).")
     weight_decay: float = Field(5e-4, ge=0.0, description="L2 weight decay.")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing.")
+    cutout: int = Field(
+        0,
+        ge=0,
+        description="Cutout: side (pixels) of a square zeroed at a random place in every "
+        "training image; 0 = off. A regulariser for long trainings; no inference cost.",
+    )
     restart_epochs: int = Field(
         0, ge=0, description="SGDR first cycle length T_0 in epochs; 0 = one cycle (no restart)."
     )
@@ -776,7 +793,10 @@ class BudgetConfig(_Section):
 
     trials: int = Field(60, ge=1, description="Distinct architectures evaluated (duplicates free).")
     minutes: float | None = Field(
-        None, gt=0, description="Stop starting new trials after this many minutes of search."
+        None,
+        gt=0,
+        description="Stop starting new trials after this many minutes of search (summed over "
+        "resumptions: a resumed search gets what is left).",
     )
 
 

@@ -180,6 +180,8 @@ class Experiment:
         if self.on_start:
             self.on_start(self._progress(existing))
         start = time.monotonic()
+        # budget.minutes counts the whole search, across resumptions
+        spent_before = float(store.get_meta_json("search_seconds") or 0.0)
         duplicate_streak = 0
         stopped = "budget"
 
@@ -216,6 +218,7 @@ class Experiment:
                     Result(trial.id, arch, trial.status, _search_metrics(trial), is_feasible(trial))
                 )
             store.finish_trial(trial, strategy.state())
+            store.set_meta("search_seconds", spent_before + time.monotonic() - start)
             by_hash[trial.arch_hash] = trial
             log.info(
                 "trial %d %s %s | %s",
@@ -301,7 +304,7 @@ class Experiment:
                         break
                     if (
                         cfg.budget.minutes is not None
-                        and time.monotonic() - start > 60 * cfg.budget.minutes
+                        and spent_before + time.monotonic() - start > 60 * cfg.budget.minutes
                     ):
                         stopped = "time"
                         break

@@ -159,24 +159,20 @@ def _after(size: int, stride: int) -> int:
 class ChainSegments(Segments):
     """Chain space (mirrors ``space/blocks.py``): stem, each built MBConv, head."""
 
-    def __init__(self, space: Any, shape: Shape, num_classes: int) -> None:
-        super().__init__(space, shape, num_classes)
-        cfg = space.cfg
-        h, w = _after(shape[1], cfg.stem_stride), _after(shape[2], cfg.stem_stride)
-        self.sizes = []  # spatial size at the input of each stage
-        for st in cfg.stages:
-            self.sizes.append((h, w))
-            h, w = _after(h, st.stride), _after(w, st.stride)
-        self.final = (h, w)
-
     def segments(self, arch: Arch) -> list[Hashable]:
+        """Stem, each built block with its input (channels, h, w), head; a stage that builds
+        nothing (depth 0) neither strides nor changes channels."""
+        cfg = self.space.cfg
         keys: list[Hashable] = ["stem"]
-        c = self.space.cfg.stem_channels
+        c = cfg.stem_channels
+        h, w = _after(self.shape[1], cfg.stem_stride), _after(self.shape[2], cfg.stem_stride)
         for i, st in enumerate(self.space.canonical(arch)["stages"]):
             for j, op in enumerate(st["ops"]):
-                keys.append((i, j, c, st["width"], op))
+                keys.append((i, j, c, st["width"], op, h, w))
+                if j == 0:
+                    h, w = _after(h, cfg.stages[i].stride), _after(w, cfg.stages[i].stride)
                 c = st["width"]
-        keys.append(("head", c))
+        keys.append(("head", c, h, w))
         return keys
 
     def segment_ops(self, key: Any) -> list[Op]:
@@ -188,16 +184,13 @@ class ChainSegments(Segments):
             net.conv(cfg.stem_channels, 3, cfg.stem_stride)
             return net.ops
         if key[0] == "head":
-            net = _Net((key[1], *self.final), "head")
+            net = _Net((key[1], key[2], key[3]), "head")
             if cfg.head_channels:
                 net.conv(cfg.head_channels, 1)
             net.head(self.num_classes)
             return net.ops
-        i, j, cin, cout, op = key
+        i, j, cin, cout, op, h, w = key
         stride = cfg.stages[i].stride if j == 0 else 1
-        h, w = self.sizes[i]
-        if j > 0:
-            h, w = _after(h, cfg.stages[i].stride), _after(w, cfg.stages[i].stride)
         net = _Net((cin, h, w), f"s{i}.b{j}")
         k, e = parse_op(op)
         if e != 1:

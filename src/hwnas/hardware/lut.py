@@ -192,19 +192,22 @@ class ChainBlocks:
     def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
         ops = list(self.ops.values())
         out = [self._stem(input_shape)]
-        c0, h, w = self._after_stem(input_shape)
-        cins = [c0]
+        states = {self._after_stem(input_shape)}  # every (channels, h, w) a stage may receive
         for st in self.cfg.stages:
-            h2, w2 = _down(h, st.stride), _down(w, st.stride)
-            for cin in cins:
-                for cout in st.widths:
-                    out += [self._mb(cin, cout, h, w, k, e, st.stride) for k, e in ops]
-            if max(st.depths) > 1:  # later blocks: width -> width, stride 1
-                for cout in st.widths:
-                    out += [self._mb(cout, cout, h2, w2, k, e, 1) for k, e in ops]
-            # a stage with every op skipped keeps its input, which then equals its width
-            cins, h, w = list(st.widths), h2, w2
-        out += [self._head(c, h, w, num_classes) for c in cins]
+            nxt = set()
+            if any(d > 0 for d in st.depths):
+                for cin, h, w in states:
+                    h2, w2 = _down(h, st.stride), _down(w, st.stride)
+                    for cout in st.widths:
+                        out += [self._mb(cin, cout, h, w, k, e, st.stride) for k, e in ops]
+                        if max(st.depths) > 1:  # later blocks: width -> width, stride 1
+                            out += [self._mb(cout, cout, h2, w2, k, e, 1) for k, e in ops]
+                        nxt.add((cout, h2, w2))
+            if 0 in st.depths:  # a dropped stage passes its input on
+                nxt |= states
+            # (a stage whose ops are all skipped keeps an input that equals its width: in nxt)
+            states = nxt
+        out += [self._head(c, h, w, num_classes) for c, h, w in sorted(states)]
         return list({b.key: b for b in out}.values())
 
 

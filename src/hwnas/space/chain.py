@@ -46,7 +46,11 @@ class ChainSpace(Space):
 
     # ------------------------------------------------------------------ helpers
     def _in_channels(self, arch: Arch, stage: int) -> int:
-        return self.cfg.stem_channels if stage == 0 else int(arch["stages"][stage - 1]["width"])
+        """Channels entering ``stage``: the last earlier stage that exists sets them."""
+        for s in reversed(arch["stages"][:stage]):
+            if s["depth"] > 0:
+                return int(s["width"])
+        return self.cfg.stem_channels
 
     def _skip_allowed(self, arch: Arch, stage: int, block: int) -> bool:
         """Identity needs equal shapes: not on a stage's first block if it strides or widens."""
@@ -174,20 +178,22 @@ class ChainSpace(Space):
         return out
 
     def canonical(self, arch: Arch) -> Arch:
+        """The built ops of each stage and its output width (its input's, if nothing is built)."""
         self.validate(arch)
-        return {
-            "stages": [
-                {"width": s["width"], "ops": [o for o in s["ops"][: s["depth"]] if o != SKIP]}
-                for s in arch["stages"]
-            ]
-        }
+        stages = []
+        c = self.cfg.stem_channels
+        for s in arch["stages"]:
+            ops = [o for o in s["ops"][: s["depth"]] if o != SKIP]
+            c = s["width"] if ops else c
+            stages.append({"width": c, "ops": ops})
+        return {"stages": stages}
 
     def encode(self, arch: Arch) -> list[float]:
         kmax, emax = max(self.cfg.kernels), max(self.cfg.expansions)
         vec: list[float] = []
         for i, st in enumerate(self.cfg.stages):
             s = arch["stages"][i]
-            vec += [s["depth"] / max(st.depths), s["width"] / max(st.widths)]
+            vec += [s["depth"] / max(max(st.depths), 1), s["width"] / max(st.widths)]
             for b in range(self.max_depths[i]):
                 op = s["ops"][b]
                 if b >= s["depth"] or op == SKIP:
@@ -222,18 +228,19 @@ class ChainSpace(Space):
     def _size(self) -> int:
         m = len(self.mb_ops)
         # distinct built sequences per stage, by (input width, output width)
+        skip = self.cfg.allow_skip
         counts = {self.cfg.stem_channels: 1}
         for st in self.cfg.stages:
             nxt: dict[int, int] = {}
+            built = [d for d in st.depths if d > 0]
             for cin, n in counts.items():
+                # nothing built (depth 0, or every op skipped): one network, channels unchanged
+                if 0 in st.depths or (skip and built and st.stride == 1 and cin in st.widths):
+                    nxt[cin] = nxt.get(cin, 0) + n
                 for w in st.widths:
-                    first_skip = self.cfg.allow_skip and st.stride == 1 and cin == w
                     lengths: set[int] = set()
-                    for d in st.depths:
-                        lo = 0 if first_skip else 1
-                        if not self.cfg.allow_skip:
-                            lo = d
-                        lengths.update(range(lo, d + 1))
+                    for d in built:
+                        lengths.update(range(1, d + 1) if skip else [d])
                     seqs = sum(m**length for length in lengths)
                     nxt[w] = nxt.get(w, 0) + n * seqs
             counts = nxt

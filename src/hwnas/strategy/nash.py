@@ -53,6 +53,7 @@ class Nash(Strategy):
         guide_pool: int = 16,
         guide_kappa: float = 1.0,
         joint_scaling: bool = False,
+        final_cutout: int | None = None,
     ) -> None:
         super().__init__(space, objectives, seed)
         from hwnas.space.graph import GraphSpace
@@ -63,6 +64,7 @@ class Nash(Strategy):
         self.n_steps, self.n_neigh, self.n_nm = n_steps, n_neigh, n_nm
         self.epochs = {"init": epochs_init, "neigh": epochs_neigh, "final": epochs_final}
         self.lr = (lr_start, lr_end)
+        self.final_cutout = final_cutout
         self.guided, self.guide_pool, self.guide_kappa = guided, guide_pool, guide_kappa
         self.kinds: tuple[str, ...] = ("scale", "skip") if joint_scaling else ()
         self.phase = "init"  # init -> step -> final -> done
@@ -76,7 +78,10 @@ class Nash(Strategy):
 
     # ------------------------------------------------------------------ proposals
     def _train(self, kind: str) -> dict[str, Any]:
-        return {"epochs": self.epochs[kind], "lr": self.lr[0], "lr_min": self.lr[1]}
+        out = {"epochs": self.epochs[kind], "lr": self.lr[0], "lr_min": self.lr[1]}
+        if kind == "final" and self.final_cutout is not None:
+            out["cutout"] = self.final_cutout  # regularise the long training only
+        return out
 
     def _features(self, arch: Arch, epochs: int) -> list[float]:
         return [*self.space.encode(arch), math.log2(1 + epochs)]
