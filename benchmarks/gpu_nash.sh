@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # NASH on CIFAR-10 (JPEG) on the GPU machine (device tool), from the repo root, with wheels in
 # .whl/ and the dataset in .data/cifar10-jpeg.tar.gz.
-#   PHASE=main:    the full run of configs/nash_cifar10.yaml (accuracy after every step, GPU time)
+#   PHASE=main:    the full run of configs/nash_cifar10.yaml (accuracy after every step, GPU time;
+#                  SEARCH_SET="--set ..." overrides)
 #   PHASE=compare: uniform vs guided vs joint-scaling NASH, same budget, SEEDS in parallel
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
@@ -22,7 +23,7 @@ main)
 compare)
   SMALL="--set strategy.n_steps=4 --set strategy.n_neigh=4 --set strategy.epochs_init=4 \
          --set strategy.epochs_neigh=3 --set strategy.epochs_final=6 --set target=analytic \
-         --set objectives=[accuracy] ${COMPARE_SET:-}"
+         --set objectives=[accuracy] --workers 1 ${COMPARE_SET:-}"
   for seed in ${SEEDS:-0 1}; do
     for v in uniform guided joint; do
       extra=""

@@ -17,13 +17,14 @@ states) --passes P
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
 
 from _common import save
 
-from hwnas.experiment.config import validate_config
+from hwnas.experiment.config import apply_overrides, validate_config
 from hwnas.hardware.lut import build_table, evaluate_table
 
 GOALS = {"within_10pct": 0.90, "kendall_tau": 0.90, "speedup": 1000.0}
@@ -72,6 +73,12 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="table directory (default: the hwnas cache)")
     ap.add_argument("--fresh", action="store_true", help="build into a new temporary directory")
     ap.add_argument("--quiet", "-q", action="store_true")
+    ap.add_argument(
+        "--predictor",
+        metavar="FILE",
+        help="also judge this learned predictor (hwnas predictor train) on the same truth",
+    )
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
     lut: dict[str, object] = {
@@ -89,7 +96,7 @@ def main() -> None:
         lut["runs"] = args.lut_runs
     # the table comes from the `costs` entry; ground truth is the measured target itself
     raw = {"target": target, "costs": [lut], "data": {"resolution": args.resolution}}
-    cfg = validate_config(raw)
+    cfg = validate_config(apply_overrides(raw, args.overrides))
     directory = tempfile.mkdtemp(prefix="hwnas-lut-") if args.fresh else args.dir
 
     load_before = os.getloadavg()
@@ -114,6 +121,28 @@ def main() -> None:
     report["speedup_vs_default_protocol"] = default_s / report["seconds_per_prediction"]
 
     goals = {k: report[k] >= v for k, v in GOALS.items()}
+    side_by_side = None
+    if args.predictor:  # the same held-out archs and readings: a fair comparison
+        from hwnas.hardware.collect import accuracy_report
+        from hwnas.hardware.predictor import LatencyPredictor
+
+        model = LatencyPredictor.load(args.predictor)
+        seen = model.training_keys
+        space = model.space
+        held = [r for r in rows if space.key(r["arch"]) not in seen]
+        preds = model.predict([r["arch"] for r in held]).tolist()
+        ratios = sorted(p / r["measured_ms"] for p, r in zip(preds, held, strict=True))
+        side_by_side = {
+            "predicted_over_measured_median": ratios[len(ratios) // 2],
+            "predictor": args.predictor,
+            "trained_on": model.meta["training"]["n"],
+            "n": len(held),
+            "predictor_report": accuracy_report(preds, [r["measured_ms"] for r in held]),
+            "lut_report_same_rows": accuracy_report(
+                [r["predicted_ms"] for r in held], [r["measured_ms"] for r in held]
+            ),
+        }
+        print(json.dumps(side_by_side, indent=2))
     name = {"cpu-ort": "lut-cpu", "cpu-torch": "lut-cpu-torch", "cuda-torch": "lut-cuda"}
     suffix = f"-r{args.resolution}" if args.resolution else ""
     save(
@@ -133,6 +162,8 @@ def main() -> None:
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in load_after],
             "report": report,
+            "predictor_side_by_side": side_by_side,
+            "overrides": args.overrides,
             "goals": GOALS,
             "goals_met": goals,
             "archs": [
