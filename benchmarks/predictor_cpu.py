@@ -9,7 +9,10 @@ Readings: each arch is measured in ``--repeats`` sweeps (fastest kept; up to ``-
 while its two fastest disagree by > 5 %), each reading after a quiet-moment gate (a canary
 graph must run at its best speed), since a neighbour's job slows this host 1.5-2x for minutes.
 Usage: python benchmarks/predictor_cpu.py [--n 700] [--train 500] [--resolution R]
-       [--repeats 2] [--max-repeats 4] [--no-gate] [--seed 0] [--set KEY=VALUE ...]
+       [--repeats 5] [--max-repeats 5] [--no-gate] [--seed 0] [--set KEY=VALUE ...]
+Readings default to the LUT benchmark's protocol (300 timed runs in 30 blocks, fastest of 5
+sweeps): with the search's cheaper protocol (60 runs, 2 sweeps) a noisy stretch of this host
+spoils the truth itself (test-retest tau 0.53 on 60 archs one afternoon).
        [--save-data CSV] [--no-save]
 """
 
@@ -33,15 +36,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=700, help="archs measured")
     ap.add_argument("--train", type=int, default=500, help="of them used for training")
     ap.add_argument("--resolution", type=int, help="input size (default: the data's own, 8)")
-    ap.add_argument("--repeats", type=int, default=2, help="sweeps; the fastest reading is kept")
-    ap.add_argument("--max-repeats", type=int, default=4, help="sweeps while readings disagree")
+    ap.add_argument("--repeats", type=int, default=5, help="sweeps; the fastest reading is kept")
+    ap.add_argument("--max-repeats", type=int, default=5, help="sweeps while readings disagree")
     ap.add_argument("--no-gate", action="store_true", help="measure without the quiet gate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--save-data", metavar="CSV", help="also write the measured pairs here")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
-    overrides = list(args.overrides)
+    overrides = ["target.runs=300", "target.blocks=30", *args.overrides]
     if args.resolution:
         overrides.append(f"data.resolution={args.resolution}")
     cfg = load_config(None, overrides)
