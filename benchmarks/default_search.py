@@ -1,6 +1,6 @@
 """The default `hwnas search` (no config) on this machine: is it a 5-minute, 30+ trial search
 with >= 97 % validation accuracy on digits and a Pareto front of >= 4 members spanning >= 3x
-in latency?  Usage: python benchmarks/default_search.py [--out DIR] [--seed S]
+in latency?  Usage: python benchmarks/default_search.py [--out DIR] [--seed S] [--set K=V ...]
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/bench-default")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
+    extra = [a for o in args.overrides for a in ("--set", o)]
     shutil.rmtree(args.out, ignore_errors=True)
     t0 = time.perf_counter()
-    hwnas("search", "--out", args.out, "--seed", str(args.seed), "-q")
+    hwnas("search", "--out", args.out, "--seed", str(args.seed), "-q", *extra)
     wall = time.perf_counter() - t0
     trials = json.loads(hwnas("show", args.out, "--json").stdout)
     front = json.loads((Path(args.out) / "pareto.json").read_text())["pareto"]
     lat = [p["metrics"]["latency_ms"] for p in front]
     done = [t for t in trials if t["status"] == "complete"]
     save(
-        "default_search",
+        f"default_search-seed{args.seed}",
         {
-            "command": f"hwnas search --out {args.out} --seed {args.seed}",
+            "command": " ".join(["hwnas search --out", args.out, "--seed", str(args.seed), *extra]),
             "wall_seconds": round(wall, 1),
             "trials": len(trials),
             "complete": len(done),
