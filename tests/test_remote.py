@@ -466,3 +466,20 @@ def test_a_silent_agent_is_not_asked_again(space):
         srv.close()
         for c in accepted:
             c.close()
+
+
+def test_agent_refuses_a_model_whose_input_would_fill_memory(tmp_path, space):
+    """A small file may declare a huge input: bounded by --max-input, refused with 413."""
+    small = Agent(tmp_path, "--max-input", "100")  # an 8x8 digit holds 64 values
+    try:
+        cand = candidate(space)
+        fits = onnx_bytes(cand.model, (1, 8, 8), 1)
+        big = onnx_bytes(candidate(space, shape=(1, 16, 16)).model, (1, 16, 16), 1)  # 256
+        assert small.request("POST", "/measure?runs=5&blocks=1", fits)[0] == 200
+        status, body = small.request("POST", "/measure?runs=5&blocks=1", big)
+        assert status == 413 and "256 values, over the limit of 100" in body["error"]
+        status, body = small.request("POST", "/measure?runs=5&blocks=1&batch=2", fits)
+        assert status == 200  # the export's batch dimension is fixed at 1
+        assert small.stats()["refused"] == 1
+    finally:
+        small.stop()

@@ -143,6 +143,14 @@ def _parser() -> argparse.ArgumentParser:
         help="largest model accepted (default: 64 MiB); larger requests get 413",
     )
     sv.add_argument(
+        "--max-input",
+        type=int,
+        default=2**24,
+        metavar="N",
+        help="most values a model's input tensor may hold, batch included (default: 2^24, "
+        "64 MiB of float32); a model declaring more gets 413",
+    )
+    sv.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -575,8 +583,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         token = os.environ.get("HWNAS_AGENT_TOKEN")
     if not token:
         raise UsageError("a token is required: --token, --token-file or HWNAS_AGENT_TOKEN")
-    if args.max_bytes < 1 or args.threads < 1 or not 0 <= args.port <= 65535:
-        raise UsageError("--max-bytes and --threads must be >= 1, --port 0..65535")
+    if min(args.max_bytes, args.max_input, args.threads) < 1 or not 0 <= args.port <= 65535:
+        raise UsageError("--max-bytes, --max-input and --threads must be >= 1, --port 0..65535")
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -584,7 +592,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from hwnas.hardware.agent import serve
 
     try:
-        serve(args.host, args.port, token, args.max_bytes, args.threads)
+        serve(args.host, args.port, token, args.max_bytes, args.threads, args.max_input)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"

@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BYTES = 64 * 2**20
+#: values in a model's input tensor (batch included): 64 MiB of float32
+DEFAULT_MAX_INPUT = 2**24
 #: accepted ranges of the measurement settings a request may ask for
 LIMITS: dict[str, tuple[int, int]] = {
     "runs": (5, 10000),
@@ -78,9 +80,11 @@ def fingerprint(threads: int, max_bytes: int) -> dict[str, Any]:
 class Agent:
     """State shared by the request threads: settings, the measurement lock, counters."""
 
-    def __init__(self, token: str, max_bytes: int, threads: int) -> None:
+    def __init__(
+        self, token: str, max_bytes: int, threads: int, max_input: int = DEFAULT_MAX_INPUT
+    ) -> None:
         self.token = token.encode()
-        self.max_bytes, self.threads = max_bytes, threads
+        self.max_bytes, self.threads, self.max_input = max_bytes, threads, max_input
         self.info = fingerprint(threads, max_bytes)
         self.lock = threading.Lock()  # one measurement at a time: they would disturb each other
         self.stats_lock = threading.Lock()
@@ -112,7 +116,7 @@ class Agent:
             self.busy = True
             t0 = time.perf_counter()
             try:
-                timing = meter.measure_onnx(model)
+                timing = meter.measure_onnx(model, max_input_values=self.max_input)
             finally:
                 self.busy = False
         return {
@@ -263,8 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.log_message("upload abandoned: %s", type(exc).__name__)
             self.close_connection = True
             return
+        from hwnas.hardware.profile import InputTooLarge
+
         try:
             result = self.agent.measure(model, settings)
+        except InputTooLarge as exc:  # a small file may declare an input that fills memory
+            self.agent.count("refused")
+            self._reply(413, {"error": str(exc)})
+            return
         except Exception as exc:  # noqa: BLE001 - the model's fault: ORT could not load or run it
             self.agent.count("failed")
             msg = " ".join(str(exc).split())[:400]
@@ -285,19 +295,24 @@ class _Server6(_Server):
 
 
 def make_server(
-    host: str, port: int, token: str, max_bytes: int = DEFAULT_MAX_BYTES, threads: int = 1
+    host: str,
+    port: int,
+    token: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    threads: int = 1,
+    max_input: int = DEFAULT_MAX_INPUT,
 ) -> ThreadingHTTPServer:
     """A bound (not yet serving) agent; ``port`` 0 picks a free port (see ``server_address``)."""
-    agent = Agent(token, max_bytes, threads)
+    agent = Agent(token, max_bytes, threads, max_input)
     handler = type("Handler", (_Handler,), {"agent": agent})
     cls = _Server6 if ":" in host else _Server  # ":": an IPv6 literal
     server = cls((host, port), handler)
     return server
 
 
-def serve(host: str, port: int, token: str, max_bytes: int, threads: int) -> None:
+def serve(host: str, port: int, token: str, max_bytes: int, threads: int, max_input: int) -> None:
     """Run the agent until interrupted; the first stdout line names the address it listens on."""
-    server = make_server(host, port, token, max_bytes, threads)
+    server = make_server(host, port, token, max_bytes, threads, max_input)
     bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
     agent: Agent = server.RequestHandlerClass.agent  # type: ignore[attr-defined]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -10,6 +10,7 @@ runs is kept as ``spread`` so a reader can judge each figure.
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
 import warnings
@@ -120,6 +121,10 @@ class LatencyMeter(ABC):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing: ...
 
 
+class InputTooLarge(ValueError):
+    """A model's input tensor is larger than the measuring side accepts."""
+
+
 class OrtCpuMeter(LatencyMeter):
     """Export to ONNX, run in ONNX Runtime on the host CPU with ``threads`` intra-op threads."""
 
@@ -130,11 +135,21 @@ class OrtCpuMeter(LatencyMeter):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
         return self.measure_onnx(onnx_bytes(model, input_shape, self.batch))
 
-    def measure_onnx(self, model_bytes: bytes) -> Timing:
-        """Time a serialized ONNX model; dynamic dimensions of its input become ``batch``."""
+    def measure_onnx(self, model_bytes: bytes, max_input_values: int | None = None) -> Timing:
+        """Time a serialized ONNX model; dynamic dimensions of its input become ``batch``.
+
+        ``max_input_values`` refuses (:class:`InputTooLarge`) a model whose input tensor would
+        hold more values: a small file may declare an input that fills the host's memory.
+        """
         sess = ort_session(model_bytes, self.threads)
         inp = sess.get_inputs()[0]
         shape = [d if isinstance(d, int) else self.batch for d in inp.shape]
+        values = math.prod(shape)
+        if max_input_values is not None and values > max_input_values:
+            raise InputTooLarge(
+                f"input {inp.name} of shape {shape} holds {values} values, over the limit "
+                f"of {max_input_values}"
+            )
         # I/O binding: the input stays put, so what is timed is the runtime executing the
         # graph, not Python converting arrays (~5 us a call, half of a tiny model's time)
         binding = sess.io_binding()
