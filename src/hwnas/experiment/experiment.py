@@ -217,8 +217,8 @@ class Experiment:
                 strategy.tell(
                     Result(trial.id, arch, trial.status, _search_metrics(trial), is_feasible(trial))
                 )
-            store.finish_trial(trial, strategy.state())
-            store.set_meta("search_seconds", spent_before + time.monotonic() - start)
+            spent = spent_before + time.monotonic() - start
+            store.finish_trial(trial, strategy.state(), {"search_seconds": spent})
             by_hash[trial.arch_hash] = trial
             log.info(
                 "trial %d %s %s | %s",

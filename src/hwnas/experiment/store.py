@@ -222,8 +222,14 @@ class Store:
             if strategy_state is not None:
                 self.set_meta("strategy_state", strategy_state, db)
 
-    def finish_trial(self, trial: Trial, strategy_state: dict[str, Any] | None = None) -> None:
-        """Make a trial's outcome durable, with the strategy state after its tell."""
+    def finish_trial(
+        self,
+        trial: Trial,
+        strategy_state: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Make a trial's outcome durable, with the strategy state after its tell and any
+        other ``meta`` entries, in one transaction."""
         trial.finished_at = trial.finished_at or time.time()
         with self.transaction() as db:
             db.execute(
@@ -241,6 +247,8 @@ class Store:
             )
             if strategy_state is not None:
                 self.set_meta("strategy_state", strategy_state, db)
+            for key, value in (meta or {}).items():
+                self.set_meta(key, value, db)
 
     def update_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         with self.transaction() as db:
