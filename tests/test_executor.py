@@ -84,3 +84,45 @@ def test_time_budget_counts_across_resumptions(tmp_path):
     r = run_cli("search", "--out", str(out), "-q", *args)  # the 0.3 s are spent already
     assert r.returncode == 0, r.stderr
     assert len(show_json(out)) == len(first)
+
+
+def test_an_arch_asked_again_while_running_is_answered_by_that_trial(tmp_path, monkeypatch):
+    """With workers, a strategy may ask for an arch still being evaluated: it is not launched
+    twice, costs no budget, and the strategy is told that trial's result."""
+    from conftest import REPO, SHARED
+
+    import hwnas
+    import hwnas.strategy as strategies
+    from hwnas.strategy.random import RandomSearch
+
+    told: list[tuple[int, str]] = []
+
+    class Repeating(RandomSearch):
+        def ask(self):
+            p = super().ask()
+            self.last = p if not hasattr(self, "last") or self.rng.random() < 0.5 else self.last
+            return type(p)(self.last.arch, info={"op": "repeat"})
+
+        def tell(self, result):
+            told.append((result.trial_id, self.space.arch_hash(result.arch)))
+
+    monkeypatch.setattr(
+        strategies,
+        "make_strategy",
+        lambda cfg, space, objectives, seed: Repeating(space, objectives, seed),
+    )
+    cfg = hwnas.load_config(
+        REPO / "configs" / "nb201_pixel3.yaml",
+        [
+            f"estimator.path={SHARED / 'benchmarks' / 'nb201_cifar10_hw.csv.gz'}",
+            "executor.name=process",
+            "executor.workers=3",
+        ],
+        budget=8,
+    )
+    result = hwnas.run_search(cfg, tmp_path / "run")
+    hashes = [t.arch_hash for t in result.trials]
+    assert len(result.trials) == 8 and len(set(hashes)) == 8  # each arch evaluated once
+    by_id = dict(zip([t.id for t in result.trials], hashes, strict=True))
+    assert all(by_id[tid] == h for tid, h in told)  # every answer is that arch's own trial
+    assert len(told) > 8  # repeats were answered too, in flight or from the study
