@@ -325,15 +325,9 @@ class Experiment:
             raise
         executor.shutdown(cancel=False)
 
-        latency_from_meter = not any(
-            c.provides is None or "latency_ms" in c.provides for c in cfg.costs
-        )  # a later cost source may replace the measured latency: then nothing to re-time
-        if (
-            meter is not None
-            and latency_from_meter
-            and any(m == "latency_ms" for m, _ in self.objectives)
-        ):
-            self._retime_front(store, space, meter, dataset)
+        timer = self._latency_timer(meter, sources, space, dataset)
+        if timer is not None and any(m == "latency_ms" for m, _ in self.objectives):
+            self._retime_front(store, space, timer, dataset)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
@@ -363,7 +357,32 @@ class Experiment:
             "pareto_size": len(pareto_front(trials, self.objectives) if front is None else front),
         }
 
-    def _retime_front(self, store: Store, space: Any, meter: Any, dataset: Any) -> None:
+    @staticmethod
+    def _latency_timer(
+        meter: Any, sources: list[Any], space: Any, dataset: Any
+    ) -> Callable[[Any, Any], dict[str, Any]] | None:
+        """How to read a candidate's latency again: the source that sets ``latency_ms`` last
+        (a board through the agent or a command, or the local meter); None when that source
+        is deterministic (a table, a model) or nothing measures latency."""
+        from hwnas.experiment.evaluate import measure_latency
+        from hwnas.hardware.base import Candidate, CostModel, select
+
+        for source, provides in reversed(sources):
+            if provides is not None and "latency_ms" not in provides:
+                continue
+            if type(source).remeasure is CostModel.remeasure:
+                return None  # deterministic: nothing to re-time
+            shape = dataset.input_shape if dataset is not None else (0, 0, 0)
+            return lambda arch, model: select(
+                source.remeasure(Candidate(arch, space, shape, model)) or {}, provides
+            )
+        if meter is None:
+            return None
+        return lambda arch, model: measure_latency(meter, model, dataset.input_shape)
+
+    def _retime_front(
+        self, store: Store, space: Any, timer: Callable[[Any, Any], dict[str, Any]], dataset: Any
+    ) -> None:
         """Re-time every candidate that is on the front or would be if it were timed faster.
 
         A single slow reading must not keep a candidate off the front, nor a lucky one keep it
@@ -372,8 +391,6 @@ class Experiment:
         is stable.
         """
         import torch
-
-        from hwnas.experiment.evaluate import measure_latency
 
         tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
         retimed: set[int] = set()
@@ -397,14 +414,16 @@ class Experiment:
             for t in candidates:
                 torch.manual_seed(t.seed)
                 model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
-                new = measure_latency(meter, model, dataset.input_shape)
+                new = timer(t.arch, model)
+                retimed.add(t.id)
+                if "latency_ms" not in new:  # the source gave another metric this time
+                    continue
                 readings = t.metrics.get("latency_readings_ms", [t.metrics["latency_ms"]])
                 readings.append(new["latency_ms"])
                 t.metrics["latency_readings_ms"] = readings
                 if new["latency_ms"] < t.metrics["latency_ms"]:
                     t.metrics.update(new)
                 store.update_metrics(t.id, t.metrics)
-                retimed.add(t.id)
             log.info("re-timed %d candidates near the front", len(candidates))
 
     def _test_final(

@@ -45,6 +45,11 @@ class CostModel(ABC):
     def costs(self, cand: Candidate) -> dict[str, float]:
         """Metrics for one candidate. Raise ``KeyError`` for an arch the source doesn't know."""
 
+    def remeasure(self, cand: Candidate) -> dict[str, float] | None:
+        """A fresh reading (no cache) of a source whose figures are noisy measurements, so
+        the front can be re-timed; None for deterministic sources (tables, models)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or processes the model holds."""
 

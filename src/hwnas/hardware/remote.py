@@ -226,10 +226,13 @@ class CommandCostModel(CostModel):
             raise _AttemptFailed(f"exit code {proc.returncode}: {_one_line(last[0])}")
         return parse_figure(out, self.cfg.regex, self.cfg.json_key) * self.cfg.scale
 
-    def measure_onnx(self, model_bytes: bytes, input_shape: tuple[int, ...]) -> float:
-        """The figure for one ONNX model (cached), after retries; raises HardwareLoopError."""
+    def measure_onnx(
+        self, model_bytes: bytes, input_shape: tuple[int, ...], fresh: bool = False
+    ) -> float:
+        """The figure for one ONNX model (cached unless ``fresh``), after retries; raises
+        HardwareLoopError."""
         key = None
-        if self.cfg.cache:
+        if self.cfg.cache and not fresh:
             settings = self.cfg.model_dump(
                 include={"command", "regex", "json_key", "scale", "batch", "metric"}
             )
@@ -261,6 +264,10 @@ class CommandCostModel(CostModel):
 
     def costs(self, cand: Candidate) -> dict[str, float]:
         value = self.measure_onnx(_export(cand, self.cfg.batch), cand.input_shape)
+        return {self.cfg.metric: value}
+
+    def remeasure(self, cand: Candidate) -> dict[str, float]:
+        value = self.measure_onnx(_export(cand, self.cfg.batch), cand.input_shape, fresh=True)
         return {self.cfg.metric: value}
 
 
@@ -363,8 +370,9 @@ class RemoteCostModel(CostModel):
         return self._health
 
     # ------------------------------------------------------------------ measuring
-    def measure_onnx(self, model_bytes: bytes) -> dict[str, Any]:
-        """The agent's timing of one ONNX model (cached by graph, device and settings)."""
+    def measure_onnx(self, model_bytes: bytes, fresh: bool = False) -> dict[str, Any]:
+        """The agent's timing of one ONNX model (cached by graph, device and settings, unless
+        ``fresh``: then measured again and not cached)."""
         info = self.health()
         settings = {
             "runs": self.cfg.runs,
@@ -374,7 +382,7 @@ class RemoteCostModel(CostModel):
             "threads": self.cfg.threads or int(info.get("threads", 1)),
         }
         key = None
-        if self.cfg.cache:
+        if self.cfg.cache and not fresh:
             device = {k: info.get(k) for k in ("host", "cpu", "cores", "machine", "onnxruntime")}
             key = _key("remote", graph_key(model_bytes), device, settings)
             hit = self.cache.get(key)
@@ -391,12 +399,15 @@ class RemoteCostModel(CostModel):
             self.cache.put(key, result, {"url": self.url})
         return result
 
-    def costs(self, cand: Candidate) -> dict[str, float]:
-        result = self.measure_onnx(_export(cand, self.cfg.batch))
+    def costs(self, cand: Candidate, fresh: bool = False) -> dict[str, float]:
+        result = self.measure_onnx(_export(cand, self.cfg.batch), fresh=fresh)
         return {
             "latency_ms": float(result["latency_ms"]),
             "latency_spread": float(result["spread"]),
         }
+
+    def remeasure(self, cand: Candidate) -> dict[str, float]:
+        return self.costs(cand, fresh=True)
 
 
 COST_MODELS["command"] = CommandCostModel
