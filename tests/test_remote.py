@@ -490,3 +490,31 @@ def test_agent_refuses_a_model_whose_input_would_fill_memory(tmp_path, space):
         assert small.stats()["refused"] == 1
     finally:
         small.stop()
+
+
+def test_a_board_lost_before_re_timing_keeps_the_first_readings(agent, tmp_path, monkeypatch):
+    import hwnas
+    from hwnas.hardware.remote import RemoteCostModel
+
+    def gone(self, cand):
+        raise HardwareLoopError("agent unreachable")
+
+    monkeypatch.setattr(RemoteCostModel, "remeasure", gone)
+    cfg = load_config(
+        None,
+        [
+            *FAST,
+            "estimator.epochs=1",
+            "data.subset=0.3",
+            "target.name=remote",
+            f"target.url={agent.url}",
+            f"target.token={TOKEN}",
+            "target.runs=20",
+            "target.blocks=4",
+        ],
+        budget=2,
+    )
+    result = hwnas.run_search(cfg, tmp_path / "run")  # finishes, report and all
+    assert result.report is not None and result.report.exists()
+    assert all("latency_readings_ms" not in t.metrics for t in result.trials)
+    assert "first reading kept: agent unreachable" in (tmp_path / "run" / "hwnas.log").read_text()

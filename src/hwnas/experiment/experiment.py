@@ -414,8 +414,12 @@ class Experiment:
             for t in candidates:
                 torch.manual_seed(t.seed)
                 model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
-                new = timer(t.arch, model)
                 retimed.add(t.id)
+                try:
+                    new = timer(t.arch, model)
+                except Exception as exc:  # noqa: BLE001 - e.g. the board went away: keep the first
+                    log.warning("re-timing trial %d failed, first reading kept: %s", t.id, exc)
+                    continue
                 if "latency_ms" not in new:  # the source gave another metric this time
                     continue
                 readings = t.metrics.get("latency_readings_ms", [t.metrics["latency_ms"]])
