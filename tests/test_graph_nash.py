@@ -117,16 +117,21 @@ def test_space_interface():
         space.validate({"nodes": [{"id": 1, "op": "conv", "in": [5], "k": 3, "c": 4}]})
 
 
-def test_limits_stop_growth():
-    space = GraphSpace(GraphSpaceConfig(channels=[4], max_channels=8, max_layers=2, max_nodes=4))
+def _grow(space, steps):
+    """Mutate the start net up to ``steps`` times, until the space's limits refuse."""
     rng = random.Random(0)
     arch = space.start
-    for _ in range(30):
+    for _ in range(steps):
         try:
             arch = space.mutate(arch, rng)
         except InvalidArch:
             break
-    g = Graph(arch)
+    return arch
+
+
+def test_limits_stop_growth():
+    space = GraphSpace(GraphSpaceConfig(channels=[4], max_channels=8, max_layers=2, max_nodes=4))
+    g = Graph(_grow(space, 30))
     assert max(n["c"] for n in g.convs()) <= 8 and len(g.convs()) <= 2
 
 
@@ -211,14 +216,7 @@ def test_scale_stops_at_the_limits():
             channels=[8, 16], morphisms=["scale"], max_channels=20, max_layers=5, max_nodes=8
         )
     )
-    rng = random.Random(0)
-    arch = space.start
-    for _ in range(6):
-        try:
-            arch = space.mutate(arch, rng)
-        except InvalidArch:
-            break
-    g = Graph(arch)
+    g = Graph(_grow(space, 6))
     assert len(g.convs()) <= 5 and len(g.nodes) <= 8
     assert len(g.convs()) > 2  # it did grow
     assert max(n["c"] for n in g.convs()) == 20  # 16 -> 18 -> 20 (capped), never beyond

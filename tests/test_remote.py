@@ -379,11 +379,9 @@ def test_config_of_hardware_in_the_loop_targets(monkeypatch):
 
 
 # -------------------------------------------------------------------------- search
-def test_search_with_remote_target(agent, tmp_path):
-    import hwnas
-
-    before = agent.stats()["measured"]
-    cfg = load_config(
+def remote_search_config(url: str, budget: int) -> Any:
+    """A small, fast digits search timed through the agent at ``url``."""
+    return load_config(
         None,
         [
             *FAST,
@@ -391,14 +389,21 @@ def test_search_with_remote_target(agent, tmp_path):
             "estimator.threads=1",
             "data.subset=0.3",
             "target.name=remote",
-            f"target.url={agent.url}",
+            f"target.url={url}",
             f"target.token={TOKEN}",
             "target.runs=20",
             "target.blocks=4",
             "target.warmup=3",
         ],
-        budget=3,
+        budget=budget,
     )
+
+
+def test_search_with_remote_target(agent, tmp_path):
+    import hwnas
+
+    before = agent.stats()["measured"]
+    cfg = remote_search_config(agent.url, 3)
     hwnas.run_search(cfg, tmp_path / "run")
     trials = hwnas.Study(tmp_path / "run").trials()
     assert len(trials) == 3
@@ -500,20 +505,7 @@ def test_a_board_lost_before_re_timing_keeps_the_first_readings(agent, tmp_path,
         raise HardwareLoopError("agent unreachable")
 
     monkeypatch.setattr(RemoteCostModel, "remeasure", gone)
-    cfg = load_config(
-        None,
-        [
-            *FAST,
-            "estimator.epochs=1",
-            "data.subset=0.3",
-            "target.name=remote",
-            f"target.url={agent.url}",
-            f"target.token={TOKEN}",
-            "target.runs=20",
-            "target.blocks=4",
-        ],
-        budget=2,
-    )
+    cfg = remote_search_config(agent.url, 2)
     result = hwnas.run_search(cfg, tmp_path / "run")  # finishes, report and all
     assert result.report is not None and result.report.exists()
     assert all("latency_readings_ms" not in t.metrics for t in result.trials)

@@ -364,27 +364,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _progress(console: Any, total: int, disabled: bool) -> tuple[Any, Any]:
     if disabled:
         return None, None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from hwnas.progress import make_progress
 
-    progress = Progress(
-        TextColumn("[bold]search"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]}"),
-        TextColumn("pareto {task.fields[pareto]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    fields = ("best {task.fields[best]}", "pareto {task.fields[pareto]}")
+    progress = make_progress("search", console, *fields)
     task = progress.add_task("search", total=total, best="-", pareto=0)
     return progress, task
 

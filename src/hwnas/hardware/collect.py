@@ -210,24 +210,10 @@ class _bar:
     def __enter__(self) -> _bar:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
 
-            self.progress = Progress(
-                TextColumn(f"[bold]{self.label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+            from hwnas.progress import make_progress
+
+            self.progress = make_progress(self.label, Console(stderr=True))
             self.task = self.progress.add_task(self.label, total=self.total)
             self.progress.start()
         return self

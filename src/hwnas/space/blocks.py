@@ -29,6 +29,14 @@ def conv_bn(
     return nn.Sequential(*layers)
 
 
+def head_conv(c: int, head_channels: int, conv: Any = conv_bn) -> tuple[nn.Module, int]:
+    """The optional 1x1 ``conv`` before pooling (Identity when ``head_channels`` is 0) and the
+    channels it leaves; shared by the chain and FBNet nets."""
+    if head_channels:
+        return conv(c, head_channels, 1), head_channels
+    return nn.Identity(), c
+
+
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand -> kxk depthwise -> 1x1 linear project (+ identity)."""
 
@@ -71,11 +79,7 @@ class ChainNet(nn.Module):
                 blocks.append(MBConv(c, st["width"], k, e, st_cfg.stride if j == 0 else 1))
                 c = st["width"]
         self.blocks = nn.Sequential(*blocks)
-        if cfg.head_channels:
-            self.head: nn.Module = conv_bn(c, cfg.head_channels, 1)
-            c = cfg.head_channels
-        else:
-            self.head = nn.Identity()
+        self.head, c = head_conv(c, cfg.head_channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(c, num_classes)

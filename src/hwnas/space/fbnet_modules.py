@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hwnas.space import blocks
+from hwnas.space.blocks import head_conv
 
 if TYPE_CHECKING:
     from hwnas.space.fbnet import FbnetSpace
@@ -71,11 +72,7 @@ class FbnetNet(nn.Module):
             *(make_block(b, ci, co, s) for b, (ci, co, s) in zip(blocks, space.layers, strict=True))
         )
         c = space.layers[-1][1]
-        if space.head_channels:
-            self.head: nn.Module = conv_bn(c, space.head_channels, 1)
-            c = space.head_channels
-        else:
-            self.head = nn.Identity()
+        self.head, c = head_conv(c, space.head_channels, conv_bn)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
