@@ -12,8 +12,10 @@ DATA=.data/cifar10-jpeg.tar.gz
 python3 -c "import torch, sklearn; print('torch', torch.__version__, 'sklearn', sklearn.__version__, torch.cuda.get_device_name())"
 case "${PHASE:-main}" in
 main)
+  rm -rf /tmp/nash  # a warm machine may still hold the last run's study
   (nvidia-smi dmon -s u -d 5 > $OUT/dmon.log 2>&1 &)
-  /usr/bin/time -v python3 -m hwnas.cli search --config configs/nash_cifar10.yaml --data $DATA \
+  # SIGINT at LIMIT seconds: the search saves and exits 130, so a long run still reports
+  /usr/bin/time -v timeout -s INT ${LIMIT:-570} python3 -m hwnas.cli search --config configs/nash_cifar10.yaml --data $DATA \
       --out /tmp/nash -q ${SEARCH_SET:-} > $OUT/search.out 2> $OUT/search.err
   pkill -f "nvidia-smi dmon"
   tail -25 $OUT/search.err

@@ -272,6 +272,45 @@ def test_training_with_cutout_is_seeded_and_learns() -> None:
     assert accs[0] == accs[1] and accs[0] > 0.5
 
 
+def test_compile_only_for_long_trainings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile wraps the net for trainings of >= compile_epochs; the weights it trains
+    are the model's own (what the store saves and the morphisms inherit)."""
+    import random
+
+    from hwnas.estimate.train import train
+    from hwnas.experiment.config import TrainEstimatorConfig
+    from hwnas.space.chain import ChainSpace
+
+    calls: list[tuple[torch.nn.Module, str]] = []
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x)
+
+    def fake_compile(model: torch.nn.Module, mode: str = "default") -> torch.nn.Module:
+        calls.append((model, mode))
+        return Wrapped(model)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    data = load_dataset(DataConfig(), 0)
+    space = ChainSpace()
+    arch = space.sample(random.Random(1))
+    short = TrainEstimatorConfig(epochs=2, lr=0.1, compile_epochs=3)
+    train(space.build(arch, data.input_shape, 10), data, short, seed=5)
+    assert calls == []
+    long = short.model_copy(update={"epochs": 3, "compile_mode": "reduce-overhead"})
+    model = space.build(arch, data.input_shape, 10)
+    before = [p.detach().clone() for p in model.parameters()]
+    res = train(model, data, long, seed=5)
+    assert [(m is model, mode) for m, mode in calls] == [(True, "reduce-overhead")]
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert res.accuracy > 0.5 and len(res.curve) == 3
+
+
 def test_augment_accelerator_path_matches_cpu_path() -> None:
     g = torch.Generator().manual_seed(2)
     xb = torch.randint(0, 256, (64, 3, 12, 10), dtype=torch.uint8, generator=g)

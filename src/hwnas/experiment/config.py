@@ -343,6 +343,16 @@ class TrainEstimatorConfig(_Section):
     )
     restart_mult: int = Field(2, ge=1, description="SGDR cycle length multiplier T_mult.")
     amp: bool = Field(True, description="Mixed precision (bf16) on CUDA; ignored on CPU.")
+    compile_epochs: int = Field(
+        0,
+        ge=0,
+        description="torch.compile the net for trainings of at least this many epochs; 0 = "
+        "never. Compiling costs tens of seconds per net and speeds every later step up, so it "
+        "pays off on long trainings (a final net) and not on short ones.",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode used with `compile_epochs`."
+    )
     threads: int = Field(
         0, ge=0, description="CPU threads for training; 0 = PyTorch's default for the machine."
     )
