@@ -196,3 +196,37 @@ def test_single_objective_config_finds_a_top_cell(tmp_path):
     # 300 of 15 625 cells: evolution is within 1 point of the table's best validation accuracy
     assert pareto[0]["metrics"]["accuracy"] * 100 > best - 1.0
     assert "test_accuracy" in pareto[0]["metrics"]
+
+
+@needs_table
+def test_pareto_json_written_whenever_the_front_changes(tmp_path, monkeypatch):
+    """pareto.json is rewritten on every change of the front (and at most once a second
+    otherwise); the last write is the final front with every trial counted."""
+    import hwnas
+    from hwnas.experiment import study as study_mod
+    from hwnas.experiment.pareto import pareto_indices
+
+    writes: list[tuple[list[int], int]] = []
+    original = study_mod.Study.write_pareto_json
+
+    def spy(self, trials=None, front=None):
+        path = original(self, trials, front)
+        data = json.loads(path.read_text())
+        writes.append((sorted(p["id"] for p in data["pareto"]), data["trials_evaluated"]))
+        return path
+
+    monkeypatch.setattr(study_mod.Study, "write_pareto_json", spy)
+    cfg = load_config("configs/nb201_pixel3.yaml", [f"estimator.path={TABLE}"])
+    cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"trials": 150})})
+    result = hwnas.run_search(cfg, tmp_path / "s")
+    obj = [("accuracy", "max"), ("latency_ms", "min")]
+    fronts = []  # the front after each trial, in order
+    for i in range(1, len(result.trials) + 1):
+        ms = [t.metrics for t in result.trials[:i]]
+        ids = sorted(result.trials[j].id for j in pareto_indices(ms, obj))
+        if not fronts or fronts[-1] != ids:
+            fronts.append(ids)
+    written = [w[0] for w in writes]
+    assert all(f in written for f in fronts)  # no front was skipped
+    assert len(writes) < len(result.trials)  # unchanged fronts were not rewritten each trial
+    assert writes[-1] == (sorted(t.id for t in result.pareto), 150)

@@ -29,6 +29,9 @@ from hwnas.experiment.study import Study, is_feasible, pareto_front
 log = logging.getLogger("hwnas")
 
 MAX_DUPLICATE_STREAK = 500  # asks in a row that only found known archs: the space is exhausted
+#: pareto.json is rewritten when the front changes, else at most this often (and at the end):
+#: on a tabular search, writing it after every trial was most of hwnas's time per trial
+PARETO_WRITE_SECONDS = 1.0
 
 
 class Interrupted(Exception):
@@ -185,6 +188,8 @@ class Experiment:
         duplicate_streak = 0
         stopped = "budget"
 
+        front = pareto_front(existing, self.objectives)
+        written: tuple[list[int], float] | None = None  # front ids and time of the last write
         executor = make_executor(cfg, evaluator)
         inflight: dict[Future[Outcome], Trial] = {}
         deferred: dict[str, list[Any]] = {}  # arch hash in flight -> archs asked for again
@@ -233,8 +238,14 @@ class Experiment:
                 )
                 + (f" | {trial.error}" if trial.error else ""),
             )
-            front = pareto_front(trials, self.objectives)
-            study.write_pareto_json(trials, front)
+            nonlocal front, written
+            if is_feasible(trial):  # the front of (front + new) is the front of all trials
+                front = pareto_front([*front, trial], self.objectives)
+            ids = [t.id for t in front]
+            now = time.monotonic()
+            if written is None or ids != written[0] or now - written[1] >= PARETO_WRITE_SECONDS:
+                study.write_pareto_json(trials, front)
+                written = (ids, now)
             if self.on_trial:
                 self.on_trial(trial, self._progress(trials, front))
 
