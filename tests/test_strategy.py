@@ -95,21 +95,17 @@ def test_pareto_selection_prefers_non_dominated():
 
 def test_scalar_selection_uses_weights():
     space = ChainSpace()
-    evo = RegularizedEvolution(
-        space,
-        OBJ,
-        0,
-        population=2,
-        sample_size=2,
-        selection="scalar",
-        weights={"accuracy": 1.0, "latency_ms": 0.0},
-    )
-    rng = random.Random(0)
-    evo.tell(Result(0, space.sample(rng), "complete", {"accuracy": 0.9, "latency_ms": 5.0}))
-    evo.tell(Result(1, space.sample(rng), "complete", {"accuracy": 0.8, "latency_ms": 0.1}))
-    assert evo.ask().parent_id == 0
-    evo.weights = {"accuracy": 0.0, "latency_ms": 1.0}
-    assert evo.ask().parent_id == 1
+    for weights, parent in (
+        ({"accuracy": 1.0, "latency_ms": 0.0}, 0),
+        ({"accuracy": 0.0, "latency_ms": 1.0}, 1),
+    ):
+        evo = RegularizedEvolution(
+            space, OBJ, 0, population=2, sample_size=2, selection="scalar", weights=weights
+        )
+        rng = random.Random(0)
+        evo.tell(Result(0, space.sample(rng), "complete", {"accuracy": 0.9, "latency_ms": 5.0}))
+        evo.tell(Result(1, space.sample(rng), "complete", {"accuracy": 0.8, "latency_ms": 0.1}))
+        assert {evo.ask().parent_id for _ in range(5)} == {parent}
 
 
 def test_state_round_trip_continues_identically():
@@ -131,6 +127,7 @@ def test_state_round_trip_continues_identically():
                 "weights": {},
                 "crossover_prob": 0.1,
                 "mutations": 1,
+                "fresh_tries": 0,
             },
         )(),
         space,
@@ -139,6 +136,36 @@ def test_state_round_trip_continues_identically():
     )
     clone.load_state(state)
     assert [evo.ask().arch for _ in range(5)] == [clone.ask().arch for _ in range(5)]
+
+
+def _duplicate_asks(fresh_tries: int, seed: int) -> int:
+    from hwnas.space.cell import CellSpace
+
+    space = CellSpace()
+    evo = RegularizedEvolution(space, OBJ, seed, population=5, sample_size=5, fresh_tries=0)
+    evo.fresh_tries = fresh_tries
+    seen: set[str] = set()
+    dups = 0
+    for i in range(150):
+        if i == 75:  # resume mid-run: the memory of what was proposed survives
+            state = json.loads(json.dumps(evo.state()))
+            evo = RegularizedEvolution(space, OBJ, 0, 5, 5, fresh_tries=fresh_tries)
+            evo.load_state(state)
+        arch = evo.ask().arch
+        h = space.arch_hash(arch)
+        dups += h in seen
+        seen.add(h)
+        evo.tell(Result(i, arch, "complete", fake_metrics(space, arch)))
+    return dups
+
+
+def test_evolution_fresh_tries_avoids_proposing_seen_archs():
+    """A tournament of the whole population keeps picking the same parent, so plain mutation
+    re-proposes archs often; with fresh_tries the children are nearly always new."""
+    plain = [_duplicate_asks(0, s) for s in range(3)]
+    fresh = [_duplicate_asks(10, s) for s in range(3)]
+    assert min(plain) >= 8
+    assert max(fresh) == 0
 
 
 def test_optuna_strategy_ask_tell_and_resume_state():

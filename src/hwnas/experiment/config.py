@@ -260,6 +260,12 @@ class EvolutionStrategyConfig(_Section):
         0.1, ge=0.0, le=1.0, description="Probability a child is a crossover of two parents."
     )
     mutations: int = Field(1, ge=1, description="Mutations applied to each child.")
+    fresh_tries: int = Field(
+        0,
+        ge=0,
+        description="Re-draw a child up to this many times while it is an arch this search "
+        "already proposed (its result would only re-join the population as a copy).",
+    )
 
     @model_validator(mode="after")
     def _sample_le_population(self) -> EvolutionStrategyConfig:

@@ -31,6 +31,7 @@ def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> 
             weights=cfg.weights,
             crossover_prob=cfg.crossover_prob,
             mutations=cfg.mutations,
+            fresh_tries=cfg.fresh_tries,
         )
     if cfg.name == "optuna":
         try:

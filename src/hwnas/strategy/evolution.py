@@ -38,6 +38,7 @@ class RegularizedEvolution(Strategy):
         weights: dict[str, float] | None = None,
         crossover_prob: float = 0.1,
         mutations: int = 1,
+        fresh_tries: int = 0,
     ) -> None:
         super().__init__(space, objectives, seed)
         self.population_size = population
@@ -46,8 +47,11 @@ class RegularizedEvolution(Strategy):
         self.weights = weights or {}
         self.crossover_prob = crossover_prob
         self.mutations = mutations
+        self.fresh_tries = fresh_tries
+        self.seen: set[str] = set()  # hashes of archs proposed (for fresh_tries)
         # members: {"id", "arch", "vector", "cost"}; oldest first
         self.population: list[dict[str, Any]] = []
+        self._keys: list[tuple[float, float]] | None = None  # _order of the population
         self.pending_random = 0
 
     # ----------------------------------------------------------------- selection
@@ -75,7 +79,9 @@ class RegularizedEvolution(Strategy):
         return [(float(r), -d) for r, d in zip(ranks, crowd, strict=True)]
 
     def _select(self) -> dict[str, Any]:
-        keys = self._order(self.population)
+        if self._keys is None:  # the order changes only when the population does
+            self._keys = self._order(self.population)
+        keys = self._keys
         idx = self.rng.sample(
             range(len(self.population)), min(self.sample_size, len(self.population))
         )
@@ -84,17 +90,25 @@ class RegularizedEvolution(Strategy):
     # ------------------------------------------------------------------- ask/tell
     def ask(self) -> Proposal:
         if len(self.population) < self.population_size:
-            return Proposal(self.space.sample(self.rng), info={"op": "sample"})
+            return self._remember(Proposal(self.space.sample(self.rng), info={"op": "sample"}))
         parent = self._select()
-        child = parent["arch"]
-        op = "mutate"
-        if self.rng.random() < self.crossover_prob:
-            other = self._select()
-            child = self.space.crossover(parent["arch"], other["arch"], self.rng)
-            op = "crossover"
-        for _ in range(self.mutations):
-            child = self.space.mutate(child, self.rng)
-        return Proposal(child, parent_id=parent["id"], info={"op": op})
+        for _ in range(self.fresh_tries + 1):
+            child = parent["arch"]
+            op = "mutate"
+            if self.rng.random() < self.crossover_prob:
+                other = self._select()
+                child = self.space.crossover(parent["arch"], other["arch"], self.rng)
+                op = "crossover"
+            for _ in range(self.mutations):
+                child = self.space.mutate(child, self.rng)
+            if not self.fresh_tries or self.space.arch_hash(child) not in self.seen:
+                break
+        return self._remember(Proposal(child, parent_id=parent["id"], info={"op": op}))
+
+    def _remember(self, proposal: Proposal) -> Proposal:
+        if self.fresh_tries:
+            self.seen.add(self.space.arch_hash(proposal.arch))
+        return proposal
 
     def tell(self, result: Result) -> None:
         if result.status != "complete" or not result.feasible:
@@ -112,10 +126,13 @@ class RegularizedEvolution(Strategy):
         )
         if len(self.population) > self.population_size:
             self.population.pop(0)  # aging: the oldest dies, however good
+        self._keys = None
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "population": self.population}
+        return {**super().state(), "population": self.population, "seen": sorted(self.seen)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.population = state.get("population", [])
+        self._keys = None
+        self.seen = set(state.get("seen", []))
