@@ -133,10 +133,18 @@ def test_agent_times_a_model_as_the_local_meter_does(agent, space):
     assert res["runs"] == 30 and len(res["block_medians_ms"]) == 3 and res["threads"] == 1
     assert res["latency_ms"] == min(res["block_medians_ms"]) > 0
     assert res["onnxruntime"] == ort.__version__
-    local = OrtCpuMeter(threads=1, warmup=5, runs=30, blocks=3).measure_onnx(model)
+    meter = OrtCpuMeter(threads=1, warmup=5, runs=30, blocks=3)
     # same protocol on the same CPU; loose bounds because the host is shared (the 5 % figure
-    # is benchmarks/agent_loopback.py's job)
-    assert 1 / 3 < res["latency_ms"] / local.latency_ms < 3
+    # is benchmarks/agent_loopback.py's job). Load only ever slows a reading, and a busy spell
+    # can slow a whole measurement (once 4.7x in CI), so each side keeps its fastest of up to
+    # three alternating readings
+    remote_ms, local_ms = [res["latency_ms"]], [meter.measure_onnx(model).latency_ms]
+    for _ in range(2):
+        if 1 / 3 < min(remote_ms) / min(local_ms) < 3:
+            break
+        remote_ms.append(client.measure_onnx(model)["latency_ms"])
+        local_ms.append(meter.measure_onnx(model).latency_ms)
+    assert 1 / 3 < min(remote_ms) / min(local_ms) < 3
     costs = client.costs(cand)
     assert set(costs) == {"latency_ms", "latency_spread"} and costs["latency_ms"] > 0
 
