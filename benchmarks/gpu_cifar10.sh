@@ -17,6 +17,7 @@ probe)
   cp benchmarks/results/*latency_protocol_cuda-torch.json $OUT/ 2>/dev/null
   ;;
 start)
+  rm -rf /tmp/c10  # a warm machine may still hold the last run's study
   (nvidia-smi dmon -s u -d 5 > /tmp/dmon.log 2>&1 &)
   setsid nohup python3 -m hwnas.cli search --config configs/cifar10.yaml --data .data/cifar10-jpeg.tar.gz \
       --out /tmp/c10 -q ${SEARCH_SET:-} > /tmp/c10.out 2>&1 < /dev/null &

@@ -49,6 +49,12 @@ def test_evolution_in_workers_spends_the_budget_on_distinct_archs(tmp_path):
     assert len(trials) == 6 and all(t["status"] == "complete" for t in trials)
     assert len({json.dumps(t["arch"], sort_keys=True) for t in trials}) == 6
     assert max(t["metrics"]["accuracy"] for t in trials) > 0.5  # really trained
+    # timed while the other worker trained: every candidate is timed again once the pool is
+    # gone, and keeps its lower reading
+    for t in trials:
+        readings = t["metrics"]["latency_readings_ms"]
+        assert len(readings) >= 2 and t["metrics"]["latency_ms"] == pytest.approx(min(readings))
+    assert "re-timed 6 candidates" in (out / "hwnas.log").read_text()
 
 
 def test_ctrl_c_stops_the_workers_and_the_search_resumes(tmp_path):

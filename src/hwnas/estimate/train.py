@@ -3,7 +3,8 @@
 SGD with Nesterov momentum, weight decay and SGDR (cosine annealing with warm restarts,
 Loshchilov & Hutter 2017), stepped every iteration; epochs and the share of the training split
 are the fidelity knobs. Seeded so that, on the CPU, the same trial gives the same numbers. On
-CUDA, bf16 autocast (AMP) is used when enabled. A non-finite loss stops training at once with
+CUDA, bf16 autocast (AMP) is used when enabled, and trainings long enough to repay compiling
+(``compile_epochs``) run through ``torch.compile``. A non-finite loss stops training at once with
 :class:`TrainingDiverged`, which the experiment records as a failed trial.
 """
 

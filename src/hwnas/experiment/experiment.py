@@ -209,6 +209,7 @@ class Experiment:
             inflight[executor.submit(job)] = trial
 
         def finish(trial: Trial, outcome: Outcome) -> None:
+            nonlocal front, written
             trial.status, trial.metrics, trial.curve = (
                 outcome.status,
                 outcome.metrics,
@@ -238,7 +239,6 @@ class Experiment:
                 )
                 + (f" | {trial.error}" if trial.error else ""),
             )
-            nonlocal front, written
             if is_feasible(trial):  # the front of (front + new) is the front of all trials
                 front = pareto_front([*front, trial], self.objectives)
             ids = [t.id for t in front]
@@ -338,7 +338,10 @@ class Experiment:
 
         timer = self._latency_timer(meter, sources, space, dataset)
         if timer is not None and any(m == "latency_ms" for m, _ in self.objectives):
-            self._retime_front(store, space, timer, dataset)
+            # several workers time candidates on the hardware others are training on: any
+            # reading may be inflated, so every candidate is timed again on the quiet machine
+            shared = executor.workers > 1 and timer[1]
+            self._retime_front(store, space, timer[0], dataset, everything=shared)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
@@ -371,35 +374,44 @@ class Experiment:
     @staticmethod
     def _latency_timer(
         meter: Any, sources: list[Any], space: Any, dataset: Any
-    ) -> Callable[[Any, Any], dict[str, Any]] | None:
-        """How to read a candidate's latency again: the source that sets ``latency_ms`` last
-        (a board through the agent or a command, or the local meter); None when that source
-        is deterministic (a table, a model) or nothing measures latency."""
+    ) -> tuple[Callable[[Any, Any], dict[str, Any]], bool] | None:
+        """How to read a candidate's latency again, and whether that is on this machine: the
+        source that sets ``latency_ms`` last (a board through the agent or a command, or the
+        local meter); None when that source is deterministic (a table, a model) or nothing
+        measures latency."""
         from hwnas.experiment.evaluate import measure_latency
         from hwnas.hardware.base import Candidate, CostModel, select
 
-        for source, provides in reversed(sources):
-            if provides is not None and "latency_ms" not in provides:
-                continue
+        last = [(s, p) for s, p in sources if p is None or "latency_ms" in p][-1:]
+        if last:
+            source, provides = last[0]
             if type(source).remeasure is CostModel.remeasure:
                 return None  # deterministic: nothing to re-time
             shape = dataset.input_shape if dataset is not None else (0, 0, 0)
-            return lambda arch, model: select(
-                source.remeasure(Candidate(arch, space, shape, model)) or {}, provides
+            return (
+                lambda arch, model: select(
+                    source.remeasure(Candidate(arch, space, shape, model)) or {}, provides
+                ),
+                False,
             )
         if meter is None:
             return None
-        return lambda arch, model: measure_latency(meter, model, dataset.input_shape)
+        return (lambda arch, model: measure_latency(meter, model, dataset.input_shape)), True
 
     def _retime_front(
-        self, store: Store, space: Any, timer: Callable[[Any, Any], dict[str, Any]], dataset: Any
+        self,
+        store: Store,
+        space: Any,
+        timer: Callable[[Any, Any], dict[str, Any]],
+        dataset: Any,
+        everything: bool = False,
     ) -> None:
         """Re-time every candidate that is on the front or would be if it were timed faster.
 
         A single slow reading must not keep a candidate off the front, nor a lucky one keep it
         on. Candidates whose latency, reduced by ``retime_tolerance``, would be non-dominated are
         timed again and keep the lowest reading (noise only adds time); repeated until the set
-        is stable.
+        is stable. ``everything``: the first round re-times every feasible candidate.
         """
         import torch
 
@@ -413,7 +425,7 @@ class Experiment:
             for t in trials:
                 if t.id in retimed:
                     continue
-                if t.id in front_ids:
+                if t.id in front_ids or (everything and not retimed):
                     candidates.append(t)
                     continue
                 faster = dict(t.metrics, latency_ms=t.metrics["latency_ms"] / (1 + tol))
