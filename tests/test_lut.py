@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 
@@ -183,16 +184,23 @@ def test_predictions_follow_measurement(built):
             e = 4 if rng.random() < level else 1
             stages.append({"depth": depth, "width": width, "ops": [f"k{k}_e{e}"] * 2})
         archs.append({"stages": stages})
-    pred, meas = [], []
-    for arch in archs:
-        pred.append(table.predict(space, arch, 10))
-        model = space.build(arch, (1, 16, 16), 10)
-        meas.append(min(meter.measure(model, (1, 16, 16)).latency_ms for _ in range(2)))
+    pred = [table.predict(space, arch, 10) for arch in archs]
     table.close()
+    models = [space.build(arch, (1, 16, 16), 10) for arch in archs]
+    meas = [math.inf] * len(archs)
+    # load only ever slows a reading, and a busy spell on this shared VM once slowed a whole
+    # round 2x in CI: each arch keeps its fastest reading over up to three rounds
+    for _ in range(3):
+        meas = [
+            min(m, meter.measure(model, (1, 16, 16)).latency_ms)
+            for m, model in zip(meas, models, strict=True)
+        ]
+        ratios = sorted(p / m for p, m in zip(pred, meas, strict=True))
+        if spearmanr(pred, meas).statistic > 0.6 and 0.5 < ratios[len(ratios) // 2] < 2.0:
+            break
     rho = spearmanr(pred, meas).statistic
     assert rho > 0.6, (pred, meas)
     # and the level is right, not just the order: median error well under 2x
-    ratios = sorted(p / m for p, m in zip(pred, meas, strict=True))
     assert 0.5 < ratios[len(ratios) // 2] < 2.0, ratios
 
 
