@@ -417,7 +417,7 @@ class Experiment:
 
         tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
         retimed: set[int] = set()
-        for _ in range(4):
+        for round_ in range(4):
             trials = [t for t in store.trials() if is_feasible(t)]
             front = pareto_front(trials, self.objectives)
             front_ids = {t.id for t in front}
@@ -425,7 +425,7 @@ class Experiment:
             for t in trials:
                 if t.id in retimed:
                     continue
-                if t.id in front_ids or (everything and not retimed):
+                if t.id in front_ids or (everything and round_ == 0):
                     candidates.append(t)
                     continue
                 faster = dict(t.metrics, latency_ms=t.metrics["latency_ms"] / (1 + tol))
