@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,24 @@ FAST = [
     "strategy.population=3",
     "strategy.sample_size=2",
 ]
+
+
+def fastest_readings(
+    read: Callable[[], list[float]],
+    good: Callable[[list[float]], bool],
+    first: list[float] | None = None,
+    rounds: int = 3,
+) -> list[float]:
+    """Each reading's fastest value over up to ``rounds`` rounds (``first``, if given, is the
+    first round, then calls of ``read``), stopping once ``good`` holds. Load on this shared
+    host only ever slows a latency reading, and a busy spell has slowed a whole round 2-5x in
+    CI; what the test then asserts is unchanged."""
+    best = read() if first is None else first
+    for _ in range(rounds - 1):
+        if good(best):
+            break
+        best = [min(a, b) for a, b in zip(best, read(), strict=True)]
+    return best
 
 
 def fast_args(*extra: str) -> list[str]:

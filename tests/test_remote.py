@@ -19,7 +19,7 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import FAST, REPO
+from conftest import FAST, REPO, fastest_readings
 
 from hwnas.errors import UserError
 from hwnas.experiment.config import ConfigError, load_config, validate_config
@@ -135,16 +135,13 @@ def test_agent_times_a_model_as_the_local_meter_does(agent, space):
     assert res["onnxruntime"] == ort.__version__
     meter = OrtCpuMeter(threads=1, warmup=5, runs=30, blocks=3)
     # same protocol on the same CPU; loose bounds because the host is shared (the 5 % figure
-    # is benchmarks/agent_loopback.py's job). Load only ever slows a reading, and a busy spell
-    # can slow a whole measurement (once 4.7x in CI), so each side keeps its fastest of up to
-    # three alternating readings
-    remote_ms, local_ms = [res["latency_ms"]], [meter.measure_onnx(model).latency_ms]
-    for _ in range(2):
-        if 1 / 3 < min(remote_ms) / min(local_ms) < 3:
-            break
-        remote_ms.append(client.measure_onnx(model)["latency_ms"])
-        local_ms.append(meter.measure_onnx(model).latency_ms)
-    assert 1 / 3 < min(remote_ms) / min(local_ms) < 3
+    # is benchmarks/agent_loopback.py's job)
+    remote_ms, local_ms = fastest_readings(
+        lambda: [client.measure_onnx(model)["latency_ms"], meter.measure_onnx(model).latency_ms],
+        lambda r: 1 / 3 < r[0] / r[1] < 3,
+        first=[res["latency_ms"], meter.measure_onnx(model).latency_ms],
+    )
+    assert 1 / 3 < remote_ms / local_ms < 3
     costs = client.costs(cand)
     assert set(costs) == {"latency_ms", "latency_spread"} and costs["latency_ms"] > 0
 
