@@ -1,6 +1,7 @@
 """The default `hwnas search` (no config) on this machine: is it a 5-minute, 30+ trial search
 with >= 97 % validation accuracy on digits and a Pareto front of >= 4 members spanning >= 3x
 in latency?  Usage: python benchmarks/default_search.py [--out DIR] [--seed S] [--set K=V ...]
+[--tag T]  (T names a variant's result file: default_search-T-seedS.json)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--tag", default="", help="variant name in the result file's name")
     args = ap.parse_args()
     extra = [a for o in args.overrides for a in ("--set", o)]
     shutil.rmtree(args.out, ignore_errors=True)
@@ -30,7 +32,7 @@ def main() -> None:
     lat = [p["metrics"]["latency_ms"] for p in front]
     done = [t for t in trials if t["status"] == "complete"]
     save(
-        f"default_search-seed{args.seed}",
+        f"default_search-{args.tag + '-' if args.tag else ''}seed{args.seed}",
         {
             "command": " ".join(["hwnas search --out", args.out, "--seed", str(args.seed), *extra]),
             "wall_seconds": round(wall, 1),

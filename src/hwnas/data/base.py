@@ -412,13 +412,15 @@ def batches(
     device: torch.device | str = "cpu",
     fraction: float = 1.0,
     drop_last: bool = False,
+    flip: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of normalised float32 ``(x, y)`` batches, ``(x - mean) / std``, on ``device``.
 
     All random draws (order, crop offsets, flips) are made on the CPU from ``generator`` before
     the first batch, so an epoch is reproducible from the generator's state and identical on
     every device. Indexing, augmentation and normalisation are whole-batch array ops: numpy on
-    the CPU, torch on an accelerator (where the uint8 data stays resident).
+    the CPU, torch on an accelerator (where the uint8 data stays resident). ``flip=False``
+    keeps the crops and never mirrors (digits, text); the draws are the same either way.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -432,30 +434,30 @@ def batches(
         idx = idx[torch.randperm(len(idx), generator=generator)]
     m = len(idx)
     pad = _pad_for(min(h, w))
-    oy = ox = flip = None
+    oy = ox = mirror = None
     if augment:
         oy = torch.randint(0, 2 * pad + 1, (m,), generator=generator)
         ox = torch.randint(0, 2 * pad + 1, (m,), generator=generator)
-        flip = torch.rand(m, generator=generator) < 0.5
+        mirror = (torch.rand(m, generator=generator) < 0.5) & flip
     std64 = np.asarray(std, dtype=np.float64)
     scale64 = 1.0 / (255.0 * std64)
     shift64 = -np.asarray(mean, dtype=np.float64) / std64
     stop = m - m % batch_size if drop_last else m
     if dev.type == "cpu":
-        yield from _batches_cpu(split, idx, oy, ox, flip, pad, scale64, shift64, batch_size, stop)
+        yield from _batches_cpu(split, idx, oy, ox, mirror, pad, scale64, shift64, batch_size, stop)
         return
     x, y = split.to(dev)
     idx_d = idx.to(dev)
-    if oy is not None and ox is not None and flip is not None:
-        oy, ox, flip = oy.to(dev), ox.to(dev), flip.to(dev)
+    if oy is not None and ox is not None and mirror is not None:
+        oy, ox, mirror = oy.to(dev), ox.to(dev), mirror.to(dev)
     scale = torch.tensor(scale64, dtype=torch.float32, device=dev).view(1, c, 1, 1)
     shift = torch.tensor(shift64, dtype=torch.float32, device=dev).view(1, c, 1, 1)
     for s in range(0, stop, batch_size):
         bi = idx_d[s : s + batch_size]
         xb = x[bi]
-        if oy is not None and ox is not None and flip is not None:
+        if oy is not None and ox is not None and mirror is not None:
             e = s + batch_size
-            xb = augment_batch(xb, oy[s:e], ox[s:e], flip[s:e], pad)
+            xb = augment_batch(xb, oy[s:e], ox[s:e], mirror[s:e], pad)
         yield xb.to(torch.float32).mul_(scale).add_(shift), y[bi]
 
 

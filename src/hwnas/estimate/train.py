@@ -81,6 +81,7 @@ def train(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
     augment: bool = False,
+    flip: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place on ``dataset.train``; report validation accuracy per epoch."""
     dev = torch.device(device)
@@ -123,6 +124,7 @@ def train(
             std=dataset.std,
             shuffle=True,
             augment=augment,
+            flip=flip,
             generator=gen,
             device=dev,
             fraction=cfg.data_fraction,

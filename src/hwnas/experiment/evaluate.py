@@ -229,6 +229,7 @@ class Evaluator:
                 device=self.cfg.device,
                 batch_size=self.cfg.data.batch_size,
                 augment=self.cfg.data.augment,
+                flip=self.cfg.data.flip,
             )
         except TrainingDiverged as exc:
             return Outcome("failed", metrics, error=f"diverged: {exc}")
