@@ -272,6 +272,7 @@ def test_corrupt_db_and_foreign_experiment(tmp_path):
     assert res.returncode == 0, res.stderr
     res = run_cli("search", "--out", str(out), "--budget", "1", "--seed", "9", "-q", *fast_args())
     assert res.returncode == 2 and "different experiment" in res.stderr
+    assert "(seed: 0 -> 9)" in res.stderr  # the refusal names what differs
     res = run_cli("export", str(out), "--trial", "42", "--output", str(tmp_path / "x.onnx"))
     assert res.returncode == 2 and "--trial 42" in res.stderr
     res = run_cli(
@@ -291,3 +292,21 @@ def test_python_api(tmp_path):
     assert [t.id for t in study.pareto()] == [t.id for t in result.pareto]
     path, diff = hwnas.export(str(tmp_path / "api"), result.pareto[0].id, str(tmp_path / "m.onnx"))
     assert path.exists() and diff <= 1e-4
+
+
+def test_config_changes_names_nested_keys_and_caps_the_list():
+    from hwnas.experiment.experiment import config_changes
+
+    old = {"data": {"augment": False, "name": "digits"}, "seed": 0, "space": {"kernels": [3]}}
+    new = {"data": {"augment": True, "name": "digits"}, "seed": 1, "space": {"kernels": [3, 5]}}
+    assert config_changes(old, old) == []
+    assert config_changes(old, new) == [
+        "data.augment: false -> true",
+        "seed: 0 -> 1",
+        "space.kernels: [3] -> [3, 5]",
+    ]
+    assert config_changes(old, {**new, "extra": 1}, limit=2) == [
+        "data.augment: false -> true",
+        "extra: unset -> 1",
+        "2 more",
+    ]

@@ -52,6 +52,29 @@ def trial_seed(seed: int, trial_id: int) -> int:
     return (seed * 1_000_003 + trial_id * 7_919) % (2**31 - 1)
 
 
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> list[str]:
+    """``key: old -> new`` for the first ``limit`` keys that differ, so a refusal says why."""
+    a, b = _flat(old), _flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k])
+
+    def show(d: dict[str, Any], k: str) -> str:
+        return json.dumps(d[k]) if k in d else "unset"
+
+    shown = [f"{k}: {show(a, k)} -> {show(b, k)}" for k in keys[:limit]]
+    if len(keys) > limit:
+        shown.append(f"{len(keys) - limit} more")
+    return shown
+
+
 def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
     """Open or create DIR/study.db; refuse a directory that holds a different experiment."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,15 +82,17 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
     if db_path.exists():
         store = Store(db_path)
         stored = store.get_meta_json("config")
-        if (
-            stored is not None
-            and ExperimentConfig.model_validate(stored).identity() != cfg.identity()
-        ):
+        changed = (
+            config_changes(ExperimentConfig.model_validate(stored).identity(), cfg.identity())
+            if stored is not None
+            else []
+        )
+        if changed:
             if not force:
                 store.close()
                 raise ConfigError(
-                    f"{out_dir} holds a different experiment's config; use another --out or "
-                    "--force (the old study is kept as a backup)"
+                    f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
+                    "use another --out or --force (the old study is kept as a backup)"
                 )
             store.close()
             backup = out_dir / f"study-{time.strftime('%Y%m%d-%H%M%S')}.db.bak"
