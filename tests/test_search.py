@@ -305,6 +305,8 @@ def test_config_changes_names_nested_keys_and_caps_the_list():
         "seed: 0 -> 1",
         "space.kernels: [3] -> [3, 5]",
     ]
+    long = config_changes({"stages": list(range(100))}, {"stages": []})[0]
+    assert long.startswith("stages: [0, 1, 2") and long.endswith("... -> []")
     assert config_changes(old, {**new, "extra": 1}, limit=2) == [
         "data.augment: false -> true",
         "extra: unset -> 1",

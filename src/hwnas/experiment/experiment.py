@@ -67,7 +67,8 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
     keys = sorted(k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k])
 
     def show(d: dict[str, Any], k: str) -> str:
-        return json.dumps(d[k]) if k in d else "unset"
+        text = json.dumps(d[k]) if k in d else "unset"
+        return text if len(text) <= 60 else text[:57] + "..."  # e.g. a whole list of stages
 
     shown = [f"{k}: {show(a, k)} -> {show(b, k)}" for k in keys[:limit]]
     if len(keys) > limit:
