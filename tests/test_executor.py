@@ -132,3 +132,59 @@ def test_an_arch_asked_again_while_running_is_answered_by_that_trial(tmp_path, m
     by_id = dict(zip([t.id for t in result.trials], hashes, strict=True))
     assert all(by_id[tid] == h for tid, h in told)  # every answer is that arch's own trial
     assert len(told) > 8  # repeats were answered too, in flight or from the study
+
+
+def test_a_net_pruned_by_a_reading_taken_under_load_is_evaluated_again(tmp_path):
+    """With several workers a latency reading may be inflated by the others' training: once
+    the pool is gone, a trial pruned by a latency bound alone is measured on the quiet
+    machine and, meeting the bound now, trained; one pruned for another reason is left."""
+    from conftest import FAST
+
+    from hwnas.data import load_dataset
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.evaluate import Evaluator, cost_sources
+    from hwnas.experiment.experiment import Experiment, run_search
+    from hwnas.experiment.store import Store
+    from hwnas.experiment.study import Study
+    from hwnas.hardware.targets import make_meter
+    from hwnas.space import make_space
+
+    sets = [*FAST, "constraints=['latency_ms <= 1.0', 'params <= 1000000']"]
+    cfg = load_config(None, sets, budget=3)
+    out = tmp_path / "run"
+    run_search(cfg, out)
+    store = Store(out / "study.db")
+    a, b = store.trials()[:2]
+    assert a.status == b.status == "complete"
+    for t, metric, value in ((a, "latency_ms", 5.0), (b, "params", 2e6)):
+        t.status, t.curve, t.error = "pruned", [], f"{metric} too high"
+        t.metrics = {k: v for k, v in t.metrics.items() if k not in ("accuracy", "val_loss")}
+        t.metrics[metric] = value  # as if read while another worker trained
+        store.finish_trial(t)
+
+    data = load_dataset(cfg.data, cfg.seed)
+    evaluator = Evaluator(
+        cfg, make_space(cfg.space), data, make_meter(cfg.target), cost_sources(cfg)
+    )
+    revived = Experiment(cfg, out)._recheck_pruned(store, evaluator, Study(out))
+    assert revived == [a.id]
+    again, left = store.trial(a.id), store.trial(b.id)
+    assert again is not None and left is not None
+    assert again.status == "complete" and again.error is None
+    assert again.metrics["latency_ms"] < 1.0 and again.metrics["accuracy"] > 0.3  # trained
+    assert again.info["pruned_under_load_ms"] == 5.0
+    assert Study(out).weights_path(a.id).exists()
+    assert left.status == "pruned" and left.metrics["params"] == 2e6  # not a latency matter
+
+    # a bound the net cannot meet even on a quiet machine: it stays pruned
+    cfg_tight = load_config(None, [*FAST, "constraints=['latency_ms <= 0.0001']"], budget=3)
+    again.status, again.metrics["latency_ms"] = "pruned", 5.0
+    store.finish_trial(again)
+    tight = Evaluator(
+        cfg_tight, make_space(cfg.space), data, make_meter(cfg.target), cost_sources(cfg)
+    )
+    assert Experiment(cfg_tight, out)._recheck_pruned(store, tight, Study(out)) == []
+    still = store.trial(a.id)
+    assert still is not None and still.status == "pruned"
+    assert still.metrics["latency_ms"] < 5.0  # the quiet reading replaced the inflated one
+    store.close()
