@@ -99,7 +99,9 @@ def render_reference() -> str:
         "",
         "Generated from the config schema by `hwnas config --reference`; do not edit by hand.",
         "Unknown keys are errors. A section with several kinds picks one with `name`; "
-        "`--set section=kind` is short for `--set section.name=kind`.",
+        "`--set section=kind` is short for `--set section.name=kind`. Relative paths "
+        "(`data.path`, tables, caches) are taken from the directory `hwnas` runs in, as on "
+        "the command line, not from the config file's directory.",
         "",
         "## Top level",
         "",
