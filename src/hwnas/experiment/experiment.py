@@ -442,7 +442,12 @@ class Experiment:
             if t.info.get("inherit") or violated(others, t.metrics):
                 continue  # pruned for another reason, or needs a parent's weights
             first = t.metrics.get("latency_ms")
-            out = evaluator(t.arch, seed=t.seed, weights_path=study.weights_path(t.id))
+            out = evaluator(
+                t.arch,
+                seed=t.seed,
+                weights_path=study.weights_path(t.id),
+                train=t.info.get("train"),  # a lower fidelity the strategy asked for
+            )
             if out.status == "pruned":
                 if first is not None and out.metrics.get("latency_ms", first) < first:
                     t.metrics, t.error = out.metrics, out.error
