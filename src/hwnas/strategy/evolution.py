@@ -92,6 +92,7 @@ class RegularizedEvolution(Strategy):
         if len(self.population) < self.population_size:
             return self._remember(Proposal(self.space.sample(self.rng), info={"op": "sample"}))
         parent = self._select()
+        h = None  # the child's hash, once fresh_tries has computed it
         for _ in range(self.fresh_tries + 1):
             child = parent["arch"]
             op = "mutate"
@@ -101,13 +102,16 @@ class RegularizedEvolution(Strategy):
                 op = "crossover"
             for _ in range(self.mutations):
                 child = self.space.mutate(child, self.rng)
-            if not self.fresh_tries or self.space.arch_hash(child) not in self.seen:
+            if not self.fresh_tries:
                 break
-        return self._remember(Proposal(child, parent_id=parent["id"], info={"op": op}))
+            h = self.space.arch_hash(child)
+            if h not in self.seen:
+                break
+        return self._remember(Proposal(child, parent_id=parent["id"], info={"op": op}), h)
 
-    def _remember(self, proposal: Proposal) -> Proposal:
+    def _remember(self, proposal: Proposal, arch_hash: str | None = None) -> Proposal:
         if self.fresh_tries:
-            self.seen.add(self.space.arch_hash(proposal.arch))
+            self.seen.add(arch_hash or self.space.arch_hash(proposal.arch))
         return proposal
 
     def tell(self, result: Result) -> None:
