@@ -25,7 +25,8 @@ from pathlib import Path
 
 from _common import save
 
-from hwnas.experiment.config import RemoteTarget, load_config
+from hwnas.experiment.config import load_config
+from hwnas.hardware.config import RemoteTarget
 from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
 from hwnas.hardware.remote import RemoteCostModel
 from hwnas.space.chain import ChainSpace

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import hwnas, save
 
-from hwnas.experiment.pareto import as_minimisation, hypervolume, pareto_indices
+from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
 
 OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 

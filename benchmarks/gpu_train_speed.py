@@ -24,12 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
 from hwnas.data import load_dataset  # noqa: E402
+from hwnas.data.config import DataConfig  # noqa: E402
+from hwnas.estimate.config import TrainEstimatorConfig  # noqa: E402
 from hwnas.estimate.train import train  # noqa: E402
-from hwnas.experiment.config import (  # noqa: E402
-    DataConfig,
-    GraphSpaceConfig,
-    TrainEstimatorConfig,
-)
+from hwnas.space.config import GraphSpaceConfig  # noqa: E402
 from hwnas.space.graph import GraphSpace  # noqa: E402
 
 

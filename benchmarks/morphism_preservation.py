@@ -14,7 +14,7 @@ from collections import Counter
 import torch
 from _common import save
 
-from hwnas.experiment.config import GraphSpaceConfig
+from hwnas.space.config import GraphSpaceConfig
 from hwnas.space.graph import Graph, GraphSpace, apply_morph
 
 

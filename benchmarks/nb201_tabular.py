@@ -21,8 +21,8 @@ from pathlib import Path
 from _common import save
 
 import hwnas
-from hwnas.estimate.tabular import true_front
-from hwnas.experiment.pareto import as_minimisation, hypervolume, pareto_indices
+from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
+from hwnas.experiment.study import true_front
 
 BEST_TEST = 94.37
 REPO = Path(__file__).resolve().parents[1]
@@ -75,9 +75,9 @@ def main() -> None:
     truth, worst = true_front(cfg2, OBJ2)
     hv_true = hypervolume(truth, worst)
     truth_set = set(truth)
-    from hwnas.estimate.tabular import estimator_table
+    from hwnas.estimate.tabular import TableEstimator
 
-    table = estimator_table(cfg2.estimator)
+    table = TableEstimator(cfg2.estimator).table
     test_acc = {k: float(r["cifar10_test_acc"]) for k, r in table.rows.items()}
     out: dict = {
         "seeds": args.seeds,

@@ -131,7 +131,7 @@ def test_tabular_search_end_to_end(tmp_path):
 
 @needs_table
 def test_true_front_scores_itself_perfectly():
-    from hwnas.estimate.tabular import true_front
+    from hwnas.experiment.study import true_front
 
     cfg = load_config("configs/nb201_pixel3.yaml", [f"estimator.path={TABLE}"])
     points, worst = true_front(cfg, [("accuracy", "max"), ("latency_ms", "min")])
@@ -203,8 +203,8 @@ def test_pareto_json_written_whenever_the_front_changes(tmp_path, monkeypatch):
     """pareto.json is rewritten on every change of the front (and at most once a second
     otherwise); the last write is the final front with every trial counted."""
     import hwnas
+    from hwnas.core.pareto import pareto_indices
     from hwnas.experiment import study as study_mod
-    from hwnas.experiment.pareto import pareto_indices
 
     writes: list[tuple[list[int], int]] = []
     original = study_mod.Study.write_pareto_json

@@ -24,8 +24,8 @@ from hwnas.data.base import (
     channel_stats,
     stratified_split,
 )
+from hwnas.data.config import DataConfig
 from hwnas.data.digits import read_digits
-from hwnas.experiment.config import DataConfig
 
 REAL_CIFAR = Path(__file__).resolve().parents[2] / "shared/datasets/cifar10-jpeg.tar.gz"
 CIFAR_CLASSES = [
@@ -264,8 +264,8 @@ def test_cutout_zeroes_one_clipped_square_per_image() -> None:
 def test_training_with_cutout_is_seeded_and_learns() -> None:
     import random
 
+    from hwnas.estimate.config import TrainEstimatorConfig
     from hwnas.estimate.train import train
-    from hwnas.experiment.config import TrainEstimatorConfig
     from hwnas.space.chain import ChainSpace
 
     data = load_dataset(DataConfig(), 0)
@@ -283,8 +283,8 @@ def test_compile_only_for_long_trainings(monkeypatch: pytest.MonkeyPatch) -> Non
     are the model's own (what the store saves and the morphisms inherit)."""
     import random
 
+    from hwnas.estimate.config import TrainEstimatorConfig
     from hwnas.estimate.train import train
-    from hwnas.experiment.config import TrainEstimatorConfig
     from hwnas.space.chain import ChainSpace
 
     calls: list[tuple[torch.nn.Module, str]] = []

@@ -11,14 +11,15 @@ import yaml
 from conftest import FAST, run_cli
 from torch import nn
 
-from hwnas.experiment.config import ChainSpaceConfig, load_config, validate_config
+from hwnas.api import run_search
+from hwnas.experiment.config import load_config, validate_config
 from hwnas.experiment.evaluate import violated
-from hwnas.experiment.experiment import run_search
 from hwnas.hardware.analytic import count_macs
 from hwnas.hardware.device import estimate, trace
 from hwnas.hardware.devices import DeviceSpecError, load_spec, resolve, shipped
 from hwnas.space import make_space
 from hwnas.space.chain import ChainSpace
+from hwnas.space.config import ChainSpaceConfig
 
 SHIPPED = ("cortex-m7", "imx8mp-npu", "jetson-orin-nano")
 

@@ -10,7 +10,8 @@ from conftest import fast_args, run_cli
 from test_graph_nash import _nash_args
 from test_search import _rows, _start, _wait_for, show_json
 
-from hwnas.experiment.config import ConfigError, validate_config
+from hwnas.core.errors import ConfigError
+from hwnas.experiment.config import validate_config
 
 
 def _essence(trials):
@@ -140,14 +141,12 @@ def test_a_net_pruned_by_a_reading_taken_under_load_is_evaluated_again(tmp_path)
     machine and, meeting the bound now, trained; one pruned for another reason is left."""
     from conftest import FAST
 
-    from hwnas.data import load_dataset
+    from hwnas.api import run_search
     from hwnas.experiment.config import load_config
-    from hwnas.experiment.evaluate import Evaluator, cost_sources
-    from hwnas.experiment.experiment import Experiment, run_search
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.experiment import Experiment
     from hwnas.experiment.store import Store
     from hwnas.experiment.study import Study
-    from hwnas.hardware.targets import make_meter
-    from hwnas.space import make_space
 
     sets = [*FAST, "constraints=['latency_ms <= 1.0', 'params <= 1000000']"]
     cfg = load_config(None, sets, budget=3)
@@ -162,10 +161,7 @@ def test_a_net_pruned_by_a_reading_taken_under_load_is_evaluated_again(tmp_path)
         t.metrics[metric] = value  # as if read while another worker trained
         store.finish_trial(t)
 
-    data = load_dataset(cfg.data, cfg.seed)
-    evaluator = Evaluator(
-        cfg, make_space(cfg.space), data, make_meter(cfg.target), cost_sources(cfg)
-    )
+    evaluator = build_evaluator(cfg)
     revived = Experiment(cfg, out)._recheck_pruned(store, evaluator, Study(out))
     assert revived == [a.id]
     again, left = store.trial(a.id), store.trial(b.id)
@@ -180,9 +176,7 @@ def test_a_net_pruned_by_a_reading_taken_under_load_is_evaluated_again(tmp_path)
     cfg_tight = load_config(None, [*FAST, "constraints=['latency_ms <= 0.0001']"], budget=3)
     again.status, again.metrics["latency_ms"] = "pruned", 5.0
     store.finish_trial(again)
-    tight = Evaluator(
-        cfg_tight, make_space(cfg.space), data, make_meter(cfg.target), cost_sources(cfg)
-    )
+    tight = build_evaluator(cfg_tight)
     assert Experiment(cfg_tight, out)._recheck_pruned(store, tight, Study(out)) == []
     still = store.trial(a.id)
     assert still is not None and still.status == "pruned"

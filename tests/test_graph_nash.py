@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from hwnas.experiment.config import GraphSpaceConfig
 from hwnas.space.base import InvalidArch
+from hwnas.space.config import GraphSpaceConfig
 from hwnas.space.graph import Graph, GraphSpace, apply_morph, initial_arch
 
 SHAPE = (3, 8, 8)

@@ -11,8 +11,9 @@ import yaml
 from conftest import fastest_readings, run_cli
 from scipy.stats import spearmanr
 
-from hwnas.experiment.config import LutTarget, validate_config
+from hwnas.experiment.config import validate_config
 from hwnas.hardware.collect import accuracy_report, sample_distinct
+from hwnas.hardware.config import LutTarget
 from hwnas.hardware.lut import (
     ChainBlocks,
     LatencyTable,

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from hwnas.experiment.pareto import (
+from hwnas.core.pareto import (
     as_minimisation,
     crowding_distances,
     hypervolume,

@@ -14,12 +14,13 @@ import torch
 from conftest import SHARED, run_cli
 
 from hwnas.cli import main
-from hwnas.experiment.config import FbnetSpaceConfig, load_config
+from hwnas.experiment.config import load_config
 from hwnas.hardware import predictor as P
 from hwnas.hardware.features import kernel_ops, trace_ops
 from hwnas.space.base import InvalidArch
 from hwnas.space.cell import CellSpace
 from hwnas.space.chain import ChainSpace
+from hwnas.space.config import FbnetSpaceConfig
 from hwnas.space.fbnet import BLOCKS, FbnetSpace
 
 #: every stage may be dropped (depth 0): shapes then skip its stride and width

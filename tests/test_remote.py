@@ -21,8 +21,8 @@ import pytest
 import torch
 from conftest import FAST, REPO, fastest_readings
 
-from hwnas.errors import UserError
-from hwnas.experiment.config import ConfigError, load_config, validate_config
+from hwnas.core.errors import ConfigError, UserError
+from hwnas.experiment.config import load_config, validate_config
 from hwnas.hardware.base import Candidate
 from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
 from hwnas.hardware.remote import (

@@ -6,9 +6,9 @@ import random
 import pytest
 import torch
 
-from hwnas.experiment.config import ChainSpaceConfig, StageConfig
 from hwnas.space.base import InvalidArch
 from hwnas.space.chain import ChainSpace
+from hwnas.space.config import ChainSpaceConfig, StageConfig
 
 
 @pytest.fixture

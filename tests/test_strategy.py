@@ -115,25 +115,9 @@ def test_state_round_trip_continues_identically():
         p = evo.ask()
         evo.tell(Result(i, p.arch, "complete", fake_metrics(space, p.arch)))
     state = json.loads(json.dumps(evo.state()))  # must survive JSON
-    clone = make_strategy(
-        type(
-            "C",
-            (),
-            {
-                "name": "evolution",
-                "population": 3,
-                "sample_size": 2,
-                "selection": "pareto",
-                "weights": {},
-                "crossover_prob": 0.1,
-                "mutations": 1,
-                "fresh_tries": 0,
-            },
-        )(),
-        space,
-        OBJ,
-        999,
-    )
+    from hwnas.strategy.config import EvolutionStrategyConfig
+
+    clone = make_strategy(EvolutionStrategyConfig(population=3, sample_size=2), space, OBJ, 999)
     clone.load_state(state)
     assert [evo.ask().arch for _ in range(5)] == [clone.ask().arch for _ in range(5)]
 
@@ -172,8 +156,8 @@ def test_optuna_strategy_ask_tell_and_resume_state():
     import pytest
 
     pytest.importorskip("optuna")
-    from hwnas.experiment.config import CellSpaceConfig
     from hwnas.space.cell import CellSpace
+    from hwnas.space.config import CellSpaceConfig
     from hwnas.strategy.optuna import OptunaStrategy
 
     space = CellSpace(CellSpaceConfig())

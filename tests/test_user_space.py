@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import REPO, run_cli
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 from hwnas.experiment.config import load_config
 from hwnas.space import make_space
 from hwnas.space.base import InvalidArch

@@ -23,12 +23,13 @@ _EXPORTS = {
     "validate_config": "hwnas.experiment.config",
     "ExperimentConfig": "hwnas.experiment.config",
     "ConfigError": "hwnas.experiment.config",
-    "run_search": "hwnas.experiment.experiment",
+    "run_search": "hwnas.api",
     "Experiment": "hwnas.experiment.experiment",
     "SearchResult": "hwnas.experiment.experiment",
     "Study": "hwnas.experiment.study",
     "Trial": "hwnas.experiment.store",
-    "UserError": "hwnas.errors",
+    "UserError": "hwnas.core.errors",
+    "Fidelity": "hwnas.core.fidelity",
 }
 
 __all__ = [*_EXPORTS, "export", "__version__"]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -281,12 +281,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--reference", action="store_true", help="print the configuration reference (Markdown)"
     )
+    c.add_argument(
+        "--builtin-only",
+        action="store_true",
+        help="with --reference: leave installed plugins out (as docs/configuration.md does)",
+    )
     return p
 
 
 # -------------------------------------------------------------------- commands
 def _cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.experiment.config import ConfigError, load_config
+    from hwnas.core.errors import ConfigError
+    from hwnas.experiment.config import load_config
 
     overrides = list(args.overrides)
     if args.workers is not None:
@@ -304,7 +310,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )
     from rich.console import Console
 
-    from hwnas.experiment.experiment import Experiment, Interrupted
+    from hwnas.api import run_search
+    from hwnas.experiment.experiment import Interrupted
 
     console = Console(stderr=True)
     progress, task = _progress(console, cfg.budget.trials, disabled=args.quiet)
@@ -325,9 +332,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
             progress.start()  # only now: set-up errors print without a half-drawn bar
             on_trial(None, info)
 
-    exp = Experiment(cfg, args.out, force=args.force, on_trial=on_trial, on_start=on_start)
     try:
-        result = exp.run()
+        result = run_search(cfg, args.out, force=args.force, on_trial=on_trial, on_start=on_start)
     except Interrupted:
         print(
             f"interrupted: finished trials are saved in {args.out}; run the same command to resume",
@@ -402,8 +408,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
             "info",
             "started_at",
             "finished_at",
+            "fidelity",
+            "stage",
         )
-        out = [{k: t.to_dict()[k] for k in keys} for t in trials]
+        # where trained: the per-epoch curve; where stopped: the epoch and why
+        optional = ("curve", "stopped_at_epoch", "prune_reason")
+        out = [
+            {
+                **{k: d[k] for k in keys},
+                **{k: d[k] for k in optional if d.get(k) not in (None, [])},
+            }
+            for d in (t.to_dict() for t in trials)
+        ]
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
         return 0
     from rich.console import Console
@@ -451,10 +467,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from hwnas.experiment.study import Study
+    from hwnas.report import write_study_report
 
     study = Study(args.dir)
     study.write_pareto_json()
-    print(study.write_report())
+    print(write_study_report(study))
     return 0
 
 
@@ -541,7 +558,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.reference:
         from hwnas.experiment.reference import render_reference
 
-        sys.stdout.write(render_reference() + "\n")
+        sys.stdout.write(render_reference(plugins=not args.builtin_only) + "\n")
         return 0
 
     from hwnas.experiment.config import load_config

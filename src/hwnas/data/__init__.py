@@ -6,26 +6,18 @@
 
 from __future__ import annotations
 
-from hwnas.experiment.config import DataConfig
+from typing import Any
+
+from hwnas.core.registry import datasets
 
 from .base import DataError, Dataset, Split, batches
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
-    """Load ``cfg.name`` and split it: test fixed across seeds, val drawn with ``seed``."""
-    if cfg.name == "digits":
-        from .digits import load_digits
-
-        return load_digits(cfg, seed)
-    if cfg.name == "cifar10":
-        from .cifar10 import load_cifar10
-
-        return load_cifar10(cfg, seed)
-    if cfg.name == "imagefolder":
-        from .imagefolder import load_imagefolder
-
-        return load_imagefolder(cfg, seed)
-    raise DataError(f"data.name: unknown dataset {cfg.name!r}")
+def load_dataset(cfg: Any, seed: int) -> Dataset:
+    """Load the dataset ``cfg`` names and split it: test fixed across seeds, val drawn with
+    ``seed``."""
+    dataset: Dataset = datasets.create(cfg, seed)
+    return dataset
 
 
 __all__ = ["DataError", "Dataset", "Split", "batches", "load_dataset"]

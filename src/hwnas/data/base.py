@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 
 #: Bumped whenever the cached arrays would change for the same source (decoder, layout rules).
 CACHE_VERSION = 1

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.experiment.config import DataConfig
+from hwnas.data.config import DataConfig
 
 from .base import DataError, Dataset, RawArrays, build_dataset, resize_raw
 from .imagefolder import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits as _sk_load_digits
 
-from hwnas.experiment.config import DataConfig
+from hwnas.data.config import DataConfig
 
 from .base import Dataset, RawArrays, build_dataset
 

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from hwnas.experiment.config import DataConfig
+from hwnas.data.config import DataConfig
 
 from .base import (
     DataError,

@@ -1,126 +1,61 @@
-"""Tables of published measurements (NAS-Bench-201, HW-NAS-Bench, ...) as estimator and target.
+"""The ``tabular`` estimator: accuracy looked up in a table of published results.
 
-Nothing about a particular table is hard-coded: the path, the column holding the arch key
-and the metric columns (with a scale) come from config, so another table or device works
-without code changes. A table is parsed once per process (stdlib csv, gzip by suffix) and
-answers a query with one dict lookup. No torch here: ``hwnas show`` uses it for the true front.
+No training, no torch: a trial costs a dict lookup. The test accuracy column is read for the
+final models only.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import math
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import UserError
-from hwnas.experiment.config import TableColumn
+from hwnas.core.fidelity import Fidelity
+from hwnas.estimate.base import Estimate, Estimator, Report, Task
+from hwnas.hardware.tabular import Table, load_table
 
-
-class TableError(UserError):
-    """The table or one of its configured columns is unusable."""
-
-
-class Table:
-    """Rows of a CSV table keyed by one column."""
-
-    def __init__(self, path: str | Path, key_column: str, where: str = "table") -> None:
-        self.path = Path(path).expanduser()
-        self.where = where
-        if not self.path.is_file():
-            raise TableError(f"{where}.path: {self.path} does not exist")
-        try:
-            opener = gzip.open if self.path.suffix == ".gz" else open
-            with opener(self.path, "rt", newline="") as fh:  # type: ignore[operator]
-                reader = csv.DictReader(fh if isinstance(fh, io.TextIOBase) else fh)
-                self.columns = list(reader.fieldnames or [])
-                if key_column not in self.columns:
-                    raise TableError(
-                        f"{where}.arch_column: {key_column!r} not in {self.path.name} "
-                        f"(columns: {', '.join(self.columns)})"
-                    )
-                self.rows = {row[key_column]: row for row in reader}
-        except (OSError, csv.Error, UnicodeDecodeError, EOFError) as exc:
-            raise TableError(
-                f"{where}.path: {self.path} is not a readable CSV table ({exc})"
-            ) from None
-        if not self.rows:
-            raise TableError(f"{where}.path: {self.path} has no rows")
-
-    def check(self, columns: dict[str, TableColumn], where: str) -> None:
-        for name, col in columns.items():
-            if col.column not in self.columns:
-                raise TableError(
-                    f"{where}.{name}: column {col.column!r} not in {self.path.name} "
-                    f"(columns: {', '.join(self.columns)})"
-                )
-
-    def lookup(self, key: str, columns: dict[str, TableColumn]) -> dict[str, float]:
-        row = self.rows.get(key)
-        if row is None:
-            raise KeyError(f"{key!r} is not in {self.path.name}")
-        out = {}
-        for name, col in columns.items():
-            try:
-                out[name] = float(row[col.column]) * col.scale
-            except ValueError:
-                out[name] = math.nan
-        return out
-
-    def all_values(self, columns: dict[str, TableColumn]) -> list[dict[str, float]]:
-        return [self.lookup(k, columns) for k in self.rows]
+if TYPE_CHECKING:
+    from hwnas.hardware.base import Candidate
+    from hwnas.hardware.config import TableColumn
 
 
-@lru_cache(maxsize=8)
-def load_table(path: str, key_column: str, where: str = "table") -> Table:
-    return Table(path, key_column, where)
+class TableEstimator(Estimator):
+    needs_model = False
 
+    def __init__(self, cfg: Any, task: Task | None = None) -> None:
+        super().__init__(cfg, task)
+        self._table: Table | None = None
 
-def estimator_columns(cfg: Any) -> dict[str, TableColumn]:
-    """Search-time columns of a tabular estimator (never the test accuracy)."""
-    return {"accuracy": cfg.accuracy, **cfg.metrics}
+    @property
+    def columns(self) -> dict[str, TableColumn]:
+        """Search-time columns (never the test accuracy)."""
+        return {"accuracy": self.cfg.accuracy, **self.cfg.metrics}
 
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            table = load_table(str(self.cfg.path), self.cfg.arch_column, "estimator")
+            table.check(self.columns, "estimator")
+            if self.cfg.test_accuracy is not None:
+                table.check({"test_accuracy": self.cfg.test_accuracy}, "estimator")
+            self._table = table
+        return self._table
 
-def target_table(cfg: Any) -> Table:
-    table = load_table(str(cfg.path), cfg.arch_column, "target")
-    table.check(cfg.metrics, "target.metrics")
-    return table
+    def estimate(
+        self,
+        cand: Candidate,
+        fidelity: Fidelity,
+        *,
+        seed: int,
+        report: Report | None = None,
+        weights_path: Path | None = None,
+        recipe: dict[str, Any] | None = None,
+    ) -> Estimate:
+        return Estimate(self.table.lookup(cand.key, self.columns))
 
+    def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
+        if self.cfg.test_accuracy is None:
+            return {}
+        return self.table.lookup(cand.key, {"test_accuracy": self.cfg.test_accuracy})
 
-def estimator_table(cfg: Any) -> Table:
-    table = load_table(str(cfg.path), cfg.arch_column, "estimator")
-    table.check(estimator_columns(cfg), "estimator")
-    if cfg.test_accuracy is not None:
-        table.check({"test_accuracy": cfg.test_accuracy}, "estimator")
-    return table
-
-
-def true_front(
-    cfg: Any, objectives: list[tuple[str, str]]
-) -> tuple[list[tuple[float, ...]], list[float]] | None:
-    """The real Pareto front of a fully tabular experiment, and the table's worst point.
-
-    Both come from every row of the tables, so a search can be scored against what was there
-    to find. None unless the estimator (and the target, if it supplies objectives) are tables.
-    """
-    from hwnas.experiment.pareto import as_minimisation, pareto_indices
-
-    if cfg.estimator.name != "tabular":
-        return None
-    est = estimator_table(cfg.estimator)
-    rows = {k: est.lookup(k, estimator_columns(cfg.estimator)) for k in est.rows}
-    if cfg.target.name == "tabular":
-        tgt = target_table(cfg.target)
-        for k, metrics in rows.items():
-            if k in tgt.rows:
-                metrics.update(tgt.lookup(k, cfg.target.metrics))
-    values = list(rows.values())
-    vectors = [v for m in values if (v := as_minimisation(m, objectives)) is not None]
-    if not vectors:
-        return None
-    worst = [max(v[k] for v in vectors) for k in range(len(objectives))]
-    front = [as_minimisation(values[i], objectives) for i in pareto_indices(values, objectives)]
-    return [f for f in front if f is not None], worst
+    def enumerate(self) -> dict[str, dict[str, float]] | None:
+        return {k: self.table.lookup(k, self.columns) for k in self.table.rows}

@@ -13,14 +13,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from hwnas.core.fidelity import Fidelity
 from hwnas.data import Dataset, Split, batches
 from hwnas.data.base import cutout_batch
-from hwnas.experiment.config import TrainEstimatorConfig
+from hwnas.estimate.base import Estimate, EstimateFailed, Estimator, Report
+from hwnas.estimate.config import TrainEstimatorConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hwnas.hardware.base import Candidate
 
 
 class TrainingDiverged(RuntimeError):
@@ -33,6 +40,7 @@ class TrainResult:
     val_loss: float
     train_seconds: float
     curve: list[dict[str, float]] = field(default_factory=list)
+    stopped_at_epoch: int | None = None
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:
@@ -82,8 +90,10 @@ def train(
     batch_size: int = 64,
     augment: bool = False,
     flip: bool = True,
+    report: Report | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``dataset.train``; report validation accuracy per epoch."""
+    """Train ``model`` in place on ``dataset.train``; report validation accuracy per epoch
+    (``report`` returning True stops the training after that epoch)."""
     dev = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -114,6 +124,7 @@ def train(
     curve: list[dict[str, float]] = []
     start = time.perf_counter()
     acc, val_loss = 0.0, math.inf
+    stopped = None
     for epoch in range(cfg.epochs):
         net.train()
         loss_sum, seen = torch.zeros((), device=dev), 0
@@ -154,6 +165,92 @@ def train(
                 "val_accuracy": acc,
             }
         )
+        last = epoch + 1 == cfg.epochs
+        if (
+            report is not None
+            and not last
+            and report(epoch + 1, {"accuracy": acc, "val_loss": val_loss})
+        ):
+            stopped = epoch + 1
+            break
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return TrainResult(acc, val_loss, time.perf_counter() - start, curve)
+    return TrainResult(acc, val_loss, time.perf_counter() - start, curve, stopped)
+
+
+class TrainEstimator(Estimator):
+    """Real training (the ``train`` estimator): fidelity is epochs and the share of the data."""
+
+    recipe_fields = frozenset({"lr", "lr_min", "cutout"})
+
+    def __init__(self, cfg: TrainEstimatorConfig, task: Any = None) -> None:
+        super().__init__(cfg, task)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+    def default_fidelity(self) -> Fidelity:
+        return Fidelity(epochs=self.cfg.epochs, data_fraction=self.cfg.data_fraction)
+
+    def fidelity(self, requested: Fidelity | None = None) -> Fidelity:
+        f = super().fidelity(requested)
+        if f.resolution is not None:
+            raise ValueError("the train estimator has no resolution fidelity")
+        # the whole split is the plain case: {"epochs": 6}, not {"epochs": 6, "data_fraction": 1}
+        return Fidelity(f.epochs, None if f.data_fraction == 1.0 else f.data_fraction)
+
+    def estimate(
+        self,
+        cand: Candidate,
+        fidelity: Fidelity,
+        *,
+        seed: int,
+        report: Report | None = None,
+        weights_path: Path | None = None,
+        recipe: dict[str, Any] | None = None,
+    ) -> Estimate:
+        task = self.task
+        assert cand.model is not None and task.dataset is not None
+        unknown = set(recipe or {}) - self.recipe_fields
+        if unknown:
+            raise ValueError(f"train: a proposal cannot set {sorted(unknown)[0]!r}")
+        f = self.fidelity(fidelity)
+        cfg = self.cfg.model_copy(
+            update={**(recipe or {}), "epochs": f.epochs, "data_fraction": f.data_fraction or 1.0}
+        )
+        try:
+            result = train(
+                cand.model,
+                task.dataset,
+                cfg,
+                seed=seed,
+                device=task.device,
+                batch_size=task.batch_size,
+                augment=task.augment,
+                flip=task.flip,
+                report=report,
+            )
+        except TrainingDiverged as exc:
+            raise EstimateFailed(f"diverged: {exc}") from None
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise EstimateFailed("out of memory") from None
+        metrics = {
+            "accuracy": result.accuracy,
+            "val_loss": result.val_loss,
+            "train_seconds": result.train_seconds,
+            "epochs": len(result.curve),
+        }
+        if weights_path is not None:
+            weights_path.parent.mkdir(parents=True, exist_ok=True)
+            state = {k: v.detach().cpu() for k, v in cand.model.state_dict().items()}
+            torch.save(state, weights_path)
+        return Estimate(metrics, result.curve, result.stopped_at_epoch)
+
+    def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
+        dataset = self.task.dataset
+        if cand.model is None or dataset is None or not weights_path.exists():
+            return {}
+        cand.model.load_state_dict(torch.load(weights_path, map_location="cpu"))
+        dev = torch.device(self.task.device)
+        acc, _ = evaluate(cand.model.to(dev), dataset.test, dataset, dev, amp=self.cfg.amp)
+        return {"test_accuracy": acc}

@@ -1,10 +1,11 @@
-"""Evaluate one candidate: costs first (cheap, no training), then accuracy if it is feasible.
+"""Evaluate one candidate: build -> costs -> constraints -> estimate, never raising for it.
 
-:class:`Evaluator` is the unit of work an executor runs. It never raises for a bad candidate:
-an unbuildable arch, an arch missing from a table, a diverging loss or running out of memory
-become a ``failed`` outcome with its reason, so the search goes on. A model is built only when
-something needs one (training, analytic costs for it, a measured target); a search on tables
-alone never touches torch and costs microseconds per trial.
+:class:`Evaluator` is the unit of work an executor runs. An unbuildable arch, an arch missing
+from a table, a diverging loss or running out of memory become a ``failed`` outcome with its
+reason, so the search goes on. A model is built only when the estimator or a cost source needs
+one; a search on tables alone never touches torch and costs microseconds per trial. Costs are
+known before training: a candidate that breaks a constraint is ``pruned`` and never trained,
+and a stop rule (a pruner) compares the running trial only with peers of similar cost.
 """
 
 from __future__ import annotations
@@ -16,19 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.experiment.config import Constraint, ExperimentConfig
+from hwnas.core.constraints import Constraint, violated
+from hwnas.core.errors import ConfigError
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.metrics import base_name
+from hwnas.estimate.base import EstimateFailed
+from hwnas.hardware.base import Candidate, select
 from hwnas.space.base import Arch, Space
 
 if TYPE_CHECKING:
     import torch
 
-    from hwnas.data import Dataset
+    from hwnas.estimate.base import Estimator
+    from hwnas.experiment.config import ExperimentConfig
     from hwnas.hardware.base import CostModel
-    from hwnas.hardware.profile import LatencyMeter
+    from hwnas.pruning.base import StopRule
 
 log = logging.getLogger("hwnas")
 
-MODEL_TARGETS = {"cpu-ort", "cpu-torch", "cuda-torch", "analytic"}  # costs need a built model
+__all__ = ["Evaluator", "Job", "Outcome", "Source", "build_evaluator", "violated"]
 
 
 @dataclass
@@ -38,139 +45,117 @@ class Outcome:
     curve: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
     feasible: bool = True
+    prune_reason: str | None = None  # constraint | pruner
+    stopped_at_epoch: int | None = None
 
 
-def violated(constraints: list[Constraint], metrics: dict[str, Any]) -> list[str]:
-    """Constraints that the known metrics break, worded for the trial's error field."""
-    return [
-        f"{c} (was {metrics[c.metric]:.4g})"
-        for c in constraints
-        if c.metric in metrics and not c.holds(metrics[c.metric])
-    ]
+@dataclass(frozen=True)
+class Job:
+    """One evaluation, as plain data (it crosses process boundaries)."""
+
+    arch: Arch
+    seed: int
+    weights_path: Path | None = None
+    inherit: dict[str, Any] | None = None
+    fidelity: Fidelity = Fidelity()
+    recipe: dict[str, Any] | None = None
+    stop_rule: StopRule | None = None
 
 
-Source = tuple["CostModel", "list[str] | None"]
+@dataclass
+class Source:
+    """A cost model and what the run keeps of it (``provides``, ``label``)."""
 
+    model: CostModel
+    provides: list[str] | None = None
+    label: str | None = None
 
-def cost_sources(cfg: ExperimentConfig) -> list[Source]:
-    """The cost models beyond the built-in ones: a non-builtin target, then each ``costs`` entry."""
-    from hwnas.hardware.targets import BUILTIN_KINDS, make_cost_model
+    def costs(self, cand: Candidate) -> dict[str, Any]:
+        return select(self.model.costs(cand), self.provides, self.label)
 
-    out: list[Source] = []
-    if cfg.target.name not in BUILTIN_KINDS:
-        model = make_cost_model(cfg.target)
-        assert model is not None
-        out.append((model, cfg.target.provides))
-    for c in cfg.costs:
-        model = make_cost_model(c)
-        if model is None:
-            raise ValueError(f"costs: kind {c.name} cannot be an extra cost source")
-        out.append((model, c.provides))
-    return out
+    def remeasure(self, cand: Candidate) -> dict[str, Any] | None:
+        fresh = self.model.remeasure(cand)
+        return None if fresh is None else select(fresh, self.provides, self.label)
 
-
-def model_needed(cfg: ExperimentConfig, sources: list[Source]) -> bool:
-    """Whether candidates must be built as torch modules (training or a model-based cost)."""
-    return (
-        cfg.estimator.name == "train"
-        or cfg.target.name in MODEL_TARGETS
-        or any(m.needs_model for m, _ in sources)
-    )
-
-
-def measure_latency(
-    meter: LatencyMeter, model: torch.nn.Module, input_shape: tuple[int, int, int]
-) -> dict[str, Any]:
-    timing = meter.measure(model, input_shape)
-    return {"latency_ms": timing.latency_ms, "latency_spread": timing.spread}
+    @property
+    def gives_latency(self) -> bool:
+        return self.label is None and (self.provides is None or "latency_ms" in self.provides)
 
 
 class Evaluator:
-    """Turns an arch into an :class:`Outcome` under one experiment's config."""
+    """Turns a :class:`Job` into an :class:`Outcome`: space, input shape, cost sources,
+    constraints and estimator are all it knows of the experiment."""
 
     def __init__(
         self,
-        cfg: ExperimentConfig,
         space: Space,
-        dataset: Dataset | None,
-        meter: LatencyMeter | None,
-        sources: list[Source] | None = None,
+        estimator: Estimator,
+        sources: list[Source],
+        constraints: list[Constraint],
+        input_shape: tuple[int, int, int] | None,
+        num_classes: int | None,
     ) -> None:
-        self.cfg, self.space, self.dataset, self.meter = cfg, space, dataset, meter
-        self.sources = sources or []
-        self.trains = cfg.estimator.name == "train"
-        self.needs_model = model_needed(cfg, self.sources)
-        if self.needs_model and dataset is None:
+        self.space, self.estimator, self.sources = space, estimator, sources
+        self.constraints = constraints
+        self.input_shape, self.num_classes = input_shape, num_classes
+        self.needs_model = estimator.needs_model or any(s.model.needs_model for s in sources)
+        if self.needs_model and (input_shape is None or num_classes is None):
             raise ValueError("a dataset is needed to build models")
-        self.target_table = self.estimator_table = None
-        if cfg.target.name == "tabular":
-            from hwnas.estimate.tabular import target_table
 
-            self.target_table = target_table(cfg.target)
-        if cfg.estimator.name == "tabular":
-            from hwnas.estimate.tabular import estimator_columns, estimator_table
+    def build(self, arch: Arch, seed: int) -> torch.nn.Module:
+        import torch
 
-            self.estimator_table = estimator_table(cfg.estimator)
-            self.estimator_columns = estimator_columns(cfg.estimator)
+        assert self.input_shape is not None and self.num_classes is not None
+        torch.manual_seed(seed)  # weight init is part of the trial's identity
+        return self.space.build(arch, self.input_shape, self.num_classes)
 
-    def __call__(
-        self,
-        arch: Arch,
-        *,
-        seed: int,
-        weights_path: Path | None = None,
-        inherit: dict[str, Any] | None = None,
-        train: dict[str, Any] | None = None,
-    ) -> Outcome:
-        """Costs, then (if feasible) accuracy.
+    def candidate(self, arch: Arch, model: torch.nn.Module | None) -> Candidate:
+        return Candidate(arch, self.space, self.input_shape or (0, 0, 0), model)
 
-        ``inherit = {arch, weights, morphs}`` starts from a parent's trained weights carried
-        through the space's morphisms; ``train`` overrides estimator settings for this trial.
-        """
+    def __call__(self, job: Job) -> Outcome:
         metrics: dict[str, Any] = {}
         model = None
         t0 = time.perf_counter()
         if self.needs_model:
-            import torch
-
             from hwnas.hardware.analytic import analytic_costs
 
-            assert self.dataset is not None
             try:
-                torch.manual_seed(seed)  # weight init is part of the trial's identity
-                model = self.space.build(arch, self.dataset.input_shape, self.dataset.num_classes)
-                if inherit is not None:
-                    self._inherit(model, arch, inherit)
-                metrics.update(analytic_costs(model, self.dataset.input_shape))
+                model = self.build(job.arch, job.seed)
+                if job.inherit is not None:
+                    self._inherit(model, job.arch, job.inherit)
+                assert self.input_shape is not None
+                metrics.update(analytic_costs(model, self.input_shape))
             except Exception as exc:  # noqa: BLE001 - any build failure is this candidate's
                 return Outcome("failed", metrics, error=f"unbuildable: {type(exc).__name__}: {exc}")
+        cand = self.candidate(job.arch, model)
         try:
-            if self.target_table is not None:
-                assert self.cfg.target.name == "tabular"
-                metrics.update(
-                    self.target_table.lookup(self.space.key(arch), self.cfg.target.metrics)
-                )
-            if self.meter is not None and model is not None:
-                self._measure(model, metrics)
-            if self.sources:
-                from hwnas.hardware.base import Candidate, select
-
-                shape = self.dataset.input_shape if self.dataset is not None else (0, 0, 0)
-                cand = Candidate(arch, self.space, shape, model)
-                for source, provides in self.sources:
-                    metrics.update(select(source.costs(cand), provides))
+            for source in self.sources:
+                self._costs(source, cand, metrics)
             if self.needs_model:
                 metrics["cost_seconds"] = time.perf_counter() - t0
-            broken = violated(self.cfg.constraints, metrics)
+            broken = violated(self.constraints, metrics)
             if broken:
-                return Outcome("pruned", metrics, error="; ".join(broken), feasible=False)
-            if self.estimator_table is not None:
-                metrics.update(
-                    self.estimator_table.lookup(self.space.key(arch), self.estimator_columns)
+                return Outcome(
+                    "pruned",
+                    metrics,
+                    error="; ".join(broken),
+                    feasible=False,
+                    prune_reason="constraint",
                 )
-                return self._finish(metrics, [])
-            assert model is not None
-            return self._train(model, metrics, seed, weights_path, train)
+            report = None
+            if job.stop_rule is not None:
+                job.stop_rule.start(metrics)
+                report = job.stop_rule.report
+            est = self.estimator.estimate(
+                cand,
+                job.fidelity,
+                seed=job.seed,
+                report=report,
+                weights_path=job.weights_path,
+                recipe=job.recipe,
+            )
+        except EstimateFailed as exc:
+            return Outcome("failed", metrics, error=str(exc))
         except KeyError as exc:
             return Outcome("failed", metrics, error=f"not in table: {exc}")
         except (KeyboardInterrupt, SystemExit):
@@ -178,17 +163,33 @@ class Evaluator:
         except Exception as exc:  # noqa: BLE001 - recorded, the search goes on
             log.debug("trial failed:\n%s", traceback.format_exc())
             return Outcome("failed", metrics, error=f"{type(exc).__name__}: {exc}")
+        metrics.update(est.metrics)
+        if est.stopped_at_epoch is not None:
+            return Outcome(
+                "pruned",
+                metrics,
+                est.curve,
+                error=f"stopped by the pruner after epoch {est.stopped_at_epoch}",
+                feasible=False,
+                prune_reason="pruner",
+                stopped_at_epoch=est.stopped_at_epoch,
+            )
+        broken = violated(self.constraints, metrics)
+        return Outcome(
+            "complete", metrics, est.curve, error="; ".join(broken) or None, feasible=not broken
+        )
 
-    def _measure(self, model: torch.nn.Module, metrics: dict[str, Any]) -> None:
-        assert self.meter is not None and self.dataset is not None
-        shape = self.dataset.input_shape
-        metrics.update(measure_latency(self.meter, model, shape))
-        if any(c.metric == "latency_ms" for c in self.cfg.constraints) and violated(
-            self.cfg.constraints, metrics
+    def _costs(self, source: Source, cand: Candidate, metrics: dict[str, Any]) -> None:
+        metrics.update(source.costs(cand))
+        latency_bound = any(base_name(c.metric) == "latency_ms" for c in self.constraints)
+        if (
+            latency_bound
+            and type(source.model).retry_on_violation
+            and violated(self.constraints, metrics)
         ):
             # one slow reading must not prune a candidate: measure again, keep the faster
-            again = measure_latency(self.meter, model, shape)
-            if again["latency_ms"] < metrics["latency_ms"]:
+            again = source.remeasure(cand) or {}
+            if "latency_ms" in again and again["latency_ms"] < metrics.get("latency_ms", 1e300):
                 metrics.update(again)
 
     def _inherit(self, model: torch.nn.Module, arch: Arch, inherit: dict[str, Any]) -> None:
@@ -204,51 +205,44 @@ class Evaluator:
             raise ValueError("inherited morphisms do not lead to this trial's arch")
         model.load_state_dict(state)
 
-    def _train(
-        self,
-        model: torch.nn.Module,
-        metrics: dict[str, Any],
-        seed: int,
-        weights_path: Path | None,
-        overrides: dict[str, Any] | None = None,
-    ) -> Outcome:
+    def test(self, arch: Arch, seed: int, weights_path: Path) -> dict[str, float]:
+        """Test metrics of a final model (trained weights, or a table's test column)."""
+        model = self.build(arch, seed) if self.estimator.needs_model else None
+        return self.estimator.test(self.candidate(arch, model), weights_path)
+
+    def close(self) -> None:
+        for s in self.sources:
+            s.model.close()
+
+
+def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
+    """The evaluator of a run: each part built from its own section (a worker's kit, too)."""
+    from hwnas.core.registry import estimators
+    from hwnas.estimate.base import Task
+    from hwnas.hardware.targets import make_cost_model
+    from hwnas.space import make_space
+
+    sources = [Source(make_cost_model(c), c.provides, c.label) for _, c in cfg.sources()]
+    needs_model = getattr(cfg.estimator, "needs_model", True) or any(
+        s.model.needs_model for s in sources
+    )
+    task = Task(device=cfg.device)
+    if needs_model:
         import torch
 
-        from hwnas.estimate.train import TrainingDiverged, train
+        from hwnas.data import load_dataset
 
-        assert self.dataset is not None and self.cfg.estimator.name == "train"
-        est = self.cfg.estimator
-        if overrides:
-            est = est.model_copy(update=overrides)
-        try:
-            result = train(
-                model,
-                self.dataset,
-                est,
-                seed=seed,
-                device=self.cfg.device,
-                batch_size=self.cfg.data.batch_size,
-                augment=self.cfg.data.augment,
-                flip=self.cfg.data.flip,
-            )
-        except TrainingDiverged as exc:
-            return Outcome("failed", metrics, error=f"diverged: {exc}")
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            return Outcome("failed", metrics, error="out of memory")
-        metrics.update(
-            accuracy=result.accuracy,
-            val_loss=result.val_loss,
-            train_seconds=result.train_seconds,
-            epochs=len(result.curve),
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device: cuda requested but no CUDA device is available")
+        data = cfg.data
+        task = Task(
+            load_dataset(data, cfg.seed),
+            cfg.device,
+            data.batch_size,  # type: ignore[attr-defined]
+            data.augment,  # type: ignore[attr-defined]
+            data.flip,  # type: ignore[attr-defined]
         )
-        if weights_path is not None:
-            weights_path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights_path)
-        return self._finish(metrics, result.curve)
-
-    def _finish(self, metrics: dict[str, Any], curve: list[dict[str, float]]) -> Outcome:
-        broken = violated(self.cfg.constraints, metrics)
-        return Outcome(
-            "complete", metrics, curve, error="; ".join(broken) or None, feasible=not broken
-        )
+    estimator = estimators.create(cfg.estimator, task)
+    shape = task.dataset.input_shape if task.dataset is not None else None
+    classes = task.dataset.num_classes if task.dataset is not None else None
+    return Evaluator(make_space(cfg.space), estimator, sources, cfg.constraints, shape, classes)

@@ -15,29 +15,15 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hwnas.experiment.evaluate import Outcome
-from hwnas.space.base import Arch
+from hwnas.experiment.evaluate import Job, Outcome
 
 if TYPE_CHECKING:
     from hwnas.experiment.config import ExperimentConfig
     from hwnas.experiment.evaluate import Evaluator
 
 log = logging.getLogger("hwnas")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One evaluation, as plain data (it crosses process boundaries)."""
-
-    arch: Arch
-    seed: int
-    weights_path: Path | None = None
-    inherit: dict[str, Any] | None = None
-    train: dict[str, Any] | None = None
 
 
 class Executor(Protocol):
@@ -58,23 +44,19 @@ class InProcessExecutor:
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
 
+    @classmethod
+    def from_config(
+        cls, section: Any, evaluator: Evaluator, run_config: dict[str, Any], threads: int
+    ) -> InProcessExecutor:
+        return cls(evaluator)
+
     def submit(self, job: Job) -> Future[Outcome]:
         fut: Future[Outcome] = Future()
-        fut.set_result(_run(self.evaluator, job))  # Ctrl-C propagates: nothing to clean up
+        fut.set_result(self.evaluator(job))  # Ctrl-C propagates: nothing to clean up
         return fut
 
     def shutdown(self, *, cancel: bool) -> None:
         pass
-
-
-def _run(evaluator: Evaluator, job: Job) -> Outcome:
-    return evaluator(
-        job.arch,
-        seed=job.seed,
-        weights_path=job.weights_path,
-        inherit=job.inherit,
-        train=job.train,
-    )
 
 
 # ------------------------------------------------------------------ process pool
@@ -86,6 +68,7 @@ def _init_worker(raw_cfg: dict[str, Any], threads: int) -> None:
     global _worker_evaluator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from hwnas.experiment.config import ExperimentConfig
+    from hwnas.experiment.evaluate import build_evaluator
 
     cfg = ExperimentConfig.model_validate(raw_cfg)
     if threads:
@@ -97,23 +80,7 @@ def _init_worker(raw_cfg: dict[str, Any], threads: int) -> None:
 
 def _run_in_worker(job: Job) -> Outcome:
     assert _worker_evaluator is not None, "worker not initialised"
-    return _run(_worker_evaluator, job)
-
-
-def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
-    """An evaluator with its own dataset, space, meter and cost sources (a worker's kit)."""
-    from hwnas.experiment.evaluate import Evaluator, cost_sources, model_needed
-    from hwnas.space import make_space
-
-    sources = cost_sources(cfg)
-    dataset = meter = None
-    if model_needed(cfg, sources):
-        from hwnas.data import load_dataset
-        from hwnas.hardware.targets import make_meter
-
-        dataset = load_dataset(cfg.data, cfg.seed)
-        meter = make_meter(cfg.target)
-    return Evaluator(cfg, make_space(cfg.space), dataset, meter, sources)
+    return _worker_evaluator(job)
 
 
 class ProcessExecutor:
@@ -124,12 +91,18 @@ class ProcessExecutor:
     search goes on.
     """
 
-    def __init__(self, cfg: ExperimentConfig, workers: int) -> None:
+    def __init__(self, run_config: dict[str, Any], workers: int, threads: int = 0) -> None:
         self.workers = workers
-        self._cfg = cfg.to_json_dict()
-        threads = cfg.estimator.threads if cfg.estimator.name == "train" else 0
+        self._cfg = run_config
         self._threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._pool = self._new_pool()
+
+    @classmethod
+    def from_config(
+        cls, section: Any, evaluator: Evaluator, run_config: dict[str, Any], threads: int
+    ) -> ProcessExecutor:
+        log.info("executor: %d worker processes", section.workers)
+        return cls(run_config, section.workers, threads)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -168,10 +141,10 @@ class ProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
 
-def make_executor(cfg: ExperimentConfig, evaluator: Evaluator | None) -> Executor:
+def make_executor(cfg: ExperimentConfig, evaluator: Evaluator) -> Executor:
     """The configured executor; ``inprocess`` uses the driver's own evaluator."""
-    if cfg.executor.name == "process":
-        log.info("executor: %d worker processes", cfg.executor.workers)
-        return ProcessExecutor(cfg, cfg.executor.workers)
-    assert evaluator is not None
-    return InProcessExecutor(evaluator)
+    from hwnas.core.registry import executors
+
+    threads = getattr(cfg.estimator, "threads", 0)  # a training estimator's CPU threads
+    executor: Executor = executors.create(cfg.executor, evaluator, cfg.to_json_dict(), threads)
+    return executor

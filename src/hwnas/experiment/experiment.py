@@ -21,10 +21,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hwnas.experiment.config import ConfigError, ExperimentConfig
-from hwnas.experiment.pareto import pareto_indices
+from hwnas.core.errors import ConfigError
+from hwnas.core.fidelity import Fidelity, trial_key
+from hwnas.core.pareto import pareto_indices
+from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.store import Store, StoreError, Trial
 from hwnas.experiment.study import Study, is_feasible, pareto_front
+from hwnas.strategy.base import Proposal
 
 log = logging.getLogger("hwnas")
 
@@ -125,7 +128,7 @@ class Experiment:
         self.cfg = config
         self.dir = Path(out_dir)
         self.force = force
-        self._sources: list[Any] = []  # cost models to close when the search ends
+        self._evaluator: Any = None  # its cost models are closed when the search ends
         self.on_trial = on_trial
         self.on_start = on_start  # called once set-up (data, space, store) has succeeded
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
@@ -153,46 +156,42 @@ class Experiment:
             log.info("interrupted: finished trials are saved; the same command resumes")
             raise Interrupted() from None
         finally:
-            for source, _ in self._sources:
-                source.close()
+            if self._evaluator is not None:
+                self._evaluator.close()
             signal.signal(signal.SIGTERM, previous)
             log.removeHandler(handler)
             handler.close()
             store.close()
 
     def _run(self, store: Store) -> SearchResult:
-        from hwnas.experiment.evaluate import Evaluator, Outcome, cost_sources, model_needed
-        from hwnas.experiment.executor import Job, make_executor
-        from hwnas.space import make_space
+        from hwnas.core.registry import pruners, schedulers
+        from hwnas.experiment.evaluate import Job, Outcome, build_evaluator
+        from hwnas.experiment.executor import make_executor
         from hwnas.strategy import Result, StrategyDone, StrategyWaiting, make_strategy
 
         cfg = self.cfg
-        dataset, meter = None, None
-        sources = self._sources = cost_sources(cfg)
-        if model_needed(cfg, sources):
-            import torch
-
-            from hwnas.data import load_dataset
-            from hwnas.hardware.targets import make_meter
-
-            if cfg.device == "cuda" and not torch.cuda.is_available():
-                raise ConfigError("device: cuda requested but no CUDA device is available")
-            if cfg.estimator.name == "train" and cfg.estimator.threads:
-                torch.set_num_threads(cfg.estimator.threads)
-            dataset = load_dataset(cfg.data, cfg.seed)
+        evaluator = self._evaluator = build_evaluator(cfg)
+        estimator, space = evaluator.estimator, evaluator.space
+        if evaluator.input_shape is not None:
             store.set_meta(
                 "model_io",
-                {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes},
+                {"input_shape": list(evaluator.input_shape), "num_classes": evaluator.num_classes},
             )
-            meter = make_meter(cfg.target)
-        space = make_space(cfg.space)
-        evaluator = Evaluator(cfg, space, dataset, meter, sources)
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
+        try:
+            pruner = pruners.create(cfg.pruner, self.objectives)
+            scheduler = schedulers.create(
+                cfg.scheduler, self.objectives, estimator.default_fidelity().epochs
+            )
+        except ValueError as exc:
+            raise ConfigError(f"config: {exc}") from None
+        estimator_id = estimator.identity()
         state = store.get_meta_json("strategy_state")
         if state is not None:
             strategy.load_state(state)
         study = Study(self.dir)
         existing = store.trials()
+        self._identify(store, existing, estimator)
         trials = existing  # kept in step with the store: no re-reading per trial
         log.info(
             "search %s: %s space (%d archs), %s strategy, target %s, budget %d, %d trials stored",
@@ -205,7 +204,13 @@ class Experiment:
             len(existing),
         )
         pending = [t for t in existing if t.status == "running"]
-        by_hash = {t.arch_hash: t for t in reversed(existing) if t.status != "running"}
+        by_key = {t.key: t for t in reversed(existing) if t.status != "running"}
+        for t in existing:
+            if t.status != "running":
+                pruner.observe(t)
+                scheduler.observe(t)
+            else:
+                scheduler.launched(t)
         if self.on_start:
             self.on_start(self._progress(existing))
         start = time.monotonic()
@@ -218,10 +223,10 @@ class Experiment:
         written: tuple[list[int], float] | None = None  # front ids and time of the last write
         executor = make_executor(cfg, evaluator)
         inflight: dict[Future[Outcome], Trial] = {}
-        deferred: dict[str, list[Any]] = {}  # arch hash in flight -> archs asked for again
+        deferred: dict[str, list[Any]] = {}  # trial key in flight -> archs asked for again
 
         def launch(trial: Trial) -> None:
-            weights = study.weights_path(trial.id) if cfg.estimator.name == "train" else None
+            weights = study.weights_path(trial.id) if estimator.needs_model else None
             inherit = None
             if trial.info.get("inherit"):
                 pid = trial.info["inherit"]["trial"]
@@ -231,7 +236,16 @@ class Experiment:
                     "weights": study.weights_path(pid),
                     "morphs": trial.info["inherit"]["morphs"],
                 }
-            job = Job(trial.arch, trial.seed, weights, inherit, trial.info.get("train"))
+            fidelity = Fidelity.from_dict(trial.fidelity)
+            job = Job(
+                trial.arch,
+                trial.seed,
+                weights,
+                inherit,
+                fidelity,
+                _recipe(trial.info.get("train")),
+                pruner.rule(fidelity),
+            )
             inflight[executor.submit(job)] = trial
 
         def finish(trial: Trial, outcome: Outcome) -> None:
@@ -242,16 +256,22 @@ class Experiment:
                 outcome.curve,
             )
             trial.error = outcome.error
+            if outcome.prune_reason is not None:
+                trial.info = {**trial.info, "prune_reason": outcome.prune_reason}
+            if outcome.stopped_at_epoch is not None:
+                trial.info = {**trial.info, "stopped_at_epoch": outcome.stopped_at_epoch}
             strategy.tell(
                 Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible)
             )
-            for arch in deferred.pop(trial.arch_hash, []):  # asked again while it was running
+            for arch in deferred.pop(trial.key or "", []):  # asked again while it was running
                 strategy.tell(
                     Result(trial.id, arch, trial.status, _search_metrics(trial), is_feasible(trial))
                 )
             spent = spent_before + time.monotonic() - start
             store.finish_trial(trial, strategy.state(), {"search_seconds": spent})
-            by_hash[trial.arch_hash] = trial
+            by_key[trial.key] = trial
+            pruner.observe(trial)
+            scheduler.observe(trial)
             log.info(
                 "trial %d %s %s | %s",
                 trial.id,
@@ -275,9 +295,40 @@ class Experiment:
             if self.on_trial:
                 self.on_trial(trial, self._progress(trials, front))
 
+        def new_trial(proposal: Any, fidelity: Fidelity, h: str, key: str) -> Trial:
+            tid = trials[-1].id + 1 if trials else 0
+            return Trial(
+                id=tid,
+                arch=proposal.arch,
+                arch_hash=h,
+                status="running",
+                seed=trial_seed(cfg.seed, tid),
+                describe=space.describe(proposal.arch),
+                parent_id=proposal.parent_id,
+                info=proposal.info,
+                fidelity=fidelity.to_dict(),
+                stage=proposal.stage,
+                key=key,
+            )
+
         def next_trial() -> Trial | None:
-            """A new trial from the strategy; None when it must wait or the search stops."""
+            """A new trial: a promotion, else the strategy's; None when it must wait or the
+            search stops."""
             nonlocal duplicate_streak, stopped
+            promo = scheduler.promotion()
+            if promo is not None:
+                h = space.arch_hash(promo.arch)
+                fidelity = estimator.fidelity(promo.fidelity)
+                key = trial_key(h, estimator_id, fidelity)
+                proposal = Proposal(
+                    promo.arch,
+                    parent_id=promo.trial_id,
+                    info={"op": "promote", "rung": promo.rung, "promoted_from": promo.trial_id},
+                )
+                trial = new_trial(proposal, fidelity, h, key)
+                scheduler.launched(trial)
+                if key not in by_key and not any(t.key == key for t in inflight.values()):
+                    return trial
             while True:
                 try:
                     proposal = strategy.ask()
@@ -292,30 +343,25 @@ class Experiment:
                     log.info("%s", exc)
                     return None
                 h = space.arch_hash(proposal.arch)
+                try:
+                    fidelity = estimator.fidelity(scheduler.fidelity(proposal.fidelity))
+                except ValueError as exc:
+                    raise ConfigError(f"config: {strategy.name}: {exc}") from None
+                key = trial_key(h, estimator_id, fidelity)
                 # a net that inherits trained weights is new even if its graph was seen before
                 inherits = bool(proposal.info.get("inherit"))
-                known = None if inherits else by_hash.get(h)
-                running = not inherits and any(t.arch_hash == h for t in inflight.values())
+                known = None if inherits else by_key.get(key)
+                running = not inherits and any(t.key == key for t in inflight.values())
                 if known is None and not running:
                     duplicate_streak = 0
-                    tid = trials[-1].id + 1 if trials else 0
-                    return Trial(
-                        id=tid,
-                        arch=proposal.arch,
-                        arch_hash=h,
-                        status="running",
-                        seed=trial_seed(cfg.seed, tid),
-                        describe=space.describe(proposal.arch),
-                        parent_id=proposal.parent_id,
-                        info=proposal.info,
-                    )
+                    return new_trial(proposal, fidelity, h, key)
                 duplicate_streak += 1
                 if duplicate_streak >= MAX_DUPLICATE_STREAK:
                     stopped = "exhausted"
                     log.info("space exhausted: %d asks in a row were known archs", duplicate_streak)
                     return None
                 if known is None:  # being evaluated now: its result answers this ask too
-                    deferred.setdefault(h, []).append(proposal.arch)
+                    deferred.setdefault(key, []).append(proposal.arch)
                     continue
                 strategy.tell(
                     Result(
@@ -327,7 +373,8 @@ class Experiment:
                     )
                 )
 
-        finished = sum(t.status != "running" for t in trials)
+        # the budget counts the search stage; final models (NASH's last net) come on top
+        finished = sum(t.status != "running" and t.stage == "search" for t in trials)
         try:
             while True:
                 # fill the executor: interrupted trials first (same arch, same seed), then asks
@@ -337,7 +384,8 @@ class Experiment:
                         log.info("re-running interrupted trial %d", trial.id)
                         launch(trial)
                         continue
-                    if finished + len(inflight) >= cfg.budget.trials:
+                    searching = sum(t.stage == "search" for t in inflight.values())
+                    if finished + searching >= cfg.budget.trials:
                         break
                     if (
                         cfg.budget.minutes is not None
@@ -355,39 +403,48 @@ class Experiment:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: inflight[f].id):
-                    finish(inflight.pop(fut), fut.result())
-                    finished += 1
+                    trial = inflight.pop(fut)
+                    finish(trial, fut.result())
+                    finished += trial.stage == "search"
         except BaseException:
             executor.shutdown(cancel=True)
             raise
         executor.shutdown(cancel=False)
 
-        timer = self._latency_timer(meter, sources, space, dataset)
+        timer = self._latency_timer(evaluator)
         # several workers time candidates on the hardware others are training on: any reading
         # may be inflated, so the quiet machine decides again what those readings decided
         shared = timer is not None and timer[1] and executor.workers > 1
         if shared:
             self._recheck_pruned(store, evaluator, study)
         if timer is not None and any(m == "latency_ms" for m, _ in self.objectives):
-            self._retime_front(store, space, timer[0], dataset, everything=shared)
+            self._retime_front(store, evaluator, timer[0], everything=shared)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
-        self._test_final(store, space, dataset, front, study)
+        self._test_final(store, evaluator, front, study)
         trials = store.trials()
-        front = pareto_front(trials, self.objectives)  # same members, now with test accuracy
-        study.write_pareto_json(trials, front)
-        report = study.write_report()
-        log.info(
-            "done (%s): %d trials, Pareto front %d; report %s",
-            stopped,
-            len(trials),
-            len(front),
-            report,
-        )
+        study.write_pareto_json(trials)
+        log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
         summary = study.summary(trials)
+        front = study.pareto(trials)
         study.close()
-        return SearchResult(self.dir, trials, front, report, stopped, summary)
+        return SearchResult(self.dir, trials, front, None, stopped, summary)
+
+    @staticmethod
+    def _identify(store: Store, trials: list[Trial], estimator: Any) -> None:
+        """Give trials of a study from before trial keys (schema 1) their fidelity and key:
+        they ran at the estimator's settings, with a proposal's epochs where it set them."""
+        estimator_id = estimator.identity()
+        for t in trials:
+            if t.key is not None:
+                continue
+            epochs = (t.info.get("train") or {}).get("epochs")
+            fidelity = estimator.fidelity(Fidelity(epochs=epochs))
+            t.fidelity, t.key = fidelity.to_dict(), trial_key(t.arch_hash, estimator_id, fidelity)
+            if t.info.get("nash", {}).get("final"):
+                t.stage = "final"
+            store.set_identity(t)
 
     def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
         done = sum(t.status != "running" for t in trials)
@@ -401,37 +458,29 @@ class Experiment:
 
     @staticmethod
     def _latency_timer(
-        meter: Any, sources: list[Any], space: Any, dataset: Any
+        evaluator: Any,
     ) -> tuple[Callable[[Any, Any], dict[str, Any]], bool] | None:
         """How to read a candidate's latency again, and whether that is on this machine: the
-        source that sets ``latency_ms`` last (a board through the agent or a command, or the
-        local meter); None when that source is deterministic (a table, a model) or nothing
+        source that sets ``latency_ms`` last (a runtime here, a board through the agent or a
+        command); None when that source is deterministic (a table, a model) or nothing
         measures latency."""
-        from hwnas.experiment.evaluate import measure_latency
-        from hwnas.hardware.base import Candidate, CostModel, select
+        from hwnas.hardware.base import CostModel
 
-        last = [(s, p) for s, p in sources if p is None or "latency_ms" in p][-1:]
-        if last:
-            source, provides = last[0]
-            if type(source).remeasure is CostModel.remeasure:
-                return None  # deterministic: nothing to re-time
-            shape = dataset.input_shape if dataset is not None else (0, 0, 0)
-            return (
-                lambda arch, model: select(
-                    source.remeasure(Candidate(arch, space, shape, model)) or {}, provides
-                ),
-                False,
-            )
-        if meter is None:
+        last = [s for s in evaluator.sources if s.gives_latency][-1:]
+        if not last or type(last[0].model).remeasure is CostModel.remeasure:
             return None
-        return (lambda arch, model: measure_latency(meter, model, dataset.input_shape)), True
+        source = last[0]
+        return (
+            lambda arch, model: source.remeasure(evaluator.candidate(arch, model)) or {},
+            type(source.model).local,
+        )
 
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
         """Evaluate again, now that no worker trains, every trial pruned by a latency bound
         alone: its reading may have been inflated by the others. One that now meets every
         constraint is trained and completes; the rest stay pruned with the lower reading.
         Returns the ids that completed."""
-        from hwnas.experiment.evaluate import violated
+        from hwnas.experiment.evaluate import Job, violated
 
         bounds = [c for c in self.cfg.constraints if c.metric == "latency_ms"]
         others = [c for c in self.cfg.constraints if c.metric != "latency_ms"]
@@ -439,14 +488,21 @@ class Experiment:
             return []
         revived = []
         for t in store.trials("pruned"):
-            if t.info.get("inherit") or violated(others, t.metrics):
+            if (
+                t.info.get("inherit")
+                or t.info.get("prune_reason", "constraint") != "constraint"
+                or violated(others, t.metrics)
+            ):
                 continue  # pruned for another reason, or needs a parent's weights
             first = t.metrics.get("latency_ms")
             out = evaluator(
-                t.arch,
-                seed=t.seed,
-                weights_path=study.weights_path(t.id),
-                train=t.info.get("train"),  # a lower fidelity the strategy asked for
+                Job(
+                    t.arch,
+                    t.seed,
+                    study.weights_path(t.id) if evaluator.estimator.needs_model else None,
+                    fidelity=Fidelity.from_dict(t.fidelity),  # what the strategy asked for
+                    recipe=_recipe(t.info.get("train")),
+                )
             )
             if out.status == "pruned":
                 if first is not None and out.metrics.get("latency_ms", first) < first:
@@ -455,6 +511,7 @@ class Experiment:
                 continue
             t.status, t.metrics, t.curve, t.error = out.status, out.metrics, out.curve, out.error
             t.info = {**t.info, "pruned_under_load_ms": first}
+            t.info.pop("prune_reason", None)
             t.finished_at = None
             store.finish_trial(t)
             revived.append(t.id)
@@ -469,9 +526,8 @@ class Experiment:
     def _retime_front(
         self,
         store: Store,
-        space: Any,
+        evaluator: Any,
         timer: Callable[[Any, Any], dict[str, Any]],
-        dataset: Any,
         everything: bool = False,
     ) -> None:
         """Re-time every candidate that is on the front or would be if it were timed faster.
@@ -481,8 +537,6 @@ class Experiment:
         timed again and keep the lowest reading (noise only adds time); repeated until the set
         is stable. ``everything``: the first round re-times every feasible candidate.
         """
-        import torch
-
         tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
         retimed: set[int] = set()
         for round_ in range(4):
@@ -503,8 +557,7 @@ class Experiment:
             if not candidates:
                 break
             for t in candidates:
-                torch.manual_seed(t.seed)
-                model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
+                model = evaluator.build(t.arch, t.seed)
                 retimed.add(t.id)
                 try:
                     new = timer(t.arch, model)
@@ -521,42 +574,22 @@ class Experiment:
                 store.update_metrics(t.id, t.metrics)
             log.info("re-timed %d candidates near the front", len(candidates))
 
-    def _test_final(
-        self, store: Store, space: Any, dataset: Any, front: list[Trial], study: Study
-    ) -> None:
-        """Test accuracy for the final models only (the test split never guides the search)."""
-        if self.cfg.estimator.name == "tabular":
-            from hwnas.estimate.tabular import estimator_table
-
-            column = self.cfg.estimator.test_accuracy
-            if column is None:
-                return
-            table = estimator_table(self.cfg.estimator)
-            for t in front:
-                if "test_accuracy" not in t.metrics:
-                    t.metrics.update(table.lookup(space.key(t.arch), {"test_accuracy": column}))
-                    store.update_metrics(t.id, t.metrics)
-            return
-        import torch
-
-        from hwnas.estimate.train import evaluate
-
+    def _test_final(self, store: Store, evaluator: Any, front: list[Trial], study: Study) -> None:
+        """Test metrics for the final models only (the test split never guides the search)."""
         for t in front:
-            path = study.weights_path(t.id)
-            if "test_accuracy" in t.metrics or not path.exists():
+            if "test_accuracy" in t.metrics:
                 continue
-            model = space.build(t.arch, dataset.input_shape, dataset.num_classes)
-            model.load_state_dict(torch.load(path, map_location="cpu"))
-            dev = torch.device(self.cfg.device)
-            acc, _ = evaluate(
-                model.to(dev),
-                dataset.test,
-                dataset,
-                dev,
-                amp=getattr(self.cfg.estimator, "amp", True),
-            )
-            t.metrics["test_accuracy"] = acc
-            store.update_metrics(t.id, t.metrics)
+            tested = evaluator.test(t.arch, t.seed, study.weights_path(t.id))
+            if tested:
+                t.metrics.update(tested)
+                store.update_metrics(t.id, t.metrics)
+
+
+def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A proposal's recipe overrides; ``epochs`` there is its fidelity (older studies)."""
+    if not train:
+        return None
+    return {k: v for k, v in train.items() if k != "epochs"} or None
 
 
 def _search_metrics(trial: Trial) -> dict[str, Any]:
@@ -564,11 +597,4 @@ def _search_metrics(trial: Trial) -> dict[str, Any]:
     return {k: v for k, v in trial.metrics.items() if k != "test_accuracy"}
 
 
-def run_search(
-    config: ExperimentConfig, out_dir: str | Path, *, force: bool = False
-) -> SearchResult:
-    """Run (or resume) a search; the Python twin of ``hwnas search``."""
-    return Experiment(config, out_dir, force=force).run()
-
-
-__all__ = ["Experiment", "Interrupted", "SearchResult", "StoreError", "run_search"]
+__all__ = ["Experiment", "Interrupted", "SearchResult", "StoreError"]

@@ -14,39 +14,25 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from hwnas.experiment import config as C
+from hwnas.core.metrics import all_metrics
+from hwnas.core.registry import FAMILIES, Entry
+from hwnas.experiment.config import KIND_SECTIONS, BudgetConfig, ExperimentConfig
+from hwnas.hardware.config import TableColumn
+from hwnas.space.config import StageConfig
 
-_KINDS: dict[str, list[type[BaseModel]]] = {
-    "data": [C.DataConfig],
-    "space": [
-        C.ChainSpaceConfig,
-        C.CellSpaceConfig,
-        C.GraphSpaceConfig,
-        C.FbnetSpaceConfig,
-        C.UserSpaceConfig,
-    ],
-    "strategy": [
-        C.RandomStrategyConfig,
-        C.EvolutionStrategyConfig,
-        C.OptunaStrategyConfig,
-        C.NashStrategyConfig,
-    ],
-    "estimator": [C.TrainEstimatorConfig, C.TabularEstimatorConfig],
-    "target": [
-        C.CpuOrtTarget,
-        C.CpuTorchTarget,
-        C.CudaTorchTarget,
-        C.AnalyticTarget,
-        C.TabularTarget,
-        C.DeviceTarget,
-        C.LutTarget,
-        C.CommandTarget,
-        C.RemoteTarget,
-        C.PredictorTarget,
-    ],
-    "budget": [C.BudgetConfig],
-    "executor": [C.ExecutorConfig],
-}
+
+def _kinds(section: str, plugins: bool) -> list[tuple[str, type[BaseModel]]]:
+    """(label, model) per config model of a family, in registration order; a model shared by
+    several names (the datasets) is listed once with all of them."""
+    registry = FAMILIES[section]
+    entries: list[Entry] = (
+        registry.entries() if plugins else [registry.entry(n) for n in registry.builtin_names()]
+    )
+    grouped: dict[type[BaseModel], list[str]] = {}
+    for e in entries:
+        label = "module.path:ClassName" if e.pattern is not None else e.name
+        grouped.setdefault(e.config, []).append(label)
+    return [(" \\| ".join(names), model) for model, names in grouped.items()]
 
 
 def _type_name(tp: Any) -> str:
@@ -93,7 +79,8 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
-def render_reference() -> str:
+def render_reference(plugins: bool = True) -> str:
+    """The reference of every kind; ``plugins=False``: the built-ins alone (the shipped docs)."""
     out = [
         "# Configuration reference",
         "",
@@ -105,29 +92,32 @@ def render_reference() -> str:
         "",
         "## Top level",
         "",
-        *_table(C.ExperimentConfig, ""),
+        *_table(ExperimentConfig, ""),
         "",
         "Objectives: a list of `{metric, direction}`, or a mapping `metric: max|min`. "
-        f"Metrics: {', '.join(f'`{m}`' for m in C.METRIC_DIRECTIONS)}.",
+        "Metrics (a metric from a `costs` entry with a `label` is `metric@label`):",
+        "",
+        "| metric | unit | direction | known | meaning |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| `{m.name}` | {m.unit} | {m.direction} | "
+            f"{'after training' if m.kind == 'task' else 'before training'} | {m.description} |"
+            for m in all_metrics()
+        ),
+        "",
         "Constraints: strings such as `latency_ms <= 2.0` or `params <= 500000` "
         "(operators `<=`, `<`, `>=`, `>`). A candidate breaking a constraint that is known before "
         "training is stored as `pruned` and never trained.",
         "",
     ]
-    for section, models in _KINDS.items():
+    for section in (*KIND_SECTIONS, "budget"):
+        kinds = [("", BudgetConfig)] if section == "budget" else _kinds(section, plugins)
         out += [f"## `{section}`", ""]
-        for model in models:
+        for label, model in kinds:
             doc = (model.__doc__ or "").strip().splitlines()[0]
-            kind = model.model_fields.get("name")
-            label = "module.path:ClassName"
-            if kind is not None and kind.default is not PydanticUndefined:
-                label = kind.default
-            title = (
-                f"### `{section}.name: {label}`" if kind is not None and len(models) > 1 else None
-            )
-            if title:
-                out += [title, ""]
+            if len(kinds) > 1:
+                out += [f"### `{section}.name: {label}`", ""]
             out += [doc, "", *_table(model, f"{section}."), ""]
-    out += ["## `space.stages[]`", "", *_table(C.StageConfig, "space.stages[]."), ""]
-    out += ["## Table columns (`{column, scale}`)", "", *_table(C.TableColumn, ""), ""]
+    out += ["## `space.stages[]`", "", *_table(StageConfig, "space.stages[]."), ""]
+    out += ["## Table columns (`{column, scale}`)", "", *_table(TableColumn, ""), ""]
     return "\n".join(out)

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 
-SCHEMA_VERSION = 1
+#: 2: trials carry their fidelity, stage and identity key (arch + estimator + fidelity); a
+#: version-1 study is upgraded in place when a search opens it, and read as is by `show`
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,10 +38,21 @@ CREATE TABLE IF NOT EXISTS trials (
     parent_id INTEGER,
     info TEXT NOT NULL DEFAULT '{}',
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    fidelity TEXT NOT NULL DEFAULT '{}',
+    stage TEXT NOT NULL DEFAULT 'search',
+    trial_key TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_hash ON trials (arch_hash);
 """
+
+#: columns added by schema 2 (a version-1 study is upgraded by adding them)
+_V2_COLUMNS = [
+    ("fidelity", "TEXT NOT NULL DEFAULT '{}'"),
+    ("stage", "TEXT NOT NULL DEFAULT 'search'"),
+    ("trial_key", "TEXT"),
+]
+STAGES = ("search", "derived", "final")
 
 
 class StoreError(UserError):
@@ -79,10 +92,21 @@ class Trial:
     info: dict[str, Any] = field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
+    fidelity: dict[str, Any] = field(default_factory=dict)
+    stage: str = "search"
+    key: str | None = None  # arch + estimator identity + fidelity
+
+    @property
+    def stopped_at_epoch(self) -> int | None:
+        return self.info.get("stopped_at_epoch")
+
+    @property
+    def prune_reason(self) -> str | None:
+        return self.info.get("prune_reason") if self.status == "pruned" else None
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape (``hwnas show --json``)."""
-        return {
+        out = {
             "id": self.id,
             "status": self.status,
             "arch": self.arch,
@@ -96,10 +120,22 @@ class Trial:
             "curve": self.curve,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "fidelity": self.fidelity,
+            "stage": self.stage,
         }
+        if self.status == "pruned":
+            out["prune_reason"] = self.prune_reason or "constraint"
+        if self.stopped_at_epoch is not None:
+            out["stopped_at_epoch"] = self.stopped_at_epoch
+        return out
 
 
-_COLUMNS = "id, arch_hash, arch, describe, status, metrics, curve, error, seed, parent_id, info, started_at, finished_at"
+_COLUMNS = (
+    "id, arch_hash, arch, describe, status, metrics, curve, error, seed, parent_id, info, "
+    "started_at, finished_at, fidelity, stage, trial_key"
+)
+#: what a version-1 study is read as (its trials ran at the estimator's settings, in search)
+_V1_COLUMNS = _COLUMNS.replace("fidelity, stage, trial_key", "'{}', 'search', NULL")
 
 
 def _row_to_trial(row: tuple[Any, ...]) -> Trial:
@@ -117,6 +153,9 @@ def _row_to_trial(row: tuple[Any, ...]) -> Trial:
         info=json.loads(row[10]),
         started_at=row[11],
         finished_at=row[12],
+        fidelity=json.loads(row[13]),
+        stage=row[14],
+        key=row[15],
     )
 
 
@@ -149,10 +188,38 @@ class Store:
                     (str(SCHEMA_VERSION),),
                 )
             version = self.get_meta("schema_version")
-            if version is not None and int(version) > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: written by a newer hwnas (schema {version})")
+            try:
+                self.version = int(version) if version is not None else SCHEMA_VERSION
+            except ValueError:
+                raise StoreError(f"{self.path}: unreadable schema_version {version!r}") from None
+            if self.version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: written by a newer hwnas (schema {self.version}, this one "
+                    f"reads up to {SCHEMA_VERSION}); upgrade hwnas (pip install -U hwnas)"
+                )
+            if self.version < 1:
+                raise StoreError(f"{self.path}: schema {self.version} is not an hwnas study")
+            if create and self.version < SCHEMA_VERSION:
+                self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a readable study database ({exc})") from None
+
+    def _upgrade(self) -> None:
+        """Version 1 -> 2: add the fidelity, stage and key columns (keys are filled by the
+        search that opened it, which knows its estimator)."""
+        with self.transaction() as db:
+            have = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
+            for name, decl in _V2_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE trials ADD COLUMN {name} {decl}")
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+        self.version = SCHEMA_VERSION
+
+    @property
+    def _columns(self) -> str:
+        return _COLUMNS if self.version >= 2 else _V1_COLUMNS
 
     def close(self) -> None:
         self.db.close()
@@ -202,7 +269,7 @@ class Store:
         trial.started_at = trial.started_at or time.time()
         with self.transaction() as db:
             db.execute(
-                f"INSERT INTO trials ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO trials ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     trial.id,
                     trial.arch_hash,
@@ -217,6 +284,9 @@ class Store:
                     dumps(trial.info),
                     trial.started_at,
                     None,
+                    dumps(trial.fidelity),
+                    trial.stage,
+                    trial.key,
                 ),
             )
             if strategy_state is not None:
@@ -233,8 +303,8 @@ class Store:
         trial.finished_at = trial.finished_at or time.time()
         with self.transaction() as db:
             db.execute(
-                "UPDATE trials SET status=?, metrics=?, curve=?, error=?, info=?, finished_at=? "
-                "WHERE id=?",
+                "UPDATE trials SET status=?, metrics=?, curve=?, error=?, info=?, finished_at=?, "
+                "fidelity=?, trial_key=? WHERE id=?",
                 (
                     trial.status,
                     dumps(trial.metrics),
@@ -242,6 +312,8 @@ class Store:
                     trial.error,
                     dumps(trial.info),
                     trial.finished_at,
+                    dumps(trial.fidelity),
+                    trial.key,
                     trial.id,
                 ),
             )
@@ -250,6 +322,14 @@ class Store:
             for key, value in (meta or {}).items():
                 self.set_meta(key, value, db)
 
+    def set_identity(self, trial: Trial) -> None:
+        """Store a trial's fidelity, stage and key (filled in for a study from schema 1)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE trials SET fidelity=?, stage=?, trial_key=? WHERE id=?",
+                (dumps(trial.fidelity), trial.stage, trial.key, trial.id),
+            )
+
     def update_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute("UPDATE trials SET metrics=? WHERE id=?", (dumps(metrics), trial_id))
@@ -257,23 +337,25 @@ class Store:
     def trials(self, status: str | None = None) -> list[Trial]:
         try:
             if status is None:
-                rows = self.db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY id").fetchall()
+                rows = self.db.execute(f"SELECT {self._columns} FROM trials ORDER BY id").fetchall()
             else:
                 rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY id", (status,)
+                    f"SELECT {self._columns} FROM trials WHERE status=? ORDER BY id", (status,)
                 ).fetchall()
             return [_row_to_trial(r) for r in rows]
         except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
             raise StoreError(f"{self.path}: unreadable trials ({exc})") from None
 
     def trial(self, trial_id: int) -> Trial | None:
-        row = self.db.execute(f"SELECT {_COLUMNS} FROM trials WHERE id=?", (trial_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {self._columns} FROM trials WHERE id=?", (trial_id,)
+        ).fetchone()
         return None if row is None else _row_to_trial(row)
 
     def by_hash(self, arch_hash: str) -> Trial | None:
         """The finished trial that evaluated this network, if any."""
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM trials WHERE arch_hash=? AND status != 'running' "
+            f"SELECT {self._columns} FROM trials WHERE arch_hash=? AND status != 'running' "
             "ORDER BY id LIMIT 1",
             (arch_hash,),
         ).fetchone()

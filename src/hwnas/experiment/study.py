@@ -12,12 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hwnas.core.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.config import ExperimentConfig, validate_config
-from hwnas.experiment.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
-
-# the report derives these from the trials itself; passing them again would repeat its cards
-_SHOWN_BY_REPORT = {"trials", "counts", "best_accuracy", "pareto_size", "objectives"}
 
 
 def is_feasible(trial: Trial) -> bool:
@@ -72,8 +69,8 @@ class Study:
             "objectives": self.objectives,
             "target": self.config.target.name,
             "dataset": (
-                Path(self.config.estimator.path).name
-                if self.config.estimator.name == "tabular"
+                Path(table).name
+                if (table := getattr(self.config.estimator, "path", None))
                 else self.config.data.name
             ),
             "strategy": self.config.strategy.name,
@@ -95,11 +92,9 @@ class Study:
         The reference point is the table's worst value of each objective, so the figure is
         comparable between searches on the same table.
         """
-        if self.config.estimator.name != "tabular":
-            return {}
+        if getattr(self.config.estimator, "needs_model", True):
+            return {}  # only an estimator that knows every arch (a table) has a true front
         if self._truth is None:  # computed once per Study: it reads every row of the table
-            from hwnas.estimate.tabular import true_front
-
             self._truth = true_front(self.config, self.objectives) or ([], [])
         points, worst = self._truth
         if not points:
@@ -138,20 +133,6 @@ class Study:
         os.replace(tmp, path)
         return path
 
-    def write_report(self) -> Path:
-        from hwnas.report.html import write_report
-
-        trials = self.trials()
-        return write_report(
-            self.dir / "report.html",
-            [t.to_dict() for t in trials],
-            [t.id for t in self.pareto(trials)],
-            self.objectives,
-            title=f"hwnas search — {self.dir.name}",
-            config=self.config.to_json_dict(),
-            summary={k: v for k, v in self.summary(trials).items() if k not in _SHOWN_BY_REPORT},
-        )
-
     def close(self) -> None:
         self.store.close()
 
@@ -173,3 +154,40 @@ def normalised_hypervolume(trials: list[Trial], objectives: list[tuple[str, str]
     norm = [tuple((p[k] - lo[k]) / (hi[k] - lo[k]) for k in range(len(p))) for p in pts]
     hv = hypervolume(norm, [1.0] * len(objectives))
     return hv if math.isfinite(hv) else None
+
+
+def true_front(
+    cfg: ExperimentConfig, objectives: Objectives
+) -> tuple[list[tuple[float, ...]], list[float]] | None:
+    """The real Pareto front of a fully tabular experiment, and the table's worst point.
+
+    Both come from every arch the estimator (and each cost source that knows them all)
+    enumerates, so a search can be scored against what was there to find. None unless the
+    estimator enumerates the space (a table).
+    """
+    from hwnas.core.registry import estimators
+    from hwnas.hardware.targets import make_cost_model
+
+    if getattr(cfg.estimator, "needs_model", True):
+        return None
+    rows = estimators.create(cfg.estimator).enumerate()
+    if rows is None:
+        return None
+    for _, src in cfg.sources():
+        if getattr(src, "needs_model", True):
+            continue
+        model = make_cost_model(src)
+        try:
+            known = model.enumerate() or {}
+        finally:
+            model.close()
+        for k, metrics in rows.items():
+            if k in known:
+                metrics.update(known[k])
+    values = list(rows.values())
+    vectors = [v for m in values if (v := as_minimisation(m, objectives)) is not None]
+    if not vectors:
+        return None
+    worst = [max(v[k] for v in vectors) for k in range(len(objectives))]
+    front = [as_minimisation(values[i], objectives) for i in pareto_indices(values, objectives)]
+    return [f for f in front if f is not None], worst

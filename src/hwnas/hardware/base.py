@@ -40,6 +40,10 @@ class CostModel(ABC):
     #: False when the cost comes from the arch alone (a table, a predictor on the encoding):
     #: then a search that only uses such sources never builds a torch module.
     needs_model: ClassVar[bool] = True
+    #: measures on this machine: readings taken while other trials train here may be inflated
+    local: ClassVar[bool] = False
+    #: a reading that breaks a constraint is taken again (noise only ever adds time)
+    retry_on_violation: ClassVar[bool] = False
 
     @abstractmethod
     def costs(self, cand: Candidate) -> dict[str, float]:
@@ -50,10 +54,17 @@ class CostModel(ABC):
         the front can be re-timed; None for deterministic sources (tables, models)."""
         return None
 
+    def enumerate(self) -> dict[str, dict[str, float]] | None:
+        """Metrics of every arch by table key, where the source knows them all (a table)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or processes the model holds."""
 
 
-def select(metrics: dict[str, Any], provides: list[str] | None) -> dict[str, Any]:
-    """Keep only ``provides`` (all when None)."""
-    return dict(metrics) if provides is None else {k: metrics[k] for k in provides if k in metrics}
+def select(
+    metrics: dict[str, Any], provides: list[str] | None, label: str | None = None
+) -> dict[str, Any]:
+    """Keep only ``provides`` (all when None); with a ``label``, name them ``metric@label``."""
+    kept = dict(metrics) if provides is None else {k: metrics[k] for k in provides if k in metrics}
+    return {f"{k}@{label}": v for k, v in kept.items()} if label else kept

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 from hwnas.hardware.analytic import analytic_costs
 from hwnas.hardware.base import Candidate, select
-from hwnas.hardware.profile import OrtCpuMeter, Timing
-from hwnas.hardware.targets import BUILTIN_KINDS, make_cost_model, make_meter
+from hwnas.hardware.profile import Timing
+from hwnas.hardware.targets import make_cost_model
 
 
 def _latency(timing: Timing) -> dict[str, Any]:
@@ -34,17 +34,16 @@ def profile_module(
     """Analytic costs, plus measured latency when the target has a runtime, plus whatever a
     registered cost model (device model, table, predictor...) of the target's kind offers."""
     out: dict[str, Any] = dict(analytic_costs(model, input_shape))
-    meter = make_meter(target)
-    if meter is not None:
-        out.update(_latency(meter.measure(model, input_shape)))
-    elif target.name not in BUILTIN_KINDS:
-        source = make_cost_model(target)
-        if source is not None:
+    source = make_cost_model(target)
+    try:
+        meter = getattr(source, "meter", None)
+        if meter is not None:  # a runtime here: its block medians too
+            out.update(_latency(meter.measure(model, input_shape)))
+        else:
             cand = Candidate(arch if arch is not None else {}, space, input_shape, model)
-            try:
-                out.update(select(source.costs(cand), target.provides))
-            finally:
-                source.close()
+            out.update(select(source.costs(cand), target.provides))
+    finally:
+        source.close()
     return out
 
 
@@ -59,7 +58,10 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
         proto = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
         raise UserError(f"--onnx: {path} is not a readable ONNX model ({exc})") from None
-    if target.name not in ("cpu-ort", "analytic"):
+    source = make_cost_model(target)
+    meter = getattr(source, "meter", None)
+    source.close()
+    if not (hasattr(meter, "measure_onnx") or target.produces() == set()):
         raise UserError(f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort")
     params = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
     out: dict[str, Any] = {
@@ -67,7 +69,6 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
         "model_bytes": float(4 * params),
         "model_bytes_int8": float(params),
     }
-    meter = make_meter(target)
-    if isinstance(meter, OrtCpuMeter):
+    if meter is not None:
         out.update(_latency(meter.measure_onnx(path.read_bytes())))
     return out

@@ -17,7 +17,7 @@ file (:mod:`hwnas.hardware.devices`) and the network's layers:
    once at weight precision (biases in int32 under int8, as in the TFLite int8 scheme), plus
    the spec's runtime budget.
 
-Register: ``COST_MODELS["device"]``; metrics ``latency_ms``, ``energy_mj``,
+Registered as the ``device`` cost model; metrics ``latency_ms``, ``energy_mj``,
 ``peak_sram_bytes``, ``flash_bytes``. docs/devices.md says what the model ignores.
 """
 
@@ -34,10 +34,9 @@ from torch.utils._pytree import tree_flatten
 
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.devices import PRECISION_BYTES, DeviceSpec, load_spec
-from hwnas.hardware.targets import COST_MODELS
 
 if TYPE_CHECKING:
-    from hwnas.experiment.config import DeviceTarget
+    from hwnas.hardware.config import DeviceTarget
 
 _POOL = {
     "avg_pool1d",
@@ -410,8 +409,6 @@ class DeviceCostModel(CostModel):
             raise ValueError("the device cost model needs a built model")
         return estimate(cand.model, cand.input_shape, self.spec, self.precision).metrics()
 
-
-COST_MODELS["device"] = DeviceCostModel
 
 __all__ = [
     "DeviceCostModel",

@@ -52,11 +52,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from hwnas.errors import UserError
-from hwnas.experiment.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
-from hwnas.hardware.targets import COST_MODELS
+from hwnas.hardware.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
 
 if TYPE_CHECKING:
     from torch import nn
@@ -715,9 +714,6 @@ class LutCostModel(CostModel):
     def close(self) -> None:
         for t in self.tables.values():
             t.close()
-
-
-COST_MODELS["lut"] = LutCostModel
 
 
 # -------------------------------------------------------------------- commands

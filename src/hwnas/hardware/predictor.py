@@ -40,11 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwnas.errors import UserError
-from hwnas.experiment.config import PredictorTarget
+from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
+from hwnas.hardware.config import PredictorTarget
 from hwnas.hardware.features import Op, Segments, kernel_ops, segments_for
-from hwnas.hardware.targets import COST_MODELS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -556,9 +555,8 @@ def space_meta(space: Space) -> dict[str, Any]:
 
 
 def space_from_meta(meta: dict[str, Any]) -> Space:
-    from pydantic import TypeAdapter, ValidationError
-
-    from hwnas.experiment.config import SpaceConfig
+    from hwnas.core.errors import ConfigError
+    from hwnas.core.registry import spaces
     from hwnas.space import make_space
 
     if meta.get("config") is None:
@@ -566,8 +564,8 @@ def space_from_meta(meta: dict[str, Any]) -> Space:
             f"the predictor's space {meta.get('name')!r} cannot be rebuilt from the file"
         )
     try:
-        cfg = TypeAdapter(SpaceConfig).validate_python(meta["config"])
-    except ValidationError as exc:
+        cfg = spaces.validate(meta["config"])
+    except ConfigError as exc:
         raise PredictorError(f"the predictor's space config is invalid: {exc}") from None
     return make_space(cfg)
 
@@ -782,12 +780,9 @@ class TracedPredictorCostModel(PredictorCostModel):
     needs_model = True
 
 
-def _make(cfg: PredictorTarget) -> CostModel:
+def from_config(cfg: PredictorTarget) -> CostModel:
     p = LatencyPredictor.load(cfg.path)
     return TracedPredictorCostModel(cfg) if p.featurizer.needs_model else PredictorCostModel(cfg)
-
-
-COST_MODELS["predictor"] = _make
 
 
 # --------------------------------------------------------------------- workflows
@@ -817,7 +812,7 @@ def measure_on_target(
             space, meter, shape, classes, n, seed, progress, seconds=seconds, **measure_kw
         )
         return space, shape, classes, pairs
-    if cfg.target.name in ("analytic", "tabular", "predictor"):
+    if not type(cfg.target).learnable:
         raise PredictorError(
             f"target: {cfg.target.name} measures nothing to learn from; use a runtime "
             "(cpu-ort, cpu-torch, cuda-torch) or a board (remote, command)"

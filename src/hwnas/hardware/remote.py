@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
-from hwnas.hardware.targets import COST_MODELS
 
 if TYPE_CHECKING:
-    from hwnas.experiment.config import CommandTarget, RemoteTarget
+    from hwnas.hardware.config import CommandTarget, RemoteTarget
 
 
 class HardwareLoopError(UserError):
@@ -408,7 +407,3 @@ class RemoteCostModel(CostModel):
 
     def remeasure(self, cand: Candidate) -> dict[str, float]:
         return self.costs(cand, fresh=True)
-
-
-COST_MODELS["command"] = CommandCostModel
-COST_MODELS["remote"] = RemoteCostModel

@@ -1,46 +1,28 @@
-"""Targets: turn the validated ``target`` / ``costs`` sections into meters and cost models.
+"""The built-in runtime targets as cost models: ONNX Runtime and PyTorch, timed here.
 
-Measured runtimes (``cpu-ort``, ``cpu-torch``, ``cuda-torch``) are :class:`LatencyMeter`s: the
-search re-times their readings before the front is reported. Every other kind registers a
-factory in :data:`COST_MODELS` that builds a :class:`~hwnas.hardware.base.CostModel`.
+Every kind of the ``target`` / ``costs`` family is a :class:`~hwnas.hardware.base.CostModel`
+built by its registered factory (:data:`hwnas.core.registry.cost_models`). The measured
+runtimes hold a :class:`LatencyMeter`; they time on this machine, so the search re-times their
+readings on the quiet machine before the front is reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwnas.experiment.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget
+from hwnas.core.registry import cost_models
 from hwnas.hardware.base import Candidate, CostModel
 
 if TYPE_CHECKING:
-    from hwnas.experiment.config import TargetConfig
+    from hwnas.hardware.config import CostModelConfig
     from hwnas.hardware.profile import LatencyMeter
 
-MEASURED_KINDS = {"cpu-ort", "cpu-torch", "cuda-torch"}
-#: kinds the evaluator handles itself (analytic costs come with every built model)
-BUILTIN_KINDS = MEASURED_KINDS | {"analytic", "tabular"}
 
-#: name -> factory(config) for every other target kind; modules register themselves here
-COST_MODELS: dict[str, Callable[[Any], CostModel]] = {}
+class MeasuredCostModel(CostModel):
+    """Latency timed on a runtime of this machine."""
 
-
-def make_meter(cfg: TargetConfig) -> LatencyMeter | None:
-    """The latency meter of a measured target; None for targets that measure nothing here."""
-    from hwnas.hardware import profile
-
-    if not isinstance(cfg, CpuOrtTarget | CpuTorchTarget | CudaTorchTarget):
-        return None
-    common = {"warmup": cfg.warmup, "runs": cfg.runs, "blocks": cfg.blocks, "batch": cfg.batch}
-    if isinstance(cfg, CpuOrtTarget):
-        return profile.OrtCpuMeter(threads=cfg.threads, **common)
-    if isinstance(cfg, CpuTorchTarget):
-        return profile.TorchCpuMeter(threads=cfg.threads, **common)
-    return profile.TorchCudaMeter(cuda_graphs=cfg.cuda_graphs, **common)
-
-
-class MeterCostModel(CostModel):
-    """A measured runtime used as an extra cost source (an entry of ``costs``)."""
+    local: ClassVar[bool] = True
+    retry_on_violation: ClassVar[bool] = True
 
     def __init__(self, meter: LatencyMeter) -> None:
         self.meter = meter
@@ -50,27 +32,53 @@ class MeterCostModel(CostModel):
         t = self.meter.measure(cand.model, cand.input_shape)
         return {"latency_ms": t.latency_ms, "latency_spread": t.spread}
 
-
-def _register_builtin_modules() -> None:
-    """Import the modules that register cost-model kinds (lazily: they may import torch)."""
-    import importlib
-
-    for mod in ("lut", "predictor", "device", "remote"):
-        try:
-            importlib.import_module(f"hwnas.hardware.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"hwnas.hardware.{mod}":
-                raise
+    def remeasure(self, cand: Candidate) -> dict[str, float] | None:
+        return self.costs(cand)
 
 
-def make_cost_model(cfg: TargetConfig) -> CostModel | None:
-    """A cost model for ``cfg``; None for kinds the evaluator handles itself."""
-    if cfg.name in BUILTIN_KINDS:
-        if cfg.name in MEASURED_KINDS:
-            meter = make_meter(cfg)
-            assert meter is not None
-            return MeterCostModel(meter)
+def _common(cfg: Any) -> dict[str, int]:
+    return {"warmup": cfg.warmup, "runs": cfg.runs, "blocks": cfg.blocks, "batch": cfg.batch}
+
+
+def cpu_ort(cfg: Any) -> MeasuredCostModel:
+    from hwnas.hardware.profile import OrtCpuMeter
+
+    return MeasuredCostModel(OrtCpuMeter(threads=cfg.threads, **_common(cfg)))
+
+
+def cpu_torch(cfg: Any) -> MeasuredCostModel:
+    from hwnas.hardware.profile import TorchCpuMeter
+
+    return MeasuredCostModel(TorchCpuMeter(threads=cfg.threads, **_common(cfg)))
+
+
+def cuda_torch(cfg: Any) -> MeasuredCostModel:
+    from hwnas.hardware.profile import TorchCudaMeter
+
+    return MeasuredCostModel(TorchCudaMeter(cuda_graphs=cfg.cuda_graphs, **_common(cfg)))
+
+
+class AnalyticCostModel(CostModel):
+    """Nothing beyond the analytic costs every built model gets (deterministic)."""
+
+    def __init__(self, cfg: Any = None) -> None:
+        pass
+
+    def costs(self, cand: Candidate) -> dict[str, float]:
+        return {}
+
+
+def make_cost_model(cfg: CostModelConfig) -> CostModel:
+    """The cost model of a validated ``target`` section or ``costs`` entry."""
+    model: CostModel = cost_models.create(cfg)
+    return model
+
+
+def make_meter(cfg: CostModelConfig) -> LatencyMeter | None:
+    """The latency meter of a target timed on this machine; None for every other kind."""
+    from hwnas.hardware.config import MeasuredTargetConfig
+
+    if not isinstance(cfg, MeasuredTargetConfig):
         return None
-    if cfg.name not in COST_MODELS:
-        _register_builtin_modules()
-    return COST_MODELS[cfg.name](cfg)
+    meter: LatencyMeter = make_cost_model(cfg).meter  # type: ignore[attr-defined]
+    return meter

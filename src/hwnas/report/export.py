@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 from hwnas.experiment.study import Study
 from hwnas.hardware.profile import export_onnx, ort_session
 from hwnas.space import make_space

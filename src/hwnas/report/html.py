@@ -15,7 +15,10 @@ from collections import Counter
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hwnas.experiment.study import Study
 
 from hwnas.report.plots import (
     STATUS_COLORS,
@@ -586,3 +589,21 @@ _JS = r"""
   }
 })();
 """
+
+
+# the report derives these from the trials itself; passing them again would repeat its cards
+_SHOWN_BY_REPORT = {"trials", "counts", "best_accuracy", "pareto_size", "objectives"}
+
+
+def write_study_report(study: Study) -> Path:
+    """(Re)write ``report.html`` of an experiment directory."""
+    trials = study.trials()
+    return write_report(
+        study.dir / "report.html",
+        [t.to_dict() for t in trials],
+        [t.id for t in study.pareto(trials)],
+        study.objectives,
+        title=f"hwnas search — {study.dir.name}",
+        config=study.config.to_json_dict(),
+        summary={k: v for k, v in study.summary(trials).items() if k not in _SHOWN_BY_REPORT},
+    )

@@ -13,7 +13,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 
 if TYPE_CHECKING:
     from torch import nn

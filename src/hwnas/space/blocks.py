@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.experiment.config import ChainSpaceConfig
+from hwnas.space.config import ChainSpaceConfig
 
 
 def conv_bn(

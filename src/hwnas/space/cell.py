@@ -15,8 +15,8 @@ import random
 import re
 from typing import TYPE_CHECKING, Any
 
-from hwnas.experiment.config import CELL_OPS, CellSpaceConfig
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.config import CELL_OPS, CellSpaceConfig
 
 if TYPE_CHECKING:
     from torch import nn

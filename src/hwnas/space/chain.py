@@ -16,8 +16,8 @@ import random
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from hwnas.experiment.config import ChainSpaceConfig
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.config import ChainSpaceConfig
 
 if TYPE_CHECKING:
     from torch import nn

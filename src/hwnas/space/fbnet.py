@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from hwnas.experiment.config import FbnetSpaceConfig
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.config import FbnetSpaceConfig
 
 if TYPE_CHECKING:
     from torch import nn

@@ -41,7 +41,7 @@ from hwnas.space.base import Arch, InvalidArch, Space
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from hwnas.experiment.config import GraphSpaceConfig
+    from hwnas.space.config import GraphSpaceConfig
 
 Morph = dict[str, Any]
 State = dict[str, "Tensor"]

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 from hwnas.space.base import Arch, InvalidArch, Space
 
 if TYPE_CHECKING:
@@ -144,3 +144,8 @@ def load_user_space(path: str, options: dict[str, Any]) -> Space:
         return cls(**options)
     except TypeError as exc:
         raise UserError(f"space.options: {exc}") from None
+
+
+def from_config(cfg: Any) -> Space:
+    """The space a ``space: {name: module.path:ClassName, options: {...}}`` section names."""
+    return load_user_space(cfg.name, cfg.options)

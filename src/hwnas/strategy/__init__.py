@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.errors import UserError
-from hwnas.experiment.pareto import Objectives
+from hwnas.core.errors import UserError
+from hwnas.core.pareto import Objectives
+from hwnas.core.registry import strategies
 from hwnas.space.base import Space
 from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone, StrategyWaiting
 
@@ -13,49 +14,19 @@ __all__ = ["Proposal", "Result", "Strategy", "StrategyDone", "StrategyWaiting", 
 
 
 def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
-    """The strategy a validated ``strategy`` section names."""
-    if cfg.name == "random":
-        from hwnas.strategy.random import RandomSearch
+    """The strategy a validated ``strategy`` section names, built from that section alone.
 
-        return RandomSearch(space, objectives, seed)
-    if cfg.name == "evolution":
-        from hwnas.strategy.evolution import RegularizedEvolution
-
-        return RegularizedEvolution(
-            space,
-            objectives,
-            seed,
-            population=cfg.population,
-            sample_size=cfg.sample_size,
-            selection=cfg.selection,
-            weights=cfg.weights,
-            crossover_prob=cfg.crossover_prob,
-            mutations=cfg.mutations,
-            fresh_tries=cfg.fresh_tries,
-        )
-    if cfg.name == "optuna":
-        try:
-            from hwnas.strategy.optuna import OptunaStrategy
-        except ImportError:
-            raise UserError(
-                "strategy: optuna needs the optuna package (pip install optuna)"
-            ) from None
-        try:
-            return OptunaStrategy(
-                space, objectives, seed, sampler=cfg.sampler, population=cfg.population
-            )
-        except NotImplementedError as exc:
-            raise UserError(f"strategy: optuna: {exc}") from None
-    if cfg.name == "nash":
-        from hwnas.strategy.nash import Nash
-
-        try:
-            return Nash(
-                space,
-                objectives,
-                seed,
-                **cfg.model_dump(exclude={"name"}),
-            )
-        except ValueError as exc:
-            raise UserError(f"strategy: {exc}") from None
-    raise ValueError(f"strategy: unknown name {cfg.name!r}")
+    A strategy that cannot work with the space (NASH without morphisms, Optuna without flat
+    parameters or its package) is a one-line error naming the strategy.
+    """
+    try:
+        strategy: Strategy = strategies.create(cfg, space, objectives, seed)
+    except ImportError as exc:
+        raise UserError(
+            f"strategy: {cfg.name} needs the {exc.name} package (pip install {exc.name})"
+        ) from None
+    except (ValueError, NotImplementedError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"strategy: {cfg.name}: {exc}") from None
+    return strategy

@@ -12,7 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.experiment.pareto import Objectives
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.pareto import Objectives
 from hwnas.space.base import Arch, Space
 
 
@@ -28,15 +29,20 @@ class StrategyWaiting(Exception):
 class Proposal:
     """An arch to evaluate and where it came from.
 
-    ``info`` is stored with the trial. Two keys change how it is evaluated: ``train`` overrides
-    estimator settings (``epochs``, ``lr``, ``lr_min``), and ``inherit = {trial, morphs}`` starts
-    from that trial's trained weights carried through the space's morphisms (the candidate is
-    then evaluated even if its graph was seen before: its weights are new).
+    ``fidelity`` asks for a budget (None: the estimator's default or the scheduler's); ``stage``
+    is ``search``, ``derived`` or ``final`` (a model trained on for delivery). ``info`` is
+    stored with the trial. Two keys change how it is evaluated: ``train`` overrides recipe
+    settings the estimator lets a proposal change (``lr``, ``lr_min``, ``cutout``), and
+    ``inherit = {trial, morphs}`` starts from that trial's trained weights carried through the
+    space's morphisms (the candidate is then evaluated even if its graph was seen before: its
+    weights are new).
     """
 
     arch: Arch
     parent_id: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fidelity: Fidelity | None = None
+    stage: str = "search"
 
 
 @dataclass
@@ -68,6 +74,11 @@ class Strategy(ABC):
         self.space = space
         self.objectives = list(objectives)
         self.rng = random.Random(seed)
+
+    @classmethod
+    def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
+        """The registry's factory: the section's keys (all but ``name``) are keyword arguments."""
+        return cls(space, objectives, seed, **cfg.model_dump(exclude={"name"}))
 
     @abstractmethod
     def ask(self) -> Proposal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hwnas.experiment.pareto import (
+from hwnas.core.pareto import (
     Objectives,
     as_minimisation,
     cost_key,

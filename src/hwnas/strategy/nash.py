@@ -27,7 +27,8 @@ import copy
 import math
 from typing import Any
 
-from hwnas.experiment.pareto import Objectives
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.pareto import Objectives
 from hwnas.space.base import Arch, InvalidArch, Space
 from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone, StrategyWaiting
 
@@ -78,7 +79,7 @@ class Nash(Strategy):
 
     # ------------------------------------------------------------------ proposals
     def _train(self, kind: str) -> dict[str, Any]:
-        out = {"epochs": self.epochs[kind], "lr": self.lr[0], "lr_min": self.lr[1]}
+        out: dict[str, Any] = {"lr": self.lr[0], "lr_min": self.lr[1]}
         if kind == "final" and self.final_cutout is not None:
             out["cutout"] = self.final_cutout  # regularise the long training only
         return out
@@ -132,7 +133,11 @@ class Nash(Strategy):
                 raise StrategyWaiting("nash: waiting for the start net's result")
             self.issued = 1
             start = copy.deepcopy(self.graph.start)
-            return Proposal(start, info={"train": self._train("init"), "nash": {"step": 0}})
+            return Proposal(
+                start,
+                info={"train": self._train("init"), "nash": {"step": 0}},
+                fidelity=Fidelity(epochs=self.epochs["init"]),
+            )
         assert self.parent is not None
         pid = self.parent["id"]
         if self.phase == "final":
@@ -147,6 +152,8 @@ class Nash(Strategy):
                     "inherit": {"trial": pid, "morphs": []},
                     "nash": {"step": self.step, "final": True},
                 },
+                fidelity=Fidelity(epochs=self.epochs["final"]),
+                stage="final",
             )
         if self.issued >= self.n_neigh:
             raise StrategyWaiting("nash: waiting for this step's results")
@@ -164,6 +171,7 @@ class Nash(Strategy):
                 "inherit": {"trial": pid, "morphs": morphs},
                 "nash": {"step": self.step + 1, "neighbour": j},
             },
+            fidelity=Fidelity(epochs=self.epochs["neigh"]),
         )
 
     # -------------------------------------------------------------------- results

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.experiment.pareto import Objectives, as_minimisation
+from hwnas.core.pareto import Objectives, as_minimisation
 from hwnas.space.base import Space
 from hwnas.strategy.base import Proposal, Result, Strategy
 

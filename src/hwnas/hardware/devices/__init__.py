@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hwnas.errors import UserError
+from hwnas.core.errors import UserError
 
 Precision = Literal["int8", "fp16", "fp32"]
 #: bytes of one element stored at each precision

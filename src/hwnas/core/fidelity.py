@@ -1,0 +1,50 @@
+"""Fidelity: how much of an evaluation a trial gets (epochs, share of the data, resolution).
+
+Typed, on proposals and trials, and part of a trial's identity: a 3-epoch result never
+answers a 27-epoch request. ``None`` means "the estimator's default".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    epochs: int | None = None
+    data_fraction: float | None = None
+    resolution: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields only, e.g. ``{"epochs": 6}`` (the JSON form in the store)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Fidelity:
+        d = d or {}
+        unknown = set(d) - {"epochs", "data_fraction", "resolution"}
+        if unknown:
+            raise ValueError(f"fidelity: unknown field {sorted(unknown)[0]!r}")
+        return cls(**d)
+
+    def merged(self, default: Fidelity) -> Fidelity:
+        """Each field from ``self`` where set, else from ``default``."""
+        return Fidelity(
+            *(
+                a if a is not None else b
+                for a, b in zip(self._tuple(), default._tuple(), strict=True)
+            )
+        )
+
+    def _tuple(self) -> tuple[Any, ...]:
+        return (self.epochs, self.data_fraction, self.resolution)
+
+
+def trial_key(arch_hash: str, estimator: str, fidelity: Fidelity) -> str:
+    """What makes two evaluations the same: the network, the estimator's identity (name and
+    recipe) and the fidelity."""
+    blob = json.dumps([arch_hash, estimator, fidelity.to_dict()], sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]

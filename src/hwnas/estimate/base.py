@@ -1,0 +1,111 @@
+"""The estimator interface: how good a candidate is, reported epoch by epoch.
+
+An estimator mirrors a cost model: given a candidate (arch, space, built module), a fidelity
+and optionally warm-start weights already loaded into the module, it returns task metrics and
+a per-epoch curve. It calls ``report(epoch, metrics)`` after every epoch; when that returns
+True (a pruner's stop rule fired) it stops at once and says at which epoch. Training, table
+lookups and, later, supernet weights and zero-cost proxies are estimators; each is registered
+in :data:`hwnas.core.registry.estimators` and built from its own config section plus the
+task (:class:`Task`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hwnas.core.fidelity import Fidelity
+
+if TYPE_CHECKING:
+    from hwnas.data import Dataset
+    from hwnas.hardware.base import Candidate
+
+#: called after each epoch with its metrics (``accuracy``, ``val_loss``...); True = stop now
+Report = Callable[[int, dict[str, float]], bool]
+
+
+@dataclass
+class Task:
+    """What an estimator learns from: the dataset (None for tables), where to train, and the
+    data section's batching and augmentation."""
+
+    dataset: Dataset | None = None
+    device: str = "cpu"
+    batch_size: int = 64
+    augment: bool = False
+    flip: bool = True
+
+
+@dataclass
+class Estimate:
+    metrics: dict[str, Any]
+    curve: list[dict[str, float]] = field(default_factory=list)
+    stopped_at_epoch: int | None = None  # set when a stop rule ended it early
+
+
+class EstimateFailed(RuntimeError):
+    """The candidate cannot be estimated (diverged, out of memory): a failed trial."""
+
+
+class Estimator(ABC):
+    """One way of estimating task performance."""
+
+    #: candidates must be built as torch modules (not for a table)
+    needs_model: ClassVar[bool] = True
+    #: ``recipe`` fields a proposal may override per trial (NASH's learning rates)
+    recipe_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, cfg: Any, task: Task | None = None) -> None:
+        self.cfg = cfg
+        self.task = task or Task()
+
+    @property
+    def name(self) -> str:
+        return str(self.cfg.name)
+
+    def default_fidelity(self) -> Fidelity:
+        """The fidelity a proposal gets when it asks for none."""
+        return Fidelity()
+
+    def fidelity(self, requested: Fidelity | None = None) -> Fidelity:
+        return (requested or Fidelity()).merged(self.default_fidelity())
+
+    def identity(self) -> str:
+        """Name and a hash of the recipe (the section without its fidelity fields): two
+        trials with the same arch, identity and fidelity are the same evaluation."""
+        recipe = self.cfg.model_dump(mode="json", exclude=set(self._fidelity_keys()))
+        blob = json.dumps(recipe, sort_keys=True)
+        return f"{self.name}:{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def _fidelity_keys(self) -> list[str]:
+        return [
+            k for k in ("epochs", "data_fraction", "resolution") if k in type(self.cfg).model_fields
+        ]
+
+    @abstractmethod
+    def estimate(
+        self,
+        cand: Candidate,
+        fidelity: Fidelity,
+        *,
+        seed: int,
+        report: Report | None = None,
+        weights_path: Path | None = None,
+        recipe: dict[str, Any] | None = None,
+    ) -> Estimate:
+        """Task metrics of one candidate; raise KeyError for an arch a table lacks and
+        :class:`EstimateFailed` for a candidate that cannot be estimated."""
+
+    def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
+        """Test metrics of a final model (the test split never guides the search)."""
+        return {}
+
+    def enumerate(self) -> dict[str, dict[str, float]] | None:
+        """Search metrics of every arch by table key, where the estimator knows them all (a
+        table): then a search can be scored against the true front."""
+        return None

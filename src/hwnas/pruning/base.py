@@ -1,0 +1,80 @@
+"""Interfaces of the pruning family: stop rules for running trials and fidelity schedulers.
+
+A :class:`Pruner` lives in the driver and sees every finished trial. For each trial it
+launches it hands out a :class:`StopRule` -- plain data, so it travels to a worker process --
+holding what the rule needs of the trial's peers. The evaluator starts the rule once the
+trial's costs are known (before training) and feeds it every epoch's report. Peers with
+several objectives are only trials of similar cost: a fast net is never stopped for being
+less accurate than slow ones.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.metrics import lookup
+from hwnas.core.pareto import Objectives
+
+
+class StopRule(ABC):
+    """Decides, epoch by epoch, whether one running trial stops."""
+
+    def start(self, metrics: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """The trial's metrics known before training (its costs)."""
+
+    @abstractmethod
+    def report(self, epoch: int, values: Mapping[str, float]) -> bool:
+        """One epoch's metrics; True = stop the trial now."""
+
+
+class Pruner(ABC):
+    """Hands out stop rules; learns from finished trials (in trial order, also on resume)."""
+
+    def observe(self, trial: Any) -> None:  # noqa: B027 - stateless pruners ignore results
+        """A finished trial (complete or pruned), with its curve and metrics."""
+
+    @abstractmethod
+    def rule(self, fidelity: Fidelity) -> StopRule | None:
+        """The stop rule for a trial about to run at ``fidelity``; None = never stop it."""
+
+
+def cost_objectives(objectives: Objectives) -> list[str]:
+    """The objectives known before training (costs): the ones that pick a trial's peers."""
+    out = []
+    for metric, _ in objectives:
+        m = lookup(metric)
+        if m is not None and m.kind == "cost":
+            out.append(metric)
+    return out
+
+
+def task_objectives(objectives: Objectives) -> list[str]:
+    return [m for m, _ in objectives if m not in cost_objectives(objectives)]
+
+
+def similar_cost(a: Mapping[str, Any], b: Mapping[str, Any], keys: list[str], band: float) -> bool:
+    """Every cost in ``keys`` of ``b`` lies within a factor (1 + band) of ``a``'s."""
+    for k in keys:
+        x, y = a.get(k), b.get(k)
+        if not isinstance(x, int | float) or not isinstance(y, int | float):
+            return False
+        lo, hi = sorted((abs(float(x)), abs(float(y))))
+        if hi > lo * (1 + band) and hi - lo > 1e-12:
+            return False
+    return True
+
+
+def check_objectives(kind: str, objectives: Objectives, watched: str = "accuracy") -> None:
+    """Refuse objectives a stop rule could cut the front with: only ``watched`` may be a task
+    metric (one known after training); the rest must be costs, which pick a trial's peers."""
+    others = [m for m in task_objectives(objectives) if m != watched]
+    if others:
+        raise ValueError(
+            f"{kind}: objective {others[0]} is known only after training, so stopping trials "
+            f"early could cut the front; use {watched} with cost objectives, or no {kind}"
+        )
+    if watched not in [m for m, _ in objectives]:
+        raise ValueError(f"{kind}: needs {watched} among the objectives")

@@ -1,0 +1,76 @@
+"""Config sections of the built-in pruners and schedulers (torch-free).
+
+A pruner's factory is ``factory(section, objectives)``, a scheduler's
+``factory(section, objectives, default_epochs)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from hwnas.core.config import KindConfig
+from hwnas.core.registry import pruners, schedulers
+
+
+@pruners.register("none", factory="hwnas.pruning.median:NoPruner")
+class NoPrunerConfig(KindConfig):
+    """Every trial trains to its fidelity."""
+
+    name: Literal["none"] = "none"
+
+
+@pruners.register("median", factory="hwnas.pruning.median:MedianPruner")
+class MedianPrunerConfig(KindConfig):
+    """The median stopping rule: stop a trial whose best accuracy so far is below the median of
+    its peers' at the same epoch. With several objectives its peers are only the finished
+    trials of similar cost (every cost objective within `cost_band`), so a fast net is never
+    stopped for being less accurate than slow ones: the cheap end of the front is kept."""
+
+    name: Literal["median"] = "median"
+    warmup_epochs: int = Field(1, ge=0, description="Never stop a trial before this epoch.")
+    min_trials: int = Field(
+        5, ge=1, description="Peers needed (finished trials that reached the epoch) to stop one."
+    )
+    cost_band: float = Field(
+        0.5,
+        gt=0,
+        description="Peers' cost objectives lie within a factor (1 + cost_band) of the trial's "
+        "(costs are known before training).",
+    )
+
+
+@schedulers.register("none", factory="hwnas.pruning.halving:NoScheduler")
+class NoSchedulerConfig(KindConfig):
+    """Every proposal is evaluated at the fidelity its strategy asked for."""
+
+    name: Literal["none"] = "none"
+
+
+@schedulers.register("halving", factory="hwnas.pruning.halving:AsyncHalving")
+class HalvingSchedulerConfig(KindConfig):
+    """Asynchronous successive halving (ASHA, Li et al. 2020): new archs train `min_epochs`;
+    a finished trial in the top 1/`eta` of its rung is promoted, as a new trial of the same
+    arch, to `eta` times the epochs, up to `max_epochs`. Promotions are decided as results
+    arrive, so no worker waits for a rung to fill. With several objectives a trial is compared
+    only with rung-mates of similar cost, as the median pruner does."""
+
+    name: Literal["halving"] = "halving"
+    min_epochs: int = Field(2, ge=1, description="Epochs at the lowest rung.")
+    max_epochs: int | None = Field(
+        None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."
+    )
+    eta: int = Field(3, ge=2, description="Reduction factor between rungs.")
+    cost_band: float = Field(
+        0.5,
+        gt=0,
+        description="With several objectives, rung-mates count only if every cost objective "
+        "lies within a factor (1 + cost_band) of the trial's.",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> HalvingSchedulerConfig:
+        if self.max_epochs is not None and self.max_epochs < self.min_epochs:
+            raise ValueError("max_epochs must be >= min_epochs")
+        return self

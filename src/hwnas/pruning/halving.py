@@ -1,0 +1,103 @@
+"""Asynchronous successive halving (ASHA, Li et al. 2020) as a fidelity scheduler.
+
+Rungs train ``min_epochs * eta**k`` epochs up to ``max_epochs``. A new arch starts at rung 0.
+Whenever a worker is free, the highest rung with a trial in the top ``1/eta`` of its rung
+(that has not been promoted yet) promotes it: the same arch is evaluated again, as a new
+trial, at the next rung's epochs. Nothing waits for a rung to fill. With several objectives a
+trial is ranked only among rung-mates of similar cost (costs are known before training), so
+the fast end of the front is promoted too. All state is rebuilt from the stored trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.pareto import Objectives
+from hwnas.pruning.base import check_objectives, cost_objectives, similar_cost
+
+
+@dataclass
+class Promotion:
+    trial_id: int
+    arch: dict[str, Any]
+    fidelity: Fidelity
+    rung: int
+
+
+class Scheduler:
+    """Decides the fidelity of new proposals and which finished trials to promote."""
+
+    def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
+        return requested
+
+    def promotion(self) -> Promotion | None:
+        return None
+
+    def observe(self, trial: Any) -> None:
+        """A finished trial (in trial order, also on resume)."""
+
+    def launched(self, trial: Any) -> None:
+        """A trial was started (a promotion is then taken)."""
+
+
+class NoScheduler(Scheduler):
+    def __init__(self, cfg: Any = None, objectives: Objectives = (), default_epochs: int = 0):
+        pass
+
+
+class AsyncHalving(Scheduler):
+    def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
+        check_objectives("scheduler: halving", objectives)
+        top = cfg.max_epochs or default_epochs
+        if not top:
+            raise ValueError("scheduler: halving needs max_epochs (the estimator has no epochs)")
+        self.rungs = [cfg.min_epochs]
+        while self.rungs[-1] * cfg.eta < top:
+            self.rungs.append(self.rungs[-1] * cfg.eta)
+        if self.rungs[-1] != top:
+            self.rungs.append(top)
+        self.eta, self.band = cfg.eta, cfg.cost_band
+        self.cost_keys = cost_objectives(objectives)
+        self.results: list[list[Any]] = [[] for _ in self.rungs]  # finished, complete trials
+        self.promoted: set[int] = set()  # ids already promoted (or being)
+
+    def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
+        if requested is not None and requested.epochs is not None:
+            return requested  # the strategy asked for a budget itself
+        return Fidelity(epochs=self.rungs[0])
+
+    def _rung(self, trial: Any) -> int | None:
+        rung = trial.info.get("rung")
+        if rung is None:
+            epochs = trial.fidelity.get("epochs")
+            rung = self.rungs.index(epochs) if epochs in self.rungs else None
+        return rung
+
+    def observe(self, trial: Any) -> None:
+        src = trial.info.get("promoted_from")
+        if src is not None:
+            self.promoted.add(int(src))
+        rung = self._rung(trial)
+        if rung is not None and trial.status == "complete" and "accuracy" in trial.metrics:
+            self.results[rung].append(trial)
+
+    def launched(self, trial: Any) -> None:
+        src = trial.info.get("promoted_from")
+        if src is not None:
+            self.promoted.add(int(src))
+
+    def promotion(self) -> Promotion | None:
+        for k in range(len(self.rungs) - 2, -1, -1):
+            done = self.results[k]
+            for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
+                if t.id in self.promoted:
+                    continue
+                mates = [
+                    m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
+                ]
+                better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
+                if better < len(mates) // self.eta:
+                    return Promotion(t.id, t.arch, Fidelity(epochs=self.rungs[k + 1]), k + 1)
+        return None

@@ -1,0 +1,90 @@
+"""The median stopping rule (as in Google Vizier and Optuna's MedianPruner), cost-aware.
+
+A trial stops after epoch e when its best accuracy so far is below the median accuracy that
+its peers had at epoch e. Peers are finished trials at the same fidelity whose every cost
+objective lies within a factor (1 + cost_band) of this trial's, so with two objectives a fast,
+less accurate net is measured against fast nets only and the cheap end of the front survives.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwnas.core.fidelity import Fidelity
+from hwnas.core.pareto import Objectives
+from hwnas.pruning.base import Pruner, StopRule, check_objectives, cost_objectives, similar_cost
+
+
+class NoPruner(Pruner):
+    def __init__(self, cfg: Any = None, objectives: Objectives = ()) -> None:
+        pass
+
+    def rule(self, fidelity: Fidelity) -> StopRule | None:
+        return None
+
+
+@dataclass
+class Peer:
+    costs: dict[str, float]
+    accuracy: list[float]  # per epoch
+
+
+@dataclass
+class MedianRule(StopRule):
+    peers: list[Peer]
+    cost_keys: list[str]
+    cost_band: float
+    warmup_epochs: int
+    min_trials: int
+    _mine: list[Peer] = field(default_factory=list)
+    _best: float = float("-inf")
+
+    def start(self, metrics: Mapping[str, Any]) -> None:
+        self._mine = [
+            p for p in self.peers if similar_cost(metrics, p.costs, self.cost_keys, self.cost_band)
+        ]
+
+    def report(self, epoch: int, values: Mapping[str, float]) -> bool:
+        acc = values.get("accuracy")
+        if acc is None:
+            return False
+        self._best = max(self._best, float(acc))
+        if epoch < max(1, self.warmup_epochs):
+            return False
+        at = [p.accuracy[epoch - 1] for p in self._mine if len(p.accuracy) >= epoch]
+        if len(at) < self.min_trials:
+            return False
+        return self._best < statistics.median(at)
+
+
+class MedianPruner(Pruner):
+    def __init__(self, cfg: Any, objectives: Objectives) -> None:
+        check_objectives("pruner: median", objectives)
+        self.cfg = cfg
+        self.cost_keys = cost_objectives(objectives)
+        self.peers: dict[str, list[Peer]] = {}  # by fidelity
+
+    def observe(self, trial: Any) -> None:
+        curve = [c.get("val_accuracy") for c in trial.curve]
+        if trial.status not in ("complete", "pruned") or not curve or None in curve:
+            return
+        costs = {k: trial.metrics[k] for k in self.cost_keys if k in trial.metrics}
+        key = _fkey(trial.fidelity)
+        self.peers.setdefault(key, []).append(Peer(costs, [float(a) for a in curve]))
+
+    def rule(self, fidelity: Fidelity) -> StopRule | None:
+        c = self.cfg
+        return MedianRule(
+            list(self.peers.get(_fkey(fidelity.to_dict()), [])),
+            self.cost_keys,
+            c.cost_band,
+            c.warmup_epochs,
+            c.min_trials,
+        )
+
+
+def _fkey(fidelity: Mapping[str, Any]) -> str:
+    return repr(sorted(fidelity.items()))

@@ -1,0 +1,103 @@
+"""Config sections of the built-in search strategies, registered with their factories.
+
+A strategy's factory is called as ``factory(section, space, objectives, seed)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from hwnas.core.config import KindConfig
+from hwnas.core.registry import strategies
+
+
+@strategies.register("random", factory="hwnas.strategy.random:RandomSearch.from_config")
+class RandomStrategyConfig(KindConfig):
+    """Uniform random sampling of the space."""
+
+    name: Literal["random"] = "random"
+
+
+@strategies.register(
+    "evolution", factory="hwnas.strategy.evolution:RegularizedEvolution.from_config"
+)
+class EvolutionStrategyConfig(KindConfig):
+    """Regularized (aging) evolution, Real et al. 2019, with multi-objective selection."""
+
+    name: Literal["evolution"] = "evolution"
+    population: int = Field(12, ge=2, description="Population size P (oldest member dies).")
+    sample_size: int = Field(4, ge=1, description="Tournament size S drawn from the population.")
+    selection: Literal["pareto", "scalar"] = Field(
+        "pareto",
+        description="`pareto`: Pareto rank then crowding distance (NSGA-II); "
+        "`scalar`: weighted sum of objectives.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-objective weights for `scalar` selection (objectives are normalised "
+        "by the population's range; default weight 1).",
+    )
+    crossover_prob: float = Field(
+        0.1, ge=0.0, le=1.0, description="Probability a child is a crossover of two parents."
+    )
+    mutations: int = Field(1, ge=1, description="Mutations applied to each child.")
+    fresh_tries: int = Field(
+        0,
+        ge=0,
+        description="Re-draw a child up to this many times while it is an arch this search "
+        "already proposed (its result would only re-join the population as a copy).",
+    )
+
+    @model_validator(mode="after")
+    def _sample_le_population(self) -> EvolutionStrategyConfig:
+        if self.sample_size > self.population:
+            raise ValueError("sample_size must be <= population")
+        return self
+
+
+@strategies.register("optuna", factory="hwnas.strategy.optuna:OptunaStrategy.from_config")
+class OptunaStrategyConfig(KindConfig):
+    """An Optuna sampler over the space's genes (needs the `optuna` package)."""
+
+    name: Literal["optuna"] = "optuna"
+    sampler: Literal["tpe", "nsga2", "random"] = Field(
+        "tpe", description="`tpe` (multivariate TPE), `nsga2` or `random`."
+    )
+    population: int = Field(50, ge=2, description="Population size of `nsga2`.")
+
+
+@strategies.register("nash", factory="hwnas.strategy.nash:Nash.from_config")
+class NashStrategyConfig(KindConfig):
+    """NASH hill climbing with network morphisms (Elsken et al. 2017); needs `space: graph`."""
+
+    name: Literal["nash"] = "nash"
+    n_steps: int = Field(5, ge=0, description="Hill-climbing steps.")
+    n_neigh: int = Field(
+        8, ge=2, description="Candidates per step: n_neigh - 1 children plus the parent."
+    )
+    n_nm: int = Field(5, ge=1, description="Morphisms applied to make each child.")
+    epochs_init: int = Field(20, ge=1, description="Epochs the start net trains.")
+    epochs_neigh: int = Field(17, ge=1, description="Epochs each candidate trains per step.")
+    epochs_final: int = Field(20, ge=1, description="Epochs the last best net trains on.")
+    lr_start: float = Field(0.05, gt=0, description="SGDR: learning rate at a cycle's start.")
+    lr_end: float = Field(0.0, ge=0, description="SGDR: learning rate at a cycle's end.")
+    guided: bool = Field(
+        False,
+        description="Pick each child's morphisms by a Gaussian process over graph features "
+        "(upper confidence bound of accuracy) instead of uniformly.",
+    )
+    guide_pool: int = Field(16, ge=2, description="`guided`: random sequences scored per child.")
+    guide_kappa: float = Field(1.0, ge=0, description="`guided`: UCB exploration weight.")
+    joint_scaling: bool = Field(
+        False,
+        description="Replace deeper/wider by one `scale` morphism growing depth and width "
+        "together (space.scale_depth / scale_width).",
+    )
+    final_cutout: int | None = Field(
+        None,
+        ge=0,
+        description="Cutout side for the final training only (the short trainings of the "
+        "climb stay as configured); null = the estimator's `cutout`.",
+    )
