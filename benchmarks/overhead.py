@@ -31,8 +31,8 @@ def per_trial_overhead(out: str) -> dict[str, float]:
     inside = [
         t["finished_at"]
         - t["started_at"]
-        - t["metrics"]["train_seconds"]
-        - t["metrics"]["cost_seconds"]
+        - t["metrics"].get("train_seconds", 0.0)  # a table trains nothing
+        - t["metrics"].get("cost_seconds", 0.0)
         for t in trials
     ]
     gaps = [b["started_at"] - a["finished_at"] for a, b in zip(trials, trials[1:], strict=False)]
@@ -89,12 +89,44 @@ def cli_seconds(*args: str, runs: int = 7) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", help="a finished search to read (default: run a 12-trial one)")
+    ap.add_argument("--dir", help="a finished search to read (default: run one)")
+    ap.add_argument("--budget", type=int, default=12, help="trials of the search it runs")
+    ap.add_argument("--epochs", type=int, default=2, help="training epochs per trial")
+    ap.add_argument(
+        "--table", help="also time a tabular search (NAS-Bench-201 table) of --tabular-budget"
+    )
+    ap.add_argument("--tabular-budget", type=int, default=300)
+    ap.add_argument("--tag", default="", help="suffix of the results file (e.g. old / new)")
     args = ap.parse_args()
     out = args.dir
     if out is None:
         out = tempfile.mkdtemp() + "/run"
-        hwnas("search", "--out", out, "--budget", "12", "-q", "--set", "estimator.epochs=2")
+        hwnas(
+            "search",
+            "--out",
+            out,
+            "--budget",
+            str(args.budget),
+            "-q",
+            "--set",
+            f"estimator.epochs={args.epochs}",
+        )
+    tabular = None
+    if args.table:
+        tab = tempfile.mkdtemp() + "/nb201"
+        hwnas(
+            "search",
+            "--config",
+            "configs/nb201_pixel3.yaml",
+            "--out",
+            tab,
+            "-q",
+            "--budget",
+            str(args.tabular_budget),
+            "--set",
+            f"estimator.path={args.table}",
+        )
+        tabular = per_trial_overhead(tab)
     with tempfile.TemporaryDirectory() as tmp:
         synthetic_study(Path(tmp))
         cli = {
@@ -102,9 +134,10 @@ def main() -> None:
             "show_1000_s": cli_seconds("show", tmp),
             "show_json_1000_s": cli_seconds("show", tmp, "--json"),
         }
-    save(
-        "overhead", {"study": out, "per_trial": per_trial_overhead(out), "cli_median_seconds": cli}
-    )
+    figures = {"study": out, "per_trial": per_trial_overhead(out), "cli_median_seconds": cli}
+    if tabular is not None:
+        figures["per_tabular_trial"] = tabular
+    save("overhead" + (f"-{args.tag}" if args.tag else ""), figures)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,11 @@ def test_nash_search_end_to_end(tmp_path):
     assert len(trials) == 1 + 2 * 3 + 1
     assert all(t["status"] == "complete" for t in trials)
     start = trials[0]
-    assert start["parent_id"] is None and start["info"]["train"]["epochs"] == 3
+    assert (
+        start["parent_id"] is None
+        and start["fidelity"] == {"epochs": 3}
+        and start["stage"] == "search"
+    )
     step1 = trials[1:4]
     assert {t["parent_id"] for t in step1} == {start["id"]}
     assert [len(t["info"]["inherit"]["morphs"]) for t in step1] == [2, 2, 0]
@@ -180,7 +184,8 @@ def test_nash_search_end_to_end(tmp_path):
     assert step1[2]["arch"] == start["arch"]
     assert step1[2]["metrics"]["accuracy"] >= start["metrics"]["accuracy"] - 0.05
     final = trials[-1]
-    assert final["info"]["nash"]["final"] and final["info"]["train"]["epochs"] == 1
+    assert final["info"]["nash"]["final"] and final["fidelity"] == {"epochs": 1}
+    assert final["stage"] == "final"
     # cutout regularises the final training only
     assert final["info"]["train"]["cutout"] == 3
     assert all("cutout" not in t["info"]["train"] for t in trials[:-1])

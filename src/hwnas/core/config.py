@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hwnas.core.errors import ConfigError
+from hwnas.core.errors import UserError
 
 
 class Section(BaseModel):
@@ -24,15 +24,22 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
     """``config: <key.path>: <what is wrong> (got <value>)`` for the first error."""
     e = err.errors()[0]
     inner = (e.get("ctx") or {}).get("error")
-    if isinstance(inner, ConfigError):  # a nested section's error, already worded
+    if isinstance(inner, UserError):  # a nested section's (or plugin's) error, already worded
         return str(inner)
     parts = [prefix] if prefix else []
     parts += [str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     loc = ".".join(parts)
-    msg = e["msg"]
+    msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     if e["type"] == "union_tag_invalid":
         msg = msg.replace("Input tag", "unknown name").split(" found using")[0]
     shown = e["type"] not in ("extra_forbidden", "missing") and not isinstance(e.get("input"), dict)
-    return f"config: {loc or '<root>'}: {msg}" + (f" (got {e['input']!r})" if shown else "")
+    where = f"{loc}: " if loc else ""
+    return f"config: {where}{msg}" + (f" (got {e['input']!r})" if shown else "")
+
+
+def user_error(err: ValidationError) -> UserError | None:
+    """The one-line user error a validator raised inside ``err`` (a section's, a plugin's)."""
+    inner = (err.errors()[0].get("ctx") or {}).get("error")
+    return inner if isinstance(inner, UserError) else None

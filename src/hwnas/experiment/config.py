@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from hwnas.core.config import KindConfig, Section, format_error
+from hwnas.core.config import KindConfig, Section, format_error, user_error
 from hwnas.core.constraints import Constraint, Objective
 from hwnas.core.errors import ConfigError
 from hwnas.core.metrics import base_name, direction, lookup
@@ -184,6 +184,11 @@ class ExperimentConfig(Section):
             if unknown:
                 raise ValueError(f"{where}.provides: unknown metric {unknown[0]!r}")
         self._check_produced()
+        objectives = [(o.metric, o.direction) for o in self.objectives]
+        for section in (self.pruner, self.scheduler):
+            check = getattr(section, "check", None)  # a stop rule must not cut the front
+            if check is not None:
+                check(objectives)
         self._add_capacities()
         if self.target.name == "cuda-torch" and self.device != "cuda":
             self.device = "cuda"
@@ -351,4 +356,4 @@ def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_error(exc)) from None
+        raise user_error(exc) or ConfigError(format_error(exc)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hwnas.core.fidelity import Fidelity
@@ -39,6 +40,31 @@ class Pruner(ABC):
     @abstractmethod
     def rule(self, fidelity: Fidelity) -> StopRule | None:
         """The stop rule for a trial about to run at ``fidelity``; None = never stop it."""
+
+
+@dataclass
+class Promotion:
+    trial_id: int
+    arch: dict[str, Any]
+    fidelity: Fidelity
+    rung: int
+
+
+class Scheduler:
+    """Decides the fidelity of new proposals and which finished trials to promote (a
+    promotion is a new trial of the same arch at a higher fidelity)."""
+
+    def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
+        return requested
+
+    def promotion(self) -> Promotion | None:
+        return None
+
+    def observe(self, trial: Any) -> None:
+        """A finished trial (in trial order, also on resume)."""
+
+    def launched(self, trial: Any) -> None:
+        """A trial was started (a promotion is then taken)."""
 
 
 def cost_objectives(objectives: Objectives) -> list[str]:

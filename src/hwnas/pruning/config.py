@@ -11,7 +11,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from hwnas.core.config import KindConfig
+from hwnas.core.pareto import Objectives
 from hwnas.core.registry import pruners, schedulers
+from hwnas.pruning.base import check_objectives
 
 
 @pruners.register("none", factory="hwnas.pruning.median:NoPruner")
@@ -29,6 +31,11 @@ class MedianPrunerConfig(KindConfig):
     stopped for being less accurate than slow ones: the cheap end of the front is kept."""
 
     name: Literal["median"] = "median"
+
+    def check(self, objectives: Objectives) -> None:
+        """Refuse objectives this rule could cut the front with (config time)."""
+        check_objectives("pruner: median", objectives)
+
     warmup_epochs: int = Field(1, ge=0, description="Never stop a trial before this epoch.")
     min_trials: int = Field(
         5, ge=1, description="Peers needed (finished trials that reached the epoch) to stop one."
@@ -57,6 +64,10 @@ class HalvingSchedulerConfig(KindConfig):
     only with rung-mates of similar cost, as the median pruner does."""
 
     name: Literal["halving"] = "halving"
+
+    def check(self, objectives: Objectives) -> None:
+        check_objectives("scheduler: halving", objectives)
+
     min_epochs: int = Field(2, ge=1, description="Epochs at the lowest rung.")
     max_epochs: int | None = Field(
         None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."

@@ -10,36 +10,11 @@ the fast end of the front is promoted too. All state is rebuilt from the stored 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
-from hwnas.pruning.base import check_objectives, cost_objectives, similar_cost
-
-
-@dataclass
-class Promotion:
-    trial_id: int
-    arch: dict[str, Any]
-    fidelity: Fidelity
-    rung: int
-
-
-class Scheduler:
-    """Decides the fidelity of new proposals and which finished trials to promote."""
-
-    def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
-        return requested
-
-    def promotion(self) -> Promotion | None:
-        return None
-
-    def observe(self, trial: Any) -> None:
-        """A finished trial (in trial order, also on resume)."""
-
-    def launched(self, trial: Any) -> None:
-        """A trial was started (a promotion is then taken)."""
+from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
 
 
 class NoScheduler(Scheduler):
@@ -49,7 +24,6 @@ class NoScheduler(Scheduler):
 
 class AsyncHalving(Scheduler):
     def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
-        check_objectives("scheduler: halving", objectives)
         top = cfg.max_epochs or default_epochs
         if not top:
             raise ValueError("scheduler: halving needs max_epochs (the estimator has no epochs)")

@@ -1,0 +1,178 @@
+"""Stop rules (median) and fidelity schedules (asynchronous successive halving)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from types import SimpleNamespace
+
+import pytest
+from conftest import REPO, fast_args, run_cli
+
+from hwnas.core.errors import ConfigError
+from hwnas.core.fidelity import Fidelity, trial_key
+from hwnas.experiment.config import load_config
+from hwnas.pruning.config import HalvingSchedulerConfig, MedianPrunerConfig
+from hwnas.pruning.halving import AsyncHalving
+from hwnas.pruning.median import MedianPruner
+
+TWO = [("accuracy", "max"), ("latency_ms", "min")]
+
+
+def trial(i, acc_curve, latency, epochs=4, status="complete", **info):
+    return SimpleNamespace(
+        id=i,
+        arch={"i": i},
+        status=status,
+        curve=[{"epoch": e + 1, "val_accuracy": a} for e, a in enumerate(acc_curve)],
+        metrics={"accuracy": acc_curve[-1], "latency_ms": latency},
+        fidelity={"epochs": epochs},
+        info=info,
+    )
+
+
+def test_median_rule_compares_only_with_peers_of_similar_cost():
+    pruner = MedianPruner(MedianPrunerConfig(min_trials=3, cost_band=0.5), TWO)
+    for i in range(3):  # slow, accurate nets
+        pruner.observe(trial(i, [0.8, 0.9, 0.95, 0.97], latency=10.0))
+    for i in range(3, 6):  # fast, less accurate nets
+        pruner.observe(trial(i, [0.5, 0.6, 0.65, 0.7], latency=1.0))
+    fid = Fidelity(epochs=4)
+    fast = pruner.rule(fid)
+    fast.start({"latency_ms": 1.1})
+    assert not fast.report(1, {"accuracy": 0.55})  # above its fast peers' median: goes on
+    slow = pruner.rule(fid)
+    slow.start({"latency_ms": 9.0})
+    assert slow.report(1, {"accuracy": 0.55})  # below the slow peers' median: stopped
+    other = pruner.rule(Fidelity(epochs=8))  # other fidelity: no peers, never stopped
+    other.start({"latency_ms": 9.0})
+    assert not other.report(1, {"accuracy": 0.1})
+    warm = MedianPruner(MedianPrunerConfig(min_trials=3, warmup_epochs=2), TWO)
+    for i in range(3):
+        warm.observe(trial(i, [0.8, 0.9, 0.95, 0.97], latency=10.0))
+    rule = warm.rule(fid)
+    rule.start({"latency_ms": 10.0})
+    assert not rule.report(1, {"accuracy": 0.1}) and rule.report(2, {"accuracy": 0.1})
+
+
+def test_a_stop_rule_that_could_cut_the_front_is_refused():
+    with pytest.raises(ConfigError, match="train_seconds is known only after training"):
+        load_config(None, ["pruner=median", "objectives={accuracy: max, train_seconds: min}"])
+    with pytest.raises(ConfigError, match="needs accuracy among the objectives"):
+        load_config(None, ["scheduler=halving", "objectives={macs: min, params: min}"])
+    assert load_config(None, ["pruner=median"]).pruner.name == "median"  # acc + latency: fine
+
+
+def test_halving_rungs_and_promotions_within_the_cost_band():
+    s = AsyncHalving(HalvingSchedulerConfig(min_epochs=2, eta=3), TWO, default_epochs=18)
+    assert s.rungs == [2, 6, 18]
+    assert s.fidelity(None) == Fidelity(epochs=2)
+    assert s.fidelity(Fidelity(epochs=7)) == Fidelity(epochs=7)  # asked for by the strategy
+    for i, acc in enumerate([0.5, 0.9, 0.7]):
+        s.observe(trial(i, [acc], latency=5.0, epochs=2))
+    promo = s.promotion()
+    assert promo is not None and promo.trial_id == 1 and promo.fidelity == Fidelity(epochs=6)
+    s.launched(SimpleNamespace(info={"promoted_from": 1}))
+    assert s.promotion() is None  # 3 results in rung 0: only the best third goes up
+    s.observe(trial(3, [0.2], latency=0.5, epochs=2))  # a fast net has no fast rung-mates yet
+    s.observe(trial(4, [0.1], latency=0.5, epochs=2))
+    s.observe(trial(5, [0.15], latency=0.5, epochs=2))
+    promo = s.promotion()
+    assert promo is not None and promo.trial_id == 3  # best of its own cost band
+
+
+def test_trial_key_includes_estimator_and_fidelity():
+    a = trial_key("h", "train:abc", Fidelity(epochs=3))
+    assert a != trial_key("h", "train:abc", Fidelity(epochs=27))
+    assert a != trial_key("h", "train:xyz", Fidelity(epochs=3))
+    assert a == trial_key("h", "train:abc", Fidelity(epochs=3))
+
+
+def _show(out):
+    r = run_cli("show", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_median_pruner_stops_trials_records_why_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = fast_args("estimator.epochs=3", "pruner=median", "pruner.min_trials=2")
+    r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    trials = _show(out)
+    assert all(t["fidelity"] == {"epochs": 3} and t["stage"] == "search" for t in trials)
+    stopped = [t for t in trials if t.get("prune_reason") == "pruner"]
+    assert stopped, "the median rule stopped nothing"
+    for t in stopped:
+        assert t["status"] == "pruned" and 1 <= t["stopped_at_epoch"] < 3
+        assert len(t["curve"]) == t["stopped_at_epoch"]
+    done = [t for t in trials if t["status"] == "complete"]
+    assert done and all(len(t["curve"]) == 3 for t in done)
+    r = run_cli("search", "--out", str(out), "--budget", "10", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    again = _show(out)
+    assert len(again) == 10
+
+    def kept(t):  # the front is re-timed at the end of every run: latency may change
+        return {k: t.get(k) for k in ("id", "arch", "status", "curve", "stopped_at_epoch")}
+
+    assert [kept(t) for t in again[:8]] == [kept(t) for t in trials]  # resumed, not redone
+
+
+def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
+    out = tmp_path / "run"
+    args = fast_args(
+        "estimator.epochs=3", "scheduler=halving", "scheduler.min_epochs=1", "strategy=random"
+    )
+    r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    trials = _show(out)
+    promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
+    assert promoted
+    for p in promoted:
+        src = trials[p["info"]["promoted_from"]]
+        # the same network, evaluated again: a 1-epoch result never answers a 3-epoch request
+        assert src["arch"] == p["arch"] and src["fidelity"] == {"epochs": 1}
+        assert p["fidelity"] == {"epochs": 3} and len(p["curve"]) == 3
+    assert sum(t["fidelity"]["epochs"] for t in trials) < 3 * len(trials)
+
+
+V1 = REPO / "tests" / "data" / "study_v1.db"
+V1_ARGS = [
+    "--seed",
+    "0",
+    "--set",
+    "estimator.epochs=1",
+    "--set",
+    "target=analytic",
+    "--set",
+    "objectives={accuracy: max, macs: min}",
+]
+
+
+def test_a_study_from_the_previous_release_is_shown_and_resumed(tmp_path):
+    """schema 1 (no fidelity, stage or key): `show` reads it as is, a search upgrades it and
+    continues; a study from a newer hwnas is refused in one line that says what to do."""
+    out = tmp_path / "old"
+    out.mkdir()
+    shutil.copy(V1, out / "study.db")
+    before = _show(out)
+    assert len(before) == 4 and all(t["status"] == "complete" for t in before)
+    assert before[0]["fidelity"] == {} and before[0]["stage"] == "search"
+    r = run_cli("search", "--out", str(out), "--budget", "6", "-q", *V1_ARGS)
+    assert r.returncode == 0, r.stderr
+    after = _show(out)
+    assert len(after) == 6
+    for old, new in zip(before, after, strict=False):
+        assert (old["arch"], old["metrics"]) == (new["arch"], new["metrics"])
+    assert all(t["fidelity"] == {"epochs": 1} for t in after)
+    db = sqlite3.connect(out / "study.db")
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    r = run_cli("search", "--out", str(out), "--budget", "7", "-q", *V1_ARGS)
+    assert r.returncode == 2
+    assert "newer hwnas (schema 99" in r.stderr and "upgrade hwnas" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
