@@ -1,0 +1,341 @@
+"""Early stopping on the default digits search: the median pruner and asynchronous successive
+halving against no early stopping, at equal budget (trials), over paired seeds.
+
+Each variant x seed is one `hwnas search --quiet` subprocess (`--jobs N` runs N at once; a run
+found finished is not run again, an interrupted one resumes with the same command). Per seed,
+hypervolume is computed in one box: objectives (accuracy, latency_ms) normalised by the best
+and worst values over every variant's feasible trials of that seed, reference point (1, 1), so
+the variants of a seed are comparable. Per run: hypervolume, best validation accuracy, training
+epochs (sum over trials of the epochs trained), trials stopped by the pruner, promotions, wall
+time. Paired summary against `baseline`: mean and standard error of the hypervolume, of the
+paired difference, best accuracy, and the epochs ratio. The issue's criterion: mean
+hypervolume (or best accuracy) >= the baseline's minus one standard error of the paired
+difference, with <= 60 % of its training epochs.
+Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
+[--variants baseline,median,halving] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--tag T]  (--threads 1 with --jobs > 1: one core per search; T names the result file)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from _common import hwnas, save
+
+from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
+
+OBJ = [("accuracy", "max"), ("latency_ms", "min")]
+VARIANTS = {
+    "baseline": ["pruner.name=none", "scheduler.name=none"],
+    "median": ["pruner.name=median", "scheduler.name=none"],
+    "halving": ["pruner.name=none", "scheduler.name=halving"],
+}
+MARKER = "bench-run.json"  # per run dir: wall seconds over invocations, done or not
+EPOCHS_SHARE = 0.6  # the criterion's most training epochs, as a share of the baseline's
+
+
+def _marker(d: Path) -> dict[str, Any]:
+    p = d / MARKER
+    return json.loads(p.read_text()) if p.exists() else {"wall_s": 0.0, "invocations": 0}
+
+
+def _search_seconds(d: Path) -> float | None:
+    from hwnas.experiment.study import Study
+
+    study = Study(d)
+    try:
+        return study.store.get_meta_json("search_seconds")
+    finally:
+        study.close()
+
+
+def run_all(
+    runs: list[tuple[str, int, Path, list[str]]],
+    jobs: int,
+    env: dict[str, str],
+    stop_after: float | None,
+) -> bool:
+    """Run every unfinished search, ``jobs`` at once; False if some are left unfinished."""
+    queue = [r for r in runs if not _marker(r[2]).get("done")]
+    running: dict[subprocess.Popen[bytes], tuple[tuple[str, int, Path, list[str]], float]] = {}
+    deadline = time.monotonic() + 60 * stop_after if stop_after else None
+
+    def record(p: subprocess.Popen[bytes], rc: int) -> None:
+        (variant, seed, d, cmd), t0 = running.pop(p)
+        m = _marker(d)
+        m["wall_s"] = round(m["wall_s"] + time.perf_counter() - t0, 1)
+        m["invocations"] += 1
+        m["command"] = " ".join(["hwnas", *cmd])
+        m["done"] = rc == 0
+        if rc == 0:
+            m["search_s"] = _search_seconds(d)
+        (d / MARKER).write_text(json.dumps(m, indent=1))
+        state = "done" if rc == 0 else f"stopped (exit {rc})"
+        print(f"{variant:>9} seed {seed}: {state}, {m['wall_s']:.0f} s", flush=True)
+        if rc not in (0, 130, -signal.SIGTERM):
+            log = (d / "bench-stderr.log").read_text()[-3000:]
+            raise SystemExit(f"{variant} seed {seed} failed:\n{log}")
+
+    try:
+        while queue or running:
+            while queue and len(running) < jobs and not (deadline and time.monotonic() > deadline):
+                variant, seed, d, cmd = r = queue.pop(0)
+                d.mkdir(parents=True, exist_ok=True)
+                err = open(d / "bench-stderr.log", "ab")  # noqa: SIM115 - closed with the process
+                p = subprocess.Popen(
+                    [sys.executable, "-m", "hwnas.cli", *cmd], stdout=err, stderr=err, env=env
+                )
+                err.close()
+                running[p] = (r, time.perf_counter())
+            if deadline and time.monotonic() > deadline:
+                for p in running:
+                    p.send_signal(signal.SIGTERM)  # hwnas saves and exits; the same command resumes
+                for p in list(running):
+                    record(p, p.wait())
+                break
+            time.sleep(0.5)
+            for p in [p for p in running if p.poll() is not None]:
+                record(p, p.returncode)
+    except BaseException:
+        for p in running:
+            p.send_signal(signal.SIGTERM)
+        for p in running:
+            p.wait()
+        raise
+    left = [r for r in runs if not _marker(r[2]).get("done")]
+    if left:
+        print(f"{len(left)} runs unfinished: run the same command again to resume them")
+    return not left
+
+
+def trials_of(d: Path) -> list[dict[str, Any]]:
+    """`hwnas show --json` of a run (saved beside it as show.json, read from there when the
+    study itself is not here: figures brought back from another machine)."""
+    saved = d / "show.json"
+    if (d / "study.db").exists():
+        saved.write_text(hwnas("show", str(d), "--json").stdout)
+    return json.loads(saved.read_text())
+
+
+def feasible(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trials if t["status"] == "complete" and not t["error"]]
+
+
+def mean_se(xs: list[float]) -> tuple[float, float | None]:
+    m = statistics.mean(xs)
+    return m, (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    ap.add_argument("--budget", type=int, default=60, help="trials per search")
+    ap.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated; first is the baseline"
+    )
+    ap.add_argument("--jobs", type=int, default=1, help="searches at once")
+    ap.add_argument(
+        "--threads", type=int, help="torch threads per search (estimator.threads, OMP_NUM_THREADS)"
+    )
+    ap.add_argument("--out", default="runs/bench-pruning")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--fresh", action="store_true", help="delete the runs' directories first")
+    ap.add_argument(
+        "--stop-after", type=float, metavar="MIN", help="stop (resumably) after MIN minutes"
+    )
+    ap.add_argument("--tag", default="", help="name in the result file's name")
+    args = ap.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant {unknown[0]}: one of {', '.join(VARIANTS)}")
+    extra = list(args.overrides)
+    env = dict(os.environ)
+    if args.threads is not None:
+        extra.append(f"estimator.threads={args.threads}")
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    # seed-major: the variants of a seed run side by side, so drift hits them alike
+    runs = []
+    for seed in range(args.seeds):
+        for v in variants:
+            d = Path(args.out) / f"{v}-seed{seed}"
+            sets = [a for o in VARIANTS[v] + extra for a in ("--set", o)]
+            cmd = [
+                "search",
+                "--quiet",
+                "--out",
+                str(d),
+                "--seed",
+                str(seed),
+                "--budget",
+                str(args.budget),
+                *sets,
+            ]
+            runs.append((v, seed, d, cmd))
+    if args.fresh:
+        for _, _, d, _ in runs:
+            shutil.rmtree(d, ignore_errors=True)
+    t0 = time.perf_counter()
+    if not run_all(runs, args.jobs, env, args.stop_after):
+        raise SystemExit(3)
+    print(f"all {len(runs)} searches done ({time.perf_counter() - t0:.0f} s this invocation)")
+
+    data = {(v, seed): trials_of(d) for v, seed, d, _ in runs}
+    top = max(t["fidelity"].get("epochs") or 0 for ts in data.values() for t in ts)
+    per_run: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    boxes = []
+    for seed in range(args.seeds):
+        vecs = [
+            v
+            for var in variants
+            for t in feasible(data[var, seed])
+            if (v := as_minimisation(t["metrics"], OBJ)) is not None
+        ]
+        lo = [min(v[k] for v in vecs) for k in range(2)]
+        hi = [max(v[k] for v in vecs) for k in range(2)]
+        boxes.append({"seed": seed, "lo": lo, "hi": hi})
+        for var in variants:
+            trials = data[var, seed]
+            ok = feasible(trials)
+            metrics = [t["metrics"] for t in ok]
+            front = [ok[i] for i in pareto_indices(metrics, OBJ)]
+            pts = [as_minimisation(t["metrics"], OBJ) for t in front]
+            norm = [tuple((p[k] - lo[k]) / (hi[k] - lo[k]) for k in range(2)) for p in pts if p]
+            marker = _marker(Path(args.out) / f"{var}-seed{seed}")
+            per_run[var].append(
+                {
+                    "seed": seed,
+                    "hypervolume": hypervolume(norm, [1.0, 1.0]),
+                    "best_accuracy": max(m["accuracy"] for m in metrics),
+                    "epochs": sum(len(t.get("curve", [])) for t in trials),
+                    "trials": len(trials),
+                    "complete": len(ok),
+                    "pruned_by_pruner": sum(t.get("prune_reason") == "pruner" for t in trials),
+                    "pruned_by_constraint": sum(
+                        t["status"] == "pruned" and t.get("prune_reason") != "pruner"
+                        for t in trials
+                    ),
+                    "promotions": sum(t["info"].get("op") == "promote" for t in trials),
+                    "front_size": len(front),
+                    "front_below_top_epochs": sum(
+                        (t["fidelity"].get("epochs") or top) < top for t in front
+                    ),
+                    "wall_s": marker.get("wall_s"),
+                    "search_s": marker.get("search_s"),
+                }
+            )
+
+    base = variants[0]
+    summary: dict[str, dict[str, Any]] = {}
+    for var in variants:
+        rs, bs = per_run[var], per_run[base]
+        hv, hv_se = mean_se([r["hypervolume"] for r in rs])
+        acc, acc_se = mean_se([r["best_accuracy"] for r in rs])
+        d_hv, d_hv_se = mean_se(
+            [r["hypervolume"] - b["hypervolume"] for r, b in zip(rs, bs, strict=True)]
+        )
+        d_acc, d_acc_se = mean_se(
+            [r["best_accuracy"] - b["best_accuracy"] for r, b in zip(rs, bs, strict=True)]
+        )
+        ratio = sum(r["epochs"] for r in rs) / sum(b["epochs"] for b in bs)
+        s: dict[str, Any] = {
+            "hv_mean": hv,
+            "hv_se": hv_se,
+            "hv_diff_mean": d_hv,
+            "hv_diff_se": d_hv_se,
+            "best_acc_mean": acc,
+            "best_acc_se": acc_se,
+            "best_acc_diff_mean": d_acc,
+            "best_acc_diff_se": d_acc_se,
+            "epochs_mean": statistics.mean(r["epochs"] for r in rs),
+            "epochs_ratio": ratio,
+            "pruned_by_pruner": [r["pruned_by_pruner"] for r in rs],
+            "promotions": [r["promotions"] for r in rs],
+            "wall_s_mean": statistics.mean(r["wall_s"] or 0.0 for r in rs),
+        }
+        if var != base:
+            hv_ok = d_hv >= -(d_hv_se or 0.0)
+            acc_ok = d_acc >= -(d_acc_se or 0.0)
+            epochs_ok = ratio <= EPOCHS_SHARE
+            s["criterion"] = {
+                "hv_within_1se": hv_ok,
+                "best_acc_within_1se": acc_ok,
+                "epochs_within_60pct": epochs_ok,
+                "met": (hv_ok or acc_ok) and epochs_ok,
+            }
+        summary[var] = s
+
+    def f(x: float | None, spec: str) -> str:
+        return "-" if x is None else format(x, spec)
+
+    print("\nper run (hypervolume in each seed's common box; epochs = epochs trained, all trials)")
+    print(
+        f"{'variant':>9} {'seed':>4} {'HV':>7} {'best acc':>8} {'epochs':>6} {'pruned':>6} {'promo':>5} {'front':>5} {'wall s':>7}"
+    )
+    for seed in range(args.seeds):
+        for var in variants:
+            r = per_run[var][seed]
+            print(
+                f"{var:>9} {seed:>4} {r['hypervolume']:7.4f} {r['best_accuracy']:8.2%} {r['epochs']:6d} "
+                f"{r['pruned_by_pruner']:6d} {r['promotions']:5d} {r['front_size']:5d} {f(r['wall_s'], '7.0f')}"
+            )
+    print(
+        f"\npaired over {args.seeds} seeds (diff = variant - {base}, per seed; +- one standard error)"
+    )
+    print(
+        f"{'variant':>9} {'HV':>16} {'HV diff':>17} {'best acc':>8} {'acc diff':>16} {'epochs':>6} {'pruned':>6} {'wall s':>6}  criterion"
+    )
+    for var in variants:
+        s = summary[var]
+        crit = s.get("criterion")
+        verdict = "-" if crit is None else ("met" if crit["met"] else "NOT met")
+        print(
+            f"{var:>9} {s['hv_mean']:7.4f} +- {f(s['hv_se'], '.4f'):>6} {s['hv_diff_mean']:+8.4f} +- {f(s['hv_diff_se'], '.4f'):>6} "
+            f"{s['best_acc_mean']:8.2%} {s['best_acc_diff_mean']:+7.2%} +- {f(s['best_acc_diff_se'], '.2%'):>5} "
+            f"{s['epochs_ratio']:6.2f} {sum(s['pruned_by_pruner']):6d} {s['wall_s_mean']:6.0f}  {verdict}"
+        )
+
+    versions = {}
+    for pkg in ("torch", "onnxruntime", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    notes = []
+    if args.jobs > 1:
+        notes.append(
+            f"{min(args.jobs, len(runs))} searches ran at once on {os.cpu_count()} cores: latency "
+            "readings are noisier than on a quiet machine (each search times on a core beside others' training)"
+        )
+    save(
+        f"pruning{'-' + args.tag if args.tag else ''}",
+        {
+            "command": " ".join(["python benchmarks/pruning.py", *sys.argv[1:]]),
+            "budget": args.budget,
+            "seeds": args.seeds,
+            "jobs": args.jobs,
+            "threads": args.threads,
+            "overrides": args.overrides,
+            "variants": {v: VARIANTS[v] for v in variants},
+            "versions": versions,
+            "notes": notes,
+            "boxes": boxes,
+            "summary": summary,
+            "runs": per_run,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
