@@ -34,6 +34,7 @@ from pathlib import Path
 # ---------------------------------------------------------------------------------------------
 LAYERS: list[tuple[str, int]] = [
     ("hwnas.cli", 6),  # face: the command line
+    ("hwnas.api", 6),  # face: the Python API (run_search: the loop, then the report)
     ("hwnas.report", 5),
     ("hwnas.__init__", 6),  # the root package: public API facade, may import anything
     ("hwnas.experiment", 4),  # the loop
