@@ -56,6 +56,7 @@ from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
 from hwnas.hardware.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.space.vocab.chain import parse_op
 
 if TYPE_CHECKING:
     from torch import nn
@@ -142,8 +143,6 @@ class ChainBlocks:
     """Blocks of the chain space: stem conv, each MBConv in its context, and the head."""
 
     def __init__(self, space: Any) -> None:
-        from hwnas.space.chain import parse_op
-
         self.space = space
         self.cfg = space.cfg
         self.ops = {o: parse_op(o) for o in space.mb_ops}

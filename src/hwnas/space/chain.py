@@ -18,20 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.space.base import Arch, InvalidArch, Space
 from hwnas.space.config import ChainSpaceConfig
+from hwnas.space.vocab.chain import SKIP, op_name, parse_op
 
 if TYPE_CHECKING:
     from torch import nn
-
-SKIP = "skip"
-
-
-def op_name(kernel: int, expansion: int) -> str:
-    return f"k{kernel}_e{expansion}"
-
-
-def parse_op(op: str) -> tuple[int, int]:
-    k, e = op.split("_")
-    return int(k[1:]), int(e[1:])
 
 
 class ChainSpace(Space):
