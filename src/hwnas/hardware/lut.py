@@ -43,7 +43,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import sqlite3
 import time
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
 from hwnas.hardware.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.hardware.host import cpu_model
 from hwnas.space.vocab.chain import parse_op
 
 if TYPE_CHECKING:
@@ -277,16 +277,6 @@ def _jobs(block: Block) -> list[_Job]:
 
 
 # ------------------------------------------------------------------- fingerprint
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(s: LutTarget, input_shape: Shape) -> dict[str, Any]:
     """What a table's figures depend on; a change of any of these means another table."""
     fp: dict[str, Any] = {
