@@ -40,6 +40,9 @@ class CellSpace(Space):
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {"ops": [params[f"edge{j}<-{i}"] for j, i in EDGES]}
 
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {f"edge{j}<-{i}": op for (j, i), op in zip(EDGES, arch["ops"], strict=True)}
+
     def sample(self, rng: random.Random) -> Arch:
         return {"ops": [rng.choice(self.ops) for _ in EDGES]}
 

@@ -130,6 +130,9 @@ class FbnetSpace(Space):
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {"blocks": [params[f"L{i:02d}"] for i in range(N_LAYERS)]}
 
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {f"L{i:02d}": b for i, b in enumerate(arch["blocks"])}
+
     def describe(self, arch: Arch) -> str:
         parts, i = [], 0
         for depth, width in zip(STAGE_DEPTHS, STAGE_WIDTHS, strict=True):

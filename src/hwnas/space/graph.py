@@ -332,6 +332,10 @@ class GraphSpace(Space):
         assert st is not None
         return arch, st
 
+    def start_arch(self) -> Arch:
+        """The configured start net (a copy: callers may change it)."""
+        return copy.deepcopy(self.start)
+
     # -- Space interface
     def sample(self, rng: random.Random) -> Arch:
         n = rng.randint(0, self.cfg.sample_morphs)

@@ -90,6 +90,9 @@ class UserSpace(Space):
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {k: params[k] for k in self.choices}
 
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {k: arch[k] for k in self.choices}
+
     def sample(self, rng: random.Random) -> Arch:
         return {k: rng.choice(c.values()) for k, c in self.choices.items()}
 

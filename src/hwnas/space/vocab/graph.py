@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from hwnas.space.base import Arch, InvalidArch
+from hwnas.space.capabilities import Morph
 
-Morph = dict[str, Any]
+__all__ = ["BN_EPS", "KINDS", "Graph", "Morph", "initial_arch"]
 KINDS = ("deeper", "wider", "skip")
 #: epsilon of every BatchNorm in a graph net (an identity-initialised layer depends on it)
 BN_EPS = 1e-5
