@@ -207,7 +207,7 @@ CAPABILITIES: dict[type, str] = {
     Encodable: "encodable",
     Morphable: "morphable",
     BlockDecomposable: "block-decomposable",
-    Supernet: "supernet",
+    Supernet: "one-shot",
 }
 
 
