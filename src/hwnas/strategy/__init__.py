@@ -27,11 +27,11 @@ def make_strategy(cfg: Any, space: Space, objectives: Objectives, seed: int) -> 
     ``requires``: NASH without morphisms, Optuna without named genes) or without its package
     is a one-line error naming the strategy, raised before anything is built.
     """
-    factory = strategies.entry(cfg.name).resolve()
-    owner = getattr(factory, "__self__", factory)  # ``Class.from_config`` -> Class
-    if isinstance(owner, type) and issubclass(owner, Strategy):
-        check_space(owner, space)
     try:
+        factory = strategies.entry(cfg.name).resolve()
+        owner = getattr(factory, "__self__", factory)  # ``Class.from_config`` -> Class
+        if isinstance(owner, type) and issubclass(owner, Strategy):
+            check_space(owner, space)
         strategy: Strategy = strategies.create(cfg, space, objectives, seed)
     except ImportError as exc:
         raise UserError(
