@@ -14,6 +14,7 @@ from hwnas.core.errors import UserError
 from hwnas.experiment.config import load_config
 from hwnas.space import make_space
 from hwnas.space.base import InvalidArch
+from hwnas.space.user import Choice, Integer, UserSpace, optional
 
 sys.path.insert(0, str(REPO / "examples"))
 
@@ -80,3 +81,42 @@ def test_search_a_user_space_through_the_cli(tmp_path):
     assert [t["status"] for t in trials] == ["complete"] * 3
     assert all(t["describe"].startswith("op1=") and t["metrics"]["latency_ms"] > 0 for t in trials)
     assert trials[2]["parent_id"] in {0, 1}
+
+
+class GatedSpace(UserSpace):
+    """``k`` is the kernel of an optional conv: without the conv it builds nothing, so the
+    canonical form drops it (as the base class asks of choices that don't change the net)."""
+
+    choices = {"conv": optional(False), "k": Choice(3, 5, 7), "fixed": Choice("relu")}
+
+    def canonical(self, arch):
+        self.validate(arch)
+        return {"conv": arch["conv"], "k": arch["k"] if arch["conv"] else None}
+
+    def build_model(self, arch, input_shape, num_classes):
+        raise NotImplementedError
+
+
+class OneNetSpace(UserSpace):
+    choices = {"op": Choice("conv3"), "width": Integer(8, 8)}
+
+    def build_model(self, arch, input_shape, num_classes):
+        raise NotImplementedError
+
+
+def test_user_mutate_always_changes_the_network():
+    """Space.mutate promises a child that builds another network: never a no-op."""
+    space = GatedSpace()
+    rng = random.Random(0)
+    off = {"conv": False, "k": 3, "fixed": "relu"}
+    for arch in (off, {**off, "conv": True}, *(space.sample(rng) for _ in range(20))):
+        for _ in range(50):
+            child = space.mutate(arch, rng)
+            space.validate(child)
+            assert space.arch_hash(child) != space.arch_hash(arch)
+    hashes = [space.arch_hash(n) for n in space.neighbours(off)]
+    assert len(hashes) == len(set(hashes)) and space.arch_hash(off) not in hashes
+    # a space of one network has nothing to mutate to: say so rather than return the input
+    single = OneNetSpace()
+    with pytest.raises(InvalidArch, match="one network"):
+        single.mutate(single.sample(rng), rng)

@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from hwnas.hardware.host import cpu_model
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -42,18 +43,6 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 _DRAIN_CAP = 1 << 20  # unread body bytes swallowed after a refusal, so the client reads the reply
 _CHUNK = 1 << 16
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name where Linux tells it, else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key = line.split(":", 1)[0].strip()
-            if key in ("model name", "Hardware", "Model"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fingerprint(threads: int, max_bytes: int) -> dict[str, Any]:

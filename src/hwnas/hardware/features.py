@@ -19,6 +19,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hwnas.space.vocab.cell import EDGES
+from hwnas.space.vocab.chain import parse_op
+from hwnas.space.vocab.fbnet import SKIP, parse_block
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -176,8 +180,6 @@ class ChainSegments(Segments):
         return keys
 
     def segment_ops(self, key: Any) -> list[Op]:
-        from hwnas.space.chain import parse_op
-
         cfg = self.space.cfg
         if key == "stem":
             net = _Net(self.shape, "stem")
@@ -222,8 +224,6 @@ class CellSegments(Segments):
         return (c, h, w)
 
     def segment_ops(self, key: Any) -> list[Op]:
-        from hwnas.space.cell import EDGES
-
         if key == "stem":
             net = _Net(self.shape, "stem")
             net.conv(self.space.cfg.channels, 3)
@@ -278,8 +278,6 @@ class FbnetSegments(Segments):
         return ["stem", *((i, b) for i, b in enumerate(arch["blocks"])), "head"]
 
     def segment_ops(self, key: Any) -> list[Op]:
-        from hwnas.space.fbnet import SKIP, parse_block
-
         space = self.space
         if key == "stem":
             net = _Net(self.shape, "stem")

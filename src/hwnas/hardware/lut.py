@@ -31,10 +31,11 @@ reading is committed as it is taken, so a killed build continues where it stoppe
 table is shared by every space and config on the same target. Entries are keyed by the full
 context of the block (shapes, stride, channels, op), so two spaces reuse each other's blocks.
 
-**Other spaces.** A space takes part by offering its blocks: a method
-``lut_blocks(arch, input_shape, num_classes) -> list[Block]`` (and optionally
-``lut_all_blocks(input_shape, num_classes)`` for a full build), or a factory registered in
-:data:`BLOCK_SOURCES` under the space's name. The chain space is registered here.
+**Spaces.** A space takes part by being
+:class:`~hwnas.space.capabilities.BlockDecomposable`: it lists the blocks of an arch
+(``blocks``), every block it can contain for a full build (``all_blocks``) and the identity
+of its configuration (``blocks_id``). The table never asks which space it is; the chain space
+offers its blocks through :mod:`hwnas.space.chain_blocks`.
 """
 
 from __future__ import annotations
@@ -43,19 +44,21 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, cast
 
 from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
 from hwnas.hardware.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.hardware.host import cpu_model
+from hwnas.space.capabilities import Block, BlockDecomposable, Shape, spaces_with, supports
+from hwnas.space.chain_blocks import ChainBlocks as ChainBlocks  # where it was before
 
 if TYPE_CHECKING:
     from torch import nn
@@ -71,178 +74,25 @@ LUT_VERSION = 1
 #: calibration networks are drawn with this seed, so every build of a table picks the same ones
 CALIBRATION_SEED = 20_251_127
 
-Shape = tuple[int, int, int]
-
-
-# ------------------------------------------------------------------------- blocks
-class Block(NamedTuple):
-    """One timed unit of a network, in its context (a tuple: cheap to make per prediction).
-
-    ``key`` must name everything that changes the block's latency (op, kernel, channels,
-    input shape, stride...), since tables are shared across spaces. ``first``: it consumes the
-    network input, so it is timed alone rather than after an adapter.
-    """
-
-    key: str
-    input_shape: Shape
-    build: Callable[[], nn.Module]
-    first: bool = False
-
-
-class BlockSource(Protocol):
-    """How a space splits its networks into blocks."""
-
-    def space_id(self) -> str:
-        """Identity of the space's configuration (the overhead fit is per space)."""
-        ...
-
-    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
-        """The blocks ``arch`` builds, in order; cheap (modules are built only when timed)."""
-        ...
-
-    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block] | None:
-        """Every block any arch can contain, for a full build; None if it cannot enumerate."""
-        ...
-
 
 def _sha(text: str, n: int = 12) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:n]
 
 
-def _down(size: int, stride: int) -> int:
-    """Output size of an odd-kernel conv padded by k // 2."""
-    return (size - 1) // stride + 1
+# ------------------------------------------------------------------------- blocks
+#: how a space splits its networks into blocks (the capability this table asks for)
+BlockSource = BlockDecomposable
 
 
-# module factories of the chain space's blocks (imports deferred: a prediction builds nothing)
-def _stem(cin: int, cout: int, stride: int) -> nn.Module:
-    from hwnas.space.blocks import conv_bn
-
-    return conv_bn(cin, cout, 3, stride)
-
-
-def _mbconv(cin: int, cout: int, k: int, e: int, stride: int) -> nn.Module:
-    from hwnas.space.blocks import MBConv
-
-    return MBConv(cin, cout, k, e, stride)
-
-
-def _head(c: int, head_channels: int, num_classes: int) -> nn.Module:
-    """ChainNet's tail: optional 1x1 conv, global pool, flatten, classifier (dropout: eval)."""
-    from torch import nn
-
-    from hwnas.space.blocks import conv_bn
-
-    layers: list[nn.Module] = [conv_bn(c, head_channels, 1)] if head_channels else []
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(head_channels or c, num_classes)]
-    return nn.Sequential(*layers)
-
-
-class ChainBlocks:
-    """Blocks of the chain space: stem conv, each MBConv in its context, and the head."""
-
-    def __init__(self, space: Any) -> None:
-        from hwnas.space.chain import parse_op
-
-        self.space = space
-        self.cfg = space.cfg
-        self.ops = {o: parse_op(o) for o in space.mb_ops}
-
-    def space_id(self) -> str:
-        return "chain-" + _sha(self.cfg.model_dump_json())
-
-    def _stem(self, shape: Shape) -> Block:
-        c, h, w = shape
-        out, s = self.cfg.stem_channels, self.cfg.stem_stride
-        return Block(f"stem:c{c}>{out}:{h}x{w}:k3s{s}", shape, partial(_stem, c, out, s), True)
-
-    @staticmethod
-    def _mb(cin: int, cout: int, h: int, w: int, k: int, e: int, s: int) -> Block:
-        return Block(
-            f"mbconv:c{cin}>{cout}:{h}x{w}:k{k}e{e}s{s}",
-            (cin, h, w),
-            partial(_mbconv, cin, cout, k, e, s),
+def block_source(space: Space) -> BlockDecomposable:
+    """The space itself, if it is block-decomposable; else a one-line UserError."""
+    if not supports(space, BlockDecomposable):
+        offer = ", ".join(spaces_with(BlockDecomposable)) or "none built in"
+        raise UserError(
+            f"space {space.name}: no lookup-table blocks (it is not block-decomposable; "
+            f"spaces that are: {offer})"
         )
-
-    def _head(self, c: int, h: int, w: int, num_classes: int) -> Block:
-        hc = self.cfg.head_channels
-        return Block(
-            f"head:c{c}>{hc}>{num_classes}:{h}x{w}", (c, h, w), partial(_head, c, hc, num_classes)
-        )
-
-    def _after_stem(self, shape: Shape) -> Shape:
-        s = self.cfg.stem_stride
-        return self.cfg.stem_channels, _down(shape[1], s), _down(shape[2], s)
-
-    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
-        ops = self.ops
-        out = [self._stem(input_shape)]
-        c, h, w = self._after_stem(input_shape)
-        canonical = self.space.canonical(arch)  # the built ops, exactly as ChainNet sees them
-        for st_cfg, st in zip(self.cfg.stages, canonical["stages"], strict=True):
-            for j, op in enumerate(st["ops"]):
-                k, e = ops[op]
-                s = st_cfg.stride if j == 0 else 1
-                out.append(self._mb(c, st["width"], h, w, k, e, s))
-                c, h, w = st["width"], _down(h, s), _down(w, s)
-        out.append(self._head(c, h, w, num_classes))
-        return out
-
-    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
-        ops = list(self.ops.values())
-        out = [self._stem(input_shape)]
-        states = {self._after_stem(input_shape)}  # every (channels, h, w) a stage may receive
-        for st in self.cfg.stages:
-            nxt = set()
-            if any(d > 0 for d in st.depths):
-                for cin, h, w in states:
-                    h2, w2 = _down(h, st.stride), _down(w, st.stride)
-                    for cout in st.widths:
-                        out += [self._mb(cin, cout, h, w, k, e, st.stride) for k, e in ops]
-                        if max(st.depths) > 1:  # later blocks: width -> width, stride 1
-                            out += [self._mb(cout, cout, h2, w2, k, e, 1) for k, e in ops]
-                        nxt.add((cout, h2, w2))
-            if 0 in st.depths:  # a dropped stage passes its input on
-                nxt |= states
-            # (a stage whose ops are all skipped keeps an input that equals its width: in nxt)
-            states = nxt
-        out += [self._head(c, h, w, num_classes) for c, h, w in sorted(states)]
-        return list({b.key: b for b in out}.values())
-
-
-class _MethodBlocks:
-    """A space that lists its own blocks (``lut_blocks`` / ``lut_all_blocks``)."""
-
-    def __init__(self, space: Any) -> None:
-        self.space = space
-
-    def space_id(self) -> str:
-        cfg = getattr(self.space, "cfg", None)
-        dump = getattr(cfg, "model_dump_json", None)
-        ident = dump() if callable(dump) else repr(cfg)
-        return f"{self.space.name}-{_sha(ident)}"
-
-    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
-        return list(self.space.lut_blocks(arch, input_shape, num_classes))
-
-    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block] | None:
-        fn = getattr(self.space, "lut_all_blocks", None)
-        return None if fn is None else list(fn(input_shape, num_classes))
-
-
-#: space name -> factory(space) for spaces that don't list their own blocks
-BLOCK_SOURCES: dict[str, Callable[[Any], BlockSource]] = {"chain": ChainBlocks}
-
-
-def block_source(space: Space) -> BlockSource:
-    if hasattr(space, "lut_blocks"):
-        return _MethodBlocks(space)
-    if space.name in BLOCK_SOURCES:
-        return BLOCK_SOURCES[space.name](space)
-    raise UserError(
-        f"space {space.name}: no lookup-table blocks (spaces offering them: "
-        f"{', '.join(sorted(BLOCK_SOURCES))}, or any with a lut_blocks method)"
-    )
+    return cast(BlockDecomposable, space)
 
 
 def _adapter(c: int) -> nn.Module:
@@ -278,16 +128,6 @@ def _jobs(block: Block) -> list[_Job]:
 
 
 # ------------------------------------------------------------------- fingerprint
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def fingerprint(s: LutTarget, input_shape: Shape) -> dict[str, Any]:
     """What a table's figures depend on; a change of any of these means another table."""
     fp: dict[str, Any] = {
@@ -562,7 +402,7 @@ class LatencyTable:
         memo = self._sources.get((id(space), num_classes))
         if memo is None or memo[0] is not space:
             src = block_source(space)
-            memo = (space, src, f"{src.space_id()}-n{num_classes}")
+            memo = (space, src, f"{src.blocks_id()}-n{num_classes}")
             self._sources[(id(space), num_classes)] = memo
         return memo[1], memo[2]
 

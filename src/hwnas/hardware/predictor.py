@@ -36,7 +36,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.config import PredictorTarget
 from hwnas.hardware.features import Op, Segments, kernel_ops, segments_for
+from hwnas.space.capabilities import Vectorizable, supports
 
 if TYPE_CHECKING:
     from torch import nn
@@ -119,8 +120,10 @@ class Featurizer:
         return self
 
     def _encoding_dim(self, archs: list[Arch]) -> int:
+        if not supports(self.space, Vectorizable):
+            return 0  # a space without a vector simply offers none
         try:
-            lengths = {len(self.space.encode(a)) for a in archs[:50]}
+            lengths = {len(cast(Vectorizable, self.space).encode(a)) for a in archs[:50]}
         except Exception:  # noqa: BLE001 - a space whose encoding fails simply offers none
             return 0
         return lengths.pop() if len(lengths) == 1 else 0
@@ -162,7 +165,7 @@ class Featurizer:
             return ops_part
         if not encoding:
             return np.concatenate([ops_part, np.zeros(self.encoding_dim)])
-        enc = np.asarray(self.space.encode(arch), float)
+        enc = np.asarray(cast(Vectorizable, self.space).encode(arch), float)
         if enc.shape != (self.encoding_dim,):
             raise PredictorError(
                 f"arch encoding has length {enc.size}, the predictor expects {self.encoding_dim}"

@@ -6,8 +6,36 @@ from typing import Any
 
 from hwnas.core.registry import spaces
 from hwnas.space.base import Arch, InvalidArch, Space, arch_hash
+from hwnas.space.capabilities import (
+    Block,
+    BlockDecomposable,
+    Encodable,
+    Evolvable,
+    Morphable,
+    Neighbourly,
+    Supernet,
+    Vectorizable,
+    supports,
+    unsupported,
+)
 
-__all__ = ["Arch", "InvalidArch", "Space", "arch_hash", "make_space"]
+__all__ = [
+    "Arch",
+    "Block",
+    "BlockDecomposable",
+    "Encodable",
+    "Evolvable",
+    "InvalidArch",
+    "Morphable",
+    "Neighbourly",
+    "Space",
+    "Supernet",
+    "Vectorizable",
+    "arch_hash",
+    "make_space",
+    "supports",
+    "unsupported",
+]
 
 
 def make_space(cfg: Any) -> Space:

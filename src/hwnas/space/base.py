@@ -1,8 +1,12 @@
-"""The search-space interface.
+"""The search-space interface: what every space must do.
 
 A space owns everything that knows an architecture's structure. Strategies only see archs
 (plain JSON-able dicts) and metrics; they never touch modules. ``canonical`` maps every arch to
 the form that identifies the network it builds, so duplicates are detected by ``arch_hash``.
+
+Everything beyond sampling, checking, identifying, building and describing archs (mutation,
+encoding, morphisms, block decomposition, supernets) is a capability a space may offer: see
+:mod:`hwnas.space.capabilities`.
 """
 
 from __future__ import annotations
@@ -26,29 +30,18 @@ class InvalidArch(UserError):
 
 
 class Space(ABC):
-    """A family of architectures. Implementations must be deterministic given the rng."""
+    """A family of architectures. Implementations must be deterministic given the rng.
+
+    Only what every consumer needs is here; a strategy that needs more asks for a capability
+    (:class:`~hwnas.space.capabilities.Evolvable`, ``Encodable``, ``Morphable``...).
+    """
 
     name: str = "space"
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random arch."""
-
-    @abstractmethod
-    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
-        """A child that differs from ``arch`` in the built network (never a no-op)."""
-
-    @abstractmethod
-    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
-        """A child mixing two parents' choices."""
-
-    @abstractmethod
-    def neighbours(self, arch: Arch) -> list[Arch]:
-        """All archs one elementary change away (canonical, distinct, excluding ``arch``)."""
-
-    @abstractmethod
-    def encode(self, arch: Arch) -> list[float]:
-        """Fixed-length numeric vector, for surrogate models."""
+        """A uniformly random arch (random search, calibration sets and predictor training
+        data all draw from every space)."""
 
     @abstractmethod
     def canonical(self, arch: Arch) -> Arch:
@@ -56,7 +49,7 @@ class Space(ABC):
 
     @abstractmethod
     def size(self) -> int:
-        """Number of distinct networks (canonical archs) in the space."""
+        """Number of distinct networks (canonical archs) in the space; 0 if unbounded."""
 
     @abstractmethod
     def validate(self, arch: Arch) -> None:
@@ -69,14 +62,6 @@ class Space(ABC):
     @abstractmethod
     def describe(self, arch: Arch) -> str:
         """One line a person can read."""
-
-    def parameters(self) -> dict[str, list[Any]]:
-        """Every gene and its allowed values, for generic samplers (Optuna)."""
-        raise NotImplementedError(f"the {self.name} space exposes no flat parameters")
-
-    def from_parameters(self, params: dict[str, Any]) -> Arch:
-        """The (valid) arch for one value per gene of :meth:`parameters`."""
-        raise NotImplementedError(f"the {self.name} space exposes no flat parameters")
 
     def key(self, arch: Arch) -> str:
         """The string a table of results is indexed by (canonical JSON unless overridden)."""

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hwnas.space.config import ChainSpaceConfig
+from hwnas.space.vocab.chain import parse_op
 
 
 def conv_bn(
@@ -67,8 +68,6 @@ class ChainNet(nn.Module):
         num_classes: int,
     ) -> None:
         super().__init__()
-        from hwnas.space.chain import parse_op
-
         cin = input_shape[0]
         self.stem = conv_bn(cin, cfg.stem_channels, 3, cfg.stem_stride)
         c = cfg.stem_channels

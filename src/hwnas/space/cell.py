@@ -12,46 +12,14 @@ of N cells joined by residual reduction blocks, widths C, 2C, 4C), so trained re
 from __future__ import annotations
 
 import random
-import re
 from typing import TYPE_CHECKING, Any
 
 from hwnas.space.base import Arch, InvalidArch, Space
-from hwnas.space.config import CELL_OPS, CellSpaceConfig
+from hwnas.space.config import CellSpaceConfig
+from hwnas.space.vocab.cell import EDGES, parse_string, to_string
 
 if TYPE_CHECKING:
     from torch import nn
-
-OPS = CELL_OPS
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), benchmark order
-_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
-
-
-def to_string(ops: list[str]) -> str:
-    """The benchmark's arch string."""
-    nodes = []
-    k = 0
-    for j in (1, 2, 3):
-        nodes.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
-        k += j
-    return "+".join(nodes)
-
-
-def parse_string(text: str) -> list[str]:
-    """Ops in edge order from the benchmark's arch string; raises InvalidArch if malformed."""
-    nodes = text.strip().split("+")
-    if len(nodes) != 3:
-        raise InvalidArch(f"cell string needs 3 nodes joined by '+': {text!r}")
-    ops: list[str] = []
-    for j, node in enumerate(nodes, start=1):
-        tokens = [t for t in node.split("|") if t]
-        if len(tokens) != j or not node.startswith("|") or not node.endswith("|"):
-            raise InvalidArch(f"node {j} of {text!r} needs {j} edges like |op~i|")
-        for i, tok in enumerate(tokens):
-            m = _TOKEN.match(tok)
-            if not m or int(m.group(2)) != i or m.group(1) not in OPS:
-                raise InvalidArch(f"bad edge {tok!r} in {text!r}")
-            ops.append(m.group(1))
-    return ops
 
 
 class CellSpace(Space):
@@ -71,6 +39,9 @@ class CellSpace(Space):
 
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {"ops": [params[f"edge{j}<-{i}"] for j, i in EDGES]}
+
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {f"edge{j}<-{i}": op for (j, i), op in zip(EDGES, arch["ops"], strict=True)}
 
     def sample(self, rng: random.Random) -> Arch:
         return {"ops": [rng.choice(self.ops) for _ in EDGES]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hwnas.space.vocab.cell import EDGES
+
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
@@ -39,8 +41,6 @@ class Cell(nn.Module):
 
     def __init__(self, ops: list[str], c: int) -> None:
         super().__init__()
-        from hwnas.space.cell import EDGES
-
         self.edges = EDGES
         self.ops = nn.ModuleList(make_op(o, c) for o in ops)
 

@@ -17,21 +17,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.capabilities import Block, Shape
+from hwnas.space.chain_blocks import ChainBlocks
 from hwnas.space.config import ChainSpaceConfig
+from hwnas.space.vocab.chain import SKIP, op_name, parse_op
 
 if TYPE_CHECKING:
     from torch import nn
-
-SKIP = "skip"
-
-
-def op_name(kernel: int, expansion: int) -> str:
-    return f"k{kernel}_e{expansion}"
-
-
-def parse_op(op: str) -> tuple[int, int]:
-    k, e = op.split("_")
-    return int(k[1:]), int(e[1:])
 
 
 class ChainSpace(Space):
@@ -142,6 +134,13 @@ class ChainSpace(Space):
             ]
         }
         return self._repair(arch)  # a skip where shapes change becomes the first real op
+
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, s in enumerate(arch["stages"]):
+            out[f"s{i}.depth"], out[f"s{i}.width"] = s["depth"], s["width"]
+            out.update({f"s{i}.op{b}": op for b, op in enumerate(s["ops"])})
+        return out
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         key = self.arch_hash(arch)
@@ -255,6 +254,21 @@ class ChainSpace(Space):
             ops = ",".join(o.replace("_", "") for o in s["ops"]) or "id"
             parts.append(f"{s['width']}x{len(s['ops'])}[{ops}]")
         return " ".join(parts)
+
+    # ----------------------------------------------------- block decomposition
+    @cached_property
+    def _block_plan(self) -> ChainBlocks:
+        return ChainBlocks(self)
+
+    def blocks_id(self) -> str:
+        return self._block_plan.blocks_id()
+
+    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
+        """Stem, each built MBConv in its context, head: ChainNet's modules, in order."""
+        return self._block_plan.blocks(arch, input_shape, num_classes)
+
+    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
+        return self._block_plan.all_blocks(input_shape, num_classes)
 
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         from hwnas.space.blocks import ChainNet

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from hwnas.core.config import KindConfig, Section
 from hwnas.core.registry import spaces
+from hwnas.space.vocab.cell import CELL_OPS
 
 
 class StageConfig(Section):
@@ -79,9 +80,6 @@ class ChainSpaceConfig(KindConfig):
         if not v:
             raise ValueError("need at least one stage")
         return v
-
-
-CELL_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 @spaces.register("cell", factory="hwnas.space.cell:CellSpace")

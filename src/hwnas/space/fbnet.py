@@ -27,31 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.space.base import Arch, InvalidArch, Space
 from hwnas.space.config import FbnetSpaceConfig
+from hwnas.space.vocab.fbnet import (
+    BLOCKS,
+    N_LAYERS,
+    STAGE_DEPTHS,
+    STAGE_STRIDES,
+    STAGE_WIDTHS,
+    STEM_CHANNELS,
+    scaled,
+)
 
 if TYPE_CHECKING:
     from torch import nn
-
-BLOCKS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
-SKIP = "skip"
-STAGE_DEPTHS = (1, 4, 4, 4, 4, 4, 1)
-STAGE_WIDTHS = (16, 24, 32, 64, 112, 184, 352)
-STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
-STEM_CHANNELS = 16
-N_LAYERS = sum(STAGE_DEPTHS)  # 22
-
-
-def parse_block(name: str) -> tuple[int, int, int]:
-    """(kernel, expansion, groups) of a non-skip block name such as ``k5_e1_g2``."""
-    parts = name.split("_")
-    groups = int(parts[2][1:]) if len(parts) > 2 else 1
-    return int(parts[0][1:]), int(parts[1][1:]), groups
-
-
-def scaled(channels: int, multiplier: float) -> int:
-    """Channels times the width multiplier, to a multiple of 8 (at least 8)."""
-    if multiplier == 1.0:
-        return channels
-    return max(8, int(round(channels * multiplier / 8)) * 8)
 
 
 class FbnetSpace(Space):
@@ -143,6 +130,9 @@ class FbnetSpace(Space):
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {"blocks": [params[f"L{i:02d}"] for i in range(N_LAYERS)]}
 
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {f"L{i:02d}": b for i, b in enumerate(arch["blocks"])}
+
     def describe(self, arch: Arch) -> str:
         parts, i = [], 0
         for depth, width in zip(STAGE_DEPTHS, STAGE_WIDTHS, strict=True):
@@ -155,4 +145,11 @@ class FbnetSpace(Space):
         from hwnas.space.fbnet_modules import FbnetNet
 
         self.validate(arch)
-        return FbnetNet(self, arch["blocks"], input_shape[0], num_classes)
+        return FbnetNet(
+            arch["blocks"],
+            self.layers,
+            input_shape[0],
+            num_classes,
+            stem=(self.stem_channels, self.cfg.stem_stride),
+            head_channels=self.head_channels,
+        )

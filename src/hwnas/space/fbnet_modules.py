@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from hwnas.space import blocks
 from hwnas.space.blocks import head_conv
-
-if TYPE_CHECKING:
-    from hwnas.space.fbnet import FbnetSpace
-
+from hwnas.space.vocab.fbnet import SKIP, parse_block
 
 conv_bn = partial(blocks.conv_bn, activation=nn.ReLU)  # FBNet blocks use plain ReLU
 
@@ -53,8 +49,6 @@ class TBS(nn.Module):
 
 
 def make_block(name: str, cin: int, cout: int, stride: int) -> nn.Module:
-    from hwnas.space.fbnet import SKIP, parse_block
-
     if name == SKIP:
         # identity where shapes agree; otherwise the reference builder's 1x1 projection
         return nn.Identity() if cin == cout and stride == 1 else conv_bn(cin, cout, 1, stride)
@@ -63,16 +57,28 @@ def make_block(name: str, cin: int, cout: int, stride: int) -> nn.Module:
 
 
 class FbnetNet(nn.Module):
-    """Stem -> 22 searchable layers -> 1x1 head conv -> global pool -> classifier."""
+    """Stem -> 22 searchable layers -> 1x1 head conv -> global pool -> classifier.
 
-    def __init__(self, space: FbnetSpace, blocks: list[str], cin: int, num_classes: int) -> None:
+    ``layers`` are the (input channels, output channels, stride) of the searchable layers and
+    ``stem`` the stem's (channels, stride), as :class:`~hwnas.space.fbnet.FbnetSpace` scales them.
+    """
+
+    def __init__(
+        self,
+        blocks: list[str],
+        layers: list[tuple[int, int, int]],
+        cin: int,
+        num_classes: int,
+        stem: tuple[int, int],
+        head_channels: int,
+    ) -> None:
         super().__init__()
-        self.stem = conv_bn(cin, space.stem_channels, 3, space.cfg.stem_stride)
+        self.stem = conv_bn(cin, stem[0], 3, stem[1])
         self.layers = nn.Sequential(
-            *(make_block(b, ci, co, s) for b, (ci, co, s) in zip(blocks, space.layers, strict=True))
+            *(make_block(b, ci, co, s) for b, (ci, co, s) in zip(blocks, layers, strict=True))
         )
-        c = space.layers[-1][1]
-        self.head, c = head_conv(c, space.head_channels, conv_bn)
+        c = layers[-1][1]
+        self.head, c = head_conv(c, head_channels, conv_bn)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 

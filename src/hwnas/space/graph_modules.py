@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.space.graph import BN_EPS, Graph
+from hwnas.space.vocab.graph import BN_EPS, Graph
 
 
 class ConvBnRelu(nn.Module):

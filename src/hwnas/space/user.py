@@ -90,21 +90,42 @@ class UserSpace(Space):
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         return {k: params[k] for k in self.choices}
 
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        return {k: arch[k] for k in self.choices}
+
     def sample(self, rng: random.Random) -> Arch:
         return {k: rng.choice(c.values()) for k, c in self.choices.items()}
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """One choice moved; re-drawn while the child builds the same network (a subclass's
+        ``canonical`` may drop choices that build nothing), so it is never a no-op."""
+        key = self.arch_hash(arch)
         keys = [k for k, c in self.choices.items() if c.near(arch[k])]
-        if not keys:
-            return dict(arch)
-        key = rng.choice(keys)
-        return {**arch, key: rng.choice(self.choices[key].near(arch[key]))}
+        for _ in range(64 if keys else 0):
+            k = rng.choice(keys)
+            child = {**arch, k: rng.choice(self.choices[k].near(arch[k]))}
+            if self.arch_hash(child) != key:
+                return child
+        neigh = self.neighbours(arch)
+        if not neigh:
+            raise InvalidArch(
+                f"{type(self).__name__}: every arch builds one network: nothing to mutate to"
+            )
+        return rng.choice(neigh)
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
         return {k: rng.choice((a[k], b[k])) for k in self.choices}
 
     def neighbours(self, arch: Arch) -> list[Arch]:
-        return [{**arch, k: v} for k, c in self.choices.items() for v in c.near(arch[k])]
+        seen, out = {self.arch_hash(arch)}, []
+        for k, c in self.choices.items():
+            for v in c.near(arch[k]):
+                child = {**arch, k: v}
+                h = self.arch_hash(child)
+                if h not in seen:  # distinct networks only, as the canonical form says
+                    seen.add(h)
+                    out.append(child)
+        return out
 
     def encode(self, arch: Arch) -> list[float]:
         return [c.encode(arch[k]) for k, c in self.choices.items()]

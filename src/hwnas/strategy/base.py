@@ -10,11 +10,13 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from hwnas.core.errors import UserError
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
 from hwnas.space.base import Arch, Space
+from hwnas.space.capabilities import missing, supports
 
 
 class StrategyDone(Exception):
@@ -56,6 +58,13 @@ class Result:
     feasible: bool = True
 
 
+def check_space(strategy: type[Strategy], space: Space) -> None:
+    """Raise a one-line UserError if ``space`` lacks a capability ``strategy`` requires."""
+    for capability in strategy.requires:
+        if not supports(space, capability):
+            raise UserError(missing(f"strategy: {strategy.name}", capability, space))
+
+
 def rng_state(rng: random.Random) -> list[Any]:
     version, internal, gauss = rng.getstate()
     return [version, list(internal), gauss]
@@ -66,11 +75,18 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 
 class Strategy(ABC):
-    """Ask/tell search strategy."""
+    """Ask/tell search strategy.
+
+    ``requires`` lists the space capabilities (:mod:`hwnas.space.capabilities`) the strategy
+    calls beyond :class:`Space` itself; a space without one of them is refused up front with
+    a one-line :class:`UserError`, not an AttributeError in the middle of a search.
+    """
 
     name = "strategy"
+    requires: ClassVar[tuple[type, ...]] = ()
 
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
+        check_space(type(self), space)
         self.space = space
         self.objectives = list(objectives)
         self.rng = random.Random(seed)

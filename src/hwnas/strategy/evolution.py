@@ -21,11 +21,13 @@ from hwnas.core.pareto import (
     non_dominated_ranks,
 )
 from hwnas.space.base import Space
+from hwnas.space.capabilities import Evolvable
 from hwnas.strategy.base import Proposal, Result, Strategy
 
 
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    requires = (Evolvable,)
 
     def __init__(
         self,
@@ -41,6 +43,8 @@ class RegularizedEvolution(Strategy):
         fresh_tries: int = 0,
     ) -> None:
         super().__init__(space, objectives, seed)
+        assert isinstance(space, Evolvable)
+        self.evolvable: Evolvable = space
         self.population_size = population
         self.sample_size = sample_size
         self.selection = selection
@@ -98,10 +102,10 @@ class RegularizedEvolution(Strategy):
             op = "mutate"
             if self.rng.random() < self.crossover_prob:
                 other = self._select()
-                child = self.space.crossover(parent["arch"], other["arch"], self.rng)
+                child = self.evolvable.crossover(parent["arch"], other["arch"], self.rng)
                 op = "crossover"
             for _ in range(self.mutations):
-                child = self.space.mutate(child, self.rng)
+                child = self.evolvable.mutate(child, self.rng)
             if not self.fresh_tries:
                 break
             h = self.space.arch_hash(child)

@@ -23,18 +23,19 @@ neighbour's result before it can move), which is how Algorithm 1 is written.
 
 from __future__ import annotations
 
-import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.capabilities import Morphable, Vectorizable, missing, supports
 from hwnas.strategy.base import Proposal, Result, Strategy, StrategyDone, StrategyWaiting
 
 
 class Nash(Strategy):
     name = "nash"
+    requires = (Morphable,)
 
     def __init__(
         self,
@@ -57,11 +58,12 @@ class Nash(Strategy):
         final_cutout: int | None = None,
     ) -> None:
         super().__init__(space, objectives, seed)
-        from hwnas.space.graph import GraphSpace
-
-        if not isinstance(space, GraphSpace):
-            raise ValueError("strategy nash needs the graph space (space.name: graph)")
-        self.graph: GraphSpace = space
+        assert isinstance(space, Morphable)
+        self.morph: Morphable = space
+        #: the space's vector of an arch, the guide's features (None: the space has none)
+        self.vector = cast(Vectorizable, space) if supports(space, Vectorizable) else None
+        if guided and self.vector is None:
+            raise ValueError(missing("guided", Vectorizable, space))
         self.n_steps, self.n_neigh, self.n_nm = n_steps, n_neigh, n_nm
         self.epochs = {"init": epochs_init, "neigh": epochs_neigh, "final": epochs_final}
         self.lr = (lr_start, lr_end)
@@ -85,7 +87,8 @@ class Nash(Strategy):
         return out
 
     def _features(self, arch: Arch, epochs: int) -> list[float]:
-        return [*self.space.encode(arch), math.log2(1 + epochs)]
+        assert self.vector is not None
+        return [*self.vector.encode(arch), math.log2(1 + epochs)]
 
     def _child(self) -> tuple[Arch, list[dict[str, Any]]]:
         """A child by ``n_nm`` morphisms; at the space's limits, as many as still apply."""
@@ -101,9 +104,9 @@ class Nash(Strategy):
         assert self.parent is not None
         kinds = self.kinds or None
         if not self.guided or len(self.history) < 4:
-            return self.graph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
+            return self.morph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
         pool = [
-            self.graph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
+            self.morph.morph_sequence(self.parent["arch"], n_nm, self.rng, kinds)
             for _ in range(self.guide_pool)
         ]
         epochs = self.parent["epochs"] + self.epochs["neigh"]
@@ -132,7 +135,7 @@ class Nash(Strategy):
             if self.issued:
                 raise StrategyWaiting("nash: waiting for the start net's result")
             self.issued = 1
-            start = copy.deepcopy(self.graph.start)
+            start = self.morph.start_arch()
             return Proposal(
                 start,
                 info={"train": self._train("init"), "nash": {"step": 0}},
@@ -196,7 +199,7 @@ class Nash(Strategy):
             "metrics": result.metrics,
             "epochs": epochs,
         }
-        if result.status == "complete" and "accuracy" in result.metrics:
+        if result.status == "complete" and "accuracy" in result.metrics and self.vector is not None:
             self.history.append((self._features(result.arch, epochs), result.metrics["accuracy"]))
         if self.phase == "init":
             if not entry["ok"]:  # nothing to climb from; the next ask() ends the search

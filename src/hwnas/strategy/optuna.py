@@ -1,11 +1,13 @@
 """Optuna's samplers as hwnas strategies (TPE, NSGA-II, random, ...), through ask/tell.
 
-Each space gene becomes a categorical parameter (:meth:`Space.parameters`). Results may arrive
+Each gene of an :class:`~hwnas.space.capabilities.Encodable` space becomes a categorical
+parameter (``parameters``; ``from_parameters`` turns a pick into an arch). Results may arrive
 in any order and for archs the study answered from its store: a result that matches a pending
-Optuna trial finishes it, any other is added as a finished trial, so the sampler learns from
-everything. The state saved with each trial is the list of told (params, values); a resumed
-search rebuilds the Optuna study from it (the sampler's random stream then differs from an
-uninterrupted run).
+Optuna trial finishes it, any other is added as a finished trial with the space's
+``to_parameters`` of its arch, so the sampler learns from everything. The state saved with
+each trial is the list of told (params, values); a resumed search rebuilds the Optuna study
+from it (the sampler's random stream then differs from an uninterrupted run). The strategy
+never reads an arch's JSON itself: the space owns its genes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from hwnas.core.pareto import Objectives, as_minimisation
 from hwnas.space.base import Space
+from hwnas.space.capabilities import Encodable
 from hwnas.strategy.base import Proposal, Result, Strategy
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -21,6 +24,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 
 class OptunaStrategy(Strategy):
     name = "optuna"
+    requires = (Encodable,)
 
     def __init__(
         self,
@@ -30,9 +34,11 @@ class OptunaStrategy(Strategy):
         sampler: str = "tpe",
         population: int = 50,
     ) -> None:
+        super().__init__(space, objectives, seed)
         import optuna
 
-        super().__init__(space, objectives, seed)
+        assert isinstance(space, Encodable)
+        self.genes: Encodable = space
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.sampler_name = sampler
         self.params = space.parameters()
@@ -58,7 +64,7 @@ class OptunaStrategy(Strategy):
 
     def ask(self) -> Proposal:
         trial = self.study.ask(self.distributions)
-        arch = self.space.from_parameters(trial.params)
+        arch = self.genes.from_parameters(trial.params)
         self.pending.setdefault(self.space.arch_hash(arch), []).append(trial)
         return Proposal(arch, info={"op": f"optuna-{self.sampler_name}"})
 
@@ -80,17 +86,9 @@ class OptunaStrategy(Strategy):
             else:
                 self.study.tell(trial, values)
         else:
-            params = self._params_of(result.arch)
+            params = self.genes.to_parameters(result.arch)
             self._add(params, values)
         self.history.append({"params": params, "values": values})
-
-    def _params_of(self, arch: dict[str, Any]) -> dict[str, Any]:
-        """Recover gene values of an arch that Optuna did not propose (e.g. on resume)."""
-        for trial_list in self.pending.values():
-            for t in trial_list:
-                if self.space.from_parameters(t.params) == arch:
-                    return dict(t.params)
-        return _flatten_by_search(self.space, arch, self.params)
 
     def _add(self, params: dict[str, Any], values: list[float] | None) -> None:
         import optuna
@@ -114,18 +112,3 @@ class OptunaStrategy(Strategy):
         self.history = list(state.get("history", []))
         for item in self.history:
             self._add(item["params"], item["values"])
-
-
-def _flatten_by_search(
-    space: Space, arch: dict[str, Any], params: dict[str, list[Any]]
-) -> dict[str, Any]:
-    """Gene values for an arch, read from its JSON by the parameter names the spaces use."""
-    if "ops" in arch and all(k.startswith("edge") for k in params):  # cell
-        return dict(zip(params, arch["ops"], strict=True))
-    if "stages" in arch:  # chain
-        out: dict[str, Any] = {}
-        for i, s in enumerate(arch["stages"]):
-            out[f"s{i}.depth"], out[f"s{i}.width"] = s["depth"], s["width"]
-            out.update({f"s{i}.op{b}": op for b, op in enumerate(s["ops"])})
-        return out
-    return {k: arch[k] for k in params}  # user spaces: the arch is the parameters
