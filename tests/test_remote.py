@@ -285,7 +285,10 @@ def command(*argv: str, **kw: Any) -> CommandCostModel:
     raw = {"name": "command", "command": list(argv), "backoff": 0.0, **kw}
     if "json_key" not in raw:
         raw.setdefault("regex", r"latency: ([0-9.]+) ms")
-    model = make_cost_model(validate_config({"target": raw}).target)
+    # the objectives name what the command measures: a run whose sources give no objective
+    # metric is refused
+    objectives = {"accuracy": "max", raw.get("metric", "latency_ms"): "min"}
+    model = make_cost_model(validate_config({"target": raw, "objectives": objectives}).target)
     assert isinstance(model, CommandCostModel)
     return model
 

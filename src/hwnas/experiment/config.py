@@ -169,11 +169,7 @@ class ExperimentConfig(Section):
         names = [o.metric for o in self.objectives]
         if len(set(names)) != len(names):
             raise ValueError("objectives: a metric is listed twice")
-        tables = getattr(self.target, "path", 1) is None and hasattr(self.estimator, "arch_column")
-        if tables:  # a table target without its own path reads the estimator's table
-            self.target.path = self.estimator.path  # type: ignore[attr-defined]
-        elif getattr(self.target, "path", 1) is None and self.target.name == "tabular":
-            raise ValueError("target.path: required unless the estimator is tabular")
+        self.target.complete(self.estimator)  # e.g. a table target reads the estimator's table
         for where, src in self.sources():
             if src.provides is not None and not type(src).selectable:  # type: ignore[attr-defined]
                 raise ValueError(
@@ -190,8 +186,8 @@ class ExperimentConfig(Section):
             if check is not None:
                 check(objectives)
         self._add_capacities()
-        if self.target.name == "cuda-torch" and self.device != "cuda":
-            self.device = "cuda"
+        if type(self.target).device is not None:  # a GPU runtime times where candidates train
+            self.device = type(self.target).device  # type: ignore[attr-defined,assignment]
         for c in self.constraints:
             if c.value < 0 or (c.op in ("<", "<=") and c.value == 0 and c.metric != "accuracy"):
                 raise ValueError(f"constraints: {c} can never hold")

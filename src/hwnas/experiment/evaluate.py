@@ -196,11 +196,13 @@ class Evaluator:
         """Load the parent's weights carried through the morphisms into ``model``."""
         import torch
 
-        inherit_fn = getattr(self.space, "inherit", None)
-        if inherit_fn is None:
-            raise ValueError(f"the {self.space.name} space cannot carry weights across changes")
+        from hwnas.space.capabilities import Morphable, supports
+
+        space = self.space
+        if not supports(space, Morphable):
+            raise ValueError(f"the {space.name} space cannot carry weights across changes")
         state = torch.load(inherit["weights"], map_location="cpu", weights_only=True)
-        child, state = inherit_fn(inherit["arch"], state, inherit["morphs"])
+        child, state = space.inherit(inherit["arch"], state, inherit["morphs"])  # type: ignore[attr-defined]
         if self.space.arch_hash(child) != self.space.arch_hash(arch):
             raise ValueError("inherited morphisms do not lead to this trial's arch")
         model.load_state_dict(state)

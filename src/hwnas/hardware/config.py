@@ -53,8 +53,19 @@ class CostModelConfig(KindConfig):
         "beside the target's `latency_ms`), usable in objectives and constraints.",
     )
 
+    #: the device the run must train on for this target (a GPU runtime); None = any
+    device: ClassVar[str | None] = None
+
     def produces(self) -> set[str] | None:
         """Metrics this source can give (before `provides`); None when unknown in advance."""
+        return None
+
+    def complete(self, estimator: Any) -> None:
+        """Fill settings that default to the estimator's (a table target's path)."""
+
+    def as_lut(self) -> dict[str, Any] | None:
+        """The lookup-table settings (`target: lut`) that predict this runtime; None when
+        there is no runtime here to measure a table on."""
         return None
 
     def capacities(self) -> dict[str, float]:
@@ -108,6 +119,9 @@ class CpuOrtTarget(MeasuredTargetConfig):
     name: Literal["cpu-ort"] = "cpu-ort"
     threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads.")
 
+    def as_lut(self) -> dict[str, Any] | None:
+        return {"runtime": self.name, "threads": self.threads, "batch": self.batch}
+
 
 @cost_models.register("cpu-torch", factory="hwnas.hardware.targets:cpu_torch")
 class CpuTorchTarget(MeasuredTargetConfig):
@@ -116,13 +130,20 @@ class CpuTorchTarget(MeasuredTargetConfig):
     name: Literal["cpu-torch"] = "cpu-torch"
     threads: int = Field(1, ge=1, description="torch intra-op threads while timing.")
 
+    def as_lut(self) -> dict[str, Any] | None:
+        return {"runtime": self.name, "threads": self.threads, "batch": self.batch}
+
 
 @cost_models.register("cuda-torch", factory="hwnas.hardware.targets:cuda_torch")
 class CudaTorchTarget(MeasuredTargetConfig):
     """Eager PyTorch on a CUDA GPU, timed with CUDA events."""
 
     name: Literal["cuda-torch"] = "cuda-torch"
+    device: ClassVar[str | None] = "cuda"
     cuda_graphs: bool = Field(False, description="Capture and replay the forward as a CUDA graph.")
+
+    def as_lut(self) -> dict[str, Any] | None:
+        return {"runtime": self.name, "batch": self.batch, "cuda_graphs": self.cuda_graphs}
 
 
 @cost_models.register("analytic", factory="hwnas.hardware.targets:AnalyticCostModel")
@@ -163,6 +184,13 @@ class TabularTarget(CostModelConfig):
 
     def produces(self) -> set[str] | None:
         return set(self.metrics)
+
+    def complete(self, estimator: Any) -> None:
+        if self.path is None:
+            table = getattr(estimator, "path", None) if hasattr(estimator, "arch_column") else None
+            if table is None:
+                raise ValueError("target.path: required unless the estimator is tabular")
+            self.path = table
 
 
 @cost_models.register("predictor", factory="hwnas.hardware.predictor:from_config")

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, cast
 from hwnas.core.errors import UserError
 from hwnas.hardware.base import Candidate, CostModel
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
-from hwnas.hardware.config import CpuOrtTarget, CpuTorchTarget, CudaTorchTarget, LutTarget
+from hwnas.hardware.config import LutTarget
 from hwnas.hardware.host import cpu_model
 from hwnas.space.capabilities import Block, BlockDecomposable, Shape, spaces_with, supports
 from hwnas.space.chain_blocks import ChainBlocks as ChainBlocks  # where it was before
@@ -180,10 +180,9 @@ def lut_settings(cfg: ExperimentConfig) -> LutTarget:
         if isinstance(t, LutTarget):
             return t
     t = cfg.target
-    if isinstance(t, CpuOrtTarget | CpuTorchTarget):
-        return LutTarget(runtime=t.name, threads=t.threads, batch=t.batch)
-    if isinstance(t, CudaTorchTarget):
-        return LutTarget(runtime=t.name, batch=t.batch, cuda_graphs=t.cuda_graphs)
+    settings = t.as_lut()
+    if settings is not None:
+        return LutTarget(**settings)
     raise UserError(
         f"target: {t.name} has no runtime to build a lookup table on; "
         "use cpu-ort, cpu-torch, cuda-torch or lut"

@@ -28,7 +28,7 @@ def load_trained(
         trial = study.store.trial(trial_id)
         if trial is None:
             raise ExportError(f"--trial {trial_id}: no such trial in {out_dir}")
-        if study.config.estimator.name != "train":
+        if not getattr(study.config.estimator, "needs_model", True):
             raise ExportError(
                 f"--trial {trial_id}: its accuracy comes from a table, not from a trained model"
             )
