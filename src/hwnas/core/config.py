@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hwnas.core.errors import ConfigError
+from hwnas.core.errors import UserError
 
 
 class Section(BaseModel):
@@ -24,7 +24,7 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
     """``config: <key.path>: <what is wrong> (got <value>)`` for the first error."""
     e = err.errors()[0]
     inner = (e.get("ctx") or {}).get("error")
-    if isinstance(inner, ConfigError):  # a nested section's error, already worded
+    if isinstance(inner, UserError):  # a nested section's or a plugin's error, already worded
         return str(inner)
     parts = [prefix] if prefix else []
     parts += [str(p) for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
