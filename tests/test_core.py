@@ -77,6 +77,7 @@ class _Ep:
 def _with_plugins(monkeypatch, *eps):
     monkeypatch.setattr(R.metadata, "entry_points", lambda group: list(eps))
     monkeypatch.setattr(R, "_plugins_loaded", False)
+    monkeypatch.setattr(R, "_plugin_errors", [])
 
 
 def test_a_plugin_adds_a_kind_lazily_and_a_taken_name_is_refused(monkeypatch):
@@ -110,12 +111,27 @@ def test_a_broken_plugin_breaks_only_what_needs_plugins(monkeypatch):
     def broken():
         raise ImportError("No module named 'missing_dependency'")
 
-    _with_plugins(monkeypatch, _Ep("broken", broken))
-    assert load_config(None, ["strategy=random"]).strategy.name == "random"  # built-ins only
-    with pytest.raises(PluginError) as err:
-        load_config(None, ["strategy=fromplugin"])
-    msg = str(err.value)
-    assert "plugin 'broken'" in msg and "missing_dependency" in msg and "\n" not in msg
+    class GoodConfig(KindConfig):
+        """A strategy of a healthy plugin."""
+
+        name: Literal["good"] = "good"
+
+    def good():
+        R.strategies.register("good", GoodConfig, factory=lambda cfg, *a: cfg)
+
+    _with_plugins(monkeypatch, _Ep("broken", broken), _Ep("healthy", lambda: good))
+    try:
+        assert load_config(None, ["strategy=random"]).strategy.name == "random"  # built-ins
+        assert R._plugins_loaded is False  # nothing asked for a plugin yet
+        # another plugin's kind still works beside the broken one
+        assert load_config(None, ["strategy=good"]).strategy.name == "good"
+        for _ in range(2):  # the same one-line error every time, not "unknown kind" later
+            with pytest.raises(PluginError) as err:
+                load_config(None, ["strategy=fromplugin"])
+            msg = str(err.value)
+            assert "plugin 'broken'" in msg and "missing_dependency" in msg and "\n" not in msg
+    finally:
+        R.strategies._entries.pop("good", None)
 
 
 def test_metric_registry_units_directions_and_target_labels():

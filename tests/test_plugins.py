@@ -225,14 +225,18 @@ def test_reference_lists_plugin_kinds_unless_builtin_only(example_site):
     ],
 )
 def test_broken_plugin_is_one_line_and_exit_2(example_site, broken_sites, plugin, needle, tmp_path):
-    # plugins load together: asking for the healthy example's kind loads the broken one too
     path = python_path(example_site, broken_sites[plugin])
-    res = hwnas(path, "search", "--out", str(tmp_path / "x"), "--set", "space=example-convs")
+    # a kind no loaded plugin offers: the broken plugin may be the one that would, so it is named
+    res = hwnas(path, "search", "--out", str(tmp_path / "x"), "--set", "space=nosuch")
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1, res.stderr
     assert res.stderr.startswith(f"hwnas search: error: plugin '{plugin}'"), res.stderr
     assert needle in res.stderr
     assert not (tmp_path / "x").exists()
+    # each plugin loads on its own: the healthy example's kinds still work beside it
+    res = hwnas(path, "config", "--set", "space=example-convs")
+    assert res.returncode == 0, res.stderr
+    assert "example-convs" in res.stdout
 
 
 def test_broken_plugins_leave_builtin_searches_alone(broken_sites, tmp_path):

@@ -131,6 +131,7 @@ class Registry(Generic[T]):
             load_plugins()
             entry = self._find(name)
         if entry is None:
+            raise_plugin_errors()  # a broken plugin may be the one that offers it
             raise ConfigError(
                 f"config: {self.section}.name: unknown {self.section} kind {name!r}; "
                 f"known: {', '.join(self.names())}"
@@ -138,9 +139,11 @@ class Registry(Generic[T]):
         return entry
 
     def names(self) -> list[str]:
-        """Every kind, plugins included."""
+        """Every kind, plugins included (a broken plugin is an error here: the list would
+        be incomplete)."""
         self._load_builtins()
         load_plugins()
+        raise_plugin_errors()
         return list(self._entries)
 
     def entries(self) -> list[Entry]:
@@ -178,35 +181,46 @@ class Registry(Generic[T]):
 # ---------------------------------------------------------------------- plugins
 _loading_plugin: str | None = None
 _plugins_loaded = False
+_plugin_errors: list[PluginError] = []
 
 
 def load_plugins() -> list[str]:
     """Import every ``hwnas.plugins`` entry point once; returns their names.
 
-    A plugin that fails to import, or registers a name already taken, is a one-line
-    :class:`PluginError` naming the plugin.
+    Each plugin loads on its own: one that fails to import, or registers a name already
+    taken, is remembered as a one-line :class:`PluginError` naming it, and raised only where
+    it matters (a kind no loaded plugin offers, or a listing of every kind), so a broken
+    plugin does not block the kinds of the others.
     """
     global _loading_plugin, _plugins_loaded
-    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     if _plugins_loaded:
         return [ep.name for ep in eps]
     _plugins_loaded = True
-    for ep in sorted(eps, key=lambda e: e.name):
+    for ep in eps:
         _loading_plugin = ep.name
         try:
             obj = ep.load()
             if callable(obj) and not isinstance(obj, ModuleType):
                 obj()
-        except PluginError:
-            raise
+        except PluginError as exc:
+            _plugin_errors.append(exc)
         except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {first}"
-            ) from None
+            _plugin_errors.append(
+                PluginError(
+                    f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {first}"
+                )
+            )
         finally:
             _loading_plugin = None
     return [ep.name for ep in eps]
+
+
+def raise_plugin_errors() -> None:
+    """Raise the first remembered plugin failure, if any."""
+    if _plugin_errors:
+        raise _plugin_errors[0]
 
 
 # ---------------------------------------------------------------------- families

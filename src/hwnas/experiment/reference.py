@@ -81,6 +81,9 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
 
 def render_reference(plugins: bool = True) -> str:
     """The reference of every kind; ``plugins=False``: the built-ins alone (the shipped docs)."""
+    if plugins:  # load them first: their metrics belong in the table too
+        for family in FAMILIES.values():
+            family.names()
     out = [
         "# Configuration reference",
         "",
