@@ -15,8 +15,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> str:
-    from hwnas.hardware.host import cpu_model
-
+    try:
+        from hwnas.hardware.host import cpu_model
+    except ImportError:  # an older hwnas, benchmarked side by side with this one
+        return f"{platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 

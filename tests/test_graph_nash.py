@@ -186,6 +186,8 @@ def test_nash_search_end_to_end(tmp_path):
     final = trials[-1]
     assert final["info"]["nash"]["final"] and final["fidelity"] == {"epochs": 1}
     assert final["stage"] == "final"
+    fronts = json.loads((out / "pareto.json").read_text())["fronts_by_stage"]
+    assert fronts["final"] == [final["id"]] and final["id"] not in fronts["search"]
     # cutout regularises the final training only
     assert final["info"]["train"]["cutout"] == 3
     assert all("cutout" not in t["info"]["train"] for t in trials[:-1])

@@ -34,11 +34,10 @@ def show_json(out):
 
 def test_search_show_report_export_resume(tmp_path):
     out = tmp_path / "run"
-    t0 = time.monotonic()
+    # its speed is a benchmark's business (benchmarks/overhead.py): a timed assertion here
+    # failed a loaded CI round at 89 s while the same search takes 7 s on a quiet machine
     res = run_cli("search", "--out", str(out), "--budget", "4", "--seed", "1", *fast_args())
-    elapsed = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
-    assert elapsed < 60, f"4-trial digits search took {elapsed:.0f} s"
     assert "report:" in res.stdout and str(out / "report.html") in res.stdout
 
     trials = show_json(out)

@@ -214,8 +214,14 @@ class TrainEstimator(Estimator):
         if unknown:
             raise ValueError(f"train: a proposal cannot set {sorted(unknown)[0]!r}")
         f = self.fidelity(fidelity)
-        cfg = self.cfg.model_copy(
-            update={**(recipe or {}), "epochs": f.epochs, "data_fraction": f.data_fraction or 1.0}
+        # validated like the config: a proposal's lr of -1 is an error, not a silent NaN
+        cfg = TrainEstimatorConfig.model_validate(
+            {
+                **self.cfg.model_dump(),
+                **(recipe or {}),
+                "epochs": f.epochs,
+                "data_fraction": f.data_fraction or 1.0,
+            }
         )
         try:
             result = train(

@@ -127,6 +127,15 @@ class Study:
                 )
             ],
         }
+        stages = sorted({t.stage for t in trials})
+        if len(stages) > 1:  # each stage's own front too (NASH's final net is a stage)
+            payload["fronts_by_stage"] = {
+                stage: [
+                    t.id
+                    for t in pareto_front([t for t in trials if t.stage == stage], self.objectives)
+                ]
+                for stage in stages
+            }
         path = self.dir / "pareto.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(json.loads(dumps(payload)), indent=2))
