@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from hwnas.hardware.config import CostModelConfig
     from hwnas.space.base import Arch, Space
 
 
@@ -68,3 +69,14 @@ def select(
     """Keep only ``provides`` (all when None); with a ``label``, name them ``metric@label``."""
     kept = dict(metrics) if provides is None else {k: metrics[k] for k in provides if k in metrics}
     return {f"{k}@{label}": v for k, v in kept.items()} if label else kept
+
+
+class Problem(Protocol):
+    """The sections a hardware command (``hwnas lut build``, ``hwnas predictor collect``) reads
+    of a run's config: what to build, on which data, measured where -- not the search."""
+
+    seed: int
+    space: Any
+    data: Any
+    target: CostModelConfig
+    costs: list[CostModelConfig]

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from hwnas.core.errors import UserError
-from hwnas.hardware.base import Candidate, CostModel
+from hwnas.hardware.base import Candidate, CostModel, Problem
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
 from hwnas.hardware.config import LutTarget
 from hwnas.hardware.host import cpu_model
@@ -63,7 +63,6 @@ from hwnas.space.chain_blocks import ChainBlocks as ChainBlocks  # where it was 
 if TYPE_CHECKING:
     from torch import nn
 
-    from hwnas.experiment.config import ExperimentConfig
     from hwnas.hardware.profile import LatencyMeter
     from hwnas.space.base import Arch, Space
 
@@ -174,7 +173,7 @@ def make_lut_meter(s: LutTarget) -> LatencyMeter:
     return profile.TorchCudaMeter(cuda_graphs=s.cuda_graphs, **common)
 
 
-def lut_settings(cfg: ExperimentConfig) -> LutTarget:
+def lut_settings(cfg: Problem) -> LutTarget:
     """The table a config asks for: a ``lut`` target or cost source, else its measured target."""
     for t in [cfg.target, *cfg.costs]:
         if isinstance(t, LutTarget):
@@ -556,7 +555,7 @@ class LutCostModel(CostModel):
 
 
 # -------------------------------------------------------------------- commands
-def _problem(cfg: ExperimentConfig) -> tuple[Space, Shape, int]:
+def _problem(cfg: Problem) -> tuple[Space, Shape, int]:
     from hwnas.data import load_dataset
     from hwnas.space import make_space
 
@@ -567,7 +566,7 @@ def _problem(cfg: ExperimentConfig) -> tuple[Space, Shape, int]:
 
 
 def build_table(
-    cfg: ExperimentConfig, progress: bool = True, directory: str | Path | None = None
+    cfg: Problem, progress: bool = True, directory: str | Path | None = None
 ) -> tuple[LatencyTable, dict[str, Any]]:
     """``hwnas lut build``: the config's space on the config's runtime, all blocks and the fit."""
     settings = lut_settings(cfg)
@@ -588,7 +587,7 @@ def build_table(
 
 
 def evaluate_table(
-    cfg: ExperimentConfig,
+    cfg: Problem,
     n: int,
     seed: int = 0,
     repeats: int = 1,
