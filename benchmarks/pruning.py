@@ -5,15 +5,18 @@ Each variant x seed is one `hwnas search --quiet` subprocess (`--jobs N` runs N 
 found finished is not run again, an interrupted one resumes with the same command). Per seed,
 hypervolume is computed in one box: objectives (accuracy, latency_ms) normalised by the best
 and worst values over every variant's feasible trials of that seed, reference point (1, 1), so
-the variants of a seed are comparable. Per run: hypervolume, best validation accuracy, training
+the variants of a seed are comparable (with `--against`, the boxes of a stored result: its
+runs join the comparison, named `variant@date`, and its first variant is the baseline; the
+comparison is then across runs). Per run: hypervolume, best validation accuracy, training
 epochs (sum over trials of the epochs trained), trials stopped by the pruner, promotions, wall
 time. Paired summary against `baseline`: mean and standard error of the hypervolume, of the
 paired difference, best accuracy, and the epochs ratio. The issue's criterion: mean
 hypervolume (or best accuracy) >= the baseline's minus one standard error of the paired
 difference, with <= 60 % of its training epochs.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
-[--variants baseline,median,halving] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
-[--tag T]  (--threads 1 with --jobs > 1: one core per search; T names the result file)
+[--variants baseline,median,halving,halving-warm,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
+the result file)
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 VARIANTS = {
     "baseline": ["pruner.name=none", "scheduler.name=none"],
     "median": ["pruner.name=median", "scheduler.name=none"],
-    "halving": ["pruner.name=none", "scheduler.name=halving"],
+    # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
+    "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
+    # promotions go on from the rung's weights and train only the extra epochs
+    "halving-warm": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=true"],
+    "halving-warm-eta2": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.eta=2",
+    ],
 }
 MARKER = "bench-run.json"  # per run dir: wall seconds over invocations, done or not
 EPOCHS_SHARE = 0.6  # the criterion's most training epochs, as a share of the baseline's
@@ -128,6 +140,12 @@ def trials_of(d: Path) -> list[dict[str, Any]]:
     return json.loads(saved.read_text())
 
 
+def total_epochs(t: dict[str, Any]) -> int | None:
+    """The epochs a trial's weights have seen: a warm-started promotion's fidelity is only the
+    epochs it trained on top of its parent's (``info.epochs_total`` holds the sum)."""
+    return t["info"].get("epochs_total", t["fidelity"].get("epochs"))
+
+
 def feasible(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in trials if t["status"] == "complete" and not t["error"]]
 
@@ -155,8 +173,14 @@ def main() -> None:
         "--stop-after", type=float, metavar="MIN", help="stop (resumably) after MIN minutes"
     )
     ap.add_argument("--tag", default="", help="name in the result file's name")
+    ap.add_argument(
+        "--against",
+        metavar="RESULT",
+        help="a stored result of this benchmark (same budget): its runs and boxes join the "
+        "comparison, its first variant is the baseline",
+    )
     args = ap.parse_args()
-    variants = args.variants.split(",")
+    variants = ran = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant {unknown[0]}: one of {', '.join(VARIANTS)}")
@@ -192,18 +216,26 @@ def main() -> None:
     print(f"all {len(runs)} searches done ({time.perf_counter() - t0:.0f} s this invocation)")
 
     data = {(v, seed): trials_of(d) for v, seed, d, _ in runs}
-    top = max(t["fidelity"].get("epochs") or 0 for ts in data.values() for t in ts)
+    top = max(total_epochs(t) or 0 for ts in data.values() for t in ts)
+    stored: dict[str, Any] | None = None
+    if args.against:
+        stored = json.loads(Path(args.against).read_text())
+        if stored["budget"] != args.budget or stored["seeds"] < args.seeds:
+            raise SystemExit(f"{args.against}: another budget or fewer seeds")
     per_run: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     boxes = []
     for seed in range(args.seeds):
-        vecs = [
-            v
-            for var in variants
-            for t in feasible(data[var, seed])
-            if (v := as_minimisation(t["metrics"], OBJ)) is not None
-        ]
-        lo = [min(v[k] for v in vecs) for k in range(2)]
-        hi = [max(v[k] for v in vecs) for k in range(2)]
+        if stored is not None:  # the stored runs' boxes: hypervolumes on their scale
+            lo, hi = stored["boxes"][seed]["lo"], stored["boxes"][seed]["hi"]
+        else:
+            vecs = [
+                v
+                for var in variants
+                for t in feasible(data[var, seed])
+                if (v := as_minimisation(t["metrics"], OBJ)) is not None
+            ]
+            lo = [min(v[k] for v in vecs) for k in range(2)]
+            hi = [max(v[k] for v in vecs) for k in range(2)]
         boxes.append({"seed": seed, "lo": lo, "hi": hi})
         for var in variants:
             trials = data[var, seed]
@@ -228,14 +260,18 @@ def main() -> None:
                     ),
                     "promotions": sum(t["info"].get("op") == "promote" for t in trials),
                     "front_size": len(front),
-                    "front_below_top_epochs": sum(
-                        (t["fidelity"].get("epochs") or top) < top for t in front
-                    ),
+                    "front_below_top_epochs": sum((total_epochs(t) or top) < top for t in front),
+                    "warm_starts": sum(bool(t["info"].get("inherit")) for t in trials),
                     "wall_s": marker.get("wall_s"),
                     "search_s": marker.get("search_s"),
                 }
             )
 
+    if stored is not None:  # the stored runs first: the baseline is theirs
+        day = stored["date"][:10]
+        old = {f"{v}@{day}": stored["runs"][v][: args.seeds] for v in stored["summary"]}
+        per_run = {**old, **per_run}
+        variants = [*old, *variants]
     base = variants[0]
     summary: dict[str, dict[str, Any]] = {}
     for var in variants:
@@ -281,27 +317,27 @@ def main() -> None:
 
     print("\nper run (hypervolume in each seed's common box; epochs = epochs trained, all trials)")
     print(
-        f"{'variant':>9} {'seed':>4} {'HV':>7} {'best acc':>8} {'epochs':>6} {'pruned':>6} {'promo':>5} {'front':>5} {'wall s':>7}"
+        f"{'variant':>20} {'seed':>4} {'HV':>7} {'best acc':>8} {'epochs':>6} {'pruned':>6} {'promo':>5} {'front':>5} {'wall s':>7}"
     )
     for seed in range(args.seeds):
         for var in variants:
             r = per_run[var][seed]
             print(
-                f"{var:>9} {seed:>4} {r['hypervolume']:7.4f} {r['best_accuracy']:8.2%} {r['epochs']:6d} "
+                f"{var:>20} {seed:>4} {r['hypervolume']:7.4f} {r['best_accuracy']:8.2%} {r['epochs']:6d} "
                 f"{r['pruned_by_pruner']:6d} {r['promotions']:5d} {r['front_size']:5d} {f(r['wall_s'], '7.0f')}"
             )
     print(
         f"\npaired over {args.seeds} seeds (diff = variant - {base}, per seed; +- one standard error)"
     )
     print(
-        f"{'variant':>9} {'HV':>16} {'HV diff':>17} {'best acc':>8} {'acc diff':>16} {'epochs':>6} {'pruned':>6} {'wall s':>6}  criterion"
+        f"{'variant':>20} {'HV':>16} {'HV diff':>17} {'best acc':>8} {'acc diff':>16} {'epochs':>6} {'pruned':>6} {'wall s':>6}  criterion"
     )
     for var in variants:
         s = summary[var]
         crit = s.get("criterion")
         verdict = "-" if crit is None else ("met" if crit["met"] else "NOT met")
         print(
-            f"{var:>9} {s['hv_mean']:7.4f} +- {f(s['hv_se'], '.4f'):>6} {s['hv_diff_mean']:+8.4f} +- {f(s['hv_diff_se'], '.4f'):>6} "
+            f"{var:>20} {s['hv_mean']:7.4f} +- {f(s['hv_se'], '.4f'):>6} {s['hv_diff_mean']:+8.4f} +- {f(s['hv_diff_se'], '.4f'):>6} "
             f"{s['best_acc_mean']:8.2%} {s['best_acc_diff_mean']:+7.2%} +- {f(s['best_acc_diff_se'], '.2%'):>5} "
             f"{s['epochs_ratio']:6.2f} {sum(s['pruned_by_pruner']):6d} {s['wall_s_mean']:6.0f}  {verdict}"
         )
@@ -313,6 +349,11 @@ def main() -> None:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     notes = []
+    if stored is not None:
+        notes.append(
+            f"compared across runs with {args.against} ({stored['date']}, {stored['machine']}): "
+            "its hypervolume boxes, its runs as the variants named @date"
+        )
     if args.jobs > 1:
         notes.append(
             f"{min(args.jobs, len(runs))} searches ran at once on {os.cpu_count()} cores: latency "
@@ -327,7 +368,8 @@ def main() -> None:
             "jobs": args.jobs,
             "threads": args.threads,
             "overrides": args.overrides,
-            "variants": {v: VARIANTS[v] for v in variants},
+            "variants": {v: VARIANTS[v] for v in ran},
+            "against": args.against,
             "versions": versions,
             "notes": notes,
             "boxes": boxes,

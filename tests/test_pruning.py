@@ -65,7 +65,8 @@ def test_a_stop_rule_that_could_cut_the_front_is_refused():
 
 
 def test_halving_rungs_and_promotions_within_the_cost_band():
-    s = AsyncHalving(HalvingSchedulerConfig(min_epochs=2, eta=3), TWO, default_epochs=18)
+    cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False)
+    s = AsyncHalving(cfg, TWO, default_epochs=18)
     assert s.rungs == [2, 6, 18]
     assert s.fidelity(None) == Fidelity(epochs=2)
     assert s.fidelity(Fidelity(epochs=7)) == Fidelity(epochs=7)  # asked for by the strategy
@@ -82,11 +83,73 @@ def test_halving_rungs_and_promotions_within_the_cost_band():
     assert promo is not None and promo.trial_id == 3  # best of its own cost band
 
 
+def test_halving_warm_start_promotes_to_the_extra_epochs_and_resumes():
+    """A warm promotion trains only rung[k+1] - rung[k] epochs from the rung's weights; the
+    stored trial (fidelity = the extra epochs, info = rung and total) counts in its rung, also
+    for a scheduler rebuilt from the store."""
+    cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=True)
+    s = AsyncHalving(cfg, TWO, default_epochs=18)
+    rung0 = [trial(i, [acc], latency=5.0, epochs=2) for i, acc in enumerate([0.5, 0.9, 0.7])]
+    for t in rung0:
+        s.observe(t)
+    promo = s.promotion()
+    assert promo is not None and (promo.trial_id, promo.rung) == (1, 1)
+    assert promo.warm_start and promo.fidelity == Fidelity(epochs=4) and promo.epochs_total == 6
+    warm = [
+        trial(3 + j, [acc] * 4, latency=5.0, epochs=4, rung=1, promoted_from=src, epochs_total=6)
+        for j, (src, acc) in enumerate([(1, 0.95), (2, 0.8), (0, 0.6)])
+    ]
+    resumed = AsyncHalving(cfg, TWO, default_epochs=18)
+    for t in [*rung0, *warm]:  # as on resume: every stored trial, in trial order
+        resumed.observe(t)
+    assert resumed.promoted == {0, 1, 2}
+    assert [t.id for t in resumed.results[1]] == [3, 4, 5]  # rung 1, not rung 0 (4 epochs)
+    top = resumed.promotion()  # the best of rung 1 goes on from 6 to 18 epochs: 12 more
+    assert top is not None and (top.trial_id, top.rung) == (3, 2)
+    assert top.fidelity == Fidelity(epochs=12) and top.epochs_total == 18
+    cold = AsyncHalving(HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False), TWO, 18)
+    for t in rung0:
+        cold.observe(t)
+    promo = cold.promotion()
+    assert promo is not None and not promo.warm_start and promo.fidelity == Fidelity(epochs=6)
+
+
+def test_a_warm_start_loads_the_same_arch_in_any_space(fast_config, tmp_path):
+    """The parent's state dict is loaded as it is when the arch is the same and no morphism
+    applies, also in a space without morphisms (chain)."""
+    import random
+
+    import torch
+
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.space.capabilities import Morphable, supports
+
+    evaluator = build_evaluator(
+        fast_config("target=analytic", "objectives={accuracy: max, macs: min}")
+    )
+    space = evaluator.space
+    assert not supports(space, Morphable)
+    arch = space.sample(random.Random(0))
+    parent = evaluator.build(arch, seed=1)
+    path = tmp_path / "parent.pt"
+    torch.save(parent.state_dict(), path)
+    child = evaluator.build(arch, seed=2)
+    evaluator._inherit(child, arch, {"arch": arch, "weights": path, "morphs": []})
+    for k, v in parent.state_dict().items():
+        assert torch.equal(v, child.state_dict()[k]), k
+    others = (space.sample(random.Random(i)) for i in range(1, 100))
+    other = next(a for a in others if space.arch_hash(a) != space.arch_hash(arch))
+    with pytest.raises(ValueError, match="cannot carry weights across changes"):
+        evaluator._inherit(child, arch, {"arch": other, "weights": path, "morphs": []})
+
+
 def test_trial_key_includes_estimator_and_fidelity():
     a = trial_key("h", "train:abc", Fidelity(epochs=3))
     assert a != trial_key("h", "train:abc", Fidelity(epochs=27))
     assert a != trial_key("h", "train:xyz", Fidelity(epochs=3))
     assert a == trial_key("h", "train:abc", Fidelity(epochs=3))
+    # a net that goes on from trained weights is another evaluation than one from scratch
+    assert a != trial_key("h", "train:abc", Fidelity(epochs=3), start="parent-key")
 
 
 def _show(out):
@@ -123,7 +186,11 @@ def test_median_pruner_stops_trials_records_why_and_resumes(tmp_path):
 def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
     out = tmp_path / "run"
     args = fast_args(
-        "estimator.epochs=3", "scheduler=halving", "scheduler.min_epochs=1", "strategy=random"
+        "estimator.epochs=3",
+        "scheduler=halving",
+        "scheduler.min_epochs=1",
+        "scheduler.warm_start=false",
+        "strategy=random",
     )
     r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
     assert r.returncode == 0, r.stderr
@@ -135,7 +202,48 @@ def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
         # the same network, evaluated again: a 1-epoch result never answers a 3-epoch request
         assert src["arch"] == p["arch"] and src["fidelity"] == {"epochs": 1}
         assert p["fidelity"] == {"epochs": 3} and len(p["curve"]) == 3
+        assert "inherit" not in p["info"]  # from scratch
     assert sum(t["fidelity"]["epochs"] for t in trials) < 3 * len(trials)
+
+
+def test_halving_warm_start_trains_only_the_extra_epochs_and_resumes(tmp_path):
+    """A warm promotion goes on from its rung's weights: its curve holds the extra epochs
+    only and starts near the parent's accuracy; on resume no trial is promoted twice."""
+    out = tmp_path / "run"
+    args = fast_args(
+        "estimator.epochs=4",
+        "scheduler=halving",
+        "scheduler.min_epochs=2",
+        "scheduler.eta=2",
+        "scheduler.warm_start=true",
+        "strategy=random",
+        "target=analytic",  # costs known exactly: the same promotions on every run
+        "objectives={accuracy: max, macs: min}",
+    )
+    r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    first = _show(out)
+    r = run_cli("search", "--out", str(out), "--budget", "12", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    trials = _show(out)
+    assert [t["curve"] for t in trials[:8]] == [t["curve"] for t in first]  # resumed
+    promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
+    assert promoted
+    sources = [p["info"]["promoted_from"] for p in promoted]
+    assert len(sources) == len(set(sources))  # none promoted twice, across the resumption
+    for p in promoted:
+        src = trials[p["info"]["promoted_from"]]
+        assert src["arch"] == p["arch"] and src["fidelity"] == {"epochs": 2}
+        assert p["info"]["inherit"] == {"trial": src["id"], "morphs": []}
+        assert (p["info"]["rung"], p["info"]["epochs_total"]) == (1, 4)
+        assert p["fidelity"] == {"epochs": 2} and len(p["curve"]) == 2  # the extra epochs only
+        assert p["metrics"]["epochs"] == 2
+        # it goes on from where its parent stood (the restart's high LR may cost a little at
+        # first), well past where a net from scratch stands after one epoch
+        first = p["curve"][0]["val_accuracy"]
+        assert first >= src["metrics"]["accuracy"] - 0.2 and first > src["curve"][0]["val_accuracy"]
+    trained = sum(len(t.get("curve", [])) for t in trials)
+    assert trained == sum(t["fidelity"]["epochs"] for t in trials if t["status"] == "complete")
 
 
 V1 = REPO / "tests" / "data" / "study_v1.db"

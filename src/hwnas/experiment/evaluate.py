@@ -193,12 +193,20 @@ class Evaluator:
                 metrics.update(again)
 
     def _inherit(self, model: torch.nn.Module, arch: Arch, inherit: dict[str, Any]) -> None:
-        """Load the parent's weights carried through the morphisms into ``model``."""
+        """Load the parent's weights into ``model``: as they are when the parent is this very
+        arch and no morphism is applied (a warm start, in any space), else carried through the
+        morphisms (a Morphable space)."""
         import torch
 
         from hwnas.space.capabilities import Morphable, supports
 
         space = self.space
+        same = space.arch_hash(inherit["arch"]) == space.arch_hash(arch)
+        if same and not inherit.get("morphs"):
+            model.load_state_dict(
+                torch.load(inherit["weights"], map_location="cpu", weights_only=True)
+            )
+            return
         if not supports(space, Morphable):
             raise ValueError(f"the {space.name} space cannot carry weights across changes")
         state = torch.load(inherit["weights"], map_location="cpu", weights_only=True)

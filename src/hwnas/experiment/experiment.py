@@ -185,6 +185,8 @@ class Experiment:
             )
         except ValueError as exc:
             raise ConfigError(f"config: {exc}") from None
+        if scheduler.warm_start and not estimator.needs_model:
+            scheduler.warm_start = False  # no weights to go on from: promotions start afresh
         estimator_id = estimator.identity()
         state = store.get_meta_json("strategy_state")
         if state is not None:
@@ -295,6 +297,15 @@ class Experiment:
             if self.on_trial:
                 self.on_trial(trial, self._progress(trials, front))
 
+        def start_of(info: dict[str, Any]) -> str | None:
+            """What a trial that inherits weights starts from (part of its key): the parent's
+            key and the morphisms; None for a trial trained from scratch."""
+            inherit = info.get("inherit")
+            if not inherit:
+                return None
+            parent = next(t for t in trials if t.id == inherit["trial"])
+            return json.dumps([parent.key, inherit.get("morphs", [])], sort_keys=True)
+
         def new_trial(proposal: Any, fidelity: Fidelity, h: str, key: str) -> Trial:
             tid = trials[-1].id + 1 if trials else 0
             return Trial(
@@ -319,12 +330,16 @@ class Experiment:
             if promo is not None:
                 h = space.arch_hash(promo.arch)
                 fidelity = estimator.fidelity(promo.fidelity)
-                key = trial_key(h, estimator_id, fidelity)
-                proposal = Proposal(
-                    promo.arch,
-                    parent_id=promo.trial_id,
-                    info={"op": "promote", "rung": promo.rung, "promoted_from": promo.trial_id},
-                )
+                info: dict[str, Any] = {
+                    "op": "promote",
+                    "rung": promo.rung,
+                    "promoted_from": promo.trial_id,
+                }
+                if promo.warm_start:  # goes on from the promoted trial's weights
+                    info["epochs_total"] = promo.epochs_total
+                    info["inherit"] = {"trial": promo.trial_id, "morphs": []}
+                key = trial_key(h, estimator_id, fidelity, start_of(info))
+                proposal = Proposal(promo.arch, parent_id=promo.trial_id, info=info)
                 trial = new_trial(proposal, fidelity, h, key)
                 scheduler.launched(trial)
                 if key not in by_key and not any(t.key == key for t in inflight.values()):
@@ -347,7 +362,7 @@ class Experiment:
                     fidelity = estimator.fidelity(scheduler.fidelity(proposal.fidelity))
                 except ValueError as exc:
                     raise ConfigError(f"config: {strategy.name}: {exc}") from None
-                key = trial_key(h, estimator_id, fidelity)
+                key = trial_key(h, estimator_id, fidelity, start_of(proposal.info))
                 # a net that inherits trained weights is new even if its graph was seen before
                 inherits = bool(proposal.info.get("inherit"))
                 known = None if inherits else by_key.get(key)

@@ -44,15 +44,27 @@ class Pruner(ABC):
 
 @dataclass
 class Promotion:
+    """Evaluate ``trial_id``'s arch again, as a new trial at rung ``rung``.
+
+    ``fidelity`` is what the new trial trains. With ``warm_start`` it goes on from
+    ``trial_id``'s trained weights, so ``fidelity`` holds only the extra epochs and
+    ``epochs_total`` the epochs its weights will have seen in all."""
+
     trial_id: int
     arch: dict[str, Any]
     fidelity: Fidelity
     rung: int
+    warm_start: bool = False
+    epochs_total: int | None = None
 
 
 class Scheduler:
     """Decides the fidelity of new proposals and which finished trials to promote (a
     promotion is a new trial of the same arch at a higher fidelity)."""
+
+    #: promotions start from the promoted trial's weights; the experiment turns this off for
+    #: an estimator that keeps no weights (a table)
+    warm_start: bool = False
 
     def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
         return requested

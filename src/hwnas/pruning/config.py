@@ -15,6 +15,11 @@ from hwnas.core.pareto import Objectives
 from hwnas.core.registry import pruners, schedulers
 from hwnas.pruning.base import check_objectives
 
+#: off: on the default digits search warm starts were not measurably better than promotions
+#: from scratch (HV +0.024 ± 0.034, paired, same run; benchmarks/results/
+#: 2026-12-03-pruning-warm.json), and off keeps a resumed halving study promoting as it began
+WARM_START_DEFAULT = False
+
 
 @pruners.register("none", factory="hwnas.pruning.median:NoPruner")
 class NoPrunerConfig(KindConfig):
@@ -61,7 +66,8 @@ class HalvingSchedulerConfig(KindConfig):
     a finished trial in the top 1/`eta` of its rung is promoted, as a new trial of the same
     arch, to `eta` times the epochs, up to `max_epochs`. Promotions are decided as results
     arrive, so no worker waits for a rung to fill. With several objectives a trial is compared
-    only with rung-mates of similar cost, as the median pruner does."""
+    only with rung-mates of similar cost, as the median pruner does. With `warm_start` a
+    promoted trial goes on from its rung's trained weights and trains only the extra epochs."""
 
     name: Literal["halving"] = "halving"
 
@@ -78,6 +84,14 @@ class HalvingSchedulerConfig(KindConfig):
         gt=0,
         description="With several objectives, rung-mates count only if every cost objective "
         "lies within a factor (1 + cost_band) of the trial's.",
+    )
+    warm_start: bool = Field(
+        WARM_START_DEFAULT,
+        description="A promoted trial starts from the weights its arch reached at the rung below "
+        "and trains only the extra epochs (rung k+1 minus rung k) with a fresh cosine cycle (an "
+        "SGDR warm restart): its `fidelity` is those epochs, `info.epochs_total` the total. "
+        "False: it trains all of the next rung's epochs from scratch. Needs an estimator that "
+        "trains and saves weights (`train`); with a table promotions start from scratch.",
     )
 
     @model_validator(mode="after")

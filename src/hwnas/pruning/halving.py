@@ -6,6 +6,16 @@ Whenever a worker is free, the highest rung with a trial in the top ``1/eta`` of
 trial, at the next rung's epochs. Nothing waits for a rung to fill. With several objectives a
 trial is ranked only among rung-mates of similar cost (costs are known before training), so
 the fast end of the front is promoted too. All state is rebuilt from the stored trials.
+
+With ``warm_start`` a promotion goes on from the weights the arch reached at its rung: it
+trains only ``rung[k+1] - rung[k]`` epochs, with a fresh cosine cycle (an SGDR warm restart),
+so 2 -> 6 costs 4 epochs instead of 6. Such a trial's ``fidelity`` is the epochs it trains,
+not the total: fidelity is what the estimator is asked to do and what the trial costs (as for
+NASH's trials, which also go on from trained weights), so summing it, or ``len(curve)``, over
+trials counts the epochs spent, and a 4-epoch warm run is never mistaken for a 6-epoch run
+from scratch. Its ``info`` holds ``rung``, ``promoted_from``, ``inherit`` (the weights it
+starts from) and ``epochs_total`` (the epochs its weights have seen); its trial key names the
+evaluation it starts from, so no earlier trial answers it.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ class AsyncHalving(Scheduler):
         if self.rungs[-1] != top:
             self.rungs.append(top)
         self.eta, self.band = cfg.eta, cfg.cost_band
+        self.warm_start = bool(getattr(cfg, "warm_start", False))
         self.cost_keys = cost_objectives(objectives)
         self.results: list[list[Any]] = [[] for _ in self.rungs]  # finished, complete trials
         self.promoted: set[int] = set()  # ids already promoted (or being)
@@ -43,9 +54,11 @@ class AsyncHalving(Scheduler):
         return Fidelity(epochs=self.rungs[0])
 
     def _rung(self, trial: Any) -> int | None:
+        """A promotion's rung is in its info (a warm start's fidelity is only its extra
+        epochs); a strategy's proposal is at the rung of its epochs, if any."""
         rung = trial.info.get("rung")
         if rung is None:
-            epochs = trial.fidelity.get("epochs")
+            epochs = trial.info.get("epochs_total", trial.fidelity.get("epochs"))
             rung = self.rungs.index(epochs) if epochs in self.rungs else None
         return rung
 
@@ -73,5 +86,9 @@ class AsyncHalving(Scheduler):
                 ]
                 better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
                 if better < len(mates) // self.eta:
-                    return Promotion(t.id, t.arch, Fidelity(epochs=self.rungs[k + 1]), k + 1)
+                    top = self.rungs[k + 1]
+                    if self.warm_start:  # from the weights of rung k: only the extra epochs
+                        extra = Fidelity(epochs=top - self.rungs[k])
+                        return Promotion(t.id, t.arch, extra, k + 1, True, top)
+                    return Promotion(t.id, t.arch, Fidelity(epochs=top), k + 1, False, top)
         return None
