@@ -79,36 +79,55 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
     return shown
 
 
+def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
+    """Refuse an ``--out`` that is a file or holds a different experiment (unless ``force``);
+    True when the study there must be moved aside. Writes nothing."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a directory")
+    db_path = out_dir / Store.FILENAME
+    if not db_path.exists():
+        return False
+    with Store(db_path, create=False) as store:
+        stored = store.get_meta_json("config")
+    changed = (
+        config_changes(ExperimentConfig.model_validate(stored).identity(), cfg.identity())
+        if stored is not None
+        else []
+    )
+    if changed and not force:
+        raise ConfigError(
+            f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
+            "use another --out or --force (the old study is kept as a backup)"
+        )
+    return bool(changed)
+
+
+def backup_name(out_dir: Path) -> Path:
+    """A backup name no earlier backup has (two --force in one second keep both)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = out_dir / f"study-{stamp}.db.bak"
+    n = 1
+    while any(Path(str(backup) + s).exists() for s in ("", ".weights")):
+        n += 1
+        backup = out_dir / f"study-{stamp}-{n}.db.bak"
+    return backup
+
+
 def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
-    """Open or create DIR/study.db; refuse a directory that holds a different experiment."""
+    """Open or create DIR/study.db; refuse a directory that holds a different experiment
+    (with ``force``, move its study aside as a backup) and record this run's config."""
+    replace = check_dir(cfg, out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / Store.FILENAME
-    if db_path.exists():
-        store = Store(db_path)
-        stored = store.get_meta_json("config")
-        changed = (
-            config_changes(ExperimentConfig.model_validate(stored).identity(), cfg.identity())
-            if stored is not None
-            else []
-        )
-        if changed:
-            if not force:
-                store.close()
-                raise ConfigError(
-                    f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
-                    "use another --out or --force (the old study is kept as a backup)"
-                )
-            store.close()
-            backup = out_dir / f"study-{time.strftime('%Y%m%d-%H%M%S')}.db.bak"
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(db_path) + suffix)
-                if src.exists():
-                    src.rename(Path(str(backup) + suffix))
-            if (out_dir / "weights").exists():
-                shutil.move(out_dir / "weights", Path(str(backup) + ".weights"))
-            store = Store(db_path)
-    else:
-        store = Store(db_path)
+    if replace:
+        backup = backup_name(out_dir)
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(db_path) + suffix)
+            if src.exists():
+                src.rename(Path(str(backup) + suffix))
+        if (out_dir / "weights").exists():
+            shutil.move(out_dir / "weights", Path(str(backup) + ".weights"))
+    store = Store(db_path)
     store.set_meta("config", cfg.to_json_dict())
     return store
 
@@ -142,6 +161,15 @@ class Experiment:
         return handler
 
     def run(self) -> SearchResult:
+        # everything that can refuse the user's input comes before the first write: a start
+        # that fails leaves no study behind to refuse the corrected command as "different"
+        check_dir(self.cfg, self.dir, self.force)
+        try:
+            parts = self._build()
+        except BaseException:
+            if self._evaluator is not None:
+                self._evaluator.close()
+            raise
         store = prepare_dir(self.cfg, self.dir, self.force)
         handler = self._setup_logging()
         previous = signal.getsignal(signal.SIGTERM)
@@ -151,7 +179,7 @@ class Experiment:
 
         signal.signal(signal.SIGTERM, _term)
         try:
-            return self._run(store)
+            return self._run(store, *parts)
         except KeyboardInterrupt:
             log.info("interrupted: finished trials are saved; the same command resumes")
             raise Interrupted() from None
@@ -163,30 +191,41 @@ class Experiment:
             handler.close()
             store.close()
 
-    def _run(self, store: Store) -> SearchResult:
+    def _build(self) -> tuple[Any, Any, Any, Any]:
+        """Evaluator (data, space, estimator, cost models), strategy, pruner and scheduler,
+        each from its own section; any bad input is a one-line error here."""
         from hwnas.core.registry import pruners, schedulers
-        from hwnas.experiment.evaluate import Job, Outcome, build_evaluator
-        from hwnas.experiment.executor import make_executor
-        from hwnas.strategy import Result, StrategyDone, StrategyWaiting, make_strategy
+        from hwnas.experiment.evaluate import build_evaluator
+        from hwnas.strategy import make_strategy
 
         cfg = self.cfg
         evaluator = self._evaluator = build_evaluator(cfg)
+        strategy = make_strategy(cfg.strategy, evaluator.space, self.objectives, cfg.seed)
+        try:
+            pruner = pruners.create(cfg.pruner, self.objectives)
+            scheduler = schedulers.create(
+                cfg.scheduler, self.objectives, evaluator.estimator.default_fidelity().epochs
+            )
+        except ValueError as exc:
+            raise ConfigError(f"config: {exc}") from None
+        if scheduler.warm_start and not evaluator.estimator.needs_model:
+            scheduler.warm_start = False  # no weights to go on from: promotions start afresh
+        return evaluator, strategy, pruner, scheduler
+
+    def _run(
+        self, store: Store, evaluator: Any, strategy: Any, pruner: Any, scheduler: Any
+    ) -> SearchResult:
+        from hwnas.experiment.evaluate import Job, Outcome
+        from hwnas.experiment.executor import make_executor
+        from hwnas.strategy import Result, StrategyDone, StrategyWaiting
+
+        cfg = self.cfg
         estimator, space = evaluator.estimator, evaluator.space
         if evaluator.input_shape is not None:
             store.set_meta(
                 "model_io",
                 {"input_shape": list(evaluator.input_shape), "num_classes": evaluator.num_classes},
             )
-        strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
-        try:
-            pruner = pruners.create(cfg.pruner, self.objectives)
-            scheduler = schedulers.create(
-                cfg.scheduler, self.objectives, estimator.default_fidelity().epochs
-            )
-        except ValueError as exc:
-            raise ConfigError(f"config: {exc}") from None
-        if scheduler.warm_start and not estimator.needs_model:
-            scheduler.warm_start = False  # no weights to go on from: promotions start afresh
         estimator_id = estimator.identity()
         state = store.get_meta_json("strategy_state")
         if state is not None:

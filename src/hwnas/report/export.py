@@ -19,6 +19,29 @@ class ExportError(UserError):
     """The trial cannot be exported (unknown, not trained, or the export disagrees)."""
 
 
+#: what a study directory holds; an export must never overwrite them
+STUDY_FILES = (
+    "study.db",
+    "study.db-wal",
+    "study.db-shm",
+    "pareto.json",
+    "report.html",
+    "hwnas.log",
+)
+
+
+def check_output(out_dir: str | Path, output: str | Path) -> None:
+    """Refuse an output that is a directory or one of the study's own files."""
+    out, study = Path(output).resolve(), Path(out_dir).resolve()
+    if out.is_dir():
+        raise ExportError(f"--output {output}: is a directory; name the file to write")
+    own = out.parent == study and (out.name in STUDY_FILES or out.name.startswith("study-"))
+    if own or study / "weights" in out.parents:
+        raise ExportError(
+            f"--output {output}: would overwrite the study's own files; write it elsewhere"
+        )
+
+
 def load_trained(
     out_dir: str | Path, trial_id: int
 ) -> tuple[torch.nn.Module, tuple[int, int, int]]:
@@ -50,6 +73,7 @@ def export_trial(
     """Write the ONNX file; return it and the max abs difference to PyTorch on random inputs."""
     if fmt != "onnx":
         raise ExportError(f"--format {fmt}: only onnx is supported")
+    check_output(out_dir, output)
     model, shape = load_trained(out_dir, trial_id)
     path = export_onnx(model, shape, output)
     sess = ort_session(path.read_bytes())
