@@ -102,6 +102,9 @@ def test_an_arch_asked_again_while_running_is_answered_by_that_trial(tmp_path, m
     import hwnas.strategy as strategies
     from hwnas.strategy.random import RandomSearch
 
+    table = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
+    if not table.exists():  # like every other test on the published tables
+        pytest.skip(f"{table} not present")
     told: list[tuple[int, str]] = []
 
     class Repeating(RandomSearch):
@@ -121,7 +124,7 @@ def test_an_arch_asked_again_while_running_is_answered_by_that_trial(tmp_path, m
     cfg = hwnas.load_config(
         REPO / "configs" / "nb201_pixel3.yaml",
         [
-            f"estimator.path={SHARED / 'benchmarks' / 'nb201_cifar10_hw.csv.gz'}",
+            f"estimator.path={table}",
             "executor.name=process",
             "executor.workers=3",
         ],
