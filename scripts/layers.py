@@ -47,7 +47,6 @@ LAYERS: list[tuple[str, int]] = [
     ("hwnas.space", 1),
     ("hwnas.data", 1),
     ("hwnas.core", 0),
-    ("hwnas.errors", 0),
     ("hwnas.progress", 0),
 ]
 
