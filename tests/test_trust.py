@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from conftest import REPO, fast_args, run_cli
+
+from hwnas.core.errors import ConfigError
+from hwnas.experiment.config import load_config
 
 V1 = REPO / "tests" / "data" / "study_v1.db"
 
@@ -47,3 +51,41 @@ def test_two_forced_restarts_in_one_second_keep_both_backups(tmp_path):
         prepare_dir(cfg, out, force=True).close()
     backups = sorted(p.name for p in out.glob("study-*.db.bak"))
     assert len(backups) == 2, backups
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", "not a text (UTF-8) YAML file"),
+        (("a: " + "[" * 5000 + "]" * 5000 + "\n").encode(), "nested too deeply"),
+        (
+            b'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+            b"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            b"c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+            b"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            b"objectives: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
+            "objectives",
+        ),
+    ],
+)
+def test_a_hostile_config_file_is_one_short_line(tmp_path, content, needle):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg and len(msg) < 400, msg[:400]
+
+
+@pytest.mark.parametrize(
+    ("constraints", "needle"),
+    [
+        ("['latency_ms <= 1e999']", "must be a finite number"),
+        ("['latency_ms <= 1', 'latency_ms >= 2']", "contradict each other"),
+        ("['params < 100', 'params > 100']", "contradict each other"),
+    ],
+)
+def test_constraints_that_cannot_hold_together_are_refused(constraints, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, [f"constraints={constraints}"])
+    assert load_config(None, ["constraints=['params <= 100', 'params >= 100']"])  # one point

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hwnas.core.errors import UserError
@@ -20,6 +22,11 @@ class KindConfig(Section):
     name: str
 
 
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 6, 6
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
 def format_error(err: ValidationError, prefix: str = "") -> str:
     """``config: <key.path>: <what is wrong> (got <value>)`` for the first error."""
     e = err.errors()[0]
@@ -36,7 +43,10 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
         msg = msg.replace("Input tag", "unknown name").split(" found using")[0]
     shown = e["type"] not in ("extra_forbidden", "missing") and not isinstance(e.get("input"), dict)
     where = f"{loc}: " if loc else ""
-    return f"config: {where}{msg}" + (f" (got {e['input']!r})" if shown else "")
+    # a YAML alias bomb expands to megabytes: the value is shown cut short, one line stays one
+    got = _SHORT.repr(e.get("input"))  # bounded work even for a huge value
+    got = got if len(got) <= 80 else got[:77] + "..."
+    return f"config: {where}{msg}" + (f" (got {got})" if shown else "")
 
 
 def user_error(err: ValidationError) -> UserError | None:

@@ -9,6 +9,7 @@ configs fast.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,10 +190,20 @@ class ExperimentConfig(Section):
         if type(self.target).device is not None:  # a GPU runtime times where candidates train
             self.device = type(self.target).device  # type: ignore[attr-defined,assignment]
         for c in self.constraints:
+            if not math.isfinite(c.value):
+                raise ValueError(f"constraints: {c.metric}: the bound must be a finite number")
             if c.value < 0 or (c.op in ("<", "<=") and c.value == 0 and c.metric != "accuracy"):
                 raise ValueError(f"constraints: {c} can never hold")
             if c.metric == "accuracy" and (c.value > 1 or (c.op == ">" and c.value >= 1)):
                 raise ValueError(f"constraints: {c} can never hold (accuracy is 0-1)")
+        for metric in {c.metric for c in self.constraints}:  # e.g. <= 1 together with >= 2
+            bounds = [c for c in self.constraints if c.metric == metric]
+            upper = min((c.value for c in bounds if c.op in ("<", "<=")), default=math.inf)
+            lower = max((c.value for c in bounds if c.op in (">", ">=")), default=-math.inf)
+            strict = any(c.op in ("<", ">") and c.value in (upper, lower) for c in bounds)
+            if lower > upper or (lower == upper and strict):
+                shown = " and ".join(str(c) for c in bounds)
+                raise ValueError(f"constraints: {shown} contradict each other")
         return self
 
     def _check_produced(self) -> None:
@@ -325,7 +336,13 @@ def load_config(
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"config {p}:{where} is not valid YAML") from exc
+            raise ConfigError(f"config {p}:{where} is not valid YAML") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {p}: not a text (UTF-8) YAML file") from None
+        except RecursionError:
+            raise ConfigError(f"config {p}: nested too deeply to be a config") from None
+        except OSError as exc:
+            raise ConfigError(f"config {p}: cannot be read ({exc.strerror})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
