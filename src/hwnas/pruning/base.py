@@ -79,6 +79,23 @@ class Scheduler:
         """A trial was started (a promotion is then taken)."""
 
 
+class NoPruner(Pruner):
+    """The `none` pruner: every trial trains to its fidelity."""
+
+    def __init__(self, cfg: Any = None, objectives: Objectives = ()) -> None:
+        pass
+
+    def rule(self, fidelity: Fidelity) -> StopRule | None:
+        return None
+
+
+class NoScheduler(Scheduler):
+    """The `none` scheduler: proposals run at the fidelity they ask for."""
+
+    def __init__(self, cfg: Any = None, objectives: Objectives = (), default_epochs: int = 0):
+        pass
+
+
 def cost_objectives(objectives: Objectives) -> list[str]:
     """The objectives known before training (costs): the ones that pick a trial's peers."""
     out = []

@@ -21,7 +21,7 @@ from hwnas.pruning.base import check_objectives
 WARM_START_DEFAULT = False
 
 
-@pruners.register("none", factory="hwnas.pruning.median:NoPruner")
+@pruners.register("none", factory="hwnas.pruning.base:NoPruner")
 class NoPrunerConfig(KindConfig):
     """Every trial trains to its fidelity."""
 
@@ -53,7 +53,7 @@ class MedianPrunerConfig(KindConfig):
     )
 
 
-@schedulers.register("none", factory="hwnas.pruning.halving:NoScheduler")
+@schedulers.register("none", factory="hwnas.pruning.base:NoScheduler")
 class NoSchedulerConfig(KindConfig):
     """Every proposal is evaluated at the fidelity its strategy asked for."""
 

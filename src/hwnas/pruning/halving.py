@@ -27,11 +27,6 @@ from hwnas.core.pareto import Objectives
 from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
 
 
-class NoScheduler(Scheduler):
-    def __init__(self, cfg: Any = None, objectives: Objectives = (), default_epochs: int = 0):
-        pass
-
-
 class AsyncHalving(Scheduler):
     def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
         top = cfg.max_epochs or default_epochs

@@ -18,14 +18,6 @@ from hwnas.core.pareto import Objectives
 from hwnas.pruning.base import Pruner, StopRule, cost_objectives, similar_cost
 
 
-class NoPruner(Pruner):
-    def __init__(self, cfg: Any = None, objectives: Objectives = ()) -> None:
-        pass
-
-    def rule(self, fidelity: Fidelity) -> StopRule | None:
-        return None
-
-
 @dataclass
 class Peer:
     costs: dict[str, float]
