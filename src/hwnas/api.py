@@ -1,4 +1,5 @@
-"""The Python twin of ``hwnas search``: run or resume a search, then write its report.
+"""The Python twins of ``hwnas search`` and ``hwnas train``: run or resume a search, or train
+one net with the final recipe, then write the study's report.
 
 It sits above the loop and the report (persistence does not render HTML), beside the CLI.
 """
@@ -6,6 +7,7 @@ It sits above the loop and the report (persistence does not render HTML), beside
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +34,85 @@ def run_search(
     finally:
         study.close()
     return result
+
+
+@dataclass
+class TrainResult:
+    """What ``hwnas train`` did: the final trials, the search trial they retrain (if any)."""
+
+    dir: Path
+    trials: list[Trial]
+    parent: Trial | None
+    report: Path | None = None
+
+
+def train_net(
+    out_dir: str | Path,
+    arch_spec: str | None = None,
+    *,
+    config: ExperimentConfig | None = None,
+    trial_id: int | None = None,
+    repeats: int | None = None,
+    epochs: int | None = None,
+    force: bool = False,
+    on_run: Callable[[Trial, int, int], None] | None = None,
+) -> TrainResult:
+    """Train one net stand-alone with the final recipe and store it in a study as stage
+    ``final``: a trial of the study in ``out_dir`` (``trial_id``), or an arch (JSON, ``@file``
+    or a reference net's name) in the study there or, with ``config``, in a new one."""
+    from hwnas.core.errors import UserError
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.experiment import check_dir, prepare_dir, trial_seed
+    from hwnas.experiment.final import FinalTrainer
+    from hwnas.experiment.lock import StudyLock
+    from hwnas.space.arch_spec import parse_arch
+
+    out = Path(out_dir)
+    existing = (out / "study.db").exists() and config is None
+    if config is None:
+        if not existing:
+            raise UserError(f"{out}: no study here (give --config FILE to start one)")
+        with Study(out) as peek:
+            config = peek.config
+    else:
+        check_dir(config, out, force)
+    if trial_id is not None and not existing:
+        raise UserError("--trial needs a study directory")
+    evaluator = build_evaluator(config)
+    lock = StudyLock(out)
+    try:
+        parent = None
+        if trial_id is not None:
+            with Study(out) as peek:
+                parent = peek.store.trial(trial_id)
+                if parent is None:
+                    raise UserError(f"--trial {trial_id}: no such trial in {out}")
+                if parent.stage == "final" and parent.parent_id is not None:
+                    parent = peek.store.trial(parent.parent_id)
+            assert parent is not None
+            arch = parent.arch
+        else:
+            if arch_spec is None:
+                raise UserError("give --trial N or --arch SPEC")
+            arch = parse_arch(arch_spec, evaluator.space)
+        evaluator.check_buildable(arch)
+        lock.acquire()
+        store = prepare_dir(config, out, force) if not existing else None
+        if store is not None:
+            store.close()
+        study = Study(out)
+        try:
+            fc = config.final
+            n = repeats if repeats is not None else (fc.repeats or 1)
+            if n < 1:
+                raise UserError("--repeats must be at least 1")
+            trainer = FinalTrainer(config, evaluator, study.store, study, trial_seed, on_run)
+            trials = trainer.train(arch, parent, n, epochs)
+            study.write_pareto_json()
+            report = write_study_report(study)
+        finally:
+            study.close()
+    finally:
+        lock.release()
+        evaluator.close()
+    return TrainResult(out, trials, parent, report)

@@ -275,6 +275,37 @@ def _parser() -> argparse.ArgumentParser:
     pe.add_argument("--arch-column", metavar="C", help="default: the one used in training")
     pe.add_argument("--target-column", metavar="C", help="default: the one used in training")
 
+    tr = sub.add_parser(
+        "train",
+        help="train one net with the final recipe and store it in a study",
+        description="Train a trial of a study (DIR --trial N), an arch (--arch JSON, @file.json "
+        "or a reference net: airbench94, airbench96) stand-alone with the final recipe; the "
+        "runs are stored in the study as stage 'final' with test accuracy and measured costs.",
+    )
+    tr.add_argument("dir", nargs="?", metavar="DIR", help="a study directory")
+    tr.add_argument("--trial", type=int, metavar="N", help="the trial of DIR to train again")
+    tr.add_argument("--arch", metavar="SPEC", help="JSON, @file.json or a reference net's name")
+    tr.add_argument("--config", "-c", metavar="FILE", help="config of a new study (with --out)")
+    tr.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        default=None,
+        help="study directory for --config (default: runs/train)",
+    )
+    tr.add_argument(
+        "--repeats", type=int, metavar="R", help="trainings (seeds); default: final.repeats, else 1"
+    )
+    tr.add_argument(
+        "--epochs", type=int, metavar="E", help="default: final.epochs, else the estimator's"
+    )
+    tr.add_argument("--data", metavar="PATH", help="dataset path (with --config)")
+    tr.add_argument("--device", choices=["cpu", "cuda"], help="where to train (with --config)")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tr.add_argument("--force", action="store_true", help="replace a different study in --out")
+    tr.add_argument("--json", action="store_true", help="print the stored trials as JSON")
+    tr.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
     c = sub.add_parser("config", help="print the effective config (after --set) as YAML")
     c.add_argument("--config", "-c", metavar="FILE")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -365,6 +396,78 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     print(f"report: {result.report}")
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hwnas.api import train_net
+    from hwnas.experiment.config import load_config
+    from hwnas.space.arch_spec import is_reference
+
+    if args.trial is not None and args.arch is not None:
+        raise UsageError("give --trial or --arch, not both")
+    if args.trial is not None and args.dir is None:
+        raise UsageError("--trial N needs the study directory DIR")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    new_study = args.config is not None or args.dir is None
+    if new_study and args.dir is not None:
+        raise UsageError("give DIR (an existing study) or --config FILE --out DIR, not both")
+    if not new_study and (args.overrides or args.data or args.device):
+        raise UsageError("--set/--data/--device shape a new study: use them with --config")
+    cfg = None
+    out = args.dir
+    if new_study:
+        overrides = list(args.overrides)
+        if args.arch is not None and is_reference(args.arch):
+            overrides.append("space=fastcnn")  # the reference nets live there
+        cfg = load_config(args.config, overrides, data_path=args.data, device=args.device)
+        out = args.out or "runs/train"
+
+    def on_run(trial: Any, r: int, total: int) -> None:
+        if args.quiet:
+            return
+        m = trial.metrics
+        tta = (
+            f", TTA {m['test_accuracy_tta']:.2%} ({m['tta_views']:.0f} views)"
+            if "test_accuracy_tta" in m
+            else ""
+        )
+        test = f"test {m['test_accuracy']:.2%}" if "test_accuracy" in m else trial.status
+        secs = f" in {m['train_seconds']:.1f} s" if "train_seconds" in m else ""
+        err = f" ({trial.error})" if trial.error else ""
+        print(f"run {r + 1}/{total}: trial #{trial.id} {test}{tta}{secs}{err}", file=sys.stderr)
+
+    if not args.quiet:
+        print(f"training {args.arch or f'trial {args.trial}'} in {out} ...", file=sys.stderr)
+    result = train_net(
+        out,
+        args.arch,
+        config=cfg,
+        trial_id=args.trial,
+        repeats=args.repeats,
+        epochs=args.epochs,
+        force=args.force,
+        on_run=on_run,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps([t.to_dict() for t in result.trials], indent=1) + "\n")
+        return 0
+    ok = [t for t in result.trials if "test_accuracy" in t.metrics]
+    if ok:
+        import statistics
+
+        accs = [t.metrics["test_accuracy"] for t in ok]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        m = ok[0].metrics
+        costs = ", ".join(
+            f"{k} {m[k]:.4g}" for k in sorted(m) if k.startswith(("latency_ms", "macs", "params"))
+        )
+        print(
+            f"{ok[0].describe}: test {statistics.fmean(accs):.2%} ± {sd:.2%} over {len(ok)} "
+            f"run(s); {costs}"
+        )
+    print(f"stored as trial(s) {', '.join(f'#{t.id}' for t in result.trials)} in {result.dir}")
+    return 0 if ok else 1
 
 
 def _progress(console: Any, total: int, disabled: bool) -> tuple[Any, Any]:
@@ -504,20 +607,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         if trial is None or io is None:
             raise UsageError(f"--trial {args.trial}: no such trial with a model in {args.dir}")
         cfg = validate_config(apply_overrides(base, overrides))
-        arch, shape, classes = trial.arch, tuple(io["input_shape"]), int(io["num_classes"])
+        arch: Any = trial.arch
+        shape, classes = tuple(io["input_shape"]), int(io["num_classes"])
     else:
         cfg = load_config(args.config, overrides)
         if args.onnx is not None:
             from hwnas.hardware.costs import profile_onnx
 
             return _print_costs(profile_onnx(args.onnx, cfg.target), args.json, args.onnx)
-        text = args.arch
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        try:
-            arch = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--arch: not valid JSON ({exc.msg})") from None
+        from hwnas.space.arch_spec import is_reference, read_arch_json
+
+        if is_reference(args.arch) and cfg.space.name != "fastcnn":
+            cfg = load_config(args.config, [*overrides, "space=fastcnn"])
+        arch = None if is_reference(args.arch) else read_arch_json(args.arch)
         from hwnas.data import load_dataset
 
         data = load_dataset(cfg.data, cfg.seed)
@@ -526,6 +628,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.space import make_space
 
     space = make_space(cfg.space)
+    if arch is None:
+        from hwnas.space.arch_spec import parse_arch
+
+        arch = parse_arch(args.arch, space)
     space.validate(arch)
     model = space.build(arch, shape, classes)  # type: ignore[arg-type]
     costs = profile_module(model, shape, cfg.target, arch=arch, space=space)  # type: ignore[arg-type]
@@ -743,6 +849,7 @@ def _predictor_space(args: argparse.Namespace, cfg: Any) -> tuple[Any, tuple[int
 
 COMMANDS = {
     "search": _cmd_search,
+    "train": _cmd_train,
     "show": _cmd_show,
     "report": _cmd_report,
     "export": _cmd_export,

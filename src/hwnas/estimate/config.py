@@ -9,20 +9,87 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from hwnas.core.config import KindConfig
+from hwnas.core.config import KindConfig, Section
 from hwnas.core.registry import estimators
 from hwnas.hardware.config import TableColumn, table_columns
 
 
+class FastRecipeConfig(Section):
+    """The fast GPU recipe (``recipe: fast``): the fast-training literature's tricks, each a
+    switch so its worth can be measured (``benchmarks/fast_recipe.py``)."""
+
+    batch_size: int = Field(1024, ge=1, le=65536, description="Mini-batch size.")
+    lr: float = Field(1.5, gt=0.0, description="Peak learning rate (mean loss over the batch).")
+    bias_lr_scale: float = Field(
+        64.0, gt=0.0, description="BatchNorm biases learn this many times faster (no decay)."
+    )
+    momentum: float = Field(0.85, ge=0.0, lt=1.0, description="SGD momentum (Nesterov).")
+    weight_decay: float = Field(
+        0.002,
+        ge=0.0,
+        description="Decoupled weight decay per step at peak rate (follows the schedule).",
+    )
+    label_smoothing: float = Field(0.2, ge=0.0, lt=1.0, description="Label smoothing.")
+    warmup: float = Field(
+        0.23, ge=0.0, lt=1.0, description="Share of the steps the rate rises over."
+    )
+    lr_start: float = Field(0.2, ge=0.0, description="Rate at step 0, as a share of the peak.")
+    lr_end: float = Field(0.07, ge=0.0, description="Rate at the last step, share of the peak.")
+    translate: int = Field(
+        2, ge=0, le=8, description="Random translation in pixels (reflect padding); 0 = off."
+    )
+    flip: Literal["alternate", "random", "off"] = Field(
+        "alternate",
+        description="Horizontal flips: `alternate` mirrors each image every other epoch "
+        "(random in the first), `random` half of them each epoch (data.flip: false wins).",
+    )
+    cutout: int = Field(0, ge=0, description="Cutout square side in pixels; 0 = off.")
+    lookahead: bool = Field(
+        True, description="Lookahead weight averaging every 5 steps, slow weights at the end."
+    )
+    lookahead_decay: float = Field(
+        0.95**5, ge=0.0, lt=1.0, description="Lookahead's final decay (ramps up cubically)."
+    )
+    identity_init: bool = Field(
+        True, description="Convs start as identity on their first input channels (dirac)."
+    )
+    freeze_bn_scale: bool = Field(
+        True, description="BatchNorm scales stay at 1 (only their biases learn)."
+    )
+    whiten: bool = Field(
+        True, description="Nets with a data-set stem (fastcnn's whitening) are set from data."
+    )
+    channels_last: bool = Field(True, description="NHWC memory layout on CUDA.")
+    dtype: Literal["bf16", "fp16", "fp32"] = Field(
+        "bf16", description="Autocast precision on CUDA (fp32 on the CPU)."
+    )
+    eval_every_epoch: bool = Field(
+        False,
+        description="Validate after every epoch (a pruner or scheduler always does); else "
+        "only after the last, which saves ~10 % of a short training.",
+    )
+
+
 @estimators.register("train", factory="hwnas.estimate.train:TrainEstimator")
 class TrainEstimatorConfig(KindConfig):
-    """Real training: SGD + momentum with SGDR (cosine annealing, warm restarts)."""
+    """Real training: SGD + SGDR (`recipe: sgdr`) or the fast GPU recipe (`recipe: fast`)."""
 
     name: Literal["train"] = "train"
     needs_model: ClassVar[bool] = True
 
     def produces(self) -> set[str]:
         return {"accuracy", "val_loss", "train_seconds"}
+
+    recipe: Literal["auto", "sgdr", "fast"] = Field(
+        "auto",
+        description="`sgdr`: SGD + cosine warm restarts with data.batch_size; `fast`: the fast "
+        "GPU recipe of the `fast` section (data resident on the GPU, large batches, label "
+        "smoothing, lookahead, identity init...); `auto`: fast on CUDA for images of at "
+        "least 16x16, sgdr otherwise.",
+    )
+    fast: FastRecipeConfig = Field(
+        default_factory=FastRecipeConfig, description="Settings of `recipe: fast`."
+    )
 
     epochs: int = Field(6, ge=1, description="Training epochs (the fidelity).")
     data_fraction: float = Field(
@@ -44,6 +111,11 @@ class TrainEstimatorConfig(KindConfig):
     )
     restart_mult: int = Field(2, ge=1, description="SGDR cycle length multiplier T_mult.")
     amp: bool = Field(True, description="Mixed precision (bf16) on CUDA; ignored on CPU.")
+    tta_views: Literal[0, 2, 6] = Field(
+        0,
+        description="Test-time augmentation of final models' test accuracy, stored apart as "
+        "`test_accuracy_tta`: 2 = mirror, 6 = mirror x three 1-pixel shifts; 0 = off.",
+    )
     compile_epochs: int = Field(
         0,
         ge=0,

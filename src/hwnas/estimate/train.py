@@ -10,6 +10,8 @@ CUDA, bf16 autocast (AMP) is used when enabled, and trainings long enough to rep
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,13 @@ from hwnas.data import Dataset, Split, batches
 from hwnas.data.base import cutout_batch
 from hwnas.estimate.base import Estimate, EstimateFailed, Estimator, Report
 from hwnas.estimate.config import TrainEstimatorConfig
+from hwnas.estimate.fast import (
+    INIT_SAMPLES,
+    DataInitialised,
+    Diverged,
+    evaluate_split,
+    train_fast,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -91,10 +100,22 @@ def train(
     augment: bool = False,
     flip: bool = True,
     report: Report | None = None,
+    train_on_val: bool = False,
 ) -> TrainResult:
-    """Train ``model`` in place on ``dataset.train``; report validation accuracy per epoch
-    (``report`` returning True stops the training after that epoch)."""
+    """Train ``model`` in place on ``dataset.train`` (and ``val`` with ``train_on_val``);
+    report validation accuracy per epoch (``report`` returning True stops the training after
+    that epoch)."""
     dev = torch.device(device)
+    if isinstance(model, DataInitialised):  # a data-set stem is part of the net, any recipe
+        x = dataset.train.x[:INIT_SAMPLES].float()
+        mean = torch.tensor(dataset.mean).view(1, -1, 1, 1)
+        std = torch.tensor(dataset.std).view(1, -1, 1, 1)
+        model.init_from_data((x / 255.0 - mean) / std)
+    train_split = dataset.train
+    if train_on_val:
+        train_split = Split(
+            torch.cat([dataset.train.x, dataset.val.x]), torch.cat([dataset.train.y, dataset.val.y])
+        )
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(dev)
@@ -111,7 +132,7 @@ def train(
         momentum=cfg.momentum,
         nesterov=cfg.momentum > 0,
     )
-    n_train = max(1, int(len(dataset.train.y) * cfg.data_fraction))
+    n_train = max(1, int(len(train_split.y) * cfg.data_fraction))
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     t0_steps = (cfg.restart_epochs or cfg.epochs) * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
@@ -129,7 +150,7 @@ def train(
         net.train()
         loss_sum, seen = torch.zeros((), device=dev), 0
         for x, y in batches(
-            dataset.train,
+            train_split,
             batch_size,
             mean=dataset.mean,
             std=dataset.std,
@@ -179,14 +200,38 @@ def train(
 
 
 class TrainEstimator(Estimator):
-    """Real training (the ``train`` estimator): fidelity is epochs and the share of the data."""
+    """Real training (the ``train`` estimator): fidelity is epochs and the share of the data.
 
-    recipe_fields = frozenset({"lr", "lr_min", "cutout"})
+    Two recipes: ``sgdr`` (generic, any device) and ``fast`` (:mod:`hwnas.estimate.fast`);
+    ``auto`` picks fast for images on CUDA. A proposal may set ``train_on_val`` (the final
+    training of a chosen net, on training + validation data) and, for sgdr, rates and cutout.
+    """
+
+    recipe_fields = frozenset({"lr", "lr_min", "cutout", "train_on_val"})
 
     def __init__(self, cfg: TrainEstimatorConfig, task: Any = None) -> None:
         super().__init__(cfg, task)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+
+    @property
+    def recipe(self) -> str:
+        """The recipe in use: ``auto`` resolved against the task's device and input size."""
+        if self.cfg.recipe != "auto":
+            return str(self.cfg.recipe)
+        ds = self.task.dataset
+        image = ds is not None and min(ds.input_shape[1:]) >= 16
+        return "fast" if str(self.task.device).startswith("cuda") and image else "sgdr"
+
+    def identity(self) -> str:
+        """The recipe that trains, not how it was asked for: ``auto`` resolved, and a sgdr
+        trial keyed as before the fast recipe existed (studies from then resume)."""
+        skip = {*self._fidelity_keys(), "recipe", "fast", "tta_views"}
+        recipe = self.cfg.model_dump(mode="json", exclude=skip)
+        if self.recipe == "fast":
+            recipe = {"recipe": "fast", "fast": self.cfg.fast.model_dump(mode="json"), **recipe}
+        blob = json.dumps(recipe, sort_keys=True)
+        return f"{self.name}:{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
     def default_fidelity(self) -> Fidelity:
         return Fidelity(epochs=self.cfg.epochs, data_fraction=self.cfg.data_fraction)
@@ -214,28 +259,43 @@ class TrainEstimator(Estimator):
         if unknown:
             raise ValueError(f"train: a proposal cannot set {sorted(unknown)[0]!r}")
         f = self.fidelity(fidelity)
+        overrides = dict(recipe or {})
+        on_val = bool(overrides.pop("train_on_val", False))
         # validated like the config: a proposal's lr of -1 is an error, not a silent NaN
         cfg = TrainEstimatorConfig.model_validate(
             {
                 **self.cfg.model_dump(),
-                **(recipe or {}),
+                **overrides,
                 "epochs": f.epochs,
                 "data_fraction": f.data_fraction or 1.0,
             }
         )
         try:
-            result = train(
-                cand.model,
-                task.dataset,
-                cfg,
-                seed=seed,
-                device=task.device,
-                batch_size=task.batch_size,
-                augment=task.augment,
-                flip=task.flip,
-                report=report,
-            )
-        except TrainingDiverged as exc:
+            if self.recipe == "fast":
+                result = train_fast(
+                    cand.model,
+                    task.dataset,
+                    cfg,
+                    seed=seed,
+                    device=task.device,
+                    flip=task.flip,
+                    report=report,
+                    train_on_val=on_val,
+                )
+            else:
+                result = train(
+                    cand.model,
+                    task.dataset,
+                    cfg,
+                    seed=seed,
+                    device=task.device,
+                    batch_size=task.batch_size,
+                    augment=task.augment,
+                    flip=task.flip,
+                    report=report,
+                    train_on_val=on_val,
+                )
+        except (TrainingDiverged, Diverged) as exc:
             raise EstimateFailed(f"diverged: {exc}") from None
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -253,10 +313,20 @@ class TrainEstimator(Estimator):
         return Estimate(metrics, result.curve, result.stopped_at_epoch)
 
     def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
+        """``test_accuracy``: one view, one pass, the model as exported. With ``tta_views``,
+        ``test_accuracy_tta`` and ``tta_views`` besides (its latency is views x one pass)."""
         dataset = self.task.dataset
         if cand.model is None or dataset is None or not weights_path.exists():
             return {}
         cand.model.load_state_dict(torch.load(weights_path, map_location="cpu"))
         dev = torch.device(self.task.device)
-        acc, _ = evaluate(cand.model.to(dev), dataset.test, dataset, dev, amp=self.cfg.amp)
-        return {"test_accuracy": acc}
+        model = cand.model.to(dev)
+        dtype = self.cfg.fast.dtype if self.recipe == "fast" else "bf16"
+        if not self.cfg.amp and self.recipe != "fast":
+            dtype = "fp32"
+        acc, _ = evaluate_split(model, dataset.test, dataset, dev, dtype)
+        out = {"test_accuracy": acc}
+        if self.cfg.tta_views:
+            tta, _ = evaluate_split(model, dataset.test, dataset, dev, dtype, self.cfg.tta_views)
+            out.update(test_accuracy_tta=tta, tta_views=float(self.cfg.tta_views))
+        return out

@@ -59,6 +59,28 @@ class BudgetConfig(Section):
     )
 
 
+class FinalConfig(Section):
+    """Final training of the chosen nets: after the search, each front member (chosen on
+    validation accuracy) is trained again `repeats` times from scratch with other seeds and
+    tested; its test accuracy is their mean and standard deviation. `hwnas train` uses it too.
+    """
+
+    repeats: int = Field(
+        0, ge=0, le=50, description="Final trainings per front member; 0 = no final stage."
+    )
+    epochs: int | None = Field(
+        None, ge=1, description="Epochs of a final training; default: the estimator's."
+    )
+    train_on_val: bool = Field(
+        True,
+        description="Train on the training and validation splits (selection is done by then); "
+        "the test split is never trained on.",
+    )
+    max_models: int = Field(
+        0, ge=0, description="At most this many front members, spread along it; 0 = all."
+    )
+
+
 class ExperimentConfig(Section):
     """A whole experiment. Every key is listed in docs/configuration.md."""
 
@@ -104,6 +126,9 @@ class ExperimentConfig(Section):
     )
     executor: SerializeAsAny[KindConfig] = Field(
         default_factory=ExecutorConfig, description="Executor."
+    )
+    final: FinalConfig = Field(
+        default_factory=FinalConfig, description="Final training of the front (`hwnas train`)."
     )
 
     @field_validator(*KIND_SECTIONS, mode="before")
@@ -260,6 +285,7 @@ class ExperimentConfig(Section):
         d = self.to_json_dict()
         d.pop("budget", None)
         d.pop("executor", None)  # the same search may resume with more or fewer workers
+        d.pop("final", None)  # the final stage comes after the search: it may be changed
         return d
 
 

@@ -23,7 +23,7 @@ from hwnas.core.fidelity import Fidelity
 from hwnas.core.metrics import base_name
 from hwnas.estimate.base import EstimateFailed
 from hwnas.hardware.base import Candidate, select
-from hwnas.space.base import Arch, Space
+from hwnas.space.base import Arch, InvalidArch, Space
 
 if TYPE_CHECKING:
     import torch
@@ -214,6 +214,36 @@ class Evaluator:
         if self.space.arch_hash(child) != self.space.arch_hash(arch):
             raise ValueError("inherited morphisms do not lead to this trial's arch")
         model.load_state_dict(state)
+
+    def check_buildable(self, arch: Arch) -> None:
+        """Refuse, in one line, an arch that cannot be built for this task (a reference net on
+        inputs too small for it) before anything is written."""
+        from hwnas.core.errors import UserError
+
+        if not self.needs_model:
+            return
+        try:
+            self.build(arch, 0)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any build failure, worded for the user
+            raise InvalidArch(f"--arch: cannot be built: {type(exc).__name__}: {exc}") from None
+
+    def measure(self, arch: Arch, seed: int) -> dict[str, Any]:
+        """Every cost of ``arch`` without training it: analytic counts and each source's
+        reading (a net trained outside a search, ``hwnas train --arch``)."""
+        metrics: dict[str, Any] = {}
+        model = None
+        if self.needs_model:
+            from hwnas.hardware.analytic import analytic_costs
+
+            model = self.build(arch, seed)
+            assert self.input_shape is not None
+            metrics.update(analytic_costs(model, self.input_shape))
+        cand = self.candidate(arch, model)
+        for source in self.sources:
+            metrics.update(source.costs(cand))
+        return metrics
 
     def test(self, arch: Arch, seed: int, weights_path: Path) -> dict[str, float]:
         """Test metrics of a final model (trained weights, or a table's test column)."""

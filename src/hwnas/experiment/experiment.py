@@ -25,6 +25,7 @@ from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.pareto import pareto_indices
 from hwnas.experiment.config import ExperimentConfig
+from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial
 from hwnas.experiment.study import Study, is_feasible, pareto_front
 from hwnas.strategy.base import Proposal
@@ -164,13 +165,16 @@ class Experiment:
         # everything that can refuse the user's input comes before the first write: a start
         # that fails leaves no study behind to refuse the corrected command as "different"
         check_dir(self.cfg, self.dir, self.force)
+        lock = StudyLock(self.dir)
         try:
             parts = self._build()
+            lock.acquire()  # after the checks: a refused start creates no directory
+            store = prepare_dir(self.cfg, self.dir, self.force)
         except BaseException:
+            lock.release()
             if self._evaluator is not None:
                 self._evaluator.close()
             raise
-        store = prepare_dir(self.cfg, self.dir, self.force)
         handler = self._setup_logging()
         previous = signal.getsignal(signal.SIGTERM)
 
@@ -190,6 +194,7 @@ class Experiment:
             log.removeHandler(handler)
             handler.close()
             store.close()
+            lock.release()
 
     def _build(self) -> tuple[Any, Any, Any, Any]:
         """Evaluator (data, space, estimator, cost models), strategy, pruner and scheduler,
@@ -244,7 +249,8 @@ class Experiment:
             cfg.budget.trials,
             len(existing),
         )
-        pending = [t for t in existing if t.status == "running"]
+        # an interrupted final training is re-run by the final stage, not as a search trial
+        pending = [t for t in existing if t.status == "running" and t.stage != "final"]
         by_key = {t.key: t for t in reversed(existing) if t.status != "running"}
         for t in existing:
             if t.status != "running":
@@ -477,6 +483,8 @@ class Experiment:
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
         self._test_final(store, evaluator, front, study)
+        if cfg.final.repeats:
+            self._train_final(store, evaluator, front, study)
         trials = store.trials()
         study.write_pareto_json(trials)
         log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
@@ -637,6 +645,23 @@ class Experiment:
             if tested:
                 t.metrics.update(tested)
                 store.update_metrics(t.id, t.metrics)
+
+    def _train_final(self, store: Store, evaluator: Any, front: list[Trial], study: Study) -> None:
+        """``final.repeats`` trainings of (up to ``final.max_models``) front members."""
+        from hwnas.experiment.final import FinalTrainer, spread
+
+        fc = self.cfg.final
+        costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
+        chosen = spread([t for t in front if t.stage == "search"], fc.max_models, costs[0])
+        log.info(
+            "final training: %d front members x %d runs, %s epochs",
+            len(chosen),
+            fc.repeats,
+            fc.epochs or "estimator's",
+        )
+        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
+        for t in chosen:
+            trainer.train(t.arch, t, fc.repeats)
 
 
 def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:

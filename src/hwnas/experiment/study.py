@@ -142,6 +142,12 @@ class Study:
         os.replace(tmp, path)
         return path
 
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.store.close()
 

@@ -145,6 +145,79 @@ class FbnetSpaceConfig(KindConfig):
     head_channels: int = Field(1984, ge=0, description="1x1 conv before pooling; 0 = none.")
 
 
+class FastGroupConfig(Section):
+    """One conv group of the fast-CNN space: its width, depth, kernel and residual choices."""
+
+    widths: list[int] = Field(description="Allowed output channels of the group's convs.")
+    depths: list[int] = Field(
+        [1, 2, 3], description="Allowed numbers of convs (the first one pools after it)."
+    )
+    kernels: list[int] = Field([3], description="Allowed (odd) kernel sizes of the convs.")
+    residual: list[bool] = Field(
+        [False, True],
+        description="Whether a residual add wraps convs 2..depth (needs depth >= 2).",
+    )
+
+    @field_validator("widths", "depths", "kernels")
+    @classmethod
+    def _choices(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError("must list at least one choice, each >= 1")
+        if info.field_name == "kernels" and any(k % 2 == 0 for k in v):
+            raise ValueError("kernels must be odd")
+        return sorted(set(v))
+
+    @field_validator("residual")
+    @classmethod
+    def _flags(cls, v: list[bool]) -> list[bool]:
+        if not v:
+            raise ValueError("must list at least one choice")
+        return sorted(set(v))
+
+
+def _fast_groups() -> list[FastGroupConfig]:
+    return [
+        FastGroupConfig(widths=[32, 48, 64, 96, 128]),
+        FastGroupConfig(widths=[64, 96, 128, 192, 256, 384]),
+        FastGroupConfig(widths=[96, 128, 192, 256, 384, 512]),
+    ]
+
+
+@spaces.register("fastcnn", factory="hwnas.space.fastcnn:FastCnnSpace")
+class FastCnnSpaceConfig(KindConfig):
+    """Fast-CNN macro of the fast-training literature (airbench): patch-whitening stem, conv
+    groups [conv -> max-pool -> BN -> act -> (conv -> BN -> act)*], max-pool, linear head.
+    Holds the reference nets `airbench94` and `airbench96` with its default choices."""
+
+    name: Literal["fastcnn"] = "fastcnn"
+    whiten_kernel: int = Field(
+        2, ge=1, le=5, description="Patch size of the whitening stem (2*C*k*k filters)."
+    )
+    groups: list[FastGroupConfig] = Field(
+        default_factory=_fast_groups, description="Conv groups, each halving the resolution."
+    )
+    activations: list[Literal["gelu", "relu"]] = Field(
+        ["gelu", "relu"], description="Allowed activations (one for the whole net)."
+    )
+    logit_scale: float = Field(
+        1 / 9, gt=0.0, description="Constant the logits are multiplied by (a fixed temperature)."
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[FastGroupConfig]) -> list[FastGroupConfig]:
+        if not v:
+            raise ValueError("need at least one group")
+        return v
+
+    @field_validator("activations")
+    @classmethod
+    def _acts(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must list at least one activation")
+        return sorted(set(v))
+
+
 @spaces.register(
     "user", factory="hwnas.space.user:from_config", pattern=r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 )

@@ -1,0 +1,136 @@
+"""The headline of configs/cifar10_fast.yaml: its front against the reference nets, side by side.
+
+    python benchmarks/fast_headline.py --dir runs/c10fast [--tag seed0]
+
+Run after the search (with its final stage) and after ``hwnas train DIR --arch airbench94``
+and ``--arch airbench96`` into the same study. For every front member and every reference net,
+re-measured here in one process, one after the other: latency on the CPU with ONNX Runtime
+(1 thread, batch 1) and on the GPU with eager PyTorch replayed as CUDA graphs (batch 1 and
+256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its
+latency is views x one pass). Says which front members dominate each reference on both
+targets. Also where the search's time went (training, costs, the rest) from the trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+from hwnas.experiment.study import Study  # noqa: E402
+from hwnas.hardware.config import CpuOrtTarget, CudaTorchTarget  # noqa: E402
+from hwnas.hardware.costs import profile_module  # noqa: E402
+from hwnas.space import make_space  # noqa: E402
+from hwnas.space.fastcnn import REFERENCE_NETS  # noqa: E402
+
+TARGETS = {
+    "cpu_ort_b1_ms": CpuOrtTarget(threads=1, batch=1),
+    "h200_b1_ms": CudaTorchTarget(batch=1, cuda_graphs=True),
+    "h200_b256_ms": CudaTorchTarget(batch=256, cuda_graphs=True),
+}
+
+
+def _finals(trials: list[Any], arch_hash: str) -> list[Any]:
+    return [
+        t
+        for t in trials
+        if t.stage == "final"
+        and t.arch_hash == arch_hash
+        and t.status == "complete"
+        and "test_accuracy" in t.metrics
+    ]
+
+
+def _acc(rows: list[Any], key: str) -> dict[str, float] | None:
+    vals = [t.metrics[key] for t in rows if key in t.metrics]
+    if not vals:
+        return None
+    return {
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "n": len(vals),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    study = Study(args.dir)
+    trials = study.trials()
+    space = make_space(study.config.space)
+    io = study.store.get_meta_json("model_io")
+    shape = tuple(io["input_shape"])
+    classes = int(io["num_classes"])
+    front = [t for t in study.pareto(trials) if t.stage == "search"]
+    nets: list[dict[str, Any]] = []
+    for name, arch in REFERENCE_NETS.items():
+        nets.append({"name": name, "arch": arch, "hash": space.arch_hash(arch)})
+    for t in sorted(front, key=lambda t: t.metrics.get("latency_ms", 0)):
+        nets.append({"name": f"trial {t.id}", "arch": t.arch, "hash": t.arch_hash, "trial": t})
+    rows = []
+    for net in nets:
+        finals = _finals(trials, net["hash"])
+        model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
+        row: dict[str, Any] = {
+            "net": net["name"],
+            "describe": space.describe(net["arch"]),
+            "val_accuracy_search": net["trial"].metrics.get("accuracy") if "trial" in net else None,
+            "test_accuracy": _acc(finals, "test_accuracy"),
+            "test_accuracy_tta": _acc(finals, "test_accuracy_tta"),
+            "tta_views": finals[0].metrics.get("tta_views") if finals else None,
+        }
+        for key, target in TARGETS.items():
+            costs = profile_module(model, shape, target)  # type: ignore[arg-type]
+            row[key] = costs.get("latency_ms")
+            row["params"], row["macs"] = costs["params"], costs["macs"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    refs = {r["net"]: r for r in rows if r["net"] in REFERENCE_NETS}
+    verdict = {}
+    for name, ref in refs.items():
+        if ref["test_accuracy"] is None:
+            continue
+        beats = []
+        for r in rows:
+            if r["net"] in REFERENCE_NETS or r["test_accuracy"] is None:
+                continue
+            acc_ok = r["test_accuracy"]["mean"] >= ref["test_accuracy"]["mean"]
+            faster = {
+                k: r[k] < ref[k] for k in TARGETS if r[k] is not None and ref[k] is not None
+            }
+            if acc_ok and all(faster.values()):
+                beats.append(r["net"])
+        verdict[name] = beats
+    search = [t for t in trials if t.stage == "search" and t.status != "running"]
+    train_s = sum(t.metrics.get("train_seconds", 0.0) for t in search)
+    cost_s = sum(t.metrics.get("cost_seconds", 0.0) for t in search)
+    wall = sum((t.finished_at or 0) - (t.started_at or 0) for t in search)
+    out = {
+        "dataset": "CIFAR-10 (JPEG)",
+        "study": str(args.dir),
+        "config_seed": study.config.seed,
+        "search_trials": len(search),
+        "search_seconds": study.store.get_meta_json("search_seconds"),
+        "time_split_seconds": {
+            "trials_wall": round(wall, 1),
+            "training_steps": round(train_s, 1),
+            "costs_measurement": round(cost_s, 1),
+            "rest (validation, build, data, python)": round(wall - train_s - cost_s, 1),
+        },
+        "nets": rows,
+        "front_members_dominating_reference_on_all_targets": verdict,
+    }
+    study.close()
+    save("fast_headline" + (f"-{args.tag}" if args.tag else ""), out)
+
+
+if __name__ == "__main__":
+    main()

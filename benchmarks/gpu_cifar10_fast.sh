@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# configs/cifar10_fast.yaml on the GPU machine (device tool), in resumable calls of < 10 min.
+# From the repo root, with wheels in .whl/, the dataset in .data/cifar10-jpeg.tar.gz and, for
+# a resumed call, the study carried in .study/ (study.db from an earlier call's $OUT).
+#   PHASE=search  SECONDS_LEFT=540: search (resuming .study/ if there), stopped by SIGINT.
+#   PHASE=finish: resume to the end (final stage), train the reference nets into the study,
+#                 then benchmarks/fast_headline.py.
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
+OUT=${OUT:-/tmp/out}
+D=/tmp/c10f
+SEED=${SEED:-0}
+mkdir -p $D
+[ -f .study/study.db ] && [ ! -f $D/study.db ] && cp .study/study.db $D/
+(nvidia-smi dmon -s u -d 5 > $OUT/dmon-${PHASE}.log 2>&1 &)
+case "${PHASE:-search}" in
+search)
+  timeout -s INT "${SECONDS_LEFT:-540}" python3 -m hwnas.cli search --config configs/cifar10_fast.yaml \
+      --data .data/cifar10-jpeg.tar.gz --out $D --seed $SEED -q 2>&1 | tail -3
+  ;;
+finish)
+  python3 -m hwnas.cli search --config configs/cifar10_fast.yaml --data .data/cifar10-jpeg.tar.gz \
+      --out $D --seed $SEED -q 2>&1 | tail -12
+  for ref in airbench94 airbench96; do
+    python3 -m hwnas.cli train $D --arch $ref --repeats 3 -q 2>&1 | tail -2
+  done
+  python3 benchmarks/fast_headline.py --dir $D --tag seed$SEED 2>&1 | grep -v '^ \|^{\|^}' | tail -20
+  cp benchmarks/results/*fast_headline*.json $OUT/
+  python3 -m hwnas.cli show $D --json > $OUT/trials.json
+  cp $D/pareto.json $D/report.html $OUT/ 2>/dev/null
+  ;;
+esac
+pkill -f "nvidia-smi dmon"
+cp $D/study.db $D/hwnas.log $OUT/
+ls -la $OUT

@@ -1,0 +1,214 @@
+"""Final training: the chosen nets trained again from scratch, several seeds, then tested.
+
+A search ranks candidates on validation accuracy after a short training; what a user deploys
+is a chosen net trained to its potential. Each final training is a trial of stage ``final``
+(its ``parent_id`` is the search trial it retrains, ``info.final_of`` says so again) with its
+own seed, weights and test accuracy, so ``show``, ``report`` and ``export`` treat it like any
+trial. Final trials carry no ``accuracy`` (their validation data may have been trained on), so
+they never enter the search's front; the parent gets the summary: ``final_test_accuracy``
+(mean), ``final_test_accuracy_std`` and ``final_runs`` (and ``final_test_accuracy_tta``).
+
+Used at the end of a search (``final: {repeats: N}``) and by ``hwnas train``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hwnas.core.fidelity import Fidelity, trial_key
+from hwnas.experiment.store import Trial
+
+if TYPE_CHECKING:
+    from hwnas.experiment.config import ExperimentConfig
+    from hwnas.experiment.evaluate import Evaluator
+    from hwnas.experiment.store import Store
+    from hwnas.experiment.study import Study
+    from hwnas.space.base import Arch
+
+log = logging.getLogger("hwnas")
+
+#: what a final training measures itself; everything else is copied from the search trial
+_OWN = {
+    "accuracy",
+    "val_loss",
+    "train_seconds",
+    "epochs",
+    "cost_seconds",
+    "test_accuracy",
+    "test_accuracy_tta",
+    "tta_views",
+}
+
+
+def spread(front: list[Trial], k: int, cost: str) -> list[Trial]:
+    """At most ``k`` members of ``front`` evenly spaced along ``cost`` (0 = all)."""
+    ordered = sorted(front, key=lambda t: (t.metrics.get(cost, 0.0), t.id))
+    if k <= 0 or len(ordered) <= k:
+        return ordered
+    if k == 1:
+        return [ordered[-1]]  # the most accurate end
+    idx = sorted({round(i * (len(ordered) - 1) / (k - 1)) for i in range(k)})
+    return [ordered[i] for i in idx]
+
+
+class FinalTrainer:
+    """Runs final trainings into a study, resumably: a run already finished is never
+    repeated, and one interrupted is run again under its own id and seed."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        evaluator: Evaluator,
+        store: Store,
+        study: Study,
+        trial_seed: Callable[[int, int], int],
+        on_run: Callable[[Trial, int, int], None] | None = None,
+    ) -> None:
+        self.cfg, self.evaluator, self.store, self.study = cfg, evaluator, store, study
+        self.trial_seed = trial_seed
+        self.on_run = on_run
+
+    def train(
+        self,
+        arch: Arch,
+        parent: Trial | None,
+        repeats: int,
+        epochs: int | None = None,
+    ) -> list[Trial]:
+        """``repeats`` final trainings of ``arch`` (of ``parent`` when it is a trial)."""
+        ev = self.evaluator
+        space, estimator = ev.space, ev.estimator
+        fc = self.cfg.final
+        fidelity = estimator.fidelity(Fidelity(epochs=epochs or fc.epochs))
+        h = space.arch_hash(arch)
+        on_val = fc.train_on_val
+        costs = (
+            {
+                k: v
+                for k, v in parent.metrics.items()
+                if k not in _OWN and not k.startswith("final_")
+            }
+            if parent is not None
+            else None
+        )
+        mine = [
+            t
+            for t in self.store.trials()
+            if t.stage == "final"
+            and t.arch_hash == h
+            and t.info.get("final_of") == (parent.id if parent else None)
+        ]
+        done: list[Trial] = []
+        for r in range(repeats):
+            old = next((t for t in mine if t.info.get("repeat") == r), None)
+            if old is not None and old.status != "running":
+                done.append(old)
+                continue
+            trial = old or self._new(arch, parent, h, r, fidelity, on_val, estimator.identity())
+            if old is None:
+                self.store.start_trial(trial)
+            else:
+                log.info("re-running interrupted final training %d", trial.id)
+            if costs is None:
+                costs = ev.measure(arch, trial.seed)
+            self._run(trial, fidelity, on_val, costs)
+            done.append(trial)
+            if self.on_run is not None:
+                self.on_run(trial, r, repeats)
+        if parent is not None:
+            self._summarise(parent, done)
+        return done
+
+    def _new(
+        self,
+        arch: Arch,
+        parent: Trial | None,
+        h: str,
+        r: int,
+        fidelity: Fidelity,
+        on_val: bool,
+        estimator_id: str,
+    ) -> Trial:
+        tid = self.store.next_id()
+        start = json.dumps(["final", r, on_val])
+        return Trial(
+            id=tid,
+            arch=arch,
+            arch_hash=h,
+            status="running",
+            seed=self.trial_seed(self.cfg.seed, tid),
+            describe=self.evaluator.space.describe(arch),
+            parent_id=parent.id if parent else None,
+            info={
+                "op": "final",
+                "final_of": parent.id if parent else None,
+                "repeat": r,
+                "train": {"train_on_val": on_val},
+            },
+            fidelity=fidelity.to_dict(),
+            stage="final",
+            key=trial_key(h, estimator_id, fidelity, start),
+        )
+
+    def _run(self, trial: Trial, fidelity: Fidelity, on_val: bool, costs: dict[str, Any]) -> None:
+        from hwnas.estimate.base import EstimateFailed
+
+        ev = self.evaluator
+        weights = self.study.weights_path(trial.id)
+        t0 = time.perf_counter()
+        try:
+            model = ev.build(trial.arch, trial.seed)
+            est = ev.estimator.estimate(
+                ev.candidate(trial.arch, model),
+                fidelity,
+                seed=trial.seed,
+                weights_path=weights,
+                recipe={"train_on_val": True} if on_val else None,
+            )
+            tested = ev.test(trial.arch, trial.seed, weights)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except EstimateFailed as exc:
+            trial.status, trial.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed final training is recorded
+            trial.status, trial.error = "failed", f"{type(exc).__name__}: {exc}"
+        else:
+            trial.status = "complete"
+            m = dict(est.metrics)
+            own: dict[str, Any] = {k: m[k] for k in ("train_seconds", "epochs") if k in m}
+            if not on_val and "accuracy" in m:  # honest validation: kept, under its own name
+                own["final_val_accuracy"] = m["accuracy"]
+            trial.metrics = {**costs, **own, **tested}
+            trial.curve = est.curve
+        trial.metrics.setdefault("wall_seconds", time.perf_counter() - t0)
+        if trial.status == "failed":
+            trial.metrics = {**costs, **trial.metrics}
+        self.store.finish_trial(trial)
+        log.info(
+            "final %d of trial %s %s | test %s%s",
+            trial.id,
+            trial.info.get("final_of"),
+            trial.status,
+            trial.metrics.get("test_accuracy"),
+            f" | {trial.error}" if trial.error else "",
+        )
+
+    def _summarise(self, parent: Trial, runs: list[Trial]) -> None:
+        ok = [t for t in runs if t.status == "complete" and "test_accuracy" in t.metrics]
+        if not ok:
+            return
+        summary: dict[str, Any] = {"final_runs": len(ok)}
+        for key in ("test_accuracy", "test_accuracy_tta"):
+            vals = [float(t.metrics[key]) for t in ok if key in t.metrics]
+            if vals:
+                summary[f"final_{key}"] = statistics.fmean(vals)
+                summary[f"final_{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        if "tta_views" in ok[0].metrics:
+            summary["tta_views"] = ok[0].metrics["tta_views"]
+        parent.metrics.update(summary)
+        self.store.update_metrics(parent.id, parent.metrics)

@@ -1,0 +1,201 @@
+"""The fast-CNN space: the macro of the fastest hand-designed CIFAR-10 nets, opened up.
+
+Genotype (plain JSON)::
+
+    {"act": "gelu", "groups": [{"width": 64, "depth": 2, "kernel": 3, "residual": false}, ...]}
+
+A whitening stem (fixed, set from the data), then one conv group per entry of ``groups``
+(each halves the resolution), a global max-pool and a bias-free linear head. With the default
+choices the space holds the two reference nets by name (:data:`REFERENCE_NETS`): airbench94
+(Jordan 2024: groups of 64, 256, 256 channels, two convs each) and airbench96 (128, 384, 512,
+three convs each with a residual add around the second and third). A search can therefore
+return the reference itself, and every comparison runs through the same code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any
+
+from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.config import FastCnnSpaceConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def _groups(spec: list[tuple[int, int, bool]]) -> list[dict[str, Any]]:
+    return [{"width": w, "depth": d, "kernel": 3, "residual": r} for w, d, r in spec]
+
+
+#: the hand-designed fast nets, as archs of the default fast-CNN space
+REFERENCE_NETS: dict[str, Arch] = {
+    "airbench94": {
+        "act": "gelu",
+        "groups": _groups([(64, 2, False), (256, 2, False), (256, 2, False)]),
+    },
+    "airbench96": {
+        "act": "gelu",
+        "groups": _groups([(128, 3, True), (384, 3, True), (512, 3, True)]),
+    },
+}
+
+_GENES = ("width", "depth", "kernel", "residual")
+
+
+class FastCnnSpace(Space):
+    """Per group: width, depth, kernel and residual; one activation for the whole net."""
+
+    name = "fastcnn"
+
+    def __init__(self, cfg: FastCnnSpaceConfig | None = None) -> None:
+        self.cfg = cfg or FastCnnSpaceConfig()
+
+    def _choices(self, i: int) -> dict[str, list[Any]]:
+        g = self.cfg.groups[i]
+        return {"width": g.widths, "depth": g.depths, "kernel": g.kernels, "residual": g.residual}
+
+    # ------------------------------------------------------------------ basics
+    def sample(self, rng: random.Random) -> Arch:
+        groups = []
+        for i in range(len(self.cfg.groups)):
+            groups.append({k: rng.choice(v) for k, v in self._choices(i).items()})
+        return {"act": rng.choice(self.cfg.activations), "groups": groups}
+
+    def canonical(self, arch: Arch) -> Arch:
+        self.validate(arch)
+        groups = [{**g, "residual": bool(g["residual"]) and g["depth"] > 1} for g in arch["groups"]]
+        return {"act": arch["act"], "groups": groups}
+
+    def size(self) -> int:
+        n = len(self.cfg.activations)
+        for i in range(len(self.cfg.groups)):
+            c = self._choices(i)
+            shapes = {
+                (d, bool(r) and d > 1) for d, r in itertools.product(c["depth"], c["residual"])
+            }
+            n *= len(c["width"]) * len(c["kernel"]) * len(shapes)
+        return n
+
+    def validate(self, arch: Arch) -> None:
+        if not isinstance(arch, dict) or set(arch) != {"act", "groups"}:
+            raise InvalidArch("fastcnn arch must be {'act': ..., 'groups': [...]}")
+        if arch["act"] not in self.cfg.activations:
+            raise InvalidArch(f"fastcnn act {arch['act']!r} not in {self.cfg.activations}")
+        groups = arch["groups"]
+        if not isinstance(groups, list) or len(groups) != len(self.cfg.groups):
+            raise InvalidArch(f"fastcnn arch needs {len(self.cfg.groups)} groups")
+        for i, g in enumerate(groups):
+            if not isinstance(g, dict) or set(g) != set(_GENES):
+                raise InvalidArch(f"fastcnn group {i} must have keys {list(_GENES)}")
+            for gene, allowed in self._choices(i).items():
+                if g[gene] not in allowed or isinstance(g[gene], bool) != (gene == "residual"):
+                    raise InvalidArch(f"fastcnn group {i} {gene} {g[gene]!r} not in {allowed}")
+
+    def describe(self, arch: Arch) -> str:
+        parts = []
+        for g in arch["groups"]:
+            k = "" if g["kernel"] == 3 else f"k{g['kernel']}"
+            r = "r" if g["residual"] and g["depth"] > 1 else ""
+            parts.append(f"{g['width']}x{g['depth']}{k}{r}")
+        return f"fastcnn {arch['act']} " + "-".join(parts)
+
+    def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        from hwnas.space.fastcnn_modules import FastCnn, min_input_side
+
+        self.validate(arch)
+        c, h, w = input_shape
+        least = min_input_side(self.cfg.whiten_kernel, len(self.cfg.groups))
+        if min(h, w) < least:
+            raise InvalidArch(
+                f"fastcnn needs inputs of at least {least}x{least} pixels, got {c}x{h}x{w}"
+            )
+        return FastCnn(
+            c,
+            num_classes,
+            arch["groups"],
+            arch["act"],
+            self.cfg.whiten_kernel,
+            self.cfg.logit_scale,
+        )
+
+    # ------------------------------------------------------------ capabilities
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """One gene of one group (or the activation) changed so the built net changes."""
+        base = self.canonical(arch)
+        h = self.arch_hash(base)
+        options = self.neighbours(base)
+        if not options:
+            return base
+        child = rng.choice(options)
+        assert self.arch_hash(child) != h
+        return child
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        groups = [dict(rng.choice(pair)) for pair in zip(a["groups"], b["groups"], strict=True)]
+        return {"act": rng.choice([a["act"], b["act"]]), "groups": groups}
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        base = self.canonical(arch)
+        seen = {self.arch_hash(base)}
+        out = []
+        candidates = [{**base, "act": a} for a in self.cfg.activations if a != base["act"]]
+        for i, g in enumerate(base["groups"]):
+            for gene, allowed in self._choices(i).items():
+                for v in allowed:
+                    if v == g[gene]:
+                        continue
+                    groups = [dict(x) for x in base["groups"]]
+                    groups[i][gene] = v
+                    candidates.append({"act": base["act"], "groups": groups})
+        for cand in candidates:
+            h = self.arch_hash(cand)
+            if h not in seen:
+                seen.add(h)
+                out.append(cand)
+        return out
+
+    def parameters(self) -> dict[str, list[Any]]:
+        params: dict[str, list[Any]] = {"act": list(self.cfg.activations)}
+        for i in range(len(self.cfg.groups)):
+            for gene, allowed in self._choices(i).items():
+                params[f"g{i}.{gene}"] = list(allowed)
+        return params
+
+    def from_parameters(self, params: dict[str, Any]) -> Arch:
+        groups = [
+            {gene: params[f"g{i}.{gene}"] for gene in _GENES} for i in range(len(self.cfg.groups))
+        ]
+        return {"act": params["act"], "groups": groups}
+
+    def to_parameters(self, arch: Arch) -> dict[str, Any]:
+        out: dict[str, Any] = {"act": arch["act"]}
+        for i, g in enumerate(arch["groups"]):
+            out.update({f"g{i}.{gene}": g[gene] for gene in _GENES})
+        return out
+
+    def encode(self, arch: Arch) -> list[float]:
+        """Per group: width, depth and kernel scaled to [0, 1] of their ranges, residual 0/1;
+        then the activation one-hot."""
+        base = self.canonical(arch)
+        vec: list[float] = []
+        for i, g in enumerate(base["groups"]):
+            for gene, allowed in self._choices(i).items():
+                if gene == "residual":
+                    vec.append(float(g[gene]))
+                    continue
+                lo, hi = min(allowed), max(allowed)
+                vec.append((g[gene] - lo) / (hi - lo) if hi > lo else 0.0)
+        vec += [float(base["act"] == a) for a in self.cfg.activations]
+        return vec
+
+
+def reference_arch(name: str) -> Arch:
+    """A reference net by name (``airbench94``, ``airbench96``)."""
+    try:
+        return REFERENCE_NETS[name]
+    except KeyError:
+        raise InvalidArch(
+            f"unknown reference net {name!r}; known: {', '.join(REFERENCE_NETS)}"
+        ) from None
