@@ -78,7 +78,6 @@ def main() -> None:
     rows = []
     for net in nets:
         finals = _finals(trials, net["hash"])
-        model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
         row: dict[str, Any] = {
             "net": net["name"],
             "describe": space.describe(net["arch"]),
@@ -87,8 +86,9 @@ def main() -> None:
             "test_accuracy_tta": _acc(finals, "test_accuracy_tta"),
             "tta_views": finals[0].metrics.get("tta_views") if finals else None,
         }
-        for key, target in TARGETS.items():
-            costs = profile_module(model, shape, target)  # type: ignore[arg-type]
+        for key, target in TARGETS.items():  # a fresh CPU model each: a target moves it
+            model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
+            costs = profile_module(model.eval(), shape, target)  # type: ignore[arg-type]
             row[key] = costs.get("latency_ms")
             row["params"], row["macs"] = costs["params"], costs["macs"]
         rows.append(row)

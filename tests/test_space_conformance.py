@@ -47,10 +47,13 @@ from hwnas.space.chain import ChainSpace
 from hwnas.space.config import (
     CellSpaceConfig,
     ChainSpaceConfig,
+    FastCnnSpaceConfig,
+    FastGroupConfig,
     FbnetSpaceConfig,
     GraphSpaceConfig,
     StageConfig,
 )
+from hwnas.space.fastcnn import FastCnnSpace
 from hwnas.space.fbnet import FbnetSpace
 from hwnas.space.graph import GraphSpace
 
@@ -122,6 +125,19 @@ CASES: list[SpaceCase] = [
         "fbnet",
         lambda: FbnetSpace(FbnetSpaceConfig(width_multiplier=0.25, head_channels=64)),
         (3, 32, 32),
+        caps=_caps(*GENES),
+    ),
+    SpaceCase(
+        "fastcnn",
+        lambda: FastCnnSpace(
+            FastCnnSpaceConfig(
+                groups=[
+                    FastGroupConfig(widths=[4, 8], depths=[1, 2, 3], kernels=[3, 5]),
+                    FastGroupConfig(widths=[8, 16]),
+                ]
+            )
+        ),
+        (3, 12, 12),
         caps=_caps(*GENES),
     ),
     SpaceCase("user-tiny", _user, caps=_caps(*GENES)),
@@ -368,6 +384,6 @@ def test_strategies_refuse_a_space_without_what_they_need():
         "strategy: nash needs a morphable space (space graph is one); space chain is not"
     )
     assert refusal("graph", "optuna") == (
-        "strategy: optuna needs an encodable space (spaces chain, cell, fbnet are); "
+        "strategy: optuna needs an encodable space (spaces chain, cell, fbnet, fastcnn are); "
         "space graph is not"
     )

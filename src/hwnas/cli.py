@@ -386,7 +386,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     ):
         m = t.metrics
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
-        test = f" test {m['test_accuracy']:.2%}" if "test_accuracy" in m else ""
+        test = f" test {_test_cell(m)}" if "test_accuracy" in m or "final_runs" in m else ""
         print(f"  #{t.id:<4} val {m.get('accuracy', 0):.2%}{test}  {lat}  {t.describe}")
     truth = result.summary
     if truth.get("hypervolume_regret") is not None:
@@ -544,28 +544,38 @@ def _cmd_show(args: argparse.Namespace) -> int:
         + [t for t in trials[-20:] if t.id not in front_ids]
     )
     table = Table(show_lines=False)
-    for col in ("id", "", "status", "accuracy", "latency ms", "MACs", "params", "arch / error"):
-        table.add_column(
-            col,
-            justify="right"
-            if col in ("id", "accuracy", "latency ms", "MACs", "params")
-            else "left",
-        )
+    cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", "arch / error")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("", "status", "arch / error") else "right")
     for t in sorted(shown, key=lambda t: t.id):
         m = t.metrics
         table.add_row(
             str(t.id),
-            "*" if t.id in front_ids else "",
+            "*" if t.id in front_ids else (f"F{t.parent_id}" if t.stage == "final" else ""),
             t.status,
             _fmt(m.get("accuracy"), "pct"),
+            _test_cell(m),
             _fmt(m.get("latency_ms"), "ms"),
             _fmt(m.get("macs"), "int"),
             _fmt(m.get("params"), "int"),
             t.describe + (f"  [red]{t.error}[/]" if t.error else ""),
         )
     console.print(table)
-    console.print("* = on the Pareto front")
+    console.print(
+        "* = on the Pareto front; Fn = a final training of trial n; test = mean ± std of "
+        "the final trainings (count) where there are any"
+    )
     return 0
+
+
+def _test_cell(m: dict[str, Any]) -> str:
+    """Final trainings' test accuracy (mean ± std, runs), else the trial's own."""
+    if "final_test_accuracy" in m:
+        return (
+            f"{m['final_test_accuracy']:.2%} ± {m.get('final_test_accuracy_std', 0.0):.2%} "
+            f"({m.get('final_runs', 1)})"
+        )
+    return _fmt(m.get("test_accuracy"), "pct")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

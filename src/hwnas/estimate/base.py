@@ -48,6 +48,18 @@ class Estimate:
     stopped_at_epoch: int | None = None  # set when a stop rule ended it early
 
 
+@dataclass
+class TrainResult:
+    """What one training returns (any recipe): final validation accuracy and loss, seconds of
+    training steps, the per-epoch curve, and the epoch a stop rule ended it at (if one did)."""
+
+    accuracy: float
+    val_loss: float
+    train_seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    stopped_at_epoch: int | None = None
+
+
 class EstimateFailed(RuntimeError):
     """The candidate cannot be estimated (diverged, out of memory): a failed trial."""
 

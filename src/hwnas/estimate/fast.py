@@ -30,12 +30,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas.data.base import cutout_batch, fraction_indices
+from hwnas.estimate.base import TrainResult
 
 if TYPE_CHECKING:
     from hwnas.data import Dataset, Split
     from hwnas.estimate.base import Report
     from hwnas.estimate.config import FastRecipeConfig, TrainEstimatorConfig
-    from hwnas.estimate.train import TrainResult
 
 #: images used to set a data-initialised stem (the covariance of 2x2 patches settles by then)
 INIT_SAMPLES = 5000
@@ -276,8 +276,6 @@ def train_fast(
     ``train_seconds`` counts the training steps only (synchronised), not validation;
     ``report`` (a pruner's) gets validation accuracy after every epoch and can stop early.
     """
-    from hwnas.estimate.train import TrainResult
-
     fc = cfg.fast
     dev = torch.device(device)
     torch.manual_seed(seed)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,7 +22,7 @@ from torch import nn
 from hwnas.core.fidelity import Fidelity
 from hwnas.data import Dataset, Split, batches
 from hwnas.data.base import cutout_batch
-from hwnas.estimate.base import Estimate, EstimateFailed, Estimator, Report
+from hwnas.estimate.base import Estimate, EstimateFailed, Estimator, Report, TrainResult
 from hwnas.estimate.config import TrainEstimatorConfig
 from hwnas.estimate.fast import (
     INIT_SAMPLES,
@@ -41,15 +40,6 @@ if TYPE_CHECKING:
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-@dataclass
-class TrainResult:
-    accuracy: float
-    val_loss: float
-    train_seconds: float
-    curve: list[dict[str, float]] = field(default_factory=list)
-    stopped_at_epoch: int | None = None
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:

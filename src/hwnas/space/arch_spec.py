@@ -51,6 +51,12 @@ def parse_arch(spec: str, space: Space) -> Arch:
                 f"is {space.name}"
             )
         arch = json.loads(json.dumps(REFERENCE_NETS[spec]))
+        try:
+            space.validate(arch)
+        except InvalidArch as exc:
+            raise InvalidArch(
+                f"--arch {spec} is not in this study's fastcnn space ({exc})"
+            ) from None
     else:
         arch = read_arch_json(spec)
     space.validate(arch)

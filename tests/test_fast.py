@@ -1,0 +1,312 @@
+"""The fast-CNN space, the fast training recipe, the final stage and ``hwnas train``.
+
+All on the CPU with the bundled digits upscaled to 16x16 (the fast-CNN nets need 9x9 at
+least), so each training takes a second or two; the GPU figures live in
+benchmarks/fast_recipe.py and benchmarks/fast_headline.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import pytest
+import torch
+from conftest import run_cli
+from torch.nn import functional as F
+
+from hwnas.data import load_dataset
+from hwnas.data.config import DataConfig
+from hwnas.estimate.config import FastRecipeConfig, TrainEstimatorConfig
+from hwnas.estimate.fast import (
+    DeviceData,
+    Lookahead,
+    evaluate_split,
+    logits_tta,
+    lr_factor,
+    prepare_model,
+    train_fast,
+)
+from hwnas.estimate.train import TrainEstimator
+from hwnas.experiment.lock import StudyLock, StudyLocked
+from hwnas.hardware.analytic import analytic_costs
+from hwnas.space.base import InvalidArch
+from hwnas.space.config import FastCnnSpaceConfig, FastGroupConfig
+from hwnas.space.fastcnn import REFERENCE_NETS, FastCnnSpace
+
+SMALL = FastCnnSpaceConfig(
+    groups=[
+        FastGroupConfig(widths=[8, 16], depths=[1, 2]),
+        FastGroupConfig(widths=[16, 32], depths=[1, 2]),
+    ]
+)
+#: a small digits search on the fast-CNN space with the fast recipe, on the CPU
+FASTCNN = [
+    "data.resolution=16",
+    "space=fastcnn",
+    "space.groups=[{widths: [8, 16], depths: [1, 2]}, {widths: [16, 32], depths: [1, 2]}]",
+    "estimator.recipe=fast",
+    "estimator.epochs=2",
+    "estimator.fast.batch_size=128",
+    "target=analytic",
+    "objectives={accuracy: max, macs: min}",
+    "strategy.population=3",
+    "strategy.sample_size=2",
+]
+
+
+def sets(*items: str) -> list[str]:
+    return [a for item in items for a in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    return load_dataset(DataConfig(name="digits", resolution=16), seed=0)
+
+
+# ------------------------------------------------------------------------------ space
+def test_reference_nets_have_the_published_size():
+    """airbench94: 1.97 M params, 118 M MACs; airbench96: 9.9 M, 452 M (Jordan 2024)."""
+    space = FastCnnSpace()
+    counts = {}
+    for name, arch in REFERENCE_NETS.items():
+        space.validate(arch)
+        c = analytic_costs(space.build(arch, (3, 32, 32), 10), (3, 32, 32))
+        counts[name] = (int(c["params"]), int(c["macs"]))
+    assert counts["airbench94"] == (1_972_792, 118_147_360)
+    assert counts["airbench96"] == (9_918_776, 451_967_264)
+
+
+def test_fastcnn_refuses_inputs_too_small_and_foreign_archs():
+    space = FastCnnSpace()
+    with pytest.raises(InvalidArch, match="at least 9x9"):
+        space.build(REFERENCE_NETS["airbench94"], (1, 8, 8), 10)
+    bad = json.loads(json.dumps(REFERENCE_NETS["airbench94"]))
+    bad["groups"][0]["width"] = 65
+    with pytest.raises(InvalidArch, match="width 65"):
+        space.validate(bad)
+    bad["groups"][0] = {"width": 64, "depth": 2, "kernel": 3, "residual": 1}
+    with pytest.raises(InvalidArch, match="residual"):
+        space.validate(bad)
+
+
+def test_canonical_drops_a_residual_that_wraps_nothing():
+    space = FastCnnSpace(SMALL)
+    a = {"act": "gelu", "groups": [dict(width=8, depth=1, kernel=3, residual=r) for r in (0, 0)]}
+    a["groups"] = [
+        {"width": 8, "depth": 1, "kernel": 3, "residual": True},
+        {"width": 16, "depth": 2, "kernel": 3, "residual": True},
+    ]
+    b = json.loads(json.dumps(a))
+    b["groups"][0]["residual"] = False
+    assert space.arch_hash(a) == space.arch_hash(b)
+    c = json.loads(json.dumps(a))
+    c["groups"][1]["residual"] = False
+    assert space.arch_hash(a) != space.arch_hash(c)
+    # size counts built networks: per group 2 widths x (depth 1, depth 2 +/- residual)
+    assert space.size() == 2 * (2 * 3) ** 2
+
+
+def test_whitening_stem_decorrelates_patches():
+    torch.manual_seed(0)
+    mix = torch.tensor([[1.0, 0.9, 0.0], [0.0, 1.0, 0.5], [0.2, 0.0, 1.0]])
+    x = torch.einsum("ij,njhw->nihw", mix, torch.randn(400, 3, 12, 12))
+    model = FastCnnSpace().build(REFERENCE_NETS["airbench94"], (3, 12, 12), 10)
+    model.init_from_data(x)
+    with torch.no_grad():
+        y = F.conv2d(x, model.whiten.weight)  # without the bias
+    half = y[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    cov = torch.cov(half.T)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)
+    assert not model.whiten.weight.requires_grad  # fixed: part of the data, not the fit
+
+
+# ------------------------------------------------------------------------- recipe parts
+def test_translate_and_flip_match_reflect_padding():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (6, 3, 8, 8), dtype=torch.uint8, generator=g)
+    data = DeviceData(x, torch.zeros(6, dtype=torch.long), (0.0,) * 3, (1.0,) * 3)
+    oy = torch.tensor([0, 1, 2, 3, 4, 2])
+    ox = torch.tensor([4, 3, 2, 1, 0, 2])
+    mirror = torch.tensor([False, True, False, True, False, True])
+    got = data.crop_flip(torch.arange(6), oy, ox, mirror, pad=2)
+    padded = F.pad(x.float(), (2, 2, 2, 2), mode="reflect")  # shifted, then mirrored
+    for i in range(6):
+        want = padded[i, :, oy[i] : oy[i] + 8, ox[i] : ox[i] + 8]
+        want = want.flip(-1) if mirror[i] else want
+        assert torch.equal(got[i].float(), want), i
+
+
+def test_schedule_rises_then_falls():
+    fc = FastRecipeConfig()
+    f = [lr_factor(s, 100, fc) for s in range(101)]
+    assert f[0] == pytest.approx(fc.lr_start)
+    assert max(f) == pytest.approx(1.0, abs=0.02)
+    assert f.index(max(f)) in (22, 23, 24)
+    assert f[-1] == pytest.approx(fc.lr_end)
+
+
+def test_lookahead_pulls_back_to_the_slow_weights():
+    lin = torch.nn.Linear(2, 1)
+    la = Lookahead(lin)
+    start = lin.weight.detach().clone()
+    with torch.no_grad():
+        lin.weight.add_(1.0)
+    la.step(0.75)  # slow moves a quarter of the way; fast follows it
+    assert torch.allclose(lin.weight, start + 0.25)
+    with torch.no_grad():
+        lin.weight.add_(1.0)
+    la.step(1.0)  # the end: back to the slow weights
+    assert torch.allclose(lin.weight, start + 0.25)
+
+
+def test_identity_init_and_frozen_bn_scales():
+    model = FastCnnSpace(SMALL).build(FastCnnSpace(SMALL).sample(random.Random(3)), (3, 16, 16), 4)
+    prepare_model(model, FastRecipeConfig(), None)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            assert not mod.weight.requires_grad and torch.all(mod.weight == 1)
+    conv = next(
+        m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+    )
+    n = min(conv.in_channels, conv.out_channels)
+    x = torch.randn(1, conv.in_channels, 5, 5)
+    assert torch.allclose(conv(x)[:, :n], x[:, :n], atol=1e-6)
+
+
+def test_tta_views_average_mirrored_logits():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    x = torch.randn(5, 3, 4, 4)
+    two = logits_tta(model, x, 2)
+    assert torch.allclose(two, 0.5 * (model(x) + model(x.flip(-1))))
+    six = logits_tta(model, x, 6)
+    assert six.shape == (5, 2) and not torch.allclose(six, two)
+
+
+# -------------------------------------------------------------------------- training
+def test_fast_recipe_learns_and_is_reproducible_on_cpu(digits16):
+    space = FastCnnSpace(SMALL)
+    arch = {
+        "act": "gelu",
+        "groups": [
+            {"width": 16, "depth": 2, "kernel": 3, "residual": True},
+            {"width": 32, "depth": 1, "kernel": 3, "residual": False},
+        ],
+    }
+    cfg = TrainEstimatorConfig(recipe="fast", epochs=4, fast={"batch_size": 128})
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = space.build(arch, digits16.input_shape, digits16.num_classes)
+        res = train_fast(model, digits16, cfg, seed=5, flip=False, device="cpu")
+        runs.append((res.accuracy, [p["train_loss"] for p in res.curve]))
+    assert runs[0] == runs[1]
+    assert runs[0][0] > 0.8  # 10 classes: chance is 0.1
+    losses = runs[0][1]
+    assert losses[-1] < losses[0]
+    acc, _ = evaluate_split(model, digits16.test, digits16, torch.device("cpu"), views=6)
+    assert acc > 0.8
+
+
+def test_estimator_identity_of_sgdr_is_unchanged_and_auto_resolves():
+    """The keys of sgdr trials are those from before the fast recipe (values computed at
+    ee73c9f), so older studies resume; auto is fast only for images on CUDA."""
+    assert TrainEstimator(TrainEstimatorConfig()).identity() == "train:fe3c5e4d07"
+    old = TrainEstimatorConfig(lr=0.2, label_smoothing=0.1, epochs=8)
+    assert TrainEstimator(old).identity() == "train:5b051a6f41"
+    assert TrainEstimator(TrainEstimatorConfig(recipe="fast")).identity() != "train:fe3c5e4d07"
+    est = TrainEstimator(TrainEstimatorConfig())
+    assert est.recipe == "sgdr"  # CPU
+
+
+# ---------------------------------------------------------------- final stage, train
+def test_search_with_final_stage_and_hwnas_train(tmp_path):
+    out = tmp_path / "s"
+    res = run_cli(
+        "search",
+        "--out",
+        str(out),
+        "--budget",
+        "4",
+        "-q",
+        *sets(*FASTCNN, "final.repeats=2", "final.epochs=2", "final.max_models=1"),
+    )
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    search = [t for t in trials if t["stage"] == "search"]
+    final = [t for t in trials if t["stage"] == "final"]
+    assert len(search) == 4 and len(final) == 2
+    parent = next(t for t in search if t["id"] == final[0]["parent_id"])
+    assert {f["info"]["final_of"] for f in final} == {parent["id"]}
+    assert {f["info"]["repeat"] for f in final} == {0, 1}
+    assert len({f["seed"] for f in final}) == 2  # other seeds than each other
+    for f in final:
+        assert "accuracy" not in f["metrics"]  # never on the search's front
+        assert 0.3 < f["metrics"]["test_accuracy"] <= 1.0
+        assert f["metrics"]["macs"] == parent["metrics"]["macs"]
+    accs = [f["metrics"]["test_accuracy"] for f in final]
+    assert parent["metrics"]["final_runs"] == 2
+    assert parent["metrics"]["final_test_accuracy"] == pytest.approx(sum(accs) / 2)
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert all(p["id"] != f["id"] for p in pareto["pareto"] for f in final)
+
+    # the same command again repeats nothing
+    again = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*FASTCNN))
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 6
+
+    # hwnas train DIR --trial N: one more run of another trial, stored as stage final
+    other = next(t for t in search if t["id"] != parent["id"])
+    tr = run_cli("train", str(out), "--trial", str(other["id"]), "--repeats", "1", "--json")
+    assert tr.returncode == 0, tr.stderr
+    (stored,) = json.loads(tr.stdout)
+    assert stored["stage"] == "final" and stored["parent_id"] == other["id"]
+    assert "test_accuracy" in stored["metrics"] and "run 1/1" in tr.stderr
+    export = run_cli(
+        "export", str(out), "--trial", str(stored["id"]), "-o", str(tmp_path / "m.onnx")
+    )
+    assert export.returncode == 0, export.stderr
+
+    # an arch spec file into the study, and the errors that must be one line
+    spec = tmp_path / "a.json"
+    spec.write_text(json.dumps(other["arch"]))
+    tr = run_cli("train", str(out), "--arch", f"@{spec}", "--repeats", "1", "-q")
+    assert tr.returncode == 0, tr.stderr
+    for args, msg in [
+        (["train", str(out), "--arch", "@missing.json"], "file not found"),
+        (["train", str(out), "--arch", "airbench94"], "not in this study's fastcnn space"),
+        (["train", str(out), "--trial", "999"], "no such trial"),
+        (["train", "--arch", "airbench94", "--out", str(tmp_path / "d")], "at least 9x9"),
+    ]:
+        bad = run_cli(*args)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert msg in bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "d").exists()  # a refused start writes nothing
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    with StudyLock(tmp_path):
+        with pytest.raises(StudyLocked, match="in use by another hwnas process"):
+            StudyLock(tmp_path).acquire()
+        res = run_cli("search", "--out", str(tmp_path), "--budget", "1", "-q")
+        assert res.returncode == 2 and "in use" in res.stderr
+        assert not (tmp_path / "study.db").exists()
+    StudyLock(tmp_path).acquire()  # released: free again
+
+
+def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
+    out = tmp_path / "s"
+    args = ["--out", str(out), "--budget", "3", "-q"]
+    finals = sets(*FASTCNN, "final.repeats=1", "final.epochs=1", "final.max_models=1")
+    assert run_cli("search", *args, *finals).returncode == 0
+    db = sqlite3.connect(out / "study.db")
+    (fid,) = db.execute("SELECT id FROM trials WHERE stage='final'").fetchone()
+    db.execute("UPDATE trials SET status='running', metrics='{}' WHERE id=?", (fid,))
+    db.commit()
+    db.close()
+    assert run_cli("search", *args, *finals).returncode == 0
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    final = [t for t in trials if t["stage"] == "final"]
+    assert [t["id"] for t in final] == [fid] and final[0]["status"] == "complete"
