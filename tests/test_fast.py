@@ -310,3 +310,25 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     final = [t for t in trials if t["stage"] == "final"]
     assert [t["id"] for t in final] == [fid] and final[0]["status"] == "complete"
+
+
+def test_search_endings_are_honest(tmp_path):
+    """Without a terminal: a line per trial; at the end the counts and the reasons; exit 1
+    when no trial completed, 0 (and the same summary) when one did."""
+    from conftest import fast_args
+
+    res = run_cli(
+        "search",
+        "--out",
+        str(tmp_path / "none"),
+        "--budget",
+        "2",
+        *fast_args("constraints=['params <= 10']"),
+    )
+    assert res.returncode == 1, res.stderr
+    assert "2 pruned" in res.stderr and "no trial completed" in res.stderr
+    assert "x params" in res.stderr  # the reason, counted
+    assert "trial 0 pruned" in res.stderr and "trial 1 pruned" in res.stderr
+    ok = run_cli("search", "--out", str(tmp_path / "ok"), "--budget", "2", *fast_args())
+    assert ok.returncode == 0, ok.stderr
+    assert "trial 1 complete accuracy" in ok.stderr and "2 complete" in ok.stderr

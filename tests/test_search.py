@@ -13,7 +13,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import REPO, fast_args, run_cli
+from conftest import FAST, REPO, fast_args, run_cli
 
 METRIC_KEYS = {
     "accuracy",
@@ -71,6 +71,32 @@ def test_search_show_report_export_resume(tmp_path):
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 1, 8, 8), np.float32)})[0]
     assert logits.shape == (1, 10)
+    # deployable: the test images as stored (pixel / 255) give the reported test accuracy
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["hwnas.classes"]) == [str(i) for i in range(10)]
+    assert json.loads(meta["hwnas.input"])["normalised_inside"] is True
+    from hwnas.data import load_dataset
+    from hwnas.experiment.config import load_config
+    from hwnas.space import make_space
+
+    cfg = load_config(None, FAST)
+    arch = next(t["arch"] for t in trials if t["id"] == tid)
+    assert meta["hwnas.arch"] == make_space(cfg.space).arch_hash(arch)
+    test = load_dataset(cfg.data, 0).test
+    name = sess.get_inputs()[0].name
+    pred = [
+        int(sess.run(None, {name: (x[None].numpy() / 255.0).astype(np.float32)})[0].argmax())
+        for x in test.x
+    ]
+    acc = float(np.mean(np.array(pred) == test.y.numpy()))
+    reported = next(p for p in pareto["pareto"] if p["id"] == tid)["metrics"]["test_accuracy"]
+    assert abs(acc - reported) <= 0.001
+    bare = tmp_path / "bare.onnx"
+    res = run_cli("export", str(out), "--trial", str(tid), "-o", str(bare), "--no-preprocessing")
+    assert res.returncode == 0, res.stderr
+    bare_sess = ort.InferenceSession(str(bare), providers=["CPUExecutionProvider"])
+    meta = bare_sess.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["hwnas.input"])["normalised_inside"] is False
     res = run_cli("profile", "--dir", str(out), "--trial", str(tid), "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["macs"] == trials[tid]["metrics"]["macs"]

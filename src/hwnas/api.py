@@ -99,6 +99,9 @@ def train_net(
         lock.acquire()
         store = prepare_dir(config, out, force) if not existing else None
         if store is not None:
+            io = evaluator.model_io()
+            if io is not None:
+                store.set_meta("model_io", io)
             store.close()
         study = Study(out)
         try:

@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, required=True, metavar="ID")
     e.add_argument("--format", choices=["onnx"], default="onnx")
     e.add_argument("--output", "-o", required=True, metavar="FILE")
+    e.add_argument(
+        "--no-preprocessing",
+        action="store_true",
+        help="export the bare net (it expects normalised inputs); default: the file takes "
+        "float32 NCHW pixel / 255 and normalises inside",
+    )
 
     pr = sub.add_parser(
         "profile",
@@ -345,9 +351,21 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from hwnas.experiment.experiment import Interrupted
 
     console = Console(stderr=True)
-    progress, task = _progress(console, cfg.budget.trials, disabled=args.quiet)
+    # without a terminal (CI logs, nohup) a bar draws nothing: one plain line per trial instead
+    plain = not args.quiet and not console.is_terminal
+    progress, task = _progress(console, cfg.budget.trials, disabled=args.quiet or plain)
 
     def on_trial(trial: Any, info: dict[str, Any]) -> None:
+        if plain and trial is not None:
+            acc = trial.metrics.get("accuracy")
+            print(
+                f"trial {trial.id} {trial.status}"
+                + (f" accuracy {acc:.2%}" if isinstance(acc, float) else "")
+                + f" ({min(info['done'], info['total'])}/{info['total']}, "
+                f"front {info['pareto_size']}) {trial.describe}",
+                file=sys.stderr,
+                flush=True,
+            )
         if progress is None:
             return
         best = info["best_accuracy"]
@@ -395,6 +413,35 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
         )
     print(f"report: {result.report}")
+    return _ending(result)
+
+
+def _ending(result: Any) -> int:
+    """The summary every search ends with: counts, the commonest failure reasons, a warning
+    when the best net is barely above chance; exit 1 when nothing completed."""
+    from collections import Counter
+
+    trials = result.trials
+    counts = Counter(t.status for t in trials)
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
+    reasons = Counter(
+        (t.error or "").split(":")[0][:80] or t.status
+        for t in trials
+        if t.status in ("failed", "pruned")
+    )
+    for reason, n in reasons.most_common(3):
+        print(f"  {n} x {reason}", file=sys.stderr)
+    best = result.summary.get("best_accuracy")
+    classes = result.summary.get("num_classes")
+    if best is not None and classes and best <= 1.0 / classes + 0.02:
+        print(
+            f"warning: the best accuracy {best:.2%} is within 2 points of chance "
+            f"({1 / classes:.2%} for {classes} classes): check the data and the budget",
+            file=sys.stderr,
+        )
+    if not counts.get("complete"):
+        print("no trial completed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -591,7 +638,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from hwnas.report.export import export_trial
 
-    path, diff = export_trial(args.dir, args.trial, args.output, fmt=args.format)
+    path, diff = export_trial(
+        args.dir, args.trial, args.output, fmt=args.format, preprocessing=not args.no_preprocessing
+    )
     print(f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {diff:.2e})")
     return 0
 

@@ -308,7 +308,7 @@ class TrainEstimator(Estimator):
         dataset = self.task.dataset
         if cand.model is None or dataset is None or not weights_path.exists():
             return {}
-        cand.model.load_state_dict(torch.load(weights_path, map_location="cpu"))
+        cand.model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
         dev = torch.device(self.task.device)
         model = cand.model.to(dev)
         dtype = self.cfg.fast.dtype if self.recipe == "fast" else "bf16"

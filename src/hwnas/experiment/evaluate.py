@@ -215,6 +215,21 @@ class Evaluator:
             raise ValueError("inherited morphisms do not lead to this trial's arch")
         model.load_state_dict(state)
 
+    def model_io(self) -> dict[str, Any] | None:
+        """What a built net takes and gives, stored with a study so an export can put the
+        data's normalisation inside the graph and name the classes: input shape, class
+        count, per-channel mean and std (of pixel / 255) and class names."""
+        if self.input_shape is None:
+            return None
+        io: dict[str, Any] = {
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+        }
+        ds = self.estimator.task.dataset
+        if ds is not None:
+            io.update(mean=list(ds.mean), std=list(ds.std), class_names=list(ds.class_names))
+        return io
+
     def check_buildable(self, arch: Arch) -> None:
         """Refuse, in one line, an arch that cannot be built for this task (a reference net on
         inputs too small for it) before anything is written."""

@@ -226,11 +226,9 @@ class Experiment:
 
         cfg = self.cfg
         estimator, space = evaluator.estimator, evaluator.space
-        if evaluator.input_shape is not None:
-            store.set_meta(
-                "model_io",
-                {"input_shape": list(evaluator.input_shape), "num_classes": evaluator.num_classes},
-            )
+        io = evaluator.model_io()
+        if io is not None:
+            store.set_meta("model_io", io)
         estimator_id = estimator.identity()
         state = store.get_meta_json("strategy_state")
         if state is not None:

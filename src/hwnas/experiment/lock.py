@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 from types import TracebackType
 
@@ -40,14 +41,14 @@ class StudyLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 raise StudyLocked(
-                    f"{self.path.parent} is in use by another hwnas process (pid {holder}); "
+                    f"{self.path.parent} is in use by another hwnas process ({holder[:120]}); "
                     "wait for it to finish or stop it"
                 ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         self._fd = fd
 
     def release(self) -> None:

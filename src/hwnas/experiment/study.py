@@ -75,6 +75,7 @@ class Study:
             ),
             "strategy": self.config.strategy.name,
             "budget": self.config.budget.trials,
+            "num_classes": (self.store.get_meta_json("model_io") or {}).get("num_classes"),
         }
         hv = normalised_hypervolume(trials, self.objectives)
         if hv is not None:

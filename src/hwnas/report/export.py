@@ -1,8 +1,19 @@
-"""Export a trained trial as ONNX and prove the file computes what the PyTorch model does."""
+"""Export a trained trial as ONNX and prove the file computes what the PyTorch model does.
+
+By default the file is deployable as it is: it takes the image as stored, float32 NCHW pixel /
+255 in [0, 1], and applies the dataset's normalisation inside the graph, so nothing outside it
+must know the training statistics. Its ``metadata_props`` say so: ``hwnas.input`` (layout,
+range, the mean and std applied inside), ``hwnas.classes`` (class names in output order) and
+``hwnas.arch`` (the arch hash). ``preprocessing=False`` gives the bare net, which expects
+normalised inputs.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,10 +53,44 @@ def check_output(out_dir: str | Path, output: str | Path) -> None:
         )
 
 
-def load_trained(
-    out_dir: str | Path, trial_id: int
-) -> tuple[torch.nn.Module, tuple[int, int, int]]:
-    """The trained module of a trial, in eval mode, and its input shape (C, H, W)."""
+class Preprocessed(torch.nn.Module):
+    """``net((x - mean) / std)``: the normalisation a net was trained with, inside the graph."""
+
+    def __init__(self, net: torch.nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        std: torch.Tensor = self.std  # type: ignore[assignment]
+        return self.net((x - mean) / std)
+
+
+@dataclass
+class Trained:
+    """A trained trial, ready to export: its net (eval mode), input shape and data facts."""
+
+    model: torch.nn.Module
+    shape: tuple[int, int, int]
+    io: dict[str, Any]
+    arch_hash: str
+
+
+def _data_facts(study: Study, io: dict[str, Any]) -> dict[str, Any]:
+    """mean/std/class names: stored with the study since they were recorded, else read
+    from the data (a study from before, whose data is still where it was)."""
+    if "mean" in io:
+        return io
+    from hwnas.data import load_dataset
+
+    ds = load_dataset(study.config.data, study.config.seed)
+    return {**io, "mean": list(ds.mean), "std": list(ds.std), "class_names": ds.class_names}
+
+
+def load_trained(out_dir: str | Path, trial_id: int) -> Trained:
+    """The trained module of a trial, in eval mode, with what an export needs to know."""
     study = Study(out_dir)
     try:
         trial = study.store.trial(trial_id)
@@ -59,28 +104,76 @@ def load_trained(
         if trial.status != "complete" or not weights.exists():
             raise ExportError(f"--trial {trial_id}: has no trained weights (status {trial.status})")
         io = study.store.get_meta_json("model_io")
+        if io is None:
+            raise ExportError(f"{out_dir}: the study records no model input shape")
         shape = (int(io["input_shape"][0]), int(io["input_shape"][1]), int(io["input_shape"][2]))
         model = make_space(study.config.space).build(trial.arch, shape, int(io["num_classes"]))
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
-        return model.eval(), shape
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return Trained(model.eval(), shape, _data_facts(study, io), trial.arch_hash)
     finally:
         study.close()
 
 
+def _add_metadata(path: Path, props: dict[str, str]) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    for key, value in props.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(m, str(path))
+
+
 def export_trial(
-    out_dir: str | Path, trial_id: int, output: str | Path, fmt: str = "onnx"
+    out_dir: str | Path,
+    trial_id: int,
+    output: str | Path,
+    fmt: str = "onnx",
+    preprocessing: bool = True,
 ) -> tuple[Path, float]:
     """Write the ONNX file; return it and the max abs difference to PyTorch on random inputs."""
     if fmt != "onnx":
         raise ExportError(f"--format {fmt}: only onnx is supported")
     check_output(out_dir, output)
-    model, shape = load_trained(out_dir, trial_id)
+    trained = load_trained(out_dir, trial_id)
+    shape, io = trained.shape, trained.io
+    model = trained.model
+    if preprocessing:
+        model = Preprocessed(model, io["mean"], io["std"]).eval()
+        described = {
+            "layout": "NCHW",
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "scale": "pixel / 255",
+            "mean": io["mean"],
+            "std": io["std"],
+            "normalised_inside": True,
+        }
+    else:
+        described = {
+            "layout": "NCHW",
+            "dtype": "float32",
+            "normalised_inside": False,
+            "expects": "(pixel / 255 - mean) / std",
+            "mean": io["mean"],
+            "std": io["std"],
+        }
     path = export_onnx(model, shape, output)
+    _add_metadata(
+        path,
+        {
+            "hwnas.input": json.dumps(described),
+            "hwnas.classes": json.dumps(io.get("class_names") or []),
+            "hwnas.arch": trained.arch_hash,
+        },
+    )
     sess = ort_session(path.read_bytes())
     gen = torch.Generator().manual_seed(0)
     diff = 0.0
     for _ in range(4):
-        x = torch.randn(1, *shape, generator=gen)
+        x = torch.rand(1, *shape, generator=gen)
+        if not preprocessing:
+            x = x * 4 - 2  # the bare net sees normalised values
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
