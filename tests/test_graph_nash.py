@@ -232,7 +232,8 @@ def test_scale_stops_at_the_limits():
 def test_nash_ends_cleanly_when_the_start_net_breaks_a_constraint(tmp_path):
     out = tmp_path / "nash"
     r = run_cli("search", "--out", str(out), "-q", *_nash_args("constraints=['params <= 10']"))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # ended cleanly, but nothing completed
+    assert "no trial completed" in r.stderr and "1 x params <= 10" in r.stderr
     assert "Traceback" not in r.stderr and "the strategy finished" in r.stdout
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert [t["status"] for t in trials] == ["pruned"]

@@ -204,6 +204,7 @@ def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
         assert p["fidelity"] == {"epochs": 3} and len(p["curve"]) == 3
         assert "inherit" not in p["info"]  # from scratch
     assert sum(t["fidelity"]["epochs"] for t in trials) < 3 * len(trials)
+    assert len([t for t in trials if t["info"].get("promoted_from") is None]) == 8
 
 
 def test_halving_warm_start_trains_only_the_extra_epochs_and_resumes(tmp_path):
@@ -226,7 +227,11 @@ def test_halving_warm_start_trains_only_the_extra_epochs_and_resumes(tmp_path):
     r = run_cli("search", "--out", str(out), "--budget", "12", "-q", *args)
     assert r.returncode == 0, r.stderr
     trials = _show(out)
-    assert [t["curve"] for t in trials[:8]] == [t["curve"] for t in first]  # resumed
+    assert [t["curve"] for t in trials[: len(first)]] == [t["curve"] for t in first]  # resumed
+    # the budget counts distinct networks; promotions of them come on top
+    for run, budget in ((first, 8), (trials, 12)):
+        new = [t for t in run if t["info"].get("promoted_from") is None]
+        assert len(new) == budget and len({json.dumps(t["arch"]) for t in new}) == budget
     promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
     assert promoted
     sources = [p["info"]["promoted_from"] for p in promoted]

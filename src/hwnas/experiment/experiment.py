@@ -365,9 +365,9 @@ class Experiment:
                 key=key,
             )
 
-        def next_trial() -> Trial | None:
-            """A new trial: a promotion, else the strategy's; None when it must wait or the
-            search stops."""
+        def next_trial(promotions_only: bool = False) -> Trial | None:
+            """A new trial: a promotion, else (unless ``promotions_only``) the strategy's;
+            None when it must wait or the search stops."""
             nonlocal duplicate_streak, stopped
             promo = scheduler.promotion()
             if promo is not None:
@@ -387,6 +387,8 @@ class Experiment:
                 scheduler.launched(trial)
                 if key not in by_key and not any(t.key == key for t in inflight.values()):
                     return trial
+            if promotions_only:
+                return None
             while True:
                 try:
                     proposal = strategy.ask()
@@ -432,7 +434,7 @@ class Experiment:
                 )
 
         # the budget counts the search stage; final models (NASH's last net) come on top
-        finished = sum(t.status != "running" and t.stage == "search" for t in trials)
+        finished = sum(t.status != "running" and _counts(t) for t in trials)
         try:
             while True:
                 # fill the executor: interrupted trials first (same arch, same seed), then asks
@@ -442,16 +444,17 @@ class Experiment:
                         log.info("re-running interrupted trial %d", trial.id)
                         launch(trial)
                         continue
-                    searching = sum(t.stage == "search" for t in inflight.values())
-                    if finished + searching >= cfg.budget.trials:
-                        break
+                    searching = sum(_counts(t) for t in inflight.values())
+                    # the budget counts distinct networks: a promotion re-evaluates one at a
+                    # higher fidelity, so once the budget is spent only promotions go on
+                    spent = finished + searching >= cfg.budget.trials
                     if (
                         cfg.budget.minutes is not None
                         and spent_before + time.monotonic() - start > 60 * cfg.budget.minutes
                     ):
                         stopped = "time"
                         break
-                    new = next_trial()
+                    new = next_trial(promotions_only=spent)
                     if new is None:
                         break
                     store.start_trial(new, strategy.state())
@@ -463,7 +466,7 @@ class Experiment:
                 for fut in sorted(done, key=lambda f: inflight[f].id):
                     trial = inflight.pop(fut)
                     finish(trial, fut.result())
-                    finished += trial.stage == "search"
+                    finished += _counts(trial)
         except BaseException:
             executor.shutdown(cancel=True)
             raise
@@ -660,6 +663,12 @@ class Experiment:
         trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
         for t in chosen:
             trainer.train(t.arch, t, fc.repeats)
+
+
+def _counts(trial: Trial) -> bool:
+    """Whether a trial spends the budget: a search-stage trial of a new network (final
+    trainings and promotions of a known network to a higher fidelity do not)."""
+    return trial.stage == "search" and trial.info.get("op") != "promote"
 
 
 def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:
