@@ -89,3 +89,30 @@ def test_constraints_that_cannot_hold_together_are_refused(constraints, needle):
     with pytest.raises(ConfigError, match=needle):
         load_config(None, [f"constraints={constraints}"])
     assert load_config(None, ["constraints=['params <= 100', 'params >= 100']"])  # one point
+
+
+@pytest.mark.parametrize("name", ["hwnas.log", "pareto.json", "report.html", "study.db"])
+def test_a_study_file_that_is_a_directory_is_refused_before_writing(tmp_path, name):
+    (tmp_path / name).mkdir()
+    res = run_cli("search", "--out", str(tmp_path), "--budget", "1", "-q", *fast_args())
+    assert res.returncode == 2, res.stderr
+    assert f"{name} is a directory" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path):
+    res = run_cli("search", "--out", str(tmp_path / ("a" * 300)), "--budget", "1")
+    assert res.returncode == 2 and "300 bytes long" in res.stderr, res.stderr
+    res = run_cli("profile", "--arch", "@" + str(tmp_path / ("b" * 300)))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_an_image_folder_with_a_symlink_loop_is_scanned_once(tmp_path):
+    from hwnas.data.imagefolder import iter_dir
+
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "x.png").write_bytes(b"png")
+    (tmp_path / "train" / "a" / "loop").symlink_to(tmp_path / "train")
+    found = [parts for parts, _ in iter_dir(tmp_path, lambda parts: parts[-1].endswith(".png"))]
+    assert found == [("train", "a", "x.png")]

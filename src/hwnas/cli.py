@@ -932,6 +932,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the file system refused a path the user gave: one line, no trace
+        where = f": {exc.filename}" if exc.filename else ""
+        msg = f"{exc.strerror or type(exc).__name__}{where}"
+        print(f"hwnas {args.command}: error: {msg[:300]}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

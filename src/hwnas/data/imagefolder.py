@@ -114,8 +114,15 @@ def iter_tar(path: Path, want: Callable[[tuple[str, ...]], bool]) -> Iterator[En
 
 
 def iter_dir(root: Path, want: Callable[[tuple[str, ...]], bool]) -> Iterator[Entry]:
-    """Files ``want`` accepts under ``root``, in sorted order; symlinked folders are followed."""
+    """Files ``want`` accepts under ``root``, in sorted order; symlinked folders are followed,
+    each real folder once (a symlink loop would otherwise be walked forever)."""
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs.sort()
         rel = Path(dirpath).relative_to(root).parts
         for name in sorted(files):

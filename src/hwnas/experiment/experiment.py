@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import time
@@ -80,11 +81,27 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
     return shown
 
 
+#: longest file or folder name most file systems take (ext4, xfs, apfs, ntfs: 255 bytes)
+NAME_MAX = 255
+
+
 def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
     """Refuse an ``--out`` that is a file or holds a different experiment (unless ``force``);
     True when the study there must be moved aside. Writes nothing."""
+    longest = max((len(os.fsencode(p)) for p in out_dir.parts), default=0)
+    if longest > NAME_MAX:
+        raise ConfigError(
+            f"--out: a folder name is {longest} bytes long; the file system allows {NAME_MAX}"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file, not a directory")
+    for name in (Store.FILENAME, "hwnas.log", "pareto.json", "report.html", ".lock", "weights"):
+        path = out_dir / name
+        if path.exists() and path.is_dir() != (name == "weights"):
+            what = "a directory" if path.is_dir() else "a file"
+            raise ConfigError(
+                f"--out {out_dir}: {name} is {what}; a study writes its own {name} there"
+            )
     db_path = out_dir / Store.FILENAME
     if not db_path.exists():
         return False
