@@ -518,3 +518,17 @@ def test_a_board_lost_before_re_timing_keeps_the_first_readings(agent, tmp_path,
     assert result.report is not None and result.report.exists()
     assert all("latency_readings_ms" not in t.metrics for t in result.trials)
     assert "first reading kept: agent unreachable" in (tmp_path / "run" / "hwnas.log").read_text()
+
+
+def test_agent_never_logs_a_query_string(agent):
+    """A client that puts its token in the URL must not find it in the agent's log."""
+    status, _ = agent.request("GET", "/health?token=hunter2-secret&x=1")
+    assert status == 200
+    status, _ = agent.request("GET", "/stats?token=hunter2-secret", token="wrong")
+    assert status == 401
+    deadline = time.monotonic() + 10
+    while "/stats" not in agent.err.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = agent.err.read_text()
+    assert "/health?…" in log and "/stats?…" in log
+    assert "hunter2" not in log

@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import platform
+import re
 import socket
 import sys
 import threading
@@ -120,6 +121,11 @@ class Agent:
         }
 
 
+def _redact(text: str) -> str:
+    """``text`` with every URL query string cut to ``?…``."""
+    return re.sub(r"\?[^\s\"]*", "?…", text)
+
+
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -204,7 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(parts)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        sys.stderr.write(f"hwnas agent: {self.address_string()} {format % args}\n")
+        # never a query string in the log: a client may have put a secret there
+        text = " ".join(_redact(str(a)) for a in [format % args])
+        sys.stderr.write(f"hwnas agent: {self.address_string()} {text}\n")
 
     # ------------------------------------------------------------------ requests
     def _guard(self) -> str | None:
