@@ -8,7 +8,9 @@ benchmarks/fast_recipe.py and benchmarks/fast_headline.py.
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
 import sqlite3
 
 import pytest
@@ -287,12 +289,16 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
 
 
 def test_a_second_writer_is_refused(tmp_path):
-    with StudyLock(tmp_path):
+    with StudyLock(tmp_path) as lock:
+        lock.announce()
         with pytest.raises(StudyLocked, match="in use by another hwnas process"):
             StudyLock(tmp_path).acquire()
         res = run_cli("search", "--out", str(tmp_path), "--budget", "1", "-q")
-        assert res.returncode == 2 and "in use" in res.stderr
+        assert res.returncode == 2 and "in use" in res.stderr, res.stderr
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in res.stderr
         assert not (tmp_path / "study.db").exists()
+        tr = run_cli("train", str(tmp_path), "--arch", "airbench94")
+        assert tr.returncode == 2
     StudyLock(tmp_path).acquire()  # released: free again
 
 

@@ -96,8 +96,10 @@ def train_net(
                 raise UserError("give --trial N or --arch SPEC")
             arch = parse_arch(arch_spec, evaluator.space)
         evaluator.check_buildable(arch)
+        out.mkdir(parents=True, exist_ok=True)
         lock.acquire()
         store = prepare_dir(config, out, force) if not existing else None
+        lock.announce()
         if store is not None:
             io = evaluator.model_io()
             if io is not None:

@@ -27,7 +27,7 @@ from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.pareto import pareto_indices
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
-from hwnas.experiment.store import Store, StoreError, Trial
+from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
 from hwnas.experiment.study import Study, is_feasible, pareto_front
 from hwnas.strategy.base import Proposal
 
@@ -85,14 +85,19 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
 NAME_MAX = 255
 
 
-def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
-    """Refuse an ``--out`` that is a file or holds a different experiment (unless ``force``);
-    True when the study there must be moved aside. Writes nothing."""
+def check_names(out_dir: Path) -> None:
+    """Refuse a folder name longer than file systems take, before any path call trips on it."""
     longest = max((len(os.fsencode(p)) for p in out_dir.parts), default=0)
     if longest > NAME_MAX:
         raise ConfigError(
             f"--out: a folder name is {longest} bytes long; the file system allows {NAME_MAX}"
         )
+
+
+def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
+    """Refuse an ``--out`` that is a file or holds a different experiment (unless ``force``);
+    True when the study there must be moved aside. Writes nothing."""
+    check_names(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file, not a directory")
     for name in (Store.FILENAME, "hwnas.log", "pareto.json", "report.html", ".lock", "weights"):
@@ -103,7 +108,7 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
                 f"--out {out_dir}: {name} is {what}; a study writes its own {name} there"
             )
     db_path = out_dir / Store.FILENAME
-    if not db_path.exists():
+    if not db_path.exists() or not holds_tables(db_path):
         return False
     with Store(db_path, create=False) as store:
         stored = store.get_meta_json("config")
@@ -181,12 +186,22 @@ class Experiment:
     def run(self) -> SearchResult:
         # everything that can refuse the user's input comes before the first write: a start
         # that fails leaves no study behind to refuse the corrected command as "different"
-        check_dir(self.cfg, self.dir, self.force)
+        check_names(self.dir)
         lock = StudyLock(self.dir)
+        if self.dir.is_dir():  # another writer may be creating the study: say so, first
+            lock.acquire()
+        try:
+            check_dir(self.cfg, self.dir, self.force)
+        except BaseException:
+            lock.release()
+            raise
         try:
             parts = self._build()
-            lock.acquire()  # after the checks: a refused start creates no directory
+            if not lock.held:  # only now: a refused start creates no directory
+                self.dir.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
             store = prepare_dir(self.cfg, self.dir, self.force)
+            lock.announce()
         except BaseException:
             lock.release()
             if self._evaluator is not None:

@@ -1,8 +1,11 @@
 """The writer lock of a study directory: one process writes a study at a time.
 
 Two writers on one study would train the same trial twice and collide on its id. The lock is
-an advisory ``flock`` on ``DIR/.lock``, so it is released by the kernel when the holder dies
-(``kill -9`` leaves no stale lock), and readers (``show``, ``report``) never take it.
+an advisory ``flock`` on the directory itself, so it is released by the kernel when the holder
+dies (``kill -9`` leaves no stale lock), taking it writes nothing (a start that is then refused
+leaves the directory as it was), and readers (``show``, ``report``, ``export``) never take it.
+The holder names itself in ``DIR/.lock`` (pid and host) once its start is accepted, so a
+refused second writer can say who holds the study.
 """
 
 from __future__ import annotations
@@ -26,35 +29,46 @@ class StudyLocked(UserError):
 
 
 class StudyLock:
-    """``with StudyLock(dir):`` — held for the writer's whole run."""
+    """``with StudyLock(dir):`` — held for the writer's whole run (the directory must exist)."""
 
-    FILENAME = ".lock"
+    INFO = ".lock"
 
     def __init__(self, out_dir: str | Path) -> None:
-        self.path = Path(out_dir) / self.FILENAME
+        self.dir = Path(out_dir)
         self._fd: int | None = None
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self._fd is not None:
+            return
+        fd = os.open(self.dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 raise StudyLocked(
-                    f"{self.path.parent} is in use by another hwnas process ({holder[:120]}); "
+                    f"{self.dir} is in use by another hwnas process ({self._holder()}); "
                     "wait for it to finish or stop it"
                 ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         self._fd = fd
+
+    def announce(self) -> None:
+        """Name this process as the holder (after its start was accepted)."""
+        with contextlib.suppress(OSError):
+            (self.dir / self.INFO).write_text(f"pid {os.getpid()} on {socket.gethostname()}")
+
+    def _holder(self) -> str:
+        try:
+            return (self.dir / self.INFO).read_text()[:120].strip() or "holder unknown"
+        except OSError:
+            return "holder unknown"
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 

@@ -159,6 +159,19 @@ def _row_to_trial(row: tuple[Any, ...]) -> Trial:
     )
 
 
+def holds_tables(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` has any table: a creation that died before the
+    schema was written leaves an empty database, which is no study (and no other's)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return True  # not a database at all: let Store say so
+
+
 class Store:
     """SQLite-backed trial store of one experiment directory."""
 
