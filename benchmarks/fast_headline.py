@@ -103,9 +103,7 @@ def main() -> None:
             if r["net"] in REFERENCE_NETS or r["test_accuracy"] is None:
                 continue
             acc_ok = r["test_accuracy"]["mean"] >= ref["test_accuracy"]["mean"]
-            faster = {
-                k: r[k] < ref[k] for k in TARGETS if r[k] is not None and ref[k] is not None
-            }
+            faster = {k: r[k] < ref[k] for k in TARGETS if r[k] is not None and ref[k] is not None}
             if acc_ok and all(faster.values()):
                 beats.append(r["net"])
         verdict[name] = beats

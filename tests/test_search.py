@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -170,6 +171,46 @@ def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
         json.loads(interrupted_arch), sort_keys=True
     )
     assert "re-running interrupted trial" in (out / "hwnas.log").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc: Linux)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_kill_9_of_the_driver_leaves_no_worker_behind(tmp_path):
+    out = tmp_path / "run"
+    args = ["--budget", "6", "--workers", "2", *fast_args("estimator.epochs=6")]
+    proc = _start(out, *args)
+    db = out / "study.db"
+    assert _wait_for(lambda: any(r[1] == "complete" for r in _rows(db)), timeout=180)
+    workers = [k for k in _children(proc.pid) if "spawn_main" in _cmdline(k)]
+    assert len(workers) >= 2
+    done_before = {r[0]: r for r in _rows(db) if r[1] == "complete"}
+    proc.kill()
+    proc.wait()
+    assert _wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), timeout=10)
+    res = run_cli("search", "--out", str(out), "-q", *args)
+    assert res.returncode == 0, res.stderr
+    rows = _rows(db)
+    assert len(rows) == 6 and all(r[1] == "complete" for r in rows)
+    assert all(rows[i] == r for i, r in done_before.items())  # finished trials untouched
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def test_ctrl_c_saves_and_exits_130(tmp_path):

@@ -72,7 +72,7 @@ def train_net(
     if config is None:
         if not existing:
             raise UserError(f"{out}: no study here (give --config FILE to start one)")
-        with Study(out) as peek:
+        with Study(out, readonly=True) as peek:
             config = peek.config
     else:
         check_dir(config, out, force)
@@ -83,7 +83,7 @@ def train_net(
     try:
         parent = None
         if trial_id is not None:
-            with Study(out) as peek:
+            with Study(out, readonly=True) as peek:
                 parent = peek.store.trial(trial_id)
                 if parent is None:
                     raise UserError(f"--trial {trial_id}: no such trial in {out}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,15 @@ class UsageError(UserError):
     """A user-facing one-line error (exit 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2) like every other bad input."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="hwnas",
         description="Hardware-aware neural architecture search: real training, real measured "
         "latency, a Pareto front of accuracy vs. cost.",
@@ -484,8 +492,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         err = f" ({trial.error})" if trial.error else ""
         print(f"run {r + 1}/{total}: trial #{trial.id} {test}{tta}{secs}{err}", file=sys.stderr)
 
-    if not args.quiet:
-        print(f"training {args.arch or f'trial {args.trial}'} in {out} ...", file=sys.stderr)
     result = train_net(
         out,
         args.arch,
@@ -543,7 +549,7 @@ def _fmt(v: Any, kind: str) -> str:
 def _cmd_show(args: argparse.Namespace) -> int:
     from hwnas.experiment.study import Study
 
-    study = Study(args.dir)
+    study = Study(args.dir, readonly=True)
     trials = study.trials()
     if args.json:
         keys = (
@@ -629,7 +635,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from hwnas.experiment.study import Study
     from hwnas.report import write_study_report
 
-    study = Study(args.dir)
+    study = Study(args.dir, readonly=True)
     study.write_pareto_json()
     print(write_study_report(study))
     return 0
@@ -658,7 +664,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
         if args.trial is None:
             raise UsageError("--dir needs --trial ID")
-        study = Study(args.dir)
+        study = Study(args.dir, readonly=True)
         base = study.config.to_json_dict()
         trial = study.store.trial(args.trial)
         io = study.store.get_meta_json("model_io")

@@ -297,7 +297,7 @@ _ANALYTIC = {"params", "macs", "peak_memory_bytes", "model_bytes", "model_bytes_
 def _parse_value(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # unparsable: the plain string
         return text
 
 
@@ -367,6 +367,8 @@ def load_config(
             raise ConfigError(f"config {p}: not a text (UTF-8) YAML file") from None
         except RecursionError:
             raise ConfigError(f"config {p}: nested too deeply to be a config") from None
+        except ValueError:  # e.g. an integer of 100 000 digits (Python's conversion limit)
+            raise ConfigError(f"config {p}: holds a number too long to read") from None
         except OSError as exc:
             raise ConfigError(f"config {p}: cannot be read ({exc.strerror})") from None
         if loaded is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,10 +65,20 @@ class InProcessExecutor:
 _worker_evaluator: Evaluator | None = None
 
 
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    """Exit as soon as ``parent`` is gone (re-parented: ``getppid`` changes). A driver killed
+    with ``kill -9`` cannot stop its workers; without this they would train on, orphaned."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
+
+
 def _init_worker(raw_cfg: dict[str, Any], threads: int) -> None:
-    """Build this worker's evaluator once; Ctrl-C is the driver's to handle."""
+    """Build this worker's evaluator once; Ctrl-C is the driver's to handle; the worker ends
+    with the driver."""
     global _worker_evaluator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     from hwnas.experiment.config import ExperimentConfig
     from hwnas.experiment.evaluate import build_evaluator
 

@@ -28,7 +28,7 @@ from hwnas.core.pareto import pareto_indices
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
-from hwnas.experiment.study import Study, is_feasible, pareto_front
+from hwnas.experiment.study import Study, is_feasible, pareto_front, stored_config
 from hwnas.strategy.base import Proposal
 
 log = logging.getLogger("hwnas")
@@ -110,13 +110,10 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
     db_path = out_dir / Store.FILENAME
     if not db_path.exists() or not holds_tables(db_path):
         return False
-    with Store(db_path, create=False) as store:
+    with Store(db_path, readonly=True) as store:
         stored = store.get_meta_json("config")
-    changed = (
-        config_changes(ExperimentConfig.model_validate(stored).identity(), cfg.identity())
-        if stored is not None
-        else []
-    )
+        old = stored_config(store.path, stored) if stored is not None else None
+    changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
     if changed and not force:
         raise ConfigError(
             f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "

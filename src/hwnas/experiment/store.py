@@ -136,6 +136,8 @@ _COLUMNS = (
 )
 #: what a version-1 study is read as (its trials ran at the estimator's settings, in search)
 _V1_COLUMNS = _COLUMNS.replace("fidelity, stage, trial_key", "'{}', 'search', NULL")
+#: the columns every study has had since schema 1 (later ones are added by the upgrade)
+_V1_NAMES = {c.strip() for c in _COLUMNS.split(",")} - {"fidelity", "stage", "trial_key"}
 
 
 def _row_to_trial(row: tuple[Any, ...]) -> Trial:
@@ -177,16 +179,24 @@ class Store:
 
     FILENAME = "study.db"
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
+        """``readonly``: open to read only (``show``, ``report``, ``export``, a check): the
+        file is not touched, so a study can be read beside its writer or from a read-only
+        place, and a corrupt one is left as it was found."""
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if (readonly or not create) and not self.path.is_file():
             raise StoreError(f"{self.path}: no study here (missing {self.FILENAME})")
+        create = create and not readonly
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit survives the process being killed (kill -9); only an OS
-            # crash could lose the last commits, and it costs no fsync per trial
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives the process being killed (kill -9); only an
+                # OS crash could lose the last commits, and it costs no fsync per trial
+                self.db.execute("PRAGMA synchronous=NORMAL")
             tables = {
                 r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
@@ -194,6 +204,13 @@ class Store:
                 raise StoreError(
                     f"{self.path}: not an hwnas study (tables: {', '.join(sorted(tables))})"
                 )
+            if "trials" in tables:
+                cols = {r[1] for r in self.db.execute("PRAGMA table_info(trials)")}
+                lacking = sorted(_V1_NAMES - cols)
+                if lacking:
+                    raise StoreError(
+                        f"{self.path}: not an hwnas study (its trials lack {', '.join(lacking)})"
+                    )
             if create:
                 self.db.executescript(_SCHEMA)
                 self.db.execute(
@@ -260,7 +277,12 @@ class Store:
 
     def get_meta_json(self, key: str) -> Any:
         raw = self.get_meta(key)
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            raise StoreError(f"{self.path}: its stored {key!r} is not readable JSON") from None
 
     def set_meta(self, key: str, value: Any, db: sqlite3.Connection | None = None) -> None:
         (db or self.db).execute(

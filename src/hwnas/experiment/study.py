@@ -17,6 +17,16 @@ from hwnas.experiment.config import ExperimentConfig, validate_config
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
 
+def stored_config(path: Path, raw: Any) -> ExperimentConfig:
+    """The config a study stored, validated; a corrupt one is a one-line error naming it."""
+    from hwnas.core.errors import ConfigError
+
+    try:
+        return validate_config(raw)
+    except ConfigError as exc:
+        raise StoreError(f"{path}: its stored config is not valid ({exc})") from None
+
+
 def is_feasible(trial: Trial) -> bool:
     return trial.status == "complete" and not trial.error
 
@@ -30,15 +40,19 @@ def pareto_front(trials: list[Trial], objectives: Objectives) -> list[Trial]:
 class Study:
     """An experiment directory on disk."""
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, *, readonly: bool = False) -> None:
         self.dir = Path(out_dir)
         if not self.dir.is_dir():
             raise StoreError(f"{self.dir}: no such experiment directory")
-        self.store = Store(self.dir / Store.FILENAME, create=False)
-        raw = self.store.get_meta_json("config")
-        if raw is None:
-            raise StoreError(f"{self.dir / Store.FILENAME}: holds no experiment config")
-        self.config: ExperimentConfig = validate_config(raw)
+        self.store = Store(self.dir / Store.FILENAME, create=False, readonly=readonly)
+        try:
+            raw = self.store.get_meta_json("config")
+            if raw is None:
+                raise StoreError(f"{self.dir / Store.FILENAME}: holds no experiment config")
+            self.config: ExperimentConfig = stored_config(self.store.path, raw)
+        except BaseException:
+            self.store.close()
+            raise
         self._truth: tuple[list[tuple[float, ...]], list[float]] | None = None
 
     @property

@@ -91,7 +91,7 @@ def _data_facts(study: Study, io: dict[str, Any]) -> dict[str, Any]:
 
 def load_trained(out_dir: str | Path, trial_id: int) -> Trained:
     """The trained module of a trial, in eval mode, with what an export needs to know."""
-    study = Study(out_dir)
+    study = Study(out_dir, readonly=True)
     try:
         trial = study.store.trial(trial_id)
         if trial is None:

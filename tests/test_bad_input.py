@@ -1,0 +1,39 @@
+"""Every generated bad input (benchmarks/bad_input.py: hostile configs, a wrong value for each
+field of each built-in kind, malformed --set, paths, flags, corrupt studies) ends in one line
+on stderr and exit 2, with no traceback, and leaves an existing study byte-identical."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import pytest
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bad_input import _prepare, cases, judge, run_in_process, run_subprocess  # noqa: E402
+
+
+def test_every_bad_input_is_one_line_and_exit_2(tmp_path):
+    all_cases = cases(tmp_path)
+    per = Counter(c.category.split(" (")[0] for c in all_cases)
+    assert len(all_cases) >= 200 and per["config field"] >= 150, per
+    misses = []
+    for case in all_cases:
+        before = _prepare(case)
+        code, err, _ = run_in_process(case)
+        why = judge(case, code, err, before)
+        if why:
+            misses.append(f"{case.category}: {case.name}: {why}")
+    assert not misses, "\n".join(misses[:20])
+
+
+@pytest.mark.slow
+def test_bad_input_in_real_processes_never_hangs(tmp_path):
+    """A sample of the cases as real ``hwnas`` processes, each within 30 s."""
+    sample = [c for i, c in enumerate(cases(tmp_path)) if i % 12 == 0]
+    for case in sample:
+        before = _prepare(case)
+        code, err, secs = run_subprocess(case)
+        assert judge(case, code, err, before) is None, (case.name, err)
+        assert secs < 30
