@@ -532,3 +532,70 @@ def test_agent_never_logs_a_query_string(agent):
     log = agent.err.read_text()
     assert "/health?…" in log and "/stats?…" in log
     assert "hunter2" not in log
+
+
+def test_agent_serves_clients_while_500_idle_sockets_are_open(agent):
+    import socket
+
+    idle = []
+    try:
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+            idle.append(s)
+        t0 = time.monotonic()
+        served = sum(agent.request("GET", "/health")[0] == 200 for _ in range(100))
+        assert served == 100
+        assert time.monotonic() - t0 < 60
+    finally:
+        for s in idle:
+            s.close()
+
+
+def _endless_loop_model() -> bytes:
+    """An ONNX model whose Loop never ends (its condition stays true, no trip count)."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["v_in", "one"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
+        ],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    g = helper.make_graph(
+        [helper.make_node("Loop", ["", "cond", "x"], ["y"], body=body)],
+        "endless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("cond", TensorProto.BOOL, [], [True])],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def test_agent_stops_a_measurement_past_its_time_limit(tmp_path, space):
+    """A model whose Loop never ends is stopped after --time-limit; the agent serves on."""
+    slow = Agent(tmp_path, "--time-limit", "2")
+    try:
+        t0 = time.monotonic()
+        status, body = slow.request(
+            "POST", "/measure?runs=5&blocks=1&warmup=1", _endless_loop_model()
+        )
+        assert status == 422 and "time limit of 2 s" in body["error"], body
+        assert time.monotonic() - t0 < 20
+        cand = candidate(space)
+        status, body = slow.request("POST", "/measure", onnx_bytes(cand.model, cand.input_shape))
+        assert status == 200 and body["latency_ms"] > 0
+    finally:
+        slow.stop()

@@ -171,6 +171,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="ONNX Runtime intra-op threads unless a request asks (default: 1)",
     )
+    sv.add_argument(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds one measurement may take; a model that runs longer (an endless Loop) "
+        "is stopped and refused, and the next request is served (default: 60)",
+    )
 
     lu = sub.add_parser(
         "lut",
@@ -756,6 +764,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         raise UsageError("a token is required: --token, --token-file or HWNAS_AGENT_TOKEN")
     if min(args.max_bytes, args.max_input, args.threads) < 1 or not 0 <= args.port <= 65535:
         raise UsageError("--max-bytes, --max-input and --threads must be >= 1, --port 0..65535")
+    if not 0 < args.time_limit < 1e6:
+        raise UsageError("--time-limit must be a positive number of seconds")
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -763,7 +773,15 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from hwnas.hardware.agent import serve
 
     try:
-        serve(args.host, args.port, token, args.max_bytes, args.threads, args.max_input)
+        serve(
+            args.host,
+            args.port,
+            token,
+            args.max_bytes,
+            args.threads,
+            args.max_input,
+            time_limit=args.time_limit,
+        )
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"

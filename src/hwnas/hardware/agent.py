@@ -34,6 +34,8 @@ DEFAULT_PORT = 8765
 DEFAULT_MAX_BYTES = 64 * 2**20
 #: values in a model's input tensor (batch included): 64 MiB of float32
 DEFAULT_MAX_INPUT = 2**24
+#: seconds one measurement may run before it is stopped (an endless Loop holds no lock forever)
+DEFAULT_TIME_LIMIT = 60.0
 #: accepted ranges of the measurement settings a request may ask for
 LIMITS: dict[str, tuple[int, int]] = {
     "runs": (5, 10000),
@@ -71,10 +73,16 @@ class Agent:
     """State shared by the request threads: settings, the measurement lock, counters."""
 
     def __init__(
-        self, token: str, max_bytes: int, threads: int, max_input: int = DEFAULT_MAX_INPUT
+        self,
+        token: str,
+        max_bytes: int,
+        threads: int,
+        max_input: int = DEFAULT_MAX_INPUT,
+        time_limit: float = DEFAULT_TIME_LIMIT,
     ) -> None:
         self.token = token.encode()
         self.max_bytes, self.threads, self.max_input = max_bytes, threads, max_input
+        self.time_limit = time_limit
         self.info = fingerprint(threads, max_bytes)
         self.lock = threading.Lock()  # one measurement at a time: they would disturb each other
         self.stats_lock = threading.Lock()
@@ -106,7 +114,9 @@ class Agent:
             self.busy = True
             t0 = time.perf_counter()
             try:
-                timing = meter.measure_onnx(model, max_input_values=self.max_input)
+                timing = meter.measure_onnx(
+                    model, max_input_values=self.max_input, time_limit=self.time_limit
+                )
             finally:
                 self.busy = False
         return {
@@ -124,6 +134,14 @@ class Agent:
 def _redact(text: str) -> str:
     """``text`` with every URL query string cut to ``?…``."""
     return re.sub(r"\?[^\s\"]*", "?…", text)
+
+
+#: seconds a client has to send its request line and headers (an idle socket is dropped then)
+HEADER_TIMEOUT = 10
+#: seconds a model upload may stall before the connection is dropped
+BODY_TIMEOUT = 120
+#: connections served at once; more are closed at once
+MAX_CONNECTIONS = 1024
 
 
 class _Refused(Exception):
@@ -153,7 +171,7 @@ def _settings(query: str, default_threads: int) -> dict[str, int]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "hwnas-agent"
-    timeout = 120  # a client that stalls mid-upload frees its thread after this
+    timeout = HEADER_TIMEOUT  # an idle or slow-header client frees its thread after this
     agent: Agent  # set on the subclass made by make_server
 
     # ------------------------------------------------------------------ plumbing
@@ -253,6 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
                     413, f"model of {n} bytes is over this agent's {self.agent.max_bytes}"
                 )
             settings = _settings(urlsplit(self.path).query, self.agent.threads)
+            self.connection.settimeout(BODY_TIMEOUT)  # a model upload may take a while
             model = self._read_body(n)
             n = 0  # read: nothing left to drain
         except _Refused as exc:
@@ -264,13 +283,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.log_message("upload abandoned: %s", type(exc).__name__)
             self.close_connection = True
             return
-        from hwnas.hardware.profile import InputTooLarge
+        from hwnas.hardware.profile import InputTooLarge, MeasureTimeout
 
         try:
             result = self.agent.measure(model, settings)
         except InputTooLarge as exc:  # a small file may declare an input that fills memory
             self.agent.count("refused")
             self._reply(413, {"error": str(exc)})
+            return
+        except MeasureTimeout as exc:
+            self.agent.count("refused")
+            self._reply(422, {"error": str(exc)})
             return
         except Exception as exc:  # noqa: BLE001 - the model's fault: ORT could not load or run it
             self.agent.count("failed")
@@ -283,8 +306,31 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most :data:`MAX_CONNECTIONS` at once: past that a new
+    connection is closed at once, so idle sockets cannot take every thread the host has."""
+
     daemon_threads = True  # a stalled client never blocks shutdown
-    request_queue_size = 32
+    request_queue_size = 128
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._slots.release()
 
 
 class _Server6(_Server):
@@ -298,18 +344,27 @@ def make_server(
     max_bytes: int = DEFAULT_MAX_BYTES,
     threads: int = 1,
     max_input: int = DEFAULT_MAX_INPUT,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> ThreadingHTTPServer:
     """A bound (not yet serving) agent; ``port`` 0 picks a free port (see ``server_address``)."""
-    agent = Agent(token, max_bytes, threads, max_input)
+    agent = Agent(token, max_bytes, threads, max_input, time_limit)
     handler = type("Handler", (_Handler,), {"agent": agent})
     cls = _Server6 if ":" in host else _Server  # ":": an IPv6 literal
     server = cls((host, port), handler)
     return server
 
 
-def serve(host: str, port: int, token: str, max_bytes: int, threads: int, max_input: int) -> None:
+def serve(
+    host: str,
+    port: int,
+    token: str,
+    max_bytes: int,
+    threads: int,
+    max_input: int,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> None:
     """Run the agent until interrupted; the first stdout line names the address it listens on."""
-    server = make_server(host, port, token, max_bytes, threads, max_input)
+    server = make_server(host, port, token, max_bytes, threads, max_input, time_limit)
     bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
     agent: Agent = server.RequestHandlerClass.agent  # type: ignore[attr-defined]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import statistics
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -121,6 +122,10 @@ class LatencyMeter(ABC):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing: ...
 
 
+class MeasureTimeout(RuntimeError):
+    """A measurement ran past its time limit and was stopped."""
+
+
 class InputTooLarge(ValueError):
     """A model's input tensor is larger than the measuring side accepts."""
 
@@ -135,12 +140,21 @@ class OrtCpuMeter(LatencyMeter):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
         return self.measure_onnx(onnx_bytes(model, input_shape, self.batch))
 
-    def measure_onnx(self, model_bytes: bytes, max_input_values: int | None = None) -> Timing:
+    def measure_onnx(
+        self,
+        model_bytes: bytes,
+        max_input_values: int | None = None,
+        time_limit: float | None = None,
+    ) -> Timing:
         """Time a serialized ONNX model; dynamic dimensions of its input become ``batch``.
 
         ``max_input_values`` refuses (:class:`InputTooLarge`) a model whose input tensor would
         hold more values: a small file may declare an input that fills the host's memory.
+        ``time_limit`` (seconds, the whole measurement) stops a model that runs too long (an
+        endless ``Loop``) through ONNX Runtime's terminate flag: :class:`MeasureTimeout`.
         """
+        import onnxruntime as ort
+
         sess = ort_session(model_bytes, self.threads)
         inp = sess.get_inputs()[0]
         shape = [d if isinstance(d, int) else self.batch for d in inp.shape]
@@ -155,9 +169,29 @@ class OrtCpuMeter(LatencyMeter):
         binding = sess.io_binding()
         binding.bind_cpu_input(inp.name, np.zeros(shape, np.float32))
         binding.bind_output(sess.get_outputs()[0].name)
-        return time_callable(
-            lambda: sess.run_with_iobinding(binding), self.warmup, self.runs, self.blocks
-        )
+        options = ort.RunOptions()
+        timer = None
+        if time_limit is not None:
+            timer = threading.Timer(time_limit, lambda: setattr(options, "terminate", True))
+            timer.daemon = True
+            timer.start()
+        try:
+            return time_callable(
+                lambda: sess.run_with_iobinding(binding, options),
+                self.warmup,
+                self.runs,
+                self.blocks,
+            )
+        except Exception:
+            if options.terminate:
+                raise MeasureTimeout(
+                    f"the measurement ran past its time limit of {time_limit:g} s and was "
+                    "stopped (a model that never ends, or far too slow for this host)"
+                ) from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 class TorchCpuMeter(LatencyMeter):

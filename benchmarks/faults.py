@@ -1,0 +1,176 @@
+"""Faults: ``kill -9`` of the search driver at random moments, then the same command again.
+
+    python benchmarks/faults.py [--kills 20] [--workers 2] [--seed 0] [--tag T]
+
+One digits search on the fast-CNN space (16x16 inputs, the fast recipe on the CPU) with a
+final-training stage, so kills land in training, store writes, re-timing and final training.
+After each kill: the driver's workers must be gone within 10 s; every trial that had finished
+must be unchanged at the end (id, arch, status, accuracy, curve, test accuracy); no network
+may be trained twice in the search stage; the ids stay contiguous. One SIGINT along the way
+must exit 130. Prints and saves the counts (benchmarks/results/DATE-faults[-TAG].json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+SETS = [
+    "data.resolution=16",
+    "space=fastcnn",
+    "space.groups=[{widths: [8, 16], depths: [1, 2]}, {widths: [16, 32], depths: [1, 2]}]",
+    "estimator.recipe=fast",
+    "estimator.epochs=3",
+    "estimator.fast.batch_size=128",
+    "target=analytic",
+    "objectives={accuracy: max, macs: min}",
+    "strategy.population=4",
+    "strategy.sample_size=2",
+    "final.repeats=1",
+    "final.epochs=2",
+    "final.max_models=2",
+]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _finished(db: Path) -> dict[int, tuple[Any, ...]]:
+    """Finished trials: what must never change once written."""
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute(
+            "SELECT id, arch, status, metrics, curve, stage FROM trials WHERE status != 'running'"
+        ).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        con.close()
+    out = {}
+    for tid, arch, status, metrics, curve, stage in rows:
+        m = json.loads(metrics)
+        keep = {k: m.get(k) for k in ("accuracy", "test_accuracy")}
+        out[tid] = (arch, status, json.dumps(keep, sort_keys=True), curve, stage)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=14)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "study"
+        db = out / "study.db"
+        cmd = [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "-q"]
+        cmd += ["--budget", str(args.budget), "--workers", str(args.workers)]
+        for s in SETS:
+            cmd += ["--set", s]
+        seen: dict[int, tuple[Any, ...]] = {}
+        kills = orphans = 0
+        sigint_rc = None
+        t0 = time.monotonic()
+        while kills < args.kills:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            time.sleep(rng.uniform(1.0, 8.0))
+            if proc.poll() is not None:  # finished before the kill: start a bigger search
+                cmd[cmd.index("--budget") + 1] = str(int(cmd[cmd.index("--budget") + 1]) + 4)
+                continue
+            workers = _children(proc.pid)
+            if kills == args.kills // 2 and sigint_rc is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    sigint_rc = proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    problems.append("SIGINT: no exit within 120 s")
+                    proc.kill()
+                    proc.wait()
+            else:
+                proc.kill()
+                proc.wait()
+                kills += 1
+            deadline = time.monotonic() + 10
+            while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            left = [w for w in workers if Path(f"/proc/{w}").exists()]
+            if left:
+                orphans += len(left)
+                for w in left:
+                    os.kill(w, signal.SIGKILL)
+            now = _finished(db)
+            for tid, row in seen.items():
+                if now.get(tid) != row:
+                    problems.append(f"trial {tid} changed or lost after kill {kills}")
+            seen.update(now)
+        final = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if final.returncode != 0:
+            problems.append(f"final run exit {final.returncode}: {final.stderr[-300:]}")
+        now = _finished(db)
+        for tid, row in seen.items():
+            if now.get(tid) != row:
+                problems.append(f"trial {tid} changed or lost at the end")
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        ids = [r[0] for r in con.execute("SELECT id FROM trials ORDER BY id")]
+        keys = [
+            r[0]
+            for r in con.execute(
+                "SELECT trial_key FROM trials WHERE stage = 'search' AND status = 'complete'"
+            )
+        ]
+        running = con.execute("SELECT count(*) FROM trials WHERE status='running'").fetchone()[0]
+        con.close()
+        if ids != list(range(len(ids))):
+            problems.append("ids not contiguous")
+        if len(keys) != len(set(keys)):
+            problems.append(f"{len(keys) - len(set(keys))} networks trained twice")
+        if running:
+            problems.append(f"{running} trials left running")
+        if sigint_rc not in (130, None):
+            problems.append(f"SIGINT exit {sigint_rc}")
+    payload = {
+        "kills": kills,
+        "sigint_exit": sigint_rc,
+        "workers": args.workers,
+        "trials_at_end": len(ids),
+        "finished_trials_checked": len(seen),
+        "orphan_workers": orphans,
+        "problems": problems,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    save("faults" + (f"-{args.tag}" if args.tag else ""), payload)
+    if problems:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
