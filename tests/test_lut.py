@@ -222,6 +222,8 @@ def test_cli_eval_json_and_bad_input(built, tmp_path, capsys):
         report["n"] == 4 and 0 <= report["within_10pct"] <= 1 and -1 <= report["kendall_tau"] <= 1
     )
     assert report["rmse_ms"] >= 0 and report["mape"] >= 0
+    # the measurement against itself: how often two readings of one arch agree within 10 %
+    assert 0 <= report["noise_floor_within_10pct"] <= 1
     assert report["speedup"] > 10  # a lookup is far cheaper than export + session + timing
 
     bad = tmp_path / "bad.yaml"

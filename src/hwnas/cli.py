@@ -825,6 +825,12 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         f"{report['kendall_tau']:.3f}, RMSE {report['rmse_ms'] * 1000:.2f} us, MAPE "
         f"{report['mape']:.1%}; prediction {report['speedup']:,.0f}x faster than measurement"
     )
+    noise = report.get("noise_floor_within_10pct")
+    if noise is not None:
+        print(
+            f"noise floor: two end-to-end readings of one arch agree within +-10 % for "
+            f"{noise:.1%} of the archs (the table cannot beat that by much)"
+        )
     return 0
 
 
