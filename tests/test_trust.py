@@ -3,6 +3,7 @@ study, two --force backups in one second are both kept."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -116,3 +117,39 @@ def test_an_image_folder_with_a_symlink_loop_is_scanned_once(tmp_path):
     (tmp_path / "train" / "a" / "loop").symlink_to(tmp_path / "train")
     found = [parts for parts, _ in iter_dir(tmp_path, lambda parts: parts[-1].endswith(".png"))]
     assert found == [("train", "a", "x.png")]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run as a user who may not write",
+)
+def test_a_study_in_a_read_only_directory_can_be_shown():
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp())  # not under pytest's 0700 folder: another user reads it
+    out = base / "ro"
+    try:
+        base.chmod(0o755)
+        res = run_cli("search", "--out", str(out), "--budget", "2", "-q", *fast_args())
+        assert res.returncode == 0, res.stderr
+        for p in [out, *out.rglob("*")]:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        before = sorted((p.name, p.stat().st_size) for p in out.iterdir())
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        res = subprocess.run(
+            [*nobody, sys.executable, "-m", "hwnas.cli", "show", str(out), "--json"],
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
+        assert res.returncode == 0, res.stderr
+        assert len(json.loads(res.stdout)) == 2
+        assert sorted((p.name, p.stat().st_size) for p in out.iterdir()) == before
+    finally:
+        for p in [out, *out.rglob("*")] if out.exists() else []:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        shutil.rmtree(base)

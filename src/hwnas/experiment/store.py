@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -161,6 +162,22 @@ def _row_to_trial(row: tuple[Any, ...]) -> Trial:
     )
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL study needs its ``-shm`` file; in a directory nobody may
+    write (a read-only mount, an archive) that cannot be made, so the file is then opened as
+    immutable: no writer can be at work in such a place."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+
+
 def holds_tables(path: Path) -> bool:
     """Whether the SQLite file at ``path`` has any table: a creation that died before the
     schema was written leaves an empty database, which is no study (and no other's)."""
@@ -189,8 +206,7 @@ class Store:
         create = create and not readonly
         try:
             if readonly:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+                self.db = _connect_readonly(self.path)
             else:
                 self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
