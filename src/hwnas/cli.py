@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, required=True, metavar="ID")
     e.add_argument("--format", choices=["onnx"], default="onnx")
     e.add_argument("--output", "-o", required=True, metavar="FILE")
+    e.add_argument("--force", action="store_true", help="replace an existing --output file")
     e.add_argument(
         "--no-preprocessing",
         action="store_true",
@@ -653,7 +654,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from hwnas.report.export import export_trial
 
     path, diff = export_trial(
-        args.dir, args.trial, args.output, fmt=args.format, preprocessing=not args.no_preprocessing
+        args.dir,
+        args.trial,
+        args.output,
+        fmt=args.format,
+        preprocessing=not args.no_preprocessing,
+        force=args.force,
     )
     print(f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {diff:.2e})")
     return 0

@@ -41,8 +41,9 @@ STUDY_FILES = (
 )
 
 
-def check_output(out_dir: str | Path, output: str | Path) -> None:
-    """Refuse an output that is a directory or one of the study's own files."""
+def check_output(out_dir: str | Path, output: str | Path, force: bool = False) -> None:
+    """Refuse an output that is a directory or one of the study's own files, and an existing
+    file unless ``force``."""
     out, study = Path(output).resolve(), Path(out_dir).resolve()
     if out.is_dir():
         raise ExportError(f"--output {output}: is a directory; name the file to write")
@@ -51,6 +52,8 @@ def check_output(out_dir: str | Path, output: str | Path) -> None:
         raise ExportError(
             f"--output {output}: would overwrite the study's own files; write it elsewhere"
         )
+    if out.exists() and not force:
+        raise ExportError(f"--output {output}: exists; use --force to replace it")
 
 
 class Preprocessed(torch.nn.Module):
@@ -130,11 +133,12 @@ def export_trial(
     output: str | Path,
     fmt: str = "onnx",
     preprocessing: bool = True,
+    force: bool = False,
 ) -> tuple[Path, float]:
     """Write the ONNX file; return it and the max abs difference to PyTorch on random inputs."""
     if fmt != "onnx":
         raise ExportError(f"--format {fmt}: only onnx is supported")
-    check_output(out_dir, output)
+    check_output(out_dir, output, force)
     trained = load_trained(out_dir, trial_id)
     shape, io = trained.shape, trained.io
     model = trained.model
