@@ -95,13 +95,13 @@ def test_search_show_report_export_resume(tmp_path):
     bare = tmp_path / "bare.onnx"
     res = run_cli("export", str(out), "--trial", str(tid), "-o", str(bare), "--no-preprocessing")
     assert res.returncode == 0, res.stderr
+    bare_sess = ort.InferenceSession(str(bare), providers=["CPUExecutionProvider"])
+    meta = bare_sess.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["hwnas.input"])["normalised_inside"] is False
     again = run_cli("export", str(out), "--trial", str(tid), "-o", str(bare))
     assert again.returncode == 2 and "exists; use --force" in again.stderr
     again = run_cli("export", str(out), "--trial", str(tid), "-o", str(bare), "--force")
     assert again.returncode == 0, again.stderr
-    bare_sess = ort.InferenceSession(str(bare), providers=["CPUExecutionProvider"])
-    meta = bare_sess.get_modelmeta().custom_metadata_map
-    assert json.loads(meta["hwnas.input"])["normalised_inside"] is False
     res = run_cli("profile", "--dir", str(out), "--trial", str(tid), "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["macs"] == trials[tid]["metrics"]["macs"]
