@@ -73,7 +73,10 @@ def _finished(db: Path) -> dict[int, tuple[Any, ...]]:
     out = {}
     for tid, arch, status, metrics, curve, stage in rows:
         m = json.loads(metrics)
-        keep = {k: m.get(k) for k in ("accuracy", "test_accuracy")}
+        # a search trial's test accuracy is added at the end, if it is on the front; a final
+        # training's is its own result
+        names = ("accuracy", "test_accuracy") if stage == "final" else ("accuracy",)
+        keep = {k: m.get(k) for k in names}
         out[tid] = (arch, status, json.dumps(keep, sort_keys=True), curve, stage)
     return out
 

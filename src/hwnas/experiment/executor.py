@@ -73,12 +73,12 @@ def _exit_with(parent: int, every: float = 0.5) -> None:
     os._exit(0)
 
 
-def _init_worker(raw_cfg: dict[str, Any], threads: int) -> None:
+def _init_worker(raw_cfg: dict[str, Any], threads: int, driver: int) -> None:
     """Build this worker's evaluator once; Ctrl-C is the driver's to handle; the worker ends
-    with the driver."""
+    with the driver (``driver``: its pid, passed in, since it may already be gone by now)."""
     global _worker_evaluator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with, args=(driver,), daemon=True).start()
     from hwnas.experiment.config import ExperimentConfig
     from hwnas.experiment.evaluate import build_evaluator
 
@@ -123,7 +123,7 @@ class ProcessExecutor:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._cfg, self._threads),
+            initargs=(self._cfg, self._threads, os.getpid()),
         )
 
     def submit(self, job: Job) -> Future[Outcome]:
