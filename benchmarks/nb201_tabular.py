@@ -7,7 +7,7 @@ worst accuracy and worst latency, and true-front points found. Budgets count dis
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
-       [--strategies evolution,random,optuna-tpe,optuna-nsga2]
+       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce]
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> None:
         "random": ["strategy=random"],
         "optuna-tpe": ["strategy=optuna", "strategy.sampler=tpe"],
         "optuna-nsga2": ["strategy=optuna", "strategy.sampler=nsga2"],
+        "reinforce": ["strategy=reinforce"],
     }
     strategies = {k: known[k] + args.overrides for k in args.strategies.split(",")}
     cfg2 = hwnas.load_config(

@@ -57,6 +57,34 @@ class EvolutionStrategyConfig(KindConfig):
         return self
 
 
+@strategies.register("reinforce", factory="hwnas.strategy.reinforce:Reinforce.from_config")
+class ReinforceStrategyConfig(KindConfig):
+    """REINFORCE (Zoph & Le 2017): a policy over the space's choices, moved towards rewarded
+    archs; with a cost objective the reward is MnasNet's acc * (cost / target) ** exponent."""
+
+    name: Literal["reinforce"] = "reinforce"
+    lr: float = Field(0.3, gt=0.0, description="Policy learning rate (per normalised reward).")
+    baseline_decay: float = Field(
+        0.9, ge=0.0, lt=1.0, description="Moving-average baseline: share kept per result."
+    )
+    explore: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Share of each choice drawn uniformly, so the policy never stops exploring "
+        "(a converged policy would only propose known archs).",
+    )
+    exponent: float = Field(
+        -0.07, le=0.0, description="MnasNet's w: how much reward a cost above the target costs."
+    )
+    target: float | None = Field(
+        None,
+        gt=0.0,
+        description="MnasNet's target T for the cost objective, in its unit (e.g. your "
+        "latency bound); default: the median of the recent costs seen.",
+    )
+
+
 @strategies.register("optuna", factory="hwnas.strategy.optuna:OptunaStrategy.from_config")
 class OptunaStrategyConfig(KindConfig):
     """An Optuna sampler over the space's genes (needs the `optuna` package)."""
