@@ -45,7 +45,8 @@ SETS = [
 ]
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc: Linux)."""
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -109,7 +110,7 @@ def main() -> None:
             if proc.poll() is not None:  # finished before the kill: start a bigger search
                 cmd[cmd.index("--budget") + 1] = str(int(cmd[cmd.index("--budget") + 1]) + 4)
                 continue
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
             if kills == args.kills // 2 and sigint_rc is None:
                 proc.send_signal(signal.SIGINT)
                 try:

@@ -16,6 +16,9 @@ import onnxruntime as ort
 import pytest
 from conftest import FAST, REPO, fast_args, run_cli
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from faults import children  # noqa: E402 - the fault suite's reading of /proc
+
 METRIC_KEYS = {
     "accuracy",
     "latency_ms",
@@ -177,19 +180,6 @@ def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
     assert "re-running interrupted trial" in (out / "hwnas.log").read_text()
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (from /proc: Linux)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_kill_9_of_the_driver_leaves_no_worker_behind(tmp_path):
     out = tmp_path / "run"
@@ -197,7 +187,7 @@ def test_kill_9_of_the_driver_leaves_no_worker_behind(tmp_path):
     proc = _start(out, *args)
     db = out / "study.db"
     assert _wait_for(lambda: any(r[1] == "complete" for r in _rows(db)), timeout=180)
-    workers = [k for k in _children(proc.pid) if "spawn_main" in _cmdline(k)]
+    workers = [k for k in children(proc.pid) if "spawn_main" in _cmdline(k)]
     assert len(workers) >= 2
     done_before = {r[0]: r for r in _rows(db) if r[1] == "complete"}
     proc.kill()

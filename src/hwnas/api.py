@@ -69,27 +69,26 @@ def train_net(
 
     out = Path(out_dir)
     existing = (out / "study.db").exists() and config is None
+    if trial_id is not None and not existing:
+        raise UserError("--trial needs a study directory")
+    parent = None
     if config is None:
         if not existing:
             raise UserError(f"{out}: no study here (give --config FILE to start one)")
         with Study(out, readonly=True) as peek:
             config = peek.config
-    else:
-        check_dir(config, out, force)
-    if trial_id is not None and not existing:
-        raise UserError("--trial needs a study directory")
-    evaluator = build_evaluator(config)
-    lock = StudyLock(out)
-    try:
-        parent = None
-        if trial_id is not None:
-            with Study(out, readonly=True) as peek:
+            if trial_id is not None:
                 parent = peek.store.trial(trial_id)
                 if parent is None:
                     raise UserError(f"--trial {trial_id}: no such trial in {out}")
                 if parent.stage == "final" and parent.parent_id is not None:
                     parent = peek.store.trial(parent.parent_id)
-            assert parent is not None
+    else:
+        check_dir(config, out, force)
+    evaluator = build_evaluator(config)
+    lock = StudyLock(out)
+    try:
+        if parent is not None:
             arch = parent.arch
         else:
             if arch_spec is None:

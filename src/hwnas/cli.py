@@ -439,7 +439,7 @@ def _ending(result: Any) -> int:
     from collections import Counter
 
     trials = result.trials
-    counts = Counter(t.status for t in trials)
+    counts = result.summary["counts"]
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
     reasons = Counter(
         (t.error or "").split(":")[0][:80] or t.status

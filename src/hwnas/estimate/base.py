@@ -48,6 +48,10 @@ class Estimate:
     stopped_at_epoch: int | None = None  # set when a stop rule ended it early
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite (any recipe): the trial is recorded as failed."""
+
+
 @dataclass
 class TrainResult:
     """What one training returns (any recipe): final validation accuracy and loss, seconds of

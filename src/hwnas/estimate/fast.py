@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas.data.base import cutout_batch, fraction_indices
-from hwnas.estimate.base import TrainResult
+from hwnas.estimate.base import TrainingDiverged, TrainResult
 
 if TYPE_CHECKING:
     from hwnas.data import Dataset, Split
@@ -47,10 +47,6 @@ class DataInitialised(Protocol):
     """A net with weights set from the training data before training (a whitening stem)."""
 
     def init_from_data(self, x: torch.Tensor) -> None: ...
-
-
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 # -------------------------------------------------------------------------------- data
@@ -240,7 +236,7 @@ def evaluate_split(
     data = DeviceData(x, y, dataset.mean, dataset.std)
     model.eval()
     correct, loss_sum = 0, 0.0
-    with _autocast(dev, dtype):
+    with autocast(dev, dtype):
         for s in range(0, len(y), batch_size):
             xb = data.normalise(x[s : s + batch_size])
             if dev.type == "cuda":
@@ -253,7 +249,8 @@ def evaluate_split(
     return correct / n, loss_sum / n
 
 
-def _autocast(dev: torch.device, dtype: str) -> Any:
+def autocast(dev: torch.device, dtype: str) -> Any:
+    """Mixed precision in ``dtype`` on CUDA (``fp32``: none); none on the CPU."""
     if dev.type == "cuda" and dtype != "fp32":
         return torch.autocast("cuda", dtype=_DTYPES[dtype])
     return torch.autocast("cpu", enabled=False)
@@ -310,7 +307,7 @@ def train_fast(
             f = lr_factor(step, total, fc)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * f
-            with _autocast(dev, fc.dtype):
+            with autocast(dev, fc.dtype):
                 loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -326,7 +323,7 @@ def train_fast(
         train_loss = float(loss_sum) / max(seen, 1)  # one sync per epoch
         train_s += time.perf_counter() - t0
         if not math.isfinite(train_loss):
-            raise Diverged(f"loss became {train_loss} in epoch {epoch + 1}")
+            raise TrainingDiverged(f"loss became {train_loss} in epoch {epoch + 1}")
         point: dict[str, float] = {"epoch": epoch + 1, "train_loss": train_loss}
         if every_epoch or last:
             acc, val_loss = evaluate_split(model, dataset.val, dataset, dev, fc.dtype)

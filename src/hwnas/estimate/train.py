@@ -22,12 +22,20 @@ from torch import nn
 from hwnas.core.fidelity import Fidelity
 from hwnas.data import Dataset, Split, batches
 from hwnas.data.base import cutout_batch
-from hwnas.estimate.base import Estimate, EstimateFailed, Estimator, Report, TrainResult
+from hwnas.estimate.base import (
+    Estimate,
+    EstimateFailed,
+    Estimator,
+    Report,
+    TrainingDiverged,
+    TrainResult,
+)
 from hwnas.estimate.config import TrainEstimatorConfig
 from hwnas.estimate.fast import (
     INIT_SAMPLES,
     DataInitialised,
-    Diverged,
+    DeviceData,
+    autocast,
     evaluate_split,
     train_fast,
 )
@@ -36,16 +44,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hwnas.hardware.base import Candidate
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 @torch.no_grad()
@@ -70,7 +68,7 @@ def evaluate(
         generator=None,
         device=device,
     ):
-        with _autocast(device, amp):
+        with autocast(device, "bf16" if amp else "fp32"):
             logits = model(x)
         logits = logits.float()
         loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
@@ -97,10 +95,8 @@ def train(
     that epoch)."""
     dev = torch.device(device)
     if isinstance(model, DataInitialised):  # a data-set stem is part of the net, any recipe
-        x = dataset.train.x[:INIT_SAMPLES].float()
-        mean = torch.tensor(dataset.mean).view(1, -1, 1, 1)
-        std = torch.tensor(dataset.std).view(1, -1, 1, 1)
-        model.init_from_data((x / 255.0 - mean) / std)
+        head = DeviceData(dataset.train.x, dataset.train.y, dataset.mean, dataset.std)
+        model.init_from_data(head.normalise(dataset.train.x[:INIT_SAMPLES]))
     train_split = dataset.train
     if train_on_val:
         train_split = Split(
@@ -156,7 +152,7 @@ def train(
                 cy = torch.randint(0, h, (b,), generator=gen).to(dev, non_blocking=True)
                 cx = torch.randint(0, w, (b,), generator=gen).to(dev, non_blocking=True)
                 x = cutout_batch(x, cy, cx, cfg.cutout)
-            with _autocast(dev, cfg.amp):
+            with autocast(dev, "bf16" if cfg.amp else "fp32"):
                 loss = loss_fn(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -260,32 +256,26 @@ class TrainEstimator(Estimator):
                 "data_fraction": f.data_fraction or 1.0,
             }
         )
+        common: dict[str, Any] = {
+            "seed": seed,
+            "device": task.device,
+            "flip": task.flip,
+            "report": report,
+            "train_on_val": on_val,
+        }
         try:
             if self.recipe == "fast":
-                result = train_fast(
-                    cand.model,
-                    task.dataset,
-                    cfg,
-                    seed=seed,
-                    device=task.device,
-                    flip=task.flip,
-                    report=report,
-                    train_on_val=on_val,
-                )
+                result = train_fast(cand.model, task.dataset, cfg, **common)
             else:
                 result = train(
                     cand.model,
                     task.dataset,
                     cfg,
-                    seed=seed,
-                    device=task.device,
                     batch_size=task.batch_size,
                     augment=task.augment,
-                    flip=task.flip,
-                    report=report,
-                    train_on_val=on_val,
+                    **common,
                 )
-        except (TrainingDiverged, Diverged) as exc:
+        except TrainingDiverged as exc:
             raise EstimateFailed(f"diverged: {exc}") from None
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()

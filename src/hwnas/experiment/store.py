@@ -182,7 +182,7 @@ def holds_tables(path: Path) -> bool:
     """Whether the SQLite file at ``path`` has any table: a creation that died before the
     schema was written leaves an empty database, which is no study (and no other's)."""
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        db = _connect_readonly(path)
         try:
             return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
         finally:

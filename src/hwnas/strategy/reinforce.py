@@ -58,10 +58,6 @@ class Reinforce(Strategy):
         self.spread = 1.0
         self.costs: list[float] = []
 
-    @classmethod
-    def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
-        return cls(space, objectives, seed, **cfg.model_dump(exclude={"name"}))
-
     # ------------------------------------------------------------------ policy
     def _probs(self, key: str) -> list[float]:
         z = self.logits[key]
