@@ -25,6 +25,7 @@ from hwnas.data.config import DataConfig
 from hwnas.estimate.config import TrainEstimatorConfig
 from hwnas.experiment.executor_config import ExecutorConfig
 from hwnas.hardware.config import CostModelConfig, CpuOrtTarget
+from hwnas.oneshot.config import SupernetConfig
 from hwnas.pruning.config import NoPrunerConfig, NoSchedulerConfig
 from hwnas.space.config import ChainSpaceConfig
 from hwnas.strategy.config import EvolutionStrategyConfig
@@ -129,6 +130,10 @@ class ExperimentConfig(Section):
     )
     final: FinalConfig = Field(
         default_factory=FinalConfig, description="Final training of the front (`hwnas train`)."
+    )
+    supernet: SupernetConfig = Field(
+        default_factory=SupernetConfig,
+        description="Supernet training of one-shot strategies (`strategy: fbnet`).",
     )
 
     @field_validator(*KIND_SECTIONS, mode="before")

@@ -168,6 +168,7 @@ class Experiment:
         self.dir = Path(out_dir)
         self.force = force
         self._evaluator: Any = None  # its cost models are closed when the search ends
+        self._kit: Any = None  # a one-shot strategy's supernet kit, built with the evaluator
         self.on_trial = on_trial
         self.on_start = on_start  # called once set-up (data, space, store) has succeeded
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
@@ -242,6 +243,9 @@ class Experiment:
             )
         except ValueError as exc:
             raise ConfigError(f"config: {exc}") from None
+        if strategy.one_shot:  # refused here, before the study is written
+            self._kit = self._supernet_kit(evaluator)
+            strategy.check(self._kit)
         if scheduler.warm_start and not evaluator.estimator.needs_model:
             scheduler.warm_start = False  # no weights to go on from: promotions start afresh
         return evaluator, strategy, pruner, scheduler
@@ -285,6 +289,9 @@ class Experiment:
                 scheduler.observe(t)
             else:
                 scheduler.launched(t)
+        if strategy.one_shot:  # trains its supernet (or resumes it) before the first ask
+            self._kit.save = store.set_meta
+            strategy.prepare(self._kit)
         if self.on_start:
             self.on_start(self._progress(existing))
         start = time.monotonic()
@@ -523,6 +530,35 @@ class Experiment:
         study.close()
         return SearchResult(self.dir, trials, front, None, stopped, summary)
 
+    def _supernet_kit(self, evaluator: Any) -> Any:
+        """What a one-shot strategy trains on: the evaluator's data and device, the space,
+        the lookup-table settings of every runtime a latency metric may name."""
+        from hwnas.hardware.config import LutTarget
+        from hwnas.oneshot.kit import SupernetKit
+
+        cfg = self.cfg
+        luts: dict[str, LutTarget] = {}
+        for _, src in reversed(cfg.sources()):  # the target's plain name wins
+            settings = src if isinstance(src, LutTarget) else src.as_lut()
+            if settings is None:
+                continue
+            lut = settings if isinstance(settings, LutTarget) else LutTarget(**settings)
+            label = getattr(src, "label", None)
+            luts[f"latency_ms@{label}" if label else "latency_ms"] = lut
+        if evaluator.input_shape is None or evaluator.num_classes is None:
+            raise ConfigError(f"strategy: {cfg.strategy.name} trains a supernet: it needs data")
+        return SupernetKit(
+            task=evaluator.estimator.task,
+            space=evaluator.space,
+            input_shape=evaluator.input_shape,
+            num_classes=evaluator.num_classes,
+            cfg=cfg.supernet,
+            directory=self.dir / "supernet",
+            seed=cfg.seed,
+            constraints=list(cfg.constraints),
+            luts=luts,
+        )
+
     @staticmethod
     def _identify(store: Store, trials: list[Trial], estimator: Any) -> None:
         """Give trials of a study from before trial keys (schema 1) their fidelity and key:
@@ -682,7 +718,7 @@ class Experiment:
 
         fc = self.cfg.final
         costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
-        chosen = spread([t for t in front if t.stage == "search"], fc.max_models, costs[0])
+        chosen = spread([t for t in front if t.stage in SEARCHED], fc.max_models, costs[0])
         log.info(
             "final training: %d front members x %d runs, %s epochs",
             len(chosen),
@@ -694,10 +730,15 @@ class Experiment:
             trainer.train(t.arch, t, fc.repeats)
 
 
+#: stages whose trials spend the budget and whose front the final stage trains: a search's
+#: candidates and a one-shot strategy's derived nets
+SEARCHED = ("search", "derived")
+
+
 def _counts(trial: Trial) -> bool:
     """Whether a trial spends the budget: a search-stage trial of a new network (final
     trainings and promotions of a known network to a higher fidelity do not)."""
-    return trial.stage == "search" and trial.info.get("op") != "promote"
+    return trial.stage in SEARCHED and trial.info.get("op") != "promote"
 
 
 def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -10,7 +10,8 @@ of consumers needs:
 - :class:`Encodable` (encode + parameters, from_parameters, to_parameters): Optuna's samplers;
 - :class:`Morphable` (start_arch, random_morph, morph_sequence, inherit): NASH;
 - :class:`BlockDecomposable` (blocks_id, blocks, all_blocks): latency lookup tables;
-- :class:`Supernet` (supernet, derive): one-shot search (a slot: no space has it yet).
+- :class:`Supernet` (choices, from_choices, to_choices, choice_blocks, supernet): one-shot and
+  differentiable search.
 
 A space has a capability by having its methods: the protocols are structural, so a plugin
 space takes part by writing methods, with no base class to inherit. A space that cannot do
@@ -180,22 +181,43 @@ class BlockDecomposable(Protocol):
 
 @runtime_checkable
 class Supernet(Protocol):
-    """The home of one-shot and differentiable search (no space implements it yet).
+    """An arch as one pick per position among fixed candidates, and a network holding every
+    candidate at once (weight sharing): what one-shot and differentiable search need.
 
-    A supernet holds the weights of every arch of the space at once (weight sharing); a
-    one-shot strategy trains it, then derives archs from it and writes them to the store as
-    proposals (``stage="derived"``), so the front, re-timing, report and export treat them
-    like any other trial.
+    A one-shot strategy trains the supernet's shared weights over sampled paths, learns which
+    pick pays at each position (architecture weights, a resource loss from per-choice costs),
+    and writes the derived archs -- ordinary archs of the space -- to the store as
+    ``stage="derived"`` proposals, so the front, re-timing, report and export treat them like
+    any other trial.
     """
 
-    def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
-        """A module that can run any arch of the space (by sampled paths or by architecture
-        weights over every choice)."""
+    def choices(self) -> list[list[str]]:
+        """Per position, the names of its candidate ops (fixed order: a pick is an index)."""
         ...
 
-    def derive(self, supernet: nn.Module, k: int = 1) -> list[Arch]:
-        """The ``k`` archs the trained supernet ranks best (e.g. the argmax of its
-        architecture weights), each a valid arch of the space."""
+    def from_choices(self, picks: list[int]) -> Arch:
+        """The arch picking ``picks[j]`` at position ``j``."""
+        ...
+
+    def to_choices(self, arch: Arch) -> list[int]:
+        """The picks of ``arch`` (the inverse of :meth:`from_choices`)."""
+        ...
+
+    def choice_blocks(
+        self, input_shape: Shape, num_classes: int
+    ) -> tuple[list[Block], list[list[Block | None]]]:
+        """The blocks every arch has, and per position and pick the block that pick adds
+        (None: nothing, e.g. an identity). An additive cost (latency from a table, MACs,
+        params) of an arch is the fixed blocks' plus its picks' -- what a resource loss
+        weighs per choice."""
+        ...
+
+    def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
+        """A module holding every candidate of every position; ``forward(x, path)`` runs one
+        pick per position, ``path`` a list of ``(index, gate)`` pairs: the output of the
+        picked op is multiplied by ``gate`` (a scalar tensor: 1 in value, the route of
+        straight-through gradients to architecture weights), or taken as is when ``gate``
+        is None."""
         ...
 
 
@@ -267,7 +289,7 @@ def missing(who: str, capability: type, space: object) -> str:
     """The one-line complaint when ``who`` needs ``capability`` and ``space`` lacks it, e.g.
     ``strategy: nash needs a morphable space (space graph is one); space chain is not``."""
     label = CAPABILITIES.get(capability, capability.__name__)
-    article = "an" if label[0] in "aeiou" else "a"
+    article = "an" if label[0] in "aeiou" and not label.startswith("one") else "a"
     offer = spaces_with(capability)
     if len(offer) == 1:
         hint = f" (space {offer[0]} is one)"

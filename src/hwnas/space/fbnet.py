@@ -26,7 +26,9 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from hwnas.space.base import Arch, InvalidArch, Space
+from hwnas.space.capabilities import Block, Shape
 from hwnas.space.config import FbnetSpaceConfig
+from hwnas.space.fbnet_blocks import FbnetBlocks
 from hwnas.space.vocab.fbnet import (
     BLOCKS,
     N_LAYERS,
@@ -140,6 +142,44 @@ class FbnetSpace(Space):
             parts.append(f"{width}[{','.join(names)}]")
             i += depth
         return "fbnet " + " ".join(parts)
+
+    # ------------------------------------------------- blocks (tables, resource losses)
+    def blocks_id(self) -> str:
+        return FbnetBlocks(self).blocks_id()
+
+    def blocks(self, arch: Arch, input_shape: Shape, num_classes: int) -> list[Block]:
+        return FbnetBlocks(self).blocks(arch, input_shape, num_classes)
+
+    def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
+        return FbnetBlocks(self).all_blocks(input_shape, num_classes)
+
+    # ------------------------------------------------------ one-shot (supernet)
+    def choices(self) -> list[list[str]]:
+        return [list(BLOCKS) for _ in range(N_LAYERS)]
+
+    def from_choices(self, picks: list[int]) -> Arch:
+        return {"blocks": [BLOCKS[i] for i in picks]}
+
+    def to_choices(self, arch: Arch) -> list[int]:
+        self.validate(arch)
+        return [BLOCKS.index(b) for b in arch["blocks"]]
+
+    def choice_blocks(
+        self, input_shape: Shape, num_classes: int
+    ) -> tuple[list[Block], list[list[Block | None]]]:
+        return FbnetBlocks(self).choice_blocks(input_shape, num_classes)
+
+    def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
+        from hwnas.space.fbnet_modules import FbnetSupernet
+
+        return FbnetSupernet(
+            self.layers,
+            input_shape[0],
+            num_classes,
+            stem=(self.stem_channels, self.cfg.stem_stride),
+            head_channels=self.head_channels,
+            names=BLOCKS,
+        )
 
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         from hwnas.space.fbnet_modules import FbnetNet

@@ -85,3 +85,54 @@ class FbnetNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.layers(self.stem(x)))
         return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+class FbnetSupernet(nn.Module):
+    """Every one of the 9 blocks at each of the 22 positions, on FbnetNet's skeleton.
+
+    ``forward(x, path)`` runs one pick per position: ``path[j] = (index, gate)``; the picked
+    block's output is multiplied by ``gate`` (1 in value: the straight-through route of a
+    Gumbel sample's gradient to the architecture weights) unless ``gate`` is None. Only the
+    picked blocks run, so a step costs about what one sampled net costs (single-path, as in
+    GDAS and SPOS). Block ``i`` at position ``j`` is built exactly as FbnetNet builds it, so a
+    derived net can take its weights (:meth:`state_for`).
+    """
+
+    def __init__(
+        self,
+        layers: list[tuple[int, int, int]],
+        cin: int,
+        num_classes: int,
+        stem: tuple[int, int],
+        head_channels: int,
+        names: tuple[str, ...],
+    ) -> None:
+        super().__init__()
+        self.stem = conv_bn(cin, stem[0], 3, stem[1])
+        self.choices = nn.ModuleList(
+            nn.ModuleList(make_block(b, ci, co, s) for b in names) for ci, co, s in layers
+        )
+        c = layers[-1][1]
+        self.head, c = head_conv(c, head_channels, conv_bn)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor, path: list[tuple[int, torch.Tensor | None]]) -> torch.Tensor:
+        x = self.stem(x)
+        for ops, (i, gate) in zip(self.choices, path, strict=True):
+            y = ops[i](x)
+            x = y if gate is None else y * gate
+        x = self.head(x)
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+    def state_for(self, picks: list[int]) -> dict[str, torch.Tensor]:
+        """The state dict of the FbnetNet picking ``picks``, from the shared weights."""
+        out: dict[str, torch.Tensor] = {}
+        for k, v in self.state_dict().items():
+            if k.startswith("choices."):
+                _, j, i, rest = k.split(".", 3)
+                if picks[int(j)] == int(i):
+                    out[f"layers.{j}.{rest}"] = v.clone()
+            else:
+                out[k] = v.clone()
+        return out

@@ -84,6 +84,8 @@ class Strategy(ABC):
 
     name = "strategy"
     requires: ClassVar[tuple[type, ...]] = ()
+    #: trains a supernet before its first ask: the loop calls :meth:`prepare` with a kit
+    one_shot: ClassVar[bool] = False
 
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
         check_space(type(self), space)
@@ -95,6 +97,14 @@ class Strategy(ABC):
     def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
         """The registry's factory: the section's keys (all but ``name``) are keyword arguments."""
         return cls(space, objectives, seed, **cfg.model_dump(exclude={"name"}))
+
+    def check(self, kit: Any) -> None:  # noqa: B027 - only one-shot strategies need it
+        """Refuse, with a one-line UserError, what :meth:`prepare` could not do with ``kit``;
+        called before the study is written, so a refused start leaves nothing behind."""
+
+    def prepare(self, kit: Any) -> None:  # noqa: B027 - only one-shot strategies need it
+        """Before the first ask of a ``one_shot`` strategy: ``kit`` (a
+        :class:`~hwnas.oneshot.kit.SupernetKit`) holds data, device and costs to train on."""
 
     @abstractmethod
     def ask(self) -> Proposal:

@@ -129,3 +129,73 @@ class NashStrategyConfig(KindConfig):
         description="Cutout side for the final training only (the short trainings of the "
         "climb stay as configured); null = the estimator's `cutout`.",
     )
+
+
+@strategies.register("fbnet", factory="hwnas.oneshot.strategy:FbnetSearch.from_config")
+class FbnetStrategyConfig(KindConfig):
+    """Differentiable hardware-aware search (FBNet, Wu et al. 2019; SqueezeNAS, Shaw et al.
+    2019): architecture weights theta per position, Gumbel-softmax paths through a supernet,
+    and a resource loss E_theta[C] from per-choice costs. Trained by the `supernet` section;
+    each setting (alpha or target) derives nets that are then trained stand-alone."""
+
+    name: Literal["fbnet"] = "fbnet"
+    cost_metric: str = Field(
+        "latency_ms",
+        description="The per-choice cost: `latency_ms` (the target's lookup table, timed on "
+        "its runtime), `latency_ms@label` (a cost source's), `macs` or `params`.",
+    )
+    loss: Literal["additive", "multiplicative"] = Field(
+        "additive",
+        description="`additive`: CE + alpha * E[C] / C_ref (C_ref: E[C] of uniform theta, so "
+        "alpha is unitless); `multiplicative`: FBNet's CE * alpha * log(1 + E[C] / C_min) ** "
+        "beta (C_min: the cheapest net's cost, so the log is positive in any unit).",
+    )
+    alpha: float | None = Field(
+        None,
+        ge=0.0,
+        description="Weight of the resource loss; default 0.2 (additive, multiplicative) or "
+        "1.0 with a cost target (the penalty alpha * |E[C] / T - 1|).",
+    )
+    beta: float = Field(0.6, ge=0.0, description="FBNet's exponent of the multiplicative form.")
+    alphas: list[float] = Field(
+        default_factory=list,
+        description="A sweep of the additive form: one setting per value; a family of nets.",
+    )
+    betas: list[float] = Field(
+        default_factory=list,
+        description="A sweep of the multiplicative form (where alpha only scales the loss "
+        "and beta trades accuracy for cost): one setting per value.",
+    )
+    cost_target: float | None = Field(
+        None,
+        gt=0.0,
+        description="Ask for a net of this cost (unit of `cost_metric`, e.g. 2.0 ms); default: "
+        "the bound of a `<=` constraint on `cost_metric`, if there is one.",
+    )
+    cost_targets: list[float] = Field(
+        default_factory=list, description="A sweep of targets: one setting per value."
+    )
+    per_setting: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Nets derived per setting: the most likely arch under theta, then the "
+        "next most likely (one position changed at a time).",
+    )
+    tolerance: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="With a target: a derived net whose table cost misses it by more than "
+        "this share is fixed up (greedy changes of the least likely picks toward the target).",
+    )
+
+    @model_validator(mode="after")
+    def _sweep(self) -> FbnetStrategyConfig:
+        if any(a < 0 for a in self.alphas) or any(t <= 0 for t in self.cost_targets):
+            raise ValueError("alphas must be >= 0 and cost_targets > 0")
+        if (self.cost_target is not None or self.cost_targets) and (self.alphas or self.betas):
+            raise ValueError("give a sweep of alphas, betas or cost targets, not two")
+        if self.alphas and self.betas:
+            raise ValueError("alphas sweep the additive loss and betas the multiplicative one")
+        return self

@@ -1,0 +1,59 @@
+"""The ``supernet:`` section: how a one-shot strategy trains its supernet (torch-free)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from hwnas.core.config import Section
+
+
+class SupernetConfig(Section):
+    """Training of the shared weights w (once, reused by every setting) and of the
+    architecture weights theta (per alpha or target, from the same w)."""
+
+    epochs: int = Field(
+        10,
+        ge=0,
+        description="Warm-up epochs of w alone, one uniformly sampled path per batch (shared "
+        "by every alpha, target and cost metric: train once, specialise).",
+    )
+    search_epochs: int = Field(
+        10, ge=1, description="Epochs of theta per setting (alpha or target)."
+    )
+    alternate: bool = Field(
+        True,
+        description="Also update (a copy of) w during each setting's search, alternating "
+        "epochs on w's and theta's data as FBNet does; false: theta alone on frozen w.",
+    )
+    theta_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the training split that trains theta (w trains on the rest); "
+        "the validation split is left to rank the derived nets.",
+    )
+    weights: str | None = Field(
+        None,
+        description="A trained supernet to start from (another study's "
+        "`supernet/warmup.pt`, same space and data): the warm-up is skipped, only theta "
+        "is trained for this run's settings.",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, description="Batch size of supernet training; default: data.batch_size."
+    )
+    w_lr: float = Field(0.1, gt=0.0, description="SGD learning rate of w (cosine to 0).")
+    w_weight_decay: float = Field(1e-4, ge=0.0, description="Weight decay of w.")
+    theta_lr: float = Field(0.01, gt=0.0, description="Adam learning rate of theta (FBNet).")
+    theta_weight_decay: float = Field(5e-4, ge=0.0, description="Weight decay of theta.")
+    tau_start: float = Field(
+        5.0, gt=0.0, description="Gumbel-softmax temperature at the start of a search."
+    )
+    tau_end: float = Field(
+        0.5, gt=0.0, description="Temperature at its end (annealed exponentially per step)."
+    )
+
+    @model_validator(mode="after")
+    def _tau(self) -> SupernetConfig:
+        if self.tau_end > self.tau_start:
+            raise ValueError("supernet.tau_end must not exceed supernet.tau_start (it anneals)")
+        return self

@@ -1,0 +1,122 @@
+"""Per-choice costs C(i, j) of a supernet space: what the resource loss weighs.
+
+The space lists, per position, the block each pick adds (:meth:`Supernet.choice_blocks`);
+a cost here is additive over blocks: latency from a lookup table timed on a runtime (the
+table's fitted ``overhead + scale * sum``), MACs counted by PyTorch's FLOP counter, or
+parameters. Memory peaks are not additive and are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hwnas.core.errors import UserError
+
+if TYPE_CHECKING:
+    from hwnas.hardware.config import LutTarget
+    from hwnas.space.base import Space
+    from hwnas.space.capabilities import Block, Shape
+
+ADDITIVE = ("latency_ms", "macs", "params")
+
+
+@dataclass
+class ChoiceCosts:
+    """``fixed`` (every arch's share) and ``table[j][i]`` (what pick ``i`` at ``j`` adds)."""
+
+    metric: str
+    fixed: float
+    table: list[list[float]]
+
+    def of(self, picks: list[int]) -> float:
+        """The cost of the arch picking ``picks`` (the table's prediction)."""
+        return self.fixed + sum(row[i] for row, i in zip(self.table, picks, strict=True))
+
+    def cheapest(self) -> float:
+        return self.fixed + sum(min(row) for row in self.table)
+
+    def dearest(self) -> float:
+        return self.fixed + sum(max(row) for row in self.table)
+
+    def uniform(self) -> float:
+        """E[C] when every pick is equally likely (theta at zero)."""
+        return self.fixed + sum(sum(row) / len(row) for row in self.table)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "fixed": self.fixed, "table": self.table}
+
+
+def base_metric(metric: str) -> str:
+    """``latency_ms@h200`` -> ``latency_ms``."""
+    return metric.split("@", 1)[0]
+
+
+def check_metric(metric: str) -> None:
+    if base_metric(metric) not in ADDITIVE:
+        raise UserError(
+            f"strategy.cost_metric: {metric} is not additive over blocks; "
+            f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label)"
+        )
+
+
+def _analytic(block: Block, metric: str) -> float:
+    module = block.build()
+    if metric == "params":
+        return float(sum(p.numel() for p in module.parameters()))
+    from hwnas.hardware.analytic import count_macs
+
+    return float(count_macs(module, block.input_shape))
+
+
+def choice_costs(
+    space: Space,
+    metric: str,
+    input_shape: Shape,
+    num_classes: int,
+    lut: LutTarget | None = None,
+    progress: bool = False,
+) -> ChoiceCosts:
+    """The per-choice costs of ``space`` (a Supernet) for ``metric``; a latency metric needs
+    ``lut``, the table settings of the runtime it is timed on (entries are timed once and
+    kept on disk, shared with the ``lut`` target and ``hwnas lut``)."""
+    check_metric(metric)
+    fixed_blocks, per_pick = space.choice_blocks(input_shape, num_classes)  # type: ignore[attr-defined]
+    kind = base_metric(metric)
+    if kind != "latency_ms":
+        memo: dict[str, float] = {}
+
+        def cost(b: Block | None) -> float:
+            if b is None:
+                return 0.0
+            if b.key not in memo:
+                memo[b.key] = _analytic(b, kind)
+            return memo[b.key]
+
+        return ChoiceCosts(
+            metric,
+            sum(cost(b) for b in fixed_blocks),
+            [[cost(b) for b in row] for row in per_pick],
+        )
+    if lut is None:
+        raise UserError(f"strategy.cost_metric: {metric} needs a runtime to time blocks on")
+    from hwnas.hardware.lut import LatencyTable
+
+    table = LatencyTable(lut, input_shape, progress=progress)
+    try:
+        fit = table.fit(space, num_classes)
+        every = [b for row in per_pick for b in row if b is not None]
+        table.sum_ms([*fixed_blocks, *every])  # times any block still missing
+        return ChoiceCosts(
+            metric,
+            fit.overhead_ms + fit.scale * sum(table.block_ms(b) for b in fixed_blocks),
+            [[_lat(fit.scale, table, b) for b in row] for row in per_pick],
+        )
+    finally:
+        table.close()
+
+
+def _lat(scale: float, table: Any, block: Block | None) -> float:
+    """A pick's latency; a block timed as a hair faster than its adapter alone (noise around
+    zero) costs 0, never less: a negative cost would pay the search to pick it."""
+    return 0.0 if block is None else max(0.0, scale * table.block_ms(block))

@@ -1,0 +1,87 @@
+"""From theta's probabilities to archs: the most likely picks, the next most likely, and the
+fix-up that brings a net asked for at a cost target within tolerance of it (torch-free)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hwnas.oneshot.costs import ChoiceCosts
+
+MAX_FIX_STEPS = 500
+
+
+def _logp(probs: list[list[float]], j: int, i: int) -> float:
+    return math.log(max(probs[j][i], 1e-12))
+
+
+def most_likely(probs: list[list[float]], k: int) -> list[list[int]]:
+    """The argmax picks, then up to ``k - 1`` more, each the argmax with the one position
+    changed that loses the least log-probability (distinct, in order of likelihood)."""
+    best = [max(range(len(row)), key=row.__getitem__) for row in probs]
+    out = [best]
+    swaps = sorted(
+        (_logp(probs, j, best[j]) - _logp(probs, j, i), j, i)
+        for j, row in enumerate(probs)
+        for i in range(len(row))
+        if i != best[j]
+    )
+    for _, j, i in swaps[: k - 1]:
+        picks = list(best)
+        picks[j] = i
+        out.append(picks)
+    return out
+
+
+def fix_up(
+    picks: list[int], probs: list[list[float]], costs: ChoiceCosts, target: float, tol: float
+) -> tuple[list[int], int]:
+    """Greedy changes until ``costs.of(picks)`` is within ``tol`` of ``target``: each step
+    takes the change that gives up the least log-probability per unit of relative error it
+    removes. Returns the picks and the number of changes (0: already within)."""
+    picks, moves = list(picks), 0
+
+    def err(p: list[int]) -> float:
+        return abs(costs.of(p) / target - 1.0)
+
+    while err(picks) > tol and moves < MAX_FIX_STEPS:
+        now, best, best_score = err(picks), None, math.inf
+        for j, row in enumerate(costs.table):
+            for i in range(len(row)):
+                if i == picks[j]:
+                    continue
+                trial = list(picks)
+                trial[j] = i
+                gain = now - err(trial)
+                if gain <= 1e-12:
+                    continue
+                score = (_logp(probs, j, picks[j]) - _logp(probs, j, i)) / gain
+                if score < best_score:
+                    best, best_score = (j, i), score
+        if best is None:
+            break  # no change brings it closer: the target is outside the space's range
+        picks[best[0]] = best[1]
+        moves += 1
+    return picks, moves
+
+
+def derive(
+    probs: list[list[float]],
+    costs: ChoiceCosts,
+    k: int,
+    target: float | None,
+    tol: float,
+) -> list[tuple[list[int], dict[str, Any]]]:
+    """The ``k`` nets one setting yields, each with what the study keeps about it."""
+    out = []
+    for picks in most_likely(probs, k):
+        info: dict[str, Any] = {}
+        if target is not None:
+            before = costs.of(picks)
+            picks, moves = fix_up(picks, probs, costs, target, tol)
+            if moves:
+                info["fixed_up"] = {"changes": moves, "cost_before": before}
+        info["predicted_cost"] = costs.of(picks)
+        info["log_prob"] = sum(_logp(probs, j, i) for j, i in enumerate(picks))
+        out.append((picks, info))
+    return out

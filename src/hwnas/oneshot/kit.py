@@ -1,0 +1,37 @@
+"""What the search loop hands a one-shot strategy: everything it needs, nothing of the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hwnas.core.constraints import Constraint
+    from hwnas.estimate.base import Task
+    from hwnas.hardware.config import LutTarget
+    from hwnas.oneshot.config import SupernetConfig
+    from hwnas.space.base import Space
+    from hwnas.space.capabilities import Shape
+
+
+@dataclass
+class SupernetKit:
+    """Data and device (``task``), the space, the ``supernet`` section, a directory for
+    checkpoints, the run's constraints (a cost target may default from one), the lookup-table
+    settings of each runtime a latency metric may name (``latency_ms`` the target's,
+    ``latency_ms@label`` a cost source's), and ``save(key, value)`` to keep JSON in the study
+    (theta's history)."""
+
+    task: Task
+    space: Space
+    input_shape: Shape
+    num_classes: int
+    cfg: SupernetConfig
+    directory: Path
+    seed: int
+    constraints: list[Constraint] = field(default_factory=list)
+    luts: dict[str, LutTarget] = field(default_factory=dict)
+    save: Callable[[str, Any], None] = lambda key, value: None
+    progress: bool = False

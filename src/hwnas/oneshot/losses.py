@@ -1,0 +1,81 @@
+"""Resource losses of differentiable hardware-aware search, and the settings that weigh them.
+
+``E_theta[C] = fixed + sum_j sum_i softmax(theta_j)_i * C(i, j)`` is exact for an additive
+cost (SqueezeNAS's L_E) and differentiable in theta. Three forms:
+
+- additive (SqueezeNAS): ``CE + alpha * E[C] / C_ref``, ``C_ref`` the expected cost under
+  uniform theta, so alpha is unitless and one value means the same on any metric or device;
+- multiplicative (FBNet): ``CE * alpha * log(1 + E[C] / C_min) ** beta``; FBNet writes
+  ``log(LAT) ** beta`` with LAT in ms of a phone, which is negative below 1 ms: measuring the
+  cost in units of the cheapest net (plus one) keeps the log positive on any unit;
+- target: ``CE + alpha * |E[C] / T - 1|``, so a user asks for "a net at 2 ms" directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DEFAULT_ALPHA = 0.2
+DEFAULT_TARGET_ALPHA = 1.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of a sweep: the loss form and its weight, or a target."""
+
+    loss: str  # additive | multiplicative | target
+    alpha: float
+    beta: float = 0.6
+    target: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"loss": self.loss, "alpha": self.alpha}
+        if self.loss == "multiplicative":
+            out["beta"] = self.beta
+        if self.target is not None:
+            out["cost_target"] = self.target
+        return out
+
+    def label(self) -> str:
+        if self.target is not None:
+            return f"target={self.target:g}"
+        return f"alpha={self.alpha:g}" + (f",beta={self.beta:g}" if self.loss != "additive" else "")
+
+
+def expected_cost(
+    probs: list[torch.Tensor], table: list[torch.Tensor], fixed: float
+) -> torch.Tensor:
+    """``E[C]`` under per-position pick probabilities."""
+    return fixed + sum((p * c).sum() for p, c in zip(probs, table, strict=True))  # type: ignore[return-value]
+
+
+def total_loss(
+    ce: torch.Tensor, cost: torch.Tensor, s: Setting, ref: float, cheapest: float
+) -> torch.Tensor:
+    """Task loss and resource loss together, per ``s``'s form."""
+    if s.target is not None:
+        return ce + s.alpha * (cost / s.target - 1.0).abs()
+    if s.loss == "multiplicative":
+        scale = max(cheapest, 1e-12)
+        return ce * s.alpha * torch.log1p(cost / scale) ** s.beta
+    return ce + s.alpha * cost / ref
+
+
+def settings_of(cfg: Any, default_target: float | None) -> list[Setting]:
+    """The sweep a strategy section asks for, in order (``cfg``: FbnetStrategyConfig)."""
+    targets = list(cfg.cost_targets) or ([cfg.cost_target] if cfg.cost_target else [])
+    if not targets and not cfg.alphas and cfg.alpha is None and default_target is not None:
+        targets = [default_target]
+    if targets:
+        alpha = DEFAULT_TARGET_ALPHA if cfg.alpha is None else cfg.alpha
+        return [Setting("target", alpha, cfg.beta, t) for t in targets]
+    if cfg.loss == "multiplicative":  # alpha only scales the loss: beta trades off
+        alpha = DEFAULT_ALPHA if cfg.alpha is None else cfg.alpha
+        if alpha <= 0:
+            raise ValueError("the multiplicative loss needs alpha > 0 (it scales the whole loss)")
+        return [Setting("multiplicative", alpha, b) for b in (cfg.betas or [cfg.beta])]
+    alphas = list(cfg.alphas) or [DEFAULT_ALPHA if cfg.alpha is None else cfg.alpha]
+    return [Setting("additive", a, cfg.beta) for a in alphas]

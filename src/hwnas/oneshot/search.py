@@ -1,0 +1,326 @@
+"""Training a supernet once and learning architecture weights per setting on it.
+
+Warm-up: the shared weights w train alone, one uniformly drawn path per batch (every op gets
+trained, none is favoured before theta starts; the checkpoint is what another study reuses).
+Search, per setting: theta starts at zero; each epoch (with ``alternate``) w takes one pass
+over its data along paths drawn from theta, then theta one pass over its own data. A theta
+step draws a hard Gumbel-softmax sample per position and runs only the picked ops, their
+outputs times the sample's straight-through gates (GDAS's single-path estimator: the cost of
+one sampled net per step); the resource loss is the exact expectation ``E_theta[C]``.
+The temperature anneals exponentially. Every epoch ends with a checkpoint, so an interrupted
+search goes on from the last finished epoch with the same random state.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.data import Split, batches
+from hwnas.estimate.fast import autocast
+from hwnas.oneshot.costs import ChoiceCosts
+from hwnas.oneshot.kit import SupernetKit
+from hwnas.oneshot.losses import Setting, expected_cost, total_loss
+from hwnas.strategy.base import rng_state, set_rng_state
+
+log = logging.getLogger("hwnas")
+
+
+class SupernetDiverged(RuntimeError):
+    """A non-finite loss while training the supernet."""
+
+
+@dataclass
+class SettingResult:
+    """Theta's probabilities at the end of one setting and their history per epoch."""
+
+    setting: Setting
+    probs: list[list[float]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fingerprint(kit: SupernetKit) -> dict[str, Any]:
+    """What a warm-up checkpoint must match to be reused: space, input, classes, data seed."""
+    cfg = getattr(kit.space, "cfg", None)
+    return {
+        "space": kit.space.name,
+        "space_config": cfg.model_dump(mode="json") if cfg is not None else None,
+        "input_shape": list(kit.input_shape),
+        "num_classes": kit.num_classes,
+    }
+
+
+def _load_warm(kit: SupernetKit) -> dict[str, Any] | None:
+    """The warm-up checkpoint to start from (``supernet.weights`` or this study's), checked
+    against this run; None when there is none yet."""
+    own = kit.directory / "warmup.pt"
+    source = Path(kit.cfg.weights).expanduser() if kit.cfg.weights else own
+    if not source.is_file():
+        if kit.cfg.weights:
+            raise FileNotFoundError(f"supernet.weights: {source} does not exist")
+        return None
+    try:
+        state = torch.load(source, map_location="cpu")
+    except Exception as exc:  # a foreign or truncated file
+        raise ValueError(
+            f"supernet.weights: {source} is not a supernet checkpoint ({exc})"
+        ) from None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint(kit):
+        raise ValueError(
+            f"supernet.weights: {source} was trained for another space, input or class count"
+        )
+    return state
+
+
+def check_weights(kit: SupernetKit) -> None:
+    """Refuse a ``supernet.weights`` that is missing or another problem's (before any write)."""
+    if kit.cfg.weights:
+        _load_warm(kit)
+
+
+class SupernetSearch:
+    """One supernet on one task: ``warm_up`` once, then ``search`` per setting."""
+
+    def __init__(self, kit: SupernetKit, costs: ChoiceCosts) -> None:
+        self.kit, self.cfg, self.costs = kit, kit.cfg, costs
+        assert kit.task.dataset is not None
+        self.data = kit.task.dataset
+        self.dev = torch.device(kit.task.device)
+        self.bs = self.cfg.batch_size or kit.task.batch_size
+        self.dir = kit.directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gen = torch.Generator().manual_seed(kit.seed)
+        n = len(self.data.train)
+        order = torch.randperm(n, generator=gen)
+        k = max(1, round(n * self.cfg.theta_fraction))
+        tr = self.data.train
+        self.theta_split = Split(tr.x[order[:k]], tr.y[order[:k]])
+        self.w_split = Split(tr.x[order[k:]], tr.y[order[k:]])
+        torch.manual_seed(kit.seed)
+        self.net: nn.Module = kit.space.supernet(kit.input_shape, kit.num_classes)  # type: ignore[attr-defined]
+        self.net.to(self.dev)
+        if self.dev.type == "cuda":
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
+        self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
+
+    # ------------------------------------------------------------- plumbing
+    def _epoch(self, split: Split, gen: torch.Generator) -> Any:
+        return batches(
+            split,
+            self.bs,
+            mean=self.data.mean,
+            std=self.data.std,
+            shuffle=True,
+            augment=self.kit.task.augment,
+            generator=gen,
+            device=self.dev,
+            drop_last=len(split) >= self.bs,
+            flip=self.kit.task.flip,
+        )
+
+    def _steps(self, split: Split) -> int:
+        return max(1, len(split) // self.bs)
+
+    def _forward(self, x: torch.Tensor, path: list[tuple[int, Any]]) -> torch.Tensor:
+        if self.dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.dev, self.precision):
+            return self.net(x, path).float()
+
+    @staticmethod
+    def _check(loss: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(loss):
+            raise SupernetDiverged(f"supernet {what}: the loss became {float(loss)}")
+
+    def _w_optimiser(self, lr: float) -> torch.optim.SGD:
+        return torch.optim.SGD(
+            self.net.parameters(),
+            lr=lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=self.cfg.w_weight_decay,
+        )
+
+    # --------------------------------------------------------------- warm-up
+    def warm_up(self, report: Any = None) -> None:
+        """Train w along uniform paths for ``supernet.epochs`` (or load ``supernet.weights``)."""
+        path = self.dir / "warmup.pt"
+        fp = fingerprint(self.kit)
+        state = _load_warm(self.kit)
+        if state is not None and self.cfg.weights:  # another study's supernet: reuse as is
+            self.net.load_state_dict(state["net"])
+            self.warm = copy.deepcopy(state["net"])
+            return
+        epochs, start = self.cfg.epochs, 0
+        steps = self._steps(self.w_split) * max(epochs, 1)
+        opt = self._w_optimiser(self.cfg.w_lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps))
+        )
+        gen = torch.Generator().manual_seed(self.kit.seed + 1)
+        rng = random.Random(self.kit.seed + 2)
+        if state is not None:
+            self.net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            gen.set_state(state["gen"])
+            set_rng_state(rng, state["rng"])
+            start = state["epoch"]
+        self.net.train()
+        for epoch in range(start, epochs):
+            total, n = 0.0, 0
+            for x, y in self._epoch(self.w_split, gen):
+                picks = [rng.randrange(k) for k in self.choices]
+                loss = F.cross_entropy(self._forward(x, [(i, None) for i in picks]), y)
+                self._check(loss, "warm-up")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total, n = total + float(loss.detach()), n + 1
+            _save(
+                {
+                    "epoch": epoch + 1,
+                    "net": self.net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "rng": rng_state(rng),
+                    "fingerprint": fp,
+                },
+                path,
+            )
+            log.info(
+                "supernet warm-up epoch %d/%d: loss %.4f", epoch + 1, epochs, total / max(n, 1)
+            )
+            if report:
+                report("warm-up", epoch + 1, epochs)
+        if state is None and epochs == 0:
+            _save({"epoch": 0, "net": self.net.state_dict(), "fingerprint": fp}, path)
+        self.warm = copy.deepcopy(self.net.state_dict())
+
+    # ---------------------------------------------------------------- search
+    def search(self, index: int, setting: Setting, report: Any = None) -> SettingResult:
+        """Learn theta for one setting from the warm-up weights; resumes from its checkpoint."""
+        ckpt = self.dir / f"setting-{index}.pt"
+        epochs = self.cfg.search_epochs
+        self.net.load_state_dict(self.warm)
+        # theta and the cost table stay on the CPU (tiny): their random draws are the CPU's, the
+        # same on any device; a 0-d CPU gate multiplies a CUDA tensor as is
+        theta = [torch.zeros(k, requires_grad=True) for k in self.choices]
+        table = [torch.tensor(row) for row in self.costs.table]
+        ref, cheapest = self.costs.uniform(), self.costs.cheapest()
+        opt_t = torch.optim.Adam(
+            theta, lr=self.cfg.theta_lr, weight_decay=self.cfg.theta_weight_decay
+        )
+        steps_w = self._steps(self.w_split) * epochs
+        opt_w = self._w_optimiser(self.cfg.w_lr / 5)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt_w, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps_w) / steps_w))
+        )
+        steps_t = self._steps(self.theta_split) * epochs
+        gen = torch.Generator().manual_seed(self.kit.seed + 10 + index)
+        torch.manual_seed(self.kit.seed + 100 + index)  # Gumbel noise
+        t_step, start, history = 0, 0, []
+        state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
+        if state is not None and state.get("setting") == setting.to_json():
+            self.net.load_state_dict(state["net"])
+            with torch.no_grad():
+                for t, v in zip(theta, state["theta"], strict=True):
+                    t.copy_(v)
+            opt_t.load_state_dict(state["opt_t"])
+            opt_w.load_state_dict(state["opt_w"])
+            sched.load_state_dict(state["sched"])
+            gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])
+            t_step, start, history = state["t_step"], state["epoch"], state["history"]
+        self.net.train()
+        for epoch in range(start, epochs):
+            if self.cfg.alternate:
+                for x, y in self._epoch(self.w_split, gen):
+                    with torch.no_grad():
+                        picks = [
+                            int(F.gumbel_softmax(t, tau=1.0, hard=True).argmax()) for t in theta
+                        ]
+                    loss = F.cross_entropy(self._forward(x, [(i, None) for i in picks]), y)
+                    self._check(loss, f"search ({setting.label()}), w step")
+                    opt_w.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt_w.step()
+                    sched.step()
+            self.net.requires_grad_(False)
+            ce_sum, n = 0.0, 0
+            for x, y in self._epoch(self.theta_split, gen):
+                tau = self.cfg.tau_start * (self.cfg.tau_end / self.cfg.tau_start) ** (
+                    t_step / max(steps_t - 1, 1)
+                )
+                gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
+                route = [(int(g.argmax()), g[int(g.argmax())]) for g in gates]
+                ce = F.cross_entropy(self._forward(x, route), y)
+                cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
+                loss = total_loss(ce, cost, setting, ref, cheapest)
+                self._check(loss, f"search ({setting.label()}), theta step")
+                opt_t.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_t.step()
+                t_step += 1
+                ce_sum, n = ce_sum + float(ce.detach()), n + 1
+            self.net.requires_grad_(True)
+            probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
+            with torch.no_grad():
+                ec = float(expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed))
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "probs": [[round(p, 5) for p in row] for row in probs],
+                    "expected_cost": ec,
+                    "ce": ce_sum / max(n, 1),
+                    "tau": tau if n else None,
+                }
+            )
+            _save(
+                {
+                    "setting": setting.to_json(),
+                    "epoch": epoch + 1,
+                    "net": self.net.state_dict(),
+                    "theta": [t.detach().cpu() for t in theta],
+                    "opt_t": opt_t.state_dict(),
+                    "opt_w": opt_w.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "t_step": t_step,
+                    "history": history,
+                },
+                ckpt,
+            )
+            log.info(
+                "supernet search %s epoch %d/%d: CE %.4f, E[%s] %.4g",
+                setting.label(),
+                epoch + 1,
+                epochs,
+                ce_sum / max(n, 1),
+                self.costs.metric,
+                ec,
+            )
+            if report:
+                report(setting.label(), epoch + 1, epochs)
+        probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
+        return SettingResult(setting, probs, history)

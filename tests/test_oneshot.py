@@ -1,0 +1,217 @@
+"""One-shot and differentiable search (strategy: fbnet): per-choice costs add up to the
+arch's, theta moves with the resource loss, targets are met, the supernet resumes exactly and
+is reused by another study, and the derived nets are ordinary trials of stage ``derived``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from hwnas.core.errors import UserError
+from hwnas.data import load_dataset
+from hwnas.estimate.base import Task
+from hwnas.experiment.config import load_config
+from hwnas.hardware.analytic import count_macs
+from hwnas.oneshot.config import SupernetConfig
+from hwnas.oneshot.costs import ChoiceCosts, choice_costs
+from hwnas.oneshot.derive import derive, fix_up, most_likely
+from hwnas.oneshot.kit import SupernetKit
+from hwnas.oneshot.losses import Setting, settings_of, total_loss
+from hwnas.oneshot.search import SupernetSearch
+from hwnas.space import make_space
+from hwnas.strategy.config import FbnetStrategyConfig
+
+SPACE = [
+    "space=fbnet",
+    "space.width_multiplier=0.25",
+    "space.head_channels=32",
+    "space.stem_stride=1",
+]
+TINY = [
+    *SPACE,
+    "strategy=fbnet",
+    "strategy.cost_metric=macs",
+    "supernet.epochs=2",
+    "supernet.search_epochs=2",
+    "supernet.theta_lr=0.2",
+    "estimator.epochs=1",
+    "target=analytic",
+    "objectives={accuracy: max, macs: min}",
+]
+
+
+def _args(*extra: str) -> list[str]:
+    out: list[str] = []
+    for item in [*TINY, *extra]:
+        out += ["--set", item]
+    return out
+
+
+def _kit(tmp_path: Path, **supernet) -> SupernetKit:
+    cfg = load_config(None, SPACE)
+    data = load_dataset(cfg.data, 0)
+    return SupernetKit(
+        task=Task(data, "cpu", 64, False, True),
+        space=make_space(cfg.space),
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        cfg=SupernetConfig(**supernet),
+        directory=tmp_path / "supernet",
+        seed=0,
+    )
+
+
+def test_choice_costs_add_up_to_the_nets_macs_and_params(tmp_path):
+    kit = _kit(tmp_path)
+    space = kit.space
+    for metric in ("macs", "params"):
+        costs = choice_costs(space, metric, kit.input_shape, kit.num_classes)
+        for picks in ([0] * 22, [8] * 22, [i % 9 for i in range(22)]):
+            net = space.build(space.from_choices(picks), kit.input_shape, kit.num_classes)
+            real = (
+                count_macs(net, kit.input_shape)
+                if metric == "macs"
+                else sum(p.numel() for p in net.parameters())
+            )
+            assert costs.of(picks) == pytest.approx(real)
+        assert costs.cheapest() < costs.uniform() < costs.dearest()
+    with pytest.raises(UserError, match="not additive"):
+        choice_costs(space, "peak_memory_bytes", kit.input_shape, kit.num_classes)
+
+
+def test_losses_and_settings():
+    ce, cost = torch.tensor(1.0), torch.tensor(4.0)
+    assert float(total_loss(ce, cost, Setting("additive", 0.5), 2.0, 1.0)) == pytest.approx(2.0)
+    mult = total_loss(ce, cost, Setting("multiplicative", 0.2, 0.6), 2.0, 1.0)
+    assert float(mult) == pytest.approx(0.2 * math.log(5.0) ** 0.6)
+    target = total_loss(ce, cost, Setting("target", 1.0, target=2.0), 2.0, 1.0)
+    assert float(target) == pytest.approx(2.0)
+    cfg = FbnetStrategyConfig(alphas=[0, 1])
+    assert [s.alpha for s in settings_of(cfg, None)] == [0, 1]
+    assert settings_of(FbnetStrategyConfig(), 3.0) == [Setting("target", 1.0, 0.6, 3.0)]
+    assert settings_of(FbnetStrategyConfig(alpha=0.3), 3.0) == [Setting("additive", 0.3)]
+    betas = settings_of(FbnetStrategyConfig(loss="multiplicative", betas=[0.3, 0.9]), None)
+    assert [(s.loss, s.beta) for s in betas] == [("multiplicative", 0.3), ("multiplicative", 0.9)]
+    with pytest.raises(ValueError, match="not two"):
+        FbnetStrategyConfig(alphas=[1.0], cost_targets=[2.0])
+
+
+def test_derive_and_fix_up_reach_a_target():
+    costs = ChoiceCosts("macs", 10.0, [[1.0, 5.0, 0.0]] * 6)
+    probs = [[0.2, 0.7, 0.1]] * 6
+    assert most_likely(probs, 3)[0] == [1] * 6
+    assert len({tuple(p) for p in most_likely(probs, 3)}) == 3
+    assert costs.of([1] * 6) == 40.0
+    picks, moves = fix_up([1] * 6, probs, costs, 20.0, 0.1)
+    assert abs(costs.of(picks) / 20.0 - 1) <= 0.1 and moves > 0
+    (only,) = derive(probs, costs, 1, 20.0, 0.1)
+    assert only[1]["fixed_up"]["cost_before"] == 40.0
+    assert abs(only[1]["predicted_cost"] / 20.0 - 1) <= 0.1
+    far, _ = fix_up([1] * 6, probs, costs, 1.0, 0.1)  # below the cheapest net: as near as it goes
+    assert costs.of(far) == costs.cheapest()
+
+
+def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
+    kit = _kit(tmp_path, epochs=1, search_epochs=2, alternate=False, theta_lr=0.2)
+    costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)
+    trainer = SupernetSearch(kit, costs)
+    trainer.warm_up()
+    free = trainer.search(0, Setting("additive", 0.0))
+    cheap = trainer.search(1, Setting("additive", 5.0))
+    e_free, e_cheap = free.history[-1]["expected_cost"], cheap.history[-1]["expected_cost"]
+    assert e_cheap < 0.9 * e_free  # the resource loss pulls theta to cheap picks
+    for row in cheap.probs:
+        assert sum(row) == pytest.approx(1.0, abs=1e-5)
+
+    # an interruption after the first epoch: the same call goes on to the same theta
+    again = SupernetSearch(
+        _kit(tmp_path / "b", epochs=1, search_epochs=2, alternate=False, theta_lr=0.2), costs
+    )
+    again.warm_up()
+
+    def stop(label, epoch, epochs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        again.search(1, Setting("additive", 5.0), report=stop)
+    resumed = again.search(1, Setting("additive", 5.0))
+    flat = lambda probs: [p for row in probs for p in row]  # noqa: E731
+    assert flat(resumed.probs) == pytest.approx(flat(cheap.probs), abs=1e-6)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli(
+        "search", "--out", str(out), "--quiet", *_args("strategy.alphas=[0, 5]", "budget.trials=4")
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    shown = json.loads(run_cli("show", str(out), "--json").stdout)
+    derived = [t for t in shown if t["stage"] == "derived"]
+    assert len(derived) == 2 and all(t["info"]["op"] == "derive" for t in derived)
+    by_alpha = {t["info"]["alpha"]: t for t in derived}
+    assert by_alpha[5]["metrics"]["macs"] < by_alpha[0]["metrics"]["macs"]
+    for t in derived:  # the table predicts the measured MACs of the derived net exactly
+        assert t["info"]["predicted_cost"] == pytest.approx(t["metrics"]["macs"])
+    from hwnas.experiment.study import Study
+
+    study = Study(out, readonly=True)
+    try:
+        oneshot = study.store.get_meta_json("oneshot")
+    finally:
+        study.close()
+    assert [s["label"] for s in oneshot["settings"]] == ["alpha=0", "alpha=5"]
+    hist = oneshot["settings"][1]["history"]
+    assert len(hist) == 2 and len(hist[0]["probs"]) == 22
+    assert hist[-1]["expected_cost"] < oneshot["settings"][0]["history"][-1]["expected_cost"]
+
+    # the same command again: nothing retrained, nothing proposed twice
+    stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns
+    r = run_cli(
+        "search", "--out", str(out), "--quiet", *_args("strategy.alphas=[0, 5]", "budget.trials=4")
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "supernet" / "warmup.pt").stat().st_mtime_ns == stamp
+    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 2
+
+    # another study reuses the trained supernet for a target: theta alone is trained
+    other = tmp_path / "target"
+    r = run_cli(
+        "search",
+        "--out",
+        str(other),
+        "--quiet",
+        *_args(
+            f"supernet.weights={out / 'supernet' / 'warmup.pt'}",
+            "strategy.cost_target=60000",
+            "budget.trials=2",
+        ),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (other / "supernet" / "warmup.pt").exists()
+    (t,) = json.loads(run_cli("show", str(other), "--json").stdout)
+    assert abs(t["metrics"]["macs"] / 60000 - 1) <= 0.1
+
+
+def test_one_line_errors(tmp_path):
+    cases = [
+        (["strategy.cost_metric=peak_memory_bytes"], "not additive"),
+        (["strategy.cost_metric=latency_ms@nowhere"], "no runtime to time blocks on"),
+        (["supernet.weights=/nonexistent/warmup.pt"], "does not exist"),
+        (["supernet.tau_end=9"], "tau_end"),
+    ]
+    for extra, message in cases:
+        r = run_cli("search", "--out", str(tmp_path / "x"), "--quiet", *_args(*extra))
+        assert r.returncode == 2, (extra, r.stderr[-1500:])
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (extra, r.stderr)
+        assert not (tmp_path / "x").exists()  # refused before anything was written
+    r = run_cli("search", "--out", str(tmp_path / "x"), "--set", "strategy=fbnet")
+    assert r.returncode == 2 and "needs a one-shot space (space fbnet is one)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
