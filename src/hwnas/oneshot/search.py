@@ -272,7 +272,9 @@ class SupernetSearch:
                     t_step / max(steps_t - 1, 1)
                 )
                 gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
-                route = [(int(g.argmax()), g[int(g.argmax())]) for g in gates]
+                picks = [int(g.argmax()) for g in gates]
+                # the gate crosses to the device by a differentiable copy
+                route = [(i, g[i].to(self.dev)) for i, g in zip(picks, gates, strict=True)]
                 ce = F.cross_entropy(self._forward(x, route), y)
                 cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
                 loss = total_loss(ce, cost, setting, ref, cheapest)

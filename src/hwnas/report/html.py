@@ -26,6 +26,7 @@ from hwnas.report.plots import (
     Trial,
     clean,
     curve_data,
+    expected_vs_measured_figure,
     fmt_bytes,
     fmt_latency,
     fmt_metric,
@@ -37,6 +38,7 @@ from hwnas.report.plots import (
     pareto_figure,
     progress_figure,
     score_key,
+    theta_figure,
 )
 
 __all__ = ["render_report", "write_report"]
@@ -51,11 +53,20 @@ def write_report(
     title: str = "hwnas search",
     config: dict | None = None,
     summary: dict | None = None,
+    oneshot: dict | None = None,
 ) -> Path:
     """Write the report to ``path`` (parents created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = render_report(trials, pareto_ids, objectives, title=title, config=config, summary=summary)
+    doc = render_report(
+        trials,
+        pareto_ids,
+        objectives,
+        title=title,
+        config=config,
+        summary=summary,
+        oneshot=oneshot,
+    )
     path.write_text(doc, encoding="utf-8")
     return path
 
@@ -68,8 +79,10 @@ def render_report(
     title: str = "hwnas search",
     config: dict | None = None,
     summary: dict | None = None,
+    oneshot: dict | None = None,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string (``oneshot``: a one-shot strategy's theta history, the
+    study's meta key ``oneshot``, adds its section)."""
     trials = sorted(trials, key=_id)
     objectives = [(str(k), str(s)) for k, s in objectives]
     front_ids = {i for i in pareto_ids if isinstance(i, int)}
@@ -81,6 +94,20 @@ def render_report(
         "curves": {str(t.get("id")): c for t in trials if (c := curve_data(t)) is not None},
         "hover": hover,
     }
+    oneshot_section = ""
+    if oneshot:
+        data["theta"] = clean(theta_figure(oneshot))
+        data["oneshot_cost"] = _share_hover(expected_vs_measured_figure(oneshot, trials), hover)
+        oneshot_section = _section(
+            "One-shot search",
+            '<p class="note">How the architecture weights evolved: per setting (dropdown), '
+            "each position's probability of every op at the end of each search epoch. Below, "
+            "each derived net's cost as the per-choice table predicted it against the cost "
+            "measured on the target.</p>"
+            '<div id="theta-plot" class="plot"></div>'
+            '<div id="oneshot-cost-plot" class="plot"></div>',
+            "oneshot",
+        )
     body = "\n".join(
         [
             _header(title, trials, front, objectives, summary or {}, bool(config)),
@@ -98,6 +125,7 @@ def render_report(
                 '<div id="progress-plot" class="plot"></div>',
                 "progress",
             ),
+            oneshot_section,
             _section("All trials", _trials_table(trials, front_ids), "trials"),
             _section("Trial details", _details(trials, front_ids), "details"),
             _config(config),
@@ -491,6 +519,8 @@ _JS = r"""
   }
   draw("pareto-plot", data.pareto);
   draw("progress-plot", data.progress);
+  draw("theta-plot", data.theta);
+  draw("oneshot-cost-plot", data.oneshot_cost);
 
   // --- learning curves, drawn when a trial's details are first opened
   function drawCurve(d) {
@@ -606,4 +636,5 @@ def write_study_report(study: Study) -> Path:
         title=f"hwnas search — {study.dir.name}",
         config=study.config.to_json_dict(),
         summary={k: v for k, v in study.summary(trials).items() if k not in _SHOWN_BY_REPORT},
+        oneshot=study.store.get_meta_json("oneshot"),
     )

@@ -648,3 +648,106 @@ def curve_data(trial: Trial) -> dict[str, list[float | None]] | None:
     if "epoch" not in cols:
         cols["epoch"] = [float(i + 1) for i in range(len(rows))]
     return cols
+
+
+# ------------------------------------------------------------------ one-shot search
+def theta_figure(oneshot: dict[str, Any]) -> dict[str, Any]:
+    """How theta evolved: per setting (a dropdown), each position's probability of every op
+    over the search epochs, as a heatmap of positions x (epoch, op)."""
+    settings = oneshot.get("settings") or []
+    choices = oneshot.get("choices") or []
+    if not settings or not choices:
+        return _message_figure("no theta history in this study")
+    traces, buttons = [], []
+    for k, s in enumerate(settings):
+        hist = s.get("history") or []
+        ops = choices[0] if choices else []
+        x = [f"e{h['epoch']} {op}" for h in hist for op in ops]
+        z = [[p for h in hist for p in h["probs"][j]] for j in range(len(choices))]
+        traces.append(
+            {
+                "type": "heatmap",
+                "x": x,
+                "y": [f"pos {j}" for j in range(len(choices))],
+                "z": z,
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": "Blues",
+                "visible": k == 0,
+                "name": s.get("label", f"setting {k}"),
+                "hovertemplate": "%{y}, %{x}: p=%{z:.3f}<extra></extra>",
+            }
+        )
+        buttons.append(
+            {
+                "label": s.get("label", f"setting {k}"),
+                "method": "update",
+                "args": [{"visible": [i == k for i in range(len(settings))]}],
+            }
+        )
+    return {
+        "data": traces,
+        "layout": {
+            "height": 120 + 16 * len(choices),
+            "margin": {"l": 60, "r": 20, "t": 40, "b": 90},
+            "font": {"family": _FONT},
+            "xaxis": {"title": {"text": "epoch and op"}, "tickangle": -60, "automargin": True},
+            "yaxis": {"autorange": "reversed"},
+            "updatemenus": [{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left"}],
+        },
+    }
+
+
+def expected_vs_measured_figure(oneshot: dict[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
+    """The cost theta's table predicted for each derived net against the cost measured on
+    the target, with the line of perfect agreement."""
+    cost_key = str(oneshot.get("cost_metric", "latency_ms"))
+    pts: list[tuple[float, float, Trial]] = []
+    for t in trials:
+        if t.get("stage") != "derived" or t.get("status") != "complete":
+            continue
+        p, m = num((t.get("info") or {}).get("predicted_cost")), metric(t, cost_key)
+        if p is not None and m is not None:
+            pts.append((p, m, t))
+    if not pts:
+        return _message_figure("no derived net measured yet")
+    lo = min(min(p, m) for p, m, _ in pts)
+    hi = max(max(p, m) for p, m, _ in pts)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [p for p, _, _ in pts],
+                "y": [m for _, m, _ in pts],
+                "customdata": [t.get("id") for _, _, t in pts],
+                "text": [f"#{t.get('id')} {html.escape(_setting_label(t))}" for _, _, t in pts],
+                "hovertemplate": "%{text}<br>table %{x:.4g}, measured %{y:.4g}<extra></extra>",
+                "name": "derived nets",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [lo, hi],
+                "y": [lo, hi],
+                "line": {"dash": "dot", "color": "#8a96a3"},
+                "name": "measured = table",
+                "hoverinfo": "skip",
+            },
+        ],
+        "layout": {
+            "height": 380,
+            "font": {"family": _FONT},
+            "xaxis": {**_axis_style(), "title": {"text": f"{cost_key} from the choice table"}},
+            "yaxis": {**_axis_style(), "title": {"text": f"{cost_key} measured"}},
+        },
+    }
+
+
+def _setting_label(t: Trial) -> str:
+    info = t.get("info") or {}
+    if info.get("cost_target") is not None:
+        return f"target {info['cost_target']}"
+    if info.get("loss") == "multiplicative":
+        return f"beta {info.get('beta')}"
+    return f"alpha {info.get('alpha')}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 
 import torch
 from torch import nn
@@ -120,7 +121,7 @@ class FbnetSupernet(nn.Module):
     def forward(self, x: torch.Tensor, path: list[tuple[int, torch.Tensor | None]]) -> torch.Tensor:
         x = self.stem(x)
         for ops, (i, gate) in zip(self.choices, path, strict=True):
-            y = ops[i](x)
+            y = cast(nn.ModuleList, ops)[i](x)
             x = y if gate is None else y * gate
         x = self.head(x)
         return self.classifier(torch.flatten(self.pool(x), 1))
