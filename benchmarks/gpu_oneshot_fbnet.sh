@@ -9,8 +9,8 @@ OUT=${OUT:-/tmp/out}
 D=$PWD/.osf   # ignored: kept on a warm machine, so a second call resumes the studies
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-oneshot.log 2>&1 &)
 cd benchmarks
-python3 oneshot_fbnet.py --data ../.data/cifar10-jpeg.tar.gz --out $D --tag ${TAG:-h200} ${ARGS:-} 2>&1 \
-  | grep -v '^ \|^{\|^}\|^\]' | tail -40
+timeout -s INT ${SECONDS_LEFT:-530} python3 oneshot_fbnet.py --data ../.data/cifar10-jpeg.tar.gz --out $D --tag ${TAG:-h200} ${ARGS:-} 2>&1 \
+  | grep -v '^    \|^{\|^}\|^\]' | tail -40
 cd ..
 pkill -f "nvidia-smi dmon"
 cp benchmarks/results/*oneshot_fbnet*.json $D/oneshot_fbnet.html $OUT/ 2>/dev/null

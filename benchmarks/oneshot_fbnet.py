@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", default="/tmp/oneshot-fbnet")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--skip-targets", action="store_true")
     ap.add_argument("--targets", default="", help="comma-separated ms; default: spread")
@@ -112,7 +112,9 @@ def main() -> None:
     lat_dir, mac_dir, tgt_dir = out / "latency", out / "macs", out / "targets"
     weights = f"supernet.weights={lat_dir / 'supernet' / 'warmup.pt'}"
     wall["latency"] = search(lat_dir, a.data, a.set)
+    print(f"latency study: {wall['latency']:.0f} s", flush=True)
     wall["macs"] = search(mac_dir, a.data, [*a.set, weights, "strategy.cost_metric=macs"])
+    print(f"macs study: {wall['macs']:.0f} s", flush=True)
     rows = {"latency": derived(lat_dir, a.repeats), "macs": derived(mac_dir, a.repeats)}
     summary: dict[str, Any] = {}
     if not a.skip_targets:

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from hwnas.data import load_dataset
 from hwnas.data.config import DataConfig
+from hwnas.estimate.base import Task
 from hwnas.estimate.config import FastRecipeConfig, TrainEstimatorConfig
 from hwnas.estimate.fast import (
     DeviceData,
@@ -36,6 +37,7 @@ from hwnas.hardware.analytic import analytic_costs
 from hwnas.space.base import InvalidArch
 from hwnas.space.config import FastCnnSpaceConfig, FastGroupConfig
 from hwnas.space.fastcnn import REFERENCE_NETS, FastCnnSpace
+from hwnas.space.fbnet import FbnetSpace
 
 SMALL = FastCnnSpaceConfig(
     groups=[
@@ -211,15 +213,21 @@ def test_fast_recipe_learns_and_is_reproducible_on_cpu(digits16):
     assert acc > 0.8
 
 
-def test_estimator_identity_of_sgdr_is_unchanged_and_auto_resolves():
+def test_estimator_identity_of_sgdr_is_unchanged_and_auto_resolves(digits16):
     """The keys of sgdr trials are those from before the fast recipe (values computed at
-    ee73c9f), so older studies resume; auto is fast only for images on CUDA."""
+    ee73c9f), so older studies resume; auto is fast only for images on CUDA, and only for
+    the nets of a space made for it."""
     assert TrainEstimator(TrainEstimatorConfig()).identity() == "train:fe3c5e4d07"
     old = TrainEstimatorConfig(lr=0.2, label_smoothing=0.1, epochs=8)
     assert TrainEstimator(old).identity() == "train:5b051a6f41"
     assert TrainEstimator(TrainEstimatorConfig(recipe="fast")).identity() != "train:fe3c5e4d07"
     est = TrainEstimator(TrainEstimatorConfig())
     assert est.recipe == "sgdr"  # CPU
+    # on CUDA, fast only for nets made for it (the fastcnn space): MBConv nets got 26-52 %
+    for fast_nets, expected in ((False, "sgdr"), (True, "fast")):
+        task = Task(dataset=digits16, device="cuda", fast_nets=fast_nets)
+        assert TrainEstimator(TrainEstimatorConfig(), task).recipe == expected
+    assert FastCnnSpace.fast_recipe and not FbnetSpace.fast_recipe
 
 
 # ---------------------------------------------------------------- final stage, train

@@ -39,6 +39,7 @@ TINY = [
     "supernet.epochs=2",
     "supernet.search_epochs=2",
     "supernet.theta_lr=0.2",
+    "supernet.mixture=hard",  # a single path per step: the CLI tests stay quick
     "estimator.epochs=1",
     "target=analytic",
     "objectives={accuracy: max, macs: min}",

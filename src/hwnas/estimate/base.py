@@ -39,6 +39,8 @@ class Task:
     batch_size: int = 64
     augment: bool = False
     flip: bool = True
+    #: the space's nets are made for the fast GPU recipe (``recipe: auto`` asks)
+    fast_nets: bool = False
 
 
 @dataclass

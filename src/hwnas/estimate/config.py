@@ -85,7 +85,7 @@ class TrainEstimatorConfig(KindConfig):
         description="`sgdr`: SGD + cosine warm restarts with data.batch_size; `fast`: the fast "
         "GPU recipe of the `fast` section (data resident on the GPU, large batches, label "
         "smoothing, lookahead, identity init...); `auto`: fast on CUDA for images of at "
-        "least 16x16, sgdr otherwise.",
+        "least 16x16 when the space's nets are made for it (`fastcnn`), sgdr otherwise.",
     )
     fast: FastRecipeConfig = Field(
         default_factory=FastRecipeConfig, description="Settings of `recipe: fast`."

@@ -189,7 +189,7 @@ class TrainEstimator(Estimator):
     """Real training (the ``train`` estimator): fidelity is epochs and the share of the data.
 
     Two recipes: ``sgdr`` (generic, any device) and ``fast`` (:mod:`hwnas.estimate.fast`);
-    ``auto`` picks fast for images on CUDA. A proposal may set ``train_on_val`` (the final
+    ``auto`` picks fast for images on CUDA when the space's nets are made for it (fastcnn). A proposal may set ``train_on_val`` (the final
     training of a chosen net, on training + validation data) and, for sgdr, rates and cutout.
     """
 
@@ -202,12 +202,15 @@ class TrainEstimator(Estimator):
 
     @property
     def recipe(self) -> str:
-        """The recipe in use: ``auto`` resolved against the task's device and input size."""
+        """The recipe in use: ``auto`` resolved against the task's device, input size and
+        whether the space's nets are made for the fast recipe (only then is it the default:
+        it trains airbench-like nets, not MBConv chains)."""
         if self.cfg.recipe != "auto":
             return str(self.cfg.recipe)
         ds = self.task.dataset
         image = ds is not None and min(ds.input_shape[1:]) >= 16
-        return "fast" if str(self.task.device).startswith("cuda") and image else "sgdr"
+        cuda = str(self.task.device).startswith("cuda")
+        return "fast" if cuda and image and self.task.fast_nets else "sgdr"
 
     def identity(self) -> str:
         """The recipe that trains, not how it was asked for: ``auto`` resolved, and a sgdr

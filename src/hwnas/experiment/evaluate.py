@@ -278,6 +278,7 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     from hwnas.space import make_space
 
     sources = [Source(make_cost_model(c), c.provides, c.label) for _, c in cfg.sources()]
+    space = make_space(cfg.space)
     needs_model = getattr(cfg.estimator, "needs_model", True) or any(
         s.model.needs_model for s in sources
     )
@@ -296,8 +297,9 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
             data.batch_size,  # type: ignore[attr-defined]
             data.augment,  # type: ignore[attr-defined]
             data.flip,  # type: ignore[attr-defined]
+            space.fast_recipe,
         )
     estimator = estimators.create(cfg.estimator, task)
     shape = task.dataset.input_shape if task.dataset is not None else None
     classes = task.dataset.num_classes if task.dataset is not None else None
-    return Evaluator(make_space(cfg.space), estimator, sources, cfg.constraints, shape, classes)
+    return Evaluator(space, estimator, sources, cfg.constraints, shape, classes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from hwnas.core.config import Section
@@ -14,11 +16,18 @@ class SupernetConfig(Section):
     epochs: int = Field(
         10,
         ge=0,
-        description="Warm-up epochs of w alone, one uniformly sampled path per batch (shared "
-        "by every alpha, target and cost metric: train once, specialise).",
+        description="Warm-up epochs of w alone, theta at zero (uniform) and the temperature at "
+        "tau_start (shared by every alpha, target and cost metric: train once, specialise).",
     )
     search_epochs: int = Field(
         10, ge=1, description="Epochs of theta per setting (alpha or target)."
+    )
+    mixture: Literal["soft", "hard"] = Field(
+        "soft",
+        description="`soft`: FBNet's mixed op, every candidate runs, weighted by a Gumbel-softmax "
+        "sample (trains from scratch; costs all candidates per step); `hard`: one sampled "
+        "candidate per position with straight-through gates (GDAS; a step costs one net, but a "
+        "supernet trained only so stays near chance on deep spaces).",
     )
     alternate: bool = Field(
         True,
@@ -49,7 +58,11 @@ class SupernetConfig(Section):
         5.0, gt=0.0, description="Gumbel-softmax temperature at the start of a search."
     )
     tau_end: float = Field(
-        0.5, gt=0.0, description="Temperature at its end (annealed exponentially per step)."
+        2.0,
+        gt=0.0,
+        description="Temperature at its end (annealed exponentially per theta step). Lower "
+        "makes the soft mixture peaky, which w must follow: FBNet anneals to ~0.1 over 90 "
+        "epochs; over a few, a peaky mixture lifted the loss back to chance (digits).",
     )
 
     @model_validator(mode="after")

@@ -1,14 +1,19 @@
 """Training a supernet once and learning architecture weights per setting on it.
 
-Warm-up: the shared weights w train alone, one uniformly drawn path per batch (every op gets
-trained, none is favoured before theta starts; the checkpoint is what another study reuses).
-Search, per setting: theta starts at zero; each epoch (with ``alternate``) w takes one pass
-over its data along paths drawn from theta, then theta one pass over its own data. A theta
-step draws a hard Gumbel-softmax sample per position and runs only the picked ops, their
-outputs times the sample's straight-through gates (GDAS's single-path estimator: the cost of
-one sampled net per step); the resource loss is the exact expectation ``E_theta[C]``.
-The temperature anneals exponentially. Every epoch ends with a checkpoint, so an interrupted
-search goes on from the last finished epoch with the same random state.
+Every step draws a path from theta with Gumbel-softmax noise at temperature tau: with
+``mixture: soft`` (FBNet) each position's output is the sample-weighted sum of all its
+candidates; with ``hard`` (GDAS) only the sampled candidate runs, times its straight-through
+gate. Soft is the default because it trains from scratch: on the 22-position FBNet space,
+uniform single paths left the loss at chance (2.30 on CIFAR-10 after 10 epochs, on digits
+after 15), while the soft mixture at tau = 5 learned at once (digits: 2.26 -> 0.23 in 10).
+
+Warm-up: the shared weights w train alone, theta at zero, tau at ``tau_start`` (every op
+trained, none favoured; the checkpoint is what another study reuses). Search, per setting:
+theta starts at zero; each epoch (with ``alternate``) w takes one pass over its data along
+paths drawn from theta, then theta one pass over its own data, with the resource loss the
+exact expectation ``E_theta[C]``; tau anneals exponentially to ``tau_end``. Every epoch ends
+with a checkpoint, so an interrupted search goes on from the last finished epoch with the
+same random state.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import copy
 import logging
 import math
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,6 @@ from hwnas.estimate.fast import autocast
 from hwnas.oneshot.costs import ChoiceCosts
 from hwnas.oneshot.kit import SupernetKit
 from hwnas.oneshot.losses import Setting, expected_cost, total_loss
-from hwnas.strategy.base import rng_state, set_rng_state
 
 log = logging.getLogger("hwnas")
 
@@ -144,6 +147,21 @@ class SupernetSearch:
         with autocast(self.dev, self.precision):
             return self.net(x, path).float()
 
+    def _tau(self, step: int, steps: int) -> float:
+        """The temperature after ``step`` of ``steps`` theta steps (exponential anneal)."""
+        c = self.cfg
+        return float(c.tau_start * (c.tau_end / c.tau_start) ** (step / max(steps - 1, 1)))
+
+    def _route(self, theta: list[torch.Tensor], tau: float) -> list[Any]:
+        """A path drawn from ``theta`` at temperature ``tau`` (Gumbel noise from the CPU's
+        generator: the same draws on any device); the weights or gates cross to the device
+        by a differentiable copy."""
+        if self.cfg.mixture == "soft":
+            return [F.gumbel_softmax(t, tau=tau).to(self.dev) for t in theta]
+        gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
+        picks = [int(g.argmax()) for g in gates]
+        return [(i, g[i].to(self.dev)) for i, g in zip(picks, gates, strict=True)]
+
     @staticmethod
     def _check(loss: torch.Tensor, what: str) -> None:
         if not torch.isfinite(loss):
@@ -175,20 +193,22 @@ class SupernetSearch:
             opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps))
         )
         gen = torch.Generator().manual_seed(self.kit.seed + 1)
-        rng = random.Random(self.kit.seed + 2)
+        torch.manual_seed(self.kit.seed + 2)  # the paths' Gumbel noise
         if state is not None:
             self.net.load_state_dict(state["net"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             gen.set_state(state["gen"])
-            set_rng_state(rng, state["rng"])
+            torch.set_rng_state(state["torch_rng"])
             start = state["epoch"]
+        uniform = [torch.zeros(k) for k in self.choices]
         self.net.train()
         for epoch in range(start, epochs):
             total, n = 0.0, 0
             for x, y in self._epoch(self.w_split, gen):
-                picks = [rng.randrange(k) for k in self.choices]
-                loss = F.cross_entropy(self._forward(x, [(i, None) for i in picks]), y)
+                with torch.no_grad():
+                    route = self._route(uniform, self.cfg.tau_start)
+                loss = F.cross_entropy(self._forward(x, route), y)
                 self._check(loss, "warm-up")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -202,7 +222,7 @@ class SupernetSearch:
                     "opt": opt.state_dict(),
                     "sched": sched.state_dict(),
                     "gen": gen.get_state(),
-                    "rng": rng_state(rng),
+                    "torch_rng": torch.get_rng_state(),
                     "fingerprint": fp,
                 },
                 path,
@@ -256,10 +276,8 @@ class SupernetSearch:
             if self.cfg.alternate:
                 for x, y in self._epoch(self.w_split, gen):
                     with torch.no_grad():
-                        picks = [
-                            int(F.gumbel_softmax(t, tau=1.0, hard=True).argmax()) for t in theta
-                        ]
-                    loss = F.cross_entropy(self._forward(x, [(i, None) for i in picks]), y)
+                        route = self._route(theta, self._tau(t_step, steps_t))
+                    loss = F.cross_entropy(self._forward(x, route), y)
                     self._check(loss, f"search ({setting.label()}), w step")
                     opt_w.zero_grad(set_to_none=True)
                     loss.backward()
@@ -268,13 +286,8 @@ class SupernetSearch:
             self.net.requires_grad_(False)
             ce_sum, n = 0.0, 0
             for x, y in self._epoch(self.theta_split, gen):
-                tau = self.cfg.tau_start * (self.cfg.tau_end / self.cfg.tau_start) ** (
-                    t_step / max(steps_t - 1, 1)
-                )
-                gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
-                picks = [int(g.argmax()) for g in gates]
-                # the gate crosses to the device by a differentiable copy
-                route = [(i, g[i].to(self.dev)) for i, g in zip(picks, gates, strict=True)]
+                tau = self._tau(t_step, steps_t)
+                route = self._route(theta, tau)
                 ce = F.cross_entropy(self._forward(x, route), y)
                 cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
                 loss = total_loss(ce, cost, setting, ref, cheapest)

@@ -213,11 +213,11 @@ class Supernet(Protocol):
         ...
 
     def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
-        """A module holding every candidate of every position; ``forward(x, path)`` runs one
-        pick per position, ``path`` a list of ``(index, gate)`` pairs: the output of the
-        picked op is multiplied by ``gate`` (a scalar tensor: 1 in value, the route of
-        straight-through gradients to architecture weights), or taken as is when ``gate``
-        is None."""
+        """A module holding every candidate of every position; ``forward(x, path)`` takes per
+        position either ``(index, gate)`` -- one pick, its output multiplied by ``gate`` (a
+        scalar tensor: 1 in value, the route of straight-through gradients to architecture
+        weights) or taken as is when ``gate`` is None -- or a 1-D tensor of weights, one per
+        pick: the weighted sum of every pick's output (a mixed op)."""
         ...
 
 

@@ -48,6 +48,7 @@ class FastCnnSpace(Space):
     """Per group: width, depth, kernel and residual; one activation for the whole net."""
 
     name = "fastcnn"
+    fast_recipe = True  # airbench's macro: what the fast recipe was measured on
 
     def __init__(self, cfg: FastCnnSpaceConfig | None = None) -> None:
         self.cfg = cfg or FastCnnSpaceConfig()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -91,11 +91,11 @@ class FbnetNet(nn.Module):
 class FbnetSupernet(nn.Module):
     """Every one of the 9 blocks at each of the 22 positions, on FbnetNet's skeleton.
 
-    ``forward(x, path)`` runs one pick per position: ``path[j] = (index, gate)``; the picked
-    block's output is multiplied by ``gate`` (1 in value: the straight-through route of a
-    Gumbel sample's gradient to the architecture weights) unless ``gate`` is None. Only the
-    picked blocks run, so a step costs about what one sampled net costs (single-path, as in
-    GDAS and SPOS). Block ``i`` at position ``j`` is built exactly as FbnetNet builds it, so a
+    ``forward(x, path)``: ``path[j]`` is either ``(index, gate)`` -- one pick, its output
+    multiplied by ``gate`` (1 in value: the straight-through route of a hard Gumbel sample's
+    gradient to the architecture weights) unless ``gate`` is None; only the picked blocks run
+    (single path, as in GDAS and SPOS) -- or a weight tensor over the 9 blocks, whose weighted
+    sum is the output (FBNet's mixed op: every block runs). Block ``i`` at position ``j`` is built exactly as FbnetNet builds it, so a
     derived net can take its weights (:meth:`state_for`).
     """
 
@@ -118,11 +118,16 @@ class FbnetSupernet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
-    def forward(self, x: torch.Tensor, path: list[tuple[int, torch.Tensor | None]]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
         x = self.stem(x)
-        for ops, (i, gate) in zip(self.choices, path, strict=True):
-            y = cast(nn.ModuleList, ops)[i](x)
-            x = y if gate is None else y * gate
+        for ops, step in zip(self.choices, path, strict=True):
+            ops = cast(nn.ModuleList, ops)
+            if isinstance(step, torch.Tensor):  # soft: every op, weighted
+                x = sum(w * op(x) for w, op in zip(step, ops, strict=True))  # type: ignore[assignment]
+            else:
+                i, gate = step
+                y = ops[i](x)
+                x = y if gate is None else y * gate
         x = self.head(x)
         return self.classifier(torch.flatten(self.pool(x), 1))
 
