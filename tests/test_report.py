@@ -342,3 +342,35 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         assert rgb.size == (1280, 900)
         colors = rgb.getcolors(maxcolors=1 << 20) or []
         assert len(colors) > 50, "screenshot is (nearly) a single colour"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (need /usr/bin/chromium)")
+def test_one_shot_section_draws_theta_and_table_against_measured(tmp_path: Path) -> None:
+    """A one-shot study's report shows theta per position over epochs (one heatmap per
+    setting, switched by a dropdown) and each derived net's table cost against its measured
+    cost; a study without one-shot history has no such section."""
+    ts = make_trials(12)
+    derived = [t for t in ts if t["status"] == "complete"][:4]
+    for k, t in enumerate(derived):
+        t["stage"] = "derived"
+        t["info"] = {"op": "derive", "alpha": [0.1, 0.5][k % 2], "loss": "additive"}
+        t["info"]["predicted_cost"] = t["metrics"]["latency_ms"] * 0.9
+    choices = [["a", "b", "skip"]] * 4
+    hist = [{"epoch": e, "probs": [[1 / 3 + 0.1 * e, 1 / 3, 1 / 3 - 0.1 * e]] * 4} for e in (1, 2)]
+    oneshot = {
+        "cost_metric": "latency_ms",
+        "choices": choices,
+        "settings": [
+            {"label": "alpha=0.1", "history": hist},
+            {"label": "alpha=0.5", "history": hist},
+        ],
+    }
+    report = write_report(tmp_path / "r.html", ts, pareto_of(ts), OBJECTIVES, oneshot=oneshot)
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    theta = drawn(dom, "theta-plot")
+    assert theta.get("main-svg", 0) >= 1 and theta.get("hm", 0) >= 1  # a heatmap layer
+    assert theta.get("updatemenu-container", 0) >= 1 or theta.get("updatemenu-header", 0) >= 1
+    cost = drawn(dom, "oneshot-cost-plot")
+    assert cost.get("main-svg", 0) >= 1 and cost.get("point", 0) >= len(derived)
+    plain = write_report(tmp_path / "p.html", ts, pareto_of(ts), OBJECTIVES)
+    assert 'id="theta-plot"' not in plain.read_text()

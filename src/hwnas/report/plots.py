@@ -673,6 +673,7 @@ def theta_figure(oneshot: dict[str, Any]) -> dict[str, Any]:
                 "zmin": 0,
                 "zmax": 1,
                 "colorscale": "Blues",
+                "reversescale": True,  # plotly.js's Blues runs dark to light
                 "visible": k == 0,
                 "name": s.get("label", f"setting {k}"),
                 "hovertemplate": "%{y}, %{x}: p=%{z:.3f}<extra></extra>",
