@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import FAST, REPO, fastest_readings
+from conftest import FAST, REPO, fastest_readings, run_cli
 
 from hwnas.core.errors import ConfigError, UserError
 from hwnas.experiment.config import load_config, validate_config
@@ -431,6 +432,36 @@ def test_search_with_remote_target(agent, tmp_path):
     dump = "\n".join(db.iterdump())
     db.close()
     assert TOKEN not in dump
+
+
+def test_a_search_on_an_agent_that_does_not_answer_is_refused(tmp_path):
+    """Every trial would fail: the search is refused in one line before anything is written."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    r = run_cli(
+        "search",
+        "--out",
+        str(out),
+        "--budget",
+        "2",
+        *[
+            a
+            for item in [
+                "target.name=remote",
+                f"target.url=http://127.0.0.1:{port}",
+                f"target.token={TOKEN}",
+                "target.retries=1",
+                "target.backoff=0",
+            ]
+            for a in ("--set", item)
+        ],
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is `hwnas agent serve` running there?" in lines[0]
+    assert "failed 2 time(s)" in lines[0] and not out.exists()
 
 
 def test_search_goes_on_when_the_device_fails(tmp_path):

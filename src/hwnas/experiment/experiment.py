@@ -235,6 +235,8 @@ class Experiment:
 
         cfg = self.cfg
         evaluator = self._evaluator = build_evaluator(cfg)
+        for source in evaluator.sources:  # a board that does not answer: refused up front
+            source.model.check()
         strategy = make_strategy(cfg.strategy, evaluator.space, self.objectives, cfg.seed)
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)

@@ -59,6 +59,11 @@ class CostModel(ABC):
         """Metrics of every arch by table key, where the source knows them all (a table)."""
         return None
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Refuse, with a one-line UserError, a source that cannot measure anything (a
+        remote board that does not answer); called once before a search writes its study,
+        so a run that would fail every trial never starts."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or processes the model holds."""
 

@@ -362,6 +362,15 @@ class RemoteCostModel(CostModel):
             f"out); last: {reason}"
         )
 
+    def check(self) -> None:
+        """The agent must answer before a search starts: unreachable, every trial would fail."""
+        try:
+            self.health()
+        except HardwareLoopError as exc:
+            raise HardwareLoopError(
+                f"target: remote: {exc}; is `hwnas agent serve` running there?"
+            ) from None
+
     def health(self) -> dict[str, Any]:
         """The agent's fingerprint (asked once): device, runtime, limits."""
         if self._health is None:
