@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import SHARED, run_cli
 
 from hwnas.core.errors import UserError
 from hwnas.data import load_dataset
@@ -216,3 +216,77 @@ def test_one_line_errors(tmp_path):
     r = run_cli("search", "--out", str(tmp_path / "x"), "--set", "strategy=fbnet")
     assert r.returncode == 2 and "needs a one-shot space (space fbnet is one)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+CELL = [
+    "space=cell",
+    "space.channels=8",
+    "space.cells_per_stage=1",
+    "strategy=darts",
+    "supernet.epochs=2",
+    "supernet.search_epochs=2",
+    "supernet.theta_fraction=0.5",
+    "supernet.theta_lr=0.1",
+    "estimator.epochs=1",
+    "target=analytic",
+    "objectives={accuracy: max}",
+]
+
+
+@pytest.mark.parametrize("variant", ["darts", "gdas"])
+def test_darts_and_gdas_derive_cells_trained_stand_alone(tmp_path, variant):
+    out = tmp_path / variant
+    args = [
+        a
+        for item in [*CELL, f"strategy.variant={variant}", "strategy.per_setting=2"]
+        for a in ("--set", item)
+    ]
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "2", *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 2 and {t["stage"] for t in trials} == {"derived"}
+    assert [t["info"]["rank"] for t in trials] == [0, 1]
+    assert all(t["status"] == "complete" and t["metrics"]["accuracy"] > 0 for t in trials)
+    assert all("cost_metric" not in t["info"] for t in trials)  # no resource loss here
+    from hwnas.experiment.study import Study
+
+    study = Study(out, readonly=True)
+    try:
+        oneshot = study.store.get_meta_json("oneshot")
+    finally:
+        study.close()
+    (setting,) = oneshot["settings"]
+    assert len(setting["history"]) == 2 and len(setting["history"][0]["probs"]) == 6
+
+
+@pytest.mark.skipif(
+    not (SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz").exists(),
+    reason="the NAS-Bench-201 table is not here",
+)
+def test_darts_with_the_table_estimator_trains_the_supernet_on_the_data(tmp_path):
+    """The derived cell is looked up in NAS-Bench-201 (as NASLib scores DARTS), while the
+    supernet itself trains on the run's data."""
+    out = tmp_path / "tab"
+    table = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
+    args = [
+        a
+        for item in [*CELL[:-3], "strategy.variant=gdas", f"estimator.path={table}"]
+        for a in ("--set", item)
+    ]
+    r = run_cli(
+        "search",
+        "--config",
+        "configs/nb201_accuracy.yaml",
+        "--set",
+        "data=digits",
+        "--out",
+        str(out),
+        "--quiet",
+        "--budget",
+        "1",
+        *args,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    (t,) = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert t["stage"] == "derived" and 0.1 < t["metrics"]["accuracy"] < 1.0
+    assert (out / "supernet" / "warmup.pt").exists()

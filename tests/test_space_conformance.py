@@ -37,6 +37,7 @@ from hwnas.space.capabilities import (
     Evolvable,
     Morphable,
     Neighbourly,
+    PerChoiceCosts,
     Supernet,
     Vectorizable,
     supports,
@@ -108,7 +109,7 @@ CASES: list[SpaceCase] = [
         "cell",
         lambda: CellSpace(CellSpaceConfig(channels=4, cells_per_stage=1)),
         (3, 16, 16),
-        caps=_caps(*GENES),
+        caps=_caps(*GENES, "Supernet"),
     ),
     SpaceCase(
         "graph",
@@ -125,7 +126,7 @@ CASES: list[SpaceCase] = [
         "fbnet",
         lambda: FbnetSpace(FbnetSpaceConfig(width_multiplier=0.25, head_channels=64)),
         (3, 32, 32),
-        caps=_caps(*GENES, "BlockDecomposable", "Supernet"),
+        caps=_caps(*GENES, "BlockDecomposable", "Supernet", "PerChoiceCosts"),
     ),
     SpaceCase(
         "fastcnn",
@@ -346,21 +347,16 @@ def test_blocks_cover_the_network(case: SpaceCase, space: Space):
                 b.build().eval()(torch.zeros(1, *b.input_shape))
 
 
-def test_supernet_runs_every_arch_and_its_costs_add_up(case: SpaceCase, space: Space):
-    """Picks and archs convert both ways; the supernet runs any path, and the stand-alone net
-    of a path computes what the supernet computes on it (its weights are the shared ones); a
-    pick's block is what its arch adds over the fixed blocks."""
+def test_supernet_runs_every_arch_as_its_own_net(case: SpaceCase, space: Space):
+    """Picks and archs convert both ways; the supernet runs any path, hard or mixed, and the
+    stand-alone net of a path computes what the supernet computes on it (its weights are the
+    shared ones)."""
     need(space, Supernet)
     assert isinstance(space, Supernet)
     shape, classes = case.input_shape, case.num_classes
     choices = space.choices()
     torch.manual_seed(0)
     net = space.supernet(shape, classes).eval()
-    fixed, per_pick = space.choice_blocks(shape, classes)
-    assert len(per_pick) == len(choices) and all(
-        len(a) == len(b) for a, b in zip(per_pick, choices, strict=True)
-    )
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     rng = random.Random(3)
     x = torch.randn(2, *shape)
     for _ in range(3):
@@ -369,11 +365,27 @@ def test_supernet_runs_every_arch_and_its_costs_add_up(case: SpaceCase, space: S
         space.validate(arch)
         assert space.to_choices(arch) == picks
         alone = space.build(arch, shape, classes).eval()
-        if hasattr(net, "state_for"):
-            alone.load_state_dict(net.state_for(picks))
-            with torch.no_grad():
-                torch.testing.assert_close(alone(x), net(x, [(i, None) for i in picks]))
-        blocks = [b for b in fixed] + [per_pick[j][i] for j, i in enumerate(picks)]
+        alone.load_state_dict(net.state_for(picks))
+        with torch.no_grad():
+            torch.testing.assert_close(alone(x), net(x, [(i, None) for i in picks]))
+            onehot = [torch.eye(len(c))[i] for c, i in zip(choices, picks, strict=True)]
+            torch.testing.assert_close(alone(x), net(x, onehot))  # a one-hot mixture
+
+
+def test_per_choice_costs_add_up(case: SpaceCase, space: Space):
+    """A pick's block is what its arch adds over the fixed blocks (every weight counted)."""
+    need(space, PerChoiceCosts)
+    assert isinstance(space, PerChoiceCosts) and isinstance(space, Supernet)
+    shape, classes = case.input_shape, case.num_classes
+    fixed, per_pick = space.choice_blocks(shape, classes)
+    choices = space.choices()
+    assert [len(r) for r in per_pick] == [len(c) for c in choices]
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    rng = random.Random(4)
+    for _ in range(3):
+        picks = [rng.randrange(len(c)) for c in choices]
+        alone = space.build(space.from_choices(picks), shape, classes)
+        blocks = [*fixed, *(per_pick[j][i] for j, i in enumerate(picks))]
         assert sum(count(b.build()) for b in blocks if b is not None) == count(alone)
 
 

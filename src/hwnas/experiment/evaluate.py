@@ -282,6 +282,8 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     needs_model = getattr(cfg.estimator, "needs_model", True) or any(
         s.model.needs_model for s in sources
     )
+    # a one-shot strategy trains its supernet on the data, whatever estimates the derived nets
+    needs_model = needs_model or getattr(cfg.strategy, "trains_supernet", False)
     task = Task(device=cfg.device)
     if needs_model:
         import torch

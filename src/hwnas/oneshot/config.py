@@ -22,12 +22,13 @@ class SupernetConfig(Section):
     search_epochs: int = Field(
         10, ge=1, description="Epochs of theta per setting (alpha or target)."
     )
-    mixture: Literal["soft", "hard"] = Field(
+    mixture: Literal["soft", "hard", "softmax"] = Field(
         "soft",
         description="`soft`: FBNet's mixed op, every candidate runs, weighted by a Gumbel-softmax "
         "sample (trains from scratch; costs all candidates per step); `hard`: one sampled "
         "candidate per position with straight-through gates (GDAS; a step costs one net, but a "
-        "supernet trained only so stays near chance on deep spaces).",
+        "supernet trained only so stays near chance on deep spaces); `softmax`: DARTS's "
+        "mixed op, weights softmax(theta), no noise. `strategy: darts` sets it by variant.",
     )
     alternate: bool = Field(
         True,

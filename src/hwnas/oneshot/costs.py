@@ -1,6 +1,6 @@
 """Per-choice costs C(i, j) of a supernet space: what the resource loss weighs.
 
-The space lists, per position, the block each pick adds (:meth:`Supernet.choice_blocks`);
+The space lists, per position, the block each pick adds (:meth:`PerChoiceCosts.choice_blocks`);
 a cost here is additive over blocks: latency from a lookup table timed on a runtime (the
 table's fitted ``overhead + scale * sum``), MACs counted by PyTorch's FLOP counter, or
 parameters. Memory peaks are not additive and are refused.
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from hwnas.space.capabilities import Block, Shape
 
 ADDITIVE = ("latency_ms", "macs", "params")
+#: the metric name of a cost table of zeros (a strategy without a resource loss)
+NO_COST = "none"
 
 
 @dataclass
@@ -77,7 +79,7 @@ def choice_costs(
     lut: LutTarget | None = None,
     progress: bool = False,
 ) -> ChoiceCosts:
-    """The per-choice costs of ``space`` (a Supernet) for ``metric``; a latency metric needs
+    """The per-choice costs of ``space`` (with per-choice costs) for ``metric``; a latency metric needs
     ``lut``, the table settings of the runtime it is timed on (entries are timed once and
     kept on disk, shared with the ``lut`` target and ``hwnas lut``)."""
     check_metric(metric)

@@ -55,7 +55,10 @@ def expected_cost(
 def total_loss(
     ce: torch.Tensor, cost: torch.Tensor, s: Setting, ref: float, cheapest: float
 ) -> torch.Tensor:
-    """Task loss and resource loss together, per ``s``'s form."""
+    """Task loss and resource loss together, per ``s``'s form (alpha 0: the task loss alone,
+    as for a strategy without costs, whose table is all zeros)."""
+    if s.alpha == 0:
+        return ce
     if s.target is not None:
         return ce + s.alpha * (cost / s.target - 1.0).abs()
     if s.loss == "multiplicative":

@@ -156,6 +156,8 @@ class SupernetSearch:
         """A path drawn from ``theta`` at temperature ``tau`` (Gumbel noise from the CPU's
         generator: the same draws on any device); the weights or gates cross to the device
         by a differentiable copy."""
+        if self.cfg.mixture == "softmax":
+            return [t.softmax(0).to(self.dev) for t in theta]
         if self.cfg.mixture == "soft":
             return [F.gumbel_softmax(t, tau=tau).to(self.dev) for t in theta]
         gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
@@ -165,7 +167,7 @@ class SupernetSearch:
     @staticmethod
     def _check(loss: torch.Tensor, what: str) -> None:
         if not torch.isfinite(loss):
-            raise SupernetDiverged(f"supernet {what}: the loss became {float(loss)}")
+            raise SupernetDiverged(f"supernet {what}: the loss became {float(loss.detach())}")
 
     def _w_optimiser(self, lr: float) -> torch.optim.SGD:
         return torch.optim.SGD(
@@ -327,13 +329,12 @@ class SupernetSearch:
                 ckpt,
             )
             log.info(
-                "supernet search %s epoch %d/%d: CE %.4f, E[%s] %.4g",
+                "supernet search %s epoch %d/%d: CE %.4f%s",
                 setting.label(),
                 epoch + 1,
                 epochs,
                 ce_sum / max(n, 1),
-                self.costs.metric,
-                ec,
+                "" if setting.alpha == 0 else f", E[{self.costs.metric}] {ec:.4g}",
             )
             if report:
                 report(setting.label(), epoch + 1, epochs)

@@ -1,8 +1,9 @@
-"""``strategy: fbnet``: differentiable hardware-aware search on a supernet space.
+"""One-shot strategies: ``fbnet`` (differentiable and hardware-aware, on a supernet space with
+per-choice costs) and ``darts`` (DARTS and GDAS on a supernet space, accuracy alone).
 
-The strategy trains nothing until the loop hands it a kit (:meth:`prepare`): then it prices
-every choice, trains the supernet (or reuses one), learns theta per setting, derives archs,
-and from then on only proposes them -- ``stage="derived"``, each trained stand-alone by the
+A one-shot strategy trains nothing until the loop hands it a kit (:meth:`prepare`): then it
+prices every choice (fbnet), trains the supernet (or reuses one), learns theta per setting,
+derives archs, and from then on only proposes them -- ``stage="derived"``, each trained stand-alone by the
 run's estimator, measured on the real target, re-timed and on the front like any trial. Its
 state (the derived archs and how far the loop got) is JSON in the store, so a resumed search
 neither retrains the supernet nor proposes a net twice.
@@ -11,22 +12,143 @@ neither retrains the supernet nor proposes a net twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from hwnas.core.errors import UserError
 from hwnas.core.pareto import Objectives
-from hwnas.oneshot.costs import base_metric, check_metric
+from hwnas.oneshot.costs import NO_COST, ChoiceCosts, base_metric, check_metric
+from hwnas.oneshot.losses import Setting, settings_of
 from hwnas.space.base import Space
-from hwnas.space.capabilities import Supernet
+from hwnas.space.capabilities import PerChoiceCosts, Supernet
 from hwnas.strategy.base import Proposal, Strategy, StrategyDone
 
 log = logging.getLogger("hwnas")
 
 
-class FbnetSearch(Strategy):
-    name = "fbnet"
+class OneShotSearch(Strategy):
+    """What every one-shot strategy shares: supernet phase, derivation, proposing, state."""
+
+    name = "oneshot"
     requires: ClassVar[tuple[type, ...]] = (Supernet,)
     one_shot = True
+    cfg: Any
+
+    def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
+        super().__init__(space, objectives, seed)
+        self.derived: list[dict[str, Any]] | None = None
+        self.next = 0
+
+    # hooks -------------------------------------------------------------------
+    def _settings(self, kit: Any) -> list[Setting]:
+        raise NotImplementedError
+
+    def _costs(self, kit: Any) -> ChoiceCosts:
+        raise NotImplementedError
+
+    def _supernet(self, kit: Any) -> Any:
+        """The kit a strategy trains with (darts sets the mixture of its variant)."""
+        return kit
+
+    def _target_tolerance(self) -> float:
+        return 0.1
+
+    def check(self, kit: Any) -> None:
+        from hwnas.oneshot.search import check_weights
+
+        self._settings(kit)
+        try:
+            check_weights(kit)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+
+    # the phase ---------------------------------------------------------------
+    def prepare(self, kit: Any) -> None:
+        """Price the choices, train the supernet, learn theta per setting, derive."""
+        if self.derived is not None:
+            return  # resumed after the one-shot phase: its nets are in the state
+        from hwnas.oneshot.derive import derive
+        from hwnas.oneshot.search import SupernetDiverged, SupernetSearch
+
+        settings = self._settings(kit)
+        costs = self._costs(kit)
+        if costs.metric != NO_COST:
+            log.info(
+                "%s: %s per choice: cheapest net %.4g, dearest %.4g, uniform %.4g; settings %s",
+                self.name,
+                costs.metric,
+                costs.cheapest(),
+                costs.dearest(),
+                costs.uniform(),
+                ", ".join(s.label() for s in settings),
+            )
+        try:
+            trainer = SupernetSearch(self._supernet(kit), costs)
+            trainer.warm_up()
+            results = [trainer.search(k, s) for k, s in enumerate(settings)]
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        except SupernetDiverged as exc:
+            raise UserError(f"{exc} (lower supernet.w_lr or supernet.theta_lr)") from None
+        derived, seen = [], set()
+        for k, res in enumerate(results):
+            target = res.setting.target
+            for rank, (picks, info) in enumerate(
+                derive(res.probs, costs, self.cfg.per_setting, target, self._target_tolerance())
+            ):
+                arch = kit.space.from_choices(picks)
+                h = kit.space.arch_hash(arch)
+                if h in seen:
+                    continue
+                seen.add(h)
+                info = {"op": "derive", "setting": k, **res.setting.to_json(), "rank": rank, **info}
+                if costs.metric != NO_COST:
+                    info["cost_metric"] = costs.metric
+                else:
+                    info.pop("predicted_cost", None)
+                derived.append({"arch": arch, "info": info})
+        kit.save(
+            "oneshot",
+            {
+                "strategy": self.name,
+                "cost_metric": costs.metric,
+                "costs": costs.to_json(),
+                "choices": kit.space.choices(),
+                "settings": [
+                    {**r.setting.to_json(), "label": r.setting.label(), "history": r.history}
+                    for r in results
+                ],
+            },
+        )
+        self.derived = derived
+        log.info(
+            "%s: %d distinct nets derived from %d settings", self.name, len(derived), len(settings)
+        )
+
+    # ask/tell ----------------------------------------------------------------
+    def ask(self) -> Proposal:
+        if self.derived is None:
+            raise RuntimeError(f"{self.name}: ask before prepare (the loop trains the supernet)")
+        if self.next >= len(self.derived):
+            raise StrategyDone(f"{self.name}: all {len(self.derived)} derived nets proposed")
+        d = self.derived[self.next]
+        self.next += 1
+        return Proposal(d["arch"], info=dict(d["info"]), stage="derived")
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "derived": self.derived, "next": self.next}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.derived = state.get("derived")
+        self.next = int(state.get("next", 0))
+
+
+class FbnetSearch(OneShotSearch):
+    """FBNet / SqueezeNAS: theta against a resource loss from per-choice costs."""
+
+    name = "fbnet"
+    requires: ClassVar[tuple[type, ...]] = (Supernet, PerChoiceCosts)
 
     def __init__(self, space: Space, objectives: Objectives, seed: int, **cfg: Any) -> None:
         super().__init__(space, objectives, seed)
@@ -34,10 +156,7 @@ class FbnetSearch(Strategy):
 
         self.cfg = FbnetStrategyConfig(name="fbnet", **cfg)
         check_metric(self.cfg.cost_metric)
-        self.derived: list[dict[str, Any]] | None = None
-        self.next = 0
 
-    # ----------------------------------------------------------- one-shot phase
     def _default_target(self, kit: Any) -> float | None:
         """The bound of a ``<=``/``<`` constraint on the cost metric, if any."""
         bounds = [
@@ -61,107 +180,53 @@ class FbnetSearch(Strategy):
             )
         return lut
 
-    def _settings(self, kit: Any) -> list[Any]:
-        from hwnas.oneshot.losses import settings_of
-
+    def _settings(self, kit: Any) -> list[Setting]:
         try:
             return settings_of(self.cfg, self._default_target(kit))
         except ValueError as exc:
             raise UserError(f"strategy: fbnet: {exc}") from None
 
-    def check(self, kit: Any) -> None:
-        from hwnas.oneshot.search import check_weights
-
-        self._lut(kit)
-        self._settings(kit)
-        try:
-            check_weights(kit)
-        except (FileNotFoundError, ValueError) as exc:
-            raise UserError(str(exc)) from None
-
-    def prepare(self, kit: Any) -> None:
-        """Price the choices, train the supernet, learn theta per setting, derive."""
-        if self.derived is not None:
-            return  # resumed after the one-shot phase: its nets are in the state
+    def _costs(self, kit: Any) -> ChoiceCosts:
         from hwnas.oneshot.costs import choice_costs
-        from hwnas.oneshot.derive import derive
-        from hwnas.oneshot.search import SupernetDiverged, SupernetSearch
 
-        metric = self.cfg.cost_metric
-        lut, settings = self._lut(kit), self._settings(kit)
-        costs = choice_costs(
-            kit.space, metric, kit.input_shape, kit.num_classes, lut, progress=kit.progress
+        return choice_costs(
+            kit.space,
+            self.cfg.cost_metric,
+            kit.input_shape,
+            kit.num_classes,
+            self._lut(kit),
+            progress=kit.progress,
         )
-        log.info(
-            "fbnet: %s per choice: cheapest net %.4g, dearest %.4g, uniform %.4g; settings %s",
-            metric,
-            costs.cheapest(),
-            costs.dearest(),
-            costs.uniform(),
-            ", ".join(s.label() for s in settings),
-        )
-        try:
-            trainer = SupernetSearch(kit, costs)
-            trainer.warm_up()
-            results = [trainer.search(k, s) for k, s in enumerate(settings)]
-        except (FileNotFoundError, ValueError) as exc:
-            raise UserError(str(exc)) from None
-        except SupernetDiverged as exc:
-            raise UserError(f"{exc} (lower supernet.w_lr or supernet.theta_lr)") from None
-        derived, seen = [], set()
-        for k, res in enumerate(results):
-            target = res.setting.target
-            for rank, (picks, info) in enumerate(
-                derive(res.probs, costs, self.cfg.per_setting, target, self.cfg.tolerance)
-            ):
-                arch = kit.space.from_choices(picks)  # type: ignore[attr-defined]
-                h = kit.space.arch_hash(arch)
-                if h in seen:
-                    continue
-                seen.add(h)
-                derived.append(
-                    {
-                        "arch": arch,
-                        "info": {
-                            "op": "derive",
-                            "setting": k,
-                            **res.setting.to_json(),
-                            "rank": rank,
-                            "cost_metric": metric,
-                            **info,
-                        },
-                    }
-                )
-        kit.save(
-            "oneshot",
-            {
-                "strategy": self.name,
-                "cost_metric": metric,
-                "costs": costs.to_json(),
-                "choices": kit.space.choices(),  # type: ignore[attr-defined]
-                "settings": [
-                    {**r.setting.to_json(), "label": r.setting.label(), "history": r.history}
-                    for r in results
-                ],
-            },
-        )
-        self.derived = derived
-        log.info("fbnet: %d distinct nets derived from %d settings", len(derived), len(settings))
 
-    # -------------------------------------------------------------- ask/tell
-    def ask(self) -> Proposal:
-        if self.derived is None:
-            raise RuntimeError("fbnet: ask before prepare (the loop trains the supernet first)")
-        if self.next >= len(self.derived):
-            raise StrategyDone(f"fbnet: all {len(self.derived)} derived nets proposed")
-        d = self.derived[self.next]
-        self.next += 1
-        return Proposal(d["arch"], info=dict(d["info"]), stage="derived")
+    def _target_tolerance(self) -> float:
+        return float(self.cfg.tolerance)
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "derived": self.derived, "next": self.next}
+    def check(self, kit: Any) -> None:
+        self._lut(kit)
+        super().check(kit)
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)
-        self.derived = state.get("derived")
-        self.next = int(state.get("next", 0))
+
+class DartsSearch(OneShotSearch):
+    """DARTS (Liu et al. 2019, first order: mixed ops weighted by softmax(theta), theta on
+    its own share of the training data) or GDAS (Dong & Yang 2019: one Gumbel-sampled op per
+    edge, straight-through). Accuracy alone: no resource loss. DARTS is known to collapse
+    onto parameter-free ops (skip, pooling) on NAS-Bench-201; GDAS's sampling avoids it
+    (published: 54.3 % against 93.6 % on CIFAR-10), hence ``variant: gdas``."""
+
+    name = "darts"
+
+    def __init__(self, space: Space, objectives: Objectives, seed: int, **cfg: Any) -> None:
+        super().__init__(space, objectives, seed)
+        from hwnas.strategy.config import DartsStrategyConfig
+
+        self.cfg = DartsStrategyConfig(name="darts", **cfg)
+
+    def _settings(self, kit: Any) -> list[Setting]:
+        return [Setting("additive", 0.0)]
+
+    def _costs(self, kit: Any) -> ChoiceCosts:
+        return ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in kit.space.choices()])
+
+    def _supernet(self, kit: Any) -> Any:
+        mixture = "softmax" if self.cfg.variant == "darts" else "hard"
+        return replace(kit, cfg=kit.cfg.model_copy(update={"mixture": mixture}))

@@ -1,4 +1,4 @@
-"""PyTorch building blocks of the chain space (imported only when a network is built)."""
+"""PyTorch building blocks shared by the spaces' nets and supernets (imported only when built)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,18 @@ class ChainNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))
         return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:
+    """One supernet position: ``step`` is ``(index, gate)`` -- that op alone, its output times
+    ``gate`` unless None -- or a weight per op (a mixed op: the weighted sum of all)."""
+    if isinstance(step, torch.Tensor):
+        out = None
+        for w, op in zip(step, ops, strict=True):
+            y = w * op(x)
+            out = y if out is None else out + y
+        assert out is not None
+        return out
+    i, gate = step
+    y = ops[i](x)
+    return y if gate is None else y * gate

@@ -10,8 +10,8 @@ of consumers needs:
 - :class:`Encodable` (encode + parameters, from_parameters, to_parameters): Optuna's samplers;
 - :class:`Morphable` (start_arch, random_morph, morph_sequence, inherit): NASH;
 - :class:`BlockDecomposable` (blocks_id, blocks, all_blocks): latency lookup tables;
-- :class:`Supernet` (choices, from_choices, to_choices, choice_blocks, supernet): one-shot and
-  differentiable search.
+- :class:`Supernet` (choices, from_choices, to_choices, supernet): one-shot and
+  differentiable search; :class:`PerChoiceCosts` (choice_blocks): its resource losses.
 
 A space has a capability by having its methods: the protocols are structural, so a plugin
 space takes part by writing methods, with no base class to inherit. A space that cannot do
@@ -203,21 +203,26 @@ class Supernet(Protocol):
         """The picks of ``arch`` (the inverse of :meth:`from_choices`)."""
         ...
 
-    def choice_blocks(
-        self, input_shape: Shape, num_classes: int
-    ) -> tuple[list[Block], list[list[Block | None]]]:
-        """The blocks every arch has, and per position and pick the block that pick adds
-        (None: nothing, e.g. an identity). An additive cost (latency from a table, MACs,
-        params) of an arch is the fixed blocks' plus its picks' -- what a resource loss
-        weighs per choice."""
-        ...
-
     def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
         """A module holding every candidate of every position; ``forward(x, path)`` takes per
         position either ``(index, gate)`` -- one pick, its output multiplied by ``gate`` (a
         scalar tensor: 1 in value, the route of straight-through gradients to architecture
         weights) or taken as is when ``gate`` is None -- or a 1-D tensor of weights, one per
         pick: the weighted sum of every pick's output (a mixed op)."""
+        ...
+
+
+@runtime_checkable
+class PerChoiceCosts(Protocol):
+    """The blocks a supernet's picks add, so an additive cost (latency from a table, MACs,
+    params) is known per choice: what a resource loss weighs (FBNet, SqueezeNAS)."""
+
+    def choice_blocks(
+        self, input_shape: Shape, num_classes: int
+    ) -> tuple[list[Block], list[list[Block | None]]]:
+        """The blocks every arch has, and per position and pick the block that pick adds
+        (None: nothing, e.g. an identity). An arch's cost is the fixed blocks' plus its
+        picks'."""
         ...
 
 
@@ -230,6 +235,7 @@ CAPABILITIES: dict[type, str] = {
     Morphable: "morphable",
     BlockDecomposable: "block-decomposable",
     Supernet: "one-shot",
+    PerChoiceCosts: "per-choice-costed",
 }
 
 
@@ -273,24 +279,25 @@ def supports(space: object, capability: type) -> bool:
     )
 
 
-def spaces_with(capability: type) -> list[str]:
-    """The built-in space kinds whose class offers ``capability`` (for error messages)."""
+def spaces_with(capability: type, *also: type) -> list[str]:
+    """The built-in space kinds whose class offers ``capability`` and every one of ``also``
+    (for error messages)."""
     from hwnas.core.registry import spaces
 
     names = []
     for name in spaces.builtin_names():
         factory = spaces.entry(name).resolve()
-        if isinstance(factory, type) and supports(factory, capability):
+        if isinstance(factory, type) and all(supports(factory, c) for c in (capability, *also)):
             names.append(name)
     return names
 
 
-def missing(who: str, capability: type, space: object) -> str:
+def missing(who: str, capability: type, space: object, *also: type) -> str:
     """The one-line complaint when ``who`` needs ``capability`` and ``space`` lacks it, e.g.
     ``strategy: nash needs a morphable space (space graph is one); space chain is not``."""
     label = CAPABILITIES.get(capability, capability.__name__)
     article = "an" if label[0] in "aeiou" and not label.startswith("one") else "a"
-    offer = spaces_with(capability)
+    offer = spaces_with(capability, *also)  # spaces that have all ``who`` needs
     if len(offer) == 1:
         hint = f" (space {offer[0]} is one)"
     elif offer:

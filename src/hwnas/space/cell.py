@@ -92,6 +92,24 @@ class CellSpace(Space):
         """The string tables are indexed by."""
         return to_string(arch["ops"])
 
+    # ------------------------------------------------------ one-shot (supernet)
+    def choices(self) -> list[list[str]]:
+        return [list(self.ops) for _ in EDGES]
+
+    def from_choices(self, picks: list[int]) -> Arch:
+        return {"ops": [self.ops[i] for i in picks]}
+
+    def to_choices(self, arch: Arch) -> list[int]:
+        self.validate(arch)
+        return [self.ops.index(o) for o in arch["ops"]]
+
+    def supernet(self, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        from hwnas.space.cell_modules import CellSupernet
+
+        return CellSupernet(
+            self.ops, input_shape[0], num_classes, self.cfg.channels, self.cfg.cells_per_stage
+        )
+
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         from hwnas.space.cell_modules import CellNet
 

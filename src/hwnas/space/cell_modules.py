@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
+from hwnas.space.blocks import mixed
 from hwnas.space.vocab.cell import EDGES
 
 
@@ -90,3 +93,60 @@ class CellNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+class MixedCell(nn.Module):
+    """A cell holding every op on each of its 6 edges; ``forward(x, path)`` takes one step
+    per edge (see :func:`hwnas.space.blocks.mixed`)."""
+
+    def __init__(self, names: list[str], c: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(nn.ModuleList(make_op(o, c) for o in names) for _ in EDGES)
+
+    def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
+        nodes = [x]
+        k = 0
+        for j in (1, 2, 3):
+            total = mixed(cast(nn.ModuleList, self.edges[k]), path[k], nodes[0])
+            for i in range(1, j):
+                total = total + mixed(cast(nn.ModuleList, self.edges[k + i]), path[k + i], nodes[i])
+            k += j
+            nodes.append(total)
+        return nodes[3]
+
+
+class CellSupernet(nn.Module):
+    """CellNet's skeleton with :class:`MixedCell` s: every cell follows the same path (the
+    benchmark repeats one cell), so a path has 6 steps. Layer indices match CellNet's, so a
+    derived net takes its weights by renaming (:meth:`state_for`)."""
+
+    def __init__(self, names: list[str], cin: int, num_classes: int, c: int, n: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(cin, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
+        width = c
+        for stage in range(3):
+            if stage:
+                layers.append(ResidualReduction(width, width * 2))
+                width *= 2
+            layers += [MixedCell(names, width) for _ in range(n)]
+        layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)]
+        self.features = nn.ModuleList(layers)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
+        for layer in self.features:
+            x = layer(x, path) if isinstance(layer, MixedCell) else layer(x)
+        return self.classifier(torch.flatten(x, 1))
+
+    def state_for(self, picks: list[int]) -> dict[str, torch.Tensor]:
+        """The state dict of the CellNet picking ``picks``, from the shared weights."""
+        out: dict[str, torch.Tensor] = {}
+        for key, v in self.state_dict().items():
+            parts = key.split(".")
+            if len(parts) > 4 and parts[0] == "features" and parts[2] == "edges":
+                e, i = int(parts[3]), int(parts[4])
+                if picks[e] == i:
+                    out[".".join(["features", parts[1], "ops", parts[3], *parts[5:]])] = v.clone()
+            else:
+                out[key] = v.clone()
+        return out

@@ -121,13 +121,7 @@ class FbnetSupernet(nn.Module):
     def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
         x = self.stem(x)
         for ops, step in zip(self.choices, path, strict=True):
-            ops = cast(nn.ModuleList, ops)
-            if isinstance(step, torch.Tensor):  # soft: every op, weighted
-                x = sum(w * op(x) for w, op in zip(step, ops, strict=True))  # type: ignore[assignment]
-            else:
-                i, gate = step
-                y = ops[i](x)
-                x = y if gate is None else y * gate
+            x = blocks.mixed(cast(nn.ModuleList, ops), step, x)
         x = self.head(x)
         return self.classifier(torch.flatten(self.pool(x), 1))
 

@@ -62,7 +62,9 @@ def check_space(strategy: type[Strategy], space: Space) -> None:
     """Raise a one-line UserError if ``space`` lacks a capability ``strategy`` requires."""
     for capability in strategy.requires:
         if not supports(space, capability):
-            raise UserError(missing(f"strategy: {strategy.name}", capability, space))
+            raise UserError(
+                missing(f"strategy: {strategy.name}", capability, space, *strategy.requires)
+            )
 
 
 def rng_state(rng: random.Random) -> list[Any]:

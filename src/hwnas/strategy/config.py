@@ -5,7 +5,7 @@ A strategy's factory is called as ``factory(section, space, objectives, seed)``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -138,6 +138,7 @@ class FbnetStrategyConfig(KindConfig):
     and a resource loss E_theta[C] from per-choice costs. Trained by the `supernet` section;
     each setting (alpha or target) derives nets that are then trained stand-alone."""
 
+    trains_supernet: ClassVar[bool] = True
     name: Literal["fbnet"] = "fbnet"
     cost_metric: str = Field(
         "latency_ms",
@@ -199,3 +200,21 @@ class FbnetStrategyConfig(KindConfig):
         if self.alphas and self.betas:
             raise ValueError("alphas sweep the additive loss and betas the multiplicative one")
         return self
+
+
+@strategies.register("darts", factory="hwnas.oneshot.strategy:DartsSearch.from_config")
+class DartsStrategyConfig(KindConfig):
+    """DARTS (first order) or GDAS on a one-shot space, for accuracy alone; trained by the
+    `supernet` section, the derived cells trained stand-alone (or looked up in a table)."""
+
+    trains_supernet: ClassVar[bool] = True
+    name: Literal["darts"] = "darts"
+    variant: Literal["darts", "gdas"] = Field(
+        "darts",
+        description="`darts`: mixed ops weighted by softmax(theta) (collapses onto "
+        "parameter-free ops on NAS-Bench-201); `gdas`: one Gumbel-sampled op per edge "
+        "(Dong & Yang 2019), which does not.",
+    )
+    per_setting: int = Field(
+        1, ge=1, le=16, description="Nets derived: the most likely, then the next most likely."
+    )
