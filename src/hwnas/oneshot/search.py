@@ -180,7 +180,8 @@ class SupernetSearch:
 
     # --------------------------------------------------------------- warm-up
     def warm_up(self, report: Any = None) -> None:
-        """Train w along uniform paths for ``supernet.epochs`` (or load ``supernet.weights``)."""
+        """Train w with theta at zero (a uniform mixture, or uniform single paths with
+        ``mixture: hard``) for ``supernet.epochs``, or load ``supernet.weights``."""
         path = self.dir / "warmup.pt"
         fp = fingerprint(self.kit)
         state = _load_warm(self.kit)
@@ -244,8 +245,8 @@ class SupernetSearch:
         ckpt = self.dir / f"setting-{index}.pt"
         epochs = self.cfg.search_epochs
         self.net.load_state_dict(self.warm)
-        # theta and the cost table stay on the CPU (tiny): their random draws are the CPU's, the
-        # same on any device; a 0-d CPU gate multiplies a CUDA tensor as is
+        # theta and the cost table stay on the CPU (tiny): their random draws are the CPU's,
+        # the same on any device (:meth:`_route` copies the weights over, differentiably)
         theta = [torch.zeros(k, requires_grad=True) for k in self.choices]
         table = [torch.tensor(row) for row in self.costs.table]
         ref, cheapest = self.costs.uniform(), self.costs.cheapest()
@@ -285,21 +286,23 @@ class SupernetSearch:
                     loss.backward()
                     opt_w.step()
                     sched.step()
-            self.net.requires_grad_(False)
             ce_sum, n = 0.0, 0
-            for x, y in self._epoch(self.theta_split, gen):
-                tau = self._tau(t_step, steps_t)
-                route = self._route(theta, tau)
-                ce = F.cross_entropy(self._forward(x, route), y)
-                cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
-                loss = total_loss(ce, cost, setting, ref, cheapest)
-                self._check(loss, f"search ({setting.label()}), theta step")
-                opt_t.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_t.step()
-                t_step += 1
-                ce_sum, n = ce_sum + float(ce.detach()), n + 1
-            self.net.requires_grad_(True)
+            self.net.requires_grad_(False)  # theta steps: w is only differentiated through
+            try:
+                for x, y in self._epoch(self.theta_split, gen):
+                    tau = self._tau(t_step, steps_t)
+                    route = self._route(theta, tau)
+                    ce = F.cross_entropy(self._forward(x, route), y)
+                    cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
+                    loss = total_loss(ce, cost, setting, ref, cheapest)
+                    self._check(loss, f"search ({setting.label()}), theta step")
+                    opt_t.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt_t.step()
+                    t_step += 1
+                    ce_sum, n = ce_sum + float(ce.detach()), n + 1
+            finally:
+                self.net.requires_grad_(True)
             probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
             with torch.no_grad():
                 ec = float(expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed))

@@ -3,9 +3,9 @@ per-choice costs) and ``darts`` (DARTS and GDAS on a supernet space, accuracy al
 
 A one-shot strategy trains nothing until the loop hands it a kit (:meth:`prepare`): then it
 prices every choice (fbnet), trains the supernet (or reuses one), learns theta per setting,
-derives archs, and from then on only proposes them -- ``stage="derived"``, each trained stand-alone by the
-run's estimator, measured on the real target, re-timed and on the front like any trial. Its
-state (the derived archs and how far the loop got) is JSON in the store, so a resumed search
+derives archs, and from then on only proposes them -- ``stage="derived"``, each trained
+stand-alone by the run's estimator, measured on the real target, re-timed and on the front
+like any trial. Its state (the derived archs and how far the loop got) is JSON in the store, so a resumed search
 neither retrains the supernet nor proposes a net twice.
 """
 
