@@ -53,7 +53,6 @@ def derived(out: Path, repeats: int) -> list[dict[str, Any]]:
             t for t in study.store.trials() if t.stage == "derived" and t.status == "complete"
         ]
         cfg = study.config
-        oneshot = study.store.get_meta_json("oneshot")
     finally:
         study.close()
     ev = build_evaluator(cfg)
@@ -83,8 +82,7 @@ def derived(out: Path, repeats: int) -> list[dict[str, Any]]:
             )
     finally:
         ev.close()
-    costs = oneshot["costs"] if oneshot else None
-    return rows if costs is None else [{**r, "_space": costs["metric"]} for r in rows]
+    return rows
 
 
 def hv(rows: list[dict[str, Any]], lo: list[float], hi: list[float]) -> float:

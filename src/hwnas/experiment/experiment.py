@@ -535,18 +535,16 @@ class Experiment:
     def _supernet_kit(self, evaluator: Any) -> Any:
         """What a one-shot strategy trains on: the evaluator's data and device, the space,
         the lookup-table settings of every runtime a latency metric may name."""
-        from hwnas.hardware.config import LutTarget
+        from hwnas.hardware.lut import lut_of
         from hwnas.oneshot.kit import SupernetKit
 
         cfg = self.cfg
-        luts: dict[str, LutTarget] = {}
+        luts = {}
         for _, src in reversed(cfg.sources()):  # the target's plain name wins
-            settings = src if isinstance(src, LutTarget) else src.as_lut()
-            if settings is None:
-                continue
-            lut = settings if isinstance(settings, LutTarget) else LutTarget(**settings)
-            label = getattr(src, "label", None)
-            luts[f"latency_ms@{label}" if label else "latency_ms"] = lut
+            lut = lut_of(src)
+            if lut is not None:
+                label = getattr(src, "label", None)
+                luts[f"latency_ms@{label}" if label else "latency_ms"] = lut
         if evaluator.input_shape is None or evaluator.num_classes is None:
             raise ConfigError(f"strategy: {cfg.strategy.name} trains a supernet: it needs data")
         return SupernetKit(

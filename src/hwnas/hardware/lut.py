@@ -173,15 +173,24 @@ def make_lut_meter(s: LutTarget) -> LatencyMeter:
     return profile.TorchCudaMeter(cuda_graphs=s.cuda_graphs, **common)
 
 
+def lut_of(source: Any) -> LutTarget | None:
+    """The table settings of one cost source: itself for a ``lut`` source, those of its
+    runtime for a measured one, None where there is no runtime to time blocks on."""
+    if isinstance(source, LutTarget):
+        return source
+    settings = source.as_lut()
+    return None if settings is None else LutTarget(**settings)
+
+
 def lut_settings(cfg: Problem) -> LutTarget:
     """The table a config asks for: a ``lut`` target or cost source, else its measured target."""
     for t in [cfg.target, *cfg.costs]:
         if isinstance(t, LutTarget):
             return t
     t = cfg.target
-    settings = t.as_lut()
-    if settings is not None:
-        return LutTarget(**settings)
+    lut = lut_of(t)
+    if lut is not None:
+        return lut
     raise UserError(
         f"target: {t.name} has no runtime to build a lookup table on; "
         "use cpu-ort, cpu-torch, cuda-torch or lut"

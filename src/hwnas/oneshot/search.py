@@ -178,6 +178,24 @@ class SupernetSearch:
             weight_decay=self.cfg.w_weight_decay,
         )
 
+    def _w_step(
+        self,
+        opt: torch.optim.SGD,
+        sched: Any,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        route: list[Any],
+        what: str,
+    ) -> float:
+        """One SGD step of w along ``route``; the step's loss."""
+        loss = F.cross_entropy(self._forward(x, route), y)
+        self._check(loss, what)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.detach())
+
     # --------------------------------------------------------------- warm-up
     def warm_up(self, report: Any = None) -> None:
         """Train w with theta at zero (a uniform mixture, or uniform single paths with
@@ -211,13 +229,8 @@ class SupernetSearch:
             for x, y in self._epoch(self.w_split, gen):
                 with torch.no_grad():
                     route = self._route(uniform, self.cfg.tau_start)
-                loss = F.cross_entropy(self._forward(x, route), y)
-                self._check(loss, "warm-up")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total, n = total + float(loss.detach()), n + 1
+                total += self._w_step(opt, sched, x, y, route, "warm-up")
+                n += 1
             _save(
                 {
                     "epoch": epoch + 1,
@@ -280,12 +293,8 @@ class SupernetSearch:
                 for x, y in self._epoch(self.w_split, gen):
                     with torch.no_grad():
                         route = self._route(theta, self._tau(t_step, steps_t))
-                    loss = F.cross_entropy(self._forward(x, route), y)
-                    self._check(loss, f"search ({setting.label()}), w step")
-                    opt_w.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt_w.step()
-                    sched.step()
+                    what = f"search ({setting.label()}), w step"
+                    self._w_step(opt_w, sched, x, y, route, what)
             ce_sum, n = 0.0, 0
             self.net.requires_grad_(False)  # theta steps: w is only differentiated through
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
@@ -39,6 +40,37 @@ def make_op(name: str, c: int) -> nn.Module:
     raise ValueError(f"unknown cell op {name!r}")
 
 
+def cell_nodes(x: torch.Tensor, edge: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The cell DAG: node j = sum over i < j of ``edge(k, node i)``, k the edge's index in
+    :data:`EDGES` order; the output is node 3 (shared by the net and the supernet)."""
+    nodes = [x]
+    k = 0
+    for j in (1, 2, 3):
+        total = edge(k, nodes[0])
+        for i in range(1, j):
+            total = total + edge(k + i, nodes[i])
+        k += j
+        nodes.append(total)
+    return nodes[3]
+
+
+def skeleton(
+    cin: int, c: int, n: int, make_cell: Callable[[int], nn.Module]
+) -> tuple[list[nn.Module], int]:
+    """The benchmark's macro up to global pooling: stem, three stages of ``n`` cells of width
+    c, 2c, 4c joined by residual reductions, BN, ReLU, pool; and the final width. The same
+    layer order in the net and the supernet keeps their state-dict keys aligned."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
+    width = c
+    for stage in range(3):
+        if stage:
+            layers.append(ResidualReduction(width, width * 2))
+            width *= 2
+        layers += [make_cell(width) for _ in range(n)]
+    layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)]
+    return layers, width
+
+
 class Cell(nn.Module):
     """Node j = sum of op(j<-i)(node i) over i < j; the cell outputs node 3."""
 
@@ -48,15 +80,7 @@ class Cell(nn.Module):
         self.ops = nn.ModuleList(make_op(o, c) for o in ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        k = 0
-        for j in (1, 2, 3):
-            total = self.ops[k](nodes[0])
-            for i in range(1, j):
-                total = total + self.ops[k + i](nodes[i])
-            k += j
-            nodes.append(total)
-        return nodes[3]
+        return cell_nodes(x, lambda k, h: self.ops[k](h))
 
 
 class ResidualReduction(nn.Module):
@@ -75,20 +99,8 @@ class ResidualReduction(nn.Module):
 class CellNet(nn.Module):
     def __init__(self, ops: list[str], cin: int, num_classes: int, c: int, n: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(cin, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
-        width = c
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers += [Cell(ops, width) for _ in range(n)]
-        layers += [
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        ]
-        self.features = nn.Sequential(*layers)
+        layers, width = skeleton(cin, c, n, lambda w: Cell(ops, w))
+        self.features = nn.Sequential(*layers, nn.Flatten())
         self.classifier = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,15 +116,7 @@ class MixedCell(nn.Module):
         self.edges = nn.ModuleList(nn.ModuleList(make_op(o, c) for o in names) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
-        nodes = [x]
-        k = 0
-        for j in (1, 2, 3):
-            total = mixed(cast(nn.ModuleList, self.edges[k]), path[k], nodes[0])
-            for i in range(1, j):
-                total = total + mixed(cast(nn.ModuleList, self.edges[k + i]), path[k + i], nodes[i])
-            k += j
-            nodes.append(total)
-        return nodes[3]
+        return cell_nodes(x, lambda k, h: mixed(cast(nn.ModuleList, self.edges[k]), path[k], h))
 
 
 class CellSupernet(nn.Module):
@@ -122,14 +126,7 @@ class CellSupernet(nn.Module):
 
     def __init__(self, names: list[str], cin: int, num_classes: int, c: int, n: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(cin, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)]
-        width = c
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers += [MixedCell(names, width) for _ in range(n)]
-        layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)]
+        layers, width = skeleton(cin, c, n, lambda w: MixedCell(names, w))
         self.features = nn.ModuleList(layers)
         self.classifier = nn.Linear(width, num_classes)
 
