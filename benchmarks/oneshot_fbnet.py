@@ -8,8 +8,15 @@ stand-alone by the fast recipe and measured on the CPU target (ONNX Runtime, 1 t
 batch 1); here each is measured ``--repeats`` more times, so every latency is the median of
 those readings and the noise floor (the median relative spread of a net's readings) is
 reported beside the share of targets met within +-10 %.
+
+``--paired``: the comparison by targets instead of alphas, which cannot collapse to an
+all-skip net: a ``ref`` study (alpha 0, accuracy alone) trains the supernet and derives the
+most accurate net; then ``targets`` (latency targets) and ``mac-targets`` (MAC targets) at the
+same fractions of each metric's own range reuse its weights, and the two families of nets are
+compared on measured latency (hypervolume, which MAC-aware nets a latency-aware one
+dominates) beside the share of latency targets met.
 Usage: python benchmarks/oneshot_fbnet.py --data PATH [--out DIR] [--tag T] [--repeats 5]
-[--set K=V ...] [--skip-targets]
+[--set K=V ...] [--skip-targets] [--paired [--fractions 0.15,0.4,0.65]]
 """
 
 from __future__ import annotations
@@ -27,12 +34,19 @@ from _common import save
 
 from hwnas.core.pareto import as_minimisation, hypervolume
 
+NAMES = {
+    "latency": "latency-aware",
+    "macs": "MAC-aware",
+    "targets": "latency targets",
+    "mac-targets": "MAC targets",
+    "ref": "accuracy alone",
+}
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "fbnet_cifar10.yaml")
 
 
 def search(out: Path, data: str, sets: list[str]) -> float:
-    args = [sys.executable, "-m", "hwnas.cli", "search", "--config", CONFIG, "--data", data]
-    args += ["--out", str(out), "--quiet"]
+    args = [sys.executable, "-m", "hwnas.cli", "search", "--config", CONFIG, "--out", str(out)]
+    args += ["--quiet", *(["--data", data] if data else [])]
     for s in sets:
         args += ["--set", s]
     t0 = time.monotonic()
@@ -94,18 +108,115 @@ def hv(rows: list[dict[str, Any]], lo: list[float], hi: list[float]) -> float:
     return hypervolume(norm, [1.0, 1.0])  # dominated points add nothing
 
 
+def table_range(out: Path) -> tuple[float, float]:
+    """The cheapest and dearest net of the latency table the study ``out`` searched with."""
+    from hwnas.experiment.study import Study
+
+    study = Study(out, readonly=True)
+    try:
+        costs = study.store.get_meta_json("oneshot")["costs"]
+    finally:
+        study.close()
+    fixed, table = costs["fixed"], costs["table"]
+    return fixed + sum(min(r) for r in table), fixed + sum(max(r) for r in table)
+
+
+def mac_range(out: Path) -> tuple[float, float]:
+    """The space's MAC range, from the same per-choice counts a ``macs`` search weighs."""
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.study import Study
+    from hwnas.oneshot.costs import choice_costs
+
+    study = Study(out, readonly=True)
+    try:
+        ev = build_evaluator(study.config)
+    finally:
+        study.close()
+    try:
+        assert ev.input_shape is not None and ev.num_classes is not None
+        c = choice_costs(ev.space, "macs", ev.input_shape, ev.num_classes)
+    finally:
+        ev.close()
+    return c.cheapest(), c.dearest()
+
+
+def compare(rows: dict[str, list[dict[str, Any]]], a: str, b: str) -> dict[str, Any]:
+    """Hypervolume of families ``a`` and ``b`` on accuracy and measured latency (one box
+    spanned by both), and which nets of ``b`` a net of ``a`` dominates."""
+    both = rows[a] + rows[b]
+    accs = [r["accuracy"] for r in both]
+    lats = [r["latency_ms"] for r in both]
+    lo, hi = [-max(accs), min(lats)], [-min(accs) + 1e-9, max(lats) + 1e-9]
+    dominated = []
+    for r in rows[b]:
+        better = [
+            q["trial"]
+            for q in rows[a]
+            if q["accuracy"] >= r["accuracy"] and q["latency_ms"] < r["latency_ms"]
+        ]
+        dominated.append({f"{b}_trial": r["trial"], f"dominated_by_{a}_trials": better})
+    return {"hypervolume": {k: hv(rows[k], lo, hi) for k in (a, b)}, "dominated": dominated}
+
+
+def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``ref`` (alpha 0), then latency and MAC targets at the same fractions of their ranges."""
+    fr = [float(f) for f in a.fractions.split(",")]
+    wall: dict[str, float] = {}
+    ref, tgt, mtg = out / "ref", out / "targets", out / "mac-targets"
+    weights = f"supernet.weights={ref / 'supernet' / 'warmup.pt'}"
+    wall["ref"] = search(ref, a.data, [*a.set, "strategy.alphas=[0.0]", "budget.trials=1"])
+    print(f"ref study: {wall['ref']:.0f} s", flush=True)
+    lo, hi = table_range(ref)
+    mlo, mhi = mac_range(ref)
+    lat_t = [round(lo + f * (hi - lo), 3) for f in fr]
+    mac_t = [round(mlo + f * (mhi - mlo)) for f in fr]
+    common = [*a.set, weights, "strategy.alphas=[]", f"budget.trials={len(fr)}"]
+    wall["targets"] = search(tgt, a.data, [*common, f"strategy.cost_targets={lat_t}"])
+    print(f"latency-target study: {wall['targets']:.0f} s", flush=True)
+    sets = [*common, "strategy.cost_metric=macs", f"strategy.cost_targets={mac_t}"]
+    wall["mac-targets"] = search(mtg, a.data, sets)
+    print(f"MAC-target study: {wall['mac-targets']:.0f} s", flush=True)
+    rows = {k: derived(out / k, a.repeats) for k in ("ref", "targets", "mac-targets")}
+    met = [abs(r["latency_ms"] / r["setting"]["cost_target"] - 1) <= 0.10 for r in rows["targets"]]
+    mac_met = [
+        abs(r["macs"] / r["setting"]["cost_target"] - 1) <= 0.10 for r in rows["mac-targets"]
+    ]
+    summary = {
+        "fractions": fr,
+        "latency_targets_ms": lat_t,
+        "latency_range_ms": [lo, hi],
+        "mac_targets": mac_t,
+        "mac_range": [mlo, mhi],
+        "latency_targets_met_within_10pct": sum(met),
+        "share_met": sum(met) / max(len(met), 1),
+        "mac_targets_met_within_10pct": sum(mac_met),
+        "noise_floor_median_spread": statistics.median(
+            r["spread"] for rs in rows.values() for r in rs
+        ),
+        **compare(rows, "targets", "mac-targets"),
+        "wall_s": wall,
+    }
+    return rows, summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", default="", help="the CIFAR-10 (JPEG) archive")
     ap.add_argument("--out", default="/tmp/oneshot-fbnet")
     ap.add_argument("--tag", default="")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--skip-targets", action="store_true")
     ap.add_argument("--targets", default="", help="comma-separated ms; default: spread")
+    ap.add_argument("--paired", action="store_true", help="latency vs MAC targets")
+    ap.add_argument("--fractions", default="0.15,0.4,0.65", help="--paired: of each range")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.paired:
+        rows, summary = paired(a, out)
+        report(rows, summary, out, a, "paired")
+        return
     wall: dict[str, float] = {}
     lat_dir, mac_dir, tgt_dir = out / "latency", out / "macs", out / "targets"
     weights = f"supernet.weights={lat_dir / 'supernet' / 'warmup.pt'}"
@@ -147,21 +258,19 @@ def main() -> None:
                 r["spread"] for rs in rows.values() for r in rs
             ),
         }
-    both = rows["latency"] + rows["macs"]
-    accs = [r["accuracy"] for r in both]
-    lats = [r["latency_ms"] for r in both]
-    lo_b, hi_b = [-max(accs), min(lats)], [-min(accs) + 1e-9, max(lats) + 1e-9]
-    summary["hypervolume"] = {k: hv(rows[k], lo_b, hi_b) for k in ("latency", "macs")}
-    dominated = []
-    for r in rows["macs"]:
-        better = [
-            q["trial"]
-            for q in rows["latency"]
-            if q["accuracy"] >= r["accuracy"] and q["latency_ms"] < r["latency_ms"]
-        ]
-        dominated.append({"macs_trial": r["trial"], "dominated_by_latency_trials": better})
-    summary["macs_nets_dominated_by_latency_nets"] = dominated
+    summary.update(compare(rows, "latency", "macs"))
     summary["wall_s"] = wall
+    report(rows, summary, out, a, "")
+
+
+def report(
+    rows: dict[str, list[dict[str, Any]]],
+    summary: dict[str, Any],
+    out: Path,
+    a: argparse.Namespace,
+    kind: str,
+) -> None:
+    """Print the nets and the summary, plot them, save the figures."""
     for k, rs in rows.items():
         print(f"-- {k}")
         for r in rs:
@@ -180,7 +289,7 @@ def main() -> None:
                 x=[r["latency_ms"] for r in rs],
                 y=[r["accuracy"] for r in rs],
                 mode="markers+text",
-                name=f"{k}-aware" if k != "targets" else "latency targets",
+                name=NAMES.get(k, k),
                 text=[f"MACs {r['macs'] / 1e6:.1f}M" for r in rs],
                 textposition="top center",
             )
@@ -193,7 +302,7 @@ def main() -> None:
     except ImportError:
         pass
     save(
-        "oneshot_fbnet" + (f"-{a.tag}" if a.tag else ""),
+        "oneshot_fbnet" + (f"-{kind}" if kind else "") + (f"-{a.tag}" if a.tag else ""),
         {"config": CONFIG, "sets": a.set, "repeats": a.repeats, "rows": rows, "summary": summary},
     )
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# benchmarks/darts_nb201.py on the GPU machine (device tool), in one call of < 10 min: the
+# seeds run side by side on the one GPU. From the repo root, with wheels in .whl/, the
+# dataset in .data/cifar10-jpeg.tar.gz and the NB201 table in .data/nb201_cifar10_hw.csv.gz.
+#   VARIANT=darts SEEDS=0 to show DARTS's collapse; ARGS="--set supernet.search_epochs=25"
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
+OUT=${OUT:-/tmp/out}
+D=$PWD/.dnb   # ignored: kept on a warm machine, so a second call resumes the studies
+(nvidia-smi dmon -s u -d 5 > $OUT/dmon-darts.log 2>&1 &)
+cd benchmarks
+timeout -s INT ${SECONDS_LEFT:-530} python3 darts_nb201.py --data ../.data/cifar10-jpeg.tar.gz \
+  --table ../.data/nb201_cifar10_hw.csv.gz --out $D --seeds ${SEEDS:-0,1,2} \
+  --variant ${VARIANT:-gdas} --tag ${TAG:-h200} ${ARGS:-} 2>&1 | tail -40
+cd ..
+pkill -f "nvidia-smi dmon"
+cp benchmarks/results/*darts_nb201*.json $OUT/ 2>/dev/null
+for f in $D/*.log; do tail -30 $f > $OUT/$(basename $f); done
+for d in $D/*/; do grep -h 'supernet search' $d/hwnas.log | tail -3 > $OUT/$(basename $d)-epochs.log; done
+ls -la $OUT
