@@ -33,8 +33,17 @@ def test_set_data_name_keeps_the_yaml_data_subset(tmp_path):
 def test_every_family_is_a_registry_with_its_builtins():
     expected = {
         "space": {"chain", "cell", "graph", "fbnet", "fastcnn", "user"},
-        "strategy": {"random", "evolution", "optuna", "nash", "reinforce", "fbnet", "darts"},
-        "estimator": {"train", "tabular"},
+        "strategy": {
+            "random",
+            "evolution",
+            "optuna",
+            "nash",
+            "reinforce",
+            "fbnet",
+            "darts",
+            "spos",
+        },
+        "estimator": {"train", "tabular", "supernet"},
         "target": {
             "cpu-ort",
             "cpu-torch",

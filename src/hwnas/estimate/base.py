@@ -123,6 +123,11 @@ class Estimator(ABC):
         """Test metrics of a final model (the test split never guides the search)."""
         return {}
 
+    def check(self, space: Any, input_shape: Any, num_classes: int | None) -> None:
+        """Refuse, as a one-line :class:`~hwnas.core.errors.UserError`, a run this estimator
+        cannot serve (before anything is written); by default every run is fine."""
+        return None
+
     def enumerate(self) -> dict[str, dict[str, float]] | None:
         """Search metrics of every arch by table key, where the estimator knows them all (a
         table): then a search can be scored against the true front."""

@@ -165,3 +165,36 @@ class TabularEstimatorConfig(KindConfig):
     @classmethod
     def _column_str(cls, v: Any) -> Any:
         return {"column": v, "scale": 0.01} if isinstance(v, str) else v
+
+
+class InheritedScoring(Section):
+    """How an arch is scored with weights inherited from a supernet (SPOS)."""
+
+    bn_batches: int = Field(
+        10,
+        ge=1,
+        description="Training batches its BatchNorm statistics are recalibrated on before it "
+        "is scored (the supernet's statistics mix every path).",
+    )
+    eval_images: int = Field(
+        0, ge=0, description="Validation images it is scored on; 0 = the whole split."
+    )
+    batch_size: int = Field(256, ge=1, description="Batch size of recalibration and scoring.")
+
+
+@estimators.register("supernet", factory="hwnas.oneshot.estimator:SupernetEstimator")
+class SupernetEstimatorConfig(InheritedScoring, KindConfig):
+    """Inherited weights: an arch's accuracy with the weights of a trained supernet (a
+    `spos` study's `supernet/warmup.pt`), after BatchNorm recalibration; seconds per arch, for
+    any strategy. The `final` section then trains the front stand-alone."""
+
+    name: Literal["supernet"] = "supernet"
+    needs_model: ClassVar[bool] = True
+
+    def produces(self) -> set[str]:
+        return {"accuracy", "val_loss"}
+
+    weights: str = Field(
+        description="The trained supernet: `supernet/warmup.pt` of a study of the same space "
+        "and data (`strategy: spos` trains one with uniform single paths)."
+    )

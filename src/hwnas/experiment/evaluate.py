@@ -112,6 +112,22 @@ class Evaluator:
     def candidate(self, arch: Arch, model: torch.nn.Module | None) -> Candidate:
         return Candidate(arch, self.space, self.input_shape or (0, 0, 0), model)
 
+    def price(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
+        """What every cost source (and the analytic count) says of ``arch``, unestimated:
+        what a one-shot search weighs archs by before any is trained stand-alone."""
+        metrics: dict[str, Any] = {}
+        model = None
+        if self.needs_model:
+            from hwnas.hardware.analytic import analytic_costs
+
+            assert self.input_shape is not None
+            model = self.build(arch, seed)
+            metrics.update(analytic_costs(model, self.input_shape))
+        cand = self.candidate(arch, model)
+        for source in self.sources:
+            self._costs(source, cand, metrics)
+        return metrics
+
     def __call__(self, job: Job) -> Outcome:
         metrics: dict[str, Any] = {}
         model = None

@@ -237,6 +237,7 @@ class Experiment:
         evaluator = self._evaluator = build_evaluator(cfg)
         for source in evaluator.sources:  # a board that does not answer: refused up front
             source.model.check()
+        evaluator.estimator.check(evaluator.space, evaluator.input_shape, evaluator.num_classes)
         strategy = make_strategy(cfg.strategy, evaluator.space, self.objectives, cfg.seed)
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
@@ -557,6 +558,7 @@ class Experiment:
             seed=cfg.seed,
             constraints=list(cfg.constraints),
             luts=luts,
+            price=evaluator.price,
         )
 
     @staticmethod

@@ -21,8 +21,8 @@ class SupernetKit:
     """Data and device (``task``), the space, the ``supernet`` section, a directory for
     checkpoints, the run's constraints (a cost target may default from one), the lookup-table
     settings of each runtime a latency metric may name (``latency_ms`` the target's,
-    ``latency_ms@label`` a cost source's), and ``save(key, value)`` to keep JSON in the study
-    (theta's history)."""
+    ``latency_ms@label`` a cost source's), ``save(key, value)`` to keep JSON in the study
+    (theta's history), and ``price(arch)``, the run's cost sources on one arch."""
 
     task: Task
     space: Space
@@ -35,3 +35,4 @@ class SupernetKit:
     luts: dict[str, LutTarget] = field(default_factory=dict)
     save: Callable[[str, Any], None] = lambda key, value: None
     progress: bool = False
+    price: Callable[[Any], dict[str, Any]] = lambda arch: {}

@@ -59,13 +59,17 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def fingerprint(kit: SupernetKit) -> dict[str, Any]:
-    """What a warm-up checkpoint must match to be reused: space, input, classes, data seed."""
-    cfg = getattr(kit.space, "cfg", None)
+    """What a warm-up checkpoint must match to be reused: space, input, classes."""
+    return fingerprint_of(kit.space, kit.input_shape, kit.num_classes)
+
+
+def fingerprint_of(space: Any, input_shape: Any, num_classes: int) -> dict[str, Any]:
+    cfg = getattr(space, "cfg", None)
     return {
-        "space": kit.space.name,
+        "space": space.name,
         "space_config": cfg.model_dump(mode="json") if cfg is not None else None,
-        "input_shape": list(kit.input_shape),
-        "num_classes": kit.num_classes,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
     }
 
 

@@ -5,12 +5,13 @@ A strategy's factory is called as ``factory(section, space, objectives, seed)``.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from hwnas.core.config import KindConfig
 from hwnas.core.registry import strategies
+from hwnas.estimate.config import InheritedScoring
 
 
 @strategies.register("random", factory="hwnas.strategy.random:RandomSearch.from_config")
@@ -217,4 +218,30 @@ class DartsStrategyConfig(KindConfig):
     )
     per_setting: int = Field(
         1, ge=1, le=16, description="Nets derived: the most likely, then the next most likely."
+    )
+
+
+@strategies.register("spos", factory="hwnas.oneshot.spos:SposSearch.from_config")
+class SposStrategyConfig(InheritedScoring, KindConfig):
+    """Single-path one-shot (SPOS, Guo et al. 2020): the supernet trains along uniformly
+    drawn single paths (the `supernet` section's warm-up); then the `search` strategy
+    explores the space scoring each arch with inherited weights after BatchNorm
+    recalibration (seconds per arch), and the nets spread along that search's front are
+    trained stand-alone (stage `derived`, counted by the budget)."""
+
+    trains_supernet: ClassVar[bool] = True
+    name: Literal["spos"] = "spos"
+    search: dict[str, Any] = Field(
+        default_factory=lambda: {"name": "evolution", "population": 50, "sample_size": 10},
+        description="The strategy that searches the trained supernet, a `strategy` section "
+        "of its own (evolution, random, optuna...; not a one-shot one).",
+    )
+    evaluations: int = Field(
+        500, ge=1, description="Archs that search scores with inherited weights."
+    )
+    derive: int = Field(
+        5,
+        ge=1,
+        description="Nets of its front trained stand-alone, evenly spread along the first "
+        "cost objective (the budget may stop sooner).",
     )

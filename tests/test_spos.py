@@ -1,0 +1,167 @@
+"""Single-path one-shot (strategy: spos) and inherited-weight estimates (estimator: supernet):
+the score of a path is the stand-alone net's accuracy with the supernet's weights and
+recalibrated BatchNorm, spos derives the best-scored nets of its inner search as trials of
+stage ``derived``, and any strategy can search a trained supernet as trials of its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from conftest import run_cli
+
+from hwnas.data import batches, load_dataset
+from hwnas.experiment.config import load_config
+from hwnas.experiment.study import Study
+from hwnas.oneshot.inherit import InheritedScorer
+from hwnas.space import make_space
+
+SPOS = [
+    "space=cell",
+    "strategy=spos",
+    "strategy.evaluations=24",
+    "strategy.search={name: evolution, population: 8, sample_size: 3}",
+    "strategy.derive=2",
+    "strategy.eval_images=200",
+    "supernet.epochs=2",
+    "estimator.epochs=1",
+    "target=analytic",
+    "objectives={accuracy: max, macs: min}",
+]
+
+
+def _args(items: list[str]) -> list[str]:
+    return [a for item in items for a in ("--set", item)]
+
+
+def _meta(out: Path) -> dict:
+    study = Study(out, readonly=True)
+    try:
+        return study.store.get_meta_json("oneshot")
+    finally:
+        study.close()
+
+
+def test_a_score_is_the_stand_alone_nets_accuracy_after_recalibration():
+    cfg = load_config(None, ["space=cell"])
+    data = load_dataset(cfg.data, 0)
+    space = make_space(cfg.space)
+    torch.manual_seed(0)
+    net = space.supernet(data.input_shape, data.num_classes)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    for x, y in batches(
+        data.train, 64, mean=data.mean, std=data.std, shuffle=True, augment=False, generator=gen
+    ):  # one epoch along random paths: weights and BatchNorm statistics of every op move
+        path = [(int(torch.randint(len(c), (1,), generator=gen)), None) for c in space.choices()]
+        loss = F.cross_entropy(net(x, path), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    scorer = InheritedScorer(net, data, "cpu", batch_size=64, bn_batches=4, eval_images=0, seed=3)
+    picks = [3, 2, 3, 1, 3, 2]
+    score = scorer.score(picks)
+    assert scorer.score(picks) == score  # the same batches for every call and every arch
+    assert scorer.score([3, 3, 3, 3, 3, 3]) != score
+    after = {k: v for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    assert all(torch.equal(before[k], after[k]) for k in before)  # no weight changed
+    scorer.score(picks)  # the path's statistics, recalibrated, are now in the supernet
+    alone = space.build(space.from_choices(picks), data.input_shape, data.num_classes)
+    alone.load_state_dict(net.state_for(picks))
+    alone.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in batches(
+            data.val, 64, mean=data.mean, std=data.std, shuffle=False, augment=False, generator=None
+        ):
+            correct += int((alone(x).argmax(1) == y).sum())
+    assert abs(correct / len(data.val) - score["accuracy"]) < 1e-9
+    assert 0.0 < score["accuracy"] <= 1.0 and score["val_loss"] > 0
+
+
+def test_spos_derives_the_best_scored_nets_and_resumes_without_retraining(tmp_path):
+    out = tmp_path / "spos"
+    items = [*SPOS[:-1], "objectives={accuracy: max}"]
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "2", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 2 and {t["stage"] for t in trials} == {"derived"}
+    meta = _meta(out)
+    evals = meta["evaluations"]
+    assert meta["strategy"] == "spos" and meta["search"] == "evolution"
+    assert len(evals) == 24 and len({json.dumps(e["arch"]) for e in evals}) == 24
+    best = sorted(evals, key=lambda e: -e["metrics"]["accuracy"])[:2]
+    assert [t["info"]["inherited_accuracy"] for t in trials] == [
+        e["metrics"]["accuracy"] for e in best
+    ]
+    assert [t["arch"] for t in trials] == [e["arch"] for e in best]
+    assert all(t["status"] == "complete" and t["metrics"]["accuracy"] > 0 for t in trials)
+    assert all("macs" in e["metrics"] for e in evals)  # priced by the run's cost sources
+    stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "3", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "supernet" / "warmup.pt").stat().st_mtime_ns == stamp  # not retrained
+    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 2  # no repeats
+
+
+def test_spos_spreads_its_derived_nets_along_the_cost_front(tmp_path):
+    out = tmp_path / "spos2"
+    items = [*SPOS, "strategy.derive=3"]
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "3", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    evals = _meta(out)["evaluations"]
+    n = [t["info"]["evaluation"] for t in trials]
+    picked = [evals[i]["metrics"] for i in n]
+    for m in picked:  # every derived net is on the inherited-weight front
+        assert not any(
+            e["metrics"]["accuracy"] >= m["accuracy"]
+            and e["metrics"]["macs"] <= m["macs"]
+            and (e["metrics"]["accuracy"], e["metrics"]["macs"]) != (m["accuracy"], m["macs"])
+            for e in evals
+        )
+    assert [m["accuracy"] for m in picked] == sorted((m["accuracy"] for m in picked), reverse=True)
+
+
+def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(tmp_path):
+    spos = tmp_path / "spos"
+    r = run_cli(
+        "search", "--out", str(spos), "--quiet", "--budget", "1",
+        *_args([*SPOS, "strategy.evaluations=4", "strategy.derive=1"]),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    weights = spos / "supernet" / "warmup.pt"
+    out = tmp_path / "random"
+    items = [
+        "space=cell",
+        "strategy=random",
+        "estimator=supernet",
+        f"estimator.weights={weights}",
+        "estimator.eval_images=200",
+        "target=analytic",
+        "objectives={accuracy: max, macs: min}",
+    ]
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "6", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 6 and {t["stage"] for t in trials} == {"search"}
+    assert all(0.0 < t["metrics"]["accuracy"] <= 1.0 for t in trials)
+    assert len({t["metrics"]["accuracy"] for t in trials}) > 1
+    cases = {
+        "does not exist": [f"estimator.weights={tmp_path / 'none.pt'}"],
+        "another space": [f"estimator.weights={weights}", "space.channels=8"],
+        "has none": ["space=chain", f"estimator.weights={weights}"],
+    }
+    for what, extra in cases.items():
+        bad = tmp_path / what.replace(" ", "-")
+        r = run_cli("search", "--out", str(bad), "--quiet", *_args([*items, *extra]))
+        assert r.returncode == 2 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not bad.exists()
+    r = run_cli(
+        "search", "--out", str(tmp_path / "x"), "--quiet",
+        *_args([*SPOS, "strategy.search={name: darts}"]),
+    )  # fmt: skip
+    assert r.returncode == 2 and "one-shot itself" in r.stderr, r.stderr
