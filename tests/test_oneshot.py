@@ -290,3 +290,33 @@ def test_darts_with_the_table_estimator_trains_the_supernet_on_the_data(tmp_path
     (t,) = json.loads(run_cli("show", str(out), "--json").stdout)
     assert t["stage"] == "derived" and 0.1 < t["metrics"]["accuracy"] < 1.0
     assert (out / "supernet" / "warmup.pt").exists()
+
+
+def test_the_chain_supernet_covers_a_sub_space_with_depth_by_skips():
+    """Stage widths are fixed (the widest, or space.supernet_widths); a shallower arch maps to
+    its skips-last picks; an arch of another width is refused; MACs add up per pick."""
+    from hwnas.space.base import InvalidArch
+    from hwnas.space.chain import ChainSpace
+    from hwnas.space.config import ChainSpaceConfig
+
+    space = ChainSpace()
+    assert space.sub_widths == [24, 32, 64]
+    assert [len(c) for c in space.choices()] == [9, 10, 9, 10, 10, 9, 10, 10]  # skip: not where
+    full = space.from_choices([0, 1, 2, 3, 4, 5, 6, 7])  # a stage widens or strides first
+    shallow = {"stages": [{**s, "ops": list(s["ops"])} for s in full["stages"]]}
+    shallow["stages"][1]["depth"] = 2
+    picks = space.to_choices(shallow)
+    assert picks[2:5] == [2, 3, space.choices()[4].index("skip")]
+    assert space.arch_hash(space.from_choices(picks)) == space.arch_hash(shallow)
+    narrow = {"stages": [{**s, "ops": list(s["ops"])} for s in full["stages"]]}
+    narrow["stages"][0]["width"] = 16
+    with pytest.raises(InvalidArch, match="sub-space"):
+        space.to_choices(narrow)
+    sub = ChainSpace(ChainSpaceConfig(supernet_widths=[16, 32, 48]))
+    assert sub.from_choices([0] * 8)["stages"][2]["width"] == 48
+    with pytest.raises(ValueError, match="supernet_widths"):
+        ChainSpaceConfig(supernet_widths=[16, 32])
+    costs = choice_costs(space, "macs", (3, 16, 16), 10)
+    for p in ([0] * 8, [8, 9, 8, 9, 9, 8, 9, 9], [3, 9, 1, 9, 2, 4, 9, 0]):
+        net = space.build(space.from_choices(p), (3, 16, 16), 10)
+        assert costs.of(p) == count_macs(net, (3, 16, 16))

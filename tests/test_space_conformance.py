@@ -28,6 +28,7 @@ from conftest import REPO
 
 from hwnas.core.errors import UserError
 from hwnas.experiment.config import load_config
+from hwnas.oneshot.paths import PathSpace
 from hwnas.space import make_space
 from hwnas.space.base import InvalidArch, Space
 from hwnas.space.capabilities import (
@@ -80,6 +81,7 @@ def _caps(*names: str) -> frozenset[str]:
 
 
 GENES = ("Evolvable", "Neighbourly", "Vectorizable", "Encodable")
+ONE_SHOT = ("BlockDecomposable", "Supernet", "PerChoiceCosts")
 
 
 def _small_chain() -> Space:
@@ -103,8 +105,9 @@ def _user() -> Space:
 
 
 CASES: list[SpaceCase] = [
-    SpaceCase("chain", ChainSpace, caps=_caps(*GENES, "BlockDecomposable")),
-    SpaceCase("chain-small", _small_chain, caps=_caps(*GENES, "BlockDecomposable")),
+    SpaceCase("chain", ChainSpace, caps=_caps(*GENES, *ONE_SHOT)),
+    SpaceCase("chain-small", _small_chain, caps=_caps(*GENES, *ONE_SHOT)),
+    SpaceCase("chain-paths", lambda: PathSpace(_small_chain()), caps=_caps(*GENES)),
     SpaceCase(
         "cell",
         lambda: CellSpace(CellSpaceConfig(channels=4, cells_per_stage=1)),

@@ -60,7 +60,11 @@ def test_a_score_is_the_stand_alone_nets_accuracy_after_recalibration():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    before = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    before = {
+        k: v.clone()
+        for k, v in net.state_dict().items()
+        if "running" not in k and "tracked" not in k
+    }
     scorer = InheritedScorer(net, data, "cpu", batch_size=64, bn_batches=4, eval_images=0, seed=3)
     picks = [3, 2, 3, 1, 3, 2]
     score = scorer.score(picks)

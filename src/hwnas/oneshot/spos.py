@@ -19,6 +19,7 @@ from hwnas.core.errors import UserError
 from hwnas.core.pareto import Objectives, pareto_indices
 from hwnas.oneshot.costs import NO_COST, ChoiceCosts
 from hwnas.oneshot.losses import Setting
+from hwnas.oneshot.paths import PathSpace
 from hwnas.oneshot.strategy import OneShotSearch
 from hwnas.space.base import Space
 from hwnas.strategy.base import Result, Strategy, StrategyDone, StrategyWaiting
@@ -47,7 +48,8 @@ class SposSearch(OneShotSearch):
                 f"strategy.search: {inner_cfg.name} is one-shot itself; name one that asks "
                 "for archs (evolution, random, optuna...)"
             )
-        self.inner: Strategy = make_strategy(inner_cfg, space, objectives, seed)
+        # the inner search proposes only paths of the supernet (a sub-space for some spaces)
+        self.inner: Strategy = make_strategy(inner_cfg, PathSpace(space), objectives, seed)
 
     def _settings(self, kit: Any) -> list[Setting]:
         return [Setting("additive", 0.0)]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from hwnas.space.config import ChainSpaceConfig
-from hwnas.space.vocab.chain import parse_op
+from hwnas.space.vocab.chain import SKIP, parse_op
 
 
 def conv_bn(
@@ -86,6 +86,58 @@ class ChainNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))
         return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+class ChainSupernet(nn.Module):
+    """ChainNet's skeleton over the chain space's supernet sub-space: at each block position
+    every op of :meth:`ChainSpace.choices` (skip: identity), built as ChainNet would build it
+    there, so a derived net takes its weights by renaming (:meth:`state_for`).
+    ``forward(x, path)``: see :func:`mixed`."""
+
+    def __init__(self, space: Any, input_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        cfg = space.cfg
+        self.stem = conv_bn(input_shape[0], cfg.stem_channels, 3, cfg.stem_stride)
+        c = cfg.stem_channels
+        self.names = space.choices()
+        rows = []
+        for (i, b), names in zip(space.positions(), self.names, strict=True):
+            w, s = space.sub_widths[i], cfg.stages[i].stride if b == 0 else 1
+            cin = c if b == 0 else w
+            rows.append(
+                nn.ModuleList(
+                    nn.Identity() if n == SKIP else MBConv(cin, w, *parse_op(n), s) for n in names
+                )
+            )
+            c = w
+        self.positions = nn.ModuleList(rows)
+        self.head, c = head_conv(c, cfg.head_channels)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
+        x = self.stem(x)
+        for ops, step in zip(self.positions, path, strict=True):
+            x = mixed(cast(nn.ModuleList, ops), step, x)
+        x = self.head(x)
+        return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
+
+    def state_for(self, picks: list[int]) -> dict[str, torch.Tensor]:
+        """The state dict of the ChainNet picking ``picks``: the k-th built op is ``blocks.k``."""
+        built: dict[str, str] = {}
+        for j, i in enumerate(picks):
+            if self.names[j][i] != SKIP:
+                built[f"positions.{j}.{i}."] = f"blocks.{len(built)}."
+        out: dict[str, torch.Tensor] = {}
+        for key, v in self.state_dict().items():
+            if not key.startswith("positions."):
+                out[key] = v.clone()
+                continue
+            prefix = ".".join(key.split(".")[:3]) + "."
+            if prefix in built:
+                out[built[prefix] + key[len(prefix) :]] = v.clone()
+        return out
 
 
 def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:

@@ -270,6 +270,69 @@ class ChainSpace(Space):
     def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
         return self._block_plan.all_blocks(input_shape, num_classes)
 
+    # ------------------------------------------------------------ supernet
+    # One-shot search covers a sub-space: every stage at one width (``supernet_widths``, by
+    # default its widest) and its deepest depth, each block position choosing an MBConv op or
+    # skip where the shape allows it -- so depth is searched, widths are not.
+    @cached_property
+    def sub_widths(self) -> list[int]:
+        return list(self.cfg.supernet_widths) or [max(s.widths) for s in self.cfg.stages]
+
+    def positions(self) -> list[tuple[int, int]]:
+        """(stage, block) of every supernet position, in network order."""
+        return [(i, b) for i, d in enumerate(self.max_depths) for b in range(d)]
+
+    def _sub_arch(self, ops: list[list[str]]) -> Arch:
+        return {
+            "stages": [
+                {"depth": d, "width": w, "ops": o}
+                for d, w, o in zip(self.max_depths, self.sub_widths, ops, strict=True)
+            ]
+        }
+
+    def choices(self) -> list[list[str]]:
+        probe = self._sub_arch([[self.mb_ops[0]] * d for d in self.max_depths])
+        return [self._op_choices(probe, i, b) for i, b in self.positions()]
+
+    def from_choices(self, picks: list[int]) -> Arch:
+        names = [c[k] for c, k in zip(self.choices(), picks, strict=True)]
+        ops: list[list[str]] = [[] for _ in self.max_depths]
+        for (i, _), name in zip(self.positions(), names, strict=True):
+            ops[i].append(name)
+        return self._sub_arch(ops)
+
+    def to_choices(self, arch: Arch) -> list[int]:
+        """The picks of an arch of the sub-space; an arch that builds the same network as one
+        (a shallower stage, skips elsewhere) maps to its skips-last form."""
+        self.validate(arch)
+        choices = self.choices()
+        if all(
+            s["depth"] == d and s["width"] == w
+            for s, d, w in zip(arch["stages"], self.max_depths, self.sub_widths, strict=True)
+        ):
+            names = [op for s in arch["stages"] for op in s["ops"]]
+        else:
+            names = []
+            for s, d in zip(self.canonical(arch)["stages"], self.max_depths, strict=True):
+                names += s["ops"] + [SKIP] * (d - len(s["ops"]))
+        picks = [c.index(n) if n in c else -1 for c, n in zip(choices, names, strict=True)]
+        if -1 in picks or self.canonical(self.from_choices(picks)) != self.canonical(arch):
+            raise InvalidArch(
+                f"chain arch outside the supernet's sub-space (stage widths {self.sub_widths}, "
+                "depth by skips): " + self.describe(arch)
+            )
+        return picks
+
+    def choice_blocks(
+        self, input_shape: Shape, num_classes: int
+    ) -> tuple[list[Block], list[list[Block | None]]]:
+        return self._block_plan.choice_blocks(input_shape, num_classes)
+
+    def supernet(self, input_shape: Shape, num_classes: int) -> nn.Module:
+        from hwnas.space.blocks import ChainSupernet
+
+        return ChainSupernet(self, input_shape, num_classes)
+
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         from hwnas.space.blocks import ChainNet
 

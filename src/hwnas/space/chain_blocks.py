@@ -102,6 +102,24 @@ class ChainBlocks:
         out.append(self._head(c, h, w, num_classes))
         return out
 
+    def choice_blocks(
+        self, input_shape: Shape, num_classes: int
+    ) -> tuple[list[Block], list[list[Block | None]]]:
+        """Stem and head (every arch of the supernet's sub-space has them), and per position
+        the MBConv each op adds there (skip: nothing)."""
+        c, h, w = self._after_stem(input_shape)
+        choices = self.space.choices()
+        rows: list[list[Block | None]] = []
+        for i, b in self.space.positions():
+            width, s = self.space.sub_widths[i], self.cfg.stages[i].stride if b == 0 else 1
+            cin = c if b == 0 else width
+            rows.append(
+                [self._mb(cin, width, h, w, *self.ops[o], s) if o in self.ops else None
+                 for o in choices[len(rows)]]
+            )  # fmt: skip
+            h, w, c = _down(h, s), _down(w, s), width
+        return [self._stem(input_shape), self._head(c, h, w, num_classes)], rows
+
     def all_blocks(self, input_shape: Shape, num_classes: int) -> list[Block]:
         ops = list(self.ops.values())
         out = [self._stem(input_shape)]

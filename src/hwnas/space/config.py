@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hwnas.core.config import KindConfig, Section
 from hwnas.core.registry import spaces
@@ -59,6 +59,22 @@ class ChainSpaceConfig(KindConfig):
     )
     head_channels: int = Field(0, ge=0, description="1x1 conv before pooling; 0 = none.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+    supernet_widths: list[int] = Field(
+        default_factory=list,
+        description="One-shot search covers the sub-space with these stage widths (one per "
+        "stage; default: each stage's widest), every stage up to its deepest depth, `skip` "
+        "where the shape allows it (so depth is searched); widths are fixed in it.",
+    )
+
+    @model_validator(mode="after")
+    def _supernet_widths(self) -> ChainSpaceConfig:
+        w = self.supernet_widths
+        if w and (
+            len(w) != len(self.stages)
+            or any(x not in s.widths for x, s in zip(w, self.stages, strict=False))
+        ):
+            raise ValueError("supernet_widths: one width per stage, each among its widths")
+        return self
 
     @field_validator("kernels")
     @classmethod
