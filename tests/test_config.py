@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,16 @@ def test_cost_source_mistakes_are_named(override, needle):
 
     with pytest.raises(ConfigError, match=re.escape(needle)):
         load_config(None, [override])
+
+
+def test_every_shipped_config_validates():
+    """Each file in configs/ loads (validation only: no data, no GPU needed); a GPU target
+    moves training to its device."""
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        cfg = load_config(f, [])
+        if cfg.target.name == "cuda-torch":
+            assert cfg.device == "cuda", f.name
+    assert load_config(None, ["target=cuda-torch"]).device == "cuda"

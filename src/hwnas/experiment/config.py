@@ -217,8 +217,9 @@ class ExperimentConfig(Section):
             if check is not None:
                 check(objectives)
         self._add_capacities()
-        if type(self.target).device is not None:  # a GPU runtime times where candidates train
-            self.device = type(self.target).device  # type: ignore[attr-defined,assignment]
+        device = type(self.target).device  # type: ignore[attr-defined]
+        if device is not None and self.device != device:  # a GPU runtime times where they
+            self.device = device  # train (assigning re-validates: only when it changes)
         for c in self.constraints:
             if not math.isfinite(c.value):
                 raise ValueError(f"constraints: {c.metric}: the bound must be a finite number")
