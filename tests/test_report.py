@@ -374,3 +374,25 @@ def test_one_shot_section_draws_theta_and_table_against_measured(tmp_path: Path)
     assert cost.get("main-svg", 0) >= 1 and cost.get("point", 0) >= len(derived)
     plain = write_report(tmp_path / "p.html", ts, pareto_of(ts), OBJECTIVES)
     assert 'id="theta-plot"' not in plain.read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (need /usr/bin/chromium)")
+def test_spos_section_draws_inherited_against_stand_alone_accuracy(tmp_path: Path) -> None:
+    """A spos study's report plots every arch scored with inherited weights, the derived ones
+    marked, and the derived nets' stand-alone accuracy; no theta heatmap (spos has none)."""
+    ts = make_trials(12)
+    derived = [t for t in ts if t["status"] == "complete"][:3]
+    for t in derived:
+        t["stage"] = "derived"
+        t["info"] = {"op": "derive", "inherited_accuracy": 0.5}
+    evals = [
+        {"n": n, "arch": {}, "feasible": True,
+         "metrics": {"accuracy": 0.3 + 0.01 * n, "latency_ms": 1.0 + 0.1 * n}}
+        for n in range(20)
+    ]  # fmt: skip
+    oneshot = {"strategy": "spos", "evaluations": evals, "derived": [17, 18, 19]}
+    report = write_report(tmp_path / "r.html", ts, pareto_of(ts), OBJECTIVES, oneshot=oneshot)
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    plot = drawn(dom, "spos-plot")
+    assert plot.get("main-svg", 0) >= 1 and plot.get("point", 0) >= 20 + len(derived)
+    assert 'id="theta-plot"' not in report.read_text()

@@ -217,9 +217,10 @@ class ExperimentConfig(Section):
             if check is not None:
                 check(objectives)
         self._add_capacities()
+        # a GPU runtime times where candidates train (assigning re-validates: only on a change)
         device = type(self.target).device  # type: ignore[attr-defined]
-        if device is not None and self.device != device:  # a GPU runtime times where they
-            self.device = device  # train (assigning re-validates: only when it changes)
+        if device is not None and self.device != device:
+            self.device = device  # type: ignore[assignment]
         for c in self.constraints:
             if not math.isfinite(c.value):
                 raise ValueError(f"constraints: {c.metric}: the bound must be a finite number")

@@ -38,6 +38,7 @@ from hwnas.report.plots import (
     pareto_figure,
     progress_figure,
     score_key,
+    spos_figure,
     theta_figure,
 )
 
@@ -95,7 +96,17 @@ def render_report(
         "hover": hover,
     }
     oneshot_section = ""
-    if oneshot:
+    if oneshot and oneshot.get("evaluations") is not None:  # spos: a search on the supernet
+        data["spos"] = clean(spos_figure(oneshot, trials))
+        oneshot_section = _section(
+            "One-shot search",
+            '<p class="note">Every arch the search scored with the supernet\'s weights (after '
+            "BatchNorm recalibration) at its cost, the derived ones marked, and the derived "
+            "nets' accuracy once trained stand-alone: the gap is the supernet's error.</p>"
+            '<div id="spos-plot" class="plot"></div>',
+            "oneshot",
+        )
+    elif oneshot:
         data["theta"] = clean(theta_figure(oneshot))
         data["oneshot_cost"] = _share_hover(expected_vs_measured_figure(oneshot, trials), hover)
         oneshot_section = _section(
@@ -521,6 +532,7 @@ _JS = r"""
   draw("progress-plot", data.progress);
   draw("theta-plot", data.theta);
   draw("oneshot-cost-plot", data.oneshot_cost);
+  draw("spos-plot", data.spos);
 
   // --- learning curves, drawn when a trial's details are first opened
   function drawCurve(d) {

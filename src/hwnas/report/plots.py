@@ -745,6 +745,70 @@ def expected_vs_measured_figure(oneshot: dict[str, Any], trials: Sequence[Trial]
     }
 
 
+def spos_figure(oneshot: dict[str, Any], trials: Sequence[Trial]) -> dict[str, Any]:
+    """What SPOS's search saw against what stand-alone training gave: every arch scored with
+    inherited weights at its cost, the derived ones marked, and each derived net's stand-alone
+    accuracy at its measured cost (a gap between the two is the supernet's ranking error)."""
+    evals = oneshot.get("evaluations") or []
+    if not evals:
+        return _message_figure("no arch scored with inherited weights")
+    cost = next(
+        (k for k in ("latency_ms", "macs", "params") if num(evals[0]["metrics"].get(k))), None
+    )
+    if cost is None:
+        return _message_figure("the scored archs have no cost to plot against")
+    chosen = set(oneshot.get("derived") or [])
+
+    def trace(rows: list[dict[str, Any]], name: str, marker: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [r["metrics"][cost] for r in rows],
+            "y": [r["metrics"]["accuracy"] for r in rows],
+            "name": name,
+            "marker": marker,
+            "hovertemplate": f"{cost} %{{x:.4g}}, inherited accuracy %{{y:.4f}}<extra></extra>",
+        }
+
+    data = [
+        trace([e for e in evals if e["n"] not in chosen], "scored (inherited weights)",
+              {"color": "#b8c2cc", "size": 5}),
+        trace([e for e in evals if e["n"] in chosen], "derived (inherited weights)",
+              {"color": "#1f77b4", "size": 9, "symbol": "diamond"}),
+    ]  # fmt: skip
+    alone = [
+        t
+        for t in trials
+        if t.get("stage") == "derived"
+        and t.get("status") == "complete"
+        and metric(t, cost) is not None
+        and metric(t, "accuracy") is not None
+    ]
+    if alone:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [metric(t, cost) for t in alone],
+                "y": [metric(t, "accuracy") for t in alone],
+                "customdata": [t.get("id") for t in alone],
+                "name": "derived, trained stand-alone",
+                "marker": {"color": "#d62728", "size": 9},
+                "hovertemplate": f"#%{{customdata}}: {cost} %{{x:.4g}}, "
+                "accuracy %{y:.4f}<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            "height": 400,
+            "font": {"family": _FONT},
+            "xaxis": {**_axis_style(), "title": {"text": cost}},
+            "yaxis": {**_axis_style(), "title": {"text": "validation accuracy"}},
+        },
+    }
+
+
 def _setting_label(t: Trial) -> str:
     info = t.get("info") or {}
     if info.get("cost_target") is not None:
