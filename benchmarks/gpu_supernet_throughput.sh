@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# benchmarks/supernet_throughput.py on the GPU machine (device tool), with GPU utilisation.
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}
+(nvidia-smi dmon -s u -d 1 > $OUT/dmon-throughput.log 2>&1 &)
+cd benchmarks
+timeout -s INT ${SECONDS_LEFT:-400} python3 supernet_throughput.py --tag ${TAG:-h200} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -20
+cd ..
+pkill -f "nvidia-smi dmon"
+cp benchmarks/results/*supernet_throughput*.json $OUT/ 2>/dev/null
+ls $OUT
