@@ -105,6 +105,11 @@ def test_spos_derives_the_best_scored_nets_and_resumes_without_retraining(tmp_pa
     assert all(t["status"] == "complete" and t["metrics"]["accuracy"] > 0 for t in trials)
     assert all("macs" in e["metrics"] for e in evals)  # priced by the run's cost sources
     stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns
+    log = run_cli("search", "--out", str(tmp_path / "bars"), "--budget", "1", *_args(items))
+    assert log.returncode == 0, log.stderr[-2000:]
+    for line in ("supernet warm-up: 2/2", "spos: scoring archs: 24/24"):  # phases, then trials
+        assert line in log.stderr, log.stderr[-2000:]
+    assert log.stderr.index("spos: scoring archs: 24/24") < log.stderr.index("trial 0 ")
     r = run_cli("search", "--out", str(out), "--quiet", "--budget", "3", *_args(items))
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "supernet" / "warmup.pt").stat().st_mtime_ns == stamp  # not retrained

@@ -25,9 +25,12 @@ def run_search(
     force: bool = False,
     on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_phase: Callable[[str, int, int], None] | None = None,
 ) -> SearchResult:
     """Run (or resume) a search in ``out_dir`` and write ``report.html``."""
-    result = Experiment(config, out_dir, force=force, on_trial=on_trial, on_start=on_start).run()
+    result = Experiment(
+        config, out_dir, force=force, on_trial=on_trial, on_start=on_start, on_phase=on_phase
+    ).run()
     study = Study(out_dir)
     try:
         result.report = write_study_report(study)

@@ -393,13 +393,38 @@ def _cmd_search(args: argparse.Namespace) -> int:
             pareto=info["pareto_size"],
         )
 
+    # a one-shot strategy's phases (supernet epochs, scored archs) come before the first
+    # trial: one bar per phase, then the search's bar
+    phases = None if args.quiet or plain else _phase_bars(console)
+    phase_tasks: dict[str, Any] = {}
+
+    def on_phase(label: str, done: int, total: int) -> None:
+        if plain and (done == total or done % max(1, total // 10) == 0):
+            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+        if phases is None:
+            return
+        if label not in phase_tasks:
+            if not phase_tasks:
+                phases.start()
+            phase_tasks[label] = phases.add_task(label, total=total)
+        phases.update(phase_tasks[label], completed=done, total=total)
+
     def on_start(info: dict[str, Any]) -> None:
+        if phases is not None and phase_tasks:
+            phases.stop()
         if progress is not None:
             progress.start()  # only now: set-up errors print without a half-drawn bar
             on_trial(None, info)
 
     try:
-        result = run_search(cfg, args.out, force=args.force, on_trial=on_trial, on_start=on_start)
+        result = run_search(
+            cfg,
+            args.out,
+            force=args.force,
+            on_trial=on_trial,
+            on_start=on_start,
+            on_phase=on_phase,
+        )
     except Interrupted:
         print(
             f"interrupted: finished trials are saved in {args.out}; run the same command to resume",
@@ -409,6 +434,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.stop()
+        if phases is not None:
+            phases.stop()
     why = {
         "budget": "budget reached",
         "time": "time budget reached",
@@ -541,6 +568,12 @@ def _progress(console: Any, total: int, disabled: bool) -> tuple[Any, Any]:
     progress = make_progress("search", console, *fields)
     task = progress.add_task("search", total=total, best="-", pareto=0)
     return progress, task
+
+
+def _phase_bars(console: Any) -> Any:
+    from hwnas.progress import make_progress
+
+    return make_progress("{task.description}", console)
 
 
 def _fmt(v: Any, kind: str) -> str:

@@ -163,6 +163,7 @@ class Experiment:
         force: bool = False,
         on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
         on_start: Callable[[dict[str, Any]], None] | None = None,
+        on_phase: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.cfg = config
         self.dir = Path(out_dir)
@@ -171,6 +172,7 @@ class Experiment:
         self._kit: Any = None  # a one-shot strategy's supernet kit, built with the evaluator
         self.on_trial = on_trial
         self.on_start = on_start  # called once set-up (data, space, store) has succeeded
+        self.on_phase = on_phase  # a one-shot strategy's phases before the first trial
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
 
     # ---------------------------------------------------------------- plumbing
@@ -559,6 +561,7 @@ class Experiment:
             constraints=list(cfg.constraints),
             luts=luts,
             price=evaluator.price,
+            report=self.on_phase,
         )
 
     @staticmethod

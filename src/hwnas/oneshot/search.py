@@ -251,7 +251,7 @@ class SupernetSearch:
                 "supernet warm-up epoch %d/%d: loss %.4f", epoch + 1, epochs, total / max(n, 1)
             )
             if report:
-                report("warm-up", epoch + 1, epochs)
+                report("supernet warm-up", epoch + 1, epochs)
         if state is None and epochs == 0:
             _save({"epoch": 0, "net": self.net.state_dict(), "fingerprint": fp}, path)
         self.warm = copy.deepcopy(self.net.state_dict())
@@ -353,6 +353,6 @@ class SupernetSearch:
                 "" if setting.alpha == 0 else f", E[{self.costs.metric}] {ec:.4g}",
             )
             if report:
-                report(setting.label(), epoch + 1, epochs)
+                report(f"theta {setting.label()}", epoch + 1, epochs)
         probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
         return SettingResult(setting, probs, history)

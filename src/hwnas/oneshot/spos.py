@@ -68,7 +68,7 @@ class SposSearch(OneShotSearch):
         none = ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in kit.space.choices()])
         try:
             trainer = SupernetSearch(single, none)
-            trainer.warm_up()
+            trainer.warm_up(kit.report)
         except (FileNotFoundError, ValueError) as exc:
             raise UserError(str(exc)) from None
         except SupernetDiverged as exc:
@@ -134,6 +134,8 @@ class SposSearch(OneShotSearch):
                 e = {"n": len(out), "arch": p.arch, "metrics": metrics, "feasible": feasible}
                 seen[h] = e
                 out.append(e)
+                if kit.report:
+                    kit.report("spos: scoring archs", len(out), self.cfg.evaluations)
                 if len(out) % 50 == 0:
                     best = max(x["metrics"]["accuracy"] for x in out)
                     log.info("spos: %d archs scored, best inherited accuracy %.4f", len(out), best)

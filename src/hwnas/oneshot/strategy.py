@@ -84,8 +84,8 @@ class OneShotSearch(Strategy):
             )
         try:
             trainer = SupernetSearch(self._supernet(kit), costs)
-            trainer.warm_up()
-            results = [trainer.search(k, s) for k, s in enumerate(settings)]
+            trainer.warm_up(kit.report)
+            results = [trainer.search(k, s, kit.report) for k, s in enumerate(settings)]
         except (FileNotFoundError, ValueError) as exc:
             raise UserError(str(exc)) from None
         except SupernetDiverged as exc:
