@@ -43,7 +43,7 @@ def test_every_family_is_a_registry_with_its_builtins():
             "darts",
             "spos",
         },
-        "estimator": {"train", "tabular", "supernet"},
+        "estimator": {"train", "tabular", "supernet", "zero_cost"},
         "target": {
             "cpu-ort",
             "cpu-torch",

@@ -449,7 +449,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         m = t.metrics
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
         test = f" test {_test_cell(m)}" if "test_accuracy" in m or "final_runs" in m else ""
-        print(f"  #{t.id:<4} val {m.get('accuracy', 0):.2%}{test}  {lat}  {t.describe}")
+        if "accuracy" in m:
+            score = f"val {m['accuracy']:.2%}"
+        else:  # e.g. a zero-cost proxy: the objectives' own figures
+            score = " ".join(f"{k} {m[k]:.4g}" for k in _objective_names(cfg) if k in m)
+        print(f"  #{t.id:<4} {score}{test}  {lat}  {t.describe}")
     truth = result.summary
     if truth.get("hypervolume_regret") is not None:
         print(
@@ -458,6 +462,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     print(f"report: {result.report}")
     return _ending(result)
+
+
+def _objective_names(cfg: Any) -> list[str]:
+    return [o.metric for o in cfg.objectives if o.metric not in ("latency_ms", "macs")]
 
 
 def _ending(result: Any) -> int:

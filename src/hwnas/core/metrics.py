@@ -96,3 +96,10 @@ for _args in [
     ("flash_bytes", "min", "bytes", "flash a device model needs for weights and code"),
 ]:
     register_metric(*_args)  # type: ignore[arg-type]
+
+#: the zero-cost proxies ``estimator: zero_cost`` computes, each a metric ``zc_<proxy>``
+ZERO_COST_PROXIES = ("synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico")
+for _proxy in ZERO_COST_PROXIES:
+    register_metric(
+        f"zc_{_proxy}", "max", "score", f"zero-cost proxy {_proxy} of the untrained net", "task"
+    )

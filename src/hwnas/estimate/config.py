@@ -198,3 +198,27 @@ class SupernetEstimatorConfig(InheritedScoring, KindConfig):
         description="The trained supernet: `supernet/warmup.pt` of a study of the same space "
         "and data (`strategy: spos` trains one with uniform single paths)."
     )
+
+
+@estimators.register("zero_cost", factory="hwnas.estimate.zero_cost:ZeroCostEstimator")
+class ZeroCostEstimatorConfig(KindConfig):
+    """A zero-cost proxy: a score of the untrained net from one batch of training images
+    (milliseconds to a second per arch), stored as metric `zc_<proxy>` (maximised), e.g.
+    `objectives: {zc_synflow: max, latency_ms: min}`."""
+
+    name: Literal["zero_cost"] = "zero_cost"
+    needs_model: ClassVar[bool] = True
+
+    def produces(self) -> set[str]:
+        return {f"zc_{self.proxy}"}
+
+    proxy: Literal["synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico"] = Field(
+        "synflow",
+        description="`synflow`, `grad_norm`, `snip`, `naswot` (activation codes' "
+        "log-determinant), `jacob_cov` (input-Jacobian correlation), `zico` (gradients' "
+        "mean over deviation); docs/zero_cost.md says what each computes.",
+    )
+    batch_size: int = Field(
+        128, ge=2, description="Training images the proxy sees (the same batch for every arch)."
+    )
+    data_seed: int = Field(0, ge=0, description="Which batch: the seed it is drawn with.")

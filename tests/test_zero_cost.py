@@ -1,0 +1,82 @@
+"""Zero-cost proxies (estimator: zero_cost): each is a deterministic score that leaves the net
+untouched, a net that ignores its input scores below one that computes, and a search can
+maximise `zc_<proxy>` beside a cost."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import run_cli
+
+from hwnas.data import batches, load_dataset
+from hwnas.estimate.proxies import PROXIES
+from hwnas.experiment.config import load_config
+from hwnas.space import make_space
+
+
+@pytest.fixture(scope="module")
+def batch():
+    cfg = load_config(None, [])
+    data = load_dataset(cfg.data, 0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = next(
+        iter(
+            batches(
+                data.train, 64, mean=data.mean, std=data.std, shuffle=True, augment=False,
+                generator=gen,
+            )
+        )
+    )  # fmt: skip
+    return x, y, data
+
+
+def _cell(ops: str, data) -> torch.nn.Module:
+    space = make_space(load_config(None, ["space=cell"]).space)
+    arch = space.from_choices([space.choices()[0].index(ops)] * 6)
+    torch.manual_seed(0)
+    return space.build(arch, data.input_shape, data.num_classes)
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_a_proxy_is_deterministic_and_leaves_the_net_alone(batch, name):
+    x, y, data = batch
+    net = _cell("nor_conv_3x3", data)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    score = PROXIES[name](net, x, y)
+    assert math.isfinite(score)
+    assert PROXIES[name](net, x, y) == pytest.approx(score, rel=1e-9)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_a_net_that_ignores_its_input_scores_below_one_that_computes(batch, name):
+    """The all-`none` cell passes nothing on: its features do not depend on the image."""
+    x, y, data = batch
+    dead, alive = _cell("none", data), _cell("nor_conv_3x3", data)
+    assert PROXIES[name](dead, x, y) < PROXIES[name](alive, x, y)
+
+
+def test_a_search_maximises_a_proxy_beside_a_cost(tmp_path):
+    out = tmp_path / "zc"
+    items = [
+        "space=cell",
+        "strategy=random",
+        "estimator=zero_cost",
+        "estimator.proxy=synflow",
+        "target=analytic",
+        "objectives={zc_synflow: max, macs: min}",
+    ]
+    args = [a for item in items for a in ("--set", item)]
+    r = run_cli("search", "--out", str(out), "--budget", "6", *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "zc_synflow" in r.stdout
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 6
+    assert all(t["metrics"]["zc_synflow"] > 0 for t in trials if t["status"] == "complete")
+    bad = run_cli("search", "--out", str(tmp_path / "bad"), *args, "--set", "estimator.proxy=x")
+    assert bad.returncode == 2 and "estimator.proxy" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()
