@@ -49,7 +49,7 @@ def synflow(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         for p in net.parameters():
             p.abs_()
     net.zero_grad(set_to_none=True)
-    net(torch.ones(1, *x.shape[1:], dtype=torch.float64)).sum().backward()
+    net(torch.ones(1, *x.shape[1:], dtype=torch.float64, device=x.device)).sum().backward()
     with torch.no_grad():
         return float(sum((w * w.grad).abs().sum() for w in _weights(net) if w.grad is not None))
 
@@ -69,7 +69,7 @@ def snip(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def naswot(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     net = copy.deepcopy(net).train()
     n = x.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.device)
 
     def hook(_: nn.Module, __: object, out: torch.Tensor) -> None:
         code = (out.detach().flatten(1) > 0).double()
