@@ -213,8 +213,10 @@ def test_one_line_errors(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (extra, r.stderr)
         assert not (tmp_path / "x").exists()  # refused before anything was written
-    r = run_cli("search", "--out", str(tmp_path / "x"), "--set", "strategy=fbnet")
-    assert r.returncode == 2 and "needs a one-shot space (space fbnet is one)" in r.stderr
+    r = run_cli(
+        "search", "--out", str(tmp_path / "x"), "--set", "space=graph", "--set", "strategy=fbnet"
+    )
+    assert r.returncode == 2 and "needs a one-shot space (spaces chain, fbnet are)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
