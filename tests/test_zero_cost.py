@@ -80,3 +80,49 @@ def test_a_search_maximises_a_proxy_beside_a_cost(tmp_path):
     bad = run_cli("search", "--out", str(tmp_path / "bad"), *args, "--set", "estimator.proxy=x")
     assert bad.returncode == 2 and "estimator.proxy" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_prefilter_warm_starts_and_keeps_weak_proposals_from_training(tmp_path):
+    out = tmp_path / "pf"
+    items = [
+        "prefilter.proxy=synflow",
+        "prefilter.sample=30",
+        "prefilter.keep=3",
+        "prefilter.below=0.9",
+        "estimator.epochs=1",
+        "target=analytic",
+        "objectives={accuracy: max, macs: min}",
+    ]
+    args = [a for item in items for a in ("--set", item)]
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "5", *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from hwnas.experiment.study import Study
+
+    study = Study(out, readonly=True)
+    try:
+        meta = study.store.get_meta_json("prefilter")
+        space = make_space(study.config.space)
+    finally:
+        study.close()
+    scored = sorted(meta["scored"], key=lambda s: -s["score"])
+    assert meta["proxy"] == "synflow" and len(scored) == 30
+    scores = sorted(s["score"] for s in scored)
+    threshold = scores[int(0.9 * 30)]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    warm = [t for t in trials if t["info"].get("op") == "warm_start"]
+    assert [space.arch_hash(t["arch"]) for t in warm] == [
+        space.arch_hash(s["arch"]) for s in scored[:3]
+    ]  # the best-scored of the sample, trained first
+    assert [t["id"] for t in warm] == [0, 1, 2]
+    rest = [t for t in trials if t["info"].get("op") != "warm_start"]
+    for t in rest:  # below the sample's 90 % quantile: scored, never trained
+        low = t["metrics"]["zc_synflow"] < threshold
+        assert (t.get("prune_reason") == "prefilter") == low, t
+        assert ("accuracy" in t["metrics"]) == (not low)
+    trained = [t for t in trials if t.get("prune_reason") != "prefilter"]
+    assert len(trained) == 5 and len(trials) > 5  # the budget counts trained nets only
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "6", *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len([t for t in again if t["info"].get("op") == "warm_start"]) == 3
+    assert len([t for t in again if t.get("prune_reason") != "prefilter"]) == 6

@@ -222,3 +222,26 @@ class ZeroCostEstimatorConfig(KindConfig):
         128, ge=2, description="Training images the proxy sees (the same batch for every arch)."
     )
     data_seed: int = Field(0, ge=0, description="Which batch: the seed it is drawn with.")
+
+
+class PrefilterConfig(Section):
+    """A zero-cost proxy beside a training estimator: the best-scored of a random sample are
+    trained first (a warm start for the strategy), and, with `below`, later proposals scoring
+    under that quantile of the sample are not trained (pruned with reason `prefilter`, not
+    counted by the budget)."""
+
+    proxy: Literal["synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico"] | None = Field(
+        None, description="The proxy (see `estimator: zero_cost`); unset: no prefilter."
+    )
+    sample: int = Field(200, ge=1, description="Random archs scored before the search.")
+    keep: int = Field(
+        20, ge=0, description="The best-scored of them, trained first (0: no warm start)."
+    )
+    below: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Skip a later proposal scoring below this quantile of the sample's "
+        "scores (0 = off; 0.5 = train only proposals better than the sample's median).",
+    )
+    batch_size: int = Field(128, ge=2, description="Training images the proxy sees.")

@@ -22,7 +22,7 @@ from hwnas.core.errors import ConfigError
 from hwnas.core.metrics import base_name, direction, lookup
 from hwnas.core.registry import FAMILIES
 from hwnas.data.config import DataConfig
-from hwnas.estimate.config import TrainEstimatorConfig
+from hwnas.estimate.config import PrefilterConfig, TrainEstimatorConfig
 from hwnas.experiment.executor_config import ExecutorConfig
 from hwnas.hardware.config import CostModelConfig, CpuOrtTarget
 from hwnas.oneshot.config import SupernetConfig
@@ -130,6 +130,11 @@ class ExperimentConfig(Section):
     )
     final: FinalConfig = Field(
         default_factory=FinalConfig, description="Final training of the front (`hwnas train`)."
+    )
+    prefilter: PrefilterConfig = Field(
+        default_factory=PrefilterConfig,
+        description="A zero-cost proxy that warm-starts the search and filters proposals "
+        "before training (docs/zero_cost.md).",
     )
     supernet: SupernetConfig = Field(
         default_factory=SupernetConfig,

@@ -60,6 +60,8 @@ class Job:
     fidelity: Fidelity = Fidelity()
     recipe: dict[str, Any] | None = None
     stop_rule: StopRule | None = None
+    #: the prefilter's threshold: a proxy score below it is not trained (None: no filter)
+    prefilter: float | None = None
 
 
 @dataclass
@@ -94,8 +96,10 @@ class Evaluator:
         constraints: list[Constraint],
         input_shape: tuple[int, int, int] | None,
         num_classes: int | None,
+        proxy: Estimator | None = None,
     ) -> None:
         self.space, self.estimator, self.sources = space, estimator, sources
+        self.proxy = proxy  # the prefilter's zero-cost proxy
         self.constraints = constraints
         self.input_shape, self.num_classes = input_shape, num_classes
         self.needs_model = estimator.needs_model or any(s.model.needs_model for s in sources)
@@ -128,6 +132,14 @@ class Evaluator:
             self._costs(source, cand, metrics)
         return metrics
 
+    def proxy_score(self, arch: Arch, seed: int) -> float:
+        """The prefilter's proxy score of ``arch``'s net initialised with ``seed``."""
+        assert self.proxy is not None
+        cand = self.candidate(arch, self.build(arch, seed))
+        return float(self.proxy.estimate(cand, Fidelity(), seed=seed).metrics[
+            f"zc_{self.proxy.cfg.proxy}"
+        ])  # fmt: skip
+
     def __call__(self, job: Job) -> Outcome:
         metrics: dict[str, Any] = {}
         model = None
@@ -158,6 +170,17 @@ class Evaluator:
                     feasible=False,
                     prune_reason="constraint",
                 )
+            if self.proxy is not None:
+                metrics.update(self.proxy.estimate(cand, job.fidelity, seed=job.seed).metrics)
+                name = f"zc_{self.proxy.cfg.proxy}"
+                if job.prefilter is not None and metrics[name] < job.prefilter:
+                    return Outcome(
+                        "pruned",
+                        metrics,
+                        error=f"prefilter: {name} {metrics[name]:.4g} < {job.prefilter:.4g}",
+                        feasible=False,
+                        prune_reason="prefilter",
+                    )
             report = None
             if job.stop_rule is not None:
                 job.stop_rule.start(metrics)
@@ -300,6 +323,7 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     )
     # a one-shot strategy trains its supernet on the data, whatever estimates the derived nets
     needs_model = needs_model or getattr(cfg.strategy, "trains_supernet", False)
+    needs_model = needs_model or cfg.prefilter.proxy is not None
     task = Task(device=cfg.device)
     if needs_model:
         import torch
@@ -320,4 +344,13 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     estimator = estimators.create(cfg.estimator, task)
     shape = task.dataset.input_shape if task.dataset is not None else None
     classes = task.dataset.num_classes if task.dataset is not None else None
-    return Evaluator(space, estimator, sources, cfg.constraints, shape, classes)
+    proxy = None
+    if cfg.prefilter.proxy is not None:
+        from hwnas.estimate.config import ZeroCostEstimatorConfig
+        from hwnas.estimate.zero_cost import ZeroCostEstimator
+
+        pf = cfg.prefilter
+        proxy = ZeroCostEstimator(
+            ZeroCostEstimatorConfig(proxy=pf.proxy, batch_size=pf.batch_size), task
+        )
+    return Evaluator(space, estimator, sources, cfg.constraints, shape, classes, proxy)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import random
 import shutil
 import signal
 import time
@@ -297,12 +299,13 @@ class Experiment:
         if strategy.one_shot:  # trains its supernet (or resumes it) before the first ask
             self._kit.save = store.set_meta
             strategy.prepare(self._kit)
+        warm, threshold = self._prefilter(store, evaluator, existing)
         if self.on_start:
             self.on_start(self._progress(existing))
         start = time.monotonic()
         # budget.minutes counts the whole search, across resumptions
         spent_before = float(store.get_meta_json("search_seconds") or 0.0)
-        duplicate_streak = 0
+        duplicate_streak = filtered_streak = 0
         stopped = "budget"
 
         front = pareto_front(existing, self.objectives)
@@ -323,6 +326,10 @@ class Experiment:
                     "morphs": trial.info["inherit"]["morphs"],
                 }
             fidelity = Fidelity.from_dict(trial.fidelity)
+            filtered = trial.stage == "search" and trial.info.get("op") not in (
+                "warm_start",
+                "promote",
+            )
             job = Job(
                 trial.arch,
                 trial.seed,
@@ -331,11 +338,12 @@ class Experiment:
                 fidelity,
                 _recipe(trial.info.get("train")),
                 pruner.rule(fidelity),
+                threshold if filtered else None,
             )
             inflight[executor.submit(job)] = trial
 
         def finish(trial: Trial, outcome: Outcome) -> None:
-            nonlocal front, written
+            nonlocal front, written, filtered_streak, stopped
             trial.status, trial.metrics, trial.curve = (
                 outcome.status,
                 outcome.metrics,
@@ -346,6 +354,10 @@ class Experiment:
                 trial.info = {**trial.info, "prune_reason": outcome.prune_reason}
             if outcome.stopped_at_epoch is not None:
                 trial.info = {**trial.info, "stopped_at_epoch": outcome.stopped_at_epoch}
+            filtered_streak = filtered_streak + 1 if outcome.prune_reason == "prefilter" else 0
+            if filtered_streak >= MAX_DUPLICATE_STREAK and stopped == "budget":
+                stopped = "exhausted"  # the strategy keeps proposing what the filter rejects
+                log.info("prefilter: %d proposals in a row rejected; stopping", filtered_streak)
             strategy.tell(
                 Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible)
             )
@@ -430,6 +442,13 @@ class Experiment:
                     return trial
             if promotions_only:
                 return None
+            while warm:  # the prefilter's best-scored archs first: the strategy learns of them
+                proposal = Proposal(warm.pop(0), info={"op": "warm_start"})
+                h = space.arch_hash(proposal.arch)
+                fidelity = estimator.fidelity(scheduler.fidelity(None))
+                key = trial_key(h, estimator_id, fidelity, None)
+                if key not in by_key and not any(t.key == key for t in inflight.values()):
+                    return new_trial(proposal, fidelity, h, key)
             while True:
                 try:
                     proposal = strategy.ask()
@@ -534,6 +553,49 @@ class Experiment:
         front = study.pareto(trials)
         study.close()
         return SearchResult(self.dir, trials, front, None, stopped, summary)
+
+    def _prefilter(
+        self, store: Store, evaluator: Any, existing: list[Trial]
+    ) -> tuple[list[Any], float | None]:
+        """The archs to train first (the best-scored of a random sample, not yet trialled)
+        and the score below which a later proposal is not trained; the sample's scores are
+        kept in the study (meta ``prefilter``), so a resumed search does not score again."""
+        pf = self.cfg.prefilter
+        if pf.proxy is None:
+            return [], None
+        space = evaluator.space
+        meta = store.get_meta_json("prefilter")
+        if meta is None:
+            rng = random.Random(self.cfg.seed + 17)
+            scored: list[dict[str, Any]] = []
+            seen, t0 = set(), time.monotonic()
+            for _ in range(pf.sample * 10):
+                if len(scored) >= pf.sample:
+                    break
+                arch = space.sample(rng)
+                h = space.arch_hash(arch)
+                if h in seen:
+                    continue
+                seen.add(h)
+                try:
+                    score = evaluator.proxy_score(arch, self.cfg.seed)
+                except Exception as exc:  # noqa: BLE001 - an unscorable arch is left out
+                    log.debug("prefilter: %s not scored: %s", space.describe(arch), exc)
+                    continue
+                if math.isfinite(score):
+                    scored.append({"arch": arch, "score": score})
+            meta = {"proxy": pf.proxy, "scored": scored, "seconds": time.monotonic() - t0}
+            store.set_meta("prefilter", meta)
+            log.info(
+                "prefilter: %d archs scored by %s in %.1f s", len(scored), pf.proxy, meta["seconds"]
+            )
+        scores = sorted(s["score"] for s in meta["scored"])
+        threshold = None
+        if pf.below > 0 and scores:
+            threshold = scores[min(len(scores) - 1, int(pf.below * len(scores)))]
+        done = {t.arch_hash for t in existing}
+        best = sorted(meta["scored"], key=lambda s: -s["score"])[: pf.keep]
+        return [s["arch"] for s in best if space.arch_hash(s["arch"]) not in done], threshold
 
     def _supernet_kit(self, evaluator: Any) -> Any:
         """What a one-shot strategy trains on: the evaluator's data and device, the space,
@@ -742,8 +804,13 @@ SEARCHED = ("search", "derived")
 
 def _counts(trial: Trial) -> bool:
     """Whether a trial spends the budget: a search-stage trial of a new network (final
-    trainings and promotions of a known network to a higher fidelity do not)."""
-    return trial.stage in SEARCHED and trial.info.get("op") != "promote"
+    trainings, promotions of a known network to a higher fidelity and proposals the
+    prefilter kept from training do not)."""
+    return (
+        trial.stage in SEARCHED
+        and trial.info.get("op") != "promote"
+        and trial.info.get("prune_reason") != "prefilter"
+    )
 
 
 def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:
