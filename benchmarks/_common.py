@@ -42,3 +42,15 @@ def hwnas(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and res.returncode != 0:
         raise SystemExit(f"hwnas {' '.join(args)} failed:\n{res.stderr}")
     return res
+
+
+def timed_search(config: str, out: Path, data: str, sets: list[str]) -> float:
+    """``hwnas search --config CONFIG --out OUT --quiet [--data DATA] --set ...`` (resumes a
+    study already there); its wall seconds."""
+    args = ["search", "--config", config, "--out", str(out), "--quiet"]
+    args += ["--data", data] if data else []
+    for s in sets:
+        args += ["--set", s]
+    t0 = time.monotonic()
+    hwnas(*args)
+    return time.monotonic() - t0

@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import save
+from _common import save, timed_search
 
 from hwnas.core.pareto import as_minimisation, hypervolume
 
@@ -45,15 +42,7 @@ CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "fbnet_cifar10.ya
 
 
 def search(out: Path, data: str, sets: list[str]) -> float:
-    args = [sys.executable, "-m", "hwnas.cli", "search", "--config", CONFIG, "--out", str(out)]
-    args += ["--quiet", *(["--data", data] if data else [])]
-    for s in sets:
-        args += ["--set", s]
-    t0 = time.monotonic()
-    r = subprocess.run(args, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"search {out} failed:\n{r.stderr[-3000:]}")
-    return time.monotonic() - t0
+    return timed_search(CONFIG, out, data, sets)
 
 
 def derived(out: Path, repeats: int) -> list[dict[str, Any]]:

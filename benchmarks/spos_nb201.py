@@ -16,27 +16,16 @@ import argparse
 import csv
 import gzip
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import save
+from _common import save, timed_search
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "spos_nb201.yaml")
 
 
 def search(out: Path, data: str, sets: list[str]) -> float:
-    args = [sys.executable, "-m", "hwnas.cli", "search", "--config", CONFIG, "--out", str(out)]
-    args += ["--quiet", *(["--data", data] if data else [])]
-    for s in sets:
-        args += ["--set", s]
-    t0 = time.monotonic()
-    r = subprocess.run(args, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"search {out} failed:\n{r.stderr[-3000:]}")
-    return time.monotonic() - t0
+    return timed_search(CONFIG, out, data, sets)
 
 
 def trials(out: Path) -> list[Any]:
