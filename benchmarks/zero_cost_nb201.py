@@ -5,7 +5,7 @@ Samples ``--archs`` cells of the NB201 table, builds each as hwnas's cell space 
 computes every proxy on the same batch of CIFAR-10 (JPEG) training images; reports each
 proxy's Spearman rho (and Kendall tau) with the table's CIFAR-10 test accuracy beside the
 params and MACs baselines, with seconds per arch. Published on NB201 CIFAR-10 (rho): synflow
-~0.74, jacob_cov ~0.73, grad_norm and snip ~0.58, NASWOT ~0.8, ZiCo ~0.8; params ~0.73.
+~0.74, jacob_cov ~0.73, grad_norm and snip ~0.58, NASWOT ~0.8, MeCo 0.89; params ~0.73.
 Usage: python benchmarks/zero_cost_nb201.py --data PATH --table CSV.gz [--archs 1000]
 [--batch 128] [--seed 0] [--threads 2] [--tag T]
 """
