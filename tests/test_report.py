@@ -396,3 +396,16 @@ def test_spos_section_draws_inherited_against_stand_alone_accuracy(tmp_path: Pat
     plot = drawn(dom, "spos-plot")
     assert plot.get("main-svg", 0) >= 1 and plot.get("point", 0) >= 20 + len(derived)
     assert 'id="theta-plot"' not in report.read_text()
+
+
+def test_theta_heatmap_has_one_column_per_op_when_positions_differ() -> None:
+    """Positions offering different ops (skip only where the shape allows) share one set of
+    columns; a position's missing op is blank, not another op's probability."""
+    from hwnas.report.plots import theta_figure
+
+    choices = [["a", "b"], ["a", "b", "skip"]]
+    hist = [{"epoch": 1, "probs": [[0.3, 0.7], [0.2, 0.3, 0.5]]}]
+    fig = theta_figure({"choices": choices, "settings": [{"label": "s", "history": hist}]})
+    (trace,) = fig["data"]
+    assert trace["x"] == ["e1 a", "e1 b", "e1 skip"]
+    assert trace["z"] == [[0.3, 0.7, None], [0.2, 0.3, 0.5]]

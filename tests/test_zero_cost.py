@@ -77,6 +77,8 @@ def test_a_search_maximises_a_proxy_beside_a_cost(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert len(trials) == 6
     assert all(t["metrics"]["zc_synflow"] > 0 for t in trials if t["status"] == "complete")
+    shown = run_cli("show", str(out), env={"COLUMNS": "250"}).stdout  # its own column
+    assert "zc_synflow" in shown.splitlines()[2], shown
     bad = run_cli("search", "--out", str(tmp_path / "bad"), *args, "--set", "estimator.proxy=x")
     assert bad.returncode == 2 and "estimator.proxy" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()

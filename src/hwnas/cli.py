@@ -593,6 +593,8 @@ def _fmt(v: Any, kind: str) -> str:
         return f"{v:.3f}"
     if kind == "int":
         return f"{v:,.0f}"
+    if kind == "g" and isinstance(v, int | float):
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -647,8 +649,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
         + [t for t in trials[-20:] if t.id not in front_ids]
     )
     table = Table(show_lines=False)
-    cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", "arch / error")
-    for col in cols:
+    # objectives the fixed columns leave out (a zero-cost proxy, energy...) get their own
+    fixed = {"accuracy", "latency_ms", "macs", "params"}
+    extra = [o.metric for o in study.config.objectives if o.metric not in fixed]
+    cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", *extra)
+    for col in (*cols, "arch / error"):
         table.add_column(col, justify="left" if col in ("", "status", "arch / error") else "right")
     for t in sorted(shown, key=lambda t: t.id):
         m = t.metrics
@@ -661,6 +666,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             _fmt(m.get("latency_ms"), "ms"),
             _fmt(m.get("macs"), "int"),
             _fmt(m.get("params"), "int"),
+            *(_fmt(m.get(k), "g") for k in extra),
             t.describe + (f"  [red]{t.error}[/]" if t.error else ""),
         )
     console.print(table)

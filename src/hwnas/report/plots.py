@@ -661,9 +661,18 @@ def theta_figure(oneshot: dict[str, Any]) -> dict[str, Any]:
     traces, buttons = [], []
     for k, s in enumerate(settings):
         hist = s.get("history") or []
-        ops = choices[0] if choices else []
+        # positions may offer different ops (skip only where the shape allows): one column
+        # per op of any position, blank where a position lacks it
+        ops = list(dict.fromkeys(op for row in choices for op in row))
         x = [f"e{h['epoch']} {op}" for h in hist for op in ops]
-        z = [[p for h in hist for p in h["probs"][j]] for j in range(len(choices))]
+        z = [
+            [
+                h["probs"][j][choices[j].index(op)] if op in choices[j] else None
+                for h in hist
+                for op in ops
+            ]
+            for j in range(len(choices))
+        ]
         traces.append(
             {
                 "type": "heatmap",
