@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import SHARED, run_cli
 
 from hwnas.data import batches, load_dataset
 from hwnas.estimate.proxies import PROXIES
@@ -128,3 +128,30 @@ def test_a_prefilter_warm_starts_and_keeps_weak_proposals_from_training(tmp_path
     again = json.loads(run_cli("show", str(out), "--json").stdout)
     assert len([t for t in again if t["info"].get("op") == "warm_start"]) == 3
     assert len([t for t in again if t.get("prune_reason") != "prefilter"]) == 6
+
+
+@pytest.mark.skipif(
+    not (SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz").exists(),
+    reason="the NAS-Bench-201 table is not here",
+)
+def test_a_prefilter_builds_the_nets_a_table_estimator_would_not(tmp_path):
+    """With a table estimator nothing is built; the proxy needs the nets all the same."""
+    out = tmp_path / "tab"
+    table = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
+    items = [
+        f"estimator.path={table}",
+        "data=digits",
+        "prefilter.proxy=synflow",
+        "prefilter.sample=10",
+        "prefilter.keep=3",
+    ]
+    args = [a for item in items for a in ("--set", item)]
+    r = run_cli(
+        "search", "--config", "configs/nb201_accuracy.yaml", "--out", str(out), "--quiet",
+        "--budget", "5", *args,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert [t["status"] for t in trials] == ["complete"] * 5, trials
+    assert all(t["metrics"]["zc_synflow"] > 0 for t in trials)
+    assert [t["info"].get("op") for t in trials[:3]] == ["warm_start"] * 3

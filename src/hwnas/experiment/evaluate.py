@@ -99,10 +99,14 @@ class Evaluator:
         proxy: Estimator | None = None,
     ) -> None:
         self.space, self.estimator, self.sources = space, estimator, sources
-        self.proxy = proxy  # the prefilter's zero-cost proxy
+        self.proxy = proxy  # the prefilter's zero-cost proxy (it scores built nets)
         self.constraints = constraints
         self.input_shape, self.num_classes = input_shape, num_classes
-        self.needs_model = estimator.needs_model or any(s.model.needs_model for s in sources)
+        self.needs_model = (
+            estimator.needs_model
+            or proxy is not None
+            or any(s.model.needs_model for s in sources)
+        )
         if self.needs_model and (input_shape is None or num_classes is None):
             raise ValueError("a dataset is needed to build models")
 
