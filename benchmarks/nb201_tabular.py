@@ -44,17 +44,20 @@ def run(strategy: list[str], objectives: str, seed: int, budget: int, table: str
         seed=seed,
     )
     t0 = time.perf_counter()
-    result = hwnas.run_search(
-        cfg, Path(tmp) / f"{'-'.join(strategy)}-{objectives}-{seed}", force=True
-    )
+    result = hwnas.run_search(cfg, Path(tmp) / _study_name(strategy, objectives, seed), force=True)
     return result.trials, (time.perf_counter() - t0) / len(result.trials)
+
+
+def _study_name(strategy: list[str], objectives: str, seed: int) -> str:
+    """A directory name for one run (overrides may hold paths: their slashes go)."""
+    return f"{'-'.join(strategy)}-{objectives}-{seed}".replace("/", "_")
 
 
 def _prefilter_seconds(tmp: str, strategy: list[str], seed: int) -> float:
     """What the prefilter's sample cost in the single-objective run (0 without one)."""
     from hwnas.experiment.study import Study
 
-    study = Study(Path(tmp) / f"{'-'.join(strategy)}-{{accuracy: max}}-{seed}", readonly=True)
+    study = Study(Path(tmp) / _study_name(strategy, "{accuracy: max}", seed), readonly=True)
     try:
         meta = study.store.get_meta_json("prefilter")
     finally:
