@@ -103,9 +103,7 @@ class Evaluator:
         self.constraints = constraints
         self.input_shape, self.num_classes = input_shape, num_classes
         self.needs_model = (
-            estimator.needs_model
-            or proxy is not None
-            or any(s.model.needs_model for s in sources)
+            estimator.needs_model or proxy is not None or any(s.model.needs_model for s in sources)
         )
         if self.needs_model and (input_shape is None or num_classes is None):
             raise ValueError("a dataset is needed to build models")
