@@ -118,22 +118,6 @@ class Evaluator:
     def candidate(self, arch: Arch, model: torch.nn.Module | None) -> Candidate:
         return Candidate(arch, self.space, self.input_shape or (0, 0, 0), model)
 
-    def price(self, arch: Arch, seed: int = 0) -> dict[str, Any]:
-        """What every cost source (and the analytic count) says of ``arch``, unestimated:
-        what a one-shot search weighs archs by before any is trained stand-alone."""
-        metrics: dict[str, Any] = {}
-        model = None
-        if self.needs_model:
-            from hwnas.hardware.analytic import analytic_costs
-
-            assert self.input_shape is not None
-            model = self.build(arch, seed)
-            metrics.update(analytic_costs(model, self.input_shape))
-        cand = self.candidate(arch, model)
-        for source in self.sources:
-            self._costs(source, cand, metrics)
-        return metrics
-
     def proxy_score(self, arch: Arch, seed: int) -> float:
         """The prefilter's proxy score of ``arch``'s net initialised with ``seed``."""
         assert self.proxy is not None
@@ -287,7 +271,9 @@ class Evaluator:
 
     def measure(self, arch: Arch, seed: int) -> dict[str, Any]:
         """Every cost of ``arch`` without training it: analytic counts and each source's
-        reading (a net trained outside a search, ``hwnas train --arch``)."""
+        reading, by the search's rules (a reading over a latency bound is taken again) --
+        for a net trained outside a search (``hwnas train --arch``) and for what a one-shot
+        search weighs archs by before any is trained."""
         metrics: dict[str, Any] = {}
         model = None
         if self.needs_model:
@@ -298,7 +284,7 @@ class Evaluator:
             metrics.update(analytic_costs(model, self.input_shape))
         cand = self.candidate(arch, model)
         for source in self.sources:
-            metrics.update(source.costs(cand))
+            self._costs(source, cand, metrics)
         return metrics
 
     def test(self, arch: Arch, seed: int, weights_path: Path) -> dict[str, float]:

@@ -622,7 +622,7 @@ class Experiment:
             seed=cfg.seed,
             constraints=list(cfg.constraints),
             luts=luts,
-            price=evaluator.price,
+            price=lambda arch: evaluator.measure(arch, cfg.seed),
             report=self.on_phase,
         )
 
