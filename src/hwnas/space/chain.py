@@ -290,12 +290,18 @@ class ChainSpace(Space):
             ]
         }
 
-    def choices(self) -> list[list[str]]:
+    @cached_property
+    def _choices(self) -> list[list[str]]:
+        """Per position its ops; fixed for the space, and asked for at every pick conversion
+        (a path space's neighbours convert dozens per arch)."""
         probe = self._sub_arch([[self.mb_ops[0]] * d for d in self.max_depths])
         return [self._op_choices(probe, i, b) for i, b in self.positions()]
 
+    def choices(self) -> list[list[str]]:
+        return [list(c) for c in self._choices]
+
     def from_choices(self, picks: list[int]) -> Arch:
-        names = [c[k] for c, k in zip(self.choices(), picks, strict=True)]
+        names = [c[k] for c, k in zip(self._choices, picks, strict=True)]
         ops: list[list[str]] = [[] for _ in self.max_depths]
         for (i, _), name in zip(self.positions(), names, strict=True):
             ops[i].append(name)
@@ -305,7 +311,7 @@ class ChainSpace(Space):
         """The picks of an arch of the sub-space; an arch that builds the same network as one
         (a shallower stage, skips elsewhere) maps to its skips-last form."""
         self.validate(arch)
-        choices = self.choices()
+        choices = self._choices
         if all(
             s["depth"] == d and s["width"] == w
             for s, d, w in zip(arch["stages"], self.max_depths, self.sub_widths, strict=True)
