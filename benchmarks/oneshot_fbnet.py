@@ -216,16 +216,7 @@ def main() -> None:
     rows = {"latency": derived(lat_dir, a.repeats), "macs": derived(mac_dir, a.repeats)}
     summary: dict[str, Any] = {}
     if not a.skip_targets:
-        from hwnas.experiment.study import Study
-
-        study = Study(lat_dir, readonly=True)
-        try:
-            costs = study.store.get_meta_json("oneshot")["costs"]
-        finally:
-            study.close()
-        fixed, table = costs["fixed"], costs["table"]
-        lo = fixed + sum(min(r) for r in table)
-        hi = fixed + sum(max(r) for r in table)
+        lo, hi = table_range(lat_dir)
         targets = (
             [float(t) for t in a.targets.split(",")]
             if a.targets
