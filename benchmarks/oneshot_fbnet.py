@@ -16,7 +16,8 @@ same fractions of each metric's own range reuse its weights, and the two familie
 compared on measured latency (hypervolume, which MAC-aware nets a latency-aware one
 dominates) beside the share of latency targets met.
 Usage: python benchmarks/oneshot_fbnet.py --data PATH [--out DIR] [--tag T] [--repeats 5]
-[--set K=V ...] [--skip-targets] [--paired [--fractions 0.15,0.4,0.65]]
+[--set K=V ...] [--skip-targets]
+[--paired [--fractions 0.15,0.4,0.65] [--workers N] [--parallel]]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +162,22 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
     lat_t = [round(lo + f * (hi - lo), 3) for f in fr]
     mac_t = [round(mlo + f * (mhi - mlo)) for f in fr]
     common = [*a.set, weights, "strategy.alphas=[]", f"budget.trials={len(fr)}"]
-    wall["targets"] = search(tgt, a.data, [*common, f"strategy.cost_targets={lat_t}"])
-    print(f"latency-target study: {wall['targets']:.0f} s", flush=True)
-    sets = [*common, "strategy.cost_metric=macs", f"strategy.cost_targets={mac_t}"]
-    wall["mac-targets"] = search(mtg, a.data, sets)
-    print(f"MAC-target study: {wall['mac-targets']:.0f} s", flush=True)
+    if a.workers > 1:  # the derived nets of a study train side by side on the one GPU
+        common += ["executor.name=process", f"executor.workers={a.workers}"]
+    studies = {
+        "targets": (tgt, [*common, f"strategy.cost_targets={lat_t}"]),
+        "mac-targets": (
+            mtg,
+            [*common, "strategy.cost_metric=macs", f"strategy.cost_targets={mac_t}"],
+        ),
+    }
+    # Both studies only read the ref study's weights: they run at once when asked to, since
+    # theta steps and small stand-alone nets each leave most of the GPU idle.
+    with ThreadPoolExecutor(2 if a.parallel else 1) as pool:
+        futures = {k: pool.submit(search, d, a.data, sets) for k, (d, sets) in studies.items()}
+        for k, fut in futures.items():
+            wall[k] = fut.result()
+            print(f"{k} study: {wall[k]:.0f} s", flush=True)
     rows = {k: derived(out / k, a.repeats) for k in ("ref", "targets", "mac-targets")}
     met = [abs(r["latency_ms"] / r["setting"]["cost_target"] - 1) <= 0.10 for r in rows["targets"]]
     mac_met = [
@@ -184,6 +197,8 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
         ),
         **compare(rows, "targets", "mac-targets"),
         "wall_s": wall,
+        "workers": a.workers,
+        "parallel_target_studies": a.parallel,
     }
     return rows, summary
 
@@ -199,6 +214,8 @@ def main() -> None:
     ap.add_argument("--targets", default="", help="comma-separated ms; default: spread")
     ap.add_argument("--paired", action="store_true", help="latency vs MAC targets")
     ap.add_argument("--fractions", default="0.15,0.4,0.65", help="--paired: of each range")
+    ap.add_argument("--workers", type=int, default=1, help="--paired: nets trained at once")
+    ap.add_argument("--parallel", action="store_true", help="--paired: both target studies at once")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
