@@ -117,6 +117,21 @@ def test_derive_and_fix_up_reach_a_target():
     assert costs.of(far) == costs.cheapest()
 
 
+@pytest.mark.parametrize("warm_epochs, rate", [(0, 0.04), (1, 0.008)])
+def test_w_trains_at_full_rate_without_a_warm_up(tmp_path, monkeypatch, warm_epochs, rate):
+    """GDAS and DARTS train w from scratch during the search: at a fifth of w_lr (the gentle
+    rate that fine-tunes a warmed-up supernet) GDAS's CE stayed near chance on CIFAR-10."""
+    kit = _kit(tmp_path, epochs=warm_epochs, search_epochs=1, w_lr=0.04, mixture="hard")
+    costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)
+    trainer = SupernetSearch(kit, costs)
+    trainer.warm_up()
+    rates: list[float] = []
+    make = trainer._w_optimiser
+    monkeypatch.setattr(trainer, "_w_optimiser", lambda lr: rates.append(lr) or make(lr))
+    trainer.search(0, Setting("additive", 0.0))
+    assert rates == [pytest.approx(rate)]
+
+
 def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
     kit = _kit(tmp_path, epochs=1, search_epochs=2, alternate=False, theta_lr=0.2)
     costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)

@@ -51,7 +51,12 @@ class SupernetConfig(Section):
     batch_size: int | None = Field(
         None, ge=1, description="Batch size of supernet training; default: data.batch_size."
     )
-    w_lr: float = Field(0.1, gt=0.0, description="SGD learning rate of w (cosine to 0).")
+    w_lr: float = Field(
+        0.1,
+        gt=0.0,
+        description="SGD learning rate of w (cosine to 0); during a search after a "
+        "warm-up, w fine-tunes at a fifth of it.",
+    )
     w_weight_decay: float = Field(1e-4, ge=0.0, description="Weight decay of w.")
     theta_lr: float = Field(0.01, gt=0.0, description="Adam learning rate of theta (FBNet).")
     theta_weight_decay: float = Field(5e-4, ge=0.0, description="Weight decay of theta.")

@@ -271,7 +271,10 @@ class SupernetSearch:
             theta, lr=self.cfg.theta_lr, weight_decay=self.cfg.theta_weight_decay
         )
         steps_w = self._steps(self.w_split) * epochs
-        opt_w = self._w_optimiser(self.cfg.w_lr / 5)
+        # w fine-tunes a warmed-up supernet gently, but trains at full rate from scratch
+        # (GDAS, DARTS: no warm-up) -- a fifth of the rate left GDAS's CE near chance
+        warmed = self.cfg.epochs > 0 or bool(self.cfg.weights)
+        opt_w = self._w_optimiser(self.cfg.w_lr / 5 if warmed else self.cfg.w_lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt_w, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps_w) / steps_w))
         )
