@@ -172,3 +172,26 @@ def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(tm
         *_args([*SPOS, "strategy.search={name: darts}"]),
     )  # fmt: skip
     assert r.returncode == 2 and "one-shot itself" in r.stderr, r.stderr
+
+
+def test_a_strategy_on_a_chain_supernet_proposes_only_its_paths(tmp_path):
+    """The chain supernet covers one width per stage: a strategy searching it with
+    ``estimator: supernet`` proposes only archs it has weights for, none wasted as failed."""
+    from hwnas.space.chain import ChainSpace
+
+    chain = ["space=chain", "target=analytic", "objectives={accuracy: max, macs: min}"]
+    spos = tmp_path / "spos"
+    items = [*chain, "strategy=spos", "strategy.evaluations=3", "strategy.derive=1"]
+    items += ["strategy.eval_images=100", "supernet.epochs=1", "estimator.epochs=1"]
+    r = run_cli("search", "--out", str(spos), "--quiet", "--budget", "1", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "random"
+    items = [*chain, "strategy=random", "estimator=supernet", "estimator.eval_images=100"]
+    items.append(f"estimator.weights={spos / 'supernet' / 'warmup.pt'}")
+    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "8", *_args(items))
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 8 and all(t["status"] == "complete" for t in trials)
+    widths = ChainSpace().sub_widths
+    assert all([s["width"] for s in t["arch"]["stages"]] == widths for t in trials)
+    assert len({json.dumps(t["arch"]) for t in trials}) == 8

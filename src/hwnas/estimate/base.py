@@ -128,6 +128,12 @@ class Estimator(ABC):
         cannot serve (before anything is written); by default every run is fine."""
         return None
 
+    def search_space(self, space: Any) -> Any:
+        """The part of ``space`` a strategy should propose from when this estimator scores
+        its archs: all of it by default; an estimator that can score only some archs (a
+        supernet's paths) narrows it, so no proposal is wasted as a failed trial."""
+        return space
+
     def enumerate(self) -> dict[str, dict[str, float]] | None:
         """Search metrics of every arch by table key, where the estimator knows them all (a
         table): then a search can be scored against the true front."""

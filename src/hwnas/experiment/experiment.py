@@ -242,7 +242,8 @@ class Experiment:
         for source in evaluator.sources:  # a board that does not answer: refused up front
             source.model.check()
         evaluator.estimator.check(evaluator.space, evaluator.input_shape, evaluator.num_classes)
-        strategy = make_strategy(cfg.strategy, evaluator.space, self.objectives, cfg.seed)
+        space = evaluator.estimator.search_space(evaluator.space)
+        strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(

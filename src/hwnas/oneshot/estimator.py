@@ -70,6 +70,13 @@ class SupernetEstimator(Estimator):
             raise UserError("estimator: supernet needs data")
         self._load(space, input_shape, num_classes)
 
+    def search_space(self, space: Any) -> Any:
+        """Only the supernet's paths: on the chain space the supernet covers a sub-space (one
+        width per stage), and an arch outside it has no weights to inherit."""
+        from hwnas.oneshot.paths import PathSpace
+
+        return PathSpace(space)
+
     def _scorer_for(self, cand: Candidate) -> InheritedScorer:
         if self._scorer is None:
             from hwnas.oneshot.inherit import InheritedScorer
