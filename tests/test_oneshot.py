@@ -162,6 +162,28 @@ def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2]
 
 
+def test_a_search_without_warm_up_resumes(tmp_path):
+    """GDAS/DARTS (``supernet.epochs: 0``) save only the initial weights before the search;
+    a resumed study read that file as a full warm-up checkpoint and stopped on a KeyError."""
+    make = lambda: _kit(tmp_path, epochs=0, search_epochs=2, mixture="hard")  # noqa: E731
+    costs = choice_costs(make().space, "macs", make().input_shape, make().num_classes)
+    first = SupernetSearch(make(), costs)
+    first.warm_up()
+
+    def stop(label, epoch, epochs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        first.search(0, Setting("additive", 0.0), report=stop)
+    again = SupernetSearch(make(), costs)
+    again.warm_up()  # the same initial weights, from the file
+    for k, v in first.warm.items():
+        assert torch.equal(v, again.warm[k]), k
+    resumed = again.search(0, Setting("additive", 0.0))
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
 def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     out = tmp_path / "run"
     r = run_cli(

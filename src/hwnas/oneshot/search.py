@@ -221,11 +221,12 @@ class SupernetSearch:
         torch.manual_seed(self.kit.seed + 2)  # the paths' Gumbel noise
         if state is not None:
             self.net.load_state_dict(state["net"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])
             start = state["epoch"]
+            if "opt" in state:  # a run without warm-up saves its initial weights alone
+                opt.load_state_dict(state["opt"])
+                sched.load_state_dict(state["sched"])
+                gen.set_state(state["gen"])
+                torch.set_rng_state(state["torch_rng"])
         uniform = [torch.zeros(k) for k in self.choices]
         self.net.train()
         for epoch in range(start, epochs):
