@@ -7,7 +7,7 @@ worst accuracy and worst latency, and true-front points found. Budgets count dis
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
-       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,evolution-zc-warm,
+       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,evolution-zc-warm,
        evolution-zc-filter] [--data CIFAR10_JPEG]
 The `-zc-` variants add a synflow prefilter (warm start: the best 20 of 200 scored archs
 trained first; filter: also skip proposals below the sample's median); the proxy needs the
@@ -91,6 +91,7 @@ def main() -> None:
         "optuna-tpe": ["strategy=optuna", "strategy.sampler=tpe"],
         "optuna-nsga2": ["strategy=optuna", "strategy.sampler=nsga2"],
         "reinforce": ["strategy=reinforce"],
+        "bo": ["strategy=bo"],
         "evolution-zc-warm": ["strategy=evolution", *zc],
         "evolution-zc-filter": ["strategy=evolution", *zc, "prefilter.below=0.5"],
     }

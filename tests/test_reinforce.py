@@ -34,7 +34,7 @@ def test_policy_learns_the_rewarded_choice():
 
 def test_mnasnet_reward_and_failures():
     space = CellSpace()
-    s = Reinforce(space, [("accuracy", "max"), ("latency_ms", "min")], seed=0, target=2.0)
+    s = Reinforce(space, [("accuracy", "max"), ("latency_ms", "min")], seed=0, latency_target=2.0)
     arch = space.sample(random.Random(0))
     ok = Result(0, arch, "complete", {"accuracy": 0.9, "latency_ms": 4.0})
     assert s._reward(ok) == pytest.approx(0.9 * 2.0**-0.07)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from hwnas.core.config import KindConfig
 from hwnas.core.registry import strategies
@@ -61,7 +61,8 @@ class EvolutionStrategyConfig(KindConfig):
 @strategies.register("reinforce", factory="hwnas.strategy.reinforce:Reinforce.from_config")
 class ReinforceStrategyConfig(KindConfig):
     """REINFORCE (Zoph & Le 2017): a policy over the space's choices, moved towards rewarded
-    archs; with a cost objective the reward is MnasNet's acc * (cost / target) ** exponent."""
+    archs; with a cost objective the reward is MnasNet's
+    acc * (cost / latency_target) ** latency_exponent."""
 
     name: Literal["reinforce"] = "reinforce"
     lr: float = Field(0.3, gt=0.0, description="Policy learning rate (per normalised reward).")
@@ -75,14 +76,52 @@ class ReinforceStrategyConfig(KindConfig):
         description="Share of each choice drawn uniformly, so the policy never stops exploring "
         "(a converged policy would only propose known archs).",
     )
-    exponent: float = Field(
-        -0.07, le=0.0, description="MnasNet's w: how much reward a cost above the target costs."
+    latency_exponent: float = Field(
+        -0.07,
+        le=0.0,
+        validation_alias=AliasChoices("latency_exponent", "exponent"),
+        description="MnasNet's w: how much reward a cost above the target costs "
+        "(`exponent` is accepted too).",
     )
-    target: float | None = Field(
+    latency_target: float | None = Field(
         None,
         gt=0.0,
+        validation_alias=AliasChoices("latency_target", "target"),
         description="MnasNet's target T for the cost objective, in its unit (e.g. your "
-        "latency bound); default: the median of the recent costs seen.",
+        "latency bound in ms); default: the median of the recent costs seen (`target` is "
+        "accepted too).",
+    )
+
+
+@strategies.register("bo", factory="hwnas.strategy.bo:BayesOpt.from_config")
+class BoStrategyConfig(KindConfig):
+    """Bayesian optimisation with a Gaussian process on the space's genes (encodable spaces).
+
+    Expected improvement over the best arch's neighbours and mutations (BANANAS-style);
+    ParEGO scalarisation for several objectives."""
+
+    name: Literal["bo"] = "bo"
+    init: int = Field(10, ge=1, description="Uniform samples before the model proposes.")
+    candidates: int = Field(
+        200, ge=1, description="Archs scored by expected improvement per proposal."
+    )
+    parents: int = Field(
+        5, ge=1, description="Best archs so far whose mutations (1-2 genes) are candidates."
+    )
+    local_share: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Share of the candidates that are mutations; the rest are uniform samples.",
+    )
+    exploit: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Share of proposals that are the untried neighbour of the best arch with "
+        "the best predicted value (a model-guided local-search step) instead of the best "
+        "expected improvement: it finishes the search around the incumbent, where EI, "
+        "drawn to uncertain archs far away, leaves near-ties untried.",
     )
 
 

@@ -8,7 +8,7 @@ is the reward minus a moving-average baseline, divided by a moving estimate of i
 one learning rate fits rewards of any scale).
 
 Reward: the first maximised objective (accuracy); with a minimised cost objective, MnasNet's
-``acc * (cost / T) ** w`` (w = ``exponent``, T = ``target``, by default the median of the
+``acc * (cost / T) ** w`` (w = ``latency_exponent``, T = ``latency_target``, by default the median of the
 recent costs, so the search centres on the middle of the front; set it to a latency bound to
 aim there, as MnasNet does). A pruned or failed trial earns 0.
 The whole state is JSON: a resumed search goes on with the same policy.
@@ -42,14 +42,14 @@ class Reinforce(Strategy):
         lr: float = 0.3,
         baseline_decay: float = 0.9,
         explore: float = 0.05,
-        exponent: float = -0.07,
-        target: float | None = None,
+        latency_exponent: float = -0.07,
+        latency_target: float | None = None,
     ) -> None:
         super().__init__(space, objectives, seed)
         self.choices: dict[str, list[Any]] = space.parameters()  # type: ignore[attr-defined]
         self.logits = {k: [0.0] * len(v) for k, v in self.choices.items()}
         self.lr, self.decay, self.explore = lr, baseline_decay, explore
-        self.exponent, self.target = exponent, target
+        self.exponent, self.target = latency_exponent, latency_target
         maxed = [m for m, d in self.objectives if d == "max"]
         mined = [m for m, d in self.objectives if d == "min"]
         self.quality = maxed[0] if maxed else None
