@@ -14,7 +14,7 @@ paired difference, best accuracy, and the epochs ratio. The issue's criterion: m
 hypervolume (or best accuracy) >= the baseline's minus one standard error of the paired
 difference, with <= 60 % of its training epochs.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
-[--variants baseline,median,halving,halving-warm,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--variants baseline,median,curve,halving,halving-warm,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
 [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
 the result file)
 """
@@ -42,6 +42,7 @@ OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 VARIANTS = {
     "baseline": ["pruner.name=none", "scheduler.name=none"],
     "median": ["pruner.name=median", "scheduler.name=none"],
+    "curve": ["pruner.name=curve", "scheduler.name=none"],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs

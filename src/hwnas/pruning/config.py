@@ -53,6 +53,41 @@ class MedianPrunerConfig(KindConfig):
     )
 
 
+@pruners.register("curve", factory="hwnas.pruning.curve:CurvePruner")
+class CurvePrunerConfig(KindConfig):
+    """Learning-curve extrapolation (Domhan et al. 2015): fit saturating curve families to a
+    trial's accuracy so far and stop it when even an optimistic extrapolation to the last
+    epoch stays below what its peers (finished trials of similar cost) reached."""
+
+    name: Literal["curve"] = "curve"
+
+    def check(self, objectives: Objectives) -> None:
+        check_objectives("pruner: curve", objectives)
+
+    min_epochs: int = Field(
+        3, ge=3, description="Never stop a trial before this epoch (3 points fit a curve)."
+    )
+    min_trials: int = Field(3, ge=1, description="Finished peers needed before stopping one.")
+    optimism: float = Field(
+        1.0,
+        ge=0.0,
+        description="Stop only if the extrapolated final accuracy plus this many standard "
+        "deviations (families' spread and fit residual) is below the peers' mark.",
+    )
+    quantile: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="The peers' mark: this quantile of their final accuracies (1: the best, "
+        "as Domhan et al.; 0.5: the median).",
+    )
+    cost_band: float = Field(
+        0.5,
+        gt=0,
+        description="Peers' cost objectives lie within a factor (1 + cost_band) of the trial's.",
+    )
+
+
 @schedulers.register("none", factory="hwnas.pruning.base:NoScheduler")
 class NoSchedulerConfig(KindConfig):
     """Every proposal is evaluated at the fidelity its strategy asked for."""
