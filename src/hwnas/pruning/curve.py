@@ -25,9 +25,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from hwnas.core.fidelity import Fidelity
-from hwnas.core.pareto import Objectives
-from hwnas.pruning.base import Pruner, StopRule, cost_objectives, similar_cost
-from hwnas.pruning.median import Peer, _fkey
+from hwnas.pruning.base import StopRule, similar_cost
+from hwnas.pruning.median import Peer, PeerPruner
 
 
 def _pow3(t: np.ndarray, c: float, a: float, alpha: float) -> np.ndarray:
@@ -153,25 +152,14 @@ class CurveRule(StopRule):
         return self.last.mean + self.optimism * self.last.sd < q
 
 
-class CurvePruner(Pruner):
-    def __init__(self, cfg: Any, objectives: Objectives) -> None:
-        self.cfg = cfg
-        self.cost_keys = cost_objectives(objectives)
-        self.peers: dict[str, list[Peer]] = {}  # by fidelity
-
-    def observe(self, trial: Any) -> None:
-        """Complete trials only: a pruned trial's curve says nothing of a final accuracy."""
-        curve = [c.get("val_accuracy") for c in trial.curve]
-        if trial.status != "complete" or not curve or None in curve:
-            return
-        costs = {k: trial.metrics[k] for k in self.cost_keys if k in trial.metrics}
-        key = _fkey(trial.fidelity)
-        self.peers.setdefault(key, []).append(Peer(costs, [float(a) for a in curve]))
+class CurvePruner(PeerPruner):
+    #: complete trials only: a pruned trial's curve says nothing of a final accuracy
+    statuses = ("complete",)
 
     def rule(self, fidelity: Fidelity) -> StopRule | None:
         c = self.cfg
         return CurveRule(
-            list(self.peers.get(_fkey(fidelity.to_dict()), [])),
+            self.peers_at(fidelity),
             self.cost_keys,
             c.cost_band,
             c.min_epochs,

@@ -52,7 +52,13 @@ class MedianRule(StopRule):
         return self._best < statistics.median(at)
 
 
-class MedianPruner(Pruner):
+class PeerPruner(Pruner):
+    """Keeps the finished trials' accuracy curves and costs, by fidelity: the peers a stop
+    rule compares a running trial with."""
+
+    #: the trial states whose curves count
+    statuses: tuple[str, ...] = ("complete", "pruned")
+
     def __init__(self, cfg: Any, objectives: Objectives) -> None:
         self.cfg = cfg
         self.cost_keys = cost_objectives(objectives)
@@ -60,16 +66,21 @@ class MedianPruner(Pruner):
 
     def observe(self, trial: Any) -> None:
         curve = [c.get("val_accuracy") for c in trial.curve]
-        if trial.status not in ("complete", "pruned") or not curve or None in curve:
+        if trial.status not in self.statuses or not curve or None in curve:
             return
         costs = {k: trial.metrics[k] for k in self.cost_keys if k in trial.metrics}
         key = _fkey(trial.fidelity)
         self.peers.setdefault(key, []).append(Peer(costs, [float(a) for a in curve]))
 
+    def peers_at(self, fidelity: Fidelity) -> list[Peer]:
+        return list(self.peers.get(_fkey(fidelity.to_dict()), []))
+
+
+class MedianPruner(PeerPruner):
     def rule(self, fidelity: Fidelity) -> StopRule | None:
         c = self.cfg
         return MedianRule(
-            list(self.peers.get(_fkey(fidelity.to_dict()), [])),
+            self.peers_at(fidelity),
             self.cost_keys,
             c.cost_band,
             c.warmup_epochs,
