@@ -59,10 +59,12 @@ def main() -> None:
     a = ap.parse_args()
     seen = max(3, round(a.share * a.epochs))
     per_seed, pooled = [], {"final": [], "curve": [], "last": []}
+    all_curves: list[list[list[float]]] = []  # kept in the result: predictors can be re-tried
     ms: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(a.seeds):
             cs = curves(Path(tmp) / f"s{seed}", seed, a.trials, a.epochs)
+            all_curves.append(cs)
             final = [c[-1] for c in cs]
             pred = []
             for c in cs:
@@ -96,8 +98,9 @@ def main() -> None:
         "pooled_rho_curve": round(float(spearmanr(pooled["curve"], pooled["final"])[0]), 4),
         "pooled_rho_last": round(float(spearmanr(pooled["last"], pooled["final"])[0]), 4),
         "median_ms_per_extrapolation": round(statistics.median(ms), 2),
+        "curves": all_curves,
     }
-    print({k: v for k, v in summary.items() if k != "per_seed"})
+    print({k: v for k, v in summary.items() if k not in ("per_seed", "curves")})
     save("curve_extrapolation", summary)
 
 
