@@ -132,6 +132,12 @@ def test_w_trains_at_full_rate_without_a_warm_up(tmp_path, monkeypatch, warm_epo
     assert rates == [pytest.approx(rate)]
 
 
+def _interrupt_after_first_epoch(label, epoch, epochs):
+    """A progress report that stops the run as an interruption would, after epoch 1."""
+    if epoch == 1:
+        raise KeyboardInterrupt
+
+
 def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
     kit = _kit(tmp_path, epochs=1, search_epochs=2, alternate=False, theta_lr=0.2)
     costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)
@@ -150,12 +156,8 @@ def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
     )
     again.warm_up()
 
-    def stop(label, epoch, epochs):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        again.search(1, Setting("additive", 5.0), report=stop)
+        again.search(1, Setting("additive", 5.0), report=_interrupt_after_first_epoch)
     resumed = again.search(1, Setting("additive", 5.0))
     flat = lambda probs: [p for row in probs for p in row]  # noqa: E731
     assert flat(resumed.probs) == pytest.approx(flat(cheap.probs), abs=1e-6)
@@ -170,12 +172,8 @@ def test_a_search_without_warm_up_resumes(tmp_path):
     first = SupernetSearch(make(), costs)
     first.warm_up()
 
-    def stop(label, epoch, epochs):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        first.search(0, Setting("additive", 0.0), report=stop)
+        first.search(0, Setting("additive", 0.0), report=_interrupt_after_first_epoch)
     again = SupernetSearch(make(), costs)
     again.warm_up()  # the same initial weights, from the file
     for k, v in first.warm.items():

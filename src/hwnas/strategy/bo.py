@@ -255,29 +255,27 @@ class BayesOpt(Strategy):
         sizes = [len(v) for v in self.genes.values()]
         mutable = [g for g, s in enumerate(sizes) if s > 1]
         pool: dict[str, list[int]] = {}
+
+        def add(codes: list[int] | None, repair: bool = True) -> None:
+            if codes is not None and repair:  # as the space builds it (it may repair a pick)
+                codes = self._codes(self._arch(codes)) or codes
+            if codes is not None and self._key(codes) not in taken:
+                pool.setdefault(self._key(codes), codes)
+
         best = parents[0]  # its whole neighbourhood: no step of local search is missed
         for g in mutable:
             for c in range(sizes[g]):
                 if c != best[g]:
-                    codes = [*best[:g], c, *best[g + 1 :]]
-                    codes = self._codes(self._arch(codes)) or codes
-                    if self._key(codes) not in taken:
-                        pool.setdefault(self._key(codes), codes)
+                    add([*best[:g], c, *best[g + 1 :]])
         local = len(pool)
         for t in range(self.n_candidates):
             if t < self.local_share * self.n_candidates and mutable:
                 codes = list(self.rng.choice(parents))
                 for g in self.rng.sample(mutable, min(len(mutable), self.rng.choice((1, 1, 2)))):
                     codes[g] = self.rng.choice([c for c in range(sizes[g]) if c != codes[g]])
-                codes = self._codes(self._arch(codes)) or codes  # the space's repair
+                add(codes)
             else:
-                sampled = self._codes(self.space.sample(self.rng))
-                if sampled is None:
-                    continue
-                codes = sampled
-            key = self._key(codes)
-            if key not in taken:
-                pool.setdefault(key, codes)
+                add(self._codes(self.space.sample(self.rng)), repair=False)
         return list(pool.values()), local
 
     # ------------------------------------------------------------------ tell
