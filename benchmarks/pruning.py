@@ -14,7 +14,7 @@ paired difference, best accuracy, and the epochs ratio. The issue's criterion: m
 hypervolume (or best accuracy) >= the baseline's minus one standard error of the paired
 difference, with <= 60 % of its training epochs.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
-[--variants baseline,median,curve,halving,halving-warm,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--variants baseline,median,curve,halving,halving-warm,hyperband,bohb,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
 [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
 the result file)
 """
@@ -47,6 +47,15 @@ VARIANTS = {
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs
     "halving-warm": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=true"],
+    # brackets starting at 1, 3 and 6 epochs (rungs 1, 3, 6; eta 3), archs dealt 9:5:3
+    "hyperband": ["pruner.name=none", "scheduler.name=hyperband", "scheduler.warm_start=false"],
+    # BOHB: the GP proposes, learning from the highest fidelity with enough results
+    "bohb": [
+        "pruner.name=none",
+        "scheduler.name=hyperband",
+        "scheduler.warm_start=false",
+        "strategy.name=bo",
+    ],
     "halving-warm-eta2": [
         "pruner.name=none",
         "scheduler.name=halving",

@@ -90,7 +90,7 @@ def test_objectives_failures_and_archs_in_flight():
     assert not s.pending
     failed = s.observed[s._key(s._codes(in_flight[0]))]
     assert failed["vector"] is None  # a failure is remembered, as the worst
-    keys, y = s._scores()
+    keys, y, _ = s._scores()
     assert y[keys.index(s._key(s._codes(in_flight[0])))] == y.max()
     for i in range(6, 30):
         p = s.ask()
@@ -132,3 +132,34 @@ def test_bo_searches_from_the_command_line(tmp_path):
         "search", "--out", str(tmp_path / "g"), "-q", "--set", "strategy=bo", "--set", "space=graph"
     )
     assert graph.returncode == 2 and "needs an encodable space" in graph.stderr
+
+
+def test_bohb_models_the_highest_fidelity_with_enough_results():
+    """Told at several fidelities (Hyperband), the model learns from the highest one that
+    holds ``init`` results; an arch told again at a higher fidelity is not a new arch."""
+    from hwnas.core.fidelity import Fidelity
+
+    space = CellSpace()
+    s = BayesOpt(space, [("accuracy", "max")], seed=0, init=4)
+    low, high = Fidelity(epochs=1), Fidelity(epochs=9)
+    archs = [s.ask().arch for _ in range(8)]
+    for i, arch in enumerate(archs):
+        s.tell(Result(i, arch, "complete", {"accuracy": 0.3 * _score(arch["ops"])}, True, low))
+    assert s._level() == json.dumps({"epochs": 1})
+    for i, arch in enumerate(archs[:3]):  # promoted: the same archs, told at 9 epochs
+        s.tell(Result(8 + i, arch, "complete", {"accuracy": _score(arch["ops"])}, True, high))
+    assert len(s.observed) == 8 and s._level() == json.dumps({"epochs": 1})  # 3 < init
+    s.tell(Result(11, archs[3], "failed", {}, True, high))
+    keys, y, level = s._scores()
+    assert level == json.dumps({"epochs": 9}) and len(keys) == 4  # only the 9-epoch results
+    assert y[3] == y.max()  # the failure, as the worst
+    proposal = s.ask()
+    assert s._key(s._codes(proposal.arch)) not in keys  # never an arch already told
+    state = json.loads(json.dumps(s.state()))
+    again = BayesOpt(space, [("accuracy", "max")], seed=5, init=4)
+    again.load_state(state)
+    assert again.levels == s.levels and again._scores()[2] == level
+    legacy = {k: v for k, v in state.items() if k not in ("levels", "by_fidelity")}
+    old = BayesOpt(space, [("accuracy", "max")], seed=5, init=4)
+    old.load_state(legacy)  # a study begun before fidelity levels: one level, as it was
+    assert list(old.levels) == [""] and len(old.levels[""]) == 8

@@ -58,7 +58,7 @@ def test_every_family_is_a_registry_with_its_builtins():
             "remote",
         },
         "pruner": {"none", "median", "curve"},
-        "scheduler": {"none", "halving"},
+        "scheduler": {"none", "halving", "hyperband"},
         "data": {"digits", "cifar10", "imagefolder"},
         "executor": {"inprocess", "process"},
     }

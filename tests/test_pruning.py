@@ -74,7 +74,7 @@ def test_halving_rungs_and_promotions_within_the_cost_band():
         s.observe(trial(i, [acc], latency=5.0, epochs=2))
     promo = s.promotion()
     assert promo is not None and promo.trial_id == 1 and promo.fidelity == Fidelity(epochs=6)
-    s.launched(SimpleNamespace(info={"promoted_from": 1}))
+    s.launched(SimpleNamespace(id=9, info={"promoted_from": 1, "rung": 1}, fidelity={"epochs": 6}))
     assert s.promotion() is None  # 3 results in rung 0: only the best third goes up
     s.observe(trial(3, [0.2], latency=0.5, epochs=2))  # a fast net has no fast rung-mates yet
     s.observe(trial(4, [0.1], latency=0.5, epochs=2))
@@ -103,7 +103,7 @@ def test_halving_warm_start_promotes_to_the_extra_epochs_and_resumes():
     for t in [*rung0, *warm]:  # as on resume: every stored trial, in trial order
         resumed.observe(t)
     assert resumed.promoted == {0, 1, 2}
-    assert [t.id for t in resumed.results[1]] == [3, 4, 5]  # rung 1, not rung 0 (4 epochs)
+    assert [t.id for t in resumed.results[0][1]] == [3, 4, 5]  # rung 1, not rung 0 (4 epochs)
     top = resumed.promotion()  # the best of rung 1 goes on from 6 to 18 epochs: 12 more
     assert top is not None and (top.trial_id, top.rung) == (3, 2)
     assert top.fidelity == Fidelity(epochs=12) and top.epochs_total == 18
@@ -289,3 +289,96 @@ def test_a_study_from_the_previous_release_is_shown_and_resumed(tmp_path):
     assert r.returncode == 2
     assert "newer hwnas (schema 99" in r.stderr and "upgrade hwnas" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_hyperband_deals_brackets_in_proportion_and_halves_within_each():
+    """Bracket b starts its archs at rung b, in Hyperband's shares (9:5:3 for rungs 1, 3, 9
+    and eta 3); a bracket's trials are ranked only among themselves; a scheduler rebuilt
+    from the stored trials deals and promotes as the first did."""
+    from hwnas.pruning.config import HyperbandSchedulerConfig
+    from hwnas.pruning.halving import AsyncHyperband
+
+    cfg = HyperbandSchedulerConfig(min_epochs=1, eta=3)
+    s = AsyncHyperband(cfg, [("accuracy", "max")], default_epochs=9)
+    assert s.rungs == [1, 3, 9] and s.shares == [9, 5, 3]
+    stored, dealt = [], []
+    for i in range(17):  # one round
+        fid = s.fidelity(None)
+        t = trial(i, [0.1 + 0.01 * i], latency=1.0, epochs=fid.epochs)
+        s.launched(t)
+        stored.append(t)
+        dealt.append(fid.epochs)
+    assert [dealt.count(e) for e in (1, 3, 9)] == [9, 5, 3]
+    assert dealt[:4] == [1, 3, 1, 1]  # interleaved, not bracket after bracket
+    assert s.fidelity(Fidelity(epochs=5)) == Fidelity(epochs=5)  # a strategy's own request
+    for t in stored:
+        s.observe(t)
+    promo = s.promotion()
+    # the most accurate of bracket 1 (at 3 epochs) goes to 9 before anything of rung 0
+    best3 = max((t for t in stored if t.fidelity["epochs"] == 3), key=lambda t: t.id)
+    assert promo is not None and (promo.trial_id, promo.rung) == (best3.id, 2)
+    p = trial(17, [0.99], latency=1.0, epochs=9, rung=2, promoted_from=best3.id)
+    s.launched(p)
+    assert s.bracket_of[17] == 1  # a promotion stays in its source's bracket
+    promo = s.promotion()  # then bracket 0's best third at 1 epoch, to 3
+    best1 = [t for t in stored if t.fidelity["epochs"] == 1][-1]
+    assert promo is not None and (promo.trial_id, promo.rung) == (best1.id, 1)
+    s.observe(p)
+    again = AsyncHyperband(cfg, [("accuracy", "max")], default_epochs=9)
+    for t in [*stored, p]:
+        again.observe(t)
+    assert again.roots == s.roots and again.promoted == s.promoted
+    assert again.fidelity(None) == s.fidelity(None)
+    assert again.promotion() == s.promotion()
+    with pytest.raises(ValueError, match="warm_start needs resource: epochs"):
+        HyperbandSchedulerConfig(resource="data_fraction", warm_start=True)
+
+
+def test_hyperband_over_the_share_of_the_data():
+    from hwnas.pruning.config import HyperbandSchedulerConfig
+    from hwnas.pruning.halving import AsyncHyperband
+
+    cfg = HyperbandSchedulerConfig(resource="data_fraction", min_fraction=0.25, eta=2, brackets=2)
+    s = AsyncHyperband(cfg, TWO, default_epochs=4)
+    assert s.rungs == [0.25, 0.5, 1.0] and s.brackets == 2
+    first = s.fidelity(None)
+    assert first == Fidelity(data_fraction=0.25)
+    s.observe(SimpleNamespace(**{**vars(trial(0, [0.5], 1.0)), "fidelity": {"epochs": 4}}))
+    assert s.roots[1] == set()  # all of the data is the top rung: no bracket starts there
+    assert s._rung_of({"epochs": 4}) == 2  # the estimator drops a share of 1.0
+
+
+def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
+    """`strategy: bo` with `scheduler: hyperband` (BOHB) on real training: new archs start at
+    1 and at 3 epochs, the best of the 1-epoch bracket go on to 3, the model proposes after
+    its samples, and a resumed search keeps every trial it had."""
+    out = tmp_path / "run"
+    args = fast_args(
+        "estimator.epochs=3",
+        "scheduler=hyperband",
+        "scheduler.min_epochs=1",
+        "strategy=bo",
+        "strategy.init=3",
+        "target=analytic",
+        "objectives={accuracy: max, macs: min}",
+    )
+    r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    first = _show(out)
+    r = run_cli("search", "--out", str(out), "--budget", "10", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    trials = _show(out)
+    assert [(t["arch"], t["curve"]) for t in trials[: len(first)]] == [
+        (t["arch"], t["curve"]) for t in first
+    ]
+    roots = [t for t in trials if t["info"].get("promoted_from") is None]
+    assert len(roots) == 10
+    starts = [t["fidelity"]["epochs"] for t in roots]
+    assert starts.count(1) > starts.count(3) > 0  # Hyperband's shares: 3 to 2 per round
+    promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
+    assert promoted
+    for p in promoted:
+        src = trials[p["info"]["promoted_from"]]
+        assert src["fidelity"] == {"epochs": 1} and p["fidelity"] == {"epochs": 3}
+        assert src["arch"] == p["arch"]
+    assert any(t["info"].get("op", "").startswith("bo") for t in roots)

@@ -359,12 +359,20 @@ class Experiment:
             if filtered_streak >= MAX_DUPLICATE_STREAK and stopped == "budget":
                 stopped = "exhausted"  # the strategy keeps proposing what the filter rejects
                 log.info("prefilter: %d proposals in a row rejected; stopping", filtered_streak)
+            told = _told_fidelity(trial)
             strategy.tell(
-                Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible)
+                Result(trial.id, trial.arch, trial.status, trial.metrics, outcome.feasible, told)
             )
             for arch in deferred.pop(trial.key or "", []):  # asked again while it was running
                 strategy.tell(
-                    Result(trial.id, arch, trial.status, _search_metrics(trial), is_feasible(trial))
+                    Result(
+                        trial.id,
+                        arch,
+                        trial.status,
+                        _search_metrics(trial),
+                        is_feasible(trial),
+                        told,
+                    )
                 )
             spent = spent_before + time.monotonic() - start
             store.finish_trial(trial, strategy.state(), {"search_seconds": spent})
@@ -491,6 +499,7 @@ class Experiment:
                         known.status,
                         _search_metrics(known),
                         is_feasible(known),
+                        _told_fidelity(known),
                     )
                 )
 
@@ -520,6 +529,7 @@ class Experiment:
                         break
                     store.start_trial(new, strategy.state())
                     trials.append(new)
+                    scheduler.launched(new)  # Hyperband deals the next arch by what is dealt
                     launch(new)
                 if not inflight:
                     break
@@ -819,6 +829,13 @@ def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:
     if not train:
         return None
     return {k: v for k, v in train.items() if k != "epochs"} or None
+
+
+def _told_fidelity(trial: Trial) -> Fidelity:
+    """The fidelity a result stands for: a warm start's epochs counted from scratch."""
+    fid = Fidelity.from_dict(trial.fidelity)
+    total = trial.info.get("epochs_total")
+    return fid if total is None else Fidelity(int(total), fid.data_fraction, fid.resolution)
 
 
 def _search_metrics(trial: Trial) -> dict[str, Any]:

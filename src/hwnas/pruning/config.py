@@ -134,3 +134,64 @@ class HalvingSchedulerConfig(KindConfig):
         if self.max_epochs is not None and self.max_epochs < self.min_epochs:
             raise ValueError("max_epochs must be >= min_epochs")
         return self
+
+
+@schedulers.register("hyperband", factory="hwnas.pruning.halving:AsyncHyperband")
+class HyperbandSchedulerConfig(KindConfig):
+    """Asynchronous Hyperband (Li et al. 2018; asynchronous as in ASHA's paper): brackets of
+    successive halving that start their archs at ever higher fidelity -- bracket 0 at the
+    lowest rung (as `halving`), the last at full fidelity -- so a ranking that early epochs
+    (or a small share of the data) get wrong is hedged. New archs are dealt to brackets in
+    Hyperband's proportions; within a bracket, the top 1/`eta` of a rung is promoted as
+    results arrive. With `strategy: bo` this is BOHB: the model learns from the highest
+    fidelity that has enough results."""
+
+    name: Literal["hyperband"] = "hyperband"
+
+    def check(self, objectives: Objectives) -> None:
+        check_objectives("scheduler: hyperband", objectives)
+
+    resource: Literal["epochs", "data_fraction"] = Field(
+        "epochs",
+        description="What a rung grows: training `epochs`, or the `data_fraction` of the "
+        "training split each epoch sees (the estimator's epochs stay as set).",
+    )
+    min_epochs: int = Field(1, ge=1, description="`resource: epochs`: epochs at the lowest rung.")
+    max_epochs: int | None = Field(
+        None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."
+    )
+    min_fraction: float = Field(
+        1 / 9,
+        gt=0.0,
+        le=1.0,
+        description="`resource: data_fraction`: share of the training split at the lowest "
+        "rung (the top rung trains on all of it).",
+    )
+    eta: int = Field(3, ge=2, description="Reduction factor between rungs.")
+    brackets: int | None = Field(
+        None,
+        ge=1,
+        description="Brackets, from the most aggressive (starts at the lowest rung); "
+        "default: one per rung (the last trains every arch it gets at full fidelity).",
+    )
+    cost_band: float = Field(
+        0.5,
+        gt=0,
+        description="With several objectives, rung-mates count only if every cost objective "
+        "lies within a factor (1 + cost_band) of the trial's.",
+    )
+    warm_start: bool = Field(
+        WARM_START_DEFAULT,
+        description="`resource: epochs`: a promoted trial goes on from the weights of the rung "
+        "below and trains only the extra epochs (as for `halving`).",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> HyperbandSchedulerConfig:
+        if self.max_epochs is not None and self.max_epochs < self.min_epochs:
+            raise ValueError("max_epochs must be >= min_epochs")
+        if self.warm_start and self.resource != "epochs":
+            raise ValueError(
+                "warm_start needs resource: epochs (a share of the data has no rung weights to go on from)"
+            )
+        return self

@@ -1,11 +1,20 @@
-"""Asynchronous successive halving (ASHA, Li et al. 2020) as a fidelity scheduler.
+"""Asynchronous successive halving (ASHA, Li et al. 2020) and asynchronous Hyperband as
+fidelity schedulers.
 
-Rungs train ``min_epochs * eta**k`` epochs up to ``max_epochs``. A new arch starts at rung 0.
-Whenever a worker is free, the highest rung with a trial in the top ``1/eta`` of its rung
-(that has not been promoted yet) promotes it: the same arch is evaluated again, as a new
-trial, at the next rung's epochs. Nothing waits for a rung to fill. With several objectives a
-trial is ranked only among rung-mates of similar cost (costs are known before training), so
+Rungs train ``min_epochs * eta**k`` epochs up to ``max_epochs`` (or, for Hyperband over the
+data, ``min_fraction * eta**k`` of the training split up to all of it). A new arch starts at
+rung 0. Whenever a worker is free, the highest rung with a trial in the top ``1/eta`` of its
+rung (that has not been promoted yet) promotes it: the same arch is evaluated again, as a new
+trial, at the next rung's fidelity. Nothing waits for a rung to fill. With several objectives
+a trial is ranked only among rung-mates of similar cost (costs are known before training), so
 the fast end of the front is promoted too. All state is rebuilt from the stored trials.
+
+Hyperband (Li et al. 2018) hedges halving's bet that early rankings hold: bracket ``b``
+starts its archs at rung ``b`` (bracket 0 is ASHA itself, the last bracket trains every arch
+at full fidelity) and halves only among its own archs. New archs are dealt to brackets in
+Hyperband's proportions (bracket ``b`` gets ``ceil((B) / (B - b) * eta**(B - 1 - b))`` of
+every round, B brackets over all rungs), asynchronously as in ASHA's paper: a free worker
+never waits for a bracket. A root trial's bracket is its rung; a promotion's, its source's.
 
 With ``warm_start`` a promotion goes on from the weights the arch reached at its rung: it
 trains only ``rung[k+1] - rung[k]`` epochs, with a fresh cosine cycle (an SGDR warm restart),
@@ -20,6 +29,7 @@ evaluation it starts from, so no earlier trial answers it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hwnas.core.fidelity import Fidelity
@@ -27,63 +37,167 @@ from hwnas.core.pareto import Objectives
 from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
 
 
+def ladder(low: float, top: float, eta: int) -> list[float]:
+    """``low * eta**k`` below ``top``, then ``top``."""
+    rungs = [low]
+    while rungs[-1] * eta < top * (1 - 1e-9):
+        rungs.append(rungs[-1] * eta)
+    if abs(rungs[-1] - top) > 1e-9 * top:
+        rungs.append(top)
+    return rungs
+
+
+def bracket_shares(brackets: int, eta: int) -> list[int]:
+    """New archs per bracket in one Hyperband round: the most aggressive bracket (0) starts
+    the most archs at the lowest fidelity, the last one a few at full fidelity."""
+    return [
+        math.ceil(brackets / (brackets - b) * eta ** (brackets - 1 - b)) for b in range(brackets)
+    ]
+
+
 class AsyncHalving(Scheduler):
+    """ASHA: one bracket over epochs (``scheduler: halving``)."""
+
+    resource = "epochs"
+
     def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
-        top = cfg.max_epochs or default_epochs
-        if not top:
-            raise ValueError("scheduler: halving needs max_epochs (the estimator has no epochs)")
-        self.rungs = [cfg.min_epochs]
-        while self.rungs[-1] * cfg.eta < top:
-            self.rungs.append(self.rungs[-1] * cfg.eta)
-        if self.rungs[-1] != top:
-            self.rungs.append(top)
+        self.rungs = self._rungs(cfg, default_epochs)
         self.eta, self.band = cfg.eta, cfg.cost_band
         self.warm_start = bool(getattr(cfg, "warm_start", False))
         self.cost_keys = cost_objectives(objectives)
-        self.results: list[list[Any]] = [[] for _ in self.rungs]  # finished, complete trials
+        self.brackets = self._brackets(cfg)
+        self.shares = bracket_shares(self.brackets, self.eta)
+        # finished, complete trials per bracket and rung
+        self.results: list[list[list[Any]]] = [
+            [[] for _ in self.rungs] for _ in range(self.brackets)
+        ]
         self.promoted: set[int] = set()  # ids already promoted (or being)
+        self.bracket_of: dict[int, int] = {}  # trial id -> bracket
+        self.roots: list[set[int]] = [set() for _ in range(self.brackets)]  # new archs dealt
 
+    # ------------------------------------------------------------ the ladder
+    def _rungs(self, cfg: Any, default_epochs: int | None) -> list[Any]:
+        top = cfg.max_epochs or default_epochs
+        if not top:
+            raise ValueError(
+                f"scheduler: {cfg.name} needs max_epochs (the estimator has no epochs)"
+            )
+        return [int(r) for r in ladder(cfg.min_epochs, top, cfg.eta)]
+
+    def _brackets(self, cfg: Any) -> int:
+        return 1
+
+    def _fidelity(self, rung: int) -> Fidelity:
+        return Fidelity(epochs=self.rungs[rung])
+
+    def _rung_of(self, fidelity: dict[str, Any]) -> int | None:
+        epochs = fidelity.get("epochs")
+        return self.rungs.index(epochs) if epochs in self.rungs else None
+
+    # ------------------------------------------------------------- the rules
     def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
         if requested is not None and requested.epochs is not None:
             return requested  # the strategy asked for a budget itself
-        return Fidelity(epochs=self.rungs[0])
+        return self._fidelity(self._next_bracket())
+
+    def _next_bracket(self) -> int:
+        """The bracket furthest behind its share of the new archs dealt so far (ties: the
+        lower), so brackets are dealt in Hyperband's proportions, also after a resume."""
+        dealt = [len(r) for r in self.roots]
+        return min(range(self.brackets), key=lambda b: ((dealt[b] + 1) / self.shares[b], b))
 
     def _rung(self, trial: Any) -> int | None:
         """A promotion's rung is in its info (a warm start's fidelity is only its extra
-        epochs); a strategy's proposal is at the rung of its epochs, if any."""
+        epochs); a strategy's proposal is at the rung of its fidelity, if any."""
         rung = trial.info.get("rung")
         if rung is None:
-            epochs = trial.info.get("epochs_total", trial.fidelity.get("epochs"))
-            rung = self.rungs.index(epochs) if epochs in self.rungs else None
+            total = trial.info.get("epochs_total")
+            fid = dict(trial.fidelity or {})
+            if total is not None:
+                fid["epochs"] = total
+            rung = self._rung_of(fid)
         return rung
 
-    def observe(self, trial: Any) -> None:
+    def _place(self, trial: Any) -> int | None:
+        """The trial's bracket (None: at no rung, e.g. a strategy's own fidelity); placing a
+        trial twice is harmless (it is launched, then observed)."""
         src = trial.info.get("promoted_from")
         if src is not None:
             self.promoted.add(int(src))
+            bracket = self.bracket_of.get(int(src), 0)
+        else:
+            rung = self._rung(trial)
+            if rung is None:
+                return None
+            bracket = min(rung, self.brackets - 1)
+            if rung == bracket:  # dealt by :meth:`fidelity` (not a strategy's own request)
+                self.roots[bracket].add(trial.id)
+        self.bracket_of[trial.id] = bracket
+        return bracket
+
+    def observe(self, trial: Any) -> None:
+        bracket = self._place(trial)
         rung = self._rung(trial)
-        if rung is not None and trial.status == "complete" and "accuracy" in trial.metrics:
-            self.results[rung].append(trial)
+        if bracket is None or rung is None:
+            return
+        if trial.status == "complete" and "accuracy" in trial.metrics:
+            self.results[bracket][rung].append(trial)
 
     def launched(self, trial: Any) -> None:
-        src = trial.info.get("promoted_from")
-        if src is not None:
-            self.promoted.add(int(src))
+        self._place(trial)
 
     def promotion(self) -> Promotion | None:
         for k in range(len(self.rungs) - 2, -1, -1):
-            done = self.results[k]
-            for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
-                if t.id in self.promoted:
-                    continue
-                mates = [
-                    m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
-                ]
-                better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
-                if better < len(mates) // self.eta:
-                    top = self.rungs[k + 1]
-                    if self.warm_start:  # from the weights of rung k: only the extra epochs
-                        extra = Fidelity(epochs=top - self.rungs[k])
-                        return Promotion(t.id, t.arch, extra, k + 1, True, top)
-                    return Promotion(t.id, t.arch, Fidelity(epochs=top), k + 1, False, top)
+            for b in range(min(k, self.brackets - 1) + 1):
+                promo = self._promote(self.results[b][k], k)
+                if promo is not None:
+                    return promo
         return None
+
+    def _promote(self, done: list[Any], k: int) -> Promotion | None:
+        for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
+            if t.id in self.promoted:
+                continue
+            mates = [
+                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
+            ]
+            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
+            if better < len(mates) // self.eta:
+                top = self.rungs[k + 1]
+                if self.warm_start:  # from the weights of rung k: only the extra epochs
+                    extra = Fidelity(epochs=top - self.rungs[k])
+                    return Promotion(t.id, t.arch, extra, k + 1, True, top)
+                return Promotion(t.id, t.arch, self._fidelity(k + 1), k + 1, False, top)
+        return None
+
+
+class AsyncHyperband(AsyncHalving):
+    """Hyperband's brackets over epochs or the share of the data (``scheduler: hyperband``)."""
+
+    def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
+        self.resource = cfg.resource
+        super().__init__(cfg, objectives, default_epochs)
+
+    def _rungs(self, cfg: Any, default_epochs: int | None) -> list[Any]:
+        if cfg.resource == "epochs":
+            return super()._rungs(cfg, default_epochs)
+        return [round(r, 6) for r in ladder(cfg.min_fraction, 1.0, cfg.eta)]
+
+    def _brackets(self, cfg: Any) -> int:
+        return min(cfg.brackets or len(self.rungs), len(self.rungs))
+
+    def _fidelity(self, rung: int) -> Fidelity:
+        if self.resource == "epochs":
+            return super()._fidelity(rung)
+        return Fidelity(data_fraction=self.rungs[rung])
+
+    def _rung_of(self, fidelity: dict[str, Any]) -> int | None:
+        if self.resource == "epochs":
+            return super()._rung_of(fidelity)
+        share = round(float(fidelity.get("data_fraction") or 1.0), 6)
+        return self.rungs.index(share) if share in self.rungs else None
+
+    def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
+        if requested is not None and getattr(requested, self.resource) is not None:
+            return requested
+        return self._fidelity(self._next_bracket())

@@ -56,6 +56,9 @@ class Result:
     status: str  # complete | failed | pruned
     metrics: dict[str, Any]
     feasible: bool = True
+    #: what the result was evaluated at (a warm start's epochs counted from scratch); None:
+    #: the estimator's default. Multi-fidelity strategies (BOHB) rank results within one.
+    fidelity: Fidelity | None = None
 
 
 def check_space(strategy: type[Strategy], space: Space) -> None:

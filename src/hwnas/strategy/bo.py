@@ -20,6 +20,10 @@ Why these choices (from the literature, for small categorical spaces such as NAS
   neighbour with the best predicted value. EI prefers uncertain archs far away and left the
   NB201 optimum, one gene from the incumbent, untried in a third of the seeds; these steps
   raised the share of seeds that find it at 100 archs from 63 to 80 of 100.
+- *Several fidelities* (BOHB, Falkner et al. 2018): with ``scheduler: hyperband`` results
+  arrive at several fidelities; one at 1 epoch and one at 9 are not the same quantity, so
+  the model learns from the highest fidelity told for at least ``init`` archs, and every arch
+  told at any fidelity is "tried" (the scheduler, not the model, evaluates it further).
 - Failed, pruned or infeasible trials get the worst scalar seen: the model learns to avoid
   their neighbourhood. Archs in flight (several workers) are not proposed again.
 
@@ -30,6 +34,7 @@ n < 50 and then whenever n has grown by a tenth, on at most ``FIT_POINTS`` resul
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, ClassVar
 
@@ -50,6 +55,13 @@ RHO = 0.05
 #: results the hyperparameters are chosen on (a random subset beyond): about 70 kernels are
 #: factorised per choice, which at 1000 results would take seconds
 FIT_POINTS = 200
+
+
+def _budget(label: str) -> float:
+    """A fidelity label's size, to rank levels: epochs times the share of the data (no
+    epochs: the estimator's default, the full budget)."""
+    fid = json.loads(label) if label else {}
+    return float(fid.get("epochs", math.inf)) * float(fid.get("data_fraction", 1.0))
 
 
 class GenePosterior:
@@ -163,6 +175,11 @@ class BayesOpt(Strategy):
         # one per distinct arch told: its gene codes and minimisation vector (None: failed,
         # pruned or infeasible)
         self.observed: dict[str, dict[str, Any]] = {}
+        # BOHB: the minimisation vectors per fidelity told (label -> key -> vector), in the
+        # order told; the model learns from the highest fidelity with enough of them
+        self.levels: dict[str, dict[str, list[float] | None]] = {}
+        self.by_fidelity = True  # False: a study begun before levels existed (one level)
+        self._chol_level: str | None = None
         self.pending: list[str] = []  # keys of proposed archs not told yet
         self.hyper: tuple[list[float], float] | None = None
         self.hyper_n = 0  # results when the hyperparameters were chosen
@@ -189,7 +206,9 @@ class BayesOpt(Strategy):
         scores = self._scores()
         if len(self.observed) + len(self.pending) < self.init or scores is None:
             return self._propose(self.space.sample(self.rng), {"op": "sample"})
-        keys, y = scores
+        keys, y, level = scores
+        if level != self._chol_level:  # another fidelity's archs: factor afresh
+            self._chol, self._chol_level = None, level
         x = np.array([self.observed[k]["codes"] for k in keys])
         y = (y - y.mean()) / (y.std() or 1.0)
         n = len(keys)
@@ -227,10 +246,24 @@ class BayesOpt(Strategy):
             self.pending.append(self._key(codes))
         return Proposal(arch, info=info)
 
-    def _scores(self) -> tuple[list[str], np.ndarray] | None:
-        """The keys of the told archs and one scalar each to minimise (None: nothing valid)."""
-        keys = list(self.observed)
-        vectors = [self.observed[k]["vector"] for k in keys]
+    def _level(self) -> str | None:
+        """The fidelity the model learns from (BOHB): the highest with ``init`` results, else
+        the one with the most (a single one without a multi-fidelity scheduler)."""
+        if not self.levels:
+            return None
+        ready = [lv for lv, told in self.levels.items() if len(told) >= self.init]
+        if ready:
+            return max(ready, key=lambda lv: (_budget(lv), lv))
+        return max(self.levels, key=lambda lv: (len(self.levels[lv]), _budget(lv), lv))
+
+    def _scores(self) -> tuple[list[str], np.ndarray, str] | None:
+        """The keys of the archs told at the model's fidelity, one scalar each to minimise,
+        and that fidelity (None: nothing valid)."""
+        level = self._level()
+        if level is None:
+            return None
+        keys = list(self.levels[level])
+        vectors = [self.levels[level][k] for k in keys]
         valid = np.array([v for v in vectors if v is not None], dtype=float)
         if len(valid) == 0:
             return None
@@ -244,7 +277,7 @@ class BayesOpt(Strategy):
             scalar = (f * w).max(1) + RHO * (f * w).sum(1)
         worst = float(scalar.max())
         it = iter(scalar)
-        return keys, np.array([float(next(it)) if v is not None else worst for v in vectors])
+        return keys, np.array([float(next(it)) if v is not None else worst for v in vectors]), level
 
     def _candidates(self, keys: list[str], y: np.ndarray) -> tuple[list[list[int]], int]:
         """The best told arch's neighbours (one gene changed), mutations of the next best and
@@ -286,13 +319,14 @@ class BayesOpt(Strategy):
         key = self._key(codes)
         if key in self.pending:
             self.pending.remove(key)
-        if key in self.observed:
-            return
         vector = None
         if result.status == "complete" and result.feasible:
             v = as_minimisation(result.metrics, self.objectives)
             vector = list(v) if v is not None else None
-        self.observed[key] = {"codes": codes, "vector": vector}
+        fid = result.fidelity
+        label = json.dumps(fid.to_dict(), sort_keys=True) if fid and self.by_fidelity else ""
+        self.levels.setdefault(label, {}).setdefault(key, vector)
+        self.observed.setdefault(key, {"codes": codes, "vector": vector})
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -302,6 +336,8 @@ class BayesOpt(Strategy):
             "pending": self.pending,
             "hyper": list(self.hyper) if self.hyper else None,
             "hyper_n": self.hyper_n,
+            "levels": self.levels,
+            "by_fidelity": self.by_fidelity,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -311,4 +347,10 @@ class BayesOpt(Strategy):
         h = state.get("hyper")
         self.hyper = ([float(w) for w in h[0]], float(h[1])) if h else None
         self.hyper_n = int(state.get("hyper_n", 0))
-        self._chol = None
+        self._chol = self._chol_level = None
+        if "levels" in state:
+            self.levels = {lv: dict(told) for lv, told in state["levels"].items()}
+            self.by_fidelity = bool(state["by_fidelity"])
+        else:  # begun before fidelity levels: its results (and the next) are one level
+            self.levels = {"": {k: v["vector"] for k, v in self.observed.items()}}
+            self.by_fidelity = False

@@ -98,10 +98,16 @@ class BoStrategyConfig(KindConfig):
     """Bayesian optimisation with a Gaussian process on the space's genes (encodable spaces).
 
     Expected improvement over the best arch's neighbours and mutations (BANANAS-style);
-    ParEGO scalarisation for several objectives."""
+    ParEGO scalarisation for several objectives. With `scheduler: hyperband` this is BOHB:
+    the model learns from the highest fidelity told for `init` archs."""
 
     name: Literal["bo"] = "bo"
-    init: int = Field(10, ge=1, description="Uniform samples before the model proposes.")
+    init: int = Field(
+        10,
+        ge=1,
+        description="Uniform samples before the model proposes; with several fidelities, the "
+        "results a fidelity needs before the model learns from it.",
+    )
     candidates: int = Field(
         200, ge=1, description="Archs scored by expected improvement per proposal."
     )
