@@ -7,8 +7,8 @@ worst accuracy and worst latency, and true-front points found. Budgets count dis
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
-       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,evolution-zc-warm,
-       evolution-zc-filter] [--data CIFAR10_JPEG]
+       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,evolution-guided,
+       evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG]
 The `-zc-` variants add a synflow prefilter (warm start: the best 20 of 200 scored archs
 trained first; filter: also skip proposals below the sample's median); the proxy needs the
 nets built on CIFAR-10 (JPEG) input (`--data`). Budgets count trained archs; the prefilter's
@@ -92,6 +92,8 @@ def main() -> None:
         "optuna-nsga2": ["strategy=optuna", "strategy.sampler=nsga2"],
         "reinforce": ["strategy=reinforce"],
         "bo": ["strategy=bo"],
+        # predictor-guided evolution: 10 mutated children per proposal, the surrogate's pick
+        "evolution-guided": ["strategy=evolution", "strategy.guide=10"],
         "evolution-zc-warm": ["strategy=evolution", *zc],
         "evolution-zc-filter": ["strategy=evolution", *zc, "prefilter.below=0.5"],
     }
@@ -103,6 +105,7 @@ def main() -> None:
     hv_true = hypervolume(truth, worst)
     truth_set = set(truth)
     from hwnas.estimate.tabular import TableEstimator
+    from hwnas.experiment.study import surrogate_accuracy
 
     table = TableEstimator(cfg2.estimator).table
     test_acc = {k: float(r["cifar10_test_acc"]) for k, r in table.rows.items()}
@@ -119,11 +122,15 @@ def main() -> None:
             found300: list[int] = []
             per_trial: list[float] = []
             prefilter_s: list[float] = []
+            surrogate_rho: list[float] = []  # guided: held-out Spearman of its predictions
             for seed in range(args.seeds):
                 trials, spt = run(strat, "{accuracy: max}", seed, 500, args.table, tmp)
                 per_trial.append(spt)
                 prefilter_s.append(_prefilter_seconds(tmp, strat, seed))
                 trials = [t for t in trials if t.prune_reason != "prefilter"]  # trained only
+                held = surrogate_accuracy(trials[:500]).get("accuracy")
+                if held and held["spearman"] is not None:
+                    surrogate_rho.append(held["spearman"])
                 for b in (100, 300, 500):
                     done = [t for t in trials[:b] if t.status == "complete"]
                     pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
@@ -150,6 +157,8 @@ def main() -> None:
                     regrets[b]
                 )
             out["single_objective_regret"][name]["prefilter_seconds"] = mean_std(prefilter_s)
+            if surrogate_rho:
+                out["single_objective_regret"][name]["surrogate_spearman"] = mean_std(surrogate_rho)
             if args.so_only:
                 continue
             out["two_objective"][name] = {

@@ -460,8 +460,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"hypervolume regret vs the true front: {truth['hypervolume_regret']:.4f} "
             f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
         )
+    for line in _surrogate_lines(truth):
+        print(line)
     print(f"report: {result.report}")
     return _ending(result)
+
+
+def _surrogate_lines(summary: dict[str, Any]) -> list[str]:
+    """The strategy's surrogate, judged on the archs it picked before they were evaluated."""
+    return [
+        f"surrogate, held out ({fig['n']} archs it picked): {metric} Spearman "
+        f"{fig['spearman']}, mean abs error {fig['mae']:.4g}"
+        for metric, fig in summary.get("surrogate", {}).items()
+    ]
 
 
 def _objective_names(cfg: Any) -> list[str]:
@@ -642,6 +653,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"[bold]{args.dir}[/]: {summary['trials']} trials ({counts}); best accuracy "
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}"
     )
+    for line in _surrogate_lines(summary):
+        console.print(line, soft_wrap=True)
     shown = (
         trials
         if args.all

@@ -561,6 +561,14 @@ class Experiment:
         study.write_pareto_json(trials)
         log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
         summary = study.summary(trials)
+        for metric, fig in summary.get("surrogate", {}).items():
+            log.info(
+                "surrogate, held out (%d archs it picked): %s Spearman %s, mean abs error %g",
+                fig["n"],
+                metric,
+                fig["spearman"],
+                fig["mae"],
+            )
         front = study.pareto(trials)
         study.close()
         return SearchResult(self.dir, trials, front, None, stopped, summary)

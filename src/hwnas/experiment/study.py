@@ -91,6 +91,9 @@ class Study:
             "budget": self.config.budget.trials,
             "num_classes": (self.store.get_meta_json("model_io") or {}).get("num_classes"),
         }
+        held_out = surrogate_accuracy(trials)
+        if held_out:
+            out["surrogate"] = held_out
         hv = normalised_hypervolume(trials, self.objectives)
         if hv is not None:
             out["hypervolume"] = hv
@@ -221,3 +224,28 @@ def true_front(
     worst = [max(v[k] for v in vectors) for k in range(len(objectives))]
     front = [as_minimisation(values[i], objectives) for i in pareto_indices(values, objectives)]
     return [f for f in front if f is not None], worst
+
+
+def surrogate_accuracy(trials: list[Trial]) -> dict[str, dict[str, Any]]:
+    """How well a strategy's surrogate predicted the archs it picked, per objective: each
+    ``info.predicted`` was made before its arch was evaluated, so these are held-out figures
+    (Spearman rank correlation and mean absolute error against the measured values)."""
+    from scipy.stats import spearmanr
+
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    for t in trials:
+        predicted = t.info.get("predicted") if t.status == "complete" else None
+        for metric, value in (predicted or {}).items():
+            actual = t.metrics.get(metric)
+            if isinstance(actual, int | float):
+                pairs.setdefault(metric, []).append((float(value), float(actual)))
+    out: dict[str, dict[str, Any]] = {}
+    for metric, ps in pairs.items():
+        p, a = zip(*ps, strict=True)
+        rho = float(spearmanr(p, a).statistic) if len(ps) >= 3 else math.nan
+        out[metric] = {
+            "n": len(ps),
+            "spearman": None if math.isnan(rho) else round(rho, 4),  # None: constant values
+            "mae": round(sum(abs(x - y) for x, y in ps) / len(ps), 6),
+        }
+    return out

@@ -50,6 +50,22 @@ class EvolutionStrategyConfig(KindConfig):
         description="Re-draw a child up to this many times while it is an arch this search "
         "already proposed (its result would only re-join the population as a copy).",
     )
+    guide: int = Field(
+        0,
+        ge=0,
+        description="Predictor-guided evolution (encodable spaces): mutate this many children "
+        "per proposal and evaluate the one a surrogate (a Gaussian process per objective on "
+        "the genes, fitted on every result so far) ranks best; its prediction is stored "
+        "with the trial (`info.predicted`) and the summary reports the surrogate's held-out "
+        "accuracy. 0 or 1: plain evolution.",
+    )
+    guide_optimism: float = Field(
+        1.0,
+        ge=0.0,
+        description="`guide`: children are ranked by the predicted mean minus this many "
+        "standard deviations (0: the mean alone, which favoured near-copies of the best arch "
+        "and made evolution worse on NB201).",
+    )
 
     @model_validator(mode="after")
     def _sample_le_population(self) -> EvolutionStrategyConfig:

@@ -6,6 +6,12 @@ lucky evaluations from ruling forever. Selection is NSGA-II's order (Pareto rank
 population, then crowding distance, then the cheaper model) or a scalarised reward. Until P
 results have arrived, children are random samples; results arriving out of order simply join
 the population when they arrive.
+
+With ``guide`` (predictor-guided evolution, e.g. NASLib's and BANANAS' mutation-based
+acquisition) each proposal mutates ``guide`` children and keeps the one a surrogate fitted on
+every result so far ranks best by an optimistic bound (:mod:`hwnas.strategy.surrogate`);
+the predicted mean is stored
+with the trial so the study reports how well the surrogate predicted unseen archs.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hwnas.core.errors import UserError
 from hwnas.core.pareto import (
     Objectives,
     as_minimisation,
@@ -21,8 +28,10 @@ from hwnas.core.pareto import (
     non_dominated_ranks,
 )
 from hwnas.space.base import Space
-from hwnas.space.capabilities import Evolvable
+from hwnas.space.capabilities import Encodable, Evolvable, missing, supports
 from hwnas.strategy.base import Proposal, Result, Strategy
+from hwnas.strategy.gp import gene_codes
+from hwnas.strategy.surrogate import GeneSurrogate, best_predicted
 
 
 class RegularizedEvolution(Strategy):
@@ -41,8 +50,12 @@ class RegularizedEvolution(Strategy):
         crossover_prob: float = 0.1,
         mutations: int = 1,
         fresh_tries: int = 0,
+        guide: int = 0,
+        guide_optimism: float = 1.0,
     ) -> None:
         super().__init__(space, objectives, seed)
+        if guide > 1 and not supports(space, Encodable):
+            raise UserError(missing("strategy: evolution with guide", Encodable, space))
         assert isinstance(space, Evolvable)
         self.evolvable: Evolvable = space
         self.population_size = population
@@ -57,6 +70,10 @@ class RegularizedEvolution(Strategy):
         self.population: list[dict[str, Any]] = []
         self._keys: list[tuple[float, float]] | None = None  # _order of the population
         self.pending_random = 0
+        self.guide, self.guide_optimism = guide, guide_optimism
+        self.genes: dict[str, list[Any]] = space.parameters() if guide > 1 else {}  # type: ignore[attr-defined]
+        self.told: list[dict[str, Any]] = []  # guided: every good result's codes and vector
+        self.surrogate = GeneSurrogate(len(self.objectives))
 
     # ----------------------------------------------------------------- selection
     def _order(self, members: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
@@ -95,6 +112,14 @@ class RegularizedEvolution(Strategy):
     def ask(self) -> Proposal:
         if len(self.population) < self.population_size:
             return self._remember(Proposal(self.space.sample(self.rng), info={"op": "sample"}))
+        if self.guide > 1 and len(self.told) >= 3:
+            guided = self._guided()
+            if guided is not None:
+                return self._remember(guided)
+        return self._remember(*self._child())
+
+    def _child(self) -> tuple[Proposal, str | None]:
+        """A mutated (or crossed-over) child of a tournament's winner."""
         parent = self._select()
         h = None  # the child's hash, once fresh_tries has computed it
         for _ in range(self.fresh_tries + 1):
@@ -111,7 +136,34 @@ class RegularizedEvolution(Strategy):
             h = self.space.arch_hash(child)
             if h not in self.seen:
                 break
-        return self._remember(Proposal(child, parent_id=parent["id"], info={"op": op}), h)
+        return Proposal(child, parent_id=parent["id"], info={"op": op}), h
+
+    def _guided(self) -> Proposal | None:
+        """``guide`` children; the one the surrogate ranks best, with its prediction."""
+        children = [self._child()[0] for _ in range(self.guide)]
+        known = {tuple(t["codes"]) for t in self.told}
+        fresh: list[tuple[int, list[int]]] = []  # children not told yet, with their codes
+        for i, c in enumerate(children):
+            codes = gene_codes(self.space, self.genes, c.arch)
+            if codes is not None and tuple(codes) not in known:
+                fresh.append((i, codes))
+        if not fresh or not self.surrogate.fit(
+            [t["codes"] for t in self.told], [t["vector"] for t in self.told], self.rng
+        ):
+            return None
+        mean, sd = self.surrogate.predict([codes for _, codes in fresh])
+        pick = best_predicted(mean - self.guide_optimism * sd, [t["vector"] for t in self.told])
+        child = children[fresh[pick][0]]
+        signs = [1.0 if d == "min" else -1.0 for _, d in self.objectives]
+        child.info = {
+            **child.info,
+            "guided": self.guide,
+            "predicted": {
+                m: round(float(v) * s, 6)
+                for (m, _), v, s in zip(self.objectives, mean[pick], signs, strict=True)
+            },
+        }
+        return child
 
     def _remember(self, proposal: Proposal, arch_hash: str | None = None) -> Proposal:
         if self.fresh_tries:
@@ -124,6 +176,10 @@ class RegularizedEvolution(Strategy):
         vector = as_minimisation(result.metrics, self.objectives)
         if vector is None:
             return
+        if self.guide > 1:
+            codes = gene_codes(self.space, self.genes, result.arch)
+            if codes is not None:
+                self.told.append({"codes": codes, "vector": list(vector)})
         self.population.append(
             {
                 "id": result.trial_id,
@@ -137,10 +193,16 @@ class RegularizedEvolution(Strategy):
         self._keys = None
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "population": self.population, "seen": sorted(self.seen)}
+        out = {**super().state(), "population": self.population, "seen": sorted(self.seen)}
+        if self.guide > 1:
+            out.update(told=self.told, surrogate=self.surrogate.state())
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.population = state.get("population", [])
         self._keys = None
         self.seen = set(state.get("seen", []))
+        self.told = list(state.get("told", []))
+        if "surrogate" in state:
+            self.surrogate.load_state(state["surrogate"])

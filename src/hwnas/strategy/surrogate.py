@@ -1,0 +1,98 @@
+"""Accuracy (and cost) surrogates trained on a study's own results, to pre-screen candidates.
+
+One Gaussian process per objective on the space's genes (:mod:`hwnas.strategy.gp`): the
+objectives a search ranks by, in minimisation form, so a cost the table or the target knows
+and an accuracy known only after training are predicted alike. Predictor-guided evolution
+(``strategy: evolution`` with ``guide``) mutates several children per proposal and keeps the
+one the surrogate ranks best; every guided trial stores what was predicted for it
+(``info.predicted``), and the study's summary reports the surrogate's held-out accuracy:
+each prediction was made before its arch was evaluated.
+
+Children are ranked by an optimistic value, mean minus ``optimism`` standard deviations (a
+lower confidence bound): on the NB201 table (50 seeds, 100 archs) ranking by the mean alone
+made evolution worse (regret 0.28 against 0.16 unguided: it picks near-copies of the best
+arch), the bound made it better (0.084, the optimum found in 41 of 50 seeds against 24).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hwnas.core.pareto import dominates
+from hwnas.strategy.gp import FIT_POINTS, GenePosterior
+
+
+class GeneSurrogate:
+    """Per-objective GPs; hyperparameters re-chosen while few results exist and then whenever
+    the results have grown by a tenth (the cost per proposal stays bounded at 1000 trials)."""
+
+    def __init__(self, objectives: int) -> None:
+        self.hyper: list[tuple[np.ndarray, float] | None] = [None] * objectives
+        self.hyper_n = [0] * objectives
+        self.models: list[tuple[GenePosterior, float, float]] = []
+
+    def fit(
+        self, codes: Sequence[Sequence[int]], vectors: Sequence[Sequence[float]], rng: random.Random
+    ) -> bool:
+        """Fit on the told archs' gene codes and minimisation vectors; False: too few
+        results or no kernel factorises (the caller then proposes as it would unguided)."""
+        x = np.asarray(codes, dtype=float)
+        v = np.asarray(vectors, dtype=float)
+        if len(x) < 3:
+            return False
+        self.models = []
+        for k in range(v.shape[1]):
+            mu, sd = float(v[:, k].mean()), float(v[:, k].std()) or 1.0
+            y = (v[:, k] - mu) / sd
+            n = len(x)
+            try:
+                hyper = self.hyper[k]
+                if hyper is None or n < 50 or n >= 1.1 * self.hyper_n[k]:
+                    pick = sorted(rng.sample(range(n), min(n, FIT_POINTS)))
+                    chosen = GenePosterior.fit(x[pick], y[pick])
+                    hyper = (chosen.weights, chosen.noise)
+                    self.hyper[k], self.hyper_n[k] = hyper, n
+                gp = GenePosterior(x, y, hyper[0], hyper[1])
+            except np.linalg.LinAlgError:
+                self.models = []
+                return False
+            self.models.append((gp, mu, sd))
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "hyper": [None if h is None else [h[0].tolist(), h[1]] for h in self.hyper],
+            "hyper_n": self.hyper_n,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.hyper = [None if h is None else (np.array(h[0]), float(h[1])) for h in state["hyper"]]
+        self.hyper_n = [int(n) for n in state["hyper_n"]]
+
+    def predict(self, codes: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and standard deviations of the minimisation vectors, one row per
+        arch (rounded: the same picks after a resume)."""
+        z = np.asarray(codes, dtype=float)
+        means, sds = [], []
+        for gp, mu, sd in self.models:
+            m, s = gp.predict(z)
+            means.append(m * sd + mu)
+            sds.append(s * sd)
+        return np.round(np.stack(means, axis=1), 9), np.round(np.stack(sds, axis=1), 9)
+
+
+def best_predicted(predicted: np.ndarray, told: Sequence[Sequence[float]]) -> int:
+    """The row the search should evaluate: the fewest told results dominating its prediction,
+    then the lowest sum of objectives scaled by the told range (one objective: the lowest)."""
+    told_a = np.asarray(told, dtype=float)
+    lo, span = told_a.min(0), np.ptp(told_a, 0)
+    scaled = (predicted - lo) / np.where(span > 0, span, 1.0)
+    keys = []
+    for i, row in enumerate(predicted):
+        beaten = sum(dominates(t, row) for t in told_a)
+        keys.append((beaten, float(scaled[i].sum()), i))
+    return min(keys)[2]
