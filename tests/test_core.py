@@ -60,7 +60,7 @@ def test_every_family_is_a_registry_with_its_builtins():
         "pruner": {"none", "median", "curve"},
         "scheduler": {"none", "halving", "hyperband"},
         "data": {"digits", "cifar10", "imagefolder"},
-        "executor": {"inprocess", "process"},
+        "executor": {"inprocess", "process", "ray"},
     }
     for section, names in expected.items():
         assert set(R.FAMILIES[section].builtin_names()) == names, section

@@ -352,7 +352,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.workers is not None:
         if args.workers < 1:
             raise ConfigError("--workers: must be at least 1")
-        kind = "process" if args.workers > 1 else "inprocess"
+        # trials in flight: a Ray run stays on Ray, otherwise processes beyond one
+        named = load_config(args.config, overrides, data_path=args.data).executor.name
+        kind = named if named == "ray" else ("process" if args.workers > 1 else "inprocess")
         overrides += [f"executor.name={kind}", f"executor.workers={args.workers}"]
     cfg = load_config(
         args.config,

@@ -34,3 +34,49 @@ class ExecutorConfig(KindConfig):
         if self.name == "inprocess" and self.workers > 1:
             raise ValueError("workers > 1 needs `executor.name: process`")
         return self
+
+
+@executors.register("ray", factory="hwnas.experiment.executor_ray:RayExecutor.from_config")
+class RayExecutorConfig(KindConfig):
+    """Trials as Ray tasks on a local Ray instance or a cluster (`pip install 'hwnas[ray]'`).
+    The driver alone writes the study; trained weights come back in each result, so no
+    shared filesystem is needed. A worker or node lost mid-trial: Ray runs the trial again
+    elsewhere (`retries`), then it is recorded as failed with the reason."""
+
+    name: Literal["ray"] = "ray"
+    workers: int = Field(
+        1, ge=1, le=4096, description="Trials in flight at once (`--workers` sets it)."
+    )
+    address: str = Field(
+        "local",
+        description="`local`: start a Ray instance on this machine for the run; `auto`: join "
+        "the cluster this machine belongs to (`ray start --head` / `--address`); "
+        "`ray://host:10001`: a remote cluster through Ray Client.",
+    )
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial (also its torch threads).")
+    gpus: float = Field(
+        0.0, ge=0, description="GPUs per trial; a fraction lets several small trials share one."
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom resources per trial, e.g. `{board: 1}` so a trial runs on the host "
+        "whose Ray node offers the board (`ray start --resources '{\"board\": 1}'`).",
+    )
+    retries: int = Field(
+        2, ge=0, description="Re-runs of a trial whose worker process or node died."
+    )
+    local_cpus: int | None = Field(
+        None, ge=1, description="`address: local`: CPUs the instance offers (default: all)."
+    )
+    local_gpus: int | None = Field(
+        None, ge=0, description="`address: local`: GPUs the instance offers (default: all)."
+    )
+
+    @model_validator(mode="after")
+    def _address(self) -> RayExecutorConfig:
+        a = self.address
+        if a not in ("local", "auto") and not a.startswith("ray://") and ":" not in a:
+            raise ValueError(
+                f"executor.address {a!r}: use local, auto, ray://host:port or host:port"
+            )
+        return self
