@@ -8,7 +8,8 @@ architectures (repeats are answered from the study). Also hwnas's own time per t
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
        [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,evolution-guided,
-       evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG]
+       evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG] [--noise 0.003]
+       [--latency raspi4_ms|eyeriss_ms|fpga_ms]
 The `-zc-` variants add a synflow prefilter (warm start: the best 20 of 200 scored archs
 trained first; filter: also skip proposals below the sample's median); the proxy needs the
 nets built on CIFAR-10 (JPEG) input (`--data`). Budgets count trained archs; the prefilter's
@@ -81,6 +82,12 @@ def main() -> None:
     )
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="key=value")
     ap.add_argument("--so-only", action="store_true", help="single objective only")
+    ap.add_argument(
+        "--noise", type=float, default=0.0, help="estimator.noise: accuracy spread per trial"
+    )
+    ap.add_argument(
+        "--latency", default="pixel3_ms", help="the table's latency column (raspi4_ms, ...)"
+    )
     ap.add_argument("--data", default="", help="CIFAR-10 (JPEG), for the -zc- variants")
     args = ap.parse_args()
     zc = ["prefilter.proxy=synflow", "prefilter.sample=200", "prefilter.keep=20"]
@@ -97,9 +104,13 @@ def main() -> None:
         "evolution-zc-warm": ["strategy=evolution", *zc],
         "evolution-zc-filter": ["strategy=evolution", *zc, "prefilter.below=0.5"],
     }
-    strategies = {k: known[k] + args.overrides for k in args.strategies.split(",")}
+    table_sets = [f"target.metrics.latency_ms={args.latency}"]  # the true front's device too
+    if args.noise:
+        table_sets.append(f"estimator.noise={args.noise}")
+    extra = [*table_sets, *args.overrides]
+    strategies = {k: known[k] + extra for k in args.strategies.split(",")}
     cfg2 = hwnas.load_config(
-        REPO / "configs" / "nb201_pixel3.yaml", [f"estimator.path={args.table}"]
+        REPO / "configs" / "nb201_pixel3.yaml", [f"estimator.path={args.table}", table_sets[0]]
     )
     truth, worst = true_front(cfg2, OBJ2)
     hv_true = hypervolume(truth, worst)
@@ -168,9 +179,12 @@ def main() -> None:
             }
             out["seconds_per_trial"][name] = round(statistics.median(per_trial), 5)
     out["overrides"] = args.overrides
+    out["latency_column"], out["noise"] = args.latency, args.noise
     save(
         "nb201_tabular"
         + ("-so" if args.so_only else "")
+        + ("" if args.latency == "pixel3_ms" else "-" + args.latency.removesuffix("_ms"))
+        + (f"-noise{args.noise:g}" if args.noise else "")
         + (
             "" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-")
         ),

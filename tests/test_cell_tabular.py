@@ -230,3 +230,31 @@ def test_pareto_json_written_whenever_the_front_changes(tmp_path, monkeypatch):
     assert all(f in written for f in fronts)  # no front was skipped
     assert len(writes) < len(result.trials)  # unchanged fronts were not rewritten each trial
     assert writes[-1] == (sorted(t.id for t in result.pareto), 150)
+
+
+@needs_table
+def test_a_noisy_table_and_another_device_s_latency(tmp_path):
+    """`estimator.noise` spreads each trial's accuracy around the table's (seeded: the same
+    run twice gives the same values); the test accuracy and the latency stay the table's;
+    `target.metrics.latency_ms` picks another device's column."""
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        res = search_nb201(
+            out, "estimator.noise=0.01", "target.metrics.latency_ms=raspi4_ms", budget=40
+        )
+        assert res.returncode == 0, res.stderr
+        runs.append(json.loads(run_cli("show", str(out), "--json").stdout))
+    assert [t["metrics"] for t in runs[0]] == [t["metrics"] for t in runs[1]]
+    rows = {r["arch_str"]: r for r in table_rows()}
+    diffs = []
+    for t in runs[0]:
+        row = rows[t["describe"]]
+        diffs.append(t["metrics"]["accuracy"] - float(row["cifar10_valid_acc"]) / 100)
+        assert t["metrics"]["latency_ms"] == pytest.approx(float(row["raspi4_ms"]))
+        if "test_accuracy" in t["metrics"]:
+            assert t["metrics"]["test_accuracy"] == pytest.approx(
+                float(row["cifar10_test_acc"]) / 100
+            )
+    spread = (sum(d * d for d in diffs) / len(diffs)) ** 0.5
+    assert 0.005 < spread < 0.02 and abs(sum(diffs) / len(diffs)) < 0.006

@@ -96,9 +96,15 @@ class Estimator(ABC):
     def identity(self) -> str:
         """Name and a hash of the recipe (the section without its fidelity fields): two
         trials with the same arch, identity and fidelity are the same evaluation."""
-        recipe = self.cfg.model_dump(mode="json", exclude=set(self._fidelity_keys()))
+        recipe = self.cfg.model_dump(mode="json", exclude=self._not_identity())
         blob = json.dumps(recipe, sort_keys=True)
         return f"{self.name}:{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def _not_identity(self) -> set[str]:
+        """Keys that do not make two evaluations differ: the fidelity's (part of the trial
+        key on their own) and, in subclasses, new keys at the value that left results as
+        they were (so studies begun before them keep their trial keys)."""
+        return set(self._fidelity_keys())
 
     def _fidelity_keys(self) -> list[str]:
         return [

@@ -155,6 +155,16 @@ class TabularEstimatorConfig(KindConfig):
         default_factory=dict,
         description="More metrics from the table: `name: column` or `{column, scale}`.",
     )
+    noise: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Standard deviation of Gaussian noise added to the looked-up accuracy of "
+        "each trial (drawn from the trial's seed; in the scaled units, e.g. 0.003 = 0.3 "
+        "points): a table holds the mean over training seeds, so this imitates the "
+        "seed-to-seed spread a strategy meets in real training. The test accuracy stays "
+        "the table's.",
+    )
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ final models only.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ class TableEstimator(Estimator):
     def __init__(self, cfg: Any, task: Task | None = None) -> None:
         super().__init__(cfg, task)
         self._table: Table | None = None
+
+    def _not_identity(self) -> set[str]:
+        return super()._not_identity() | (set() if self.cfg.noise else {"noise"})
 
     @property
     def columns(self) -> dict[str, TableColumn]:
@@ -50,7 +54,11 @@ class TableEstimator(Estimator):
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
     ) -> Estimate:
-        return Estimate(self.table.lookup(cand.key, self.columns))
+        values = self.table.lookup(cand.key, self.columns)
+        if self.cfg.noise and "accuracy" in values:  # one training run's spread, seeded
+            draw = random.Random(f"{seed}:{cand.key}").gauss(0.0, self.cfg.noise)
+            values = {**values, "accuracy": values["accuracy"] + draw}
+        return Estimate(values)
 
     def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
         if self.cfg.test_accuracy is None:
