@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,10 @@ def fast_config():
         return load_config(None, [*FAST, *extra], **top)
 
     return make
+
+
+def show_trials(out: Path) -> list[dict]:
+    """`hwnas show OUT --json`: the study's trials as dicts."""
+    r = run_cli("show", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)

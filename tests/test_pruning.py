@@ -8,7 +8,7 @@ import sqlite3
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, fast_args, run_cli
+from conftest import REPO, fast_args, run_cli, show_trials
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
@@ -152,18 +152,12 @@ def test_trial_key_includes_estimator_and_fidelity():
     assert a != trial_key("h", "train:abc", Fidelity(epochs=3), start="parent-key")
 
 
-def _show(out):
-    r = run_cli("show", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def test_median_pruner_stops_trials_records_why_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = fast_args("estimator.epochs=3", "pruner=median", "pruner.min_trials=2")
     r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
     assert r.returncode == 0, r.stderr
-    trials = _show(out)
+    trials = show_trials(out)
     assert all(t["fidelity"] == {"epochs": 3} and t["stage"] == "search" for t in trials)
     stopped = [t for t in trials if t.get("prune_reason") == "pruner"]
     assert stopped, "the median rule stopped nothing"
@@ -174,7 +168,7 @@ def test_median_pruner_stops_trials_records_why_and_resumes(tmp_path):
     assert done and all(len(t["curve"]) == 3 for t in done)
     r = run_cli("search", "--out", str(out), "--budget", "10", "-q", *args)
     assert r.returncode == 0, r.stderr
-    again = _show(out)
+    again = show_trials(out)
     assert len(again) == 10
 
     def kept(t):  # the front is re-timed at the end of every run: latency may change
@@ -194,7 +188,7 @@ def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
     )
     r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
     assert r.returncode == 0, r.stderr
-    trials = _show(out)
+    trials = show_trials(out)
     promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
     assert promoted
     for p in promoted:
@@ -223,10 +217,10 @@ def test_halving_warm_start_trains_only_the_extra_epochs_and_resumes(tmp_path):
     )
     r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
     assert r.returncode == 0, r.stderr
-    first = _show(out)
+    first = show_trials(out)
     r = run_cli("search", "--out", str(out), "--budget", "12", "-q", *args)
     assert r.returncode == 0, r.stderr
-    trials = _show(out)
+    trials = show_trials(out)
     assert [t["curve"] for t in trials[: len(first)]] == [t["curve"] for t in first]  # resumed
     # the budget counts distinct networks; promotions of them come on top
     for run, budget in ((first, 8), (trials, 12)):
@@ -270,12 +264,12 @@ def test_a_study_from_the_previous_release_is_shown_and_resumed(tmp_path):
     out = tmp_path / "old"
     out.mkdir()
     shutil.copy(V1, out / "study.db")
-    before = _show(out)
+    before = show_trials(out)
     assert len(before) == 4 and all(t["status"] == "complete" for t in before)
     assert before[0]["fidelity"] == {} and before[0]["stage"] == "search"
     r = run_cli("search", "--out", str(out), "--budget", "6", "-q", *V1_ARGS)
     assert r.returncode == 0, r.stderr
-    after = _show(out)
+    after = show_trials(out)
     assert len(after) == 6
     for old, new in zip(before, after, strict=False):
         assert (old["arch"], old["metrics"]) == (new["arch"], new["metrics"])
@@ -364,10 +358,10 @@ def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
     )
     r = run_cli("search", "--out", str(out), "--budget", "8", "-q", *args)
     assert r.returncode == 0, r.stderr
-    first = _show(out)
+    first = show_trials(out)
     r = run_cli("search", "--out", str(out), "--budget", "10", "-q", *args)
     assert r.returncode == 0, r.stderr
-    trials = _show(out)
+    trials = show_trials(out)
     assert [(t["arch"], t["curve"]) for t in trials[: len(first)]] == [
         (t["arch"], t["curve"]) for t in first
     ]

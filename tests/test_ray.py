@@ -12,17 +12,11 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, fast_args, run_cli
+from conftest import REPO, fast_args, run_cli, show_trials
 
 pytest.importorskip("ray")
 
 RAY = ["executor.name=ray", "executor.local_cpus=2", "target=analytic"]
-
-
-def _show(out):
-    r = run_cli("show", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def test_a_search_on_ray_writes_weights_in_the_driver_and_resumes(tmp_path):
@@ -33,13 +27,13 @@ def test_a_search_on_ray_writes_weights_in_the_driver_and_resumes(tmp_path):
     assert r.stderr.strip() == "5 complete"  # Ray's own chatter stays out of a quiet run
     log = (out / "hwnas.log").read_text()
     assert "executor: ray at local, 2 trials in flight" in log  # --workers kept Ray
-    first = _show(out)
+    first = show_trials(out)
     assert [t["status"] for t in first] == ["complete"] * 5
     for t in first:  # the workers' weights, written by the driver
         assert (out / "weights" / f"trial_{t['id']}.pt").stat().st_size > 1000
     r = run_cli("search", "--out", str(out), "--budget", "7", "--workers", "2", "-q", *args)
     assert r.returncode == 0, r.stderr
-    again = _show(out)
+    again = show_trials(out)
     assert len(again) == 7
     assert [t["curve"] for t in again[:5]] == [t["curve"] for t in first]  # kept, not redone
 
@@ -66,7 +60,7 @@ def test_a_killed_worker_s_trial_runs_again_and_nothing_is_lost(tmp_path):
     _, err = proc.communicate(timeout=600)
     assert killed is not None, "no Ray worker was seen running a trial"
     assert proc.returncode == 0, err.decode()
-    trials = _show(out)
+    trials = show_trials(out)
     assert len(trials) == 8 and all(t["status"] == "complete" for t in trials)
     archs = [json.dumps(t["arch"], sort_keys=True) for t in trials]
     assert len(set(archs)) == len(archs)  # none trained twice as two trials
@@ -134,7 +128,7 @@ def test_a_search_across_two_nodes_survives_losing_one(tmp_path):
         assert proc.returncode == 0, err.decode()
     finally:
         cluster.shutdown()
-    trials = _show(out)
+    trials = show_trials(out)
     assert len(trials) == 6 and all(t["status"] == "complete" for t in trials)
     assert sorted(t["id"] for t in trials) == list(range(6))  # 0 lost, 0 duplicated
 
@@ -155,5 +149,5 @@ def test_ray_proposes_the_same_archs_as_the_process_pool(tmp_path):
         )
         r = run_cli("search", "--out", str(out), "--budget", "5", "--workers", "2", "-q", *args)
         assert r.returncode == 0, r.stderr
-        archs[kind] = sorted(json.dumps(t["arch"], sort_keys=True) for t in _show(out))
+        archs[kind] = sorted(json.dumps(t["arch"], sort_keys=True) for t in show_trials(out))
     assert archs["ray"] == archs["process"]

@@ -6,7 +6,7 @@ A pruner's factory is ``factory(section, objectives)``, a scheduler's
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -19,6 +19,16 @@ from hwnas.pruning.base import check_objectives
 #: from scratch (HV +0.024 ± 0.034, paired, same run; benchmarks/results/
 #: 2026-12-03-pruning-warm.json), and off keeps a resumed halving study promoting as it began
 WARM_START_DEFAULT = False
+
+
+def _rung_mates() -> Any:
+    """The schedulers' `cost_band` field (several objectives: who a trial is ranked among)."""
+    return Field(
+        0.5,
+        gt=0,
+        description="With several objectives, rung-mates count only if every cost objective "
+        "lies within a factor (1 + cost_band) of the trial's.",
+    )
 
 
 @pruners.register("none", factory="hwnas.pruning.base:NoPruner")
@@ -114,12 +124,7 @@ class HalvingSchedulerConfig(KindConfig):
         None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."
     )
     eta: int = Field(3, ge=2, description="Reduction factor between rungs.")
-    cost_band: float = Field(
-        0.5,
-        gt=0,
-        description="With several objectives, rung-mates count only if every cost objective "
-        "lies within a factor (1 + cost_band) of the trial's.",
-    )
+    cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,
         description="A promoted trial starts from the weights its arch reached at the rung below "
@@ -174,12 +179,7 @@ class HyperbandSchedulerConfig(KindConfig):
         description="Brackets, from the most aggressive (starts at the lowest rung); "
         "default: one per rung (the last trains every arch it gets at full fidelity).",
     )
-    cost_band: float = Field(
-        0.5,
-        gt=0,
-        description="With several objectives, rung-mates count only if every cost objective "
-        "lies within a factor (1 + cost_band) of the trial's.",
-    )
+    cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,
         description="`resource: epochs`: a promoted trial goes on from the weights of the rung "
