@@ -192,8 +192,6 @@ def _reason(exc: BaseException) -> str:
 
 def _python_path() -> list[str]:
     """hwnas's own source folder first, so a worker imports the driver's hwnas."""
-    import hwnas
-
-    here = str(Path(hwnas.__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])  # src/, holding the hwnas package
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return [here, *[p for p in rest if p != here]]
