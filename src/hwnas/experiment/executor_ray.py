@@ -107,7 +107,6 @@ class RayExecutor:
                     runtime_env=env,
                 )
             self._started = True
-        self._cfg = run_config
         self._digest = hashlib.sha1(
             json.dumps(run_config, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]

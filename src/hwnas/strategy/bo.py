@@ -44,7 +44,13 @@ from hwnas.core.pareto import Objectives, as_minimisation
 from hwnas.space.base import Arch, Space
 from hwnas.space.capabilities import Encodable
 from hwnas.strategy.base import Proposal, Result, Strategy
-from hwnas.strategy.gp import FIT_POINTS, GenePosterior, expected_improvement, gene_codes
+from hwnas.strategy.gp import (
+    GenePosterior,
+    expected_improvement,
+    fit_bounded,
+    gene_codes,
+    refit_due,
+)
 
 #: ParEGO's augmentation: a little of the weighted sum keeps weakly dominated points out
 RHO = 0.05
@@ -112,11 +118,9 @@ class BayesOpt(Strategy):
         x = np.array([self.observed[k]["codes"] for k in keys])
         y = (y - y.mean()) / (y.std() or 1.0)
         n = len(keys)
-        refit = self.hyper is None or n < 50 or n >= 1.1 * self.hyper_n
         try:
-            if refit:  # on at most FIT_POINTS of the results: the cost stays bounded
-                pick = sorted(self.rng.sample(range(n), min(n, FIT_POINTS)))
-                chosen = GenePosterior.fit(x[pick], y[pick])
+            if refit_due(None if self.hyper is None else self.hyper_n, n):
+                chosen = fit_bounded(x, y, self.rng)
                 self.hyper, self.hyper_n = (chosen.weights.tolist(), chosen.noise), n
                 self._chol = None
             assert self.hyper is not None

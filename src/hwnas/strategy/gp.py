@@ -118,3 +118,17 @@ def gene_codes(space: Space, genes: dict[str, list[Any]], arch: Arch) -> list[in
         return [values.index(params[k]) for k, values in genes.items()]
     except (KeyError, ValueError, TypeError):
         return None
+
+
+def refit_due(fitted_on: int | None, n: int) -> bool:
+    """Whether to choose the hyperparameters again with ``n`` results (``fitted_on``: the
+    results they were last chosen on, None: never): while few, and then per tenth grown."""
+    return fitted_on is None or n < 50 or n >= 1.1 * fitted_on
+
+
+def fit_bounded(x: np.ndarray, y: np.ndarray, rng: Any) -> GenePosterior:
+    """:meth:`GenePosterior.fit` on at most ``FIT_POINTS`` of the results (a seeded random
+    subset): the cost of choosing hyperparameters stays bounded at 1000 trials."""
+    n = len(x)
+    pick = sorted(rng.sample(range(n), min(n, FIT_POINTS)))
+    return GenePosterior.fit(x[pick], y[pick])

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.core.pareto import dominates
-from hwnas.strategy.gp import FIT_POINTS, GenePosterior
+from hwnas.strategy.gp import GenePosterior, fit_bounded, refit_due
 
 
 class GeneSurrogate:
@@ -54,11 +54,11 @@ class GeneSurrogate:
             n = len(x)
             try:
                 hyper = self.hyper[k]
-                if hyper is None or n < 50 or n >= 1.1 * self.hyper_n[k]:
-                    pick = sorted(rng.sample(range(n), min(n, FIT_POINTS)))
-                    chosen = GenePosterior.fit(x[pick], y[pick])
+                if refit_due(None if hyper is None else self.hyper_n[k], n):
+                    chosen = fit_bounded(x, y, rng)
                     hyper = (chosen.weights, chosen.noise)
                     self.hyper[k], self.hyper_n[k] = hyper, n
+                assert hyper is not None  # chosen above whenever there was none
                 gp = GenePosterior(x, y, hyper[0], hyper[1])
             except np.linalg.LinAlgError:
                 self.models = []
