@@ -3,8 +3,9 @@
 # From the repo root, with wheels in .whl/, the dataset in .data/cifar10-jpeg.tar.gz and, for
 # a resumed call, the study carried in .study/ (study.db from an earlier call's $OUT).
 #   PHASE=search  SECONDS_LEFT=540: search (resuming .study/ if there), stopped by SIGINT.
-#   PHASE=finish: resume to the end (final stage), train the reference nets into the study,
-#                 then benchmarks/fast_headline.py.
+#   PHASE=finish: resume to the end (final stage), train the reference nets into the study
+#                 and the front members that beat one on validation figures
+#                 (benchmarks/fast_contenders.py), then benchmarks/fast_headline.py.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
@@ -24,6 +25,10 @@ finish)
       --out $D --seed $SEED -q 2>&1 | tail -12
   for ref in airbench94 airbench96; do
     python3 -m hwnas.cli train $D --arch $ref --repeats 3 -q 2>&1 | tail -2
+  done
+  # front members that beat a reference on validation accuracy and every latency objective
+  for id in $(python3 benchmarks/fast_contenders.py --dir $D --max ${CONTENDERS:-6}); do
+    python3 -m hwnas.cli train $D --trial $id --repeats 3 -q 2>&1 | tail -1
   done
   python3 benchmarks/fast_headline.py --dir $D --tag seed$SEED 2>&1 | grep -v '^ \|^{\|^}' | tail -20
   cp benchmarks/results/*fast_headline*.json $OUT/

@@ -177,3 +177,42 @@ def test_optuna_strategy_ask_tell_and_resume_state():
     chain = ChainSpace()
     params = {k: v[-1] for k, v in chain.parameters().items()}
     chain.validate(chain.from_parameters(params))
+
+
+def test_evolution_starts_from_named_archs_then_mutates_them(tmp_path):
+    space = ChainSpace()
+    rng = random.Random(7)
+    mine = [space.sample(rng), space.sample(rng)]
+    spec = tmp_path / "mine.json"
+    spec.write_text(json.dumps(mine[1]))
+    evo = RegularizedEvolution(
+        space, OBJ, 0, population=2, sample_size=2, start=[json.dumps(mine[0]), f"@{spec}"]
+    )
+    first = evo.ask()
+    # a resumed search does not propose the start archs again
+    clone = RegularizedEvolution(space, OBJ, 0, population=2, sample_size=2, start=[])
+    clone.start = evo.start
+    clone.load_state(json.loads(json.dumps(evo.state())))
+    second = clone.ask()
+    assert [first.arch, second.arch] == mine
+    assert first.info["op"] == second.info["op"] == "start"
+    for i, p in enumerate([first, second]):
+        clone.tell(Result(i, p.arch, "complete", fake_metrics(space, p.arch)))
+    child = clone.ask()
+    assert child.parent_id in {0, 1} and child.info["op"] in {"mutate", "crossover"}
+
+
+def test_evolution_start_spec_errors_name_the_key(tmp_path):
+    import pytest
+
+    from hwnas.space.base import InvalidArch
+
+    space = ChainSpace()
+    for spec, words in [
+        (f"@{tmp_path / 'missing.json'}", "strategy.start: file not found"),
+        ("{not json", "strategy.start: not valid JSON"),
+        ('{"stages": 1}', "strategy.start:"),
+        ("airbench94", "strategy.start airbench94: a reference net of the fastcnn space"),
+    ]:
+        with pytest.raises(InvalidArch, match=words.replace("(", r"\(")):
+            RegularizedEvolution(space, OBJ, 0, start=[spec])

@@ -66,6 +66,12 @@ class EvolutionStrategyConfig(KindConfig):
         "standard deviations (0: the mean alone, which favoured near-copies of the best arch "
         "and made evolution worse on NB201).",
     )
+    start: list[str] = Field(
+        default_factory=list,
+        description="Archs evaluated first, before random samples: a reference net's name "
+        "(`airbench94`), inline arch JSON or `@file.json` — e.g. the hand-designed net to "
+        "beat, so the search explores around it from the start.",
+    )
 
     @model_validator(mode="after")
     def _sample_le_population(self) -> EvolutionStrategyConfig:

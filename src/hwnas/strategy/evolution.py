@@ -5,7 +5,9 @@ of S random members, and the oldest member dies. Aging, rather than killing the 
 lucky evaluations from ruling forever. Selection is NSGA-II's order (Pareto rank over the
 population, then crowding distance, then the cheaper model) or a scalarised reward. Until P
 results have arrived, children are random samples; results arriving out of order simply join
-the population when they arrive.
+the population when they arrive. ``start`` names archs proposed before the first sample (a
+hand-designed net to improve on): they join the population like any result, so the first
+children are their mutants.
 
 With ``guide`` (predictor-guided evolution, e.g. NASLib's and BANANAS' mutation-based
 acquisition) each proposal mutates ``guide`` children and keeps the one a surrogate fitted on
@@ -27,6 +29,7 @@ from hwnas.core.pareto import (
     crowding_distances,
     non_dominated_ranks,
 )
+from hwnas.space.arch_spec import parse_arch
 from hwnas.space.base import Space
 from hwnas.space.capabilities import Encodable, Evolvable, missing, supports
 from hwnas.strategy.base import Proposal, Result, Strategy
@@ -52,8 +55,12 @@ class RegularizedEvolution(Strategy):
         fresh_tries: int = 0,
         guide: int = 0,
         guide_optimism: float = 1.0,
+        start: Sequence[str] = (),
     ) -> None:
         super().__init__(space, objectives, seed)
+        # parsed now, so a bad spec is a one-line error before anything is written
+        self.start = [parse_arch(spec, space, "strategy.start") for spec in start]
+        self.started = 0  # how many of ``start`` were proposed
         if guide > 1 and not supports(space, Encodable):
             raise UserError(missing("strategy: evolution with guide", Encodable, space))
         assert isinstance(space, Evolvable)
@@ -110,6 +117,10 @@ class RegularizedEvolution(Strategy):
 
     # ------------------------------------------------------------------- ask/tell
     def ask(self) -> Proposal:
+        if self.started < len(self.start):
+            self.started += 1
+            arch = self.start[self.started - 1]
+            return self._remember(Proposal(arch, info={"op": "start"}))
         if len(self.population) < self.population_size:
             return self._remember(Proposal(self.space.sample(self.rng), info={"op": "sample"}))
         if self.guide > 1 and len(self.told) >= 3:
@@ -193,7 +204,12 @@ class RegularizedEvolution(Strategy):
         self._keys = None
 
     def state(self) -> dict[str, Any]:
-        out = {**super().state(), "population": self.population, "seen": sorted(self.seen)}
+        out = {
+            **super().state(),
+            "population": self.population,
+            "seen": sorted(self.seen),
+            "started": self.started,
+        }
         if self.guide > 1:
             out.update(told=self.told, surrogate=self.surrogate.state())
         return out
@@ -203,6 +219,7 @@ class RegularizedEvolution(Strategy):
         self.population = state.get("population", [])
         self._keys = None
         self.seen = set(state.get("seen", []))
+        self.started = int(state.get("started", 0))
         self.told = list(state.get("told", []))
         if "surrogate" in state:
             self.surrogate.load_state(state["surrogate"])
