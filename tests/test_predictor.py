@@ -266,6 +266,20 @@ def test_collect_on_cpu_ort_then_train(tmp_path):
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["n"] == 6 and report["train_size"] == 12
+    # the 6 held-out archs were measured twice: the measurement's own agreement is reported
+    assert report["noise_floor_n"] == 6 and 0.0 <= report["noise_floor_within_10pct"] <= 1.0
+    again = run_cli(
+        "predictor", "eval", "-m", str(out), "-q", "--config", "configs/digits.yaml",
+        "--set", "target.runs=12", "--set", "target.blocks=3", "--set", "target.warmup=2",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    judged = json.loads(again.stdout)
+    assert judged["n"] == 6 and judged["noise_floor_n"] == 6
+    assert judged["within_10pct"] == report["within_10pct"]  # judged on the table's readings
+    other = run_cli("predictor", "eval", "-m", str(out), "--set", "space=cell")
+    assert other.returncode == 2 and "the predictor's chain" in other.stderr
+    bigger = run_cli("predictor", "eval", "-m", str(out), "--set", "data.resolution=16")
+    assert bigger.returncode == 2 and "inputs of 1x16x16" in bigger.stderr
     data = out.with_suffix(".csv")
     with data.open() as fh:
         rows = list(csv.DictReader(fh))

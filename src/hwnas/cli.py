@@ -297,6 +297,16 @@ def _parser() -> argparse.ArgumentParser:
     pe.add_argument("--data", metavar="CSV", help="measurements (default: the training table)")
     pe.add_argument("--arch-column", metavar="C", help="default: the one used in training")
     pe.add_argument("--target-column", metavar="C", help="default: the one used in training")
+    pe.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="measure the held-out archs once more on this config's target and report the "
+        "noise floor: how often that reading agrees with the table's within +-10 %%",
+    )
+    pe.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    pe.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the re-measuring")
+    pe.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     tr = sub.add_parser(
         "train",
@@ -918,6 +928,25 @@ def _cmd_predictor(args: argparse.Namespace) -> int:
         if not archs:
             raise UsageError(f"--data: every row of {data} was used in training")
         report = P.evaluate(model, archs, latency)
+        if args.config is not None or args.overrides:
+            from hwnas.experiment.config import load_config
+
+            on = load_config(args.config, args.overrides)
+            if on.space.name != model.space.name:
+                raise UsageError(
+                    f"--config: its space is {on.space.name}, the predictor's {model.space.name}"
+                )
+            report.update(
+                P.noise_check(
+                    on,
+                    model.space,
+                    model.featurizer.shape,
+                    archs,
+                    latency,
+                    args.seed,
+                    not args.quiet,
+                )
+            )
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
         return 0
 
@@ -953,6 +982,10 @@ def _cmd_predictor(args: argparse.Namespace) -> int:
     model, report = P.train_split(
         space, rows, size, shape, classes, args.seed, target_col, arch_col, trees
     )
+    if args.data is None and report.get("n"):
+        assert cfg is not None  # measured here: a second reading of the held-out archs
+        held, latency = P.held_out(model, rows)
+        report.update(P.noise_check(cfg, space, shape, held, latency, args.seed, not args.quiet))
     path = model.save(args.output)
     fit = model.meta["fit"]
     out = {

@@ -154,7 +154,41 @@ def measure_random_archs(
 ) -> list[tuple[Arch, float]]:
     """``n`` distinct random archs of ``space`` and their end-to-end latency (ms) on ``meter``.
 
-    ``exclude``: arch hashes never to draw (e.g. a model's training archs). ``repeats`` > 1
+    ``exclude``: arch hashes never to draw (e.g. a model's training archs); the rest is
+    :func:`measure_archs`.
+    """
+    archs = sample_distinct(space, n, seed, exclude)
+    return measure_archs(
+        space,
+        meter,
+        input_shape,
+        num_classes,
+        archs,
+        seed,
+        progress,
+        repeats=repeats,
+        seconds=seconds,
+        max_repeats=max_repeats,
+        agreement=agreement,
+        gate=gate,
+    )
+
+
+def measure_archs(
+    space: Space,
+    meter: LatencyMeter,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    archs: list[Arch],
+    seed: int,
+    progress: bool = True,
+    repeats: int = 1,
+    seconds: list[float] | None = None,
+    max_repeats: int | None = None,
+    agreement: float = 0.05,
+    gate: QuietGate | None = None,
+) -> list[tuple[Arch, float]]:
+    """``archs`` and their end-to-end latency (ms) on ``meter``. ``repeats`` > 1
     measures every arch again in later sweeps and keeps the fastest reading, so load that
     slows one sweep does not stick; with ``max_repeats``, archs whose two fastest readings
     still differ by more than ``agreement`` (relative) get further sweeps, up to that many.
@@ -165,7 +199,6 @@ def measure_random_archs(
 
     import torch
 
-    archs = sample_distinct(space, n, seed, exclude)
     readings: list[list[float]] = [[] for _ in archs]
     most = max(repeats, max_repeats or repeats)
 
@@ -236,6 +269,13 @@ class _bar:
 def progress_bar(total: int, label: str, enabled: bool = True) -> _bar:
     """Context manager for a bar with ``advance()`` and ``extend(n)``; silent if not enabled."""
     return _bar(total, label, enabled)
+
+
+def noise_floor(first: list[float], second: list[float]) -> float | None:
+    """Share of archs whose two end-to-end readings agree within +-10 %: how often the
+    measurement agrees with itself, which no table or predictor can beat by much."""
+    agree = [abs(a / b - 1) <= 0.10 for a, b in zip(first, second, strict=True) if b > 0]
+    return sum(agree) / len(agree) if agree else None
 
 
 def accuracy_report(pred: list[float], meas: list[float]) -> dict[str, float | None]:

@@ -613,7 +613,7 @@ def evaluate_table(
     """
     import statistics
 
-    from hwnas.hardware.collect import accuracy_report, measure_random_archs
+    from hwnas.hardware.collect import accuracy_report, measure_random_archs, noise_floor
     from hwnas.hardware.targets import make_meter
 
     settings = lut_settings(cfg)
@@ -664,8 +664,7 @@ def evaluate_table(
         seconds_per_measurement=med_m,
         speedup=med_m / med_p if med_p > 0 else float("inf"),
     )
-    agree = [abs(a / b - 1) <= 0.10 for a, b in zip(sweeps[0], sweeps[1], strict=True) if b > 0]
-    report["noise_floor_within_10pct"] = sum(agree) / len(agree) if agree else None
+    report["noise_floor_within_10pct"] = noise_floor(sweeps[0], sweeps[1])
     rows = [
         {"arch": a, "describe": space.describe(a), "measured_ms": m, "predicted_ms": p}
         for a, m, p in zip(archs, best, preds, strict=True)

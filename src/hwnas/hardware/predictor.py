@@ -34,6 +34,7 @@ import logging
 import math
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -730,6 +731,30 @@ def evaluate(predictor: LatencyPredictor, archs: list[Arch], latency: np.ndarray
     return accuracy_report(pred.tolist(), np.asarray(latency, float).tolist())
 
 
+def noise_check(
+    cfg: Any,
+    space: Space,
+    shape: Shape | None,
+    archs: list[Arch],
+    first: Sequence[float] | np.ndarray,
+    seed: int,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure ``archs`` (of ``space``) once more on the config's target (and its data's input
+    shape): how often that second reading
+    agrees with ``first`` within +-10 % (the noise floor a predictor is judged against)."""
+    from hwnas.hardware.collect import noise_floor
+
+    pairs = measure_on_target(
+        cfg, len(archs), seed, progress, archs=archs, space=space, expect_shape=shape
+    )[3]
+    second = [ms for _, ms in pairs]
+    return {
+        "noise_floor_within_10pct": noise_floor(list(first), second),
+        "noise_floor_n": len(archs),
+    }
+
+
 def held_out(predictor: LatencyPredictor, rows: Rows) -> tuple[list[Arch], np.ndarray]:
     """The rows whose arch the predictor was not trained on."""
     seen = predictor.training_keys
@@ -795,24 +820,36 @@ def measure_on_target(
     seed: int,
     progress: bool = True,
     seconds: list[float] | None = None,
+    archs: list[Arch] | None = None,
+    space: Space | None = None,
+    expect_shape: Shape | None = None,
     **measure_kw: Any,
 ) -> tuple[Space, Shape, int, list[tuple[Arch, float]]]:
-    """Measure ``n`` random archs of the config's space on its target (any kind that gives
-    ``latency_ms``: a local runtime, a remote board, a command). ``seconds`` gets each arch's
-    cost of build + measurement; ``measure_kw`` (local runtimes: ``repeats``, ``gate``...)
-    go to :func:`~hwnas.hardware.collect.measure_random_archs`."""
+    """Measure ``n`` random archs of the config's space (or the given ``archs``) on its target
+    (any kind that gives ``latency_ms``: a local runtime, a remote board, a command).
+    ``seconds`` gets each arch's cost of build + measurement; ``measure_kw`` (local runtimes:
+    ``repeats``, ``gate``...) go to :func:`~hwnas.hardware.collect.measure_archs`. ``space``
+    replaces the config's (e.g. a predictor's own, with its settings); ``expect_shape``: the
+    input shape the data must give (readings at another shape would compare nothing)."""
     from hwnas.data import load_dataset
-    from hwnas.hardware.collect import measure_random_archs, progress_bar, sample_distinct
+    from hwnas.hardware.collect import measure_archs, progress_bar, sample_distinct
     from hwnas.hardware.targets import make_cost_model, make_meter
     from hwnas.space import make_space
 
-    space = make_space(cfg.space)
+    space = space or make_space(cfg.space)
     data = load_dataset(cfg.data, cfg.seed)
     shape, classes = data.input_shape, data.num_classes
+    if expect_shape is not None and tuple(shape) != tuple(expect_shape):
+        raise PredictorError(
+            f"the config's data gives inputs of {'x'.join(map(str, shape))}, the archs were "
+            f"measured at {'x'.join(map(str, expect_shape))}"
+        )
+    if archs is None:
+        archs = sample_distinct(space, n, seed)
     meter = make_meter(cfg.target)
     if meter is not None:
-        pairs = measure_random_archs(
-            space, meter, shape, classes, n, seed, progress, seconds=seconds, **measure_kw
+        pairs = measure_archs(
+            space, meter, shape, classes, archs, seed, progress, seconds=seconds, **measure_kw
         )
         return space, shape, classes, pairs
     if not type(cfg.target).learnable:
@@ -826,7 +863,6 @@ def measure_on_target(
     assert source is not None
     pairs = []
     try:
-        archs = sample_distinct(space, n, seed)
         with progress_bar(len(archs), "measure", progress) as bar:
             for i, arch in enumerate(archs):
                 t0 = time.perf_counter()
