@@ -156,3 +156,25 @@ def test_a_study_in_a_read_only_directory_can_be_shown():
         for p in [out, *out.rglob("*")] if out.exists() else []:
             p.chmod(0o755 if p.is_dir() else 0o644)
         shutil.rmtree(base)
+
+
+def test_export_writes_the_model_only_once_it_is_checked(tmp_path, monkeypatch):
+    """A failed check (or a kill) never leaves a model under the requested name."""
+    from hwnas.report import export as E
+
+    study = tmp_path / "s"
+    res = run_cli("search", "--out", str(study), "--budget", "1", "-q", *fast_args())
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "m.onnx"
+
+    def wrong(*_: object) -> float:
+        raise E.ExportError("exported model disagrees with PyTorch")
+
+    monkeypatch.setattr(E, "_check", wrong)
+    with pytest.raises(E.ExportError):
+        E.export_trial(study, 0, out)
+    assert list(tmp_path.glob("*m.onnx*")) == []  # neither the model nor its temporary file
+    monkeypatch.undo()
+    path, diff = E.export_trial(study, 0, out)
+    assert path == out and out.stat().st_size > 0 and diff <= E.TOLERANCE
+    assert list(tmp_path.glob(".m.onnx*")) == []

@@ -11,6 +11,7 @@ normalised inputs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,21 +163,35 @@ def export_trial(
             "mean": io["mean"],
             "std": io["std"],
         }
-    path = export_onnx(model, shape, output)
-    _add_metadata(
-        path,
-        {
-            "hwnas.input": json.dumps(described),
-            "hwnas.classes": json.dumps(io.get("class_names") or []),
-            "hwnas.arch": trained.arch_hash,
-        },
-    )
+    final = Path(output)
+    # written beside the output and renamed once checked: a kill or a failed check never
+    # leaves a half-written or wrong model under the name the user asked for
+    path = export_onnx(model, shape, final.with_name(f".{final.name}.{os.getpid()}.tmp"))
+    try:
+        _add_metadata(
+            path,
+            {
+                "hwnas.input": json.dumps(described),
+                "hwnas.classes": json.dumps(io.get("class_names") or []),
+                "hwnas.arch": trained.arch_hash,
+            },
+        )
+        diff = _check(path, model, shape, preprocessing)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    os.replace(path, final)
+    return final, diff
+
+
+def _check(path: Path, model: torch.nn.Module, shape: tuple[int, int, int], pre: bool) -> float:
+    """The max abs difference between ``path`` in ONNX Runtime and ``model`` (or raise)."""
     sess = ort_session(path.read_bytes())
     gen = torch.Generator().manual_seed(0)
     diff = 0.0
     for _ in range(4):
         x = torch.rand(1, *shape, generator=gen)
-        if not preprocessing:
+        if not pre:
             x = x * 4 - 2  # the bare net sees normalised values
         with torch.no_grad():
             ref = model(x).numpy()
@@ -186,4 +201,4 @@ def export_trial(
         raise ExportError(
             f"exported model disagrees with PyTorch (max abs diff {diff:.2e} > {TOLERANCE})"
         )
-    return path, diff
+    return diff
