@@ -3,11 +3,15 @@
     python benchmarks/faults.py [--kills 20] [--workers 2] [--seed 0] [--tag T]
 
 One digits search on the fast-CNN space (16x16 inputs, the fast recipe on the CPU) with a
-final-training stage, so kills land in training, store writes, re-timing and final training.
-After each kill: the driver's workers must be gone within 10 s; every trial that had finished
-must be unchanged at the end (id, arch, status, accuracy, curve, test accuracy); no network
-may be trained twice in the search stage; the ids stay contiguous. One SIGINT along the way
-must exit 130. Prints and saves the counts (benchmarks/results/DATE-faults[-TAG].json).
+final-training stage, timed on the CPU with ONNX Runtime, so kills land in training, store
+writes, re-timing and final training (every second kill waits for the next of these phases in
+turn; each kill's moment is classified from the study and its log, and counted). After each
+kill: the driver's workers must be gone within 10 s; every trial that had finished must be
+unchanged at the end (id, arch, status, accuracy, curve, test accuracy); no network may be
+trained twice in the search stage; the ids stay contiguous. One SIGINT along the way must exit
+130. Then ``hwnas export`` is killed at random moments: the study must stay byte-identical and
+the output either absent or a whole model. Prints and saves the counts
+(benchmarks/results/DATE-faults[-TAG].json).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from _common import save  # noqa: E402
 SETS = [
     "data.resolution=16",
     "space=fastcnn",
-    "space.groups=[{widths: [8, 16], depths: [1, 2]}, {widths: [16, 32], depths: [1, 2]}]",
+    "space.groups=[{widths: [8, 16, 24], depths: [1, 2, 3]}, {widths: [16, 24, 32], depths: [1, 2, 3]}]",
     "estimator.recipe=fast",
     "estimator.epochs=3",
     "estimator.fast.batch_size=128",
-    "target=analytic",
-    "objectives={accuracy: max, macs: min}",
+    "target=cpu-ort",
+    "target.runs=10",
+    "target.blocks=2",
+    "target.warmup=2",
     "strategy.population=4",
     "strategy.sample_size=2",
     "final.repeats=1",
@@ -56,6 +62,38 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             kids.append(int(stat.parent.name))
     return kids
+
+
+PHASES = [
+    "search training",
+    "after the search loop (re-timing, report)",
+    "final training",
+    "starting or between trials",
+]
+
+
+def moment(out: Path) -> str:
+    """What the driver was doing: a trial training (search or final), or between trials
+    (store writes, the strategy), or after the search loop (re-timing, choosing, the report)."""
+    db = out / "study.db"
+    if db.exists():
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            stages = {r[0] for r in con.execute("SELECT stage FROM trials WHERE status='running'")}
+        except sqlite3.Error:
+            stages = set()
+        finally:
+            con.close()
+        if "final" in stages:
+            return "final training"
+        if stages:
+            return "search training"
+    log = out / "hwnas.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    runs = text.split(" INFO search ")  # the last run's part
+    if "done (" in runs[-1]:
+        return "after the search loop (re-timing, report)"
+    return "starting or between trials"
 
 
 def _finished(db: Path) -> dict[int, tuple[Any, ...]]:
@@ -82,12 +120,62 @@ def _finished(db: Path) -> dict[int, tuple[Any, ...]]:
     return out
 
 
+def _digest(study: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in study.iterdir() if p.is_file()}
+
+
+def export_kills(
+    study: Path,
+    trial: int,
+    kills: int,
+    rng: random.Random,
+    env: dict[str, str],
+    problems: list[str],
+) -> dict[str, int]:
+    """``hwnas export`` killed at random moments: the study unchanged, the output whole or
+    absent. Returns how the outputs were left."""
+    import onnx
+
+    before = _digest(study)
+    left = {"absent": 0, "whole": 0, "broken": 0, "temporary files": 0}
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "m.onnx"
+        for _ in range(kills):
+            out.unlink(missing_ok=True)
+            cmd = [sys.executable, "-m", "hwnas.cli", "export", str(study), "--trial", str(trial)]
+            proc = subprocess.Popen(
+                [*cmd, "--output", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            time.sleep(rng.uniform(0.3, 3.0))
+            proc.kill()
+            proc.wait()
+            if not out.exists():
+                left["absent"] += 1
+            else:
+                try:
+                    onnx.checker.check_model(onnx.load(str(out)))
+                    left["whole"] += 1
+                except Exception:  # noqa: BLE001 - any failure to load is a broken file
+                    left["broken"] += 1
+                    problems.append("export killed: a broken model under the output name")
+            left["temporary files"] += len([p for p in Path(d).iterdir() if p.name != "m.onnx"])
+            for p in Path(d).iterdir():
+                p.unlink()
+    if _digest(study) != before:
+        problems.append("export changed the study's files")
+    return left
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--budget", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--export-kills", type=int, default=10)
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -102,11 +190,22 @@ def main() -> None:
             cmd += ["--set", s]
         seen: dict[int, tuple[Any, ...]] = {}
         kills = orphans = 0
+        moments: dict[str, int] = {}
+        turn = 0  # the phase the next targeted kill waits for
         sigint_rc = None
         t0 = time.monotonic()
         while kills < args.kills:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-            time.sleep(rng.uniform(1.0, 8.0))
+            if kills % 2 == 0:  # a random moment
+                time.sleep(rng.uniform(1.0, 8.0))
+            else:  # a random moment inside the next phase in turn, so every phase is hit
+                wanted = PHASES[turn % len(PHASES)]
+                while proc.poll() is None and moment(out) != wanted:
+                    time.sleep(0.05)
+                if proc.poll() is None:
+                    time.sleep(rng.uniform(0.0, 0.5))
+                else:
+                    turn += 1  # this run never reached it: try the next phase
             if proc.poll() is not None:  # finished before the kill: start a bigger search
                 cmd[cmd.index("--budget") + 1] = str(int(cmd[cmd.index("--budget") + 1]) + 4)
                 continue
@@ -120,9 +219,12 @@ def main() -> None:
                     proc.kill()
                     proc.wait()
             else:
+                where = moment(out)
                 proc.kill()
                 proc.wait()
                 kills += 1
+                moments[where] = moments.get(where, 0) + 1
+                turn += kills % 2 == 0  # a targeted kill was made: the next phase
             deadline = time.monotonic() + 10
             while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -161,6 +263,7 @@ def main() -> None:
             problems.append(f"{running} trials left running")
         if sigint_rc not in (130, None):
             problems.append(f"SIGINT exit {sigint_rc}")
+        exports = export_kills(out, ids[-1], args.export_kills, rng, env, problems)
     payload = {
         "kills": kills,
         "sigint_exit": sigint_rc,
@@ -168,6 +271,8 @@ def main() -> None:
         "trials_at_end": len(ids),
         "finished_trials_checked": len(seen),
         "orphan_workers": orphans,
+        "kill_moments": moments,
+        "export_kills": exports,
         "problems": problems,
         "seconds": round(time.monotonic() - t0, 1),
     }
