@@ -64,17 +64,12 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-PHASES = [
-    "search training",
-    "after the search loop (re-timing, report)",
-    "final training",
-    "starting or between trials",
-]
+PHASES = ["search training", "re-timing", "final training", "starting or between trials"]
 
 
 def moment(out: Path) -> str:
-    """What the driver was doing: a trial training (search or final), or between trials
-    (store writes, the strategy), or after the search loop (re-timing, choosing, the report)."""
+    """What the driver is doing: training a trial (search or final), re-timing the front,
+    finished (the report, shutting down), or between trials (store writes, the strategy)."""
     db = out / "study.db"
     if db.exists():
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
@@ -89,10 +84,11 @@ def moment(out: Path) -> str:
         if stages:
             return "search training"
     log = out / "hwnas.log"
-    text = log.read_text(errors="replace") if log.exists() else ""
-    runs = text.split(" INFO search ")  # the last run's part
-    if "done (" in runs[-1]:
-        return "after the search loop (re-timing, report)"
+    run = (log.read_text(errors="replace") if log.exists() else "").split(" INFO search ")[-1]
+    if "done (" in run:
+        return "finished (report, shutting down)"
+    if "re-timing" in run and "final training:" not in run:
+        return "re-timing"
     return "starting or between trials"
 
 
@@ -193,6 +189,7 @@ def main() -> None:
         moments: dict[str, int] = {}
         turn = 0  # the phase the next targeted kill waits for
         sigint_rc = None
+        sigint_at = ""
         t0 = time.monotonic()
         while kills < args.kills:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -211,6 +208,7 @@ def main() -> None:
                 continue
             workers = children(proc.pid)
             if kills == args.kills // 2 and sigint_rc is None:
+                sigint_at = moment(out)  # once finished, a late Ctrl-C leaves exit 0
                 proc.send_signal(signal.SIGINT)
                 try:
                     sigint_rc = proc.wait(120)
@@ -261,12 +259,15 @@ def main() -> None:
             problems.append(f"{len(keys) - len(set(keys))} networks trained twice")
         if running:
             problems.append(f"{running} trials left running")
-        if sigint_rc not in (130, None):
+        if sigint_rc not in (130, None) and not (
+            sigint_rc == 0 and sigint_at.startswith("finished")
+        ):
             problems.append(f"SIGINT exit {sigint_rc}")
         exports = export_kills(out, ids[-1], args.export_kills, rng, env, problems)
     payload = {
         "kills": kills,
         "sigint_exit": sigint_rc,
+        "sigint_moment": sigint_at,
         "workers": args.workers,
         "trials_at_end": len(ids),
         "finished_trials_checked": len(seen),

@@ -185,3 +185,63 @@ def test_a_net_pruned_by_a_reading_taken_under_load_is_evaluated_again(tmp_path)
     assert still is not None and still.status == "pruned"
     assert still.metrics["latency_ms"] < 5.0  # the quiet reading replaced the inflated one
     store.close()
+
+
+_HOLD = (
+    "import sys, time\n"
+    "from hwnas.hardware.host_load import training\n"
+    "with training():\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(120)\n"
+)
+
+
+def _holder():  # another process training on this host
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_training_on_the_host_is_counted_until_its_process_dies():
+    from hwnas.hardware.host_load import marker_dir, others_training, training
+
+    before = others_training()
+    proc = _holder()
+    try:
+        assert others_training() == before + 1
+        with training():  # this process's own training is not "another"
+            assert others_training() == before + 1
+    finally:
+        proc.kill()  # kill -9: the kernel drops its lock, the next count tidies its file
+        proc.wait()
+    assert others_training() == before
+    assert not [p for p in marker_dir().iterdir() if p.name.startswith(f"{proc.pid}-")]
+
+
+def test_readings_taken_beside_another_training_are_flagged_and_re_timed(tmp_path):
+    """One process alone, but another training on the host: its latency readings say so,
+    the search re-times the candidates that decide the front, and the summary counts them."""
+    from conftest import FAST
+
+    from hwnas.api import run_search
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.study import Study
+
+    proc = _holder()
+    try:
+        res = run_search(load_config(None, FAST, budget=3), tmp_path / "run")
+    finally:
+        proc.kill()
+        proc.wait()
+    trials = Study(tmp_path / "run").trials()
+    assert all(t.metrics["latency_busy"] >= 1 for t in trials if "latency_ms" in t.metrics)
+    assert res.summary["busy_readings"]["n"] == len(trials)
+    # the quiet re-timing ran although the executor had one worker: every feasible trial was
+    # timed again, as with several workers
+    assert all(len(t.metrics.get("latency_readings_ms", [])) >= 2 for t in trials)
+    alone = run_search(load_config(None, FAST, budget=3), tmp_path / "alone")
+    assert "busy_readings" not in alone.summary
+    assert all("latency_busy" not in t.metrics for t in alone.trials)

@@ -8,7 +8,9 @@ only inside the commands that need them, so ``hwnas --help`` and ``hwnas show`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -479,12 +481,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _surrogate_lines(summary: dict[str, Any]) -> list[str]:
-    """The strategy's surrogate, judged on the archs it picked before they were evaluated."""
-    return [
+    """The strategy's surrogate, judged on the archs it picked before they were evaluated;
+    latency readings kept although other trainings shared the host."""
+    lines = [
         f"surrogate, held out ({fig['n']} archs it picked): {metric} Spearman "
         f"{fig['spearman']}, mean abs error {fig['mae']:.4g}"
         for metric, fig in summary.get("surrogate", {}).items()
     ]
+    if busy := summary.get("busy_readings"):
+        lines.append(
+            f"latency of {busy['n']} trials was read while other trainings ran on this host "
+            f"({busy['on_front']} of them on the front)"
+        )
+    return lines
 
 
 def _objective_names(cfg: Any) -> list[str]:
@@ -1052,6 +1061,18 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:  # the program itself, not a caller in Python
+            # the work is over and its exit code chosen: a Ctrl-C that lands while the
+            # interpreter tears down (torch, ONNX Runtime, worker pools) must not turn that
+            # code into death by SIGINT
+            with contextlib.suppress(ValueError):  # not the main thread: nothing to guard
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -23,6 +23,7 @@ from hwnas.core.fidelity import Fidelity
 from hwnas.core.metrics import base_name
 from hwnas.estimate.base import EstimateFailed
 from hwnas.hardware.base import Candidate, select
+from hwnas.hardware.host_load import others_training, training
 from hwnas.space.base import Arch, InvalidArch, Space
 
 if TYPE_CHECKING:
@@ -143,8 +144,12 @@ class Evaluator:
                 return Outcome("failed", metrics, error=f"unbuildable: {type(exc).__name__}: {exc}")
         cand = self.candidate(job.arch, model)
         try:
+            busy = others_training()
             for source in self.sources:
                 self._costs(source, cand, metrics)
+            busy = max(busy, others_training())
+            if busy and any(base_name(k) == "latency_ms" for k in metrics):
+                metrics["latency_busy"] = busy  # read while that many others trained here
             if self.needs_model:
                 metrics["cost_seconds"] = time.perf_counter() - t0
             broken = violated(self.constraints, metrics)
@@ -171,14 +176,15 @@ class Evaluator:
             if job.stop_rule is not None:
                 job.stop_rule.start(metrics)
                 report = job.stop_rule.report
-            est = self.estimator.estimate(
-                cand,
-                job.fidelity,
-                seed=job.seed,
-                report=report,
-                weights_path=job.weights_path,
-                recipe=job.recipe,
-            )
+            with training():  # other workers' readings on this host see it
+                est = self.estimator.estimate(
+                    cand,
+                    job.fidelity,
+                    seed=job.seed,
+                    report=report,
+                    weights_path=job.weights_path,
+                    recipe=job.recipe,
+                )
         except EstimateFailed as exc:
             return Outcome("failed", metrics, error=str(exc))
         except KeyError as exc:

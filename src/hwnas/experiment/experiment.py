@@ -31,6 +31,7 @@ from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
 from hwnas.experiment.study import Study, is_feasible, pareto_front, stored_config
+from hwnas.hardware.host_load import others_training
 from hwnas.strategy.base import Proposal
 
 log = logging.getLogger("hwnas")
@@ -544,9 +545,17 @@ class Experiment:
         executor.shutdown(cancel=False)
 
         timer = self._latency_timer(evaluator)
-        # several workers time candidates on the hardware others are training on: any reading
-        # may be inflated, so the quiet machine decides again what those readings decided
-        shared = timer is not None and timer[1] and executor.workers > 1
+        # several workers time candidates on the hardware others are training on (or another
+        # study trained on this host, `latency_busy`): any reading may be inflated, so the
+        # quiet machine decides again what those readings decided
+        shared = (
+            timer is not None
+            and timer[1]
+            and (
+                executor.workers > 1
+                or any(t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED)
+            )
+        )
         if shared:
             self._recheck_pruned(store, evaluator, study)
         if timer is not None and any(m == "latency_ms" for m, _ in self.objectives):
@@ -770,6 +779,7 @@ class Experiment:
                     candidates.append(t)
             if not candidates:
                 break
+            log.info("re-timing %d candidates near the front", len(candidates))
             for t in candidates:
                 model = evaluator.build(t.arch, t.seed)
                 retimed.add(t.id)
@@ -785,6 +795,11 @@ class Experiment:
                 t.metrics["latency_readings_ms"] = readings
                 if new["latency_ms"] < t.metrics["latency_ms"]:
                     t.metrics.update(new)
+                    busy = others_training()
+                    if busy:
+                        t.metrics["latency_busy"] = busy
+                    else:
+                        t.metrics.pop("latency_busy", None)  # the kept reading is a quiet one
                 store.update_metrics(t.id, t.metrics)
             log.info("re-timed %d candidates near the front", len(candidates))
 

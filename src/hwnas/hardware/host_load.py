@@ -1,0 +1,95 @@
+"""How many trainings share this host right now, so a latency reading can say it was disturbed.
+
+Each evaluation holds a marker file, locked with ``flock``, in a per-user folder of the
+system's temporary directory while it trains; a reading counts the markers whose lock another
+process holds. The kernel drops a dead process's lock, so a killed worker never flags readings
+forever, and its file is removed by the next count. It asks the host, not the driver, so it
+sees trainings of any executor (process pool, Ray workers on one node) and of other studies.
+Where ``fcntl`` is missing (Windows) nothing is counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+_MINE: set[str] = set()  # markers this process holds
+
+
+def marker_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"hwnas-training-{os.getuid()}"
+
+
+@contextlib.contextmanager
+def training() -> Iterator[None]:
+    """Mark this process as training on the host for the duration of the block."""
+    marked = _mark() if fcntl is not None else None
+    try:
+        yield
+    finally:
+        if marked is not None:
+            path, fd = marked
+            _MINE.discard(path.name)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+
+
+def _mark() -> tuple[Path, int] | None:
+    """A marker file, locked before it gets a name others count; None if the temporary
+    folder cannot hold one (the trial then trains unmarked rather than fail)."""
+    folder = marker_dir()
+    name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    hidden = folder / f".{name}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(hidden, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(hidden, folder / name)
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            hidden.unlink()
+        return None
+    _MINE.add(name)
+    return folder / name, fd
+
+
+def others_training() -> int:
+    """Trainings of other processes (or other threads' blocks) on this host right now."""
+    if fcntl is None:
+        return 0
+    try:
+        names = [
+            p for p in marker_dir().iterdir() if p.name not in _MINE and not p.name.startswith(".")
+        ]
+    except OSError:
+        return 0
+    busy = 0
+    for path in names:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            busy += 1  # held: that training is running
+        else:  # nobody holds it: its process died; tidy up
+            with contextlib.suppress(OSError):
+                path.unlink()
+        finally:
+            os.close(fd)
+    return busy
