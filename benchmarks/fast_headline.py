@@ -8,7 +8,9 @@ re-measured here in one process, one after the other: latency on the CPU with ON
 (1 thread, batch 1) and on the GPU with eager PyTorch replayed as CUDA graphs (batch 1 and
 256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its
 latency is views x one pass). Says which front members dominate each reference on both
-targets. Front members without a final training are left out unless ``--all``. Also where the search's time went (training, costs, the rest) from the trials.
+targets. Front members without a final training are left out unless ``--all``; ``--cpu-only``
+times on the CPU alone (a machine without CUDA). Also where the search's time went
+(training, costs, the rest) from the trials.
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ def main() -> None:
     ap.add_argument(
         "--all", action="store_true", help="time every front member, not only those tested"
     )
+    ap.add_argument(
+        "--cpu-only", action="store_true", help="time on the CPU only (a machine without CUDA)"
+    )
     args = ap.parse_args()
+    targets = {k: v for k, v in TARGETS.items() if not (args.cpu_only and "h200" in k)}
     study = Study(args.dir)
     trials = study.trials()
     space = make_space(study.config.space)
@@ -91,7 +97,7 @@ def main() -> None:
             "test_accuracy_tta": _acc(finals, "test_accuracy_tta"),
             "tta_views": finals[0].metrics.get("tta_views") if finals else None,
         }
-        for key, target in TARGETS.items():  # a fresh CPU model each: a target moves it
+        for key, target in targets.items():  # a fresh CPU model each: a target moves it
             model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
             costs = profile_module(model.eval(), shape, target)  # type: ignore[arg-type]
             row[key] = costs.get("latency_ms")
@@ -108,7 +114,7 @@ def main() -> None:
             if r["net"] in REFERENCE_NETS or r["test_accuracy"] is None:
                 continue
             acc_ok = r["test_accuracy"]["mean"] >= ref["test_accuracy"]["mean"]
-            faster = {k: r[k] < ref[k] for k in TARGETS if r[k] is not None and ref[k] is not None}
+            faster = {k: r[k] < ref[k] for k in targets if r[k] is not None and ref[k] is not None}
             if acc_ok and all(faster.values()):
                 beats.append(r["net"])
         verdict[name] = beats
