@@ -4,12 +4,14 @@ and a missing `ray` or a bad address is a one-line error."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, fast_args, run_cli, show_trials
@@ -94,16 +96,45 @@ def test_ray_errors_are_one_line(tmp_path):
     assert "pip install 'hwnas[ray]'" in r.stderr and "Traceback" not in r.stderr
 
 
+def _running_on(session: int) -> bool:
+    """Whether a process of that session (a node started with `ray start`) runs a trial."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (
+                os.getsid(int(proc.name)) == session
+                and b"evaluate_remote" in (proc / "cmdline").read_bytes()
+            ):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 @pytest.mark.slow
 def test_a_search_across_two_nodes_survives_losing_one(tmp_path):
-    """A head and a second node (each one CPU, so a trial runs on each); the second node's
-    raylet is killed mid-search: its trial runs again on the head, every trial completes."""
+    """A head and a second node (each one CPU, so a trial runs on each); the second node is
+    started as a user would on another host (`ray start`, in another working directory and
+    HOME, so nothing of the driver's folders is assumed) and killed mid-search with all its
+    processes: its trial runs again on the head, every trial completes."""
+    import ray
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    node = tmp_path / "node2"
+    (node / "home").mkdir(parents=True)
+    second = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--block", "--num-cpus=1",
+         f"--address={cluster.address}"],
+        cwd=node, env={**os.environ, "HOME": str(node / "home")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
     try:
-        second = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        ray.init(address=cluster.address)
+        deadline = time.monotonic() + 60
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second node did not join"
+        ray.shutdown()
         out = tmp_path / "run"
         args = fast_args(
             "executor.name=ray",
@@ -119,14 +150,18 @@ def test_a_search_across_two_nodes_survives_losing_one(tmp_path):
         )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            if (out / "hwnas.log").exists() and " complete " in (out / "hwnas.log").read_text():
+            time.sleep(0.2)
+            if (out / "hwnas.log").exists() and _running_on(second.pid):
                 break
         assert proc.poll() is None, "the search ended before a node could be lost"
-        cluster.remove_node(second, allow_graceful=False)  # its raylet and workers die
+        assert _running_on(second.pid), "no trial ran on the second node"
+        os.killpg(second.pid, signal.SIGKILL)  # the node's raylet and its trial's worker die
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(second.pid, signal.SIGKILL)
+        second.wait()
         cluster.shutdown()
     trials = show_trials(out)
     assert len(trials) == 6 and all(t["status"] == "complete" for t in trials)
