@@ -474,15 +474,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"hypervolume regret vs the true front: {truth['hypervolume_regret']:.4f} "
             f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
         )
-    for line in _surrogate_lines(truth):
+    for line in _model_lines(truth):
         print(line)
     print(f"report: {result.report}")
     return _ending(result)
 
 
-def _surrogate_lines(summary: dict[str, Any]) -> list[str]:
-    """The strategy's surrogate, judged on the archs it picked before they were evaluated;
-    latency readings kept although other trainings shared the host."""
+def _model_lines(summary: dict[str, Any]) -> list[str]:
+    """How far the run's models can be trusted: the strategy's surrogate, judged on the archs
+    it picked before they were evaluated, and latency readings kept although other trainings
+    shared the host."""
     lines = [
         f"surrogate, held out ({fig['n']} archs it picked): {metric} Spearman "
         f"{fig['spearman']}, mean abs error {fig['mae']:.4g}"
@@ -674,7 +675,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"[bold]{args.dir}[/]: {summary['trials']} trials ({counts}); best accuracy "
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}"
     )
-    for line in _surrogate_lines(summary):
+    for line in _model_lines(summary):
         console.print(line, soft_wrap=True)
     shown = (
         trials

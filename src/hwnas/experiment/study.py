@@ -92,7 +92,7 @@ class Study:
             "num_classes": (self.store.get_meta_json("model_io") or {}).get("num_classes"),
         }
         busy = [t for t in trials if t.metrics.get("latency_busy")]
-        if busy:  # readings kept although other trainings ran on the host (not re-timed)
+        if busy:  # readings kept although other trainings ran on the host
             out["busy_readings"] = {
                 "n": len(busy),
                 "on_front": sum(t.metrics.get("latency_busy", 0) > 0 for t in front),

@@ -146,31 +146,17 @@ def measure_random_archs(
     seed: int,
     progress: bool = True,
     exclude: set[str] | None = None,
-    repeats: int = 1,
-    seconds: list[float] | None = None,
-    max_repeats: int | None = None,
-    agreement: float = 0.05,
-    gate: QuietGate | None = None,
+    **measure_kw: Any,
 ) -> list[tuple[Arch, float]]:
     """``n`` distinct random archs of ``space`` and their end-to-end latency (ms) on ``meter``.
 
-    ``exclude``: arch hashes never to draw (e.g. a model's training archs); the rest is
+    ``exclude``: arch hashes never to draw (e.g. a model's training archs); ``measure_kw``
+    (``repeats``, ``seconds``, ``max_repeats``, ``agreement``, ``gate``) go to
     :func:`measure_archs`.
     """
     archs = sample_distinct(space, n, seed, exclude)
     return measure_archs(
-        space,
-        meter,
-        input_shape,
-        num_classes,
-        archs,
-        seed,
-        progress,
-        repeats=repeats,
-        seconds=seconds,
-        max_repeats=max_repeats,
-        agreement=agreement,
-        gate=gate,
+        space, meter, input_shape, num_classes, archs, seed, progress, **measure_kw
     )
 
 

@@ -68,7 +68,8 @@ def _mark() -> tuple[Path, int] | None:
 
 
 def others_training() -> int:
-    """Trainings of other processes (or other threads' blocks) on this host right now."""
+    """Trainings of other processes on this host right now (this process's own, in any
+    thread, are not counted: a reading never waits for the trial it belongs to)."""
     if fcntl is None:
         return 0
     try:
