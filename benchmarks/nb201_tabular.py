@@ -73,6 +73,20 @@ def mean_std(xs: list[float]) -> dict[str, float]:
     }
 
 
+def _so_summary(
+    regrets: dict[int, list[float]], prefilter_s: list[float], surrogate_rho: list[float]
+) -> dict:
+    """One strategy's single-objective figures over the seeds."""
+    out: dict = {str(b): mean_std(v) for b, v in regrets.items()}
+    for b in (100, 300, 500):
+        out[f"zero_at_{b}"] = sum(r <= 1e-9 for r in regrets[b])
+        out[f"median_at_{b}"] = statistics.median(regrets[b])
+    out["prefilter_seconds"] = mean_std(prefilter_s)
+    if surrogate_rho:
+        out["surrogate_spearman"] = mean_std(surrogate_rho)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=30)
@@ -82,6 +96,7 @@ def main() -> None:
     )
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="key=value")
     ap.add_argument("--so-only", action="store_true", help="single objective only")
+    ap.add_argument("--mo-only", action="store_true", help="two objectives only")
     ap.add_argument(
         "--noise", type=float, default=0.0, help="estimator.noise: accuracy spread per trial"
     )
@@ -135,17 +150,18 @@ def main() -> None:
             prefilter_s: list[float] = []
             surrogate_rho: list[float] = []  # guided: held-out Spearman of its predictions
             for seed in range(args.seeds):
-                trials, spt = run(strat, "{accuracy: max}", seed, 500, args.table, tmp)
-                per_trial.append(spt)
-                prefilter_s.append(_prefilter_seconds(tmp, strat, seed))
-                trials = [t for t in trials if t.prune_reason != "prefilter"]  # trained only
-                held = surrogate_accuracy(trials[:500]).get("accuracy")
-                if held and held["spearman"] is not None:
-                    surrogate_rho.append(held["spearman"])
-                for b in (100, 300, 500):
-                    done = [t for t in trials[:b] if t.status == "complete"]
-                    pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
-                    regrets[b].append(BEST_TEST - test_acc[pick.describe])
+                if not args.mo_only:
+                    trials, spt = run(strat, "{accuracy: max}", seed, 500, args.table, tmp)
+                    per_trial.append(spt)
+                    prefilter_s.append(_prefilter_seconds(tmp, strat, seed))
+                    trials = [t for t in trials if t.prune_reason != "prefilter"]  # trained
+                    held = surrogate_accuracy(trials[:500]).get("accuracy")
+                    if held and held["spearman"] is not None:
+                        surrogate_rho.append(held["spearman"])
+                    for b in (100, 300, 500):
+                        done = [t for t in trials[:b] if t.status == "complete"]
+                        pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
+                        regrets[b].append(BEST_TEST - test_acc[pick.describe])
                 if args.so_only:
                     continue
                 trials, spt = run(
@@ -159,17 +175,10 @@ def main() -> None:
                     hv_regret[b].append(1 - hypervolume(pts, worst) / hv_true)
                     if b == 300:
                         found300.append(sum(p in truth_set for p in pts))
-            out["single_objective_regret"][name] = {str(b): mean_std(v) for b, v in regrets.items()}
-            for b in (100, 300, 500):
-                out["single_objective_regret"][name][f"zero_at_{b}"] = sum(
-                    r <= 1e-9 for r in regrets[b]
+            if not args.mo_only:
+                out["single_objective_regret"][name] = _so_summary(
+                    regrets, prefilter_s, surrogate_rho
                 )
-                out["single_objective_regret"][name][f"median_at_{b}"] = statistics.median(
-                    regrets[b]
-                )
-            out["single_objective_regret"][name]["prefilter_seconds"] = mean_std(prefilter_s)
-            if surrogate_rho:
-                out["single_objective_regret"][name]["surrogate_spearman"] = mean_std(surrogate_rho)
             if args.so_only:
                 continue
             out["two_objective"][name] = {
@@ -183,6 +192,7 @@ def main() -> None:
     save(
         "nb201_tabular"
         + ("-so" if args.so_only else "")
+        + ("-mo" if args.mo_only else "")
         + ("" if args.latency == "pixel3_ms" else "-" + args.latency.removesuffix("_ms"))
         + (f"-noise{args.noise:g}" if args.noise else "")
         + (

@@ -100,3 +100,21 @@ def test_a_guided_search_reports_its_surrogate_held_out(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     picked = [t for t in trials if "predicted" in t["info"]]
     assert len(picked) == n and all(0 < t["info"]["predicted"]["accuracy"] < 1 for t in picked)
+
+
+def test_the_pick_with_two_objectives_fills_a_gap_of_the_front():
+    """Not the child beating the most told results (a near-copy of a dense corner), but the
+    one adding the most hypervolume; a dominated child never wins over either."""
+    from hwnas.strategy.surrogate import best_predicted
+
+    told = [[0.0, 1.0], [0.05, 0.9], [0.1, 0.85], [1.0, 0.0]]  # dense corner, then a gap
+    children = np.array(
+        [
+            [0.04, 0.86],  # just past the dense corner: beats a told point, adds little
+            [0.5, 0.4],  # in the gap: beats none, adds the most
+            [0.6, 0.95],  # dominated by the front
+        ]
+    )
+    assert best_predicted(children, told) == 1
+    assert best_predicted(children[[0, 2]], told) == 0
+    assert best_predicted(np.array([[0.3], [0.2]]), [[0.5], [0.1]]) == 1  # one objective
