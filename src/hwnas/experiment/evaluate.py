@@ -10,6 +10,7 @@ and a stop rule (a pruner) compares the running trial only with peers of similar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -176,7 +177,8 @@ class Evaluator:
             if job.stop_rule is not None:
                 job.stop_rule.start(metrics)
                 report = job.stop_rule.report
-            with training():  # other workers' readings on this host see it
+            # other workers' readings on this host see a training (a table lookup is none)
+            with training() if self.needs_model else contextlib.nullcontext():
                 est = self.estimator.estimate(
                     cand,
                     job.fidelity,

@@ -73,13 +73,14 @@ def others_training() -> int:
     if fcntl is None:
         return 0
     try:
-        names = [
-            p for p in marker_dir().iterdir() if p.name not in _MINE and not p.name.startswith(".")
-        ]
+        names = [p for p in marker_dir().iterdir() if p.name not in _MINE]
     except OSError:
         return 0
     busy = 0
     for path in names:
+        if path.name.startswith("."):  # not yet named: never counted
+            _tidy_unnamed(path)
+            continue
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
@@ -94,3 +95,25 @@ def others_training() -> int:
         finally:
             os.close(fd)
     return busy
+
+
+def _tidy_unnamed(path: Path, age: float = 60.0) -> None:
+    """Remove a marker whose process died between creating and naming it (its lock is free
+    and it is older than ``age`` seconds, far beyond the moment naming takes)."""
+    import time
+
+    try:
+        if time.time() - path.stat().st_mtime < age:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return  # held: its process lives
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        os.close(fd)
