@@ -109,6 +109,9 @@ class Evaluator:
         )
         if self.needs_model and (input_shape is None or num_classes is None):
             raise ValueError("a dataset is needed to build models")
+        # host load: whether a trial trains here, and whether a source times a built model
+        self._trains = estimator.needs_model
+        self._times = any(s.model.needs_model for s in sources)
 
     def build(self, arch: Arch, seed: int) -> torch.nn.Module:
         import torch
@@ -145,10 +148,12 @@ class Evaluator:
                 return Outcome("failed", metrics, error=f"unbuildable: {type(exc).__name__}: {exc}")
         cand = self.candidate(job.arch, model)
         try:
-            busy = others_training()
+            # only a built model is timed on this host; a table's figure is never disturbed
+            busy = others_training() if self._times else 0
             for source in self.sources:
                 self._costs(source, cand, metrics)
-            busy = max(busy, others_training())
+            if self._times:
+                busy = max(busy, others_training())
             if busy and any(base_name(k) == "latency_ms" for k in metrics):
                 metrics["latency_busy"] = busy  # read while that many others trained here
             if self.needs_model:
@@ -178,7 +183,7 @@ class Evaluator:
                 job.stop_rule.start(metrics)
                 report = job.stop_rule.report
             # other workers' readings on this host see a training (a table lookup is none)
-            with training() if self.needs_model else contextlib.nullcontext():
+            with training() if self._trains else contextlib.nullcontext():
                 est = self.estimator.estimate(
                     cand,
                     job.fidelity,

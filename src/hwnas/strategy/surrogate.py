@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.core.pareto import dominates, hypervolume
+from hwnas.core.pareto import dominates, hypervolume, non_dominated_ranks
 from hwnas.strategy.gp import GenePosterior, fit_bounded, refit_due
 
 
@@ -97,17 +97,18 @@ def best_predicted(predicted: np.ndarray, told: Sequence[Sequence[float]]) -> in
     the fewest told results dominating them, then the lowest scaled sum."""
     told_a = np.asarray(told, dtype=float)
     lo, span = told_a.min(0), np.ptp(told_a, 0)
-    span = np.where(span > 0, span, 1.0)
-    scaled = (predicted - lo) / span
     if predicted.shape[1] == 1:
         return int(np.argmin(predicted[:, 0]))
-    front = (told_a - lo) / span
-    front = front[[i for i in range(len(front)) if not any(dominates(o, front[i]) for o in front)]]
+    span = np.where(span > 0, span, 1.0)
+    scaled = (predicted - lo) / span
+    told_scaled = ((told_a - lo) / span).tolist()
+    ranks = non_dominated_ranks(told_scaled)
+    front = [p for p, r in zip(told_scaled, ranks, strict=True) if r == 0]
     ref = [1.1] * predicted.shape[1]
-    base = hypervolume(front.tolist(), ref)
+    base = hypervolume(front, ref)
     keys = []
     for i, row in enumerate(predicted):
-        gain = hypervolume([*front.tolist(), scaled[i].tolist()], ref) - base
+        gain = hypervolume([*front, scaled[i].tolist()], ref) - base
         beaten = sum(dominates(t, row) for t in told_a)
         keys.append((-round(gain, 12), beaten, float(scaled[i].sum()), i))
     return min(keys)[3]
