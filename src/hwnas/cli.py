@@ -1071,6 +1071,21 @@ def main(argv: list[str] | None = None) -> int:
             # code into death by SIGINT
             with contextlib.suppress(ValueError):  # not the main thread: nothing to guard
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _forget_caught_interrupt()
+
+
+def _forget_caught_interrupt() -> None:
+    """Clear CPython's record of a Ctrl-C that a string ``exec`` let through, once caught.
+
+    CPython keeps one process-wide flag, "a KeyboardInterrupt went unhandled", which every
+    ``exec`` of source text sets when the interrupt passes through it (dataclasses build
+    their methods that way, so a Ctrl-C that lands while a module is imported mid-search
+    does) and never clears when the exception is caught further up. Run as ``python -m``,
+    the interpreter then kills itself with SIGINT at exit, replacing the exit code we chose
+    (130) with death by signal. A string ``exec`` resets the flag before it runs: an empty
+    one is how Python code clears a stale flag.
+    """
+    exec("pass")  # noqa: S102 - a constant string, run for its side effect on the flag
 
 
 def _main(argv: list[str] | None) -> int:
