@@ -7,7 +7,7 @@ proxy's Spearman rho (and Kendall tau) with the table's CIFAR-10 test accuracy b
 params and MACs baselines, with seconds per arch. Published on NB201 CIFAR-10 (rho): synflow
 ~0.74, jacob_cov ~0.73, grad_norm and snip ~0.58, NASWOT ~0.8, MeCo 0.89; params ~0.73.
 Usage: python benchmarks/zero_cost_nb201.py --data PATH --table CSV.gz [--archs 1000]
-[--batch 128] [--seed 0] [--threads 2] [--tag T]
+[--batch 128] [--seed 0] [--threads 2] [--proxies meco,synflow] [--tag T]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seconds", type=float, default=0, help="stop sampling after this long")
+    ap.add_argument("--proxies", default="", help="comma-separated subset (default: all)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -62,7 +63,9 @@ def main() -> None:
         )
     )  # fmt: skip
     x, y = x.to(a.device), y.to(a.device)
-    names = sorted(PROXIES)
+    names = sorted(a.proxies.split(",")) if a.proxies else sorted(PROXIES)
+    if unknown := set(names) - set(PROXIES):
+        ap.error(f"--proxies: unknown {sorted(unknown)}; known: {sorted(PROXIES)}")
     scores: dict[str, list[float]] = {n: [] for n in [*names, "params", "macs"]}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     truth: list[float] = []

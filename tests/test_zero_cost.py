@@ -155,3 +155,24 @@ def test_a_prefilter_builds_the_nets_a_table_estimator_would_not(tmp_path):
     assert [t["status"] for t in trials] == ["complete"] * 5, trials
     assert all(t["metrics"]["zc_synflow"] > 0 for t in trials)
     assert [t["info"].get("op") for t in trials[:3]] == ["warm_start"] * 3
+
+
+def test_meco_scores_copied_channels_below_distinct_ones(batch):
+    """MeCo reads how far a feature map's channels are from copies of each other: a conv
+    whose 8 filters are one filter repeated has a singular channel correlation (smallest
+    eigenvalue 0); 8 independent filters do not."""
+    x, y, _ = batch
+    distinct = torch.nn.Sequential(
+        torch.nn.Conv2d(x.shape[1], 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10)
+    )
+    torch.manual_seed(0)
+    distinct[0].reset_parameters()
+    copied = torch.nn.Sequential(
+        torch.nn.Conv2d(x.shape[1], 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10)
+    )
+    with torch.no_grad():
+        copied[0].weight.copy_(distinct[0].weight[:1].expand_as(copied[0].weight))
+        copied[0].bias.copy_(distinct[0].bias[:1].expand_as(copied[0].bias))
+    distinct(x), copied(x)  # materialise the lazy heads
+    assert PROXIES["meco"](copied, x, y) == pytest.approx(0.0, abs=1e-6)
+    assert PROXIES["meco"](distinct, x, y) > 0.01

@@ -10,7 +10,7 @@ register what they produce (e.g. a zero-cost proxy score to maximise) with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Direction = Literal["max", "min"]
 
@@ -101,7 +101,8 @@ for _args in [
     register_metric(*_args)  # type: ignore[arg-type]
 
 #: the zero-cost proxies ``estimator: zero_cost`` computes, each a metric ``zc_<proxy>``
-ZERO_COST_PROXIES = ("synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico")
+ProxyName = Literal["synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico", "meco"]
+ZERO_COST_PROXIES: tuple[str, ...] = get_args(ProxyName)
 for _proxy in ZERO_COST_PROXIES:
     register_metric(
         f"zc_{_proxy}", "max", "score", f"zero-cost proxy {_proxy} of the untrained net", "task"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from hwnas.core.config import KindConfig, Section
+from hwnas.core.metrics import ProxyName
 from hwnas.core.registry import estimators
 from hwnas.hardware.config import TableColumn, table_columns
 
@@ -222,11 +223,12 @@ class ZeroCostEstimatorConfig(KindConfig):
     def produces(self) -> set[str]:
         return {f"zc_{self.proxy}"}
 
-    proxy: Literal["synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico"] = Field(
+    proxy: ProxyName = Field(
         "synflow",
         description="`synflow`, `grad_norm`, `snip`, `naswot` (activation codes' "
         "log-determinant), `jacob_cov` (input-Jacobian correlation), `zico` (gradients' "
-        "mean over deviation); docs/zero_cost.md says what each computes.",
+        "mean over deviation), `meco` (channel correlation's smallest eigenvalue); "
+        "docs/zero_cost.md says what each computes.",
     )
     batch_size: int = Field(
         128, ge=2, description="Training images the proxy sees (the same batch for every arch)."
@@ -240,7 +242,7 @@ class PrefilterConfig(Section):
     under that quantile of the sample are not trained (pruned with reason `prefilter`, not
     counted by the budget)."""
 
-    proxy: Literal["synflow", "grad_norm", "snip", "naswot", "jacob_cov", "zico"] | None = Field(
+    proxy: ProxyName | None = Field(
         None, description="The proxy (see `estimator: zero_cost`); unset: no prefilter."
     )
     sample: int = Field(200, ge=1, description="Random archs scored before the search.")

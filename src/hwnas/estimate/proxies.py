@@ -15,6 +15,10 @@ changed: every proxy works on a copy. Definitions follow the papers:
   ``-sum(log(v + k) + 1 / (v + k))`` over the eigenvalues v of their correlation matrix.
 - ``zico`` (Li et al. 2023): per layer, the log of the summed ratio of the gradients' mean
   absolute value to their standard deviation across the batch's halves.
+- ``meco`` (Jiang et al. 2023): the sum, over every feature map the net computes, of the
+  smallest eigenvalue of the Pearson correlation matrix between its channels (each channel's
+  values over the spatial positions of one image). Channels that are not near-copies of
+  each other leave the smallest eigenvalue away from zero.
 """
 
 from __future__ import annotations
@@ -118,6 +122,35 @@ def zico(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return score
 
 
+def meco(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    net = copy.deepcopy(net).train()  # batch statistics from the whole batch, as trained
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    maps = 0
+
+    def hook(_: nn.Module, __: object, out: object) -> None:
+        nonlocal total, maps
+        if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[1] < 2:
+            return
+        fmap = out[0].detach().flatten(1).double()  # the first image: channels x positions
+        if fmap.shape[1] < 2:  # one position: no correlation to read
+            return
+        corr = torch.nan_to_num(torch.corrcoef(fmap), nan=0.0)  # a constant channel: 0
+        total = total + torch.linalg.eigvalsh(corr)[0]
+        maps += 1
+
+    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if not maps:
+        raise ValueError("meco: the net computes no feature map with 2+ channels and positions")
+    return float(total)
+
+
 PROXIES: dict[str, Proxy] = {
     "synflow": synflow,
     "grad_norm": grad_norm,
@@ -125,4 +158,5 @@ PROXIES: dict[str, Proxy] = {
     "naswot": naswot,
     "jacob_cov": jacob_cov,
     "zico": zico,
+    "meco": meco,
 }
