@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import random
 import statistics
 
@@ -72,6 +73,32 @@ def test_bo_beats_random_search_on_the_nb201_table():
     rnd = [_regret(RandomSearch(space, obj, seed), table, 60) for seed in range(8)]
     assert statistics.mean(bo) < 0.5 * statistics.mean(rnd)
     assert sum(r < 0.01 for r in bo) >= 3  # seeds whose pick is (about) the optimum
+
+
+@needs_table
+def test_bo_learns_from_ranks_so_a_monotone_rescale_of_results_changes_nothing():
+    """The GP models normal scores of the results' ranks: told accuracy or a steep monotone
+    function of it (which a raw-value GP would see as a different landscape), BO proposes
+    the same archs."""
+    table, space = _table(), CellSpace()
+
+    def proposals(transform) -> list[str]:
+        bo, keys = BayesOpt(space, [("accuracy", "max")], 3), []
+        for i in range(40):
+            arch = bo.ask().arch
+            keys.append(space.key(arch))
+            acc = transform(table[keys[-1]][0])
+            bo.tell(Result(i, arch, "complete", {"accuracy": acc}))
+        return keys
+
+    assert proposals(lambda a: a) == proposals(lambda a: math.exp(a / 5.0))
+
+
+@needs_table
+def test_bo_finds_the_nb201_optimum_within_100_archs_in_most_seeds():
+    table, space = _table(), CellSpace()
+    regrets = [_regret(BayesOpt(space, [("accuracy", "max")], s), table, 100) for s in range(10)]
+    assert sum(r < 0.01 for r in regrets) >= 8, regrets
 
 
 def test_objectives_failures_and_archs_in_flight():

