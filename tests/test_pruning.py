@@ -376,3 +376,18 @@ def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
         assert src["fidelity"] == {"epochs": 1} and p["fidelity"] == {"epochs": 3}
         assert src["arch"] == p["arch"]
     assert any(t["info"].get("op", "").startswith("bo") for t in roots)
+    # `show` tells each trial's budget and bracket: roots at 1 epoch are b0, at 3 epochs b1,
+    # a promotion names its source and stays in the source's bracket
+    shown = run_cli("show", str(out), "--all", env={"COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    rows = {
+        int(line.split("│")[1]): line
+        for line in shown.stdout.splitlines()
+        if "│" in line and line.split("│")[1].strip().isdigit()
+    }
+    for t in trials:
+        src = t["info"].get("promoted_from")
+        cell = f"3 ep <-{src} b0" if src is not None else f"{t['fidelity']['epochs']} ep b"
+        assert cell in rows[t["id"]], (cell, rows[t["id"]])
+        if src is None:
+            assert f"ep b{0 if t['fidelity']['epochs'] == 1 else 1}" in rows[t["id"]]

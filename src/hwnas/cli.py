@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import sys
 import typing
@@ -687,7 +688,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     # objectives the fixed columns leave out (a zero-cost proxy, energy...) get their own
     fixed = {"accuracy", "latency_ms", "macs", "params"}
     extra = [o.metric for o in study.config.objectives if o.metric not in fixed]
+    budgets = _budget_cells(trials)
     cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", *extra)
+    if budgets:
+        cols = (*cols, "budget")
     for col in (*cols, "arch / error"):
         table.add_column(col, justify="left" if col in ("", "status", "arch / error") else "right")
     for t in sorted(shown, key=lambda t: t.id):
@@ -702,14 +706,60 @@ def _cmd_show(args: argparse.Namespace) -> int:
             _fmt(m.get("macs"), "int"),
             _fmt(m.get("params"), "int"),
             *(_fmt(m.get(k), "g") for k in extra),
+            *([budgets.get(t.id, "")] if budgets else []),
             t.describe + (f"  [red]{t.error}[/]" if t.error else ""),
         )
     console.print(table)
     console.print(
         "* = on the Pareto front; Fn = a final training of trial n; test = mean ± std of "
         "the final trainings (count) where there are any"
+        + (
+            "; budget = epochs or data share, <-n promoted from n, bN its bracket"
+            if budgets
+            else ""
+        )
     )
     return 0
+
+
+def _budget_cells(trials: list[Any]) -> dict[int, str]:
+    """Where trials ran at several fidelities (a halving or Hyperband scheduler, a strategy's
+    own budgets): each trial's budget (epochs its weights have seen, or its share of the
+    data), ``<-n`` for a promotion of trial n, and its bracket ``bN``: the Nth lowest budget
+    an arch was started at (Hyperband's bracket N starts at rung N; a promotion stays in its
+    source's bracket). Empty where every trial had the same budget: nothing to show."""
+
+    def size(t: Any) -> tuple[float, str]:
+        fid = t.fidelity or {}
+        epochs = t.info.get("epochs_total", fid.get("epochs"))
+        if fid.get("data_fraction") is not None:
+            return float(fid["data_fraction"]), f"{fid['data_fraction']:.0%} data"
+        return (float(epochs), f"{epochs} ep") if epochs is not None else (math.inf, "full")
+
+    searched = [t for t in trials if t.stage != "final"]
+    if len({size(t)[0] for t in searched}) < 2:
+        return {}
+    by_id = {t.id: t for t in searched}
+
+    def root(t: Any) -> Any:
+        seen = set()
+        while (src := t.info.get("promoted_from")) is not None and int(src) in by_id:
+            if t.id in seen:  # a corrupt chain: stop rather than loop
+                break
+            seen.add(t.id)
+            t = by_id[int(src)]
+        return t
+
+    starts = sorted({size(root(t))[0] for t in searched})
+    cells = {}
+    for t in searched:
+        src = t.info.get("promoted_from")
+        cells[t.id] = (
+            size(t)[1]
+            + (f" <-{src}" if src is not None else "")
+            + f" b{starts.index(size(root(t))[0])}"
+        )
+    return cells
 
 
 def _test_cell(m: dict[str, Any]) -> str:
