@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,19 @@ def _loss_grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.
     net.zero_grad(set_to_none=True)
     F.cross_entropy(net(x), y).backward()
     return [w.grad if w.grad is not None else torch.zeros_like(w) for w in _weights(net)]
+
+
+def _forward_watching(
+    net: nn.Module, x: torch.Tensor, modules: Sequence[nn.Module], hook: Callable[..., None]
+) -> None:
+    """One forward pass without gradients, ``hook`` called on each of ``modules``' outputs."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def synflow(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -79,15 +92,10 @@ def naswot(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         code = (out.detach().flatten(1) > 0).double()
         kernel.add_(code @ code.T + (1 - code) @ (1 - code).T)
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, _ACTIVATIONS)]
-    if not handles:
+    activations = [m for m in net.modules() if isinstance(m, _ACTIVATIONS)]
+    if not activations:
         raise ValueError("naswot: the net has no activation modules to read codes from")
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_watching(net, x, activations, hook)
     return float(torch.linalg.slogdet(kernel)[1])
 
 
@@ -139,13 +147,7 @@ def meco(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         maps += 1
 
     leaves = [m for m in net.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_watching(net, x, leaves, hook)
     if not maps:
         raise ValueError("meco: the net computes no feature map with 2+ channels and positions")
     return float(total)
