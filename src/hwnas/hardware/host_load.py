@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,42 +79,34 @@ def others_training() -> int:
         return 0
     busy = 0
     for path in names:
-        if path.name.startswith("."):  # not yet named: never counted
-            _tidy_unnamed(path)
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue  # removed meanwhile
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            busy += 1  # held: that training is running
-        else:  # nobody holds it: its process died; tidy up
-            with contextlib.suppress(OSError):
-                path.unlink()
-        finally:
-            os.close(fd)
+        if not path.name.startswith("."):
+            busy += _held(path)
+        elif _older_than(path, 60.0):  # not yet named: never counted; tidied once surely dead
+            _held(path)  # far beyond the moment naming takes: a free lock means it died
     return busy
 
 
-def _tidy_unnamed(path: Path, age: float = 60.0) -> None:
-    """Remove a marker whose process died between creating and naming it (its lock is free
-    and it is older than ``age`` seconds, far beyond the moment naming takes)."""
-    import time
-
+def _held(path: Path) -> bool:
+    """Whether a live process holds ``path``'s lock. A marker nobody holds is removed: its
+    process died and the kernel released the lock."""
     try:
-        if time.time() - path.stat().st_mtime < age:
-            return
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        return False  # removed meanwhile
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return  # held: its process lives
+        return True
     else:
         with contextlib.suppress(OSError):
             path.unlink()
+        return False
     finally:
         os.close(fd)
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= seconds
+    except OSError:
+        return False
