@@ -750,14 +750,13 @@ def _budget_cells(trials: list[Any]) -> dict[int, str]:
             t = by_id[int(src)]
         return t
 
-    starts = sorted({size(root(t))[0] for t in searched})
+    start = {t.id: size(root(t))[0] for t in searched}  # the budget its arch began at
+    starts = sorted(set(start.values()))
     cells = {}
     for t in searched:
         src = t.info.get("promoted_from")
         cells[t.id] = (
-            size(t)[1]
-            + (f" <-{src}" if src is not None else "")
-            + f" b{starts.index(size(root(t))[0])}"
+            size(t)[1] + (f" <-{src}" if src is not None else "") + f" b{starts.index(start[t.id])}"
         )
     return cells
 
