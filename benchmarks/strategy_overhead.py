@@ -29,7 +29,8 @@ SECTIONS = {
     "random": {"name": "random"},
     "evolution": {"name": "evolution"},
     "reinforce": {"name": "reinforce"},
-    "bo": {"name": "bo"},
+    "bo": {"name": "bo"},  # two objectives: EHVI
+    "bo-parego": {"name": "bo", "acquisition": "parego"},
     "optuna-tpe": {"name": "optuna", "sampler": "tpe"},
 }
 
@@ -51,7 +52,7 @@ def run(name: str, trials: int, table: dict[str, tuple[float, float]]) -> list[f
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
-    ap.add_argument("--strategies", default="random,evolution,reinforce,bo,optuna-tpe")
+    ap.add_argument("--strategies", default="random,evolution,reinforce,bo,bo-parego,optuna-tpe")
     ap.add_argument(
         "--table", default=str(REPO.parent / "shared/benchmarks/nb201_cifar10_hw.csv.gz")
     )

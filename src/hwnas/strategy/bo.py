@@ -1,5 +1,6 @@
 """Bayesian optimisation over architectures: a Gaussian process on the space's genes, expected
-improvement maximised over mutations of the best archs, ParEGO for several objectives.
+improvement maximised over mutations of the best archs; for two objectives expected
+hypervolume improvement, for more ParEGO.
 
 Why these choices (from the literature, for small categorical spaces such as NAS-Bench-201):
 - *Kernel on genes.* ``k(a, b) = s2 * exp(-hamming(a, b) / l)`` compares archs gene by gene;
@@ -19,10 +20,21 @@ Why these choices (from the literature, for small categorical spaces such as NAS
   spend the model on the tail, ranks spread the top where the search decides. On NB201 (one
   objective, 100 archs) it raised the seeds that find the optimum from 85 to 94 of 100; the
   benchmark's 100 paired seeds: 91, mean regret 0.040 (evolution 59, 0.104).
-- *Several objectives* (ParEGO, Knowles 2006): each ask draws a weight vector and scalarises
-  the objectives (normalised by the observed range) by the augmented Chebyshev function; every
-  Pareto point is the optimum of some weight vector, so successive asks spread along the front
-  with one GP per ask instead of one per objective and an EHVI integral.
+- *Two objectives: expected hypervolume improvement* (EHVI, Emmerich et al. 2006; the
+  acquisition qNEHVI/BoTorch and most multi-objective BO use): one GP per objective, each on
+  its normal scores, and the improvement of the front measured in that normal-score space
+  (reference point: the worst score seen per objective), averaged over Monte Carlo draws of
+  the two predictions. Measuring the front in score space keeps both ends of it in view: in
+  raw units one end dominates (on NB201 x Pixel 3 most of the front's area hangs on the
+  fastest net that learns at all; EHVI in raw units left the accurate end short, regret
+  0.0056 at 300 archs against 0.0022 in scores, 4 seeds of a prototype). The candidates are
+  the whole neighbourhood of every front point and mutations of them. On NB201 (accuracy x
+  Pixel 3 latency, 30 seeds) the hypervolume regret at 300 archs is 0.0027 against
+  ParEGO's 0.0040 (``benchmarks/results``).
+- *Three or more objectives* (ParEGO, Knowles 2006): each ask draws a weight vector and
+  scalarises the objectives (normalised by the observed range) by the augmented Chebyshev
+  function; every Pareto point is the optimum of some weight vector, so successive asks
+  spread along the front with one GP per ask (``acquisition: parego`` picks it for two).
 - *Exploitation steps*: a share of the asks (``exploit``) takes the incumbent's untried
   neighbour with the best predicted value. EI prefers uncertain archs far away and left the
   NB201 optimum, one gene from the incumbent, untried in a third of the seeds; these steps
@@ -47,10 +59,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwnas.core.errors import ConfigError
 from hwnas.core.pareto import Objectives, as_minimisation
 from hwnas.space.base import Arch, Space
 from hwnas.space.capabilities import Encodable
 from hwnas.strategy.base import Proposal, Result, Strategy
+from hwnas.strategy.ehvi import expected_hvi, non_dominated
 from hwnas.strategy.gp import (
     GenePosterior,
     expected_improvement,
@@ -61,6 +75,8 @@ from hwnas.strategy.gp import (
 
 #: ParEGO's augmentation: a little of the weighted sum keeps weakly dominated points out
 RHO = 0.05
+#: Monte Carlo draws per candidate for EHVI
+EHVI_DRAWS = 32
 
 
 def _budget(label: str) -> float:
@@ -91,8 +107,15 @@ class BayesOpt(Strategy):
         parents: int = 5,
         local_share: float = 0.8,
         exploit: float = 0.25,
+        acquisition: str = "auto",
     ) -> None:
         super().__init__(space, objectives, seed)
+        if acquisition == "ehvi" and len(objectives) != 2:
+            raise ConfigError(
+                f"strategy.acquisition: ehvi needs exactly two objectives, not "
+                f"{len(objectives)} (parego takes any number)"
+            )
+        self.ehvi = acquisition == "ehvi" or (acquisition == "auto" and len(objectives) == 2)
         self.genes: dict[str, list[Any]] = space.parameters()  # type: ignore[attr-defined]
         self.init, self.n_candidates = init, candidates
         self.n_parents, self.local_share, self.exploit = parents, local_share, exploit
@@ -105,9 +128,11 @@ class BayesOpt(Strategy):
         self.by_fidelity = True  # False: a study begun before levels existed (one level)
         self._chol_level: str | None = None
         self.pending: list[str] = []  # keys of proposed archs not told yet
-        self.hyper: tuple[list[float], float] | None = None
-        self.hyper_n = 0  # results when the hyperparameters were chosen
-        self._chol: np.ndarray | None = None  # the kernel's factor on the told archs
+        # per modelled column (one scalar, or each objective for EHVI): the kernel's weights
+        # and noise, chosen on hyper_n results
+        self.hypers: list[tuple[list[float], float]] = []
+        self.hyper_n = 0
+        self._chols: list[np.ndarray | None] = []  # each kernel's factor on the told archs
 
     # ---------------------------------------------------------------- coding
     def _codes(self, arch: Arch) -> list[int] | None:
@@ -123,31 +148,24 @@ class BayesOpt(Strategy):
 
     # ------------------------------------------------------------------- ask
     def ask(self) -> Proposal:
-        scores = self._scores()
-        if len(self.observed) + len(self.pending) < self.init or scores is None:
+        told = self._vectors()
+        if len(self.observed) + len(self.pending) < self.init or told is None:
             return self._propose(self.space.sample(self.rng), {"op": "sample"})
-        keys, y, level = scores
+        keys, vectors, level = told
         if level != self._chol_level:  # another fidelity's archs: factor afresh
-            self._chol, self._chol_level = None, level
+            self._chols, self._chol_level = [None] * len(self.hypers), level
         x = np.array([self.observed[k]["codes"] for k in keys])
-        y = _normal_scores(y)
-        n = len(keys)
-        try:
-            if refit_due(None if self.hyper is None else self.hyper_n, n):
-                chosen = fit_bounded(x, y, self.rng)
-                self.hyper, self.hyper_n = (chosen.weights.tolist(), chosen.noise), n
-                self._chol = None
-            assert self.hyper is not None
-            gp = GenePosterior(x, y, np.array(self.hyper[0]), self.hyper[1], self._chol)
-            self._chol = gp.chol  # the told archs keep their order: the next ask extends it
-        except np.linalg.LinAlgError:
-            self._chol = None
+        if self.ehvi:
+            return self._ask_ehvi(keys, x, vectors)
+        y = _normal_scores(self._scalarise(vectors))
+        gps = self._posteriors(x, [y])
+        if gps is None:
             return self._propose(self.space.sample(self.rng), {"op": "sample"})
-        pool, local = self._candidates(keys, y)
+        order = np.argsort(y, kind="stable")[: self.n_parents]
+        pool, local = self._candidates([self.observed[keys[i]]["codes"] for i in order], False)
         if not pool:
             return self._propose(self.space.sample(self.rng), {"op": "sample"})
-        z = np.array(pool)
-        mean, sd = gp.predict(z)
+        mean, sd = gps[0].predict(np.array(pool))
         # rounded: a factor extended step by step and one made at once (after a resume)
         # differ in the last bits, and must not pick different archs
         ei = np.round(expected_improvement(mean, sd, float(y.min())), 9)
@@ -157,6 +175,50 @@ class BayesOpt(Strategy):
             i, op = int(np.argmin(mean[:local])), "bo-local"
         info = {"op": op, "ei": float(ei[i]), "mean": float(mean[i]), "sd": float(sd[i])}
         return self._propose(self._arch(pool[i]), info)
+
+    def _ask_ehvi(self, keys: list[str], x: np.ndarray, vectors: np.ndarray) -> Proposal:
+        """The candidate with the largest expected hypervolume improvement, in the space of
+        each objective's normal scores."""
+        z = np.column_stack([_normal_scores(col) for col in vectors.T])
+        gps = self._posteriors(x, list(z.T))
+        if gps is None:
+            return self._propose(self.space.sample(self.rng), {"op": "sample"})
+        front = non_dominated(z)
+        pool, _ = self._candidates([self.observed[keys[i]]["codes"] for i in front], True)
+        if not pool:
+            return self._propose(self.space.sample(self.rng), {"op": "sample"})
+        preds = [gp.predict(np.array(pool)) for gp in gps]
+        mean = np.column_stack([m for m, _ in preds])
+        sd = np.column_stack([s for _, s in preds])
+        draws = np.random.default_rng(self.rng.getrandbits(32)).standard_normal(
+            (EHVI_DRAWS, len(pool), 2)
+        )
+        gain = np.round(expected_hvi(z[front], mean, sd, z.max(0), draws), 9)
+        i = int(np.argmax(gain))
+        info = {"op": "bo", "ehvi": float(gain[i]), "mean": mean[i].round(9).tolist()}
+        return self._propose(self._arch(pool[i]), {**info, "sd": sd[i].tolist()})
+
+    def _posteriors(self, x: np.ndarray, ys: list[np.ndarray]) -> list[GenePosterior] | None:
+        """One GP per column of results, hyperparameters chosen again when due (None: a
+        kernel does not factorise)."""
+        n = len(x)
+        try:
+            if len(self.hypers) != len(ys) or refit_due(self.hyper_n or None, n):
+                self.hypers = []
+                for y in ys:
+                    chosen = fit_bounded(x, y, self.rng)
+                    self.hypers.append((chosen.weights.tolist(), chosen.noise))
+                self.hyper_n, self._chols = n, [None] * len(ys)
+            gps = []
+            for j, y in enumerate(ys):
+                weights, noise = self.hypers[j]
+                gp = GenePosterior(x, y, np.array(weights), noise, self._chols[j])
+                self._chols[j] = gp.chol  # the told archs keep their order: extended next
+                gps.append(gp)
+        except np.linalg.LinAlgError:
+            self._chols = [None] * len(self.hypers)
+            return None
+        return gps
 
     def _propose(self, arch: Arch, info: dict[str, Any]) -> Proposal:
         codes = self._codes(arch)
@@ -174,35 +236,37 @@ class BayesOpt(Strategy):
             return max(ready, key=lambda lv: (_budget(lv), lv))
         return max(self.levels, key=lambda lv: (len(self.levels[lv]), _budget(lv), lv))
 
-    def _scores(self) -> tuple[list[str], np.ndarray, str] | None:
-        """The keys of the archs told at the model's fidelity, one scalar each to minimise,
-        and that fidelity (None: nothing valid)."""
+    def _vectors(self) -> tuple[list[str], np.ndarray, str] | None:
+        """The keys of the archs told at the model's fidelity, their minimisation vectors
+        (a failed, pruned or infeasible arch as the worst seen per objective) and that
+        fidelity (None: nothing valid)."""
         level = self._level()
         if level is None:
             return None
         keys = list(self.levels[level])
-        vectors = [self.levels[level][k] for k in keys]
-        valid = np.array([v for v in vectors if v is not None], dtype=float)
-        if len(valid) == 0:
+        told = [self.levels[level][k] for k in keys]
+        valid = [v for v in told if v is not None]
+        if not valid:
             return None
-        if valid.shape[1] == 1:
-            scalar = valid[:, 0]
-        else:  # ParEGO: a fresh weight vector per ask, objectives scaled to [0, 1]
-            lo, span = valid.min(0), np.ptp(valid, 0)
-            f = (valid - lo) / np.where(span > 0, span, 1.0)
-            w = np.array([-math.log(1.0 - self.rng.random()) for _ in range(f.shape[1])])
-            w /= w.sum()
-            scalar = (f * w).max(1) + RHO * (f * w).sum(1)
-        worst = float(scalar.max())
-        it = iter(scalar)
-        return keys, np.array([float(next(it)) if v is not None else worst for v in vectors]), level
+        worst = np.array(valid, dtype=float).max(0)
+        return keys, np.array([worst if v is None else v for v in told], dtype=float), level
 
-    def _candidates(self, keys: list[str], y: np.ndarray) -> tuple[list[list[int]], int]:
-        """The best told arch's neighbours (one gene changed), mutations of the next best and
-        uniform samples, none told or in flight."""
+    def _scalarise(self, vectors: np.ndarray) -> np.ndarray:
+        """One value per arch to minimise: the objective itself, or ParEGO's augmented
+        Chebyshev function of a fresh weight vector (objectives scaled to [0, 1])."""
+        if vectors.shape[1] == 1:
+            return np.asarray(vectors[:, 0])
+        lo, span = vectors.min(0), np.ptp(vectors, 0)
+        f = (vectors - lo) / np.where(span > 0, span, 1.0)
+        w = np.array([-math.log(1.0 - self.rng.random()) for _ in range(f.shape[1])])
+        w /= w.sum()
+        return np.asarray((f * w).max(1) + RHO * (f * w).sum(1))
+
+    def _candidates(self, parents: list[list[int]], every: bool) -> tuple[list[list[int]], int]:
+        """Untried neighbours (one gene changed) of the first parent that has any, or of
+        every parent (``every``), then mutations of the parents and uniform samples; none
+        told or in flight. Also how many of them are neighbours."""
         taken = set(self.observed) | set(self.pending)
-        order = np.argsort(y, kind="stable")[: self.n_parents]
-        parents = [self.observed[keys[i]]["codes"] for i in order]
         sizes = [len(v) for v in self.genes.values()]
         mutable = [g for g, s in enumerate(sizes) if s > 1]
         pool: dict[str, list[int]] = {}
@@ -222,7 +286,7 @@ class BayesOpt(Strategy):
                 for c in range(sizes[g]):
                     if c != best[g]:
                         add([*best[:g], c, *best[g + 1 :]])
-            if pool:
+            if pool and not every:
                 break
         local = len(pool)
         for t in range(self.n_candidates):
@@ -258,7 +322,7 @@ class BayesOpt(Strategy):
             **super().state(),
             "observed": self.observed,
             "pending": self.pending,
-            "hyper": list(self.hyper) if self.hyper else None,
+            "hypers": [list(h) for h in self.hypers],
             "hyper_n": self.hyper_n,
             "levels": self.levels,
             "by_fidelity": self.by_fidelity,
@@ -268,10 +332,11 @@ class BayesOpt(Strategy):
         super().load_state(state)
         self.observed = dict(state["observed"])
         self.pending = list(state["pending"])
-        h = state.get("hyper")
-        self.hyper = ([float(w) for w in h[0]], float(h[1])) if h else None
+        # "hyper": one kernel, as studies begun before EHVI kept it
+        hypers = state.get("hypers", [state["hyper"]] if state.get("hyper") else [])
+        self.hypers = [([float(w) for w in h[0]], float(h[1])) for h in hypers]
         self.hyper_n = int(state.get("hyper_n", 0))
-        self._chol = self._chol_level = None
+        self._chols, self._chol_level = [None] * len(self.hypers), None
         if "levels" in state:
             self.levels = {lv: dict(told) for lv, told in state["levels"].items()}
             self.by_fidelity = bool(state["by_fidelity"])

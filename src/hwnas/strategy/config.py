@@ -119,8 +119,9 @@ class ReinforceStrategyConfig(KindConfig):
 class BoStrategyConfig(KindConfig):
     """Bayesian optimisation with a Gaussian process on the space's genes (encodable spaces).
 
-    Expected improvement over the best arch's neighbours and mutations (BANANAS-style);
-    ParEGO scalarisation for several objectives. With `scheduler: hyperband` this is BOHB:
+    Expected improvement over the best arch's neighbours and mutations (BANANAS-style); for
+    two objectives expected hypervolume improvement over the neighbours and mutations of
+    every front point, for more ParEGO scalarisation. With `scheduler: hyperband` this is BOHB:
     the model learns from the highest fidelity told for `init` archs."""
 
     name: Literal["bo"] = "bo"
@@ -134,7 +135,10 @@ class BoStrategyConfig(KindConfig):
         200, ge=1, description="Archs scored by expected improvement per proposal."
     )
     parents: int = Field(
-        5, ge=1, description="Best archs so far whose mutations (1-2 genes) are candidates."
+        5,
+        ge=1,
+        description="Best archs so far whose mutations (1-2 genes) are candidates (EHVI: "
+        "every point of the front told so far instead).",
     )
     local_share: float = Field(
         0.8,
@@ -142,12 +146,18 @@ class BoStrategyConfig(KindConfig):
         le=1.0,
         description="Share of the candidates that are mutations; the rest are uniform samples.",
     )
+    acquisition: Literal["auto", "ehvi", "parego"] = Field(
+        "auto",
+        description="Several objectives: `ehvi` (expected hypervolume improvement, two "
+        "objectives), `parego` (a random Chebyshev scalarisation per proposal, any number); "
+        "`auto`: ehvi for two objectives, parego for more.",
+    )
     exploit: float = Field(
         0.25,
         ge=0.0,
         le=1.0,
-        description="Share of proposals that are the untried neighbour of the best arch with "
-        "the best predicted value (a model-guided local-search step) instead of the best "
+        description="One objective or parego: share of proposals that are the untried "
+        "neighbour of the best arch with the best predicted value (a model-guided local-search step) instead of the best "
         "expected improvement: it finishes the search around the incumbent, where EI, "
         "drawn to uncertain archs far away, leaves near-ties untried.",
     )
