@@ -302,8 +302,13 @@ def test_ehvi_state_resumes_the_same_proposals():
     a = BayesOpt(space, obj, seed=3, init=5)
     for i in range(15):
         tell(a, i, a.ask().arch)
+    state = json.loads(json.dumps(a.state()))  # as the store keeps it
+    legacy = {k: v for k, v in state.items() if k != "hypers"}
+    old = BayesOpt(space, obj, seed=99, init=5)
+    old.load_state({**legacy, "hyper": state["hypers"][0]})
+    assert not old.ehvi  # a study begun before EHVI goes on by ParEGO
     b = BayesOpt(space, obj, seed=99, init=5)
-    b.load_state(json.loads(json.dumps(a.state())))  # as the store keeps it
+    b.load_state(state)
     for i in range(5):
         pa, pb = a.ask(), b.ask()
         assert pa.arch == pb.arch and pa.info["op"] == "bo"

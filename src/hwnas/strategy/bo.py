@@ -337,6 +337,8 @@ class BayesOpt(Strategy):
         self.hypers = [([float(w) for w in h[0]], float(h[1])) for h in hypers]
         self.hyper_n = int(state.get("hyper_n", 0))
         self._chols, self._chol_level = [None] * len(self.hypers), None
+        if "hypers" not in state:  # begun before EHVI: it goes on as it began, by ParEGO
+            self.ehvi = False
         if "levels" in state:
             self.levels = {lv: dict(told) for lv, told in state["levels"].items()}
             self.by_fidelity = bool(state["by_fidelity"])
