@@ -17,7 +17,7 @@ multi-fidelity variant more trials with `--budget-for VARIANT=N`): each run is a
 its epochs reach 1/3, 60 % and 100 % of the baseline's on that seed (trials in id order, one
 worker) and its hypervolume there is compared with the baseline's whole run.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
-[--variants baseline,median,curve,halving,halving-warm,hyperband,bohb,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--variants baseline,median,median-w2,curve,halving,halving-warm,hyperband,bohb,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
 [--budget-for VARIANT=N] [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
 the result file)
 """
@@ -46,6 +46,8 @@ VARIANTS = {
     "baseline": ["pruner.name=none", "scheduler.name=none"],
     "median": ["pruner.name=median", "scheduler.name=none"],
     "curve": ["pruner.name=curve", "scheduler.name=none"],
+    # the median rule that never stops a trial before its second epoch
+    "median-w2": ["pruner.name=median", "pruner.warmup_epochs=2", "scheduler.name=none"],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs

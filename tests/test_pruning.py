@@ -391,3 +391,23 @@ def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
         assert cell in rows[t["id"]], (cell, rows[t["id"]])
         if src is None:
             assert f"ep b{0 if t['fidelity']['epochs'] == 1 else 1}" in rows[t["id"]]
+
+
+def test_median_rule_counts_peers_stopped_earlier_so_it_does_not_halve_every_epoch():
+    """Peers stopped at epoch 1 count at epoch 3 with their best accuracy: the median is of
+    every peer, not of the survivors (whose median would stop half of the rest again)."""
+    pruner = MedianPruner(MedianPrunerConfig(min_trials=3), TWO)
+    for i in range(3):  # finished
+        pruner.observe(trial(i, [0.5, 0.7, 0.9, 0.95], latency=1.0))
+    for i in range(3, 7):  # stopped after one epoch
+        pruner.observe(trial(i, [0.1], latency=1.0, status="pruned"))
+    rule = pruner.rule(Fidelity(epochs=4))
+    rule.start({"latency_ms": 1.0})
+    assert not rule.report(1, {"accuracy": 0.3})  # median at epoch 1 of all 7: 0.1
+    assert not rule.report(3, {"accuracy": 0.6})  # all 7 at epoch 3: 0.1 x4, 0.9 x3 -> 0.1
+    survivors = MedianPruner(MedianPrunerConfig(min_trials=3), TWO)
+    for i in range(3):
+        survivors.observe(trial(i, [0.5, 0.7, 0.9, 0.95], latency=1.0))
+    alone = survivors.rule(Fidelity(epochs=4))
+    alone.start({"latency_ms": 1.0})
+    assert alone.report(3, {"accuracy": 0.6})  # below the finished peers' 0.9: stopped
