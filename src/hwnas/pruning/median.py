@@ -1,9 +1,10 @@
 """The median stopping rule (as in Google Vizier and Optuna's MedianPruner), cost-aware.
 
 A trial stops after epoch e when its best accuracy so far is below the median accuracy that
-its peers had at epoch e (a peer stopped earlier counts with its best accuracy by then). Peers are finished trials at the same fidelity whose every cost
-objective lies within a factor (1 + cost_band) of this trial's, so with two objectives a fast,
-less accurate net is measured against fast nets only and the cheap end of the front survives.
+its peers had at epoch e (a peer stopped earlier counts with its best accuracy by then).
+Peers are finished trials at the same fidelity whose every cost objective lies within a
+factor (1 + cost_band) of this trial's, so with two objectives a fast, less accurate net is
+measured against fast nets only and the cheap end of the front survives.
 """
 
 from __future__ import annotations
