@@ -195,8 +195,13 @@ class BayesOpt(Strategy):
         )
         gain = np.round(expected_hvi(z[front], mean, sd, z.max(0), draws), 9)
         i = int(np.argmax(gain))
-        info = {"op": "bo", "ehvi": float(gain[i]), "mean": mean[i].round(9).tolist()}
-        return self._propose(self._arch(pool[i]), {**info, "sd": sd[i].tolist()})
+        info = {
+            "op": "bo",
+            "ehvi": float(gain[i]),
+            "mean": mean[i].round(9).tolist(),
+            "sd": sd[i].tolist(),
+        }
+        return self._propose(self._arch(pool[i]), info)
 
     def _posteriors(self, x: np.ndarray, ys: list[np.ndarray]) -> list[GenePosterior] | None:
         """One GP per column of results, hyperparameters chosen again when due (None: a
