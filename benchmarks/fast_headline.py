@@ -8,7 +8,8 @@ re-measured here in one process, one after the other: latency on the CPU with ON
 (1 thread, batch 1) and on the GPU with eager PyTorch replayed as CUDA graphs (batch 1 and
 256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its
 latency is views x one pass). Says which front members dominate each reference on both
-targets. Front members without a final training are left out unless ``--all``; ``--cpu-only``
+targets. Front members without a final training are left out unless ``--all``; ``--rounds N``
+times every net N times round-robin and reports medians; ``--cpu-only``
 times on the CPU alone (a machine without CUDA). Also where the search's time went
 (training, costs, the rest) from the trials.
 """
@@ -70,6 +71,13 @@ def main() -> None:
     ap.add_argument(
         "--cpu-only", action="store_true", help="time on the CPU only (a machine without CUDA)"
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every net this many times, round-robin; the median is reported (a shared "
+        "CPU can read one net 30 %% slow in one round)",
+    )
     args = ap.parse_args()
     targets = {k: v for k, v in TARGETS.items() if not (args.cpu_only and "h200" in k)}
     study = Study(args.dir)
@@ -85,24 +93,38 @@ def main() -> None:
     for t in sorted(front, key=lambda t: t.metrics.get("latency_ms", 0)):
         nets.append({"name": f"trial {t.id}", "arch": t.arch, "hash": t.arch_hash, "trial": t})
     rows = []
+    timed = []
     for net in nets:
         finals = _finals(trials, net["hash"])
         if not finals and "trial" in net and not args.all:
             continue  # untested: no accuracy to compare, and a 3-objective front is large
-        row: dict[str, Any] = {
-            "net": net["name"],
-            "describe": space.describe(net["arch"]),
-            "val_accuracy_search": net["trial"].metrics.get("accuracy") if "trial" in net else None,
-            "test_accuracy": _acc(finals, "test_accuracy"),
-            "test_accuracy_tta": _acc(finals, "test_accuracy_tta"),
-            "tta_views": finals[0].metrics.get("tta_views") if finals else None,
-        }
-        for key, target in targets.items():  # a fresh CPU model each: a target moves it
-            model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
-            costs = profile_module(model.eval(), shape, target)  # type: ignore[arg-type]
-            row[key] = costs.get("latency_ms")
-            row["params"], row["macs"] = costs["params"], costs["macs"]
-        rows.append(row)
+        rows.append(
+            {
+                "net": net["name"],
+                "describe": space.describe(net["arch"]),
+                "val_accuracy_search": net["trial"].metrics.get("accuracy")
+                if "trial" in net
+                else None,
+                "test_accuracy": _acc(finals, "test_accuracy"),
+                "test_accuracy_tta": _acc(finals, "test_accuracy_tta"),
+                "tta_views": finals[0].metrics.get("tta_views") if finals else None,
+            }
+        )
+        timed.append(net)
+    readings: list[dict[str, list[float]]] = [{k: [] for k in targets} for _ in rows]
+    for _ in range(max(1, args.rounds)):  # round-robin: a slow spell hits every net alike
+        for row, net, got in zip(rows, timed, readings, strict=True):
+            for key, target in targets.items():  # a fresh CPU model each: a target moves it
+                model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
+                costs = profile_module(model.eval(), shape, target)  # type: ignore[arg-type]
+                if costs.get("latency_ms") is not None:
+                    got[key].append(costs["latency_ms"])
+                row["params"], row["macs"] = costs["params"], costs["macs"]
+    for row, got in zip(rows, readings, strict=True):
+        for key, vals in got.items():
+            row[key] = statistics.median(vals) if vals else None
+            if len(vals) > 1:
+                row[key + "_readings"] = [round(v, 4) for v in vals]
         print(json.dumps(row), flush=True)
     refs = {r["net"]: r for r in rows if r["net"] in REFERENCE_NETS}
     verdict = {}
@@ -126,6 +148,7 @@ def main() -> None:
         "dataset": "CIFAR-10 (JPEG)",
         "study": str(args.dir),
         "config_seed": study.config.seed,
+        "timing_rounds": max(1, args.rounds),
         "search_trials": len(search),
         "search_seconds": study.store.get_meta_json("search_seconds"),
         "time_split_seconds": {
