@@ -6,7 +6,7 @@ accuracy vs pixel3_ms): hypervolume regret 1 - HV/HV(true front), reference poin
 worst accuracy and worst latency, and true-front points found. Budgets count distinct
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
-Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--table PATH]
+Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--first-seed 0] [--table PATH]
        [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,bo-parego,evolution-guided,
        evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG] [--noise 0.003]
        [--latency raspi4_ms|eyeriss_ms|fpga_ms]
@@ -82,6 +82,7 @@ def _so_summary(
         out[f"zero_at_{b}"] = sum(r <= 1e-9 for r in regrets[b])
         out[f"median_at_{b}"] = statistics.median(regrets[b])
     out["prefilter_seconds"] = mean_std(prefilter_s)
+    out["per_seed"] = {str(b): [round(r, 4) for r in v] for b, v in regrets.items()}  # to pool runs
     if surrogate_rho:
         out["surrogate_spearman"] = mean_std(surrogate_rho)
     return out
@@ -90,6 +91,9 @@ def _so_summary(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first..first+seeds-1 (split a long run)"
+    )
     ap.add_argument("--strategies", default="evolution,random", help="comma-separated")
     ap.add_argument(
         "--table", default=str(REPO.parent / "shared/benchmarks/nb201_cifar10_hw.csv.gz")
@@ -138,6 +142,7 @@ def main() -> None:
     test_acc = {k: float(r["cifar10_test_acc"]) for k, r in table.rows.items()}
     out: dict = {
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "single_objective_regret": {},
         "two_objective": {},
         "seconds_per_trial": {},
@@ -150,7 +155,7 @@ def main() -> None:
             per_trial: list[float] = []
             prefilter_s: list[float] = []
             surrogate_rho: list[float] = []  # guided: held-out Spearman of its predictions
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if not args.mo_only:
                     trials, spt = run(strat, "{accuracy: max}", seed, 500, args.table, tmp)
                     per_trial.append(spt)
@@ -196,6 +201,7 @@ def main() -> None:
         + ("-mo" if args.mo_only else "")
         + ("" if args.latency == "pixel3_ms" else "-" + args.latency.removesuffix("_ms"))
         + (f"-noise{args.noise:g}" if args.noise else "")
+        + (f"-from{args.first_seed}" if args.first_seed else "")
         + (
             "" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-")
         ),

@@ -48,6 +48,8 @@ VARIANTS = {
     "curve": ["pruner.name=curve", "scheduler.name=none"],
     # the median rule that never stops a trial before its second epoch
     "median-w2": ["pruner.name=median", "pruner.warmup_epochs=2", "scheduler.name=none"],
+    # the rule before peers: cheaper became the default: peers within a cost band
+    "median-similar": ["pruner.name=median", "pruner.peers=similar", "scheduler.name=none"],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs

@@ -33,7 +33,7 @@ def trial(i, acc_curve, latency, epochs=4, status="complete", **info):
 
 
 def test_median_rule_compares_only_with_peers_of_similar_cost():
-    pruner = MedianPruner(MedianPrunerConfig(min_trials=3, cost_band=0.5), TWO)
+    pruner = MedianPruner(MedianPrunerConfig(min_trials=3, peers="similar", cost_band=0.5), TWO)
     for i in range(3):  # slow, accurate nets
         pruner.observe(trial(i, [0.8, 0.9, 0.95, 0.97], latency=10.0))
     for i in range(3, 6):  # fast, less accurate nets
@@ -54,6 +54,31 @@ def test_median_rule_compares_only_with_peers_of_similar_cost():
     rule = warm.rule(fid)
     rule.start({"latency_ms": 10.0})
     assert not rule.report(1, {"accuracy": 0.1}) and rule.report(2, {"accuracy": 0.1})
+
+
+def test_median_rule_with_cheaper_peers_never_stops_the_cheapest_net():
+    """Where every net costs about the same (one band holds them all), `peers: similar` stops
+    the cheap, weak end of the front; `cheaper` compares a trial only with nets that cost no
+    more, the ones it must beat to reach the front."""
+    curves = {0.030: [0.2, 0.3], 0.031: [0.5, 0.6], 0.033: [0.8, 0.9], 0.034: [0.85, 0.9]}
+    rules = {}
+    for mode in ("similar", "cheaper"):
+        pruner = MedianPruner(MedianPrunerConfig(min_trials=2, peers=mode), TWO)
+        for i, (lat, curve) in enumerate(curves.items()):
+            pruner.observe(trial(i, curve, latency=lat, epochs=2))
+        rules[mode] = pruner
+    fid = Fidelity(epochs=2)
+
+    def stops(mode, latency, acc):
+        rule = rules[mode].rule(fid)
+        rule.start({"latency_ms": latency})
+        return rule.report(1, {"accuracy": acc})
+
+    assert stops("similar", 0.0295, 0.25)  # the fastest net, below the band's median: stopped
+    assert not stops("cheaper", 0.0295, 0.25)  # nothing is cheaper: it is the front's end
+    assert not stops("cheaper", 0.0312, 0.45)  # cheaper peers 0.2 and 0.5: median 0.35
+    assert stops("cheaper", 0.035, 0.6)  # all four are cheaper, median 0.65: dominated
+    assert not stops("cheaper", 0.035, 0.7)
 
 
 def test_a_stop_rule_that_could_cut_the_front_is_refused():

@@ -41,9 +41,9 @@ class NoPrunerConfig(KindConfig):
 @pruners.register("median", factory="hwnas.pruning.median:MedianPruner")
 class MedianPrunerConfig(KindConfig):
     """The median stopping rule: stop a trial whose best accuracy so far is below the median of
-    its peers' at the same epoch. With several objectives its peers are only the finished
-    trials of similar cost (every cost objective within `cost_band`), so a fast net is never
-    stopped for being less accurate than slow ones: the cheap end of the front is kept."""
+    its peers' at the same epoch. With cost objectives its peers are only the finished trials
+    that cost no more (`peers: cheaper`) or about the same (`peers: similar`), so a fast net is
+    never stopped for being less accurate than slow ones: the cheap end of the front is kept."""
 
     name: Literal["median"] = "median"
 
@@ -55,11 +55,17 @@ class MedianPrunerConfig(KindConfig):
     min_trials: int = Field(
         5, ge=1, description="Peers needed (finished trials that reached the epoch) to stop one."
     )
+    peers: Literal["cheaper", "similar"] = Field(
+        "cheaper",
+        description="With cost objectives: `cheaper` compares a trial with the finished trials "
+        "that cost at most as much on every cost (the nets it must beat to reach the front); "
+        "`similar` with those within `cost_band`.",
+    )
     cost_band: float = Field(
         0.5,
         gt=0,
-        description="Peers' cost objectives lie within a factor (1 + cost_band) of the trial's "
-        "(costs are known before training).",
+        description="`peers: similar`: peers' cost objectives lie within a factor "
+        "(1 + cost_band) of the trial's (costs are known before training).",
     )
 
 
