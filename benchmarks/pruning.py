@@ -54,13 +54,6 @@ VARIANTS = {
     "median-m3": ["pruner.name=median", "pruner.min_trials=3", "scheduler.name=none"],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
-    # ranked among the rung-mates that cost no more (the nets a trial must beat)
-    "halving-cheaper": [
-        "pruner.name=none",
-        "scheduler.name=halving",
-        "scheduler.warm_start=false",
-        "scheduler.peers=cheaper",
-    ],
     # promotions go on from the rung's weights and train only the extra epochs
     "halving-warm": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=true"],
     # brackets starting at 1, 3 and 6 epochs (rungs 1, 3, 6; eta 3), archs dealt 9:5:3

@@ -108,34 +108,6 @@ def test_halving_rungs_and_promotions_within_the_cost_band():
     assert promo is not None and promo.trial_id == 3  # best of its own cost band
 
 
-def test_halving_with_cheaper_peers_promotes_the_front_of_a_rung():
-    """`peers: cheaper` ranks a trial among the rung-mates that cost no more: the cheapest net
-    goes up however weak, a slow net only if few cheaper nets beat it."""
-    cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False, peers="cheaper")
-    s = AsyncHalving(cfg, TWO, default_epochs=18)
-    rung0 = [(0.9, 5.0), (0.2, 0.5), (0.6, 3.0), (0.5, 4.0), (0.55, 6.0)]
-    for i, (acc, lat) in enumerate(rung0):
-        s.observe(trial(i, [acc], latency=lat, epochs=2))
-    promoted = []
-    while (promo := s.promotion()) is not None:
-        promoted.append(promo.trial_id)
-        s.launched(
-            SimpleNamespace(
-                id=10 + len(promoted),
-                info={"promoted_from": promo.trial_id, "rung": 1},
-                fidelity={"epochs": 6},
-            )
-        )
-    # 0: best of all; 1: the cheapest; 2: only 1 is cheaper, and weaker; 3 (0.5 at 4.0) is
-    # beaten by 2 of its 3 cheaper-or-equal mates (quota 1); 4 by 2 of 5 (quota 1)
-    assert sorted(promoted) == [0, 1, 2]
-    similar = AsyncHalving(HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False), TWO, 18)
-    for i, (acc, lat) in enumerate(rung0):
-        similar.observe(trial(i, [acc], latency=lat, epochs=2))
-    promo = similar.promotion()
-    assert promo is not None and promo.trial_id == 0
-
-
 def test_halving_warm_start_promotes_to_the_extra_epochs_and_resumes():
     """A warm promotion trains only rung[k+1] - rung[k] epochs from the rung's weights; the
     stored trial (fidelity = the extra epochs, info = rung and total) counts in its rung, also

@@ -21,17 +21,6 @@ from hwnas.pruning.base import check_objectives
 WARM_START_DEFAULT = False
 
 
-def _rung_peers() -> Any:
-    """The schedulers' `peers` field: which rung-mates a trial is ranked among."""
-    return Field(
-        "similar",
-        description="With cost objectives: `similar` ranks a trial among rung-mates within "
-        "`cost_band`; `cheaper` among the rung-mates that cost at most as much on every cost "
-        "(the nets it must beat to reach the front), promoting it when fewer than 1/`eta` of "
-        "them beat it (at least the best of them: the rung's cheapest net always goes up).",
-    )
-
-
 def _rung_mates() -> Any:
     """The schedulers' `cost_band` field (several objectives: who a trial is ranked among)."""
     return Field(
@@ -141,7 +130,6 @@ class HalvingSchedulerConfig(KindConfig):
         None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."
     )
     eta: int = Field(3, ge=2, description="Reduction factor between rungs.")
-    peers: Literal["similar", "cheaper"] = _rung_peers()
     cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,
@@ -197,7 +185,6 @@ class HyperbandSchedulerConfig(KindConfig):
         description="Brackets, from the most aggressive (starts at the lowest rung); "
         "default: one per rung (the last trains every arch it gets at full fidelity).",
     )
-    peers: Literal["similar", "cheaper"] = _rung_peers()
     cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,

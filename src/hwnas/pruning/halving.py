@@ -34,7 +34,7 @@ from typing import Any
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
-from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, no_costlier, similar_cost
+from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
 
 
 def ladder(low: float, top: float, eta: int) -> list[float]:
@@ -63,7 +63,6 @@ class AsyncHalving(Scheduler):
     def __init__(self, cfg: Any, objectives: Objectives, default_epochs: int | None) -> None:
         self.rungs = self._rungs(cfg, default_epochs)
         self.eta, self.band = cfg.eta, cfg.cost_band
-        self.cheaper = getattr(cfg, "peers", "similar") == "cheaper"
         self.warm_start = bool(getattr(cfg, "warm_start", False))
         self.cost_keys = cost_objectives(objectives)
         self.brackets = self._brackets(cfg)
@@ -159,26 +158,17 @@ class AsyncHalving(Scheduler):
         for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
             if t.id in self.promoted:
                 continue
-            better, quota = self._rank(t, done)
-            if better < quota:
+            mates = [
+                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
+            ]
+            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
+            if better < len(mates) // self.eta:
                 top = self.rungs[k + 1]
                 if self.warm_start:  # from the weights of rung k: only the extra epochs
                     extra = Fidelity(epochs=top - self.rungs[k])
                     return Promotion(t.id, t.arch, extra, k + 1, True, top)
                 return Promotion(t.id, t.arch, self._fidelity(k + 1), k + 1, False, top)
         return None
-
-    def _rank(self, t: Any, done: list[Any]) -> tuple[int, int]:
-        """How many of ``t``'s rung-mates beat it, and how few it takes to be promoted."""
-        if self.cheaper:  # the nets t must beat to reach the front; t itself is one of them
-            mates = [m for m in done if no_costlier(t.metrics, m.metrics, self.cost_keys)]
-            quota = max(1, len(mates) // self.eta)
-        else:
-            mates = [
-                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
-            ]
-            quota = len(mates) // self.eta
-        return sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates), quota
 
 
 class AsyncHyperband(AsyncHalving):

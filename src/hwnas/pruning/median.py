@@ -42,7 +42,9 @@ class MedianRule(StopRule):
 
     def start(self, metrics: Mapping[str, Any]) -> None:
         if self.cheaper:
-            self._mine = [p for p in self.peers if no_costlier(metrics, p.costs, self.cost_keys)]
+            self._mine = [
+                p for p in self.peers if no_costlier(metrics, p.costs, self.cost_keys, 0.0)
+            ]
         else:
             self._mine = [
                 p
