@@ -52,6 +52,7 @@ VARIANTS = {
     "median-similar": ["pruner.name=median", "pruner.peers=similar", "scheduler.name=none"],
     # cheaper peers, 3 of them enough to stop a trial (more stops among the cheap nets)
     "median-m3": ["pruner.name=median", "pruner.min_trials=3", "scheduler.name=none"],
+    "median-m2": ["pruner.name=median", "pruner.min_trials=2", "scheduler.name=none"],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs
