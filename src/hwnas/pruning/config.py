@@ -53,7 +53,7 @@ class MedianPrunerConfig(KindConfig):
 
     warmup_epochs: int = Field(1, ge=0, description="Never stop a trial before this epoch.")
     min_trials: int = Field(
-        5, ge=1, description="Peers needed (finished trials that reached the epoch) to stop one."
+        5, ge=1, description="Peers needed (finished trials at the same fidelity) to stop one."
     )
     peers: Literal["cheaper", "similar"] = Field(
         "cheaper",
