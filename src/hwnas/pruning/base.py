@@ -122,14 +122,14 @@ def similar_cost(a: Mapping[str, Any], b: Mapping[str, Any], keys: list[str], ba
     return True
 
 
-def no_costlier(a: Mapping[str, Any], b: Mapping[str, Any], keys: list[str], band: float) -> bool:
-    """Every cost in ``keys`` of ``b`` is at most ``a``'s times (1 + band): ``b`` is a net that
-    ``a`` must beat to have a place on the front (it is as cheap or cheaper on every cost)."""
+def no_costlier(a: Mapping[str, Any], b: Mapping[str, Any], keys: list[str]) -> bool:
+    """Every cost in ``keys`` of ``b`` is at most ``a``'s: ``b`` is a net that ``a`` must beat
+    to have a place on the front."""
     for k in keys:
         x, y = a.get(k), b.get(k)
         if not isinstance(x, int | float) or not isinstance(y, int | float):
             return False
-        if abs(float(y)) > abs(float(x)) * (1 + band) + 1e-12:
+        if abs(float(y)) > abs(float(x)) + 1e-12:
             return False
     return True
 

@@ -42,9 +42,7 @@ class MedianRule(StopRule):
 
     def start(self, metrics: Mapping[str, Any]) -> None:
         if self.cheaper:
-            self._mine = [
-                p for p in self.peers if no_costlier(metrics, p.costs, self.cost_keys, 0.0)
-            ]
+            self._mine = [p for p in self.peers if no_costlier(metrics, p.costs, self.cost_keys)]
         else:
             self._mine = [
                 p
