@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
@@ -34,24 +35,17 @@ from hwnas.space import make_space  # noqa: E402
 from hwnas.space.fastcnn import REFERENCE_NETS  # noqa: E402
 
 
-def _ranks(xs: list[float]) -> list[float]:
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    ranks = [0.0] * len(xs)
-    i = 0
-    while i < len(order):  # ties share their mean rank
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
 def spearman(a: list[float], b: list[float]) -> float | None:
-    if len(a) < 3:
-        return None
-    return statistics.correlation(_ranks(a), _ranks(b))
+    return float(spearmanr(a, b).statistic) if len(a) >= 3 else None
+
+
+def above_references(rows: list[dict[str, Any]], key: str) -> dict[str, list[str]]:
+    """Per reference net among ``rows``: the other nets whose ``key`` is at least its."""
+    refs = {r["net"]: r[key] for r in rows if r["net"] in REFERENCE_NETS}
+    return {
+        ref: [r["net"] for r in rows if r["net"] not in REFERENCE_NETS and r[key] >= mark]
+        for ref, mark in refs.items()
+    }
 
 
 def main() -> None:
@@ -101,31 +95,10 @@ def main() -> None:
     per_fidelity: dict[str, Any] = {}
     final = [r["final_test_mean"] for r in rows]
     for e in fidelities:
-        vals = [r[f"val_e{e}"] for r in rows]
-        above = {
-            ref: [
-                r["net"]
-                for r in rows
-                if r["net"] not in REFERENCE_NETS
-                and r[f"val_e{e}"] >= next(x for x in rows if x["net"] == ref)[f"val_e{e}"]
-            ]
-            for ref in REFERENCE_NETS
-            if any(x["net"] == ref for x in rows)
-        }
         per_fidelity[f"e{e}"] = {
-            "spearman_vs_final_test": spearman(vals, final),
-            "ranked_above": above,
+            "spearman_vs_final_test": spearman([r[f"val_e{e}"] for r in rows], final),
+            "ranked_above": above_references(rows, f"val_e{e}"),
         }
-    truly_above = {
-        ref: [
-            r["net"]
-            for r in rows
-            if r["net"] not in REFERENCE_NETS
-            and r["final_test_mean"] >= next(x for x in rows if x["net"] == ref)["final_test_mean"]
-        ]
-        for ref in REFERENCE_NETS
-        if any(x["net"] == ref for x in rows)
-    }
     study.close()
     save(
         "fidelity_rank" + (f"-{args.tag}" if args.tag else ""),
@@ -136,7 +109,7 @@ def main() -> None:
             "fidelities": fidelities,
             "nets": rows,
             "per_fidelity": per_fidelity,
-            "above_each_reference_by_final_test": truly_above,
+            "above_each_reference_by_final_test": above_references(rows, "final_test_mean"),
         },
     )
 
