@@ -53,6 +53,14 @@ VARIANTS = {
     # cheaper peers, 3 of them enough to stop a trial (more stops among the cheap nets)
     "median-m3": ["pruner.name=median", "pruner.min_trials=3", "scheduler.name=none"],
     "median-m2": ["pruner.name=median", "pruner.min_trials=2", "scheduler.name=none"],
+    # cheaper peers; a trial goes on only while in the top quarter of them (Optuna's percentile)
+    "median-p25": ["pruner.name=median", "pruner.percentile=25", "scheduler.name=none"],
+    "median-m3-p25": [
+        "pruner.name=median",
+        "pruner.min_trials=3",
+        "pruner.percentile=25",
+        "scheduler.name=none",
+    ],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
     # promotions go on from the rung's weights and train only the extra epochs
@@ -65,6 +73,20 @@ VARIANTS = {
         "scheduler.name=hyperband",
         "scheduler.warm_start=false",
         "strategy.name=bo",
+    ],
+    # warm promotions of the top quarter (rungs 2 and 6: fewer promotions than eta 3)
+    "halving-warm-eta4": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.eta=4",
+    ],
+    # warm promotions over rungs 1, 3 and 6
+    "halving-warm-m1": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.min_epochs=1",
     ],
     "halving-warm-eta2": [
         "pruner.name=none",

@@ -425,6 +425,27 @@ def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
             assert f"ep b{0 if t['fidelity']['epochs'] == 1 else 1}" in rows[t["id"]]
 
 
+def test_percentile_keeps_only_the_top_share_of_peers_and_50_is_the_median():
+    """`percentile: 25` stops a trial that a quarter of its cheaper peers beat at that epoch;
+    the default 50 is the median rule (a trial above the median goes on)."""
+    peers = [[a, a] for a in (0.2, 0.4, 0.6, 0.8, 1.0)]  # epoch-1 accuracies, all cheaper
+
+    def stops(percentile, acc):
+        pruner = MedianPruner(MedianPrunerConfig(min_trials=5, percentile=percentile), TWO)
+        for i, curve in enumerate(peers):
+            pruner.observe(trial(i, curve, latency=1.0, epochs=2))
+        rule = pruner.rule(Fidelity(epochs=2))
+        rule.start({"latency_ms": 2.0})
+        return rule.report(1, {"accuracy": acc})
+
+    assert MedianPrunerConfig().percentile == 50
+    assert stops(50, 0.59) and not stops(50, 0.61)  # median 0.6
+    assert stops(25, 0.79) and not stops(25, 0.81)  # 75th percentile 0.8
+    assert not stops(100, 0.21)  # keep everyone above the worst peer
+    with pytest.raises(ValueError):
+        MedianPrunerConfig(percentile=0)
+
+
 def test_median_rule_counts_peers_stopped_earlier_so_it_does_not_halve_every_epoch():
     """Peers stopped at epoch 1 count at epoch 3 with their best accuracy: the median is of
     every peer, not of the survivors (whose median would stop half of the rest again)."""

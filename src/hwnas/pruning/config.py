@@ -55,6 +55,14 @@ class MedianPrunerConfig(KindConfig):
     min_trials: int = Field(
         5, ge=1, description="Peers needed (finished trials at the same fidelity) to stop one."
     )
+    percentile: float = Field(
+        50.0,
+        gt=0,
+        le=100,
+        description="A trial goes on only while its best accuracy is in the top `percentile` % "
+        "of its peers' at the same epoch (as Optuna's PercentilePruner): 50 is the median rule, "
+        "25 stops every trial that a quarter of its peers beat.",
+    )
     peers: Literal["cheaper", "similar"] = Field(
         "cheaper",
         description="With cost objectives: `cheaper` compares a trial with the finished trials "

@@ -9,14 +9,18 @@ it, and the cheapest net of a study is never stopped. ``peers: similar`` takes t
 whose every cost lies within a factor (1 + cost_band) of this trial's instead; where every
 net costs about the same (the digits nets all time at ~0.03 ms on a fast CPU) that band holds
 every trial and the cheap end of the front is stopped for being less accurate than the rest.
+
+``percentile`` generalises the median as Optuna's PercentilePruner does: a trial goes on only
+while it is in the top ``percentile`` % of its peers at that epoch (50: the median rule).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
@@ -37,6 +41,7 @@ class MedianRule(StopRule):
     warmup_epochs: int
     min_trials: int
     cheaper: bool = True
+    percentile: float = 50.0
     _mine: list[Peer] = field(default_factory=list)
     _best: float = float("-inf")
 
@@ -66,7 +71,8 @@ class MedianRule(StopRule):
         ]
         if len(at) < self.min_trials:
             return False
-        return self._best < statistics.median(at)
+        # the peers' accuracy that `percentile` % of them reach (50: their median)
+        return self._best < float(np.percentile(at, 100.0 - self.percentile))
 
 
 class PeerPruner(Pruner):
@@ -103,6 +109,7 @@ class MedianPruner(PeerPruner):
             c.warmup_epochs,
             c.min_trials,
             c.peers == "cheaper",
+            c.percentile,
         )
 
 
