@@ -258,53 +258,6 @@ def test_ehvi_beats_random_search_on_the_nb201_pixel3_front():
 
 
 @needs_table
-def test_ehvi_weighs_candidates_by_the_latency_the_target_knows_before_training():
-    """With cost sources that answer without training (a table here), EHVI takes each
-    candidate's latency from them, exact (sd 0) and on the told archs' normal-score scale,
-    and models only accuracy; `known_costs: false` (or no such source) goes back to the GP."""
-    table, space = _front_table(), CellSpace()
-    obj = [("accuracy", "max"), ("latency_ms", "min")]
-
-    def known(arch):
-        return {"latency_ms": table[space.key(arch)][1]}
-
-    def run(use_known: bool, hook: bool):
-        s = BayesOpt(space, obj, 2, init=10, known_costs=use_known)
-        s.known_costs = known if hook else None
-        _two_objective_run(s, table, 20)
-        return s, s.ask()
-
-    exact, p = run(True, True)
-    assert p.info["op"] == "bo" and p.info["sd"][1] == 0.0 and p.info["sd"][0] > 0
-    # a told latency maps to its told score: ranks among the told archs, as the GP's targets
-    told = np.array([v["vector"][1] for v in exact.observed.values()])
-    codes = [v["codes"] for v in exact.observed.values()]
-    scores = exact._known_scores(codes, np.column_stack([told, told]))[1]
-    from scipy.stats import norm, rankdata
-
-    assert np.allclose(scores, norm.ppf(rankdata(told) / (len(told) + 1)))
-    for use_known, hook in ((False, True), (True, False)):
-        _, q = run(use_known, hook)
-        assert q.info["sd"][1] > 0
-
-
-@needs_table
-def test_a_tabular_search_hands_bo_the_targets_latency(tmp_path):
-    """From the command line the search loop gives the strategy the table's latency: every
-    EHVI proposal of a tabular run has an exact latency (sd 0)."""
-    out = tmp_path / "s"
-    res = run_cli(
-        "search", "--config", "configs/nb201_pixel3.yaml", "--out", str(out), "--budget", "14",
-        "-q", "--set", f"estimator.path={TABLE}", "--set", "strategy=bo",
-        "--set", "strategy.init=10",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    trials = json.loads(run_cli("show", str(out), "--json").stdout)
-    bo = [t for t in trials if t["info"].get("op") == "bo"]
-    assert len(bo) >= 3 and all(t["info"]["sd"][1] == 0.0 for t in bo)
-
-
-@needs_table
 def test_ehvi_measures_the_front_in_ranks_so_a_monotone_rescale_changes_nothing():
     """Each objective's GP and the hypervolume gain work on normal scores: latency told in
     ms or as a steep monotone function of it, EHVI proposes the same archs."""

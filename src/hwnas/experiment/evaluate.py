@@ -109,8 +109,6 @@ class Evaluator:
         )
         if self.needs_model and (input_shape is None or num_classes is None):
             raise ValueError("a dataset is needed to build models")
-        # sources a strategy may ask about untried archs (tables, predictors on the encoding)
-        self._cheap = [s for s in sources if s.model.cheap and not s.model.needs_model]
         # host load: whether a trial trains here, and whether a source times a built model
         self._trains = estimator.needs_model
         self._times = any(s.model.needs_model for s in sources)
@@ -300,24 +298,6 @@ class Evaluator:
         cand = self.candidate(arch, model)
         for source in self.sources:
             self._costs(source, cand, metrics)
-        return metrics
-
-    @property
-    def previews(self) -> bool:
-        """Whether :meth:`preview` knows any cost."""
-        return bool(self._cheap)
-
-    def preview(self, arch: Arch) -> dict[str, Any]:
-        """The costs of ``arch`` that cheap sources know without building or training it
-        (empty where none knows it); nothing is measured, so a strategy may ask about every
-        candidate it weighs."""
-        metrics: dict[str, Any] = {}
-        cand = self.candidate(arch, None)
-        for source in self._cheap:
-            try:
-                metrics.update(source.costs(cand))
-            except (KeyError, ValueError):
-                return {}
         return metrics
 
     def test(self, arch: Arch, seed: int, weights_path: Path) -> dict[str, float]:

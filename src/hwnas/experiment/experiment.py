@@ -245,8 +245,6 @@ class Experiment:
         evaluator.estimator.check(evaluator.space, evaluator.input_shape, evaluator.num_classes)
         space = evaluator.estimator.search_space(evaluator.space)
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
-        if evaluator.previews:
-            strategy.known_costs = evaluator.preview
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(

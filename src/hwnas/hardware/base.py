@@ -43,10 +43,6 @@ class CostModel(ABC):
     needs_model: ClassVar[bool] = True
     #: measures on this machine: readings taken while other trials train here may be inflated
     local: ClassVar[bool] = False
-    #: answers from the arch alone, deterministically and in microseconds (a table, a
-    #: predictor on the encoding): a strategy may ask it about archs it has not evaluated
-    #: (what ``bo`` does to know a candidate's latency exactly before choosing it)
-    cheap: ClassVar[bool] = False
     #: a reading that breaks a constraint is taken again (noise only ever adds time)
     retry_on_violation: ClassVar[bool] = False
 

@@ -767,7 +767,6 @@ class PredictorCostModel(CostModel):
     """``target: {name: predictor, path: FILE}``: the predictor's latency for each candidate."""
 
     needs_model = False
-    cheap = True
 
     def __init__(self, cfg: PredictorTarget) -> None:
         self.cfg = cfg

@@ -84,7 +84,6 @@ class TableCostModel(CostModel):
     """The ``tabular`` target: deployment costs looked up by the arch's table key."""
 
     needs_model = False
-    cheap = True
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

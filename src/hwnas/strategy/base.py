@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,9 +97,6 @@ class Strategy(ABC):
         self.space = space
         self.objectives = list(objectives)
         self.rng = random.Random(seed)
-        #: the costs of an untried arch where the run's cost sources know them without
-        #: training (a table, a predictor): set by the search loop, None where none does
-        self.known_costs: Callable[[Arch], dict[str, Any]] | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:

@@ -108,7 +108,6 @@ class BayesOpt(Strategy):
         local_share: float = 0.8,
         exploit: float = 0.25,
         acquisition: str = "auto",
-        known_costs: bool = True,
     ) -> None:
         super().__init__(space, objectives, seed)
         if acquisition == "ehvi" and len(objectives) != 2:
@@ -120,8 +119,6 @@ class BayesOpt(Strategy):
         self.genes: dict[str, list[Any]] = space.parameters()  # type: ignore[attr-defined]
         self.init, self.n_candidates = init, candidates
         self.n_parents, self.local_share, self.exploit = parents, local_share, exploit
-        self.use_known = known_costs
-        self._known: dict[str, dict[str, Any]] = {}  # candidate key -> its known costs
         # one per distinct arch told: its gene codes and minimisation vector (None: failed,
         # pruned or infeasible)
         self.observed: dict[str, dict[str, Any]] = {}
@@ -193,8 +190,6 @@ class BayesOpt(Strategy):
         preds = [gp.predict(np.array(pool)) for gp in gps]
         mean = np.column_stack([m for m, _ in preds])
         sd = np.column_stack([s for _, s in preds])
-        for j, exact in self._known_scores(pool, vectors).items():
-            mean[:, j], sd[:, j] = exact, 0.0  # a cost the target knows: no guess needed
         draws = np.random.default_rng(self.rng.getrandbits(32)).standard_normal(
             (EHVI_DRAWS, len(pool), 2)
         )
@@ -207,32 +202,6 @@ class BayesOpt(Strategy):
             "sd": sd[i].tolist(),
         }
         return self._propose(self._arch(pool[i]), info)
-
-    def _known_scores(self, pool: list[list[int]], vectors: np.ndarray) -> dict[int, np.ndarray]:
-        """Per objective that the run's cheap cost sources know for every candidate (a
-        table's or a predictor's latency): the candidates' values as normal scores on the
-        told archs' scale, to replace the model's prediction. Empty without such sources."""
-        if not self.use_known or self.known_costs is None:
-            return {}
-        from scipy.stats import norm
-
-        rows = []
-        for codes in pool:
-            key = self._key(codes)
-            if key not in self._known:
-                self._known[key] = self.known_costs(self._arch(codes))
-            rows.append(self._known[key])
-        out = {}
-        for j, objective in enumerate(self.objectives):
-            values = [as_minimisation(r, [objective]) for r in rows]
-            if any(v is None for v in values):
-                continue
-            raw = np.array([v[0] for v in values if v is not None])
-            told = np.sort(vectors[:, j])
-            # a value's rank among the told (ties halfway), as _normal_scores ranks them
-            rank = (np.searchsorted(told, raw, "left") + np.searchsorted(told, raw, "right")) / 2
-            out[j] = np.asarray(norm.ppf((rank + 0.5) / (len(told) + 1)), dtype=float)
-        return out
 
     def _posteriors(self, x: np.ndarray, ys: list[np.ndarray]) -> list[GenePosterior] | None:
         """One GP per column of results, hyperparameters chosen again when due (None: a

@@ -146,12 +146,6 @@ class BoStrategyConfig(KindConfig):
         le=1.0,
         description="Share of the candidates that are mutations; the rest are uniform samples.",
     )
-    known_costs: bool = Field(
-        True,
-        description="EHVI: where the run's cost sources know a cost without training (a "
-        "`tabular` target, a latency `predictor`), weigh each candidate by its exact cost "
-        "instead of the model's guess. Such a lookup costs no budget: only trained archs count.",
-    )
     acquisition: Literal["auto", "ehvi", "parego"] = Field(
         "auto",
         description="Several objectives: `ehvi` (expected hypervolume improvement, two "
