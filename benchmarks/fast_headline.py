@@ -79,6 +79,8 @@ def main() -> None:
         "CPU can read one net 30 %% slow in one round)",
     )
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds: must be at least 1, not {args.rounds}")
     targets = {k: v for k, v in TARGETS.items() if not (args.cpu_only and "h200" in k)}
     study = Study(args.dir)
     trials = study.trials()
@@ -112,7 +114,7 @@ def main() -> None:
         )
         timed.append(net)
     readings: list[dict[str, list[float]]] = [{k: [] for k in targets} for _ in rows]
-    for _ in range(max(1, args.rounds)):  # round-robin: a slow spell hits every net alike
+    for _ in range(args.rounds):  # round-robin: a slow spell hits every net alike
         for row, net, got in zip(rows, timed, readings, strict=True):
             for key, target in targets.items():  # a fresh CPU model each: a target moves it
                 model = space.build(net["arch"], shape, classes)  # type: ignore[arg-type]
@@ -148,7 +150,7 @@ def main() -> None:
         "dataset": "CIFAR-10 (JPEG)",
         "study": str(args.dir),
         "config_seed": study.config.seed,
-        "timing_rounds": max(1, args.rounds),
+        "timing_rounds": args.rounds,
         "search_trials": len(search),
         "search_seconds": study.store.get_meta_json("search_seconds"),
         "time_split_seconds": {
