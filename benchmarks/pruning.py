@@ -63,6 +63,19 @@ VARIANTS = {
     ],
     # promotions from scratch (as measured on 2026-12-03, before warm starts existed)
     "halving": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=false"],
+    # the rule before promote: front became the default: top 1/eta among similar-cost mates
+    "halving-similar": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=false",
+        "scheduler.promote=similar",
+    ],
+    "halving-warm-similar": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.promote=similar",
+    ],
     # promotions go on from the rung's weights and train only the extra epochs
     "halving-warm": ["pruner.name=none", "scheduler.name=halving", "scheduler.warm_start=true"],
     # brackets starting at 1, 3 and 6 epochs (rungs 1, 3, 6; eta 3), archs dealt 9:5:3

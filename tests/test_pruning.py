@@ -90,7 +90,7 @@ def test_a_stop_rule_that_could_cut_the_front_is_refused():
 
 
 def test_halving_rungs_and_promotions_within_the_cost_band():
-    cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False)
+    cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False, promote="similar")
     s = AsyncHalving(cfg, TWO, default_epochs=18)
     assert s.rungs == [2, 6, 18]
     assert s.fidelity(None) == Fidelity(epochs=2)
@@ -106,6 +106,36 @@ def test_halving_rungs_and_promotions_within_the_cost_band():
     s.observe(trial(5, [0.15], latency=0.5, epochs=2))
     promo = s.promotion()
     assert promo is not None and promo.trial_id == 3  # best of its own cost band
+
+
+def test_halving_promotes_the_rungs_front_first_so_its_fast_end_goes_on():
+    """`promote: front` (the default) takes the top 1/eta of a rung in NSGA-II's order: where
+    one cost band holds every net (digits on a fast CPU), `similar` promotes only the most
+    accurate, and the fastest net of the rung's front never reaches full fidelity."""
+    rung = [(0.9, 0.034), (0.85, 0.033), (0.8, 0.032), (0.3, 0.030), (0.5, 0.031), (0.2, 0.0335)]
+
+    def promoted(promote: str) -> list[int]:
+        cfg = HalvingSchedulerConfig(min_epochs=2, eta=3, warm_start=False, promote=promote)
+        s = AsyncHalving(cfg, TWO, default_epochs=6)
+        for i, (acc, ms) in enumerate(rung):
+            s.observe(trial(i, [acc], latency=ms, epochs=2))
+        out = []
+        while (p := s.promotion()) is not None:
+            out.append(p.trial_id)
+            s.launched(
+                SimpleNamespace(
+                    id=100 + p.trial_id, info={"promoted_from": p.trial_id, "rung": 1}, fidelity={}
+                )
+            )
+        return out
+
+    assert HalvingSchedulerConfig().promote == "front"
+    assert promoted("front") == [0, 3]  # the front's two ends (6 // 3 = 2 promotions)
+    assert promoted("similar") == [0, 1]  # the two most accurate
+    one = AsyncHalving(HalvingSchedulerConfig(min_epochs=2, eta=3), [("accuracy", "max")], 6)
+    for i, (acc, _) in enumerate(rung):
+        one.observe(trial(i, [acc], latency=1.0, epochs=2))
+    assert one.promotion().trial_id == 0  # one objective: by accuracy, as ever
 
 
 def test_halving_warm_start_promotes_to_the_extra_epochs_and_resumes():

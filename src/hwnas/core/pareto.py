@@ -89,6 +89,18 @@ def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
     return dist
 
 
+def nsga2_keys(points: Sequence[Sequence[float]]) -> list[tuple[int, float]]:
+    """NSGA-II's order of minimisation vectors as one sort key per point: its non-dominated
+    rank, then minus its crowding distance within that rank (lower sorts first)."""
+    ranks = non_dominated_ranks(points)
+    crowd = [0.0] * len(points)
+    for r in set(ranks):
+        idx = [i for i, x in enumerate(ranks) if x == r]
+        for i, d in zip(idx, crowding_distances([points[i] for i in idx]), strict=True):
+            crowd[i] = d
+    return [(r, -d) for r, d in zip(ranks, crowd, strict=True)]
+
+
 def pareto_indices(metrics: Sequence[Mapping[str, Any]], objectives: Objectives) -> list[int]:
     """Indices of the non-dominated entries; of equal objective vectors only the cheapest."""
     best_by_vector: dict[tuple[float, ...], int] = {}

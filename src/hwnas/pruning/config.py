@@ -21,13 +21,24 @@ from hwnas.pruning.base import check_objectives
 WARM_START_DEFAULT = False
 
 
+def _promote() -> Any:
+    """The schedulers' `promote` field (several objectives: which trials of a rung go on)."""
+    return Field(
+        "front",
+        description="With several objectives: `front` promotes the top 1/eta of a rung in "
+        "NSGA-II's order (non-dominated rank on accuracy and costs, then crowding distance), "
+        "as MO-ASHA does, so the rung's own front goes on first; `similar` the trials in the "
+        "top 1/eta of their rung-mates of similar cost (`cost_band`).",
+    )
+
+
 def _rung_mates() -> Any:
     """The schedulers' `cost_band` field (several objectives: who a trial is ranked among)."""
     return Field(
         0.5,
         gt=0,
-        description="With several objectives, rung-mates count only if every cost objective "
-        "lies within a factor (1 + cost_band) of the trial's.",
+        description="`promote: similar`: rung-mates count only if every cost objective lies "
+        "within a factor (1 + cost_band) of the trial's.",
     )
 
 
@@ -124,8 +135,9 @@ class HalvingSchedulerConfig(KindConfig):
     """Asynchronous successive halving (ASHA, Li et al. 2020): new archs train `min_epochs`;
     a finished trial in the top 1/`eta` of its rung is promoted, as a new trial of the same
     arch, to `eta` times the epochs, up to `max_epochs`. Promotions are decided as results
-    arrive, so no worker waits for a rung to fill. With several objectives a trial is compared
-    only with rung-mates of similar cost, as the median pruner does. With `warm_start` a
+    arrive, so no worker waits for a rung to fill. With several objectives the rung is ordered
+    as NSGA-II orders a population (MO-ASHA), so its own front, fast end included, goes on
+    first. With `warm_start` a
     promoted trial goes on from its rung's trained weights and trains only the extra epochs."""
 
     name: Literal["halving"] = "halving"
@@ -138,6 +150,7 @@ class HalvingSchedulerConfig(KindConfig):
         None, ge=1, description="Epochs at the top rung; default: the estimator's `epochs`."
     )
     eta: int = Field(3, ge=2, description="Reduction factor between rungs.")
+    promote: Literal["front", "similar"] = _promote()
     cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,
@@ -193,6 +206,7 @@ class HyperbandSchedulerConfig(KindConfig):
         description="Brackets, from the most aggressive (starts at the lowest rung); "
         "default: one per rung (the last trains every arch it gets at full fidelity).",
     )
+    promote: Literal["front", "similar"] = _promote()
     cost_band: float = _rung_mates()
     warm_start: bool = Field(
         WARM_START_DEFAULT,

@@ -6,8 +6,11 @@ data, ``min_fraction * eta**k`` of the training split up to all of it). A new ar
 rung 0. Whenever a worker is free, the highest rung with a trial in the top ``1/eta`` of its
 rung (that has not been promoted yet) promotes it: the same arch is evaluated again, as a new
 trial, at the next rung's fidelity. Nothing waits for a rung to fill. With several objectives
-a trial is ranked only among rung-mates of similar cost (costs are known before training), so
-the fast end of the front is promoted too. All state is rebuilt from the stored trials.
+the rung is ordered as NSGA-II orders a population (``promote: front``, as MO-ASHA, Schmucker
+et al. 2021): by non-dominated rank on accuracy and the costs (known before training), then by
+crowding distance, so the rung's own front -- its fast end included -- is promoted first;
+``promote: similar`` ranks a trial by accuracy among rung-mates of similar cost instead. All
+state is rebuilt from the stored trials.
 
 Hyperband (Li et al. 2018) hedges halving's bet that early rankings hold: bracket ``b``
 starts its archs at rung ``b`` (bracket 0 is ASHA itself, the last bracket trains every arch
@@ -33,7 +36,7 @@ import math
 from typing import Any
 
 from hwnas.core.fidelity import Fidelity
-from hwnas.core.pareto import Objectives
+from hwnas.core.pareto import Objectives, as_minimisation, nsga2_keys
 from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
 
 
@@ -65,6 +68,8 @@ class AsyncHalving(Scheduler):
         self.eta, self.band = cfg.eta, cfg.cost_band
         self.warm_start = bool(getattr(cfg, "warm_start", False))
         self.cost_keys = cost_objectives(objectives)
+        self.objectives = list(objectives)
+        self.by_front = bool(self.cost_keys) and cfg.promote == "front"
         self.brackets = self._brackets(cfg)
         self.shares = bracket_shares(self.brackets, self.eta)
         # finished, complete trials per bracket and rung
@@ -155,20 +160,34 @@ class AsyncHalving(Scheduler):
         return None
 
     def _promote(self, done: list[Any], k: int) -> Promotion | None:
-        for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
-            if t.id in self.promoted:
-                continue
-            mates = [
-                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
-            ]
-            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
-            if better < len(mates) // self.eta:
+        for t in self._candidates(done):
+            if t.id not in self.promoted:
                 top = self.rungs[k + 1]
                 if self.warm_start:  # from the weights of rung k: only the extra epochs
                     extra = Fidelity(epochs=top - self.rungs[k])
                     return Promotion(t.id, t.arch, extra, k + 1, True, top)
                 return Promotion(t.id, t.arch, self._fidelity(k + 1), k + 1, False, top)
         return None
+
+    def _candidates(self, done: list[Any]) -> list[Any]:
+        """The rung's trials that have earned a promotion, best first: its top 1/eta in
+        NSGA-II's order (``promote: front``; one objective: by accuracy), or those in the top
+        1/eta of their rung-mates of similar cost (``promote: similar``)."""
+        if self.by_front:
+            worst = (float("inf"),) * len(self.objectives)
+            vecs = [as_minimisation(t.metrics, self.objectives) or worst for t in done]
+            keys = nsga2_keys(vecs)
+            order = sorted(range(len(done)), key=lambda i: (keys[i], done[i].id))
+            return [done[i] for i in order[: len(done) // self.eta]]
+        out = []
+        for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
+            mates = [
+                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
+            ]
+            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
+            if better < len(mates) // self.eta:
+                out.append(t)
+        return out
 
 
 class AsyncHyperband(AsyncHalving):

@@ -26,8 +26,7 @@ from hwnas.core.pareto import (
     Objectives,
     as_minimisation,
     cost_key,
-    crowding_distances,
-    non_dominated_ranks,
+    nsga2_keys,
 )
 from hwnas.space.arch_spec import parse_arch
 from hwnas.space.base import Space
@@ -98,13 +97,7 @@ class RegularizedEvolution(Strategy):
                     s += self.weights.get(metric, 1.0) * ((v[k] - lo[k]) / span if span else 0.0)
                 scores.append((s, 0.0))  # weighted sum of normalised costs: lower wins
             return scores
-        ranks = non_dominated_ranks(vectors)
-        crowd = [0.0] * len(members)
-        for r in set(ranks):
-            idx = [i for i, x in enumerate(ranks) if x == r]
-            for i, d in zip(idx, crowding_distances([vectors[i] for i in idx]), strict=True):
-                crowd[i] = d
-        return [(float(r), -d) for r, d in zip(ranks, crowd, strict=True)]
+        return [(float(r), d) for r, d in nsga2_keys(vectors)]
 
     def _select(self) -> dict[str, Any]:
         if self._keys is None:  # the order changes only when the population does
