@@ -101,6 +101,21 @@ VARIANTS = {
         "scheduler.warm_start=true",
         "scheduler.min_epochs=1",
     ],
+    # issue 14's bar: the unpruned run's hypervolume within a third of its epochs
+    "median-m3-p10": [
+        "pruner.name=median",
+        "pruner.min_trials=3",
+        "pruner.percentile=10",
+        "scheduler.name=none",
+    ],
+    "halving-warm-m1-eta4": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.min_epochs=1",
+        "scheduler.eta=4",
+    ],
+    "hyperband-warm": ["pruner.name=none", "scheduler.name=hyperband", "scheduler.warm_start=true"],
     "halving-warm-eta2": [
         "pruner.name=none",
         "scheduler.name=halving",

@@ -72,7 +72,7 @@ class MedianPrunerConfig(KindConfig):
         le=100,
         description="A trial goes on only while its best accuracy is in the top `percentile` % "
         "of its peers' at the same epoch (as Optuna's PercentilePruner): 50 is the median rule, "
-        "25 stops every trial that a quarter of its peers beat.",
+        "25 stops a trial unless it is in the top quarter of its peers.",
     )
     peers: Literal["cheaper", "similar"] = Field(
         "cheaper",
@@ -137,8 +137,8 @@ class HalvingSchedulerConfig(KindConfig):
     arch, to `eta` times the epochs, up to `max_epochs`. Promotions are decided as results
     arrive, so no worker waits for a rung to fill. With several objectives the rung is ordered
     as NSGA-II orders a population (MO-ASHA), so its own front, fast end included, goes on
-    first. With `warm_start` a
-    promoted trial goes on from its rung's trained weights and trains only the extra epochs."""
+    first. With `warm_start` a promoted trial goes on from its rung's trained weights and
+    trains only the extra epochs."""
 
     name: Literal["halving"] = "halving"
 
