@@ -47,7 +47,7 @@ def trial(i, acc_curve, latency):
     )
 
 
-def test_curve_rule_stops_only_hopeless_trials_of_similar_cost():
+def test_curve_rule_stops_only_trials_predicted_dominated():
     rng = random.Random(1)
     pruner = CurvePruner(CurvePrunerConfig(min_trials=3), TWO)
     for i in range(3):
@@ -66,6 +66,14 @@ def test_curve_rule_stops_only_hopeless_trials_of_similar_cost():
     alone = pruner.rule(Fidelity(epochs=6))  # no peers at this fidelity
     alone.start({"latency_ms": 10.0})
     assert not any(alone.report(e + 1, {"accuracy": 0.1}) for e in range(5))
+    # a slower net that cannot beat the cheaper, accurate ones is dominated: stopped; the old
+    # cost band (`peers: similar`) found no peer within 1.5x of 20 ms and let it run
+    banded = CurvePruner(CurvePrunerConfig(min_trials=3, peers="similar"), TWO)
+    banded.peers = {k: list(v) for k, v in pruner.peers.items()}  # the same finished trials
+    for p, stopped in ((pruner, True), (banded, False)):
+        rule = p.rule(Fidelity(epochs=12))
+        rule.start({"latency_ms": 20.0})
+        assert any(rule.report(e + 1, {"accuracy": a}) for e, a in enumerate(poor[:6])) is stopped
 
 
 def test_curve_pruner_is_a_config_choice_and_guards_the_front():
@@ -84,15 +92,22 @@ def test_curve_pruner_is_a_config_choice_and_guards_the_front():
 
 
 def test_curve_pruner_stops_real_training_and_resumes(tmp_path):
+    """Costed by MACs, so which trials are a trial's cheaper peers does not hang on latency
+    readings of near-equal nets (2 of 14 stop here)."""
     out = tmp_path / "run"
-    args = fast_args("estimator.epochs=6", "pruner=curve", "pruner.min_trials=2")
-    r = run_cli("search", "--out", str(out), "--budget", "10", "-q", *args)
+    args = fast_args(
+        "estimator.epochs=6",
+        "pruner=curve",
+        "pruner.min_trials=2",
+        "objectives={accuracy: max, macs: min}",
+    )
+    r = run_cli("search", "--out", str(out), "--budget", "14", "-q", *args)
     assert r.returncode == 0, r.stderr
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     stopped = [t for t in trials if t.get("prune_reason") == "pruner"]
     assert stopped, "the curve rule stopped nothing"
     for t in stopped:
         assert t["status"] == "pruned" and 3 <= t["stopped_at_epoch"] < 6
-    r = run_cli("search", "--out", str(out), "--budget", "11", "-q", *args)
+    r = run_cli("search", "--out", str(out), "--budget", "15", "-q", *args)
     assert r.returncode == 0, r.stderr
-    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 11
+    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 15

@@ -456,8 +456,8 @@ def test_bohb_deals_brackets_promotes_and_resumes(tmp_path):
 
 
 def test_percentile_keeps_only_the_top_share_of_peers_and_50_is_the_median():
-    """`percentile: 25` stops a trial that a quarter of its cheaper peers beat at that epoch;
-    the default 50 is the median rule (a trial above the median goes on)."""
+    """`percentile: 25` stops a trial unless it is in the top quarter of its cheaper peers at
+    that epoch; the default 50 is the median rule (a trial above the median goes on)."""
     peers = [[a, a] for a in (0.2, 0.4, 0.6, 0.8, 1.0)]  # epoch-1 accuracies, all cheaper
 
     def stops(percentile, acc):

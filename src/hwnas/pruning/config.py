@@ -21,6 +21,16 @@ from hwnas.pruning.base import check_objectives
 WARM_START_DEFAULT = False
 
 
+def _peers() -> Any:
+    """The stop rules' `peers` field (several objectives: who a trial is compared with)."""
+    return Field(
+        "cheaper",
+        description="With cost objectives: `cheaper` compares a trial with the finished trials "
+        "that cost at most as much on every cost (the nets it must beat to reach the front); "
+        "`similar` with those within `cost_band`.",
+    )
+
+
 def _promote() -> Any:
     """The schedulers' `promote` field (several objectives: which trials of a rung go on)."""
     return Field(
@@ -74,12 +84,7 @@ class MedianPrunerConfig(KindConfig):
         "of its peers' at the same epoch (as Optuna's PercentilePruner): 50 is the median rule, "
         "25 stops a trial unless it is in the top quarter of its peers.",
     )
-    peers: Literal["cheaper", "similar"] = Field(
-        "cheaper",
-        description="With cost objectives: `cheaper` compares a trial with the finished trials "
-        "that cost at most as much on every cost (the nets it must beat to reach the front); "
-        "`similar` with those within `cost_band`.",
-    )
+    peers: Literal["cheaper", "similar"] = _peers()
     cost_band: float = Field(
         0.5,
         gt=0,
@@ -92,7 +97,8 @@ class MedianPrunerConfig(KindConfig):
 class CurvePrunerConfig(KindConfig):
     """Learning-curve extrapolation (Domhan et al. 2015): fit saturating curve families to a
     trial's accuracy so far and stop it when even an optimistic extrapolation to the last
-    epoch stays below what its peers (finished trials of similar cost) reached."""
+    epoch stays below what its peers (finished trials that cost no more) reached: with the
+    best of them as the mark, only a trial predicted to be dominated stops."""
 
     name: Literal["curve"] = "curve"
 
@@ -116,10 +122,12 @@ class CurvePrunerConfig(KindConfig):
         description="The peers' mark: this quantile of their final accuracies (1: the best, "
         "as Domhan et al.; 0.5: the median).",
     )
+    peers: Literal["cheaper", "similar"] = _peers()
     cost_band: float = Field(
         0.5,
         gt=0,
-        description="Peers' cost objectives lie within a factor (1 + cost_band) of the trial's.",
+        description="`peers: similar`: peers' cost objectives lie within a factor "
+        "(1 + cost_band) of the trial's.",
     )
 
 

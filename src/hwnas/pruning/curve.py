@@ -10,7 +10,9 @@ milliseconds, which a pruner called every epoch needs.
 The pruner stops a trial when even an optimistic extrapolation (mean + ``optimism`` sd)
 stays below the final accuracy its peers reached (the best of them by default): the trial
 is then very unlikely to join the front. Peers are as in the median rule: finished trials at
-the same fidelity whose costs are within a factor (1 + cost_band) of this trial's.
+the same fidelity that cost no more on every cost objective (``peers: cheaper``: with the
+best of them as the mark, a trial stops only when it is predicted dominated), or whose costs
+are within a factor (1 + cost_band) of this trial's (``peers: similar``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from hwnas.core.fidelity import Fidelity
-from hwnas.pruning.base import StopRule, similar_cost
-from hwnas.pruning.median import Peer, PeerPruner
+from hwnas.pruning.base import StopRule
+from hwnas.pruning.median import Peer, PeerPruner, peers_for
 
 
 def _pow3(t: np.ndarray, c: float, a: float, alpha: float) -> np.ndarray:
@@ -125,15 +127,14 @@ class CurveRule(StopRule):
     min_trials: int
     optimism: float
     quantile: float
+    cheaper: bool = True
     _finals: list[float] = field(default_factory=list)
     _total: int = 0
     _seen: list[float] = field(default_factory=list)
     last: Extrapolation | None = None
 
     def start(self, metrics: Mapping[str, Any]) -> None:
-        mine = [
-            p for p in self.peers if similar_cost(metrics, p.costs, self.cost_keys, self.cost_band)
-        ]
+        mine = peers_for(metrics, self.peers, self.cost_keys, self.cheaper, self.cost_band)
         full = max((len(p.accuracy) for p in self.peers), default=0)  # the schedule's length
         self._total = full
         self._finals = sorted(p.accuracy[-1] for p in mine if len(p.accuracy) == full)
@@ -166,4 +167,5 @@ class CurvePruner(PeerPruner):
             c.min_trials,
             c.optimism,
             c.quantile,
+            c.peers == "cheaper",
         )

@@ -33,6 +33,17 @@ class Peer:
     accuracy: list[float]  # per epoch
 
 
+def peers_for(
+    metrics: Mapping[str, Any], peers: list[Peer], keys: list[str], cheaper: bool, band: float
+) -> list[Peer]:
+    """The peers a stop rule compares a trial costing ``metrics`` with: those that cost no
+    more on every cost (``cheaper``: the nets it must beat to reach the front), or those
+    within a factor (1 + ``band``) of its costs."""
+    if cheaper:
+        return [p for p in peers if no_costlier(metrics, p.costs, keys)]
+    return [p for p in peers if similar_cost(metrics, p.costs, keys, band)]
+
+
 @dataclass
 class MedianRule(StopRule):
     peers: list[Peer]
@@ -46,14 +57,7 @@ class MedianRule(StopRule):
     _best: float = float("-inf")
 
     def start(self, metrics: Mapping[str, Any]) -> None:
-        if self.cheaper:
-            self._mine = [p for p in self.peers if no_costlier(metrics, p.costs, self.cost_keys)]
-        else:
-            self._mine = [
-                p
-                for p in self.peers
-                if similar_cost(metrics, p.costs, self.cost_keys, self.cost_band)
-            ]
+        self._mine = peers_for(metrics, self.peers, self.cost_keys, self.cheaper, self.cost_band)
 
     def report(self, epoch: int, values: Mapping[str, float]) -> bool:
         acc = values.get("accuracy")
