@@ -53,6 +53,18 @@ def fast_args(*extra: str) -> list[str]:
     return out
 
 
+def stop_rule_args(epochs: int, pruner: str) -> list[str]:
+    """A quick digits search with a stop rule that needs only 2 peers, costed by MACs, not
+    measured latency: the peers that cost no more are then the same in every run (latency
+    readings reorder near-equal nets, and with them who stops)."""
+    return fast_args(
+        f"estimator.epochs={epochs}",
+        f"pruner={pruner}",
+        "pruner.min_trials=2",
+        "objectives={accuracy: max, macs: min}",
+    )
+
+
 def run_cli(
     *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import math
 import random
 from types import SimpleNamespace
 
-from conftest import fast_args, run_cli
+from conftest import run_cli, stop_rule_args
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.experiment.config import load_config
@@ -92,15 +92,8 @@ def test_curve_pruner_is_a_config_choice_and_guards_the_front():
 
 
 def test_curve_pruner_stops_real_training_and_resumes(tmp_path):
-    """Costed by MACs, so which trials are a trial's cheaper peers does not hang on latency
-    readings of near-equal nets (2 of 14 stop here)."""
     out = tmp_path / "run"
-    args = fast_args(
-        "estimator.epochs=6",
-        "pruner=curve",
-        "pruner.min_trials=2",
-        "objectives={accuracy: max, macs: min}",
-    )
+    args = stop_rule_args(6, "curve")  # 2 of 14 stop here
     r = run_cli("search", "--out", str(out), "--budget", "14", "-q", *args)
     assert r.returncode == 0, r.stderr
     trials = json.loads(run_cli("show", str(out), "--json").stdout)

@@ -8,7 +8,7 @@ import sqlite3
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, fast_args, run_cli, show_trials
+from conftest import REPO, fast_args, run_cli, show_trials, stop_rule_args
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
@@ -209,14 +209,7 @@ def test_trial_key_includes_estimator_and_fidelity():
 
 def test_median_pruner_stops_trials_records_why_and_resumes(tmp_path):
     out = tmp_path / "run"
-    # MACs, not measured latency, as the cost: the peers that cost no more are then the same
-    # in every run (latency readings reorder near-equal nets, and with them who stops)
-    args = fast_args(
-        "estimator.epochs=3",
-        "pruner=median",
-        "pruner.min_trials=2",
-        "objectives={accuracy: max, macs: min}",
-    )
+    args = stop_rule_args(3, "median")
     r = run_cli("search", "--out", str(out), "--budget", "12", "-q", *args)
     assert r.returncode == 0, r.stderr
     trials = show_trials(out)
