@@ -3,9 +3,9 @@
 A :class:`Pruner` lives in the driver and sees every finished trial. For each trial it
 launches it hands out a :class:`StopRule` -- plain data, so it travels to a worker process --
 holding what the rule needs of the trial's peers. The evaluator starts the rule once the
-trial's costs are known (before training) and feeds it every epoch's report. Peers with
-several objectives are only trials of similar cost: a fast net is never stopped for being
-less accurate than slow ones.
+trial's costs are known (before training) and feeds it every epoch's report. With several
+objectives a trial's peers are only the trials that cost no more (or, on request, about the
+same): a fast net is never stopped for being less accurate than slow ones.
 """
 
 from __future__ import annotations
