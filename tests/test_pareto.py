@@ -8,6 +8,7 @@ import pytest
 from hwnas.core.pareto import (
     as_minimisation,
     crowding_distances,
+    dominates,
     hypervolume,
     non_dominated_ranks,
     pareto_indices,
@@ -19,6 +20,27 @@ OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 def test_ranks_and_front():
     pts = [(0.0, 0.0), (1.0, 1.0), (0.5, 0.5), (0.0, 1.0), (2.0, 2.0)]
     assert non_dominated_ranks(pts) == [0, 2, 1, 1, 3]
+
+
+def test_two_objective_ranks_by_sweeps_match_the_pairwise_definition():
+    """Two objectives take a sweep per front instead of comparing all pairs; the ranks are
+    the pairwise definition's, ties and equal points included."""
+
+    def pairwise(points):
+        left, ranks, rank = set(range(len(points))), [0] * len(points), 0
+        while left:
+            front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+            for i in front:
+                ranks[i] = rank
+            left, rank = left - front, rank + 1
+        return ranks
+
+    rng = random.Random(0)
+    for _ in range(1000):
+        values = [0.0, 1.0, 2.0, 3.0, math.inf]  # few values: many ties and duplicates
+        pts = [(rng.choice(values), rng.choice(values)) for _ in range(rng.randint(1, 25))]
+        assert non_dominated_ranks(pts) == pairwise(pts), pts
+    assert non_dominated_ranks([]) == []
 
 
 def test_front_matches_brute_force():

@@ -46,6 +46,8 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def non_dominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     """Rank 0 = non-dominated, 1 = non-dominated once rank 0 is removed, ... (NSGA-II)."""
+    if points and len(points[0]) == 2:
+        return _ranks_2d(points)
     n = len(points)
     dominated_by = [0] * n
     dominating: list[list[int]] = [[] for _ in range(n)]
@@ -69,6 +71,30 @@ def non_dominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
                 if dominated_by[j] == 0:
                     nxt.append(j)
         current, rank = nxt, rank + 1
+    return ranks
+
+
+def _ranks_2d(points: Sequence[Sequence[float]]) -> list[int]:
+    """:func:`non_dominated_ranks` for two objectives by sweeps, O(n log n + fronts x n)
+    instead of all pairs: a scheduler ranks whole rungs of a long study on every promotion.
+    Sorted by (first, second), whatever dominates a point comes before it; so a point is
+    dominated when an earlier one left in play has a smaller second value, or the same second
+    value with a smaller first one (an equal point does not dominate it)."""
+    left = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    ranks = [0] * len(points)
+    rank = 0
+    while left:
+        best_y, best_x = math.inf, math.inf  # the least second value so far, and its first
+        rest = []
+        for i in left:
+            x, y = points[i][0], points[i][1]
+            if best_y < y or (best_y == y and best_x < x):
+                rest.append(i)
+            else:
+                ranks[i] = rank
+            if (y, x) < (best_y, best_x):  # also an infinite second value's first point
+                best_y, best_x = y, x
+        left, rank = rest, rank + 1
     return ranks
 
 
