@@ -3,6 +3,7 @@
 # From the repo root, with wheels in .whl/, the dataset in .data/cifar10-jpeg.tar.gz and, for
 # a resumed call, the study carried in .study/ (study.db from an earlier call's $OUT).
 #   PHASE=search  SECONDS_LEFT=540: search (resuming .study/ if there), stopped by SIGINT.
+#   ARGS="--set estimator.epochs=12": a variant of the shipped config (both phases alike).
 #   PHASE=finish: resume to the end (final stage), train the reference nets into the study
 #                 and the front members that beat one on validation figures
 #                 (benchmarks/fast_contenders.py), then benchmarks/fast_headline.py.
@@ -18,11 +19,11 @@ mkdir -p $D
 case "${PHASE:-search}" in
 search)
   timeout -s INT "${SECONDS_LEFT:-540}" python3 -m hwnas.cli search --config configs/cifar10_fast.yaml \
-      --data .data/cifar10-jpeg.tar.gz --out $D --seed $SEED -q 2>&1 | tail -3
+      --data .data/cifar10-jpeg.tar.gz --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -3
   ;;
 finish)
   python3 -m hwnas.cli search --config configs/cifar10_fast.yaml --data .data/cifar10-jpeg.tar.gz \
-      --out $D --seed $SEED -q 2>&1 | tail -12
+      --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -12
   for ref in airbench94 airbench96; do
     python3 -m hwnas.cli train $D --arch $ref --repeats 3 -q 2>&1 | tail -2
   done
