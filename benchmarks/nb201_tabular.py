@@ -9,7 +9,7 @@ Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.ya
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--first-seed 0] [--table PATH]
        [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,bo-parego,evolution-guided,
        evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG] [--noise 0.003]
-       [--latency raspi4_ms|eyeriss_ms|fpga_ms]
+       [--latency raspi4_ms|eyeriss_ms|fpga_ms] [--tag NAME]
 The `-zc-` variants add a synflow prefilter (warm start: the best 20 of 200 scored archs
 trained first; filter: also skip proposals below the sample's median); the proxy needs the
 nets built on CIFAR-10 (JPEG) input (`--data`). Budgets count trained archs; the prefilter's
@@ -108,6 +108,7 @@ def main() -> None:
         "--latency", default="pixel3_ms", help="the table's latency column (raspi4_ms, ...)"
     )
     ap.add_argument("--data", default="", help="CIFAR-10 (JPEG), for the -zc- variants")
+    ap.add_argument("--tag", default="", help="appended to the result file's name")
     args = ap.parse_args()
     zc = ["prefilter.proxy=synflow", "prefilter.sample=200", "prefilter.keep=20"]
     zc += ["data=cifar10", f"data.path={args.data}"]
@@ -191,6 +192,7 @@ def main() -> None:
                 "hv_regret": {str(b): mean_std(v) for b, v in hv_regret.items()},
                 "true_front_points_found_at_300": mean_std([float(x) for x in found300]),
                 "true_front_size": len(truth),
+                "per_seed": {str(b): [round(r, 5) for r in v] for b, v in hv_regret.items()},
             }
             out["seconds_per_trial"][name] = round(statistics.median(per_trial), 5)
     out["overrides"] = args.overrides
@@ -202,9 +204,8 @@ def main() -> None:
         + ("" if args.latency == "pixel3_ms" else "-" + args.latency.removesuffix("_ms"))
         + (f"-noise{args.noise:g}" if args.noise else "")
         + (f"-from{args.first_seed}" if args.first_seed else "")
-        + (
-            "" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-")
-        ),
+        + ("" if args.strategies == "evolution,random" else "-" + args.strategies.replace(",", "-"))
+        + (f"-{args.tag}" if args.tag else ""),
         out,
     )
 
