@@ -178,3 +178,43 @@ def test_export_writes_the_model_only_once_it_is_checked(tmp_path, monkeypatch):
     path, diff = E.export_trial(study, 0, out)
     assert path == out and out.stat().st_size > 0 and diff <= E.TOLERANCE
     assert list(tmp_path.glob(".m.onnx*")) == []
+
+
+def _with_stored_config(tmp_path, change) -> str:
+    """A copy of the v1 study whose stored config ``change`` has edited."""
+    import json
+    import sqlite3
+
+    study = tmp_path / "s"
+    study.mkdir(parents=True)
+    shutil.copy(V1, study / "study.db")
+    with sqlite3.connect(study / "study.db") as db:
+        (raw,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        cfg = json.loads(raw)
+        change(cfg)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(cfg),))
+    return str(study)
+
+
+def test_a_study_made_with_an_option_since_removed_can_still_be_read(tmp_path):
+    """Keys a later version no longer has (a top-level one, one in a kind's section) are
+    dropped with one warning naming them; the trials stay readable. A stored value that is
+    wrong is still refused."""
+
+    def retired(cfg):
+        cfg["retired_option"] = 1
+        cfg["strategy"]["retired_knob"] = "x"
+
+    res = run_cli("show", _with_stored_config(tmp_path / "a", retired))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"{tmp_path / 'a' / 's' / 'study.db'}: stored config keys this version no longer has "
+        "are ignored: strategy.retired_knob, retired_option"
+    ]
+    assert "trials" in res.stdout
+
+    def wrong(cfg):
+        cfg["seed"] = "not a number"
+
+    res = run_cli("show", _with_stored_config(tmp_path / "b", wrong))
+    assert res.returncode == 2 and "stored config is not valid" in res.stderr

@@ -7,8 +7,10 @@ a user reads is computed one way only. Imports no torch.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,67 @@ from hwnas.core.pareto import Objectives, as_minimisation, hypervolume, pareto_i
 from hwnas.experiment.config import ExperimentConfig, validate_config
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
+log = logging.getLogger("hwnas")
+
 
 def stored_config(path: Path, raw: Any) -> ExperimentConfig:
-    """The config a study stored, validated; a corrupt one is a one-line error naming it."""
+    """The config a study stored, validated; a corrupt one is a one-line error naming it.
+
+    Keys this version no longer has (an option removed since the study was made) are dropped
+    with a warning, not refused: the study's trials stay readable by ``show``, ``report`` and
+    ``export`` after an upgrade. Anything else invalid is an error."""
     from hwnas.core.errors import ConfigError
 
     try:
-        return validate_config(raw)
+        return validate_config(drop_unknown_keys(path, raw))
     except ConfigError as exc:
         raise StoreError(f"{path}: its stored config is not valid ({exc})") from None
+
+
+def drop_unknown_keys(path: Path, raw: Any) -> Any:
+    """``raw`` without the keys the config schema refuses as unknown (a copy; ``raw`` itself
+    when there are none or when something else is wrong, so validation reports that)."""
+    from hwnas.core.errors import ConfigError
+
+    copy, dropped = json.loads(json.dumps(raw)), []
+    for _ in range(_MAX_DROPPED):
+        try:
+            validate_config(copy)
+            break
+        except ConfigError as exc:
+            m = _UNKNOWN_KEY.fullmatch(str(exc))
+            if m is None or not _delete(copy, m.group(1).split(".")):
+                return raw
+            dropped.append(m.group(1))
+    else:
+        return raw
+    if dropped:
+        log.warning(
+            "%s: stored config keys this version no longer has are ignored: %s",
+            path,
+            ", ".join(dropped),
+        )
+    return copy if dropped else raw
+
+
+#: the one-line wording of an unknown key (hwnas.core.config.format_error)
+_UNKNOWN_KEY = re.compile(r"config: ([\w.-]+): unknown key")
+_MAX_DROPPED = 20
+
+
+def _delete(node: Any, keys: list[str]) -> bool:
+    """Delete the key at dotted ``keys`` (list items by index) from nested ``node``."""
+    for k in keys[:-1]:
+        if isinstance(node, dict) and k in node:
+            node = node[k]
+        elif isinstance(node, list) and k.isdigit() and int(k) < len(node):
+            node = node[int(k)]
+        else:
+            return False
+    if isinstance(node, dict) and keys[-1] in node:
+        del node[keys[-1]]
+        return True
+    return False
 
 
 def is_feasible(trial: Trial) -> bool:
