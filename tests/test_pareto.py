@@ -114,3 +114,34 @@ def test_three_objective_front_matches_brute_force():
             for o in ms
         )
         assert (i in front) == (not dominated)
+
+
+def test_ranks_of_three_or_more_objectives_match_the_pairwise_definition():
+    """Three and four objectives are ranked by array operations in row blocks; the ranks are
+    the pairwise definition's, ties, duplicates and infinities included, also when the blocks
+    are smaller than the set."""
+    import hwnas.core.pareto as P
+
+    def pairwise(points):
+        left, ranks, rank = set(range(len(points))), [0] * len(points), 0
+        while left:
+            front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+            for i in front:
+                ranks[i] = rank
+            left, rank = left - front, rank + 1
+        return ranks
+
+    rng = random.Random(1)
+    values = [0.0, 1.0, 2.0, math.inf]
+    for trial in range(600):
+        m = 3 if trial % 2 else 4
+        pts = [tuple(rng.choice(values) for _ in range(m)) for _ in range(rng.randint(1, 25))]
+        assert non_dominated_ranks(pts) == pairwise(pts), pts
+    small = P._BLOCK_CELLS
+    try:
+        P._BLOCK_CELLS = 7  # blocks of one or two rows
+        for _ in range(50):
+            pts = [tuple(rng.choice(values) for _ in range(3)) for _ in range(rng.randint(1, 25))]
+            assert non_dominated_ranks(pts) == pairwise(pts), pts
+    finally:
+        P._BLOCK_CELLS = small

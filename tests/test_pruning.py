@@ -487,3 +487,34 @@ def test_median_rule_counts_peers_stopped_earlier_so_it_does_not_halve_every_epo
     alone = survivors.rule(Fidelity(epochs=4))
     alone.start({"latency_ms": 1.0})
     assert alone.report(3, {"accuracy": 0.6})  # below the finished peers' 0.9: stopped
+
+
+def test_similar_cost_promotions_in_arrays_are_the_pairwise_rule():
+    """`promote: similar` decides a rung with one array operation per cost; who earns a
+    promotion, and in which order, is the pairwise rule's (ties, missing costs included)."""
+    import random
+
+    from hwnas.pruning.base import similar_cost
+
+    def pairwise(done, keys, band, eta):
+        out = []
+        for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
+            mates = [m for m in done if similar_cost(t.metrics, m.metrics, keys, band)]
+            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
+            if better < len(mates) // eta:
+                out.append(t)
+        return out
+
+    rng = random.Random(0)
+    for eta in (2, 3, 4):
+        cfg = HalvingSchedulerConfig(min_epochs=2, eta=eta, promote="similar", cost_band=0.5)
+        s = AsyncHalving(cfg, TWO, default_epochs=6)
+        for _ in range(100):
+            done = [
+                trial(i, [rng.choice([0.5, 0.6, 0.7])], latency=rng.choice([1.0, 1.4, 2.0, 3.5]))
+                for i in range(rng.randint(1, 30))
+            ]
+            if rng.random() < 0.3:
+                done[0].metrics["latency_ms"] = None  # a cost that was not measured
+            want = [t.id for t in pairwise(done, s.cost_keys, s.band, eta)]
+            assert [t.id for t in s._candidates(done)] == want

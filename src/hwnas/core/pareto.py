@@ -46,32 +46,45 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def non_dominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     """Rank 0 = non-dominated, 1 = non-dominated once rank 0 is removed, ... (NSGA-II)."""
-    if points and len(points[0]) == 2:
+    if not points:
+        return []
+    if len(points[0]) == 2:
         return _ranks_2d(points)
-    n = len(points)
-    dominated_by = [0] * n
-    dominating: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(points[i], points[j]):
-                dominating[i].append(j)
-                dominated_by[j] += 1
-            elif dominates(points[j], points[i]):
-                dominating[j].append(i)
-                dominated_by[i] += 1
-    ranks = [0] * n
-    current = [i for i in range(n) if dominated_by[i] == 0]
-    rank = 0
-    while current:
-        nxt = []
-        for i in current:
-            ranks[i] = rank
-            for j in dominating[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    nxt.append(j)
-        current, rank = nxt, rank + 1
-    return ranks
+    return _ranks_nd(points)
+
+
+def _ranks_nd(points: Sequence[Sequence[float]]) -> list[int]:
+    """:func:`non_dominated_ranks` for any number of objectives: the dominance relation of
+    all pairs as one boolean matrix, built in row blocks (array operations, not a Python loop
+    over pairs: a rung of 1000 trials with three objectives took 0.5 s a promotion), then
+    fronts peeled off by counting who still dominates each point."""
+    import numpy as np  # lazily: the CLI imports this module and must start fast
+
+    p = np.asarray(points, dtype=float)
+    n = len(p)
+    dom = np.empty((n, n), dtype=bool)  # dom[i, j]: point i dominates point j
+    step = max(1, _BLOCK_CELLS // max(1, n))
+    for lo in range(0, n, step):
+        le = np.ones((len(p[lo : lo + step]), n), dtype=bool)
+        lt = np.zeros_like(le)
+        for k in range(p.shape[1]):  # one objective at a time: no points x points x m array
+            col = p[lo : lo + step, k, None]
+            le &= col <= p[None, :, k]
+            lt |= col < p[None, :, k]
+        dom[lo : lo + step] = le & lt
+    count = dom.sum(0)  # how many points dominate each one
+    ranks = np.zeros(n, dtype=int)
+    current, rank = np.flatnonzero(count == 0), 0
+    while current.size:
+        ranks[current] = rank
+        count = count - dom[current].sum(0)
+        count[current] = -1  # ranked: out of play
+        current, rank = np.flatnonzero(count == 0), rank + 1
+    return [int(r) for r in ranks]
+
+
+#: elements of one row block's comparison (rows x points): a few 16 MB boolean arrays
+_BLOCK_CELLS = 1 << 24
 
 
 def _ranks_2d(points: Sequence[Sequence[float]]) -> list[int]:

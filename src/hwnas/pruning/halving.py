@@ -35,9 +35,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives, as_minimisation, nsga2_keys
-from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost
+from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost_matrix
 
 
 def ladder(low: float, top: float, eta: int) -> list[float]:
@@ -179,15 +181,12 @@ class AsyncHalving(Scheduler):
             keys = nsga2_keys(vecs)
             order = sorted(range(len(done)), key=lambda i: (keys[i], done[i].id))
             return [done[i] for i in order[: len(done) // self.eta]]
-        out = []
-        for t in sorted(done, key=lambda t: -t.metrics["accuracy"]):
-            mates = [
-                m for m in done if similar_cost(t.metrics, m.metrics, self.cost_keys, self.band)
-            ]
-            better = sum(m.metrics["accuracy"] > t.metrics["accuracy"] for m in mates)
-            if better < len(mates) // self.eta:
-                out.append(t)
-        return out
+        ordered = sorted(done, key=lambda t: -t.metrics["accuracy"])
+        mates = similar_cost_matrix([t.metrics for t in ordered], self.cost_keys, self.band)
+        acc = np.array([t.metrics["accuracy"] for t in ordered], dtype=float)
+        better = (mates & (acc[None, :] > acc[:, None])).sum(1)
+        keep = better < mates.sum(1) // self.eta
+        return [t for t, k in zip(ordered, keep, strict=True) if k]
 
 
 class AsyncHyperband(AsyncHalving):
