@@ -35,7 +35,7 @@ from hwnas.estimate.train import TrainEstimator
 from hwnas.experiment.lock import StudyLock, StudyLocked
 from hwnas.hardware.analytic import analytic_costs
 from hwnas.space.base import InvalidArch
-from hwnas.space.config import FastCnnSpaceConfig, FastGroupConfig
+from hwnas.space.config import FastCnnSpaceConfig, FastGroupConfig, _fast_groups
 from hwnas.space.fastcnn import REFERENCE_NETS, FastCnnSpace
 from hwnas.space.fbnet import FbnetSpace
 
@@ -110,6 +110,46 @@ def test_canonical_drops_a_residual_that_wraps_nothing():
     assert space.arch_hash(a) != space.arch_hash(c)
     # size counts built networks: per group 2 widths x (depth 1, depth 2 +/- residual)
     assert space.size() == 2 * (2 * 3) ** 2
+
+
+def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_their_identity():
+    """`pools: [after, before]` lets a group pool before its first conv: that conv then runs at
+    the halved resolution (a quarter of its MACs), the output shape is the same. The default
+    space does not offer it, so the reference nets, the space's size and every arch written
+    before the gene (no `pool` key) keep their hashes; the gene round-trips through the
+    parameters and the encoding, and mutations reach it."""
+    space = FastCnnSpace()
+    assert space.size() == FastCnnSpace(FastCnnSpaceConfig()).size()
+    ref = REFERENCE_NETS["airbench94"]
+    explicit = {**ref, "groups": [{**g, "pool": "after"} for g in ref["groups"]]}
+    assert space.arch_hash(explicit) == space.arch_hash(ref)
+    assert "pool" not in json.dumps(space.canonical(explicit))
+    before = json.loads(json.dumps(ref))
+    before["groups"][1]["pool"] = "before"
+    with pytest.raises(InvalidArch, match="pool 'before' not in"):
+        space.validate(before)  # the default space offers only airbench's order
+
+    wide = FastCnnSpaceConfig(
+        groups=[g.model_copy(update={"pools": ["after", "before"]}) for g in _fast_groups()]
+    )
+    both = FastCnnSpace(wide)
+    assert both.size() == 2**3 * space.size()
+    assert both.arch_hash(before) != both.arch_hash(ref)
+    assert both.describe(before) == "fastcnn gelu 64x2-p256x2-256x2"
+    x = torch.randn(2, 3, 32, 32)
+    costs = {}
+    for name, arch in (("after", ref), ("before", before)):
+        model = both.build(arch, (3, 32, 32), 10).eval()
+        assert model(x).shape == (2, 10)
+        costs[name] = analytic_costs(model, (3, 32, 32))["macs"]
+    first = 64 * 256 * 9  # group 2's first conv, per output pixel: 15x15 after, 7x7 before
+    assert costs["after"] - costs["before"] == first * (15 * 15 - 7 * 7)
+    params = both.to_parameters(before)
+    assert params["g1.pool"] == "before" and params["g0.pool"] == "after"
+    assert both.arch_hash(both.from_parameters(params)) == both.arch_hash(before)
+    assert len(both.encode(ref)) == len(space.encode(ref)) + 3
+    assert both.encode(before) != both.encode(ref)
+    assert any(both.arch_hash(n) == both.arch_hash(before) for n in both.neighbours(ref))
 
 
 def test_whitening_stem_decorrelates_patches():

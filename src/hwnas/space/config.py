@@ -173,6 +173,11 @@ class FastGroupConfig(Section):
         [False, True],
         description="Whether a residual add wraps convs 2..depth (needs depth >= 2).",
     )
+    pools: list[Literal["after", "before"]] = Field(
+        ["after"],
+        description="Where the group's 2x2 max-pool sits: `after` its first conv (airbench's "
+        "order) or `before` it, so that conv runs at the halved resolution (4x fewer MACs).",
+    )
 
     @field_validator("widths", "depths", "kernels")
     @classmethod
@@ -183,9 +188,9 @@ class FastGroupConfig(Section):
             raise ValueError("kernels must be odd")
         return sorted(set(v))
 
-    @field_validator("residual")
+    @field_validator("residual", "pools")
     @classmethod
-    def _flags(cls, v: list[bool]) -> list[bool]:
+    def _flags(cls, v: list[Any]) -> list[Any]:
         if not v:
             raise ValueError("must list at least one choice")
         return sorted(set(v))

@@ -4,6 +4,10 @@ Genotype (plain JSON)::
 
     {"act": "gelu", "groups": [{"width": 64, "depth": 2, "kernel": 3, "residual": false}, ...]}
 
+A group may also say ``"pool": "before"`` (its max-pool before its first conv instead of
+after it); absent means ``"after"``, airbench's order, and the canonical form leaves the
+default out, so archs written before the gene existed keep their identity.
+
 A whitening stem (fixed, set from the data), then one conv group per entry of ``groups``
 (each halves the resolution), a global max-pool and a bias-free linear head. With the default
 choices the space holds the two reference nets by name (:data:`REFERENCE_NETS`): airbench94
@@ -42,6 +46,8 @@ REFERENCE_NETS: dict[str, Arch] = {
 }
 
 _GENES = ("width", "depth", "kernel", "residual")
+#: genes a group may leave out, with the value that absence means
+_DEFAULTS = {"pool": "after"}
 
 
 class FastCnnSpace(Space):
@@ -55,7 +61,17 @@ class FastCnnSpace(Space):
 
     def _choices(self, i: int) -> dict[str, list[Any]]:
         g = self.cfg.groups[i]
-        return {"width": g.widths, "depth": g.depths, "kernel": g.kernels, "residual": g.residual}
+        return {
+            "width": g.widths,
+            "depth": g.depths,
+            "kernel": g.kernels,
+            "residual": g.residual,
+            "pool": g.pools,
+        }
+
+    @staticmethod
+    def _gene(g: dict[str, Any], gene: str) -> Any:
+        return g[gene] if gene in g else _DEFAULTS[gene]
 
     # ------------------------------------------------------------------ basics
     def sample(self, rng: random.Random) -> Arch:
@@ -66,7 +82,12 @@ class FastCnnSpace(Space):
 
     def canonical(self, arch: Arch) -> Arch:
         self.validate(arch)
-        groups = [{**g, "residual": bool(g["residual"]) and g["depth"] > 1} for g in arch["groups"]]
+        groups = []
+        for g in arch["groups"]:
+            c = {k: g[k] for k in _GENES}
+            c["residual"] = bool(g["residual"]) and g["depth"] > 1
+            c.update({k: g[k] for k, v in _DEFAULTS.items() if g.get(k, v) != v})
+            groups.append(c)
         return {"act": arch["act"], "groups": groups}
 
     def size(self) -> int:
@@ -76,7 +97,7 @@ class FastCnnSpace(Space):
             shapes = {
                 (d, bool(r) and d > 1) for d, r in itertools.product(c["depth"], c["residual"])
             }
-            n *= len(c["width"]) * len(c["kernel"]) * len(shapes)
+            n *= len(c["width"]) * len(c["kernel"]) * len(shapes) * len(c["pool"])
         return n
 
     def validate(self, arch: Arch) -> None:
@@ -88,18 +109,22 @@ class FastCnnSpace(Space):
         if not isinstance(groups, list) or len(groups) != len(self.cfg.groups):
             raise InvalidArch(f"fastcnn arch needs {len(self.cfg.groups)} groups")
         for i, g in enumerate(groups):
-            if not isinstance(g, dict) or set(g) != set(_GENES):
-                raise InvalidArch(f"fastcnn group {i} must have keys {list(_GENES)}")
+            if not isinstance(g, dict) or not set(_GENES) <= set(g) <= {*_GENES, *_DEFAULTS}:
+                raise InvalidArch(
+                    f"fastcnn group {i} must have keys {list(_GENES)} (optional: {list(_DEFAULTS)})"
+                )
             for gene, allowed in self._choices(i).items():
-                if g[gene] not in allowed or isinstance(g[gene], bool) != (gene == "residual"):
-                    raise InvalidArch(f"fastcnn group {i} {gene} {g[gene]!r} not in {allowed}")
+                v = self._gene(g, gene)
+                if v not in allowed or isinstance(v, bool) != (gene == "residual"):
+                    raise InvalidArch(f"fastcnn group {i} {gene} {v!r} not in {allowed}")
 
     def describe(self, arch: Arch) -> str:
         parts = []
         for g in arch["groups"]:
             k = "" if g["kernel"] == 3 else f"k{g['kernel']}"
             r = "r" if g["residual"] and g["depth"] > 1 else ""
-            parts.append(f"{g['width']}x{g['depth']}{k}{r}")
+            p = "p" if self._gene(g, "pool") == "before" else ""  # pooled first
+            parts.append(f"{p}{g['width']}x{g['depth']}{k}{r}")
         return f"fastcnn {arch['act']} " + "-".join(parts)
 
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -145,7 +170,7 @@ class FastCnnSpace(Space):
         for i, g in enumerate(base["groups"]):
             for gene, allowed in self._choices(i).items():
                 for v in allowed:
-                    if v == g[gene]:
+                    if v == self._gene(g, gene):
                         continue
                     groups = [dict(x) for x in base["groups"]]
                     groups[i][gene] = v
@@ -165,26 +190,34 @@ class FastCnnSpace(Space):
         return params
 
     def from_parameters(self, params: dict[str, Any]) -> Arch:
-        groups = [
-            {gene: params[f"g{i}.{gene}"] for gene in _GENES} for i in range(len(self.cfg.groups))
-        ]
+        groups = []
+        for i in range(len(self.cfg.groups)):
+            g = {gene: params[f"g{i}.{gene}"] for gene in _GENES}
+            g.update(
+                {k: params[f"g{i}.{k}"] for k, v in _DEFAULTS.items() if params[f"g{i}.{k}"] != v}
+            )
+            groups.append(g)
         return {"act": params["act"], "groups": groups}
 
     def to_parameters(self, arch: Arch) -> dict[str, Any]:
         out: dict[str, Any] = {"act": arch["act"]}
         for i, g in enumerate(arch["groups"]):
-            out.update({f"g{i}.{gene}": g[gene] for gene in _GENES})
+            out.update({f"g{i}.{gene}": self._gene(g, gene) for gene in self._choices(i)})
         return out
 
     def encode(self, arch: Arch) -> list[float]:
-        """Per group: width, depth and kernel scaled to [0, 1] of their ranges, residual 0/1;
-        then the activation one-hot."""
+        """Per group: width, depth and kernel scaled to [0, 1] of their ranges, residual 0/1,
+        pool-first 0/1 (only where the space offers both); then the activation one-hot."""
         base = self.canonical(arch)
         vec: list[float] = []
         for i, g in enumerate(base["groups"]):
             for gene, allowed in self._choices(i).items():
                 if gene == "residual":
                     vec.append(float(g[gene]))
+                    continue
+                if gene == "pool":
+                    if len(allowed) > 1:
+                        vec.append(float(self._gene(g, gene) == "before"))
                     continue
                 lo, hi = min(allowed), max(allowed)
                 vec.append((g[gene] - lo) / (hi - lo) if hi > lo else 0.0)

@@ -52,13 +52,21 @@ class Whiten(nn.Conv2d):
 
 
 class ConvGroup(nn.Module):
-    """conv -> max-pool 2 -> BN -> act, then depth-1 times conv -> BN -> act, with an optional
-    residual add around those later convs."""
+    """conv -> max-pool 2 -> BN -> act (or, ``pool_first``, max-pool 2 -> conv -> BN -> act),
+    then depth-1 times conv -> BN -> act, with an optional residual add around those."""
 
     def __init__(
-        self, c_in: int, width: int, depth: int, kernel: int, residual: bool, act: str
+        self,
+        c_in: int,
+        width: int,
+        depth: int,
+        kernel: int,
+        residual: bool,
+        act: str,
+        pool_first: bool = False,
     ) -> None:
         super().__init__()
+        self.pool_first = pool_first
         pad = kernel // 2
         self.first = nn.Conv2d(c_in, width, kernel, padding=pad, bias=False)
         self.pool = nn.MaxPool2d(2)
@@ -73,7 +81,8 @@ class ConvGroup(nn.Module):
         self.residual = residual and depth > 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.pool(self.first(x))))
+        x = self.first(self.pool(x)) if self.pool_first else self.pool(self.first(x))
+        x = self.act1(self.bn1(x))
         y = x
         for layer in self.rest:
             y = layer(y)
@@ -97,7 +106,10 @@ class FastCnn(nn.Module):
         self.act = _act(act)
         layers, c = [], self.whiten.out_channels
         for g in groups:
-            layers.append(ConvGroup(c, g["width"], g["depth"], g["kernel"], g["residual"], act))
+            first = g.get("pool", "after") == "before"
+            layers.append(
+                ConvGroup(c, g["width"], g["depth"], g["kernel"], g["residual"], act, first)
+            )
             c = g["width"]
         self.groups = nn.Sequential(*layers)
         self.head = nn.Linear(c, num_classes, bias=False)
