@@ -8,7 +8,10 @@ its processes. `first_result_after_s`: from the search's start to its first fini
 time (`cost_seconds + train_seconds`) shared over the workers, per trial -- what the
 executor, its start-up and the driver add to each trial.
 Usage: python benchmarks/ray_overhead.py [--budget 40] [--workers 2] [--repeats 3]
-[--set K=V ...] [--tag T]
+[--set K=V ...] [--tag T] [--config FILE --data PATH] [--gpus-per-trial F]
+With ``--config`` (e.g. configs/cifar10_fast.yaml on one GPU, benchmarks/gpu_ray.sh) the runs
+search that config instead; ``--gpus-per-trial`` gives each Ray trial that share of a GPU
+(0.125: eight candidates on one card), as ``--workers 8`` does with the process pool.
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ from typing import Any
 from _common import hwnas, save
 
 
-def one(kind: str, budget: int, workers: int, sets: list[str], tmp: Path) -> dict[str, Any]:
+def one(
+    kind: str, budget: int, workers: int, sets: list[str], tmp: Path, a: argparse.Namespace
+) -> dict[str, Any]:
     out = tmp / f"{kind}-{time.monotonic_ns()}"
     args = ["search", "--out", str(out), "--budget", str(budget), "--workers", str(workers)]
+    if a.config:
+        args += ["--config", a.config]
+    if a.data:
+        args += ["--data", a.data]
     extra = [f"executor.name={kind}", "strategy.name=random", *sets]
     if kind == "ray":
         extra.append(f"executor.local_cpus={workers}")
+        if a.gpus_per_trial:
+            extra.append(f"executor.gpus={a.gpus_per_trial}")
     for s in extra:
         args += ["--set", s]
     t0 = time.monotonic()
@@ -66,12 +77,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--tag", default="")
+    ap.add_argument("--config", default="", help="search this config (default: digits)")
+    ap.add_argument("--data", default="", help="the config's data path")
+    ap.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPU share per trial")
     a = ap.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {"process": [], "ray": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
             for kind in ("process", "ray") if r % 2 == 0 else ("ray", "process"):
-                runs[kind].append(one(kind, a.budget, a.workers, a.sets, Path(tmp)))
+                runs[kind].append(one(kind, a.budget, a.workers, a.sets, Path(tmp), a))
                 print(kind, runs[kind][-1], flush=True)
     summary = {
         kind: {
@@ -90,6 +104,8 @@ def main() -> None:
             "workers": a.workers,
             "repeats": a.repeats,
             "sets": a.sets,
+            "config": a.config or "default digits search",
+            "gpus_per_trial": a.gpus_per_trial,
             "summary": summary,
             "runs": runs,
         },
