@@ -182,27 +182,35 @@ class FastCnnSpace(Space):
                 out.append(cand)
         return out
 
+    def _parameter_genes(self, i: int) -> list[str]:
+        """The genes of group ``i`` that are parameters: an optional gene only where the space
+        offers more than its default, so a BO or Optuna study made before the gene existed
+        resumes with the same parameters."""
+        c = self._choices(i)
+        return [*_GENES, *(k for k, v in _DEFAULTS.items() if c[k] != [v])]
+
     def parameters(self) -> dict[str, list[Any]]:
         params: dict[str, list[Any]] = {"act": list(self.cfg.activations)}
         for i in range(len(self.cfg.groups)):
-            for gene, allowed in self._choices(i).items():
-                params[f"g{i}.{gene}"] = list(allowed)
+            choices = self._choices(i)
+            for gene in self._parameter_genes(i):
+                params[f"g{i}.{gene}"] = list(choices[gene])
         return params
 
     def from_parameters(self, params: dict[str, Any]) -> Arch:
         groups = []
         for i in range(len(self.cfg.groups)):
             g = {gene: params[f"g{i}.{gene}"] for gene in _GENES}
-            g.update(
-                {k: params[f"g{i}.{k}"] for k, v in _DEFAULTS.items() if params[f"g{i}.{k}"] != v}
-            )
+            for k, v in _DEFAULTS.items():
+                if params.get(f"g{i}.{k}", v) != v:
+                    g[k] = params[f"g{i}.{k}"]
             groups.append(g)
         return {"act": params["act"], "groups": groups}
 
     def to_parameters(self, arch: Arch) -> dict[str, Any]:
         out: dict[str, Any] = {"act": arch["act"]}
         for i, g in enumerate(arch["groups"]):
-            out.update({f"g{i}.{gene}": self._gene(g, gene) for gene in self._choices(i)})
+            out.update({f"g{i}.{gene}": self._gene(g, gene) for gene in self._parameter_genes(i)})
         return out
 
     def encode(self, arch: Arch) -> list[float]:
