@@ -145,6 +145,18 @@ def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_
     first = 64 * 256 * 9  # group 2's first conv, per output pixel: 15x15 after, 7x7 before
     assert costs["after"] - costs["before"] == first * (15 * 15 - 7 * 7)
     assert not any(k.endswith(".pool") for k in space.parameters())  # as before the gene
+    legacy = random.Random(5)  # sampling draws what it drew before the gene existed
+    drawn = [
+        {k: legacy.choice(v) for k, v in g.items()}
+        for g in (
+            {"width": g.widths, "depth": g.depths, "kernel": g.kernels, "residual": g.residual}
+            for g in FastCnnSpaceConfig().groups
+        )
+    ]
+    assert space.sample(random.Random(5)) == {
+        "act": legacy.choice(["gelu", "relu"]),
+        "groups": drawn,
+    }
     params = both.to_parameters(before)
     assert params["g1.pool"] == "before" and params["g0.pool"] == "after"
     assert both.arch_hash(both.from_parameters(params)) == both.arch_hash(before)

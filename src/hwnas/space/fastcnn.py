@@ -77,7 +77,8 @@ class FastCnnSpace(Space):
     def sample(self, rng: random.Random) -> Arch:
         groups = []
         for i in range(len(self.cfg.groups)):
-            groups.append({k: rng.choice(v) for k, v in self._choices(i).items()})
+            c = self._choices(i)  # an optional gene the space fixes draws nothing: same archs
+            groups.append({k: rng.choice(c[k]) for k in self._parameter_genes(i)})
         return {"act": rng.choice(self.cfg.activations), "groups": groups}
 
     def canonical(self, arch: Arch) -> Arch:
