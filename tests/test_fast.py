@@ -142,6 +142,15 @@ def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_
         model = both.build(arch, (3, 32, 32), 10).eval()
         assert model(x).shape == (2, 10)
         costs[name] = analytic_costs(model, (3, 32, 32))["macs"]
+    import onnxruntime as ort
+
+    from hwnas.hardware.profile import onnx_bytes
+
+    sess = ort.InferenceSession(onnx_bytes(model, (3, 32, 32)))  # the pool-first net exports
+    with torch.no_grad():
+        want = model(x[:1]).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:1].numpy()})[0]
+    assert abs(got - want).max() < 1e-4
     first = 64 * 256 * 9  # group 2's first conv, per output pixel: 15x15 after, 7x7 before
     assert costs["after"] - costs["before"] == first * (15 * 15 - 7 * 7)
     assert not any(k.endswith(".pool") for k in space.parameters())  # as before the gene
