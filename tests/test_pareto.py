@@ -17,6 +17,18 @@ from hwnas.core.pareto import (
 OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 
 
+def _pairwise_ranks(points):
+    """Non-dominated ranks by their definition: peel off the points no remaining one
+    dominates, front by front (the reference the fast versions are tested against)."""
+    left, ranks, rank = set(range(len(points))), [0] * len(points), 0
+    while left:
+        front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+        for i in front:
+            ranks[i] = rank
+        left, rank = left - front, rank + 1
+    return ranks
+
+
 def test_ranks_and_front():
     pts = [(0.0, 0.0), (1.0, 1.0), (0.5, 0.5), (0.0, 1.0), (2.0, 2.0)]
     assert non_dominated_ranks(pts) == [0, 2, 1, 1, 3]
@@ -26,20 +38,11 @@ def test_two_objective_ranks_by_sweeps_match_the_pairwise_definition():
     """Two objectives take a sweep per front instead of comparing all pairs; the ranks are
     the pairwise definition's, ties and equal points included."""
 
-    def pairwise(points):
-        left, ranks, rank = set(range(len(points))), [0] * len(points), 0
-        while left:
-            front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
-            for i in front:
-                ranks[i] = rank
-            left, rank = left - front, rank + 1
-        return ranks
-
     rng = random.Random(0)
     for _ in range(1000):
         values = [0.0, 1.0, 2.0, 3.0, math.inf]  # few values: many ties and duplicates
         pts = [(rng.choice(values), rng.choice(values)) for _ in range(rng.randint(1, 25))]
-        assert non_dominated_ranks(pts) == pairwise(pts), pts
+        assert non_dominated_ranks(pts) == _pairwise_ranks(pts), pts
     assert non_dominated_ranks([]) == []
 
 
@@ -122,26 +125,17 @@ def test_ranks_of_three_or_more_objectives_match_the_pairwise_definition():
     are smaller than the set."""
     import hwnas.core.pareto as P
 
-    def pairwise(points):
-        left, ranks, rank = set(range(len(points))), [0] * len(points), 0
-        while left:
-            front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
-            for i in front:
-                ranks[i] = rank
-            left, rank = left - front, rank + 1
-        return ranks
-
     rng = random.Random(1)
     values = [0.0, 1.0, 2.0, math.inf]
     for trial in range(600):
         m = 3 if trial % 2 else 4
         pts = [tuple(rng.choice(values) for _ in range(m)) for _ in range(rng.randint(1, 25))]
-        assert non_dominated_ranks(pts) == pairwise(pts), pts
+        assert non_dominated_ranks(pts) == _pairwise_ranks(pts), pts
     small = P._BLOCK_CELLS
     try:
         P._BLOCK_CELLS = 7  # blocks of one or two rows
         for _ in range(50):
             pts = [tuple(rng.choice(values) for _ in range(3)) for _ in range(rng.randint(1, 25))]
-            assert non_dominated_ranks(pts) == pairwise(pts), pts
+            assert non_dominated_ranks(pts) == _pairwise_ranks(pts), pts
     finally:
         P._BLOCK_CELLS = small
