@@ -5,7 +5,8 @@
 # may carry, so it comes in two calls on a warm machine (benchmarks/ray_wheels.sh makes .rayw/):
 #   PART=a  carry .rayw/a .whl                          -> keeps part 1 and the wheels in /tmp
 #   PART=b  carry .rayw/b .data/cifar10-jpeg.tar.gz     -> joins, installs, runs
-# The second call must come before the machine goes back (status: idle_release_s).
+# The second call must come before the machine goes back (status: idle_release_s). TAG names
+# the card in the result file (TAG=h200-8 or h100-8: the tool may lend either).
 set -u
 OUT=${OUT:-/tmp/out}
 case "${PART:-a}" in
@@ -26,7 +27,7 @@ b)
   cd benchmarks
   timeout -s INT ${SECONDS_LEFT:-500} python3 ray_overhead.py --config ../configs/cifar10_fast.yaml \
     --data ../.data/cifar10-jpeg.tar.gz --budget ${BUDGET:-48} --workers 8 --repeats ${REPEATS:-1} \
-    --gpus-per-trial 0.125 --set final.repeats=0 --tag ${TAG:-h200-8} 2>&1 | tail -20
+    --gpus-per-trial 0.125 --set final.repeats=0 --tag ${TAG:-gpu-8} 2>&1 | tail -20
   cd ..
   pkill -f "nvidia-smi dmon"
   cp benchmarks/results/*ray_overhead* $OUT/ 2>/dev/null
