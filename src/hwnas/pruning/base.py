@@ -110,34 +110,27 @@ def task_objectives(objectives: Objectives) -> list[str]:
     return [m for m, _ in objectives if m not in cost_objectives(objectives)]
 
 
-def similar_cost(a: Mapping[str, Any], b: Mapping[str, Any], keys: list[str], band: float) -> bool:
-    """Every cost in ``keys`` of ``b`` lies within a factor (1 + band) of ``a``'s."""
-    for k in keys:
-        x, y = a.get(k), b.get(k)
-        if not isinstance(x, int | float) or not isinstance(y, int | float):
-            return False
-        lo, hi = sorted((abs(float(x)), abs(float(y))))
-        if hi > lo * (1 + band) and hi - lo > 1e-12:
-            return False
-    return True
-
-
-def similar_cost_matrix(metrics: list[Mapping[str, Any]], keys: list[str], band: float) -> Any:
-    """:func:`similar_cost` of every pair at once (``[i, j]``: ``metrics[j]`` within the band
-    of ``metrics[i]``), as a boolean numpy array: a rung of 1000 trials is one array operation
-    per cost, not a million calls."""
+def similar_costs(
+    rows: list[Mapping[str, Any]], cols: list[Mapping[str, Any]], keys: list[str], band: float
+) -> Any:
+    """Boolean numpy array, ``[i, j]``: every cost in ``keys`` of ``cols[j]`` lies within a
+    factor (1 + band) of ``rows[i]``'s (a missing or non-numeric cost: not similar). One rule
+    for a trial against its peers (one row) and for a whole rung against itself: a rung of
+    1000 trials is one array operation per cost, not a million calls."""
     import numpy as np
 
-    n = len(metrics)
-    out = np.ones((n, n), dtype=bool)
-    for k in keys:
-        vals = [m.get(k) for m in metrics]
+    def numbers(ms: list[Mapping[str, Any]], k: str) -> tuple[Any, Any]:
+        vals = [m.get(k) for m in ms]
         ok = np.array([isinstance(v, int | float) for v in vals], dtype=bool)
-        x = np.abs(
-            np.array([float(v) if isinstance(v, int | float) else 0.0 for v in vals], dtype=float)
-        )
-        lo, hi = np.minimum(x[:, None], x[None, :]), np.maximum(x[:, None], x[None, :])
-        out &= ok[:, None] & ok[None, :] & ((hi <= lo * (1 + band)) | (hi - lo <= 1e-12))
+        x = [abs(float(v)) if isinstance(v, int | float) else 0.0 for v in vals]
+        return ok, np.array(x, dtype=float)
+
+    out = np.ones((len(rows), len(cols)), dtype=bool)
+    for k in keys:
+        (ok_r, r), (ok_c, c) = numbers(rows, k), numbers(cols, k)
+        lo, hi = np.minimum(r[:, None], c[None, :]), np.maximum(r[:, None], c[None, :])
+        apart = (hi > lo * (1 + band)) & (hi - lo > 1e-12)
+        out &= ok_r[:, None] & ok_c[None, :] & ~apart
     return out
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives, as_minimisation, nsga2_keys
-from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_cost_matrix
+from hwnas.pruning.base import Promotion, Scheduler, cost_objectives, similar_costs
 
 
 def ladder(low: float, top: float, eta: int) -> list[float]:
@@ -182,7 +182,8 @@ class AsyncHalving(Scheduler):
             order = sorted(range(len(done)), key=lambda i: (keys[i], done[i].id))
             return [done[i] for i in order[: len(done) // self.eta]]
         ordered = sorted(done, key=lambda t: -t.metrics["accuracy"])
-        mates = similar_cost_matrix([t.metrics for t in ordered], self.cost_keys, self.band)
+        ms = [t.metrics for t in ordered]
+        mates = similar_costs(ms, ms, self.cost_keys, self.band)
         acc = np.array([t.metrics["accuracy"] for t in ordered], dtype=float)
         better = (mates & (acc[None, :] > acc[:, None])).sum(1)
         keep = better < mates.sum(1) // self.eta

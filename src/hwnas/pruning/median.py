@@ -24,7 +24,7 @@ import numpy as np
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
-from hwnas.pruning.base import Pruner, StopRule, cost_objectives, no_costlier, similar_cost
+from hwnas.pruning.base import Pruner, StopRule, cost_objectives, no_costlier, similar_costs
 
 
 @dataclass
@@ -41,7 +41,8 @@ def peers_for(
     within a factor (1 + ``band``) of its costs."""
     if cheaper:
         return [p for p in peers if no_costlier(metrics, p.costs, keys)]
-    return [p for p in peers if similar_cost(metrics, p.costs, keys, band)]
+    near = similar_costs([metrics], [p.costs for p in peers], keys, band)[0]
+    return [p for p, ok in zip(peers, near, strict=True) if ok]
 
 
 @dataclass
