@@ -26,39 +26,31 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
 
     Keys this version no longer has (an option removed since the study was made) are dropped
     with a warning, not refused: the study's trials stay readable by ``show``, ``report`` and
-    ``export`` after an upgrade. Anything else invalid is an error."""
+    ``export`` after an upgrade. Anything else invalid is an error (the stored config's first
+    one). A valid config is validated once: every open of a study passes here."""
     from hwnas.core.errors import ConfigError
 
-    try:
-        return validate_config(drop_unknown_keys(path, raw))
-    except ConfigError as exc:
-        raise StoreError(f"{path}: its stored config is not valid ({exc})") from None
-
-
-def drop_unknown_keys(path: Path, raw: Any) -> Any:
-    """``raw`` without the keys the config schema refuses as unknown (a copy; ``raw`` itself
-    when there are none or when something else is wrong, so validation reports that)."""
-    from hwnas.core.errors import ConfigError
-
-    copy, dropped = json.loads(json.dumps(raw)), []
-    for _ in range(_MAX_DROPPED):
+    data, first = raw, None
+    dropped: list[str] = []
+    while True:  # each pass drops a key or ends: at most _MAX_DROPPED + 1 validations
         try:
-            validate_config(copy)
-            break
+            cfg = validate_config(data)
         except ConfigError as exc:
+            first = first or exc
             m = _UNKNOWN_KEY.fullmatch(str(exc))
-            if m is None or not _delete(copy, m.group(1).split(".")):
-                return raw
-            dropped.append(m.group(1))
-    else:
-        return raw
-    if dropped:
-        log.warning(
-            "%s: stored config keys this version no longer has are ignored: %s",
-            path,
-            ", ".join(dropped),
-        )
-    return copy if dropped else raw
+            if data is raw:
+                data = json.loads(json.dumps(raw))  # dropped from a copy, never the caller's
+            if m is None or len(dropped) == _MAX_DROPPED or not _delete(data, m[1].split(".")):
+                raise StoreError(f"{path}: its stored config is not valid ({first})") from None
+            dropped.append(m[1])
+            continue
+        if dropped:
+            log.warning(
+                "%s: stored config keys this version no longer has are ignored: %s",
+                path,
+                ", ".join(dropped),
+            )
+        return cfg
 
 
 #: the one-line wording of an unknown key (hwnas.core.config.format_error)
