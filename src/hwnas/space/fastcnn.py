@@ -141,7 +141,7 @@ class FastCnnSpace(Space):
         return FastCnn(
             c,
             num_classes,
-            arch["groups"],
+            [{**_DEFAULTS, **g} for g in arch["groups"]],  # every gene spelled out
             arch["act"],
             self.cfg.whiten_kernel,
             self.cfg.logit_scale,

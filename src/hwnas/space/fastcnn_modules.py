@@ -106,7 +106,7 @@ class FastCnn(nn.Module):
         self.act = _act(act)
         layers, c = [], self.whiten.out_channels
         for g in groups:
-            first = g.get("pool", "after") == "before"
+            first = g["pool"] == "before"
             layers.append(
                 ConvGroup(c, g["width"], g["depth"], g["kernel"], g["residual"], act, first)
             )
