@@ -11,7 +11,8 @@ Usage:
 Options: --n N --seed S --repeats R (sweeps over the measured archs, fastest kept, with one
 more reading of every table entry between sweeps, so table and truth see the same machine
 states) --passes P
-(sweeps per table entry) --threads T --dir DIR (table directory; --fresh: a new temp one).
+(sweeps per table entry) --threads T --dir DIR (table directory; --fresh: a new temp one)
+--tag T (appended to the result file's name, e.g. the machine it ran on).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main() -> None:
         help="also judge this learned predictor (hwnas predictor train) on the same truth",
     )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--tag", default="", help="appended to the result's name (e.g. the machine)")
     args = ap.parse_args()
 
     lut: dict[str, object] = {
@@ -144,7 +146,9 @@ def main() -> None:
         }
         print(json.dumps(side_by_side, indent=2))
     name = {"cpu-ort": "lut-cpu", "cpu-torch": "lut-cpu-torch", "cuda-torch": "lut-cuda"}
-    suffix = f"-r{args.resolution}" if args.resolution else ""
+    suffix = (f"-r{args.resolution}" if args.resolution else "") + (
+        f"-{args.tag}" if args.tag else ""
+    )
     save(
         name[args.target] + suffix,
         {
