@@ -8,6 +8,8 @@ same search, e.g. through ``strategy.start``) and whose every latency objective 
 which have no final training yet. Only validation figures choose: the test split decides
 nothing here. Feed them to ``hwnas train DIR --trial N --repeats 3`` so the headline compares
 the nets that could dominate, not only the ones the final stage spread along the front.
+On stderr, for each reference, its latency box: how many candidates were no slower on every
+latency objective, how many of those reached its validation accuracy, and the best of them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,22 @@ def main() -> None:
     for arch in REFERENCE_NETS.values():
         h = space.arch_hash(arch)
         refs += [t for t in searched if t.arch_hash == h and "accuracy" in t.metrics][:1]
+    for r in refs:
+        box = [
+            t
+            for t in searched
+            if t.id != r.id
+            and "accuracy" in t.metrics
+            and all(t.metrics.get(m, float("inf")) <= r.metrics[m] for m in costs)
+        ]
+        best = max(box, key=lambda t: t.metrics["accuracy"], default=None)
+        print(
+            f"{r.describe}: {len(box)} candidates in its latency box, "
+            f"{sum(t.metrics['accuracy'] >= r.metrics['accuracy'] for t in box)} reach its "
+            f"validation {r.metrics['accuracy']:.4f}"
+            + (f"; best #{best.id} {best.describe} {best.metrics['accuracy']:.4f}" if best else ""),
+            file=sys.stderr,
+        )
     picks = []
     for t in sorted(study.pareto(trials), key=lambda t: -t.metrics.get("accuracy", 0.0)):
         if t.stage != "search" or t.arch_hash in finals or any(t.id == r.id for r in refs):
