@@ -5,7 +5,11 @@ two measurements agree (the noise floor). When the table is far below that floor
 tells a systematic miss (the same archs mispredicted in every sweep, a ratio that follows the
 arch) from drift (the machine's speed changing between the table's readings and the truth's):
 it keeps every sweep's end-to-end reading of every arch, the table's prediction after every
-refresh, and the fit (overhead, scale) each time, in one JSON.
+refresh, and the fit (overhead, scale) each time, in one JSON. Last, ``--canary-rounds``
+rounds of (the quiet gate's canary, a canary at the table's input size, one arch end to end):
+if the arch's slow readings follow the big canary but not the gate's small one, the gate is
+blind to the kind of load this machine has (e.g. a neighbour contending for cache and memory,
+which a graph of a few kilobytes never feels).
 
   python benchmarks/lut_diag.py --config configs/digits.yaml --set data.name=cifar10 \
       --set data.path=ARCHIVE --n 60 --sweeps 3 --out FILE.json
@@ -34,6 +38,46 @@ def _ratios(pred: list[float], meas: list[float]) -> dict[str, float]:
     return {"median": r[len(r) // 2], "q1": r[q], "q3": r[-q - 1], "min": r[0], "max": r[-1]}
 
 
+def _canary(shape: tuple[int, ...], mid: int) -> Any:
+    """A function timing an MBConv-like ORT graph on input ``shape`` (ms), as the gate's."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from hwnas.hardware.profile import onnx_bytes, ort_session, time_callable
+
+    torch.manual_seed(0)
+    c = shape[0]
+    graph = nn.Sequential(
+        nn.Conv2d(c, mid, 1), nn.ReLU6(), nn.Conv2d(mid, mid, 3, 1, 1, groups=mid), nn.ReLU6()
+    )
+    graph.append(nn.Conv2d(mid, c, 1))
+    sess = ort_session(onnx_bytes(graph, shape), 1)
+    binding = sess.io_binding()
+    binding.bind_cpu_input(sess.get_inputs()[0].name, np.zeros((1, *shape), np.float32))
+    binding.bind_output(sess.get_outputs()[0].name)
+    return lambda: time_callable(lambda: sess.run_with_iobinding(binding), 5, 40, 4).latency_ms
+
+
+def _canary_rounds(space: Any, meter: Any, shape: Any, classes: int, arch: Any, n: int) -> dict:
+    """Do the arch's slow readings go with a slow small canary, or only with a big one?"""
+    from scipy.stats import spearmanr
+
+    small, big = _canary((8, 8, 8), 24), _canary((16, shape[1], shape[2]), 96)
+    model = space.build(arch, shape, classes)
+    rows = [(small(), big(), meter.measure(model, shape).latency_ms) for _ in range(n)]
+    s, b, m = (list(x) for x in zip(*rows, strict=True))
+    spread = {k: max(v) / min(v) for k, v in (("small", s), ("big", b), ("arch", m))}
+    return {
+        "rounds": n,
+        "arch": space.describe(arch),
+        "max_over_min": spread,
+        "spearman_arch_vs_small": float(spearmanr(m, s).statistic),
+        "spearman_arch_vs_big": float(spearmanr(m, b).statistic),
+        "readings_small_big_arch_ms": rows,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -42,6 +86,7 @@ def main() -> None:
     ap.add_argument("--sweeps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", default=None, help="table directory (default: a fresh temp one)")
+    ap.add_argument("--canary-rounds", type=int, default=40)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -104,10 +149,15 @@ def main() -> None:
         r0 = [p / m for p, m in zip(preds[0], sweeps[0], strict=True)]
         r1 = [p / m for p, m in zip(preds[1], sweeps[1], strict=True)]
         out["ratio_rank_corr_sweep0_vs_1"] = float(spearmanr(r0, r1).statistic)
+    if args.canary_rounds > 1:
+        mid = sorted(range(len(best)), key=best.__getitem__)[len(best) // 2]
+        out["canary"] = _canary_rounds(space, meter, shape, classes, archs[mid], args.canary_rounds)
     table.close()
     with open(args.out, "w") as fh:
         json.dump(out, fh, indent=1)
     brief = {k: v for k, v in out.items() if k != "rows"}
+    if "canary" in brief:
+        brief["canary"] = {k: v for k, v in out["canary"].items() if not k.startswith("readings")}
     print(json.dumps(brief, indent=1))
 
 
