@@ -128,14 +128,17 @@ def main() -> None:
             if len(vals) > 1:
                 row[key + "_readings"] = [round(v, 4) for v in vals]
         print(json.dumps(row), flush=True)
-    refs = {r["net"]: r for r in rows if r["net"] in REFERENCE_NETS}
+    refs = {r["net"]: (r, n["hash"]) for r, n in zip(rows, timed, strict=True)}
+    refs = {k: v for k, v in refs.items() if k in REFERENCE_NETS}
     verdict = {}
-    for name, ref in refs.items():
+    for name, (ref, ref_hash) in refs.items():
         if ref["test_accuracy"] is None:
             continue
         beats = []
-        for r in rows:
-            if r["net"] in REFERENCE_NETS or r["test_accuracy"] is None:
+        for r, net in zip(rows, timed, strict=True):
+            # the reference's own arch met again in the search (strategy.start) is not a rival:
+            # the same final runs, and a timing difference that is only noise
+            if r["net"] in REFERENCE_NETS or r["test_accuracy"] is None or net["hash"] == ref_hash:
                 continue
             acc_ok = r["test_accuracy"]["mean"] >= ref["test_accuracy"]["mean"]
             faster = {k: r[k] < ref[k] for k in targets if r[k] is not None and ref[k] is not None}
