@@ -161,6 +161,15 @@ class BoStrategyConfig(KindConfig):
         "expected improvement: it finishes the search around the incumbent, where EI, "
         "drawn to uncertain archs far away, leaves near-ties untried.",
     )
+    ends: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Two objectives (ehvi): share of proposals that take the best expected "
+        "improvement of one objective alone, either at random, instead of the best EHVI: "
+        "steps that push the front's two ends (the fastest nets that learn, the most "
+        "accurate), where EHVI gains little per arch. 0: EHVI only.",
+    )
 
 
 @strategies.register("optuna", factory="hwnas.strategy.optuna:OptunaStrategy.from_config")
