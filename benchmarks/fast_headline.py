@@ -128,8 +128,11 @@ def main() -> None:
             if len(vals) > 1:
                 row[key + "_readings"] = [round(v, 4) for v in vals]
         print(json.dumps(row), flush=True)
-    refs = {r["net"]: (r, n["hash"]) for r, n in zip(rows, timed, strict=True)}
-    refs = {k: v for k, v in refs.items() if k in REFERENCE_NETS}
+    refs = {
+        r["net"]: (r, n["hash"])
+        for r, n in zip(rows, timed, strict=True)
+        if r["net"] in REFERENCE_NETS
+    }
     verdict = {}
     for name, (ref, ref_hash) in refs.items():
         if ref["test_accuracy"] is None:

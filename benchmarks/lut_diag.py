@@ -26,7 +26,12 @@ import time
 from typing import Any
 
 from hwnas.experiment.config import load_config
-from hwnas.hardware.collect import accuracy_report, measure_random_archs, noise_floor
+from hwnas.hardware.collect import (
+    accuracy_report,
+    canary_timer,
+    measure_random_archs,
+    noise_floor,
+)
 from hwnas.hardware.host import cpu_model
 from hwnas.hardware.lut import LatencyTable, _problem, lut_settings, make_lut_meter
 from hwnas.hardware.targets import make_meter
@@ -38,32 +43,12 @@ def _ratios(pred: list[float], meas: list[float]) -> dict[str, float]:
     return {"median": r[len(r) // 2], "q1": r[q], "q3": r[-q - 1], "min": r[0], "max": r[-1]}
 
 
-def _canary(shape: tuple[int, ...], mid: int) -> Any:
-    """A function timing an MBConv-like ORT graph on input ``shape`` (ms), as the gate's."""
-    import numpy as np
-    import torch
-    from torch import nn
-
-    from hwnas.hardware.profile import onnx_bytes, ort_session, time_callable
-
-    torch.manual_seed(0)
-    c = shape[0]
-    graph = nn.Sequential(
-        nn.Conv2d(c, mid, 1), nn.ReLU6(), nn.Conv2d(mid, mid, 3, 1, 1, groups=mid), nn.ReLU6()
-    )
-    graph.append(nn.Conv2d(mid, c, 1))
-    sess = ort_session(onnx_bytes(graph, shape), 1)
-    binding = sess.io_binding()
-    binding.bind_cpu_input(sess.get_inputs()[0].name, np.zeros((1, *shape), np.float32))
-    binding.bind_output(sess.get_outputs()[0].name)
-    return lambda: time_callable(lambda: sess.run_with_iobinding(binding), 5, 40, 4).latency_ms
-
-
 def _canary_rounds(space: Any, meter: Any, shape: Any, classes: int, arch: Any, n: int) -> dict:
-    """Do the arch's slow readings go with a slow small canary, or only with a big one?"""
+    """Do the arch's slow readings go with a slow small canary (the quiet gate's own), or
+    only with a big one?"""
     from scipy.stats import spearmanr
 
-    small, big = _canary((8, 8, 8), 24), _canary((16, shape[1], shape[2]), 96)
+    small, big = canary_timer((8, 8, 8), 24), canary_timer((16, shape[1], shape[2]), 96)
     model = space.build(arch, shape, classes)
     rows = [(small(), big(), meter.measure(model, shape).latency_ms) for _ in range(n)]
     s, b, m = (list(x) for x in zip(*rows, strict=True))

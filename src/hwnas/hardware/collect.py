@@ -27,6 +27,29 @@ class _Reading(Protocol):
 T = TypeVar("T", bound=_Reading)
 
 
+def canary_timer(shape: tuple[int, int, int], mid: int, threads: int = 1) -> Callable[[], float]:
+    """A function timing (ms, on ONNX Runtime) an MBConv-like graph on input ``shape``:
+    1x1 conv to ``mid`` channels, 3x3 depthwise, 1x1 back, ReLU6 between. The quiet gate's
+    canary is the small one; a diagnosis can time one the size of the graphs it measures."""
+    import torch
+    from torch import nn
+
+    from hwnas.hardware.profile import onnx_bytes, ort_session, time_callable
+
+    torch.manual_seed(0)
+    c = shape[0]
+    graph = nn.Sequential(
+        nn.Conv2d(c, mid, 1), nn.ReLU6(), nn.Conv2d(mid, mid, 3, 1, 1, groups=mid), nn.ReLU6()
+    )
+    graph.append(nn.Conv2d(mid, c, 1))
+    sess = ort_session(onnx_bytes(graph, shape), threads)
+    binding = sess.io_binding()
+    binding.bind_cpu_input(sess.get_inputs()[0].name, np.zeros((1, *shape), np.float32))
+    binding.bind_output(sess.get_outputs()[0].name)
+    run = lambda: sess.run_with_iobinding(binding)  # noqa: E731
+    return lambda: time_callable(run, 5, 40, 4).latency_ms
+
+
 class QuietGate:
     """Waits for a quiet moment of a shared CPU before each reading.
 
@@ -57,23 +80,8 @@ class QuietGate:
         self._probe: Any = None
 
     def _canary(self) -> Any:
-        """An ORT session of a small MBConv-like graph and a function timing it (ms)."""
-        import torch
-        from torch import nn
-
-        from hwnas.hardware.profile import onnx_bytes, ort_session, time_callable
-
-        torch.manual_seed(0)
-        graph = nn.Sequential(
-            nn.Conv2d(8, 24, 1), nn.ReLU6(), nn.Conv2d(24, 24, 3, 1, 1, groups=24), nn.ReLU6()
-        )
-        graph.append(nn.Conv2d(24, 8, 1))
-        sess = ort_session(onnx_bytes(graph, (8, 8, 8)), self.threads)
-        binding = sess.io_binding()
-        binding.bind_cpu_input(sess.get_inputs()[0].name, np.zeros((1, 8, 8, 8), np.float32))
-        binding.bind_output(sess.get_outputs()[0].name)
-        run = lambda: sess.run_with_iobinding(binding)  # noqa: E731
-        return lambda: time_callable(run, 5, 40, 4).latency_ms
+        """The timing function of the gate's canary: a small MBConv-like graph (~1 ms)."""
+        return canary_timer((8, 8, 8), 24, self.threads)
 
     def _quiet(self) -> bool:
         """One canary reading: is the machine at its best speed right now?"""
