@@ -267,3 +267,50 @@ def test_readings_taken_beside_another_training_are_flagged_and_re_timed(tmp_pat
     alone = run_search(load_config(None, FAST, budget=3), tmp_path / "alone")
     assert "busy_readings" not in alone.summary
     assert all("latency_busy" not in t.metrics for t in alone.trials)
+
+
+def _gpu_seen(_: int) -> tuple[int, str | None]:
+    time.sleep(0.2)
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_worker_processes_spread_over_the_visible_gpus(monkeypatch):
+    """With several GPUs each worker process takes the next one, round-robin, before CUDA
+    starts in it (from what CUDA_VISIBLE_DEVICES lets the driver see); checked in processes
+    spawned as the process executor spawns them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hwnas.experiment.executor import claim_gpu, visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a, 3,-1")
+    assert visible_gpus() == ["GPU-a", "3"]
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("i", 0)
+    assert [claim_gpu(counter, ["a", "b", "c"]) for _ in range(4)] == ["a", "b", "c", "a"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "a"  # the claimer's own environment
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    slot = ctx.Value("i", 0)
+    with ProcessPoolExecutor(4, ctx, initializer=claim_gpu, initargs=(slot, ["5", "7"])) as pool:
+        seen = dict(pool.map(_gpu_seen, range(8)))
+    assert slot.value == 4  # four workers started, each claimed one GPU
+    assert set(seen.values()) <= {"5", "7"} and len(seen) >= 2
+
+
+def test_the_process_executor_takes_gpus_only_for_cuda_runs_with_several(monkeypatch):
+    from types import SimpleNamespace
+
+    from hwnas.experiment.executor import ProcessExecutor
+
+    section = SimpleNamespace(workers=2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    cuda = ProcessExecutor.from_config(section, None, {"device": "cuda"}, 1)  # type: ignore[arg-type]
+    cpu = ProcessExecutor.from_config(section, None, {"device": "cpu"}, 1)  # type: ignore[arg-type]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    one = ProcessExecutor.from_config(section, None, {"device": "cuda"}, 1)  # type: ignore[arg-type]
+    try:
+        assert (cuda.gpus, cpu.gpus, one.gpus) == (["0", "1", "2"], [], [])
+    finally:
+        for ex in (cuda, cpu, one):
+            ex.shutdown(cancel=False)

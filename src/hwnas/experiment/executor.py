@@ -3,7 +3,8 @@
 ``inprocess`` evaluates each trial in the driver as soon as it is submitted (the default:
 deterministic, nothing to set up). ``process`` keeps ``workers`` spawned processes, each with
 its own dataset, space and cost models, and evaluates that many trials at once -- several
-small candidates on one GPU, or one per core on a CPU. Workers only compute: every result
+small candidates on one GPU, workers spread round-robin over a box's GPUs (``device: cuda``),
+or one per core on a CPU. Workers only compute: every result
 comes back to the driver, which tells the strategy and commits the trial, so the study and
 resumption work exactly as with one process.
 """
@@ -73,10 +74,38 @@ def _exit_with(parent: int, every: float = 0.5) -> None:
     os._exit(0)
 
 
-def _init_worker(raw_cfg: dict[str, Any], threads: int, driver: int) -> None:
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, named as ``CUDA_VISIBLE_DEVICES`` names them (indices
+    or UUIDs); empty without CUDA."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and not g.strip().startswith("-")]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def claim_gpu(slot: Any, gpus: list[str]) -> str:
+    """Give this worker process the next GPU, round-robin over ``gpus`` by a counter shared
+    with its siblings (``slot``), before CUDA starts here: every worker would otherwise train
+    on the first GPU while the others idle."""
+    with slot.get_lock():
+        i = slot.value
+        slot.value += 1
+    gpu = gpus[i % len(gpus)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
+
+
+def _init_worker(
+    raw_cfg: dict[str, Any], threads: int, driver: int, gpus: list[str], slot: Any
+) -> None:
     """Build this worker's evaluator once; Ctrl-C is the driver's to handle; the worker ends
-    with the driver (``driver``: its pid, passed in, since it may already be gone by now)."""
+    with the driver (``driver``: its pid, passed in, since it may already be gone by now).
+    With several GPUs (``gpus``) the worker takes one of them first."""
     global _worker_evaluator
+    if gpus:
+        claim_gpu(slot, gpus)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(driver,), daemon=True).start()
     from hwnas.experiment.config import ExperimentConfig
@@ -103,27 +132,40 @@ class ProcessExecutor:
     search goes on.
     """
 
-    def __init__(self, run_config: dict[str, Any], workers: int, threads: int = 0) -> None:
+    def __init__(
+        self,
+        run_config: dict[str, Any],
+        workers: int,
+        threads: int = 0,
+        gpus: list[str] | None = None,
+    ) -> None:
+        import multiprocessing
+
         self.workers = workers
         self._cfg = run_config
         self._threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._ctx = multiprocessing.get_context("spawn")
+        # several GPUs: worker i trains on gpus[i % len(gpus)] (a rebuilt pool goes on counting)
+        self.gpus = list(gpus or [])
+        self._slot = self._ctx.Value("i", 0)
         self._pool = self._new_pool()
 
     @classmethod
     def from_config(
         cls, section: Any, evaluator: Evaluator, run_config: dict[str, Any], threads: int
     ) -> ProcessExecutor:
-        log.info("executor: %d worker processes", section.workers)
-        return cls(run_config, section.workers, threads)
+        gpus = visible_gpus() if run_config.get("device") == "cuda" else []
+        gpus = gpus if len(gpus) > 1 else []  # one GPU: every worker has it already
+        where = f" over GPUs {', '.join(gpus)}" if gpus else ""
+        log.info("executor: %d worker processes%s", section.workers, where)
+        return cls(run_config, section.workers, threads, gpus)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=self._ctx,
             initializer=_init_worker,
-            initargs=(self._cfg, self._threads, os.getpid()),
+            initargs=(self._cfg, self._threads, os.getpid(), self.gpus, self._slot),
         )
 
     def submit(self, job: Job) -> Future[Outcome]:
