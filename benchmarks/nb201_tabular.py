@@ -7,7 +7,7 @@ worst accuracy and worst latency, and true-front points found. Budgets count dis
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
 Runs use configs/nb201_accuracy.yaml (one objective) and configs/nb201_pixel3.yaml (two).
 Usage: python benchmarks/nb201_tabular.py [--seeds 30] [--first-seed 0] [--table PATH]
-       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,bo-parego,evolution-guided,
+       [--strategies evolution,random,optuna-tpe,optuna-nsga2,reinforce,bo,bo-parego,bo-model,evolution-guided,
        evolution-zc-warm,evolution-zc-filter] [--data CIFAR10_JPEG] [--noise 0.003]
        [--latency raspi4_ms|eyeriss_ms|fpga_ms] [--tag NAME]
 The `-zc-` variants add a synflow prefilter (warm start: the best 20 of 200 scored archs
@@ -120,6 +120,8 @@ def main() -> None:
         "reinforce": ["strategy=reinforce"],
         "bo": ["strategy=bo"],  # two objectives: EHVI
         "bo-parego": ["strategy=bo", "strategy.acquisition=parego"],
+        # EHVI with the latency, too, predicted by a GP (not looked up before training)
+        "bo-model": ["strategy=bo", "strategy.known_costs=false"],
         # predictor-guided evolution: 10 mutated children per proposal, the surrogate's pick
         "evolution-guided": ["strategy=evolution", "strategy.guide=10"],
         "evolution-zc-warm": ["strategy=evolution", *zc],

@@ -17,7 +17,7 @@ from conftest import SHARED, run_cli
 
 from hwnas.space.cell import CellSpace
 from hwnas.strategy.base import Result
-from hwnas.strategy.bo import BayesOpt, GenePosterior
+from hwnas.strategy.bo import BayesOpt, GenePosterior, _normal_scores
 from hwnas.strategy.random import RandomSearch
 
 TABLE = SHARED / "benchmarks" / "nb201_cifar10_hw.csv.gz"
@@ -321,8 +321,9 @@ def test_ehvi_state_resumes_the_same_proposals():
             tell(s, 20 + i, pa.arch)
     assert set(ops) <= {"bo", "bo-end"} and "bo" in ops
     before = BayesOpt(space, obj, seed=99, init=5)
-    before.load_state({k: v for k, v in state.items() if k != "ends"})
+    before.load_state({k: v for k, v in state.items() if k not in ("ends", "known_costs")})
     assert before.ends == 0.0  # begun before end steps: it goes on without them
+    assert not before.use_known  # nor does one begun before known costs weigh by them
 
 
 @needs_table
@@ -360,3 +361,52 @@ def test_the_two_objective_front_is_the_pairwise_one():
         ranks = non_dominated_ranks(pts.tolist())
         want = sorted(i for i in unique.values() if ranks[i] == 0)
         assert non_dominated(pts).tolist() == want
+
+
+def test_costs_known_before_training_map_onto_the_told_archs_normal_scores():
+    """A priced candidate's latency becomes a normal score on the told archs' scale: equal to
+    a told value, that value's score exactly; between two, between their scores; beyond all,
+    beyond them. Unpriced objectives (accuracy) and archs the pricing refuses keep the GP."""
+    space = CellSpace()
+    bo = BayesOpt(space, [("accuracy", "max"), ("latency_ms", "min")], 0)
+    told = np.array([[-0.9, 3.0], [-0.8, 1.0], [-0.7, 2.0]])
+    pool = list(
+        {
+            bo._key(c): c for c in (bo._codes(space.sample(random.Random(i))) for i in range(9))
+        }.values()
+    )[:6]
+    ms = [1.0, 2.0, 0.5, 2.5, 9.0, None]
+    prices = {
+        bo._key(c): (None if m is None else {"latency_ms": m})
+        for c, m in zip(pool, ms, strict=True)
+    }
+    bo.known_costs = lambda arch: prices[bo._key(bo._codes(arch))]
+    scores = bo._known_scores(pool, told)
+    assert set(scores) == {1}
+    z = scores[1]
+    ref = _normal_scores(told[:, 1])  # scores of 3.0, 1.0, 2.0
+    assert z[0] == pytest.approx(ref[1]) and z[1] == pytest.approx(ref[2])
+    assert z[2] < ref[1] and ref[2] < z[3] < ref[0] < z[4]
+    assert math.isnan(z[5])
+    bo.use_known = False
+    assert bo._known_scores(pool, told) == {}
+
+
+@needs_table
+def test_ehvi_takes_the_latency_a_table_target_gives_before_training(tmp_path):
+    """With a `tabular` target every candidate's latency is known untrained: the model's
+    asks carry it exactly (no spread), `known_costs: false` predicts it like accuracy."""
+    args = ["search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}"]
+    args += ["--set", "strategy=bo", "--budget", "16", "-q"]
+    for known in ("true", "false"):
+        out = tmp_path / known
+        res = run_cli(*args, "--set", f"strategy.known_costs={known}", "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        trials = json.loads(run_cli("show", str(out), "--json").stdout)
+        asked = [t["info"] for t in trials if t["info"]["op"].startswith("bo")]
+        assert len(asked) == 6
+        spreads = [info["sd"][1] for info in asked]
+        if known == "true":
+            assert all(sd < 1e-6 for sd in spreads) and all(info["sd"][0] > 0.01 for info in asked)
+        else:
+            assert all(sd > 0.01 for sd in spreads)

@@ -282,6 +282,26 @@ class Evaluator:
         except Exception as exc:  # noqa: BLE001 - any build failure, worded for the user
             raise InvalidArch(f"--arch: cannot be built: {type(exc).__name__}: {exc}") from None
 
+    @property
+    def knows_costs(self) -> bool:
+        """Whether some cost source prices an arch without a built net (a table, an arch-level
+        predictor), so a strategy can weigh archs it has not trained by their true cost."""
+        return any(not s.model.needs_model for s in self.sources)
+
+    def known_costs(self, arch: Arch) -> dict[str, float] | None:
+        """The costs of ``arch`` from the sources that need no built net (None: one of them
+        cannot price it, e.g. an arch missing from a table). Microseconds a call: a strategy
+        may ask it for every candidate it weighs."""
+        cand = self.candidate(arch, None)
+        out: dict[str, float] = {}
+        try:
+            for source in self.sources:
+                if not source.model.needs_model:
+                    out.update(source.costs(cand))
+        except Exception:  # noqa: BLE001 - unpriceable: the strategy falls back to its model
+            return None
+        return out
+
     def measure(self, arch: Arch, seed: int) -> dict[str, Any]:
         """Every cost of ``arch`` without training it: analytic counts and each source's
         reading, by the search's rules (a reading over a latency bound is taken again) --

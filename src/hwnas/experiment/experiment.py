@@ -245,6 +245,8 @@ class Experiment:
         evaluator.estimator.check(evaluator.space, evaluator.input_shape, evaluator.num_classes)
         space = evaluator.estimator.search_space(evaluator.space)
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
+        if evaluator.knows_costs and space is evaluator.space:
+            strategy.known_costs = evaluator.known_costs
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -91,6 +92,11 @@ class Strategy(ABC):
     requires: ClassVar[tuple[type, ...]] = ()
     #: trains a supernet before its first ask: the loop calls :meth:`prepare` with a kit
     one_shot: ClassVar[bool] = False
+    #: the costs of an untrained arch (metric -> value; None: not priceable), set by the
+    #: experiment when a cost source needs no built net (a latency table, an arch-level
+    #: predictor): a hardware-aware strategy then weighs candidates by their true cost
+    #: instead of predicting it from the archs it has trained
+    known_costs: Callable[[Arch], dict[str, float] | None] | None = None
 
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
         check_space(type(self), space)

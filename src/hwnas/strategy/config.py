@@ -170,6 +170,13 @@ class BoStrategyConfig(KindConfig):
         "steps that push the front's two ends (the fastest nets that learn, the most "
         "accurate), where EHVI gains little per arch. 0: EHVI only.",
     )
+    known_costs: bool = Field(
+        True,
+        description="Two objectives (ehvi): where a cost source prices an arch without "
+        "training or building it (a `tabular` target, an arch-level latency predictor), "
+        "weigh every candidate by its true cost instead of the model's guess of it. Budgets "
+        "still count trained archs; `false`: model every objective.",
+    )
 
 
 @strategies.register("optuna", factory="hwnas.strategy.optuna:OptunaStrategy.from_config")
