@@ -314,3 +314,19 @@ def test_the_process_executor_takes_gpus_only_for_cuda_runs_with_several(monkeyp
     finally:
         for ex in (cuda, cpu, one):
             ex.shutdown(cancel=False)
+
+
+def test_gpu_workers_keep_nvlink_multicast_off_unless_the_user_says(monkeypatch):
+    """On a shared several-GPU host NVLink multicast can take GPUs out of service: every
+    process the executors start gets it off, and a value the user set is kept."""
+    from hwnas.experiment.executor import GPU_SAFE_ENV, gpu_safe_env
+
+    for key in GPU_SAFE_ENV:
+        monkeypatch.delenv(key, raising=False)
+    assert gpu_safe_env() == {
+        "NCCL_NVLS_ENABLE": "0",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+        "NVSHMEM_DISABLE_NVLS": "1",
+    }
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")
+    assert gpu_safe_env()["NCCL_NVLS_ENABLE"] == "1"

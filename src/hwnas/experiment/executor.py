@@ -74,6 +74,20 @@ def _exit_with(parent: int, every: float = 0.5) -> None:
     os._exit(0)
 
 
+#: NVLink multicast off in every process that may touch a GPU: on a shared several-GPU host
+#: it can take GPUs out of service, and hwnas's trials run no collectives that would need it
+GPU_SAFE_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+
+
+def gpu_safe_env() -> dict[str, str]:
+    """:data:`GPU_SAFE_ENV`, where the user's own environment does not set a value."""
+    return {k: os.environ.get(k, v) for k, v in GPU_SAFE_ENV.items()}
+
+
 def visible_gpus() -> list[str]:
     """The GPUs this process may use, named as ``CUDA_VISIBLE_DEVICES`` names them (indices
     or UUIDs); empty without CUDA."""
@@ -104,6 +118,7 @@ def _init_worker(
     with the driver (``driver``: its pid, passed in, since it may already be gone by now).
     With several GPUs (``gpus``) the worker takes one of them first."""
     global _worker_evaluator
+    os.environ.update(gpu_safe_env())
     if gpus:
         claim_gpu(slot, gpus)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

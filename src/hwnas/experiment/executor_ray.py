@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from hwnas.core.errors import UserError
 from hwnas.experiment.evaluate import Job, Outcome
+from hwnas.experiment.executor import gpu_safe_env
 
 if TYPE_CHECKING:
     from hwnas.experiment.evaluate import Evaluator
@@ -89,7 +90,10 @@ class RayExecutor:
         self._started = False
         context = None
         if not ray.is_initialized():
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(_python_path())}}
+            safe = gpu_safe_env()  # every process Ray starts, the local raylet's too
+            for key, value in safe.items():
+                os.environ.setdefault(key, value)
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(_python_path()), **safe}}
             if section.address == "local":
                 context = ray.init(
                     num_cpus=section.local_cpus,
