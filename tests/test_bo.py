@@ -375,7 +375,7 @@ def test_costs_known_before_training_map_onto_the_told_archs_normal_scores():
             bo._key(c): c for c in (bo._codes(space.sample(random.Random(i))) for i in range(9))
         }.values()
     )[:6]
-    ms = [1.0, 2.0, 0.5, 2.5, 9.0, None]
+    ms = [1.0, 2.0, 0.5, 2.5, 9.0, None]  # None: the pricing refuses this arch
     prices = {
         bo._key(c): (None if m is None else {"latency_ms": m})
         for c, m in zip(pool, ms, strict=True)
@@ -388,6 +388,9 @@ def test_costs_known_before_training_map_onto_the_told_archs_normal_scores():
     assert z[0] == pytest.approx(ref[1]) and z[1] == pytest.approx(ref[2])
     assert z[2] < ref[1] and ref[2] < z[3] < ref[0] < z[4]
     assert math.isnan(z[5])
+    prices[bo._key(pool[4])] = {"latency_ms": math.inf}  # not a number a result could be
+    bo._priced.clear()
+    assert math.isnan(bo._known_scores(pool, told)[1][4])
     bo.use_known = False
     assert bo._known_scores(pool, told) == {}
 
@@ -406,7 +409,34 @@ def test_ehvi_takes_the_latency_a_table_target_gives_before_training(tmp_path):
         asked = [t["info"] for t in trials if t["info"]["op"].startswith("bo")]
         assert len(asked) == 6
         spreads = [info["sd"][1] for info in asked]
+        assert "known to the strategy" in (out / "hwnas.log").read_text()  # either way
         if known == "true":
             assert all(sd < 1e-6 for sd in spreads) and all(info["sd"][0] > 0.01 for info in asked)
         else:
             assert all(sd > 0.01 for sd in spreads)
+
+
+def test_known_costs_leave_out_a_metric_a_later_timing_source_reports():
+    """The run keeps the last source's value of a metric: a table's latency that a timing
+    source after it overwrites is not what the strategy will be told, so it is not known."""
+    from types import SimpleNamespace
+
+    from hwnas.experiment.evaluate import Evaluator, Source
+
+    class Table:
+        needs_model = False
+
+        def costs(self, cand):
+            return {"latency_ms": 2.0, "energy_mj": 5.0}
+
+    class Timer:
+        needs_model = True
+
+    def known(*later: Source) -> dict | None:
+        host = SimpleNamespace(sources=[Source(Table()), *later], candidate=lambda a, m: None)
+        return Evaluator.known_costs(host, {})  # type: ignore[arg-type]
+
+    assert known() == {"latency_ms": 2.0, "energy_mj": 5.0}
+    assert known(Source(Timer())) == {}  # it may report anything
+    assert known(Source(Timer(), provides=["latency_ms"])) == {"energy_mj": 5.0}
+    assert known(Source(Timer(), label="gpu")) == {"latency_ms": 2.0, "energy_mj": 5.0}

@@ -285,6 +285,8 @@ def test_worker_processes_spread_over_the_visible_gpus(monkeypatch):
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a, 3,-1")
     assert visible_gpus() == ["GPU-a", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,1")  # CUDA stops at the invalid entry
+    assert visible_gpus() == ["0"]
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("i", 0)
     assert [claim_gpu(counter, ["a", "b", "c"]) for _ in range(4)] == ["a", "b", "c", "a"]

@@ -86,6 +86,11 @@ class Source:
         return self.label is None and (self.provides is None or "latency_ms" in self.provides)
 
 
+def _may_give(source: Source, metric: str) -> bool:
+    """Whether ``source`` may report ``metric`` (a labelled source renames its metrics)."""
+    return source.label is None and (source.provides is None or metric in source.provides)
+
+
 class Evaluator:
     """Turns a :class:`Job` into an :class:`Outcome`: space, input shape, cost sources,
     constraints and estimator are all it knows of the experiment."""
@@ -295,9 +300,15 @@ class Evaluator:
         cand = self.candidate(arch, None)
         out: dict[str, float] = {}
         try:
-            for source in self.sources:
-                if not source.model.needs_model:
-                    out.update(source.costs(cand))
+            for i, source in enumerate(self.sources):
+                if source.model.needs_model:
+                    continue
+                later = [s for s in self.sources[i + 1 :] if s.model.needs_model]
+                out.update(  # a metric a later, timing source may overwrite is not known
+                    (k, v)
+                    for k, v in source.costs(cand).items()
+                    if not any(_may_give(s, k) for s in later)
+                )
         except Exception:  # noqa: BLE001 - unpriceable: the strategy falls back to its model
             return None
         return out

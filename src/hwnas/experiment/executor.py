@@ -93,7 +93,12 @@ def visible_gpus() -> list[str]:
     or UUIDs); empty without CUDA."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        return [g.strip() for g in env.split(",") if g.strip() and not g.strip().startswith("-")]
+        gpus = []
+        for g in (g.strip() for g in env.split(",")):
+            if not g or g.startswith("-"):
+                break  # CUDA ignores an invalid entry and every one after it
+            gpus.append(g)
+        return gpus
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]

@@ -103,6 +103,14 @@ def _budget(label: str) -> float:
     return float(fid.get("epochs", math.inf)) * float(fid.get("data_fraction", 1.0))
 
 
+def _finite(value: Any) -> float:
+    """A priced cost as a float; NaN (not priced) for anything but a finite number, as the
+    told results treat it."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return math.nan
+
+
 def _normal_scores(y: np.ndarray) -> np.ndarray:
     """Each result's rank as a standard normal quantile (a Gaussian copula)."""
     from scipy.stats import norm, rankdata
@@ -251,9 +259,7 @@ class BayesOpt(Strategy):
         out: dict[int, np.ndarray] = {}
         n = len(vectors)
         for j, (metric, direction) in enumerate(self.objectives):
-            raw = np.array(
-                [np.nan if c is None or metric not in c else float(c[metric]) for c in costs]
-            )
+            raw = np.array([_finite(None if c is None else c.get(metric)) for c in costs])
             if np.isnan(raw).all():
                 continue  # not a cost any source prices before training
             told = np.sort(vectors[:, j])
