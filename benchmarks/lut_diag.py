@@ -6,8 +6,9 @@ tells a systematic miss (the same archs mispredicted in every sweep, a ratio tha
 arch) from drift (the machine's speed changing between the table's readings and the truth's):
 it keeps every sweep's end-to-end reading of every arch, the table's prediction after every
 refresh, and the fit (overhead, scale) each time, in one JSON. Last, ``--canary-rounds``
-rounds of (the quiet gate's canary, a canary at the table's input size, one arch end to end):
-if the arch's slow readings follow the big canary but not the gate's small one, the gate is
+rounds of (a small 8x8x8 canary, one at the table's input size -- the quiet gate's own since
+2026-12-05 -- and one arch end to end): if the arch's slow readings follow the big canary but
+not the small one, a gate on the small one is
 blind to the kind of load this machine has (e.g. a neighbour contending for cache and memory,
 which a graph of a few kilobytes never feels).
 
@@ -44,7 +45,7 @@ def _ratios(pred: list[float], meas: list[float]) -> dict[str, float]:
 
 
 def _canary_rounds(space: Any, meter: Any, shape: Any, classes: int, arch: Any, n: int) -> dict:
-    """Do the arch's slow readings go with a slow small canary (the quiet gate's own), or
+    """Do the arch's slow readings go with a slow small canary (the gate's before 2026-12-05), or
     only with a big one?"""
     from scipy.stats import spearmanr
 

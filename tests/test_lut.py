@@ -260,3 +260,18 @@ def test_search_with_lut_target(built, tmp_path):
         assert t.metrics["latency_ms"] == pytest.approx(table.predict(space, t.arch, 10))
     assert table.measured == 0  # the search already measured anything it needed
     table.close()
+
+
+def test_the_quiet_gate_times_a_canary_at_the_table_s_input_size(monkeypatch, tmp_path):
+    """A table's gate watches a graph as big as the nets it reads (a small one missed the
+    slowdowns a CIFAR-sized net felt on the GPU box's CPU); without a shape it stays small."""
+    from hwnas.hardware import collect
+
+    made = []
+    monkeypatch.setattr(collect, "canary_timer", lambda *a: made.append(a) or (lambda: 1.0))
+    settings = lut_settings(validate_config(config_dict(tmp_path / "t")))
+    table = LatencyTable(settings, (1, 16, 16), tmp_path / "t", progress=False)
+    assert table.gate is not None and table.gate._quiet()
+    assert collect.QuietGate()._quiet()
+    assert made == [((16, 16, 16), 96, 1), ((8, 8, 8), 24, 1)]
+    table.close()

@@ -60,6 +60,12 @@ class QuietGate:
     fastest it has been, the gate waits and looks again. After ``patience`` seconds it gives
     up and stops gating for ``relax`` seconds, so a long busy spell slows a build by at most
     a few percent.
+
+    Given the ``shape`` of the inputs it gates readings for, the canary takes that input size
+    (16 channels, a 96-wide middle): on the GPU machine's 16-core Xeon the small 8x8x8 canary
+    flagged 16 of 31 undisturbed rounds and missed a 1.7x slowdown of a CIFAR-sized net that
+    a canary at 32x32 caught (8 of 31 flagged; ``benchmarks/lut_diag.py``, 40 rounds). Each
+    look costs ~3 ms at 32x32 instead of ~0.3 ms.
     """
 
     def __init__(
@@ -69,7 +75,9 @@ class QuietGate:
         patience: float = 3.0,
         relax: float = 30.0,
         poll: float = 0.2,
+        shape: tuple[int, int, int] | None = None,
     ) -> None:
+        self.shape = shape
         self.threads, self.tolerance, self.patience = threads, tolerance, patience
         self.relax, self.poll = relax, poll
         self.best = math.inf
@@ -80,8 +88,11 @@ class QuietGate:
         self._probe: Any = None
 
     def _canary(self) -> Any:
-        """The timing function of the gate's canary: a small MBConv-like graph (~1 ms)."""
-        return canary_timer((8, 8, 8), 24, self.threads)
+        """The timing function of the gate's canary: an MBConv-like graph at the gated
+        readings' input size, or a small one (8x8x8) without a shape."""
+        if self.shape is None:
+            return canary_timer((8, 8, 8), 24, self.threads)
+        return canary_timer((16, self.shape[1], self.shape[2]), 96, self.threads)
 
     def _quiet(self) -> bool:
         """One canary reading: is the machine at its best speed right now?"""

@@ -295,7 +295,7 @@ class LatencyTable:
         self._onnx: dict[str, bytes] = {}
         #: CPU runtimes wait for a quiet moment before each reading (see QuietGate)
         self.gate = (
-            QuietGate(settings.threads, patience=settings.quiet_wait)
+            QuietGate(settings.threads, patience=settings.quiet_wait, shape=self.input_shape)
             if settings.runtime != "cuda-torch" and settings.quiet_wait > 0
             else None
         )
