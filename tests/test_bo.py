@@ -440,3 +440,37 @@ def test_known_costs_leave_out_a_metric_a_later_timing_source_reports():
     assert known(Source(Timer())) == {}  # it may report anything
     assert known(Source(Timer(), provides=["latency_ms"])) == {"energy_mj": 5.0}
     assert known(Source(Timer(), label="gpu")) == {"latency_ms": 2.0, "energy_mj": 5.0}
+
+
+@needs_table
+def test_bo_never_proposes_a_degenerate_cell_and_old_studies_resume_as_they_were():
+    """Cells whose output no path reaches cannot learn: BO skips them in its samples and its
+    candidates (they were a quarter of its asks on NB201 x Pixel 3 with the latency known),
+    and a study begun before this keeps proposing as it did."""
+    table, space = _front_table(), CellSpace()
+    obj = [("accuracy", "max"), ("latency_ms", "min")]
+    keys = _two_objective_run(BayesOpt(space, obj, 3), table, 60)
+    assert len(keys) == 60 and not any(space.degenerate(space.from_string(k)) for k in keys)
+    bo = BayesOpt(space, obj, 3)
+    state = json.loads(json.dumps(bo.state()))
+    old = BayesOpt(space, obj, 3)
+    old.load_state({k: v for k, v in state.items() if k != "skip_degenerate"})
+    assert bo.skip_degenerate and not old.skip_degenerate
+
+
+@needs_table
+def test_a_constraint_on_a_known_cost_rules_candidates_out_before_they_are_proposed(tmp_path):
+    """`latency_ms <= 5` leaves a fifth of NB201 feasible on the Pixel 3: with the latency
+    known, BO proposes none that would be pruned untrained; modelling it, it wastes trials."""
+    args = ["search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}"]
+    args += ["--set", "strategy=bo", "--set", "constraints=['latency_ms <= 5']", "--budget", "30"]
+    statuses = {}
+    for known in ("true", "false"):
+        out = tmp_path / known
+        res = run_cli(*args, "-q", "--set", f"strategy.known_costs={known}", "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        statuses[known] = [
+            t["status"] for t in json.loads(run_cli("show", str(out), "--json").stdout)
+        ]
+    assert statuses["true"] == ["complete"] * 30
+    assert statuses["false"].count("pruned") >= 5

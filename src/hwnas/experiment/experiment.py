@@ -247,6 +247,7 @@ class Experiment:
         strategy = make_strategy(cfg.strategy, space, self.objectives, cfg.seed)
         if evaluator.knows_costs and space is evaluator.space:
             strategy.known_costs = evaluator.known_costs
+            strategy.constraints = list(cfg.constraints)
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(

@@ -66,6 +66,12 @@ class Space(ABC):
     def describe(self, arch: Arch) -> str:
         """One line a person can read."""
 
+    def degenerate(self, arch: Arch) -> bool:
+        """Whether ``arch``'s net cannot learn at all because its output does not depend on
+        its input (e.g. a cell whose every path crosses a zero op): a strategy need not spend
+        a trial on it. False unless a space can tell."""
+        return False
+
     def key(self, arch: Arch) -> str:
         """The string a table of results is indexed by (canonical JSON unless overridden)."""
         return json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hwnas.core.constraints import Constraint
 from hwnas.core.errors import UserError
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
@@ -97,6 +98,9 @@ class Strategy(ABC):
     #: predictor): a hardware-aware strategy then weighs candidates by their true cost
     #: instead of predicting it from the archs it has trained
     known_costs: Callable[[Arch], dict[str, float] | None] | None = None
+    #: the run's hard constraints, set with ``known_costs``: an arch whose known costs break
+    #: one would be pruned untrained, so such a strategy need not propose it
+    constraints: Sequence[Constraint] = ()
 
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
         check_space(type(self), space)
