@@ -407,8 +407,8 @@ class BayesOpt(Strategy):
         return costs is not None and bool(violated(list(self.constraints), costs))
 
     def _sample(self) -> Arch:
-        """A uniform sample; with known costs and constraints, the first of up to
-        ``SAMPLE_TRIES`` draws that the known costs do not rule out."""
+        """A uniform sample: the first of up to ``SAMPLE_TRIES`` draws not ruled out (a
+        degenerate arch, or one whose known cost breaks a constraint)."""
         arch = self.space.sample(self.rng)
         for _ in range(SAMPLE_TRIES - 1):
             codes = self._codes(arch)
