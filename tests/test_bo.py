@@ -422,18 +422,22 @@ def test_known_costs_leave_out_a_metric_a_later_timing_source_reports():
     from types import SimpleNamespace
 
     from hwnas.experiment.evaluate import Evaluator, Source
+    from hwnas.hardware.base import CostModel
 
-    class Table:
+    class Table(CostModel):
         needs_model = False
 
         def costs(self, cand):
             return {"latency_ms": 2.0, "energy_mj": 5.0}
 
-    class Timer:
-        needs_model = True
+    class Timer(CostModel):
+        def costs(self, cand):
+            return {"latency_ms": 3.0}
 
     def known(*later: Source) -> dict | None:
-        host = SimpleNamespace(sources=[Source(Table()), *later], candidate=lambda a, m: None)
+        host = SimpleNamespace(
+            sources=[Source(Table()), *later], candidate=lambda a, m: None, num_classes=None
+        )
         return Evaluator.known_costs(host, {})  # type: ignore[arg-type]
 
     assert known() == {"latency_ms": 2.0, "energy_mj": 5.0}

@@ -275,3 +275,29 @@ def test_the_quiet_gate_times_a_canary_at_the_table_s_input_size(monkeypatch, tm
     assert collect.QuietGate()._quiet()
     assert made == [((16, 16, 16), 96, 1), ((8, 8, 8), 24, 1)]
     table.close()
+
+
+def test_a_built_table_prices_unbuilt_archs_without_measuring(built, tmp_path):
+    """What a strategy weighs candidates by: the table's prediction from the entries and fit
+    it holds, equal to `predict`, with nothing timed; an empty table answers None (it would
+    have to measure), and so does the cost model without a class count."""
+    from hwnas.hardware.base import Candidate
+    from hwnas.hardware.lut import LutCostModel
+
+    cfg, _, _ = built
+    space = make_space(cfg.space)
+    table = LatencyTable(lut_settings(cfg), (1, 16, 16))
+    archs = [space.sample(random.Random(i)) for i in range(6)]
+    known = [table.known(space, a, 10) for a in archs]
+    assert table.measured == 0 and None not in known
+    assert known == pytest.approx([table.predict(space, a, 10) for a in archs])
+    assert table.measured == 0
+    table.close()
+    empty = LatencyTable(lut_settings(validate_config(config_dict(tmp_path / "e"))), (1, 16, 16))
+    assert empty.known(space, archs[0], 10) is None and empty.measured == 0
+    empty.close()
+    model = LutCostModel(cfg.target)
+    cand = Candidate(archs[0], space, (1, 16, 16))
+    assert model.prices_untrained and model.known(cand, None) is None
+    assert model.known(cand, 10) == {"latency_ms": pytest.approx(known[0])}
+    model.close()

@@ -81,6 +81,10 @@ class Source:
         fresh = self.model.remeasure(cand)
         return None if fresh is None else select(fresh, self.provides, self.label)
 
+    def known(self, cand: Candidate, num_classes: int | None) -> dict[str, Any] | None:
+        held = self.model.known(cand, num_classes)
+        return None if held is None else select(held, self.provides, self.label)
+
     @property
     def gives_latency(self) -> bool:
         return self.label is None and (self.provides is None or "latency_ms" in self.provides)
@@ -290,24 +294,26 @@ class Evaluator:
     @property
     def knows_costs(self) -> bool:
         """Whether some cost source prices an arch without a built net (a table, an arch-level
-        predictor), so a strategy can weigh archs it has not trained by their true cost."""
-        return any(not s.model.needs_model for s in self.sources)
+        predictor, a latency lookup table's held entries), so a strategy can weigh archs it
+        has not trained by their true cost."""
+        return any(s.model.prices_untrained for s in self.sources)
 
     def known_costs(self, arch: Arch) -> dict[str, float] | None:
-        """The costs of ``arch`` from the sources that need no built net (None: one of them
-        cannot price it, e.g. an arch missing from a table). Microseconds a call: a strategy
-        may ask it for every candidate it weighs."""
+        """The costs of ``arch`` from the sources that price it unbuilt, measuring nothing
+        (None: one of them cannot, e.g. an arch missing from a table or a block the lookup
+        table has not timed yet). Cheap: a strategy may ask it for every candidate it weighs."""
         cand = self.candidate(arch, None)
         out: dict[str, float] = {}
         try:
             for i, source in enumerate(self.sources):
-                if source.model.needs_model:
+                if not source.model.prices_untrained:
                     continue
-                later = [s for s in self.sources[i + 1 :] if s.model.needs_model]
+                held = source.known(cand, self.num_classes)
+                if held is None:
+                    return None
+                later = [s for s in self.sources[i + 1 :] if not s.model.prices_untrained]
                 out.update(  # a metric a later, timing source may overwrite is not known
-                    (k, v)
-                    for k, v in source.costs(cand).items()
-                    if not any(_may_give(s, k) for s in later)
+                    (k, v) for k, v in held.items() if not any(_may_give(s, k) for s in later)
                 )
         except Exception:  # noqa: BLE001 - unpriceable: the strategy falls back to its model
             return None

@@ -50,6 +50,18 @@ class CostModel(ABC):
     def costs(self, cand: Candidate) -> dict[str, float]:
         """Metrics for one candidate. Raise ``KeyError`` for an arch the source doesn't know."""
 
+    @property
+    def prices_untrained(self) -> bool:
+        """Whether :meth:`known` can answer for an arch that is not built (a strategy may then
+        weigh the candidates it has not tried by their cost)."""
+        return not self.needs_model
+
+    def known(self, cand: Candidate, num_classes: int | None) -> dict[str, float] | None:
+        """The metrics of an arch that is not built, read from what the source already holds,
+        never measured (None: it cannot tell so cheaply). A source that reads the arch alone
+        answers with :meth:`costs`."""
+        return None if self.needs_model else self.costs(cand)
+
     def remeasure(self, cand: Candidate) -> dict[str, float] | None:
         """A fresh reading (no cache) of a source whose figures are noisy measurements, so
         the front can be re-timed; None for deterministic sources (tables, models)."""

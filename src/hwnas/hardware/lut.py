@@ -519,6 +519,19 @@ class LatencyTable:
         blocks = src.blocks(arch, self.input_shape, num_classes)
         return fit.overhead_ms + fit.scale * self.sum_ms(blocks)
 
+    def known(self, space: Space, arch: Arch, num_classes: int) -> float | None:
+        """:meth:`predict` from the entries and fit already held, measuring nothing (None: an
+        entry or the fit is missing): cheap enough to price every candidate a strategy weighs."""
+        src, sid = self._source(space, num_classes)
+        fit = self._fits.get(sid) or self._stored_fit(sid)
+        if fit is None:
+            return None
+        try:
+            total = sum(self.block_ms(b) for b in src.blocks(arch, self.input_shape, num_classes))
+        except KeyError:
+            return None
+        return fit.overhead_ms + fit.scale * total
+
     def close(self) -> None:
         self._con.close()
 
@@ -557,6 +570,18 @@ class LutCostModel(CostModel):
             raise ValueError("lut: needs the built model (for its input shape and classes)")
         table = self.table(tuple(cand.input_shape))  # type: ignore[arg-type]
         return {"latency_ms": table.predict(cand.space, cand.arch, _num_classes(cand.model))}
+
+    @property
+    def prices_untrained(self) -> bool:
+        return True
+
+    def known(self, cand: Candidate, num_classes: int | None) -> dict[str, float] | None:
+        """The table's prediction from the entries it holds; nothing is measured."""
+        if num_classes is None:
+            return None
+        table = self.table(tuple(cand.input_shape))  # type: ignore[arg-type]
+        ms = table.known(cand.space, cand.arch, num_classes)
+        return None if ms is None else {"latency_ms": ms}
 
     def close(self) -> None:
         for t in self.tables.values():

@@ -39,7 +39,8 @@ Why these choices (from the literature, for small categorical spaces such as NAS
   (``benchmarks/nb201_regret_bands.py``). With the steps, 30 paired seeds: 0.0104 -> 0.0072 at
   100 archs (24 of 30 seeds better), no worse on Raspberry Pi 4, Eyeriss or FPGA latency.
 - *Costs known before training* (``known_costs``): where a source prices an arch without
-  training it (a latency table of the target, an arch-level predictor), EHVI takes each
+  training it (a table of the target, an arch-level predictor, the entries a latency lookup
+  table already holds: nothing is measured for it), EHVI takes each
   candidate's cost as known (its normal score among the told archs, no spread) and models
   only accuracy; end steps then push the other end, since a known cost's end is a lookup,
   not a search. On NB201 (30 paired seeds) the true-front points found at 300 archs rose

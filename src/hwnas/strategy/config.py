@@ -173,9 +173,10 @@ class BoStrategyConfig(KindConfig):
     known_costs: bool = Field(
         True,
         description="Two objectives (ehvi): where a cost source prices an arch without "
-        "training or building it (a `tabular` target, an arch-level latency predictor), "
-        "weigh every candidate by its true cost instead of the model's guess of it. Budgets "
-        "still count trained archs; `false`: model every objective.",
+        "training or building it (a `tabular` target, an arch-level latency predictor, a "
+        "`lut` target's entries already timed), weigh every candidate by its true cost "
+        "instead of the model's guess of it, and never propose one whose known cost breaks "
+        "a constraint. Budgets still count trained archs; `false`: model every objective.",
     )
 
 
