@@ -85,14 +85,13 @@ class Source:
         held = self.model.known(cand, num_classes)
         return None if held is None else select(held, self.provides, self.label)
 
+    def may_give(self, metric: str) -> bool:
+        """Whether this source may report ``metric`` (a labelled one renames its metrics)."""
+        return self.label is None and (self.provides is None or metric in self.provides)
+
     @property
     def gives_latency(self) -> bool:
-        return self.label is None and (self.provides is None or "latency_ms" in self.provides)
-
-
-def _may_give(source: Source, metric: str) -> bool:
-    """Whether ``source`` may report ``metric`` (a labelled source renames its metrics)."""
-    return source.label is None and (source.provides is None or metric in source.provides)
+        return self.may_give("latency_ms")
 
 
 class Evaluator:
@@ -313,7 +312,7 @@ class Evaluator:
                     return None
                 later = [s for s in self.sources[i + 1 :] if not s.model.prices_untrained]
                 out.update(  # a metric a later, timing source may overwrite is not known
-                    (k, v) for k, v in held.items() if not any(_may_give(s, k) for s in later)
+                    (k, v) for k, v in held.items() if not any(s.may_give(k) for s in later)
                 )
         except Exception:  # noqa: BLE001 - unpriceable: the strategy falls back to its model
             return None

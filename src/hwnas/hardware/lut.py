@@ -523,7 +523,7 @@ class LatencyTable:
         """:meth:`predict` from the entries and fit already held, measuring nothing (None: an
         entry or the fit is missing): cheap enough to price every candidate a strategy weighs."""
         src, sid = self._source(space, num_classes)
-        fit = self._fits.get(sid) or self._stored_fit(sid)
+        fit = self._stored_fit(sid)  # memoised in self._fits
         if fit is None:
             return None
         try:

@@ -94,9 +94,9 @@ class Strategy(ABC):
     #: trains a supernet before its first ask: the loop calls :meth:`prepare` with a kit
     one_shot: ClassVar[bool] = False
     #: the costs of an untrained arch (metric -> value; None: not priceable), set by the
-    #: experiment when a cost source needs no built net (a latency table, an arch-level
-    #: predictor): a hardware-aware strategy then weighs candidates by their true cost
-    #: instead of predicting it from the archs it has trained
+    #: experiment when a cost source prices archs unbuilt (a table, an arch-level predictor,
+    #: a lookup table's timed entries): a hardware-aware strategy then weighs candidates by
+    #: their true cost instead of predicting it from the archs it has trained
     known_costs: Callable[[Arch], dict[str, float] | None] | None = None
     #: the run's hard constraints, set with ``known_costs``: an arch whose known costs break
     #: one would be pruned untrained, so such a strategy need not propose it
