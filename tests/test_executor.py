@@ -332,3 +332,73 @@ def test_gpu_workers_keep_nvlink_multicast_off_unless_the_user_says(monkeypatch)
     }
     monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")
     assert gpu_safe_env()["NCCL_NVLS_ENABLE"] == "1"
+
+
+def _worker_pids(driver: int) -> list[int]:
+    from faults import children
+    from test_search import _cmdline
+
+    return [k for k in children(driver) if "spawn_main" in _cmdline(k)]
+
+
+def test_a_killed_worker_s_trial_runs_again_and_nothing_is_lost_or_doubled(tmp_path):
+    """`kill -9` of a worker process mid-trial (the OOM killer, a lost GPU): the trials it
+    broke run again, every trial of the budget completes, none is trained twice."""
+    out = tmp_path / "run"
+    proc = _start(out, "--budget", "6", "--workers", "2", *fast_args("estimator.epochs=6"))
+    db = out / "study.db"
+    assert _wait_for(lambda: any(r[1] == "complete" for r in _rows(db)), timeout=180)
+    assert _wait_for(lambda: any(r[1] == "running" for r in _rows(db)), timeout=60)
+    victim = _worker_pids(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    rows = _rows(db)
+    assert [r[1] for r in rows] == ["complete"] * 6
+    assert len({r[2] for r in rows}) == 6  # none trained twice as two trials
+    assert "a worker process died" in (out / "hwnas.log").read_text()
+
+
+class _BreakingPool:
+    """Stands in for a process pool whose every submission dies with its worker."""
+
+    def __init__(self, made: list[_BreakingPool], breaks: int) -> None:
+        self.made, self.breaks = made, breaks
+
+    def submit(self, fn, job):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        from hwnas.experiment.evaluate import Outcome
+
+        fut: Future = Future()
+        if len(self.made) <= self.breaks:
+            fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+        else:
+            fut.set_result(Outcome("complete", {"accuracy": 0.5}))
+        return fut
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.mark.parametrize(("breaks", "status", "pools"), [(2, "complete", 3), (5, "failed", 3)])
+def test_a_trial_is_run_again_up_to_its_retries_after_its_worker_died(
+    monkeypatch, breaks, status, pools
+):
+    from hwnas.experiment.evaluate import Job
+    from hwnas.experiment.executor import ProcessExecutor
+
+    made: list[_BreakingPool] = []
+
+    def new_pool(self):
+        made.append(_BreakingPool(made, breaks))
+        return made[-1]
+
+    monkeypatch.setattr(ProcessExecutor, "_new_pool", new_pool)
+    ex = ProcessExecutor({}, workers=1, retries=2)
+    outcome = ex.submit(Job({"x": 1}, seed=0)).result(timeout=10)
+    assert outcome.status == status
+    assert len(made) == pools  # one pool per attempt: the first and two rebuilt
+    if status == "failed":
+        assert outcome.error.startswith("worker process died (3 attempts)")

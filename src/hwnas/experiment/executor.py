@@ -147,9 +147,11 @@ def _run_in_worker(job: Job) -> Outcome:
 class ProcessExecutor:
     """``workers`` spawned processes (spawn: safe with CUDA and threads in the driver).
 
-    A worker that dies (killed, out of host memory) breaks the pool: the trials in flight then
-    are recorded as failed (which one killed it cannot be told), the pool is rebuilt and the
-    search goes on.
+    A worker that dies (killed, out of host memory, a lost GPU) breaks the pool and every trial
+    in flight with it. Which trial killed it cannot be told, so the pool is rebuilt and each of
+    them runs again, up to ``retries`` times (as Ray re-runs a task whose worker died); a trial
+    that breaks the pool every time is then recorded as failed and the search goes on. Nothing
+    is stored until a result comes back, so a re-run trial is neither lost nor written twice.
     """
 
     def __init__(
@@ -158,10 +160,14 @@ class ProcessExecutor:
         workers: int,
         threads: int = 0,
         gpus: list[str] | None = None,
+        retries: int = 2,
     ) -> None:
         import multiprocessing
 
         self.workers = workers
+        self.retries = retries
+        self._lock = threading.Lock()  # done-callbacks of one broken pool race to rebuild it
+        self._closing = False
         self._cfg = run_config
         self._threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._ctx = multiprocessing.get_context("spawn")
@@ -178,7 +184,7 @@ class ProcessExecutor:
         gpus = gpus if len(gpus) > 1 else []  # one GPU: every worker has it already
         where = f" over GPUs {', '.join(gpus)}" if gpus else ""
         log.info("executor: %d worker processes%s", section.workers, where)
-        return cls(run_config, section.workers, threads, gpus)
+        return cls(run_config, section.workers, threads, gpus, retries=section.retries)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -189,26 +195,52 @@ class ProcessExecutor:
         )
 
     def submit(self, job: Job) -> Future[Outcome]:
-        try:
-            inner = self._pool.submit(_run_in_worker, job)
-        except BrokenProcessPool:
-            self._pool = self._new_pool()
-            inner = self._pool.submit(_run_in_worker, job)
         outer: Future[Outcome] = Future()
+        self._submit(job, outer, attempt=0)
+        return outer
+
+    def _submit(self, job: Job, outer: Future[Outcome], attempt: int) -> None:
+        with self._lock:
+            pool = self._pool
+            try:
+                inner = pool.submit(_run_in_worker, job)
+            except BrokenProcessPool:
+                pool = self._pool = self._new_pool()
+                inner = pool.submit(_run_in_worker, job)
 
         def _done(f: Future[Outcome]) -> None:
             exc = f.exception()
             if exc is None:
                 outer.set_result(f.result())
+            elif (
+                isinstance(exc, BrokenProcessPool) and attempt < self.retries and not self._closing
+            ):
+                what = job.weights_path.stem if job.weights_path else "its trial"
+                log.warning(
+                    "a worker process died: %s runs again (re-run %d of %d)",
+                    what,
+                    attempt + 1,
+                    self.retries,
+                )
+                self._replace(pool)
+                self._submit(job, outer, attempt + 1)
             elif isinstance(exc, BrokenProcessPool):
-                outer.set_result(Outcome("failed", error=f"worker process died: {exc}"))
+                tries = f" ({attempt + 1} attempts)" if attempt else ""
+                outer.set_result(Outcome("failed", error=f"worker process died{tries}: {exc}"))
             else:  # the evaluator records candidate failures itself: this is a worker fault
                 outer.set_result(Outcome("failed", error=f"worker: {type(exc).__name__}: {exc}"))
 
         inner.add_done_callback(_done)
-        return outer
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """A fresh pool in place of ``broken``, once however many of its trials report it."""
+        with self._lock:
+            if self._pool is broken:
+                self._pool = self._new_pool()
+        broken.shutdown(wait=False)
 
     def shutdown(self, *, cancel: bool) -> None:
+        self._closing = True  # a pool broken by the shutdown itself re-runs nothing
         if cancel:  # Ctrl-C: stop now; running trials stay `running` and re-run on resume
             for p in list(getattr(self._pool, "_processes", {}).values()):
                 p.terminate()

@@ -28,6 +28,12 @@ class ExecutorConfig(KindConfig):
         "arrive then shapes later proposals; NASH waits for each step, so it is unchanged.",
     )
     workers: int = Field(1, ge=1, le=256, description="Trials evaluated at once (`process`).")
+    retries: int = Field(
+        2,
+        ge=0,
+        description="`process`: re-runs of the trials in flight when a worker process dies "
+        "(which of them killed it cannot be told); then they are recorded as failed.",
+    )
 
     @model_validator(mode="after")
     def _workers_need_processes(self) -> ExecutorConfig:
