@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -360,10 +361,14 @@ def test_a_killed_worker_s_trial_runs_again_and_nothing_is_lost_or_doubled(tmp_p
 
 
 class _BreakingPool:
-    """Stands in for a process pool whose every submission dies with its worker."""
+    """Stands in for a process pool whose first submissions die with their worker. As in
+    Python 3.12, the pool breaks on its own thread, holding the lock that ``submit`` and
+    ``shutdown`` take: a done-callback that calls either deadlocks."""
 
     def __init__(self, made: list[_BreakingPool], breaks: int) -> None:
         self.made, self.breaks = made, breaks
+        self._shutdown_lock = threading.Lock()
+        self.broken = False
 
     def submit(self, fn, job):
         from concurrent.futures import Future
@@ -371,15 +376,26 @@ class _BreakingPool:
 
         from hwnas.experiment.evaluate import Outcome
 
-        fut: Future = Future()
-        if len(self.made) <= self.breaks:
-            fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
-        else:
+        with self._shutdown_lock:
+            if self.broken:
+                raise BrokenProcessPool("the pool is not usable anymore")
+            fut: Future = Future()
+        if len(self.made) > self.breaks:
             fut.set_result(Outcome("complete", {"accuracy": 0.5}))
+            return fut
+
+        def terminate_broken():
+            time.sleep(0.2)  # the worker dies while its trial runs: the callback is waiting
+            with self._shutdown_lock:
+                self.broken = True
+                fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+
+        threading.Thread(target=terminate_broken).start()
         return fut
 
     def shutdown(self, wait=True, cancel_futures=False):
-        pass
+        with self._shutdown_lock:
+            pass
 
 
 @pytest.mark.parametrize(("breaks", "status", "pools"), [(2, "complete", 3), (5, "failed", 3)])

@@ -222,8 +222,11 @@ class ProcessExecutor:
                     attempt + 1,
                     self.retries,
                 )
-                self._replace(pool)
-                self._submit(job, outer, attempt + 1)
+                # not from here: Python 3.12 runs this callback holding the broken pool's
+                # lock, which shutting it down or submitting to it would take again
+                threading.Thread(
+                    target=self._again, args=(pool, job, outer, attempt + 1), daemon=True
+                ).start()
             elif isinstance(exc, BrokenProcessPool):
                 tries = f" ({attempt + 1} attempts)" if attempt else ""
                 outer.set_result(Outcome("failed", error=f"worker process died{tries}: {exc}"))
@@ -232,9 +235,20 @@ class ProcessExecutor:
 
         inner.add_done_callback(_done)
 
+    def _again(
+        self, broken: ProcessPoolExecutor, job: Job, outer: Future[Outcome], attempt: int
+    ) -> None:
+        try:
+            self._replace(broken)
+            self._submit(job, outer, attempt)
+        except (RuntimeError, BrokenProcessPool) as exc:  # shut down meanwhile, or broken again
+            outer.set_result(Outcome("failed", error=f"worker process died: {exc}"))
+
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """A fresh pool in place of ``broken``, once however many of its trials report it."""
         with self._lock:
+            if self._closing:
+                raise RuntimeError("the search is stopping")
             if self._pool is broken:
                 self._pool = self._new_pool()
         broken.shutdown(wait=False)
