@@ -301,3 +301,46 @@ def test_a_built_table_prices_unbuilt_archs_without_measuring(built, tmp_path):
     assert model.prices_untrained and model.known(cand, None) is None
     assert model.known(cand, 10) == {"latency_ms": pytest.approx(known[0])}
     model.close()
+
+
+class _Bursty:
+    """A meter on a machine that drifts: four readings in ten come out 1.8x slow."""
+
+    def __init__(self, inner, seed: int) -> None:
+        import random
+
+        self.inner, self.rng, self.readings = inner, random.Random(seed), 0
+
+    def measure(self, model, shape):
+        import dataclasses
+
+        r = self.inner.measure(model, shape)
+        self.readings += 1
+        slow = 1.8 if self.rng.random() < 0.4 else 1.0
+        return dataclasses.replace(r, latency_ms=r.latency_ms * slow)
+
+
+def test_eval_measures_an_arch_again_while_its_fastest_readings_disagree(built, monkeypatch):
+    """With two sweeps on a bursty machine many archs keep a slow reading; further sweeps of
+    exactly those archs (``max_repeats``) bring their fastest readings together, and the
+    report says how many sweeps that took and how many archs settled."""
+    import hwnas.hardware.lut as lut
+
+    cfg, table_dir, _ = built
+    meters: list[_Bursty] = []
+
+    def bursty(settings):
+        meters.append(_Bursty(real(settings), seed=len(meters)))
+        return meters[-1]
+
+    real = lut.make_lut_meter
+    monkeypatch.setattr(lut, "make_lut_meter", bursty)
+    plain, _ = lut.evaluate_table(cfg, 12, repeats=2, progress=False, directory=table_dir)
+    longer, _ = lut.evaluate_table(
+        cfg, 12, repeats=2, max_repeats=6, progress=False, directory=table_dir
+    )
+    assert plain["extra_sweeps"] == 0 and longer["extra_sweeps"] >= 1
+    assert meters[1].readings > meters[0].readings  # only the unsettled archs again
+    assert meters[1].readings < 12 * 6
+    assert longer["settled"] > plain["settled"]
+    assert longer["settled"] >= 0.9

@@ -211,6 +211,15 @@ def _parser() -> argparse.ArgumentParser:
         help="measure each arch in R sweeps, keeping the fastest (a shared CPU's noise only "
         "adds time); between sweeps the table takes one more reading of each entry (default 3)",
     )
+    le.add_argument(
+        "--max-repeats",
+        type=int,
+        default=6,
+        metavar="M",
+        help="archs whose two fastest readings still differ by more than 5 %% get further "
+        "sweeps, up to M in all: a noisy machine is measured longer, not judged on its noise "
+        "(default 6)",
+    )
     le.add_argument("--json", action="store_true", help="print the figures as JSON (the default)")
     le.add_argument("--text", action="store_true", help="print one sentence instead of the JSON")
 
@@ -944,6 +953,8 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         return 0
     if args.n < 2 or args.repeats < 1:
         raise UsageError("--n must be >= 2 and --repeats >= 1")
+    if args.max_repeats < args.repeats:
+        raise UsageError(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
     from hwnas.hardware.lut import evaluate_table
 
     report, _ = evaluate_table(
@@ -951,9 +962,12 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         args.n,
         seed=args.seed,
         repeats=args.repeats,
+        max_repeats=args.max_repeats,
         progress=not args.quiet,
         directory=args.dir,
     )
+    if report.get("warning"):
+        print(f"warning: {report['warning']}", file=sys.stderr)
     if not args.text:
         sys.stdout.write(json.dumps(report, indent=1) + "\n")
         return 0
