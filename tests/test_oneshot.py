@@ -357,3 +357,74 @@ def test_the_chain_supernet_covers_a_sub_space_with_depth_by_skips():
     for p in ([0] * 8, [8, 9, 8, 9, 9, 8, 9, 9], [3, 9, 1, 9, 2, 4, 9, 0]):
         net = space.build(space.from_choices(p), (3, 16, 16), 10)
         assert costs.of(p) == count_macs(net, (3, 16, 16))
+
+
+def _cell_kit(tmp_path: Path, **supernet) -> SupernetKit:
+    cfg = load_config(None, ["space=cell", "space.channels=8", "space.cells_per_stage=1"])
+    data = load_dataset(cfg.data, 0)
+    return SupernetKit(
+        task=Task(data, "cpu", 64, False, True),
+        space=make_space(cfg.space),
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        cfg=SupernetConfig(**supernet),
+        directory=tmp_path / "supernet",
+        seed=0,
+    )
+
+
+def _no_costs(kit: SupernetKit) -> ChoiceCosts:
+    return ChoiceCosts("none", 0.0, [[0.0] * len(c) for c in kit.space.choices()])
+
+
+def test_plain_op_batchnorm_touches_the_candidate_ops_only(tmp_path):
+    """DARTS's and GDAS's search setting: the BatchNorms inside the candidate ops normalise by
+    the batch alone (no scale or shift to win theta's favour); stem, reductions and the last
+    BN keep theirs."""
+    kit = _cell_kit(tmp_path, op_batchnorm="plain", epochs=0, mixture="hard")
+    net = SupernetSearch(kit, _no_costs(kit)).net
+    norms = [(n, m) for n, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    inside = [m for n, m in norms if ".edges." in n]
+    outside = [m for n, m in norms if ".edges." not in n]
+    # 3 cells x 6 edges x 2 convs (1x1 and 3x3), each with its BN
+    assert len(inside) == 36 and not any(m.affine or m.track_running_stats for m in inside)
+    assert outside and all(m.affine and m.track_running_stats for m in outside)
+    affine = SupernetSearch(_cell_kit(tmp_path / "a", epochs=0), _no_costs(kit)).net
+    assert all(
+        m.affine for m in affine.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    )  # the default is the stand-alone nets' BN
+
+
+def test_gdas_schedule_linear_tau_per_epoch_and_interleaved_steps(tmp_path, monkeypatch):
+    """``tau_schedule: linear`` sets tau once per epoch, tau_start at the first and tau_end
+    at the last (GDAS); ``interleave`` takes a w step before every theta step."""
+    kit = _cell_kit(
+        tmp_path,
+        epochs=0,
+        search_epochs=3,
+        mixture="hard",
+        theta_fraction=0.5,
+        tau_start=10.0,
+        tau_end=0.1,
+        tau_schedule="linear",
+        interleave=True,
+        op_batchnorm="plain",
+        w_grad_clip=5.0,
+        theta_beta1=0.5,
+        w_lr=0.025,
+    )
+    trainer = SupernetSearch(kit, _no_costs(kit))
+    trainer.warm_up()
+    order: list[str] = []
+    w_step = trainer._w_step
+    monkeypatch.setattr(trainer, "_w_step", lambda *a: order.append("w") or w_step(*a))
+    route = trainer._route
+    monkeypatch.setattr(
+        trainer, "_route", lambda th, tau: order.append(f"{tau:.2f}") or route(th, tau)
+    )
+    result = trainer.search(0, Setting("additive", 0.0))
+    assert [h["tau"] for h in result.history] == pytest.approx([10.0, 5.05, 0.1])
+    # per pair of batches: a route for w, w's step, a route for theta
+    assert order[:6] == ["10.00", "w", "10.00", "10.00", "w", "10.00"]
+    assert order.count("w") == trainer._steps(trainer.theta_split) * 3
+    assert all(math.isfinite(h["ce"]) for h in result.history)

@@ -35,6 +35,22 @@ class SupernetConfig(Section):
         description="Also update (a copy of) w during each setting's search, alternating "
         "epochs on w's and theta's data as FBNet does; false: theta alone on frozen w.",
     )
+    interleave: bool = Field(
+        False,
+        description="With `alternate`: w and theta take turns batch by batch (DARTS, GDAS), "
+        "instead of epoch by epoch (FBNet).",
+    )
+    op_batchnorm: Literal["affine", "plain"] = Field(
+        "affine",
+        description="BatchNorm inside the candidate ops: `affine` learns a scale and shift and "
+        "keeps running statistics (as the stand-alone nets do); `plain` normalises by the "
+        "batch alone, without scale or shift (the DARTS and GDAS search setting: an op cannot "
+        "grow its output to win theta's favour). `spos` always uses `affine`, since its "
+        "inherited weights go into stand-alone nets.",
+    )
+    w_grad_clip: float | None = Field(
+        None, gt=0.0, description="Clip the norm of w's gradient at this (DARTS uses 5)."
+    )
     theta_fraction: float = Field(
         0.2,
         gt=0.0,
@@ -60,15 +76,24 @@ class SupernetConfig(Section):
     w_weight_decay: float = Field(1e-4, ge=0.0, description="Weight decay of w.")
     theta_lr: float = Field(0.01, gt=0.0, description="Adam learning rate of theta (FBNet).")
     theta_weight_decay: float = Field(5e-4, ge=0.0, description="Weight decay of theta.")
+    theta_beta1: float = Field(
+        0.9, ge=0.0, lt=1.0, description="Adam's first beta for theta (GDAS uses 0.5)."
+    )
     tau_start: float = Field(
         5.0, gt=0.0, description="Gumbel-softmax temperature at the start of a search."
     )
     tau_end: float = Field(
         2.0,
         gt=0.0,
-        description="Temperature at its end (annealed exponentially per theta step). Lower "
-        "makes the soft mixture peaky, which w must follow: FBNet anneals to ~0.1 over 90 "
-        "epochs; over a few, a peaky mixture lifted the loss back to chance (digits).",
+        description="Temperature at its end (see `tau_schedule`). Lower makes the soft "
+        "mixture peaky, which w must follow: FBNet anneals to ~0.1 over 90 epochs; over a "
+        "few, a peaky mixture lifted the loss back to chance (digits).",
+    )
+    tau_schedule: Literal["exponential", "linear"] = Field(
+        "exponential",
+        description="`exponential`: tau falls geometrically with every theta step (FBNet); "
+        "`linear`: tau is set once per epoch, falling in equal steps from tau_start at the "
+        "first epoch to tau_end at the last (GDAS), so most epochs sample at a high tau.",
     )
 
     @model_validator(mode="after")

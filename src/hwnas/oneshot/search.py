@@ -11,7 +11,9 @@ Warm-up: the shared weights w train alone, theta at zero, tau at ``tau_start`` (
 trained, none favoured; the checkpoint is what another study reuses). Search, per setting:
 theta starts at zero; each epoch (with ``alternate``) w takes one pass over its data along
 paths drawn from theta, then theta one pass over its own data, with the resource loss the
-exact expectation ``E_theta[C]``; tau anneals exponentially to ``tau_end``. Every epoch ends
+exact expectation ``E_theta[C]``; tau anneals exponentially to ``tau_end`` (or, with
+``tau_schedule: linear``, per epoch as GDAS does; ``interleave`` alternates w and theta batch
+by batch as DARTS and GDAS do). Every epoch ends
 with a checkpoint, so an interrupted search goes on from the last finished epoch with the
 same random state.
 """
@@ -101,6 +103,25 @@ def check_weights(kit: SupernetKit) -> None:
         _load_warm(kit)
 
 
+def plain_op_norms(net: nn.Module) -> int:
+    """Give every BatchNorm inside a position's candidate ops plain batch statistics: no
+    learned scale or shift, no running averages (the DARTS and GDAS search setting); the
+    fixed layers around the positions keep theirs. Returns how many were replaced."""
+    from hwnas.space.blocks import Choice
+
+    n = 0
+    for position in [m for m in net.modules() if isinstance(m, Choice)]:
+        for parent in list(position.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.BatchNorm2d) and child.affine:
+                    plain = nn.BatchNorm2d(
+                        child.num_features, eps=child.eps, affine=False, track_running_stats=False
+                    )
+                    setattr(parent, name, plain)
+                    n += 1
+    return n
+
+
 class SupernetSearch:
     """One supernet on one task: ``warm_up`` once, then ``search`` per setting."""
 
@@ -121,6 +142,8 @@ class SupernetSearch:
         self.w_split = Split(tr.x[order[k:]], tr.y[order[k:]])
         torch.manual_seed(kit.seed)
         self.net: nn.Module = kit.space.supernet(kit.input_shape, kit.num_classes)  # type: ignore[attr-defined]
+        if self.cfg.op_batchnorm == "plain":
+            plain_op_norms(self.net)
         self.net.to(self.dev)
         if self.dev.type == "cuda":
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -151,9 +174,12 @@ class SupernetSearch:
         with autocast(self.dev, self.precision):
             return self.net(x, path).float()
 
-    def _tau(self, step: int, steps: int) -> float:
-        """The temperature after ``step`` of ``steps`` theta steps (exponential anneal)."""
+    def _tau(self, step: int, steps: int, epoch: int, epochs: int) -> float:
+        """The temperature after ``step`` of ``steps`` theta steps, in ``epoch`` (from 0) of
+        ``epochs``: see ``supernet.tau_schedule``."""
         c = self.cfg
+        if c.tau_schedule == "linear":
+            return float(c.tau_start - (c.tau_start - c.tau_end) * epoch / max(epochs - 1, 1))
         return float(c.tau_start * (c.tau_end / c.tau_start) ** (step / max(steps - 1, 1)))
 
     def _route(self, theta: list[torch.Tensor], tau: float) -> list[Any]:
@@ -196,6 +222,8 @@ class SupernetSearch:
         self._check(loss, what)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.w_grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.w_grad_clip)
         opt.step()
         sched.step()
         return float(loss.detach())
@@ -269,9 +297,14 @@ class SupernetSearch:
         table = [torch.tensor(row) for row in self.costs.table]
         ref, cheapest = self.costs.uniform(), self.costs.cheapest()
         opt_t = torch.optim.Adam(
-            theta, lr=self.cfg.theta_lr, weight_decay=self.cfg.theta_weight_decay
+            theta,
+            lr=self.cfg.theta_lr,
+            betas=(self.cfg.theta_beta1, 0.999),
+            weight_decay=self.cfg.theta_weight_decay,
         )
         steps_w = self._steps(self.w_split) * epochs
+        if self.cfg.alternate and self.cfg.interleave:  # w steps only beside theta steps
+            steps_w = min(steps_w, self._steps(self.theta_split) * epochs)
         # w fine-tunes a warmed-up supernet gently, but trains at full rate from scratch
         # (GDAS, DARTS: no warm-up) -- a fifth of the rate left GDAS's CE near chance
         warmed = self.cfg.epochs > 0 or bool(self.cfg.weights)
@@ -295,31 +328,45 @@ class SupernetSearch:
             gen.set_state(state["gen"])
             torch.set_rng_state(state["torch_rng"])
             t_step, start, history = state["t_step"], state["epoch"], state["history"]
-        self.net.train()
-        for epoch in range(start, epochs):
-            if self.cfg.alternate:
-                for x, y in self._epoch(self.w_split, gen):
-                    with torch.no_grad():
-                        route = self._route(theta, self._tau(t_step, steps_t))
-                    what = f"search ({setting.label()}), w step"
-                    self._w_step(opt_w, sched, x, y, route, what)
-            ce_sum, n = 0.0, 0
-            self.net.requires_grad_(False)  # theta steps: w is only differentiated through
+        what_w = f"search ({setting.label()}), w step"
+
+        def theta_step(x: torch.Tensor, y: torch.Tensor, tau: float) -> float:
+            """One Adam step of theta on (x, y) along a path drawn at ``tau``; its CE."""
+            self.net.requires_grad_(False)  # w is only differentiated through
             try:
-                for x, y in self._epoch(self.theta_split, gen):
-                    tau = self._tau(t_step, steps_t)
-                    route = self._route(theta, tau)
-                    ce = F.cross_entropy(self._forward(x, route), y)
-                    cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
-                    loss = total_loss(ce, cost, setting, ref, cheapest)
-                    self._check(loss, f"search ({setting.label()}), theta step")
-                    opt_t.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt_t.step()
-                    t_step += 1
-                    ce_sum, n = ce_sum + float(ce.detach()), n + 1
+                ce = F.cross_entropy(self._forward(x, self._route(theta, tau)), y)
+                cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
+                loss = total_loss(ce, cost, setting, ref, cheapest)
+                self._check(loss, f"search ({setting.label()}), theta step")
+                opt_t.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_t.step()
             finally:
                 self.net.requires_grad_(True)
+            return float(ce.detach())
+
+        self.net.train()
+        for epoch in range(start, epochs):
+            ce_sum, n = 0.0, 0
+            tau = self._tau(t_step, steps_t, epoch, epochs)
+            if self.cfg.alternate and self.cfg.interleave:  # a w step, a theta step, ...
+                w_batches = self._epoch(self.w_split, gen)
+                t_batches = self._epoch(self.theta_split, gen)
+                for (xw, yw), (xt, yt) in zip(w_batches, t_batches, strict=False):
+                    tau = self._tau(t_step, steps_t, epoch, epochs)
+                    with torch.no_grad():
+                        route = self._route(theta, tau)
+                    self._w_step(opt_w, sched, xw, yw, route, what_w)
+                    ce_sum, n, t_step = ce_sum + theta_step(xt, yt, tau), n + 1, t_step + 1
+            else:
+                if self.cfg.alternate:  # an epoch of w steps, then one of theta steps
+                    for x, y in self._epoch(self.w_split, gen):
+                        with torch.no_grad():
+                            route = self._route(theta, self._tau(t_step, steps_t, epoch, epochs))
+                        self._w_step(opt_w, sched, x, y, route, what_w)
+                for x, y in self._epoch(self.theta_split, gen):
+                    tau = self._tau(t_step, steps_t, epoch, epochs)
+                    ce_sum, n, t_step = ce_sum + theta_step(x, y, tau), n + 1, t_step + 1
             probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
             with torch.no_grad():
                 ec = float(expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed))

@@ -62,8 +62,9 @@ class SposSearch(OneShotSearch):
         from hwnas.oneshot.search import SupernetDiverged, SupernetSearch
 
         # one op per position, drawn uniformly (theta stays at zero); no theta to train, so
-        # w trains on (all but one image of) the training split
-        update = {"mixture": "hard", "theta_fraction": 1e-9}
+        # w trains on (all but one image of) the training split; the ops keep their affine
+        # BatchNorm, since the inherited weights go into stand-alone nets
+        update = {"mixture": "hard", "theta_fraction": 1e-9, "op_batchnorm": "affine"}
         single = replace(kit, cfg=kit.cfg.model_copy(update=update))
         none = ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in kit.space.choices()])
         try:

@@ -88,6 +88,12 @@ class ChainNet(nn.Module):
         return self.classifier(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
+class Choice(nn.ModuleList):
+    """One supernet position: its candidate ops, what :func:`mixed` picks from. A type of its
+    own so that training can treat the candidates apart from the fixed layers around them
+    (e.g. DARTS's plain BatchNorm inside the ops only)."""
+
+
 class ChainSupernet(nn.Module):
     """ChainNet's skeleton over the chain space's supernet sub-space: at each block position
     every op of :meth:`ChainSpace.choices` (skip: identity), built as ChainNet would build it
@@ -105,7 +111,7 @@ class ChainSupernet(nn.Module):
             w, s = space.sub_widths[i], cfg.stages[i].stride if b == 0 else 1
             cin = c if b == 0 else w
             rows.append(
-                nn.ModuleList(
+                Choice(
                     nn.Identity() if n == SKIP else MBConv(cin, w, *parse_op(n), s) for n in names
                 )
             )

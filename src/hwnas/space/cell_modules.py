@@ -8,7 +8,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from hwnas.space.blocks import mixed
+from hwnas.space.blocks import Choice, mixed
 from hwnas.space.vocab.cell import EDGES
 
 
@@ -113,7 +113,7 @@ class MixedCell(nn.Module):
 
     def __init__(self, names: list[str], c: int) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(nn.ModuleList(make_op(o, c) for o in names) for _ in EDGES)
+        self.edges = nn.ModuleList(Choice(make_op(o, c) for o in names) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
         return cell_nodes(x, lambda k, h: mixed(cast(nn.ModuleList, self.edges[k]), path[k], h))

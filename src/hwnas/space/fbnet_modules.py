@@ -111,7 +111,7 @@ class FbnetSupernet(nn.Module):
         super().__init__()
         self.stem = conv_bn(cin, stem[0], 3, stem[1])
         self.choices = nn.ModuleList(
-            nn.ModuleList(make_block(b, ci, co, s) for b in names) for ci, co, s in layers
+            blocks.Choice(make_block(b, ci, co, s) for b in names) for ci, co, s in layers
         )
         c = layers[-1][1]
         self.head, c = head_conv(c, head_channels, conv_bn)
