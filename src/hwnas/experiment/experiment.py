@@ -278,7 +278,7 @@ class Experiment:
         state = store.get_meta_json("strategy_state")
         if state is not None:
             strategy.load_state(state)
-        if strategy.known_costs is not None:
+        if strategy.known_costs is not None and strategy.weighs_known_costs():
             log.info("costs a source prices without a built net are known to the strategy")
         study = Study(self.dir)
         existing = store.trials()

@@ -256,6 +256,9 @@ class BayesOpt(Strategy):
         }
         return self._propose(self._arch(pool[i]), info)
 
+    def weighs_known_costs(self) -> bool:
+        return self.use_known
+
     def _known_scores(self, pool: list[list[int]], vectors: np.ndarray) -> dict[int, np.ndarray]:
         """For each objective the run prices before training (``known_costs``), every
         candidate's value as a normal score on the told archs' scale (NaN: not priced).
