@@ -18,7 +18,7 @@ its epochs reach 1/3, 60 % and 100 % of the baseline's on that seed (trials in i
 worker) and its hypervolume there is compared with the baseline's whole run.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
 [--variants baseline,median,median-w2,curve,halving,halving-warm,hyperband,bohb,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
-[--budget-for VARIANT=N] [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
+[--budget-for VARIANT=N] [--cost latency_ms|macs] [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
 the result file)
 """
 
@@ -255,6 +255,13 @@ def main() -> None:
     ap.add_argument(
         "--stop-after", type=float, metavar="MIN", help="stop (resumably) after MIN minutes"
     )
+    ap.add_argument(
+        "--cost",
+        default="latency_ms",
+        help="the second objective (default latency_ms, measured); `macs` (counted: the same "
+        "net costs the same in every run, so hypervolume differences are the search's alone, "
+        "not the timing's) also sets target=analytic",
+    )
     ap.add_argument("--tag", default="", help="name in the result file's name")
     ap.add_argument(
         "--against",
@@ -273,7 +280,11 @@ def main() -> None:
         if name not in budgets or not n.isdigit():
             raise SystemExit(f"--budget-for {spec!r}: expected VARIANT=N with a chosen variant")
         budgets[name] = int(n)
+    global OBJ
+    OBJ = [("accuracy", "max"), (args.cost, "min")]
     extra = list(args.overrides)
+    if args.cost != "latency_ms":
+        extra = [f"objectives={{accuracy: max, {args.cost}: min}}", "target=analytic", *extra]
     env = dict(os.environ)
     if args.threads is not None:
         extra.append(f"estimator.threads={args.threads}")
@@ -498,7 +509,7 @@ def main() -> None:
             f"compared across runs with {args.against} ({stored['date']}, {stored['machine']}): "
             "its hypervolume boxes, its runs as the variants named @date"
         )
-    if args.jobs > 1:
+    if args.jobs > 1 and args.cost == "latency_ms":
         notes.append(
             f"{min(args.jobs, len(runs))} searches ran at once on {os.cpu_count()} cores: latency "
             "readings are noisier than on a quiet machine (each search times on a core beside others' training)"
@@ -509,6 +520,7 @@ def main() -> None:
             "command": " ".join(["python benchmarks/pruning.py", *sys.argv[1:]]),
             "budget": args.budget,
             "budgets": budgets,
+            "cost": args.cost,
             "seeds": args.seeds,
             "jobs": args.jobs,
             "threads": args.threads,
