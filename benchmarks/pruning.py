@@ -152,8 +152,12 @@ def run_all(
     jobs: int,
     env: dict[str, str],
     stop_after: float | None,
+    cost: str = "latency_ms",
 ) -> bool:
     """Run every unfinished search, ``jobs`` at once; False if some are left unfinished."""
+    other = [r[2] for r in runs if _marker(r[2]).get("cost", cost) != cost]
+    if other:
+        raise SystemExit(f"{other[0]} was searched with another --cost: use another --out")
     queue = [r for r in runs if not _marker(r[2]).get("done")]
     running: dict[subprocess.Popen[bytes], tuple[tuple[str, int, Path, list[str]], float]] = {}
     deadline = time.monotonic() + 60 * stop_after if stop_after else None
@@ -165,6 +169,7 @@ def run_all(
         m["invocations"] += 1
         m["command"] = " ".join(["hwnas", *cmd])
         m["done"] = rc == 0
+        m["cost"] = cost
         if rc == 0:
             m["search_s"] = _search_seconds(d)
         (d / MARKER).write_text(json.dumps(m, indent=1))
@@ -258,6 +263,7 @@ def main() -> None:
     ap.add_argument(
         "--cost",
         default="latency_ms",
+        choices=["latency_ms", "macs", "params"],
         help="the second objective (default latency_ms, measured); `macs` (counted: the same "
         "net costs the same in every run, so hypervolume differences are the search's alone, "
         "not the timing's) also sets target=analytic",
@@ -311,7 +317,7 @@ def main() -> None:
         for _, _, d, _ in runs:
             shutil.rmtree(d, ignore_errors=True)
     t0 = time.perf_counter()
-    if not run_all(runs, args.jobs, env, args.stop_after):
+    if not run_all(runs, args.jobs, env, args.stop_after, args.cost):
         raise SystemExit(3)
     print(f"all {len(runs)} searches done ({time.perf_counter() - t0:.0f} s this invocation)")
 
@@ -322,6 +328,8 @@ def main() -> None:
         stored = json.loads(Path(args.against).read_text())
         if stored["budget"] != args.budget or stored["seeds"] < args.seeds:
             raise SystemExit(f"{args.against}: another budget or fewer seeds")
+        if stored.get("cost", "latency_ms") != args.cost:
+            raise SystemExit(f"{args.against}: searched with another --cost")
     per_run: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     boxes = []
 

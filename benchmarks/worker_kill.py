@@ -7,7 +7,8 @@ One search with the process executor (``--workers``; with ``device: cuda`` on on
 worker shares it, on several each claims its own). Each time another share of the budget has
 completed, one worker process that is training is killed (SIGKILL: the OOM killer, a lost
 GPU). The pool breaks, every trial in flight runs again, and the search must end with the
-whole budget complete: 0 trials lost, 0 trained twice as two trials, ids contiguous, the
+whole budget complete: 0 trials lost, 0 trained twice as two trials (counted as repeated archs:
+use it without a multi-fidelity scheduler, whose promotions repeat archs), ids contiguous, the
 driver's exit code 0. Prints and saves the counts (benchmarks/results/DATE-worker_kill[-TAG].json).
 """
 
@@ -83,7 +84,8 @@ def main() -> None:
         done = sum(r[1] == "complete" for r in now)
         running = [r[0] for r in now if r[1] == "running"]
         pool = workers(proc.pid)
-        if done >= marks[len(kills)] and running and pool:
+        # every worker busy (as many trials running as workers): the victim is training
+        if done >= marks[len(kills)] and pool and len(running) >= len(pool):
             victim = pool[len(kills) % len(pool)]
             os.kill(victim, signal.SIGKILL)
             kills.append(

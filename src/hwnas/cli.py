@@ -214,11 +214,10 @@ def _parser() -> argparse.ArgumentParser:
     le.add_argument(
         "--max-repeats",
         type=int,
-        default=6,
         metavar="M",
         help="archs whose two fastest readings still differ by more than 5 %% get further "
         "sweeps, up to M in all: a noisy machine is measured longer, not judged on its noise "
-        "(default 6)",
+        "(default: 6, or R if more)",
     )
     le.add_argument("--json", action="store_true", help="print the figures as JSON (the default)")
     le.add_argument("--text", action="store_true", help="print one sentence instead of the JSON")
@@ -953,8 +952,9 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         return 0
     if args.n < 2 or args.repeats < 1:
         raise UsageError("--n must be >= 2 and --repeats >= 1")
-    if args.max_repeats < args.repeats:
-        raise UsageError(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
+    most = max(6, args.repeats) if args.max_repeats is None else args.max_repeats
+    if most < args.repeats:
+        raise UsageError(f"--max-repeats {most} is below --repeats {args.repeats}")
     from hwnas.hardware.lut import evaluate_table
 
     report, _ = evaluate_table(
@@ -962,7 +962,7 @@ def _cmd_lut(args: argparse.Namespace) -> int:
         args.n,
         seed=args.seed,
         repeats=args.repeats,
-        max_repeats=args.max_repeats,
+        max_repeats=most,
         progress=not args.quiet,
         directory=args.dir,
     )

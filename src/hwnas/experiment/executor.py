@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -148,10 +149,13 @@ class ProcessExecutor:
     """``workers`` spawned processes (spawn: safe with CUDA and threads in the driver).
 
     A worker that dies (killed, out of host memory, a lost GPU) breaks the pool and every trial
-    in flight with it. Which trial killed it cannot be told, so the pool is rebuilt and each of
-    them runs again, up to ``retries`` times (as Ray re-runs a task whose worker died); a trial
-    that breaks the pool every time is then recorded as failed and the search goes on. Nothing
-    is stored until a result comes back, so a re-run trial is neither lost nor written twice.
+    in flight with it, and which of them killed it cannot be told. So none of them is blamed:
+    each runs again, first in the rebuilt pool beside the others (a one-off kill costs one
+    re-run), and if that pool breaks too, alone, one trial at a time in a pool of one worker,
+    where a death can only be the trial's own. A trial is recorded as failed only once its
+    worker has died while it ran alone and it has had ``retries`` re-runs; the search goes on.
+    Nothing is stored until a result comes back, so a re-run trial is neither lost nor written
+    twice.
     """
 
     def __init__(
@@ -166,15 +170,20 @@ class ProcessExecutor:
 
         self.workers = workers
         self.retries = retries
-        self._lock = threading.Lock()  # done-callbacks of one broken pool race to rebuild it
-        self._closing = False
         self._cfg = run_config
         self._threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._ctx = multiprocessing.get_context("spawn")
         # several GPUs: worker i trains on gpus[i % len(gpus)] (a rebuilt pool goes on counting)
         self.gpus = list(gpus or [])
         self._slot = self._ctx.Value("i", 0)
-        self._pool = self._new_pool()
+        # guards the pools and `_closing` against the threads that re-run trials
+        self._lock = threading.Lock()
+        self._closing = False
+        self._pool = self._new_pool(workers)
+        self._alone: ProcessPoolExecutor | None = None  # the one-worker pool, made on need
+        self._alone_jobs: queue.SimpleQueue[tuple[Job, Future[Outcome], int]] = queue.SimpleQueue()
+        self._alone_runner: threading.Thread | None = None
+        self._runner_lock = threading.Lock()
 
     @classmethod
     def from_config(
@@ -186,9 +195,9 @@ class ProcessExecutor:
         log.info("executor: %d worker processes%s", section.workers, where)
         return cls(run_config, section.workers, threads, gpus, retries=section.retries)
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.workers,
+            max_workers=workers,
             mp_context=self._ctx,
             initializer=_init_worker,
             initargs=(self._cfg, self._threads, os.getpid(), self.gpus, self._slot),
@@ -196,69 +205,110 @@ class ProcessExecutor:
 
     def submit(self, job: Job) -> Future[Outcome]:
         outer: Future[Outcome] = Future()
-        self._submit(job, outer, attempt=0)
+        self._submit_shared(job, outer, attempt=0)
         return outer
 
-    def _submit(self, job: Job, outer: Future[Outcome], attempt: int) -> None:
+    def _submit_shared(self, job: Job, outer: Future[Outcome], attempt: int) -> None:
+        """``job`` into the shared pool (rebuilt if a death broke it); ``attempt``: its runs so
+        far that ended in a dead worker."""
         with self._lock:
-            pool = self._pool
+            if self._closing:
+                raise RuntimeError("the search is stopping")
             try:
-                inner = pool.submit(_run_in_worker, job)
+                inner = self._pool.submit(_run_in_worker, job)
             except BrokenProcessPool:
-                pool = self._pool = self._new_pool()
-                inner = pool.submit(_run_in_worker, job)
+                self._pool.shutdown(wait=False)
+                self._pool = self._new_pool(self.workers)
+                inner = self._pool.submit(_run_in_worker, job)
 
         def _done(f: Future[Outcome]) -> None:
+            # Python 3.12 runs this holding the broken pool's lock: only hand the trial on
             exc = f.exception()
             if exc is None:
                 outer.set_result(f.result())
-            elif (
-                isinstance(exc, BrokenProcessPool) and attempt < self.retries and not self._closing
-            ):
-                what = job.weights_path.stem if job.weights_path else "its trial"
-                log.warning(
-                    "a worker process died: %s runs again (re-run %d of %d)",
-                    what,
-                    attempt + 1,
-                    self.retries,
-                )
-                # not from here: Python 3.12 runs this callback holding the broken pool's
-                # lock, which shutting it down or submitting to it would take again
-                threading.Thread(
-                    target=self._again, args=(pool, job, outer, attempt + 1), daemon=True
-                ).start()
             elif isinstance(exc, BrokenProcessPool):
-                tries = f" ({attempt + 1} attempts)" if attempt else ""
-                outer.set_result(Outcome("failed", error=f"worker process died{tries}: {exc}"))
+                self._died(job, outer, attempt + 1, alone=False, exc=exc)
             else:  # the evaluator records candidate failures itself: this is a worker fault
                 outer.set_result(Outcome("failed", error=f"worker: {type(exc).__name__}: {exc}"))
 
         inner.add_done_callback(_done)
 
-    def _again(
-        self, broken: ProcessPoolExecutor, job: Job, outer: Future[Outcome], attempt: int
+    def _died(
+        self, job: Job, outer: Future[Outcome], attempt: int, alone: bool, exc: BaseException
     ) -> None:
+        """The worker running ``job`` died (its ``attempt``-th run to end so): run it again,
+        beside the others once, then alone; fail it once it died alone with its re-runs
+        spent. Never raises, so ``outer`` is always answered."""
         try:
-            self._replace(broken)
-            self._submit(job, outer, attempt)
-        except (RuntimeError, BrokenProcessPool) as exc:  # shut down meanwhile, or broken again
-            outer.set_result(Outcome("failed", error=f"worker process died: {exc}"))
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """A fresh pool in place of ``broken``, once however many of its trials report it."""
-        with self._lock:
             if self._closing:
                 raise RuntimeError("the search is stopping")
-            if self._pool is broken:
-                self._pool = self._new_pool()
-        broken.shutdown(wait=False)
+            if alone and attempt > self.retries:
+                why = f"its worker process died {attempt} times, the last while it ran alone"
+                outer.set_result(Outcome("failed", error=f"{why}: {exc}"))
+                return
+            what = job.weights_path.stem if job.weights_path else "a trial"
+            shared = attempt == 1 and self.retries >= 1
+            log.warning(
+                "a worker process died: %s runs again%s (re-run %d)",
+                what,
+                "" if shared else ", alone",
+                attempt,
+            )
+            if shared:  # not from the callback's thread: see _done
+                threading.Thread(
+                    target=self._resubmit, args=(job, outer, attempt), daemon=True
+                ).start()
+            else:
+                self._alone_jobs.put((job, outer, attempt))
+                # not `_lock`: the driver may hold it while the broken pool runs this callback
+                with self._runner_lock:
+                    if self._alone_runner is None:
+                        self._alone_runner = threading.Thread(target=self._run_alone, daemon=True)
+                        self._alone_runner.start()
+        except BaseException as err:  # a thread that cannot start, the search stopping...
+            if not outer.done():
+                outer.set_result(Outcome("failed", error=f"worker process died: {exc} ({err})"))
+
+    def _resubmit(self, job: Job, outer: Future[Outcome], attempt: int) -> None:
+        try:
+            self._submit_shared(job, outer, attempt)
+        except BaseException as err:  # the search stopping, no process to be had...
+            outer.set_result(Outcome("failed", error=f"worker process died; re-run: {err}"))
+
+    def _run_alone(self) -> None:
+        """Re-run queued trials one at a time on a pool of one worker: a death there is the
+        trial's own, so only its own runs count against it."""
+        while True:
+            job, outer, attempt = self._alone_jobs.get()
+            try:
+                with self._lock:
+                    if self._closing:
+                        raise RuntimeError("the search is stopping")
+                    if self._alone is None:
+                        self._alone = self._new_pool(1)
+                    inner = self._alone.submit(_run_in_worker, job)
+                outer.set_result(inner.result())
+            except BrokenProcessPool as exc:
+                with self._lock:
+                    broken, self._alone = self._alone, None
+                if broken is not None:
+                    broken.shutdown(wait=False)
+                self._died(job, outer, attempt + 1, alone=True, exc=exc)
+            except BaseException as err:
+                if not outer.done():
+                    outer.set_result(
+                        Outcome("failed", error=f"worker: {type(err).__name__}: {err}")
+                    )
 
     def shutdown(self, *, cancel: bool) -> None:
-        self._closing = True  # a pool broken by the shutdown itself re-runs nothing
-        if cancel:  # Ctrl-C: stop now; running trials stay `running` and re-run on resume
-            for p in list(getattr(self._pool, "_processes", {}).values()):
-                p.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        with self._lock:  # no re-run starts a pool after this
+            self._closing = True
+            pools = [p for p in (self._pool, self._alone) if p is not None]
+        for pool in pools:
+            if cancel:  # Ctrl-C: stop now; running trials stay `running` and re-run on resume
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def make_executor(cfg: ExperimentConfig, evaluator: Evaluator) -> Executor:

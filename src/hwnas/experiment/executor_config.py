@@ -31,8 +31,9 @@ class ExecutorConfig(KindConfig):
     retries: int = Field(
         2,
         ge=0,
-        description="`process`: re-runs of the trials in flight when a worker process dies "
-        "(which of them killed it cannot be told); then they are recorded as failed.",
+        description="`process`: re-runs of a trial whose worker process died (the first beside "
+        "the others, later ones alone); a trial is recorded as failed only once its worker "
+        "died while it ran alone and its re-runs are spent.",
     )
 
     @model_validator(mode="after")

@@ -641,10 +641,11 @@ def evaluate_table(
     a meter with the table's protocol; archs the overhead was fitted on are never drawn.
     With ``repeats`` > 1 the archs are measured in that many sweeps (fastest reading kept),
     and between sweeps the table takes one more reading of each of its entries: truth and
-    table then see the same stretch of machine states. With ``max_repeats``, an arch whose two
-    fastest readings still differ by more than 5 % is measured again, up to that many
-    readings: on a machine that drifts the tool measures longer rather than report its
-    noise as the table's error. Returns the report and one row per arch.
+    table then see the same stretch of machine states. With ``max_repeats`` (and ``repeats`` of
+    2 or more), an arch whose two fastest readings still differ by more than 5 % is measured
+    again, up to that many readings, without further table refreshes: on a machine that drifts
+    the tool measures the unsettled archs longer rather than report its noise as the table's
+    error. Returns the report and one row per arch.
     """
     import statistics
 
@@ -719,8 +720,11 @@ def evaluate_table(
     )
     floor = report["noise_floor_within_10pct"] = noise_floor(sweeps[0], sweeps[1])
     report["extra_sweeps"] = extra
-    report["settled"] = sum(len(r) < 2 or r[1] - r[0] <= SETTLED * r[0] for r in readings) / len(
-        readings
+    # with one reading per arch nothing says whether it has settled
+    report["settled"] = (
+        sum(r[1] - r[0] <= SETTLED * r[0] for r in readings) / len(readings)
+        if repeats >= 2
+        else None
     )
     if floor is not None and floor < NOISY:
         report["warning"] = (

@@ -38,7 +38,8 @@ class SupernetConfig(Section):
     interleave: bool = Field(
         False,
         description="With `alternate`: w and theta take turns batch by batch (DARTS, GDAS), "
-        "instead of epoch by epoch (FBNet).",
+        "instead of epoch by epoch (FBNet); an epoch ends with the shorter of the two splits, "
+        "so use it with theta_fraction 0.5.",
     )
     op_batchnorm: Literal["affine", "plain"] = Field(
         "affine",
@@ -100,4 +101,6 @@ class SupernetConfig(Section):
     def _tau(self) -> SupernetConfig:
         if self.tau_end > self.tau_start:
             raise ValueError("supernet.tau_end must not exceed supernet.tau_start (it anneals)")
+        if self.interleave and not self.alternate:
+            raise ValueError("supernet.interleave takes turns of w and theta: it needs alternate")
         return self

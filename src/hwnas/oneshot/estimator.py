@@ -56,7 +56,10 @@ class SupernetEstimator(Estimator):
         if not isinstance(state, dict) or "net" not in state:
             raise UserError(f"{where} is not a supernet checkpoint")
         if state.get("fingerprint") != fingerprint_of(space, input_shape, num_classes):
-            raise UserError(f"{where} was trained for another space, input or class count")
+            raise UserError(
+                f"{where} was trained for another space, input or class count, or with plain "
+                "BatchNorm in its ops (supernet.op_batchnorm), which stand-alone nets lack"
+            )
         return state
 
     def check(self, space: Any, input_shape: Any, num_classes: int | None) -> None:

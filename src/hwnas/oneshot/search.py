@@ -61,8 +61,12 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def fingerprint(kit: SupernetKit) -> dict[str, Any]:
-    """What a warm-up checkpoint must match to be reused: space, input, classes."""
-    return fingerprint_of(kit.space, kit.input_shape, kit.num_classes)
+    """What a warm-up checkpoint must match to be reused: space, input, classes, and plain
+    BatchNorm in the ops where used (its weights lack the affine ones: they fit no other)."""
+    fp = fingerprint_of(kit.space, kit.input_shape, kit.num_classes)
+    if kit.cfg.op_batchnorm == "plain":  # absent means affine: older checkpoints still match
+        fp["op_batchnorm"] = "plain"
+    return fp
 
 
 def fingerprint_of(space: Any, input_shape: Any, num_classes: int) -> dict[str, Any]:
@@ -92,7 +96,8 @@ def _load_warm(kit: SupernetKit) -> dict[str, Any] | None:
         ) from None
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint(kit):
         raise ValueError(
-            f"supernet.weights: {source} was trained for another space, input or class count"
+            f"supernet.weights: {source} was trained for another space, input or class count,"
+            " or with the other supernet.op_batchnorm"
         )
     return state
 
@@ -303,8 +308,9 @@ class SupernetSearch:
             weight_decay=self.cfg.theta_weight_decay,
         )
         steps_w = self._steps(self.w_split) * epochs
-        if self.cfg.alternate and self.cfg.interleave:  # w steps only beside theta steps
-            steps_w = min(steps_w, self._steps(self.theta_split) * epochs)
+        steps_t = self._steps(self.theta_split) * epochs
+        if self.cfg.alternate and self.cfg.interleave:  # steps in pairs: the shorter split's
+            steps_w = steps_t = min(steps_w, steps_t)
         # w fine-tunes a warmed-up supernet gently, but trains at full rate from scratch
         # (GDAS, DARTS: no warm-up) -- a fifth of the rate left GDAS's CE near chance
         warmed = self.cfg.epochs > 0 or bool(self.cfg.weights)
@@ -312,7 +318,6 @@ class SupernetSearch:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt_w, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps_w) / steps_w))
         )
-        steps_t = self._steps(self.theta_split) * epochs
         gen = torch.Generator().manual_seed(self.kit.seed + 10 + index)
         torch.manual_seed(self.kit.seed + 100 + index)  # Gumbel noise
         t_step, start, history = 0, 0, []

@@ -102,15 +102,15 @@ class Strategy(ABC):
     #: one would be pruned untrained, so such a strategy need not propose it
     constraints: Sequence[Constraint] = ()
 
-    def weighs_known_costs(self) -> bool:
-        """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
-        return False
-
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
         check_space(type(self), space)
         self.space = space
         self.objectives = list(objectives)
         self.rng = random.Random(seed)
+
+    def weighs_known_costs(self) -> bool:
+        """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
+        return False
 
     @classmethod
     def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:
