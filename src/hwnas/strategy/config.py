@@ -279,11 +279,13 @@ class FbnetStrategyConfig(KindConfig):
         "next most likely (one position changed at a time).",
     )
     tolerance: float = Field(
-        0.1,
+        0.05,
         gt=0.0,
         lt=1.0,
         description="With a target: a derived net whose table cost misses it by more than "
-        "this share is fixed up (greedy changes of the least likely picks toward the target).",
+        "this share is fixed up (greedy changes of the least likely picks toward the target). "
+        "Half of the +-10 % a measured net is judged by, so the table's own error fits in "
+        "the rest.",
     )
 
     @model_validator(mode="after")
