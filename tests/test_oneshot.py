@@ -53,8 +53,8 @@ def _args(*extra: str) -> list[str]:
     return out
 
 
-def _kit(tmp_path: Path, **supernet) -> SupernetKit:
-    cfg = load_config(None, SPACE)
+def _kit(tmp_path: Path, space: list[str] = SPACE, **supernet) -> SupernetKit:
+    cfg = load_config(None, space)
     data = load_dataset(cfg.data, 0)
     return SupernetKit(
         task=Task(data, "cpu", 64, False, True),
@@ -360,17 +360,7 @@ def test_the_chain_supernet_covers_a_sub_space_with_depth_by_skips():
 
 
 def _cell_kit(tmp_path: Path, **supernet) -> SupernetKit:
-    cfg = load_config(None, ["space=cell", "space.channels=8", "space.cells_per_stage=1"])
-    data = load_dataset(cfg.data, 0)
-    return SupernetKit(
-        task=Task(data, "cpu", 64, False, True),
-        space=make_space(cfg.space),
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        cfg=SupernetConfig(**supernet),
-        directory=tmp_path / "supernet",
-        seed=0,
-    )
+    return _kit(tmp_path, ["space=cell", "space.channels=8", "space.cells_per_stage=1"], **supernet)
 
 
 def _no_costs(kit: SupernetKit) -> ChoiceCosts:
