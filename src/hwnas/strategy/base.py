@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hwnas.core.constraints import Constraint
+from hwnas.core.constraints import Constraint, violated
 from hwnas.core.errors import UserError
 from hwnas.core.fidelity import Fidelity
 from hwnas.core.pareto import Objectives
@@ -81,6 +81,10 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
+#: draws a strategy makes before it proposes an arch a known cost rules out anyway
+FEASIBLE_TRIES = 100
+
+
 class Strategy(ABC):
     """Ask/tell search strategy.
 
@@ -111,6 +115,26 @@ class Strategy(ABC):
     def weighs_known_costs(self) -> bool:
         """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
         return False
+
+    def known_infeasible(self, arch: Arch) -> bool:
+        """Whether a cost known before training breaks one of the run's constraints: a trial
+        on ``arch`` would be pruned untrained, spending the budget on nothing."""
+        if self.known_costs is None or not self.constraints:
+            return False
+        costs = self.known_costs(arch)
+        return costs is not None and bool(violated(list(self.constraints), costs))
+
+    def feasible_draw(self, draw: Callable[[], Arch], tries: int = FEASIBLE_TRIES) -> Arch:
+        """The first of up to ``tries`` archs from ``draw`` that no known cost rules out (the
+        last one drawn if every one is); a single draw when nothing is known."""
+        arch = draw()
+        if self.known_costs is None or not self.constraints:
+            return arch
+        for _ in range(tries - 1):
+            if not self.known_infeasible(arch):
+                break
+            arch = draw()
+        return arch
 
     @classmethod
     def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:

@@ -31,7 +31,7 @@ from hwnas.core.pareto import (
 from hwnas.space.arch_spec import parse_arch
 from hwnas.space.base import Space
 from hwnas.space.capabilities import Encodable, Evolvable, missing, supports
-from hwnas.strategy.base import Proposal, Result, Strategy
+from hwnas.strategy.base import FEASIBLE_TRIES, Proposal, Result, Strategy
 from hwnas.strategy.gp import gene_codes
 from hwnas.strategy.surrogate import GeneSurrogate, best_predicted
 
@@ -114,13 +114,23 @@ class RegularizedEvolution(Strategy):
             self.started += 1
             arch = self.start[self.started - 1]
             return self._remember(Proposal(arch, info={"op": "start"}))
+        # an arch whose known cost breaks a constraint would be pruned untrained: drawn again
         if len(self.population) < self.population_size:
-            return self._remember(Proposal(self.space.sample(self.rng), info={"op": "sample"}))
+            arch = self.feasible_draw(lambda: self.space.sample(self.rng))
+            return self._remember(Proposal(arch, info={"op": "sample"}))
         if self.guide > 1 and len(self.told) >= 3:
             guided = self._guided()
             if guided is not None:
                 return self._remember(guided)
-        return self._remember(*self._child())
+        child = self._child()
+        for _ in range(FEASIBLE_TRIES - 1):
+            if not self.known_infeasible(child[0].arch):
+                break
+            child = self._child()
+        return self._remember(*child)
+
+    def weighs_known_costs(self) -> bool:
+        return bool(self.constraints)
 
     def _child(self) -> tuple[Proposal, str | None]:
         """A mutated (or crossed-over) child of a tournament's winner."""
@@ -145,6 +155,7 @@ class RegularizedEvolution(Strategy):
     def _guided(self) -> Proposal | None:
         """``guide`` children; the one the surrogate ranks best, with its prediction."""
         children = [self._child()[0] for _ in range(self.guide)]
+        children = [c for c in children if not self.known_infeasible(c.arch)] or children
         known = {tuple(t["codes"]) for t in self.told}
         fresh: list[tuple[int, list[int]]] = []  # children not told yet, with their codes
         for i, c in enumerate(children):

@@ -9,4 +9,9 @@ class RandomSearch(Strategy):
     name = "random"
 
     def ask(self) -> Proposal:
-        return Proposal(self.space.sample(self.rng), info={"op": "sample"})
+        # an arch whose known cost breaks a constraint is drawn again, not trialled
+        arch = self.feasible_draw(lambda: self.space.sample(self.rng))
+        return Proposal(arch, info={"op": "sample"})
+
+    def weighs_known_costs(self) -> bool:
+        return bool(self.constraints)
