@@ -285,10 +285,10 @@ def test_a_noisy_table_and_another_device_s_latency(tmp_path):
 
 
 @needs_table
-@pytest.mark.parametrize("strategy", ["evolution", "random"])
+@pytest.mark.parametrize("strategy", ["evolution", "random", "reinforce"])
 def test_a_known_cost_that_breaks_a_constraint_is_drawn_again_not_trialled(tmp_path, strategy):
     """`latency_ms <= 5` leaves a fifth of NB201 feasible on the Pixel 3, and the `tabular`
-    target knows every cell's latency untrained: evolution and random search draw again
+    target knows every cell's latency untrained: evolution, random search and REINFORCE draw again
     instead of spending the budget on cells pruned untrained (before: about 4 in 5 pruned).
     Without a constraint they propose exactly what they did."""
     args = ["search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}"]

@@ -21,7 +21,7 @@ import statistics
 from typing import Any, ClassVar
 
 from hwnas.core.pareto import Objectives
-from hwnas.space.base import Space
+from hwnas.space.base import Arch, Space
 from hwnas.space.capabilities import Encodable
 from hwnas.strategy.base import Proposal, Result, Strategy
 
@@ -68,11 +68,18 @@ class Reinforce(Strategy):
         return [(1 - self.explore) * v / s + self.explore / n for v in e]
 
     def ask(self) -> Proposal:
-        params = {}
-        for key, options in self.choices.items():
-            params[key] = self.rng.choices(options, weights=self._probs(key))[0]
-        arch = self.space.from_parameters(params)  # type: ignore[attr-defined]
-        return Proposal(arch, info={"op": "policy"})
+        def draw() -> Arch:
+            params = {}
+            for key, options in self.choices.items():
+                params[key] = self.rng.choices(options, weights=self._probs(key))[0]
+            return self.space.from_parameters(params)  # type: ignore[attr-defined,no-any-return]
+
+        # an arch whose known cost breaks a constraint is drawn again: the policy then learns
+        # among the archs that can be trained, and the budget is not spent on pruned ones
+        return Proposal(self.feasible_draw(draw), info={"op": "policy"})
+
+    def weighs_known_costs(self) -> bool:
+        return bool(self.constraints)
 
     def _reward(self, result: Result) -> float:
         if result.status != "complete" or not result.feasible:
