@@ -155,7 +155,9 @@ class RegularizedEvolution(Strategy):
     def _guided(self) -> Proposal | None:
         """``guide`` children; the one the surrogate ranks best, with its prediction."""
         children = [self._child()[0] for _ in range(self.guide)]
-        children = [c for c in children if not self.known_infeasible(c.arch)] or children
+        children = [c for c in children if not self.known_infeasible(c.arch)]
+        if not children:  # all ruled out by a known cost: ask's re-draws take over
+            return None
         known = {tuple(t["codes"]) for t in self.told}
         fresh: list[tuple[int, list[int]]] = []  # children not told yet, with their codes
         for i, c in enumerate(children):
