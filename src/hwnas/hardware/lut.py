@@ -663,7 +663,6 @@ def evaluate_table(
     fit = table.fit(space, classes)
     meter = make_meter(cfg.target) or make_lut_meter(settings)
     seconds: list[float] = []
-    best: list[float] = []
     archs: list[Arch] = []
     sweeps: list[list[float]] = []
     # at least two sweeps: the second reading of each arch is the measurement's own noise
@@ -684,11 +683,6 @@ def evaluate_table(
         )
         archs = [a for a, _ in pairs]
         sweeps.append([ms for _, ms in pairs])
-        if sweep >= repeats:
-            continue
-        best = (
-            [ms for _, ms in pairs] if sweep == 0 else list(map(min, best, (m for _, m in pairs)))
-        )
         if sweep < repeats - 1:
             table.refresh(space, classes, archs)
     readings = [sorted(r) for r in zip(*sweeps[: max(repeats, 1)], strict=True)]
@@ -702,8 +696,8 @@ def evaluate_table(
         )
         for i, (_, ms) in zip(todo, again, strict=True):
             readings[i] = sorted([*readings[i], ms])
-            best[i] = readings[i][0]
         extra += 1
+    best = [r[0] for r in readings]  # the fastest reading of each arch, extra sweeps included
     for arch in archs:  # blocks no arch so far had: measured now, not while timing
         table.predict(space, arch, classes)
     preds, pred_s = [], []

@@ -11,7 +11,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from hwnas.core.constraints import Constraint, violated
 from hwnas.core.errors import UserError
@@ -83,6 +83,7 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 #: draws a strategy makes before it proposes an arch a known cost rules out anyway
 FEASIBLE_TRIES = 100
+T = TypeVar("T")
 
 
 class Strategy(ABC):
@@ -124,17 +125,17 @@ class Strategy(ABC):
         costs = self.known_costs(arch)
         return costs is not None and bool(violated(list(self.constraints), costs))
 
-    def feasible_draw(self, draw: Callable[[], Arch], tries: int = FEASIBLE_TRIES) -> Arch:
-        """The first of up to ``tries`` archs from ``draw`` that no known cost rules out (the
-        last one drawn if every one is); a single draw when nothing is known."""
-        arch = draw()
-        if self.known_costs is None or not self.constraints:
-            return arch
-        for _ in range(tries - 1):
-            if not self.known_infeasible(arch):
+    @staticmethod
+    def feasible_draw(draw: Callable[[], T], ruled_out: Callable[[T], bool]) -> T:
+        """The first of up to :data:`FEASIBLE_TRIES` draws that ``ruled_out`` (e.g.
+        :meth:`known_infeasible`) lets through, or the last one drawn if none is; when nothing
+        is ruled out, the first draw, and nothing more is drawn."""
+        got = draw()
+        for _ in range(FEASIBLE_TRIES - 1):
+            if not ruled_out(got):
                 break
-            arch = draw()
-        return arch
+            got = draw()
+        return got
 
     @classmethod
     def from_config(cls, cfg: Any, space: Space, objectives: Objectives, seed: int) -> Strategy:

@@ -104,8 +104,6 @@ RHO = 0.05
 EHVI_DRAWS = 32
 #: known costs kept per strategy (a table lookup each: cheap to take again)
 PRICED_CACHE = 50_000
-#: uniform draws per sample when known costs rule some out (a tight bound: 1 in 5 feasible)
-SAMPLE_TRIES = 100
 
 
 def _budget(label: str) -> float:
@@ -411,15 +409,14 @@ class BayesOpt(Strategy):
         return costs is not None and bool(violated(list(self.constraints), costs))
 
     def _sample(self) -> Arch:
-        """A uniform sample: the first of up to ``SAMPLE_TRIES`` draws not ruled out (a
-        degenerate arch, or one whose known cost breaks a constraint)."""
-        arch = self.space.sample(self.rng)
-        for _ in range(SAMPLE_TRIES - 1):
+        """A uniform sample, drawn again while ruled out (a degenerate arch, or one whose known
+        cost breaks a constraint)."""
+
+        def ruled_out(arch: Arch) -> bool:
             codes = self._codes(arch)
-            if codes is None or not self._ruled_out(codes):
-                break
-            arch = self.space.sample(self.rng)
-        return arch
+            return codes is not None and self._ruled_out(codes)
+
+        return self.feasible_draw(lambda: self.space.sample(self.rng), ruled_out)
 
     # ------------------------------------------------------------------ tell
     def tell(self, result: Result) -> None:

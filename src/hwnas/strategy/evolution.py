@@ -31,7 +31,7 @@ from hwnas.core.pareto import (
 from hwnas.space.arch_spec import parse_arch
 from hwnas.space.base import Space
 from hwnas.space.capabilities import Encodable, Evolvable, missing, supports
-from hwnas.strategy.base import FEASIBLE_TRIES, Proposal, Result, Strategy
+from hwnas.strategy.base import Proposal, Result, Strategy
 from hwnas.strategy.gp import gene_codes
 from hwnas.strategy.surrogate import GeneSurrogate, best_predicted
 
@@ -116,17 +116,13 @@ class RegularizedEvolution(Strategy):
             return self._remember(Proposal(arch, info={"op": "start"}))
         # an arch whose known cost breaks a constraint would be pruned untrained: drawn again
         if len(self.population) < self.population_size:
-            arch = self.feasible_draw(lambda: self.space.sample(self.rng))
+            arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.known_infeasible)
             return self._remember(Proposal(arch, info={"op": "sample"}))
         if self.guide > 1 and len(self.told) >= 3:
             guided = self._guided()
             if guided is not None:
                 return self._remember(guided)
-        child = self._child()
-        for _ in range(FEASIBLE_TRIES - 1):
-            if not self.known_infeasible(child[0].arch):
-                break
-            child = self._child()
+        child = self.feasible_draw(self._child, lambda c: self.known_infeasible(c[0].arch))
         return self._remember(*child)
 
     def weighs_known_costs(self) -> bool:

@@ -10,7 +10,7 @@ class RandomSearch(Strategy):
 
     def ask(self) -> Proposal:
         # an arch whose known cost breaks a constraint is drawn again, not trialled
-        arch = self.feasible_draw(lambda: self.space.sample(self.rng))
+        arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.known_infeasible)
         return Proposal(arch, info={"op": "sample"})
 
     def weighs_known_costs(self) -> bool:

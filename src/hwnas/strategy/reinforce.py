@@ -76,7 +76,7 @@ class Reinforce(Strategy):
 
         # an arch whose known cost breaks a constraint is drawn again: the policy then learns
         # among the archs that can be trained, and the budget is not spent on pruned ones
-        return Proposal(self.feasible_draw(draw), info={"op": "policy"})
+        return Proposal(self.feasible_draw(draw, self.known_infeasible), info={"op": "policy"})
 
     def weighs_known_costs(self) -> bool:
         return bool(self.constraints)
