@@ -17,7 +17,7 @@ multi-fidelity variant more trials with `--budget-for VARIANT=N`): each run is a
 its epochs reach 1/3, 60 % and 100 % of the baseline's on that seed (trials in id order, one
 worker) and its hypervolume there is compared with the baseline's whole run.
 Usage: python benchmarks/pruning.py [--seeds 5] [--budget 60] [--jobs N] [--threads T]
-[--variants baseline,median,median-w2,curve,halving,halving-warm,hyperband,bohb,halving-warm-eta2] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
+[--variants baseline,median,median-w2,curve,halving,halving-warm,halving-warm-resume,hyperband,bohb,...] [--set K=V ...] [--out DIR] [--fresh] [--stop-after MIN]
 [--budget-for VARIANT=N] [--cost latency_ms|macs] [--tag T] [--against RESULT.json]  (--threads 1 with --jobs > 1: one core per search; T names
 the result file)
 """
@@ -118,6 +118,27 @@ VARIANTS = {
         "scheduler.eta=4",
     ],
     "hyperband-warm": ["pruner.name=none", "scheduler.name=hyperband", "scheduler.warm_start=true"],
+    # rungs as pauses of one training (schedule: resume): a promotion goes on where its rung
+    # stopped, on the top rung's schedule, instead of restarting a cosine cycle
+    "halving-warm-resume": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.schedule=resume",
+    ],
+    "halving-warm-m1-resume": [
+        "pruner.name=none",
+        "scheduler.name=halving",
+        "scheduler.warm_start=true",
+        "scheduler.min_epochs=1",
+        "scheduler.schedule=resume",
+    ],
+    "hyperband-warm-resume": [
+        "pruner.name=none",
+        "scheduler.name=hyperband",
+        "scheduler.warm_start=true",
+        "scheduler.schedule=resume",
+    ],
     "halving-warm-eta2": [
         "pruner.name=none",
         "scheduler.name=halving",

@@ -8,7 +8,7 @@ import sqlite3
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, fast_args, run_cli, show_trials, stop_rule_args
+from conftest import FAST, REPO, fast_args, run_cli, show_trials, stop_rule_args
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
@@ -254,6 +254,59 @@ def test_halving_promotes_the_same_arch_to_more_epochs(tmp_path):
         assert "inherit" not in p["info"]  # from scratch
     assert sum(t["fidelity"]["epochs"] for t in trials) < 3 * len(trials)
     assert len([t for t in trials if t["info"].get("promoted_from") is None]) == 8
+
+
+def test_resumed_schedule_promotes_an_arch_exactly_as_one_uninterrupted_training(tmp_path):
+    """`schedule: resume`: a rung pauses one training on the top rung's schedule and a
+    promotion goes on from there (rates, momentum, data order), so a promoted arch ends
+    exactly where one 4-epoch run of its root trial (same seed) ends -- curve and weights."""
+    import torch
+
+    from hwnas.experiment.evaluate import Job, build_evaluator
+
+    overrides = [
+        "estimator.epochs=4",
+        "scheduler=halving",
+        "scheduler.min_epochs=2",
+        "scheduler.eta=2",
+        "scheduler.warm_start=true",
+        "scheduler.schedule=resume",
+        "strategy=random",
+        "target=analytic",
+        "objectives={accuracy: max, macs: min}",
+    ]
+    out = tmp_path / "run"
+    r = run_cli("search", "--out", str(out), "--budget", "6", "-q", *fast_args(*overrides))
+    assert r.returncode == 0, r.stderr
+    trials = show_trials(out)
+    roots = [t for t in trials if t["info"].get("promoted_from") is None]
+    assert all(t["info"]["train"] == {"schedule_epochs": 4} for t in roots)
+    promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
+    assert promoted
+    weights = out / "weights"
+    assert {p.name for p in weights.glob("*.resume.pt")} == {
+        f"trial_{t['id']}.resume.pt" for t in roots
+    }
+    evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
+    for p in promoted[:2]:
+        src = trials[p["info"]["promoted_from"]]
+        assert p["info"]["train"] == {"schedule_epochs": 4, "start_epoch": 2}
+        # the uninterrupted run: the root's arch and seed, all 4 epochs at once
+        whole = evaluator(Job(src["arch"], src["seed"], tmp_path / "whole.pt", None, Fidelity(4)))
+        assert whole.status == "complete"
+        strip = [{k: v for k, v in c.items() if k != "epoch"} for c in whole.curve]
+        paused = [{k: v for k, v in c.items() if k != "epoch"} for c in src["curve"] + p["curve"]]
+        assert paused == strip
+        assert p["metrics"]["accuracy"] == whole.metrics["accuracy"]
+        mine = torch.load(weights / f"trial_{p['id']}.pt", weights_only=True)
+        theirs = torch.load(tmp_path / "whole.pt", weights_only=True)
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # a rung's key is not a short training's: the same arch at 2 epochs of its own is new
+    cfg = HalvingSchedulerConfig(min_epochs=2, eta=2, warm_start=True, schedule="resume")
+    assert AsyncHalving(cfg, TWO, 4).train(Fidelity(epochs=2)) == {"schedule_epochs": 4}
+    assert AsyncHalving(cfg, TWO, 4).train(Fidelity(epochs=4)) is None
+    with pytest.raises(ValueError, match="schedule: resume needs warm_start"):
+        HalvingSchedulerConfig(schedule="resume", warm_start=False)
 
 
 def test_halving_warm_start_trains_only_the_extra_epochs_and_resumes(tmp_path):

@@ -43,13 +43,22 @@ class Fidelity:
         return (self.epochs, self.data_fraction, self.resolution)
 
 
-def trial_key(arch_hash: str, estimator: str, fidelity: Fidelity, start: str | None = None) -> str:
+def trial_key(
+    arch_hash: str,
+    estimator: str,
+    fidelity: Fidelity,
+    start: str | None = None,
+    recipe: dict[str, Any] | None = None,
+) -> str:
     """What makes two evaluations the same: the network, the estimator's identity (name and
-    recipe), the fidelity and, for a net that goes on from trained weights, what it starts
-    from (``start``: the parent's key and the morphisms), so a warm start is never answered by
-    a run from scratch, nor the other way round."""
+    recipe), the fidelity, for a net that goes on from trained weights what it starts from
+    (``start``: the parent's key and the morphisms), so a warm start is never answered by a
+    run from scratch, nor the other way round, and the recipe overrides that make it another
+    evaluation (a rung paused on a longer schedule is not a short training)."""
     parts: list[Any] = [arch_hash, estimator, fidelity.to_dict()]
     if start is not None:  # keys of runs from scratch are unchanged
         parts.append(start)
+    if recipe:  # so are those of trials on the estimator's own recipe
+        parts.append({"recipe": recipe})
     blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]

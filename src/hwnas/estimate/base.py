@@ -57,13 +57,16 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainResult:
     """What one training returns (any recipe): final validation accuracy and loss, seconds of
-    training steps, the per-epoch curve, and the epoch a stop rule ended it at (if one did)."""
+    training steps, the per-epoch curve, the epoch a stop rule ended it at (if one did) and,
+    for a training paused before its schedule's end, what resuming it needs
+    (:mod:`hwnas.estimate.resume`)."""
 
     accuracy: float
     val_loss: float
     train_seconds: float
     curve: list[dict[str, float]] = field(default_factory=list)
     stopped_at_epoch: int | None = None
+    resume_state: dict[str, Any] | None = None
 
 
 class EstimateFailed(RuntimeError):
@@ -121,9 +124,12 @@ class Estimator(ABC):
         report: Report | None = None,
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
+        start: Path | None = None,
     ) -> Estimate:
         """Task metrics of one candidate; raise KeyError for an arch a table lacks and
-        :class:`EstimateFailed` for a candidate that cannot be estimated."""
+        :class:`EstimateFailed` for a candidate that cannot be estimated. ``start`` is the
+        weights file the candidate's model was loaded from (a warm start, a morphism); None
+        when the model is at its initialisation."""
 
     def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:
         """Test metrics of a final model (the test split never guides the search)."""

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from hwnas.data.base import cutout_batch, fraction_indices
 from hwnas.estimate.base import TrainingDiverged, TrainResult
+from hwnas.estimate.resume import FROM_START, Schedule, restore_rng, rng_state, seed_of
 
 if TYPE_CHECKING:
     from hwnas.data import Dataset, Split
@@ -150,6 +151,13 @@ def prepare_model(model: nn.Module, fc: FastRecipeConfig, sample: torch.Tensor |
                 nn.init.dirac_(mod.weight[:n])
         if fc.freeze_bn_scale and isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.affine:
             mod.weight.fill_(1.0)
+    freeze_bn_scales(model, fc)
+
+
+def freeze_bn_scales(model: nn.Module, fc: FastRecipeConfig) -> None:
+    """BatchNorm scales are not trained by the recipe (they stay at what they hold)."""
+    for mod in model.modules():
+        if fc.freeze_bn_scale and isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.affine:
             mod.weight.requires_grad_(False)
 
 
@@ -193,6 +201,16 @@ class Lookahead:
             for t in [*model.parameters(), *model.buffers()]
             if t.is_floating_point()
         ]
+
+    def slow(self) -> list[torch.Tensor]:
+        """The slow weights (a paused run keeps them)."""
+        return [slow.clone() for _, slow in self.pairs]
+
+    @torch.no_grad()
+    def load(self, slow: list[torch.Tensor]) -> None:
+        """Slow weights of a paused run."""
+        for (_, mine), theirs in zip(self.pairs, slow, strict=True):
+            mine.copy_(theirs)
 
     @torch.no_grad()
     def step(self, decay: float) -> None:
@@ -267,33 +285,50 @@ def train_fast(
     flip: bool = True,
     report: Report | None = None,
     train_on_val: bool = False,
+    fresh: bool = True,
+    schedule: Schedule = FROM_START,
 ) -> TrainResult:
     """Train ``model`` in place with the fast recipe for ``cfg.epochs`` epochs.
 
     ``train_seconds`` counts the training steps only (synchronised), not validation;
     ``report`` (a pruner's) gets validation accuracy after every epoch and can stop early.
+    ``fresh``: the model is at its initialisation (only then do the initialisation tricks
+    apply: on trained weights they would overwrite what was learnt); ``schedule`` places the
+    training on a longer schedule and holds a paused run's state to resume.
     """
     fc = cfg.fast
     dev = torch.device(device)
+    state = schedule.state
+    data_seed = seed_of(seed, state)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(data_seed)
     data = _device_data(dataset, dev, train_on_val)
     subset = fraction_indices(len(data.y), cfg.data_fraction, gen)
     base_flips = torch.rand(len(data.y), generator=gen) < 0.5
     model.to(dev)
     sample_idx = subset[torch.randperm(len(subset), generator=gen)[:INIT_SAMPLES]]
-    prepare_model(model, fc, data.normalise(data.x[sample_idx.to(dev)]))
+    if fresh:
+        prepare_model(model, fc, data.normalise(data.x[sample_idx.to(dev)]))
+    else:  # trained weights: only what the recipe keeps fixed stays fixed
+        freeze_bn_scales(model, fc)
+    restore_rng(gen, state)
     if dev.type == "cuda" and fc.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = _optimizer(model, fc)
+    if state is not None:  # momentum only: the groups' rates come from this run's schedule
+        opt.load_state_dict({**opt.state_dict(), "state": state["optimizer"]})
     bs = fc.batch_size
     steps_per_epoch = max(1, math.ceil((len(subset) - (len(subset) % bs == 1)) / bs))
-    total = cfg.epochs * steps_per_epoch
+    total = schedule.span(cfg.epochs) * steps_per_epoch
     loss_fn = nn.CrossEntropyLoss(label_smoothing=fc.label_smoothing)
     ahead = Lookahead(model) if fc.lookahead else None
+    if ahead is not None and state is not None and "lookahead" in state:
+        ahead.load(state["lookahead"])
     every_epoch = report is not None or fc.eval_every_epoch
     curve: list[dict[str, float]] = []
-    train_s, step, stopped = 0.0, 0, None
+    train_s, stopped = 0.0, None
+    step = schedule.start_epoch * steps_per_epoch
+    pauses = schedule.pauses(cfg.epochs)
     acc, val_loss = 0.0, math.inf
     for epoch in range(cfg.epochs):
         _sync(dev)
@@ -301,7 +336,8 @@ def train_fast(
         model.train()
         loss_sum = torch.zeros((), device=dev)
         seen = 0
-        for x, y in epoch_batches(data, subset, fc, epoch, gen, base_flips, flip):
+        at = schedule.start_epoch + epoch  # the epoch of the whole schedule (mirroring)
+        for x, y in epoch_batches(data, subset, fc, at, gen, base_flips, flip):
             if dev.type == "cuda" and fc.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             f = lr_factor(step, total, fc)
@@ -318,8 +354,8 @@ def train_fast(
             loss_sum += loss.detach() * len(y)
             seen += len(y)
         last = epoch + 1 == cfg.epochs
-        if ahead is not None and last:
-            ahead.step(1.0)  # end on the slow weights
+        if ahead is not None and last and not pauses:
+            ahead.step(1.0)  # end on the slow weights (a pause keeps both, as they are)
         train_loss = float(loss_sum) / max(seen, 1)  # one sync per epoch
         train_s += time.perf_counter() - t0
         if not math.isfinite(train_loss):
@@ -336,7 +372,12 @@ def train_fast(
         ):
             stopped = epoch + 1
             break
-    return TrainResult(acc, val_loss, train_s, curve, stopped)
+    kept = None
+    if stopped is None and pauses:
+        kept = {"optimizer": opt.state_dict()["state"], **rng_state(data_seed, gen)}
+        if ahead is not None:
+            kept["lookahead"] = ahead.slow()
+    return TrainResult(acc, val_loss, train_s, curve, stopped, kept)
 
 
 def _sync(dev: torch.device) -> None:

@@ -53,6 +53,7 @@ class TableEstimator(Estimator):
         report: Report | None = None,
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
+        start: Path | None = None,
     ) -> Estimate:
         values = self.table.lookup(cand.key, self.columns)
         if self.cfg.noise and "accuracy" in values:  # one training run's spread, seeded

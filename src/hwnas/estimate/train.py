@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,6 +39,17 @@ from hwnas.estimate.fast import (
     autocast,
     evaluate_split,
     train_fast,
+)
+from hwnas.estimate.resume import (
+    FROM_START,
+    SCHEDULE_KEYS,
+    Schedule,
+    load_state,
+    restore_rng,
+    rng_state,
+    save_state,
+    seed_of,
+    split_schedule,
 )
 
 if TYPE_CHECKING:
@@ -89,12 +101,16 @@ def train(
     flip: bool = True,
     report: Report | None = None,
     train_on_val: bool = False,
+    fresh: bool = True,
+    schedule: Schedule = FROM_START,
 ) -> TrainResult:
     """Train ``model`` in place on ``dataset.train`` (and ``val`` with ``train_on_val``);
     report validation accuracy per epoch (``report`` returning True stops the training after
-    that epoch)."""
+    that epoch). ``fresh``: the model is at its initialisation, not trained weights going on
+    (only then is a data-set stem set from data); ``schedule`` places the training on a longer
+    learning-rate schedule and holds a paused run's state to resume."""
     dev = torch.device(device)
-    if isinstance(model, DataInitialised):  # a data-set stem is part of the net, any recipe
+    if fresh and isinstance(model, DataInitialised):  # a data-set stem is part of the net
         head = DeviceData(dataset.train.x, dataset.train.y, dataset.mean, dataset.std)
         model.init_from_data(head.normalise(dataset.train.x[:INIT_SAMPLES]))
     train_split = dataset.train
@@ -102,8 +118,11 @@ def train(
         train_split = Split(
             torch.cat([dataset.train.x, dataset.val.x]), torch.cat([dataset.train.y, dataset.val.y])
         )
+    state = schedule.state
+    data_seed = seed_of(seed, state)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(data_seed)
+    restore_rng(gen, state)
     model.to(dev)
     if dev.type == "cuda":  # cuDNN's fast depthwise/bf16 kernels want NHWC
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -120,10 +139,14 @@ def train(
     )
     n_train = max(1, int(len(train_split.y) * cfg.data_fraction))
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
-    t0_steps = (cfg.restart_epochs or cfg.epochs) * steps_per_epoch
+    t0_steps = (cfg.restart_epochs or schedule.span(cfg.epochs)) * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=t0_steps, T_mult=cfg.restart_mult, eta_min=cfg.lr_min
     )
+    if state is not None:  # momentum only: the groups' rates come from this run's schedule
+        opt.load_state_dict({**opt.state_dict(), "state": state["optimizer"]})
+    if schedule.start_epoch:  # the rates of a run that never paused
+        sched.step(schedule.start_epoch * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     net: nn.Module = model  # trained and evaluated through ``net``; weights stay in ``model``
     if cfg.compile_epochs and cfg.epochs >= cfg.compile_epochs:
@@ -182,7 +205,10 @@ def train(
             break
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return TrainResult(acc, val_loss, time.perf_counter() - start, curve, stopped)
+    kept = None
+    if stopped is None and schedule.pauses(cfg.epochs):
+        kept = {"optimizer": opt.state_dict()["state"], **rng_state(data_seed, gen)}
+    return TrainResult(acc, val_loss, time.perf_counter() - start, curve, stopped, kept)
 
 
 class TrainEstimator(Estimator):
@@ -193,7 +219,7 @@ class TrainEstimator(Estimator):
     training of a chosen net, on training + validation data) and, for sgdr, rates and cutout.
     """
 
-    recipe_fields = frozenset({"lr", "lr_min", "cutout", "train_on_val"})
+    recipe_fields = frozenset({"lr", "lr_min", "cutout", "train_on_val", *SCHEDULE_KEYS})
 
     def __init__(self, cfg: TrainEstimatorConfig, task: Any = None) -> None:
         super().__init__(cfg, task)
@@ -241,6 +267,7 @@ class TrainEstimator(Estimator):
         report: Report | None = None,
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
+        start: Path | None = None,
     ) -> Estimate:
         task = self.task
         assert cand.model is not None and task.dataset is not None
@@ -250,6 +277,9 @@ class TrainEstimator(Estimator):
         f = self.fidelity(fidelity)
         overrides = dict(recipe or {})
         on_val = bool(overrides.pop("train_on_val", False))
+        schedule = split_schedule(overrides)
+        if schedule.start_epoch:  # a paused run goes on: its optimiser and draws too
+            schedule = replace(schedule, state=load_state(start))
         # validated like the config: a proposal's lr of -1 is an error, not a silent NaN
         cfg = TrainEstimatorConfig.model_validate(
             {
@@ -265,6 +295,8 @@ class TrainEstimator(Estimator):
             "flip": task.flip,
             "report": report,
             "train_on_val": on_val,
+            "fresh": start is None,
+            "schedule": schedule,
         }
         try:
             if self.recipe == "fast":
@@ -293,6 +325,8 @@ class TrainEstimator(Estimator):
             weights_path.parent.mkdir(parents=True, exist_ok=True)
             state = {k: v.detach().cpu() for k, v in cand.model.state_dict().items()}
             torch.save(state, weights_path)
+            if result.resume_state is not None:
+                save_state(weights_path, result.resume_state)
         return Estimate(metrics, result.curve, result.stopped_at_epoch)
 
     def test(self, cand: Candidate, weights_path: Path) -> dict[str, float]:

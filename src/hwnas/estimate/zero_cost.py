@@ -60,6 +60,7 @@ class ZeroCostEstimator(Estimator):
         report: Report | None = None,
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
+        start: Path | None = None,
     ) -> Estimate:
         if cand.model is None:
             raise EstimateFailed("estimator: zero_cost needs the built net")

@@ -199,6 +199,7 @@ class Evaluator:
                     report=report,
                     weights_path=job.weights_path,
                     recipe=job.recipe,
+                    start=Path(job.inherit["weights"]) if job.inherit is not None else None,
                 )
         except EstimateFailed as exc:
             return Outcome("failed", metrics, error=str(exc))

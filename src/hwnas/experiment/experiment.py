@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.pareto import pareto_indices
+from hwnas.estimate.resume import SCHEDULE_KEYS
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
@@ -417,6 +418,15 @@ class Experiment:
             parent = next(t for t in trials if t.id == inherit["trial"])
             return json.dumps([parent.key, inherit.get("morphs", [])], sort_keys=True)
 
+        def scheduled(proposal: Proposal, fidelity: Fidelity) -> Proposal:
+            """The proposal with the scheduler's recipe keys for its fidelity (a rung paused
+            on the top rung's schedule) beside the strategy's own."""
+            extra = scheduler.train(fidelity)
+            if not extra:
+                return proposal
+            train = {**(proposal.info.get("train") or {}), **extra}
+            return replace(proposal, info={**proposal.info, "train": train})
+
         def new_trial(proposal: Any, fidelity: Fidelity, h: str, key: str) -> Trial:
             tid = trials[-1].id + 1 if trials else 0
             return Trial(
@@ -449,7 +459,9 @@ class Experiment:
                 if promo.warm_start:  # goes on from the promoted trial's weights
                     info["epochs_total"] = promo.epochs_total
                     info["inherit"] = {"trial": promo.trial_id, "morphs": []}
-                key = trial_key(h, estimator_id, fidelity, start_of(info))
+                if promo.train:  # where its rung paused the schedule
+                    info["train"] = promo.train
+                key = trial_key(h, estimator_id, fidelity, start_of(info), _keyed(promo.train))
                 proposal = Proposal(promo.arch, parent_id=promo.trial_id, info=info)
                 trial = new_trial(proposal, fidelity, h, key)
                 scheduler.launched(trial)
@@ -461,7 +473,8 @@ class Experiment:
                 proposal = Proposal(warm.pop(0), info={"op": "warm_start"})
                 h = space.arch_hash(proposal.arch)
                 fidelity = estimator.fidelity(scheduler.fidelity(None))
-                key = trial_key(h, estimator_id, fidelity, None)
+                proposal = scheduled(proposal, fidelity)
+                key = trial_key(h, estimator_id, fidelity, None, _keyed(proposal.info.get("train")))
                 if key not in by_key and not any(t.key == key for t in inflight.values()):
                     return new_trial(proposal, fidelity, h, key)
             while True:
@@ -482,7 +495,14 @@ class Experiment:
                     fidelity = estimator.fidelity(scheduler.fidelity(proposal.fidelity))
                 except ValueError as exc:
                     raise ConfigError(f"config: {strategy.name}: {exc}") from None
-                key = trial_key(h, estimator_id, fidelity, start_of(proposal.info))
+                proposal = scheduled(proposal, fidelity)
+                key = trial_key(
+                    h,
+                    estimator_id,
+                    fidelity,
+                    start_of(proposal.info),
+                    _keyed(proposal.info.get("train")),
+                )
                 # a net that inherits trained weights is new even if its graph was seen before
                 inherits = bool(proposal.info.get("inherit"))
                 known = None if inherits else by_key.get(key)
@@ -857,6 +877,13 @@ def _recipe(train: dict[str, Any] | None) -> dict[str, Any] | None:
     if not train:
         return None
     return {k: v for k, v in train.items() if k != "epochs"} or None
+
+
+def _keyed(train: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The recipe overrides a trial key holds: where the trial lies on a longer schedule
+    (other overrides, e.g. NASH's rates, come with inherited weights, already in the key)."""
+    picked = {k: v for k, v in (train or {}).items() if k in SCHEDULE_KEYS}
+    return picked or None
 
 
 def _told_fidelity(trial: Trial) -> Fidelity:

@@ -111,6 +111,7 @@ class SupernetEstimator(Estimator):
         report: Report | None = None,
         weights_path: Path | None = None,
         recipe: dict[str, Any] | None = None,
+        start: Path | None = None,
     ) -> Estimate:
         scorer = self._scorer_for(cand)
         metrics = scorer.score(cand.space.to_choices(cand.arch))  # type: ignore[attr-defined]

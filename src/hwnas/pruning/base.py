@@ -48,7 +48,8 @@ class Promotion:
 
     ``fidelity`` is what the new trial trains. With ``warm_start`` it goes on from
     ``trial_id``'s trained weights, so ``fidelity`` holds only the extra epochs and
-    ``epochs_total`` the epochs its weights will have seen in all."""
+    ``epochs_total`` the epochs its weights will have seen in all; ``train`` holds the
+    recipe keys that place it on its schedule (``schedule: resume``)."""
 
     trial_id: int
     arch: dict[str, Any]
@@ -56,6 +57,7 @@ class Promotion:
     rung: int
     warm_start: bool = False
     epochs_total: int | None = None
+    train: dict[str, Any] | None = None
 
 
 class Scheduler:
@@ -68,6 +70,11 @@ class Scheduler:
 
     def fidelity(self, requested: Fidelity | None) -> Fidelity | None:
         return requested
+
+    def train(self, fidelity: Fidelity) -> dict[str, Any] | None:
+        """Recipe keys for a new arch's trial at ``fidelity`` (``schedule: resume`` places a
+        low rung on the top rung's schedule); None: the estimator's own."""
+        return None
 
     def promotion(self) -> Promotion | None:
         return None

@@ -42,6 +42,24 @@ def _promote() -> Any:
     )
 
 
+def _schedule() -> Any:
+    """The schedulers' `schedule` field: how a warm-started promotion's learning rate goes on."""
+    return Field(
+        "restart",
+        description="With `warm_start`: `restart` trains every rung a cosine cycle of its own "
+        "(a promotion's is an SGDR warm restart); `resume` makes each rung a pause of one "
+        "training -- every trial follows the top rung's schedule and stops at its rung's "
+        "epochs, and a promotion goes on with the rates, momentum and data order where it "
+        "stopped, so an arch promoted to the top is trained exactly as in one uninterrupted "
+        "run (on the CPU, bit for bit). A rung's accuracy is then that of a net in mid-schedule.",
+    )
+
+
+def _check_schedule(cfg: Any) -> None:
+    if cfg.schedule == "resume" and not cfg.warm_start:
+        raise ValueError("schedule: resume needs warm_start: true (a pause goes on from weights)")
+
+
 def _rung_mates() -> Any:
     """The schedulers' `cost_band` field (several objectives: who a trial is ranked among)."""
     return Field(
@@ -168,11 +186,13 @@ class HalvingSchedulerConfig(KindConfig):
         "False: it trains all of the next rung's epochs from scratch. Needs an estimator that "
         "trains and saves weights (`train`); with a table promotions start from scratch.",
     )
+    schedule: Literal["restart", "resume"] = _schedule()
 
     @model_validator(mode="after")
     def _order(self) -> HalvingSchedulerConfig:
         if self.max_epochs is not None and self.max_epochs < self.min_epochs:
             raise ValueError("max_epochs must be >= min_epochs")
+        _check_schedule(self)
         return self
 
 
@@ -221,6 +241,7 @@ class HyperbandSchedulerConfig(KindConfig):
         description="`resource: epochs`: a promoted trial goes on from the weights of the rung "
         "below and trains only the extra epochs (as for `halving`).",
     )
+    schedule: Literal["restart", "resume"] = _schedule()
 
     @model_validator(mode="after")
     def _order(self) -> HyperbandSchedulerConfig:
@@ -230,4 +251,5 @@ class HyperbandSchedulerConfig(KindConfig):
             raise ValueError(
                 "warm_start needs resource: epochs (a share of the data has no rung weights to go on from)"
             )
+        _check_schedule(self)
         return self

@@ -20,8 +20,11 @@ every round, B brackets over all rungs), asynchronously as in ASHA's paper: a fr
 never waits for a bracket. A root trial's bracket is its rung; a promotion's, its source's.
 
 With ``warm_start`` a promotion goes on from the weights the arch reached at its rung: it
-trains only ``rung[k+1] - rung[k]`` epochs, with a fresh cosine cycle (an SGDR warm restart),
-so 2 -> 6 costs 4 epochs instead of 6. Such a trial's ``fidelity`` is the epochs it trains,
+trains only ``rung[k+1] - rung[k]`` epochs, so 2 -> 6 costs 4 epochs instead of 6: with a
+fresh cosine cycle (an SGDR warm restart, ``schedule: restart``), or (``schedule: resume``)
+where its rung paused one training on the top rung's schedule, with the optimiser's momentum
+and the data order (:mod:`hwnas.estimate.resume`), so an arch promoted to the top has been
+trained exactly as one uninterrupted run. Such a trial's ``fidelity`` is the epochs it trains,
 not the total: fidelity is what the estimator is asked to do and what the trial costs (as for
 NASH's trials, which also go on from trained weights), so summing it, or ``len(curve)``, over
 trials counts the epochs spent, and a 4-epoch warm run is never mistaken for a 6-epoch run
@@ -69,6 +72,7 @@ class AsyncHalving(Scheduler):
         self.rungs = self._rungs(cfg, default_epochs)
         self.eta, self.band = cfg.eta, cfg.cost_band
         self.warm_start = bool(getattr(cfg, "warm_start", False))
+        self._resume = getattr(cfg, "schedule", "restart") == "resume"
         self.cost_keys = cost_objectives(objectives)
         self.objectives = list(objectives)
         self.by_front = bool(self.cost_keys) and cfg.promote == "front"
@@ -106,6 +110,17 @@ class AsyncHalving(Scheduler):
         if requested is not None and requested.epochs is not None:
             return requested  # the strategy asked for a budget itself
         return self._fidelity(self._next_bracket())
+
+    @property
+    def resume(self) -> bool:
+        """Rungs are pauses of one training (off with the warm starts it needs)."""
+        return self.warm_start and self._resume
+
+    def train(self, fidelity: Fidelity) -> dict[str, Any] | None:
+        top = self.rungs[-1]
+        if self.resume and fidelity.epochs is not None and fidelity.epochs < top:
+            return {"schedule_epochs": top}
+        return None
 
     def _next_bracket(self) -> int:
         """The bracket furthest behind its share of the new archs dealt so far (ties: the
@@ -167,7 +182,10 @@ class AsyncHalving(Scheduler):
                 top = self.rungs[k + 1]
                 if self.warm_start:  # from the weights of rung k: only the extra epochs
                     extra = Fidelity(epochs=top - self.rungs[k])
-                    return Promotion(t.id, t.arch, extra, k + 1, True, top)
+                    train = None
+                    if self.resume:  # on where rung k paused, on the top rung's schedule
+                        train = {"schedule_epochs": self.rungs[-1], "start_epoch": self.rungs[k]}
+                    return Promotion(t.id, t.arch, extra, k + 1, True, top, train)
                 return Promotion(t.id, t.arch, self._fidelity(k + 1), k + 1, False, top)
         return None
 
