@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import hwnas, save
+from scipy.stats import spearmanr
 
 from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
 
@@ -132,6 +133,15 @@ VARIANTS = {
         "scheduler.warm_start=true",
         "scheduler.min_epochs=1",
         "scheduler.schedule=resume",
+    ],
+    # Bayesian optimisation at full fidelity, and BOHB with rungs as pauses
+    "bo": ["pruner.name=none", "scheduler.name=none", "strategy.name=bo"],
+    "bohb-warm-resume": [
+        "pruner.name=none",
+        "scheduler.name=hyperband",
+        "scheduler.warm_start=true",
+        "scheduler.schedule=resume",
+        "strategy.name=bo",
     ],
     "hyperband-warm-resume": [
         "pruner.name=none",
@@ -373,6 +383,25 @@ def main() -> None:
             kept.append(t)
         return kept
 
+    def rank_by_epoch(trials: list[dict[str, Any]]) -> dict[str, float] | None:
+        """Spearman's rho between each epoch's validation accuracy and the last one's, over
+        the run's nets trained to the top fidelity from scratch in one go: how early their
+        ranking holds (a rung or a stop after epoch k knows only what epoch k knows)."""
+        whole = [
+            t
+            for t in trials
+            if t["status"] == "complete"
+            and not t["info"].get("inherit")
+            and len(t.get("curve", [])) == top
+        ]
+        if len(whole) < 5:
+            return None
+        last = [t["curve"][-1]["val_accuracy"] for t in whole]
+        return {
+            str(k + 1): float(spearmanr([t["curve"][k]["val_accuracy"] for t in whole], last)[0])
+            for k in range(top - 1)
+        }
+
     for seed in range(args.seeds):
         if stored is not None:  # the stored runs' boxes: hypervolumes on their scale
             lo, hi = stored["boxes"][seed]["lo"], stored["boxes"][seed]["hi"]
@@ -416,6 +445,7 @@ def main() -> None:
                     "front_size": len(front),
                     "front_below_top_epochs": sum((total_epochs(t) or top) < top for t in front),
                     "warm_starts": sum(bool(t["info"].get("inherit")) for t in trials),
+                    "rank_by_epoch": rank_by_epoch(trials),
                     "wall_s": marker.get("wall_s"),
                     "search_s": marker.get("search_s"),
                 }
@@ -512,6 +542,17 @@ def main() -> None:
             f"{var:>20} {s['hv_mean']:7.4f} +- {f(s['hv_se'], '.4f'):>6} {s['hv_diff_mean']:+8.4f} +- {f(s['hv_diff_se'], '.4f'):>6} "
             f"{s['best_acc_mean']:8.2%} {s['best_acc_diff_mean']:+7.2%} +- {f(s['best_acc_diff_se'], '.2%'):>5} "
             f"{s['epochs_ratio']:6.2f} {sum(s['pruned_by_pruner']):6d} {s['wall_s_mean']:6.0f}  {verdict}"
+        )
+    ranks = [r["rank_by_epoch"] for r in per_run[base] if r.get("rank_by_epoch")]
+    if ranks:
+        by_k = {k: mean_se([r[k] for r in ranks]) for k in ranks[0]}
+        summary[base]["rank_by_epoch"] = {
+            k: {"rho_mean": m, "rho_se": e} for k, (m, e) in by_k.items()
+        }
+        print(
+            f"\n{base}: Spearman rho of epoch k's validation accuracy with the last epoch's "
+            f"({len(ranks)} seeds, mean +- SE): "
+            + "  ".join(f"{k}: {m:+.2f} +- {f(e, '.2f')}" for k, (m, e) in by_k.items())
         )
     shares = [v for v in variants[1:] if "at_baseline_epochs_share" in summary[v]]
     if shares:
