@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from dataclasses import replace
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hwnas.hardware.base import Candidate
+
+log = logging.getLogger("hwnas")
 
 
 @torch.no_grad()
@@ -279,7 +282,15 @@ class TrainEstimator(Estimator):
         on_val = bool(overrides.pop("train_on_val", False))
         schedule = split_schedule(overrides)
         if schedule.start_epoch:  # a paused run goes on: its optimiser and draws too
-            schedule = replace(schedule, state=load_state(start))
+            state = load_state(start)
+            if state is None:
+                log.warning(
+                    "train: no paused state beside %s; going on %d epochs into the schedule "
+                    "with a fresh optimiser and data order",
+                    start,
+                    schedule.start_epoch,
+                )
+            schedule = replace(schedule, state=state)
         # validated like the config: a proposal's lr of -1 is an error, not a silent NaN
         cfg = TrainEstimatorConfig.model_validate(
             {

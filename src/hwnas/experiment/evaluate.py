@@ -191,6 +191,8 @@ class Evaluator:
                 job.stop_rule.start(metrics)
                 report = job.stop_rule.report
             # other workers' readings on this host see a training (a table lookup is none)
+            # only a warm start says where it starts (an estimator from before `start` works)
+            start = {"start": Path(job.inherit["weights"])} if job.inherit is not None else {}
             with training() if self._trains else contextlib.nullcontext():
                 est = self.estimator.estimate(
                     cand,
@@ -199,7 +201,7 @@ class Evaluator:
                     report=report,
                     weights_path=job.weights_path,
                     recipe=job.recipe,
-                    start=Path(job.inherit["weights"]) if job.inherit is not None else None,
+                    **start,
                 )
         except EstimateFailed as exc:
             return Outcome("failed", metrics, error=str(exc))

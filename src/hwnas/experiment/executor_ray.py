@@ -2,8 +2,8 @@
 
 Workers only compute, as in the process pool: every result comes back to the driver, which
 alone tells the strategy and writes ``study.db`` and the weights directory. No shared
-filesystem is assumed: a trial's trained weights travel back as bytes in its result, and the
-weights a warm start or a morphism inherits travel out with the task. Each worker process
+filesystem is assumed: a trial's trained weights (and a paused run's state) travel back as
+bytes in its result, and those a warm start or a morphism inherits travel out with the task. Each worker process
 builds the run's evaluator once (dataset, space, cost models) and keeps it for later tasks.
 
 Faults: a worker process or node that dies mid-trial makes Ray run the task again elsewhere,
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.core.errors import UserError
+from hwnas.estimate.resume import state_path
 from hwnas.experiment.evaluate import Job, Outcome
 from hwnas.experiment.executor import gpu_safe_env
 
@@ -50,26 +51,50 @@ def _evaluator(raw_cfg: dict[str, Any], digest: str, threads: int) -> Evaluator:
     return _evaluators[digest]
 
 
+def read_files(weights: Path) -> dict[str, bytes] | None:
+    """A trial's files as bytes: its weights and, for a run paused mid-schedule, the state
+    it goes on from (:mod:`hwnas.estimate.resume`); None when it saved no weights."""
+    if not weights.exists():
+        return None
+    files = {"weights": weights.read_bytes()}
+    paused = state_path(weights)
+    if paused.exists():
+        files["resume"] = paused.read_bytes()
+    return files
+
+
+def write_files(files: dict[str, bytes], weights: Path) -> None:
+    """Write what :func:`read_files` read, under ``weights``' name (each file whole or not
+    at all)."""
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    for key, path in (("weights", weights), ("resume", state_path(weights))):
+        if key in files:
+            part = path.with_suffix(".part")
+            part.write_bytes(files[key])
+            part.replace(path)
+
+
 def evaluate_remote(
     raw_cfg: dict[str, Any],
     digest: str,
     threads: int,
     job: Job,
-    inherited: bytes | None,
+    inherited: dict[str, bytes] | None,
     keep_weights: bool,
-) -> tuple[Outcome, bytes | None]:
-    """One trial in a Ray worker: the job's paths are the driver's, so the weights it starts
-    from arrive as ``inherited`` bytes and the weights it trains go back as bytes."""
+) -> tuple[Outcome, dict[str, bytes] | None]:
+    """One trial in a Ray worker: the job's paths are the driver's, so the files it starts
+    from (weights, a paused run's state) arrive as ``inherited`` bytes and the files it
+    writes go back as bytes."""
     evaluator = _evaluator(raw_cfg, digest, threads)
     with tempfile.TemporaryDirectory(prefix="hwnas-ray-") as tmp:
         inherit = job.inherit
         if inherit is not None and inherited is not None:
             parent = Path(tmp) / "parent.pt"
-            parent.write_bytes(inherited)
+            write_files(inherited, parent)
             inherit = {**inherit, "weights": parent}
         weights = Path(tmp) / "weights.pt" if keep_weights else None
         outcome = evaluator(dataclasses.replace(job, weights_path=weights, inherit=inherit))
-        data = weights.read_bytes() if weights is not None and weights.exists() else None
+        data = read_files(weights) if weights is not None else None
     return outcome, data
 
 
@@ -145,8 +170,7 @@ class RayExecutor:
     def submit(self, job: Job) -> Future[Outcome]:
         inherited = None
         if job.inherit is not None and job.inherit.get("weights") is not None:
-            path = Path(job.inherit["weights"])
-            inherited = path.read_bytes() if path.exists() else None
+            inherited = read_files(Path(job.inherit["weights"]))
         ref = self._task.remote(
             self._config_ref,
             self._digest,
@@ -169,10 +193,7 @@ class RayExecutor:
                 outer.set_result(Outcome("failed", error=_reason(exc)))
                 return
             if data is not None and target is not None:  # the driver alone writes the study
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(".part")
-                tmp.write_bytes(data)
-                tmp.replace(target)
+                write_files(data, target)
             outer.set_result(outcome)
 
         ref.future().add_done_callback(_done)

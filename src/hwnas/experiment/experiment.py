@@ -27,7 +27,7 @@ from typing import Any
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.pareto import pareto_indices
-from hwnas.estimate.resume import SCHEDULE_KEYS
+from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
@@ -383,6 +383,12 @@ class Experiment:
                 )
             spent = spent_before + time.monotonic() - start
             store.finish_trial(trial, strategy.state(), {"search_seconds": spent})
+            resumed = (trial.info.get("train") or {}).get("start_epoch")
+            if resumed and trial.status == "complete" and trial.info.get("inherit"):
+                # the paused run it went on from is promoted once: its state has served
+                state_path(study.weights_path(trial.info["inherit"]["trial"])).unlink(
+                    missing_ok=True
+                )
             by_key[trial.key] = trial
             pruner.observe(trial)
             scheduler.observe(trial)
@@ -420,7 +426,10 @@ class Experiment:
 
         def scheduled(proposal: Proposal, fidelity: Fidelity) -> Proposal:
             """The proposal with the scheduler's recipe keys for its fidelity (a rung paused
-            on the top rung's schedule) beside the strategy's own."""
+            on the top rung's schedule) beside the strategy's own; none where the strategy
+            chose the fidelity or the weights itself (NASH's steps are no rungs)."""
+            if proposal.fidelity is not None or proposal.info.get("inherit"):
+                return proposal
             extra = scheduler.train(fidelity)
             if not extra:
                 return proposal

@@ -46,12 +46,15 @@ def _schedule() -> Any:
     """The schedulers' `schedule` field: how a warm-started promotion's learning rate goes on."""
     return Field(
         "restart",
-        description="With `warm_start`: `restart` trains every rung a cosine cycle of its own "
-        "(a promotion's is an SGDR warm restart); `resume` makes each rung a pause of one "
+        description="With `warm_start`: `restart` trains every rung a learning-rate schedule "
+        "of its own (sgdr: a cosine cycle, so a promotion's is an SGDR warm restart; fast: "
+        "warm-up and decay again); `resume` makes each rung a pause of one "
         "training -- every trial follows the top rung's schedule and stops at its rung's "
         "epochs, and a promotion goes on with the rates, momentum and data order where it "
         "stopped, so an arch promoted to the top is trained exactly as in one uninterrupted "
-        "run (on the CPU, bit for bit). A rung's accuracy is then that of a net in mid-schedule.",
+        "run (on the CPU, bit for bit). A rung's accuracy is then that of a net in "
+        "mid-schedule, and so is a net left at a lower rung (on the front, tested, exported "
+        "as it is, as with `restart`).",
     )
 
 
@@ -181,8 +184,9 @@ class HalvingSchedulerConfig(KindConfig):
     warm_start: bool = Field(
         WARM_START_DEFAULT,
         description="A promoted trial starts from the weights its arch reached at the rung below "
-        "and trains only the extra epochs (rung k+1 minus rung k) with a fresh cosine cycle (an "
-        "SGDR warm restart): its `fidelity` is those epochs, `info.epochs_total` the total. "
+        "and trains only the extra epochs (rung k+1 minus rung k), on a schedule of its own or "
+        "where its rung paused (`schedule`): its `fidelity` is those epochs, "
+        "`info.epochs_total` the total. "
         "False: it trains all of the next rung's epochs from scratch. Needs an estimator that "
         "trains and saves weights (`train`); with a table promotions start from scratch.",
     )

@@ -118,7 +118,7 @@ class AsyncHalving(Scheduler):
 
     def train(self, fidelity: Fidelity) -> dict[str, Any] | None:
         top = self.rungs[-1]
-        if self.resume and fidelity.epochs is not None and fidelity.epochs < top:
+        if self.resume and fidelity.epochs in self.rungs and fidelity.epochs < top:
             return {"schedule_epochs": top}
         return None
 
