@@ -134,6 +134,14 @@ VARIANTS = {
         "scheduler.min_epochs=1",
         "scheduler.schedule=resume",
     ],
+    # brackets from 2 epochs (rungs 2, 6): one digits epoch ranks nets no better than chance
+    "hyperband-warm-resume-m2": [
+        "pruner.name=none",
+        "scheduler.name=hyperband",
+        "scheduler.warm_start=true",
+        "scheduler.schedule=resume",
+        "scheduler.min_epochs=2",
+    ],
     # Bayesian optimisation at full fidelity, and BOHB with rungs as pauses
     "bo": ["pruner.name=none", "scheduler.name=none", "strategy.name=bo"],
     "bohb-warm-resume": [
