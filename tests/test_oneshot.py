@@ -117,6 +117,29 @@ def test_derive_and_fix_up_reach_a_target():
     assert costs.of(far) == costs.cheapest()
 
 
+def test_a_derived_net_is_fixed_up_against_its_measurement():
+    """A table that reads cheap picks 30-50 % slow: the net it fixes up for a target measures
+    far under it; measured and asked again, it lands within tolerance."""
+    costs = ChoiceCosts("latency_ms", 0.5, [[1.0, 5.0, 0.2]] * 8)
+    probs = [[0.2, 0.7, 0.1]] * 8
+
+    def measure(picks):  # the truth: cheap picks cost less than the table says
+        return 0.5 + sum({0: 0.7, 1: 4.5, 2: 0.1}[i] for i in picks)
+
+    target = 8.0
+    (trusted,) = derive(probs, costs, 1, target, 0.05)
+    assert abs(measure(trusted[0]) / target - 1) > 0.05  # the table alone misses
+    (checked,) = derive(probs, costs, 1, target, 0.05, measure, readings=3)
+    picks, info = checked
+    assert abs(measure(picks) / target - 1) <= 0.05
+    readings = info["fixed_up"]["measured"]
+    assert len(readings) >= 2 and readings[0] == measure(trusted[0])
+    assert readings[-1] == measure(picks)
+    # nothing to measure it with (a cost no source gives): the table is trusted
+    (plain,) = derive(probs, costs, 1, target, 0.05, lambda p: None, readings=3)
+    assert plain[0] == trusted[0] and "measured" not in plain[1]["fixed_up"]
+
+
 @pytest.mark.parametrize("warm_epochs, rate", [(0, 0.04), (1, 0.008)])
 def test_w_trains_at_full_rate_without_a_warm_up(tmp_path, monkeypatch, warm_epochs, rate):
     """GDAS and DARTS train w from scratch during the search: at a fifth of w_lr (the gentle

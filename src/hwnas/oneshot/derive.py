@@ -4,6 +4,7 @@ fix-up that brings a net asked for at a cost target within tolerance of it (torc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hwnas.oneshot.costs import ChoiceCosts
@@ -65,22 +66,64 @@ def fix_up(
     return picks, moves
 
 
+def refit_measured(
+    picks: list[int],
+    probs: list[list[float]],
+    costs: ChoiceCosts,
+    target: float,
+    tol: float,
+    measure: Callable[[list[int]], float | None],
+    readings: int,
+) -> tuple[list[int], int, list[float]]:
+    """Measure the net; while it misses ``target`` by more than ``tol``, ask the table for
+    ``target`` scaled by the table's error on this very net (measured / table cost) and fix
+    up again, up to ``readings`` measurements. Returns the picks, the extra changes and the
+    readings taken (the last one is the net returned, unless a change came after it)."""
+    taken: list[float] = []
+    moves = 0
+    for _ in range(readings):
+        ms = measure(picks)
+        if ms is None or ms <= 0:
+            break
+        taken.append(ms)
+        if abs(ms / target - 1.0) <= tol:
+            break
+        aim = target * costs.of(picks) / ms  # the table's reading of a net that measures target
+        new, more = fix_up(picks, probs, costs, aim, tol)
+        if new == picks:
+            break  # the table cannot move it closer: keep it as measured
+        picks, moves = new, moves + more
+    return picks, moves, taken
+
+
 def derive(
     probs: list[list[float]],
     costs: ChoiceCosts,
     k: int,
     target: float | None,
     tol: float,
+    measure: Callable[[list[int]], float | None] | None = None,
+    readings: int = 0,
 ) -> list[tuple[list[int], dict[str, Any]]]:
-    """The ``k`` nets one setting yields, each with what the study keeps about it."""
+    """The ``k`` nets one setting yields, each with what the study keeps about it. With a
+    ``target`` and ``measure`` (the run's target on a net's picks), a net is measured and
+    fixed up against the measurement too (:func:`refit_measured`)."""
     out = []
     for picks in most_likely(probs, k):
         info: dict[str, Any] = {}
         if target is not None:
             before = costs.of(picks)
             picks, moves = fix_up(picks, probs, costs, target, tol)
-            if moves:
+            taken: list[float] = []
+            if measure is not None and readings > 0:
+                picks, more, taken = refit_measured(
+                    picks, probs, costs, target, tol, measure, readings
+                )
+                moves += more
+            if moves or taken:
                 info["fixed_up"] = {"changes": moves, "cost_before": before}
+                if taken:
+                    info["fixed_up"]["measured"] = taken
         info["predicted_cost"] = costs.of(picks)
         info["log_prob"] = sum(_logp(probs, j, i) for j, i in enumerate(picks))
         out.append((picks, info))

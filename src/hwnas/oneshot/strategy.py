@@ -12,6 +12,7 @@ neither retrains the supernet nor proposes a net twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -52,6 +53,21 @@ class OneShotSearch(Strategy):
 
     def _target_tolerance(self) -> float:
         return 0.1
+
+    def _measured_fixes(self) -> int:
+        """Readings of a derived net against its cost target (0: the table is trusted)."""
+        return 0
+
+    @staticmethod
+    def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None]:
+        """A derived net's ``costs.metric`` as the run's cost sources give it (None where
+        none gives it, e.g. MACs: then the table is the measurement)."""
+
+        def measure(picks: list[int]) -> float | None:
+            value = kit.price(kit.space.from_choices(picks)).get(costs.metric)
+            return float(value) if isinstance(value, int | float) else None
+
+        return measure
 
     def check(self, kit: Any) -> None:
         from hwnas.oneshot.search import check_weights
@@ -94,7 +110,15 @@ class OneShotSearch(Strategy):
         for k, res in enumerate(results):
             target = res.setting.target
             for rank, (picks, info) in enumerate(
-                derive(res.probs, costs, self.cfg.per_setting, target, self._target_tolerance())
+                derive(
+                    res.probs,
+                    costs,
+                    self.cfg.per_setting,
+                    target,
+                    self._target_tolerance(),
+                    self._measurer(kit, costs),
+                    self._measured_fixes(),
+                )
             ):
                 arch = kit.space.from_choices(picks)
                 h = kit.space.arch_hash(arch)
@@ -200,6 +224,9 @@ class FbnetSearch(OneShotSearch):
 
     def _target_tolerance(self) -> float:
         return float(self.cfg.tolerance)
+
+    def _measured_fixes(self) -> int:
+        return int(self.cfg.measured_fixes)
 
     def check(self, kit: Any) -> None:
         self._lut(kit)

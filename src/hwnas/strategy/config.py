@@ -287,6 +287,16 @@ class FbnetStrategyConfig(KindConfig):
         "Half of the +-10 % a measured net is judged by, so the table's own error fits in "
         "the rest.",
     )
+    measured_fixes: int = Field(
+        2,
+        ge=0,
+        description="With a target: each derived net is measured on the run's target (the "
+        "cost source that gives `cost_metric`); while it misses the target by more than "
+        "`tolerance`, the table is asked for the target scaled by the table's own error on "
+        "that net and the net is fixed up again, up to this many readings (the table's error "
+        "depends on what a net is made of: FBNet's skip-heavy nets read ~12 % slow on a CPU). "
+        "0 = trust the table.",
+    )
 
     @model_validator(mode="after")
     def _sweep(self) -> FbnetStrategyConfig:
