@@ -580,3 +580,22 @@ def test_similar_cost_promotions_in_arrays_are_the_pairwise_rule():
                 done[0].metrics["latency_ms"] = None  # a cost that was not measured
             want = [t.id for t in pairwise(done, s.cost_keys, s.band, eta)]
             assert [t.id for t in s._candidates(done)] == want
+
+
+def test_a_completed_promotion_supersedes_its_source_on_the_front():
+    """The same net at 1 and at 3 epochs: two latency readings differ a little, so both could
+    stand on the front; the promotion answers for the net, the 1-epoch reading leaves it --
+    until the promotion has completed."""
+    from hwnas.experiment.store import Trial
+    from hwnas.experiment.study import pareto_front
+
+    def trial(i, acc, ms, status="complete", **info):
+        metrics = {"accuracy": acc, "latency_ms": ms}
+        return Trial(i, {"a": i}, f"h{i}", status, 0, metrics=metrics, info=info)
+
+    low = trial(0, 0.21, 0.0298)
+    other = trial(1, 0.90, 0.040)
+    running = trial(2, 0.0, 0.0, status="running", promoted_from=0)
+    assert sorted(t.id for t in pareto_front([low, other, running], TWO)) == [0, 1]
+    done = trial(2, 0.63, 0.0304, promoted_from=0)
+    assert sorted(t.id for t in pareto_front([low, other, done], TWO)) == [1, 2]

@@ -405,7 +405,9 @@ class Experiment:
                 )
                 + (f" | {trial.error}" if trial.error else ""),
             )
-            if is_feasible(trial):  # the front of (front + new) is the front of all trials
+            if trial.status == "complete" and trial.info.get("promoted_from") is not None:
+                front = pareto_front(trials, self.objectives)  # its source leaves the front
+            elif is_feasible(trial):  # the front of (front + new) is the front of all trials
                 front = pareto_front([*front, trial], self.objectives)
             ids = [t.id for t in front]
             now = time.monotonic()

@@ -77,9 +77,22 @@ def is_feasible(trial: Trial) -> bool:
     return trial.status == "complete" and not trial.error
 
 
+def superseded(trials: list[Trial]) -> set[int]:
+    """Ids of trials a completed promotion evaluated again at a higher fidelity: the same
+    net, trained further, answers for them (their readings stay in the study)."""
+    return {
+        int(t.info["promoted_from"])
+        for t in trials
+        if t.status == "complete" and t.info.get("promoted_from") is not None
+    }
+
+
 def pareto_front(trials: list[Trial], objectives: Objectives) -> list[Trial]:
-    """Feasible complete trials that no other dominates (ties: the cheaper model)."""
-    ok = [t for t in trials if is_feasible(t)]
+    """Feasible complete trials that no other dominates (ties: the cheaper model); a trial
+    that a completed promotion superseded is none (its net would stand on the front twice,
+    once at the lower fidelity, as two readings of its latency differ)."""
+    gone = superseded(trials)
+    ok = [t for t in trials if is_feasible(t) and t.id not in gone]
     return [ok[i] for i in pareto_indices([t.metrics for t in ok], objectives)]
 
 
