@@ -84,6 +84,46 @@ def run_cli(
     )
 
 
+#: halving over rungs of 2 and 4 epochs, each rung a pause of one training (schedule: resume)
+RESUMED_HALVING = [
+    "estimator.epochs=4",
+    "scheduler=halving",
+    "scheduler.min_epochs=2",
+    "scheduler.eta=2",
+    "scheduler.warm_start=true",
+    "scheduler.schedule=resume",
+    "strategy=random",
+    "objectives={accuracy: max, macs: min}",
+]
+
+
+def same_as_one_run(out: Path, promoted: dict, src: dict, overrides: list[str], threads: int = 0):
+    """Assert that ``promoted`` (a trial of the study in ``out``, promoted from ``src``) ended
+    exactly where one uninterrupted 4-epoch run of ``src``'s arch and seed ends: the same
+    accuracy and the same weights, bit for bit (``threads``: torch's, as the workers had)."""
+    import torch
+
+    from hwnas.core.fidelity import Fidelity
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.evaluate import Job, build_evaluator
+
+    evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        whole_pt = out.parent / "whole.pt"
+        whole = evaluator(Job(src["arch"], src["seed"], whole_pt, None, Fidelity(4)))
+    finally:
+        torch.set_num_threads(before)
+    assert whole.status == "complete"
+    assert promoted["metrics"]["accuracy"] == whole.metrics["accuracy"]
+    mine = torch.load(out / "weights" / f"trial_{promoted['id']}.pt", weights_only=True)
+    theirs = torch.load(whole_pt, weights_only=True)
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    return whole
+
+
 @pytest.fixture
 def fast_config():
     from hwnas.experiment.config import load_config

@@ -8,7 +8,15 @@ import sqlite3
 from types import SimpleNamespace
 
 import pytest
-from conftest import FAST, REPO, fast_args, run_cli, show_trials, stop_rule_args
+from conftest import (
+    REPO,
+    RESUMED_HALVING,
+    fast_args,
+    run_cli,
+    same_as_one_run,
+    show_trials,
+    stop_rule_args,
+)
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
@@ -260,21 +268,7 @@ def test_resumed_schedule_promotes_an_arch_exactly_as_one_uninterrupted_training
     """`schedule: resume`: a rung pauses one training on the top rung's schedule and a
     promotion goes on from there (rates, momentum, data order), so a promoted arch ends
     exactly where one 4-epoch run of its root trial (same seed) ends -- curve and weights."""
-    import torch
-
-    from hwnas.experiment.evaluate import Job, build_evaluator
-
-    overrides = [
-        "estimator.epochs=4",
-        "scheduler=halving",
-        "scheduler.min_epochs=2",
-        "scheduler.eta=2",
-        "scheduler.warm_start=true",
-        "scheduler.schedule=resume",
-        "strategy=random",
-        "target=analytic",
-        "objectives={accuracy: max, macs: min}",
-    ]
+    overrides = [*RESUMED_HALVING, "target=analytic"]
     out = tmp_path / "run"
     r = run_cli("search", "--out", str(out), "--budget", "6", "-q", *fast_args(*overrides))
     assert r.returncode == 0, r.stderr
@@ -284,24 +278,16 @@ def test_resumed_schedule_promotes_an_arch_exactly_as_one_uninterrupted_training
     promoted = [t for t in trials if t["info"].get("promoted_from") is not None]
     assert promoted
     # a paused run's state lies beside its weights until its promotion has gone on from it
-    weights = out / "weights"
     sources = {p["info"]["promoted_from"] for p in promoted}
     left = {f"trial_{t['id']}.resume.pt" for t in roots if t["id"] not in sources}
-    assert left and {p.name for p in weights.glob("*.resume.pt")} == left
-    evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
+    assert left and {p.name for p in (out / "weights").glob("*.resume.pt")} == left
     for p in promoted[:2]:
         src = trials[p["info"]["promoted_from"]]
         assert p["info"]["train"] == {"schedule_epochs": 4, "start_epoch": 2}
-        # the uninterrupted run: the root's arch and seed, all 4 epochs at once
-        whole = evaluator(Job(src["arch"], src["seed"], tmp_path / "whole.pt", None, Fidelity(4)))
-        assert whole.status == "complete"
+        whole = same_as_one_run(out, p, src, overrides)
         strip = [{k: v for k, v in c.items() if k != "epoch"} for c in whole.curve]
         paused = [{k: v for k, v in c.items() if k != "epoch"} for c in src["curve"] + p["curve"]]
         assert paused == strip
-        assert p["metrics"]["accuracy"] == whole.metrics["accuracy"]
-        mine = torch.load(weights / f"trial_{p['id']}.pt", weights_only=True)
-        theirs = torch.load(tmp_path / "whole.pt", weights_only=True)
-        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
     # a rung's key is not a short training's: the same arch at 2 epochs of its own is new
     cfg = HalvingSchedulerConfig(min_epochs=2, eta=2, warm_start=True, schedule="resume")
     assert AsyncHalving(cfg, TWO, 4).train(Fidelity(epochs=2)) == {"schedule_epochs": 4}

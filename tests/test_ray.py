@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, fast_args, run_cli, show_trials
+from conftest import REPO, RESUMED_HALVING, fast_args, run_cli, same_as_one_run, show_trials
 
 pytest.importorskip("ray")
 
@@ -192,23 +192,7 @@ def test_a_resumed_schedule_on_ray_carries_the_paused_state_both_ways(tmp_path):
     """`schedule: resume` on Ray: a paused rung's state travels back to the driver beside its
     weights and out again with its promotion, so the promoted arch ends exactly as one
     uninterrupted in-process training of its root trial."""
-    import torch
-
-    from hwnas.core.fidelity import Fidelity
-    from hwnas.experiment.config import load_config
-    from hwnas.experiment.evaluate import Job, build_evaluator
-
-    overrides = [
-        *RAY,
-        "estimator.epochs=4",
-        "scheduler=halving",
-        "scheduler.min_epochs=2",
-        "scheduler.eta=2",
-        "scheduler.warm_start=true",
-        "scheduler.schedule=resume",
-        "strategy=random",
-        "objectives={accuracy: max, macs: min}",
-    ]
+    overrides = [*RAY, *RESUMED_HALVING]
     out = tmp_path / "run"
     args = fast_args(*overrides)
     r = run_cli("search", "--out", str(out), "--budget", "4", "--workers", "2", "-q", *args)
@@ -220,18 +204,6 @@ def test_a_resumed_schedule_on_ray_carries_the_paused_state_both_ways(tmp_path):
     waiting = {t["id"] for t in trials if t["info"].get("train") == {"schedule_epochs": 4}}
     left = {p.name for p in (out / "weights").glob("*.resume.pt")}
     assert left == {f"trial_{i}.resume.pt" for i in waiting - sources}  # came back from Ray
-    from conftest import FAST
-
-    evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
     p = promoted[0]
-    src = trials[p["info"]["promoted_from"]]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each of the 2 Ray workers on 2 CPUs: the same sums, in order
-    try:
-        whole = evaluator(Job(src["arch"], src["seed"], tmp_path / "whole.pt", None, Fidelity(4)))
-    finally:
-        torch.set_num_threads(threads)
-    assert p["metrics"]["accuracy"] == whole.metrics["accuracy"]
-    mine = torch.load(out / "weights" / f"trial_{p['id']}.pt", weights_only=True)
-    theirs = torch.load(tmp_path / "whole.pt", weights_only=True)
-    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # 1 thread, as each of the 2 Ray workers on 2 CPUs: the same sums in the same order
+    same_as_one_run(out, p, trials[p["info"]["promoted_from"]], overrides, threads=1)

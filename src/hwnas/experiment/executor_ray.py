@@ -3,8 +3,9 @@
 Workers only compute, as in the process pool: every result comes back to the driver, which
 alone tells the strategy and writes ``study.db`` and the weights directory. No shared
 filesystem is assumed: a trial's trained weights (and a paused run's state) travel back as
-bytes in its result, and those a warm start or a morphism inherits travel out with the task. Each worker process
-builds the run's evaluator once (dataset, space, cost models) and keeps it for later tasks.
+bytes in its result, and those a warm start or a morphism inherits travel out with the task.
+Each worker process builds the run's evaluator once (dataset, space, cost models) and keeps
+it for later tasks.
 
 Faults: a worker process or node that dies mid-trial makes Ray run the task again elsewhere,
 up to ``retries`` times; after that the trial is recorded as failed with the reason, and the
