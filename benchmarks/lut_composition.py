@@ -11,8 +11,10 @@ nets and reports the table's error per group:
 - ``cheap-convs``: every block one of the expansion-1 convs (few MACs, no skips);
 - ``expansion-6``: every block an expansion-6 conv (the largest nets).
 
-Beside the table's fit, a line fitted (the table's robust fit) on all the measured nets says
-whether one overhead and scale could serve every group. Result: ``lut_composition[-TAG].json``.
+Beside the table's own fit (overhead, scale and a per-block term, on its calibration nets):
+the fit as it was before the per-block term (overhead and scale on random nets, here the
+measured random group: side by side on the same readings), and the robust fit on all the
+measured nets without and with the per-block term (how far one such model could serve all). Result: ``lut_composition[-TAG].json``.
 
 Usage: python benchmarks/lut_composition.py --data .data/cifar10-jpeg.tar.gz [--n 16]
 [--sweeps 3] [--seed 7] [--tag T]   (run on a quiet machine, e.g. taskset -c 1, OMP_NUM_THREADS=1)
@@ -32,7 +34,7 @@ from hwnas.hardware.collect import measure_archs
 from hwnas.hardware.lut import (
     LatencyTable,
     block_source,
-    fit_overhead,
+    fit_latency,
     lut_settings,
     make_lut_meter,
 )
@@ -55,11 +57,15 @@ def draw(group: str, rng: random.Random) -> dict[str, Any]:
     return {"blocks": blocks}
 
 
-def errors(rows: list[dict[str, Any]], overhead: float, scale: float) -> dict[str, Any]:
+def errors(
+    rows: list[dict[str, Any]], overhead: float, scale: float, per_block: float = 0.0
+) -> dict[str, Any]:
     out = {}
     for g in GROUPS:
         errs = [
-            (overhead + scale * r["sum_ms"]) / r["measured_ms"] - 1 for r in rows if r["group"] == g
+            (overhead + scale * r["sum_ms"] + per_block * r["blocks"]) / r["measured_ms"] - 1
+            for r in rows
+            if r["group"] == g
         ]
         out[g] = {
             "median_error": statistics.median(errs),
@@ -105,17 +111,35 @@ def main() -> None:
                     "group": group,
                     "skips": sum(b == "skip" for b in arch["blocks"]),
                     "sum_ms": table.sum_ms(blocks),
+                    "blocks": len(blocks),
                     "measured_ms": ms,
                     "arch": arch,
                 }
             )
         print(f"{group}: {args.n} nets measured", flush=True)
-    line = fit_overhead([r["sum_ms"] for r in rows], [r["measured_ms"] for r in rows])
+    sums, measured = [r["sum_ms"] for r in rows], [r["measured_ms"] for r in rows]
+    rand = [r for r in rows if r["group"] == "random"]  # the fit before the per-block term:
+    before = fit_latency([r["sum_ms"] for r in rand], [r["measured_ms"] for r in rand])
+    line = fit_latency(sums, measured)
+    plane = fit_latency(sums, measured, [r["blocks"] for r in rows])
     report = {
-        "table_fit": {"overhead_ms": fit.overhead_ms, "scale": fit.scale, "n": fit.n},
-        "by_group_table_fit": errors(rows, fit.overhead_ms, fit.scale),
+        "table_fit": {
+            "overhead_ms": fit.overhead_ms,
+            "scale": fit.scale,
+            "per_block_ms": fit.per_block_ms,
+            "n": fit.n,
+        },
+        "by_group_table_fit": errors(rows, fit.overhead_ms, fit.scale, fit.per_block_ms),
+        "random_line": {"overhead_ms": before[0], "scale": before[1]},
+        "by_group_random_line": errors(rows, before[0], before[1]),
         "line_on_all_measured": {"overhead_ms": line[0], "scale": line[1]},
         "by_group_line_on_all": errors(rows, line[0], line[1]),
+        "with_per_block_on_all_measured": {
+            "overhead_ms": plane[0],
+            "scale": plane[1],
+            "per_block_ms": plane[2],
+        },
+        "by_group_with_per_block_on_all": errors(rows, plane[0], plane[1], plane[2]),
         "measured_ms_range": {
             g: [
                 min(r["measured_ms"] for r in rows if r["group"] == g),
@@ -124,7 +148,12 @@ def main() -> None:
             for g in GROUPS
         },
     }
-    for name in ("by_group_table_fit", "by_group_line_on_all"):
+    for name in (
+        "by_group_table_fit",
+        "by_group_random_line",
+        "by_group_line_on_all",
+        "by_group_with_per_block_on_all",
+    ):
         print(name)
         for g, e in report[name].items():
             print(

@@ -947,6 +947,7 @@ def _cmd_lut(args: argparse.Namespace) -> int:
             f"lookup table {info['path']}: {info['entries']} entries "
             f"({info['measured_now']} readings taken now); fit: overhead "
             f"{info['overhead_ms'] * 1000:.2f} us, scale {info['scale']:.3f}, "
+            f"{info['per_block_ms'] * 1000:.2f} us per block, "
             f"median error {info['fit_median_rel_error']:.1%} on the calibration networks"
         )
         return 0

@@ -1,10 +1,14 @@
 """Latency lookup table (FBNet style): time every block of a space once, then add them up.
 
-A network's latency is predicted as ``overhead + scale * sum(block latencies)``; the two
-numbers are fitted (least absolute relative error) to a dozen whole networks measured end to
-end. A prediction is a few dict look-ups: ~20 us, where measuring costs an export, a session
-and hundreds of runs. On the default chain space on ``cpu-ort`` the fit comes out at
-overhead ~0 and scale ~1.0: the blocks in context add up to the network.
+A network's latency is predicted as ``overhead + scale * sum(block latencies) + per_block *
+number of blocks``; the three numbers are fitted (least absolute relative error) to a dozen
+whole networks measured end to end: a third drawn at random, a third spread over how many
+blocks a net has (down to nets of mostly skips) and a third over MACs (the smallest and largest
+nets). A prediction is a few dict look-ups: ~20 us, where measuring costs an export, a session
+and hundreds of runs. On the default chain space on ``cpu-ort`` the blocks in context add up to
+the network (scale ~1.0). The per-block term is what a block costs inside a network beyond its
+entry: without it, and with random calibration nets only, FBNet's nets of mostly skipped
+blocks read 12-23 % slow on the dev VM's CPU (``benchmarks/lut_composition.py``).
 
 **Blocks in context.** A block timed alone on ONNX Runtime pays for things it does not pay
 inside a network: the per-call floor of a session run (~3 us here) and the layout reorders
@@ -53,8 +57,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from hwnas.core.errors import UserError
+from hwnas.hardware.analytic import count_macs
 from hwnas.hardware.base import Candidate, CostModel, Problem
-from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct
+from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct, sample_spread
 from hwnas.hardware.config import LutTarget
 from hwnas.hardware.host import cpu_model
 from hwnas.space.capabilities import Block, BlockDecomposable, Shape, spaces_with, supports
@@ -72,6 +77,10 @@ log = logging.getLogger("hwnas")
 LUT_VERSION = 1
 #: calibration networks are drawn with this seed, so every build of a table picks the same ones
 CALIBRATION_SEED = 20_251_127
+#: how they are drawn, part of a fit's key (fits of the random draws before it are not reused):
+#: a third at random, a third spread over how many blocks a net has, a third over its MACs,
+#: so the per-block term and the scale are seen from the smallest nets to the largest
+CALIBRATION = "spread"
 
 
 def _sha(text: str, n: int = 12) -> str:
@@ -206,7 +215,13 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS fits (
     space TEXT PRIMARY KEY, overhead_ms REAL NOT NULL, scale REAL NOT NULL, n INTEGER NOT NULL,
     median_rel_error REAL NOT NULL, archs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS block_fits (
+    space TEXT PRIMARY KEY, overhead_ms REAL NOT NULL, scale REAL NOT NULL,
+    per_block_ms REAL NOT NULL, n INTEGER NOT NULL, median_rel_error REAL NOT NULL,
+    archs TEXT NOT NULL);
 """
+#: fits with the per-block term live in ``block_fits``; ``fits`` is left as older versions of
+#: hwnas write it, so a table shared by two installs serves both
 
 # a reading joins the entry's two fastest (``ms`` <= ``ms2``); noise only ever adds time
 _UPSERT = """
@@ -221,36 +236,60 @@ ON CONFLICT (key) DO UPDATE SET
 
 @dataclass(frozen=True)
 class Fit:
-    """``latency = overhead_ms + scale * sum(blocks)``, fitted on ``archs`` (their hashes)."""
+    """``latency = overhead_ms + scale * sum(blocks) + per_block_ms * len(blocks)``, fitted
+    on ``archs`` (their hashes)."""
 
     overhead_ms: float
     scale: float
     n: int
     median_rel_error: float
     archs: tuple[str, ...]
+    per_block_ms: float = 0.0
+
+    def latency(self, total_ms: float, blocks: int) -> float:
+        """A network's predicted latency from its blocks' summed entries and their count."""
+        return self.overhead_ms + self.scale * total_ms + self.per_block_ms * blocks
 
 
-def fit_overhead(sums: list[float], measured: list[float]) -> tuple[float, float, float]:
-    """Robust fit of ``measured ~ overhead + scale * sums``: (overhead, scale, median |rel err|).
+def fit_latency(
+    sums: list[float], measured: list[float], counts: list[int] | None = None
+) -> tuple[float, float, float, float]:
+    """Robust fit of ``measured ~ overhead + scale * sums (+ per_block * counts)``:
+    (overhead, scale, per_block, median |rel err|).
 
     It minimises the sum of *absolute relative* errors (iteratively reweighted least
     squares): relative, because a small net's error must weigh as much as a large one's;
     absolute, so that one calibration network timed during a burst of load cannot tilt it.
+    The per-block term (only where the counts vary) is what a block costs inside a network
+    beyond its entry: on the VM's CPU, without it, FBNet's nets of mostly skipped blocks read
+    12 % slow and nets of many small convs 4 % fast (``benchmarks/lut_composition.py``).
     """
     import numpy as np
 
     s, m = np.asarray(sums, float), np.asarray(measured, float)
-    overhead, scale = 0.0, 0.0
-    if s.size >= 2 and np.ptp(s) > 0:
-        x, y = np.c_[np.ones_like(s), s] / m[:, None], np.ones_like(m)
+    c = np.zeros_like(s) if counts is None else np.asarray(counts, float)
+    cols = [np.ones_like(s), s] + ([c] if c.size and np.ptp(c) > 0 else [])
+    coef = np.zeros(len(cols))
+    if s.size >= len(cols) and np.ptp(s) > 0:
+        x, y = np.stack(cols, axis=1) / m[:, None], np.ones_like(m)
         w = np.ones_like(m)
         for _ in range(100):
-            (overhead, scale), *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
-            w = 1 / np.sqrt(np.maximum(np.abs(x @ (overhead, scale) - y), 1e-4))
-    if scale <= 0:  # degenerate calibration set: keep the sum, shift it
-        scale, overhead = 1.0, float(np.median(m - s))
-    rel = np.abs(overhead + scale * s - m) / m
-    return float(overhead), float(scale), float(np.median(rel))
+            coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+            w = 1 / np.sqrt(np.maximum(np.abs(x @ coef - y), 1e-4))
+    overhead, scale = float(coef[0]), float(coef[1])
+    per_block = float(coef[2]) if len(coef) > 2 else 0.0
+    pred = overhead + scale * s + per_block * c
+    if scale <= 0 or np.any(pred <= 0):  # degenerate calibration set: keep the sum, shift it
+        scale, per_block, overhead = 1.0, 0.0, float(np.median(m - s))
+        pred = overhead + s
+    rel = np.abs(pred - m) / m
+    return overhead, scale, per_block, float(np.median(rel))
+
+
+def fit_overhead(sums: list[float], measured: list[float]) -> tuple[float, float, float]:
+    """:func:`fit_latency` without the per-block term: (overhead, scale, median |rel err|)."""
+    overhead, scale, _, err = fit_latency(sums, measured)
+    return overhead, scale, err
 
 
 class LatencyTable:
@@ -290,6 +329,7 @@ class LatencyTable:
         }
         self._cost: dict[str, float] = {}
         self._fits: dict[str, Fit] = {}
+        self._calibrations: dict[str, list[Arch]] = {}
         self._sources: dict[tuple[int, int], tuple[Space, BlockSource, str]] = {}
         self._meter: LatencyMeter | None = None
         self._onnx: dict[str, bytes] = {}
@@ -409,27 +449,32 @@ class LatencyTable:
         memo = self._sources.get((id(space), num_classes))
         if memo is None or memo[0] is not space:
             src = block_source(space)
-            memo = (space, src, f"{src.blocks_id()}-n{num_classes}")
+            memo = (space, src, f"{src.blocks_id()}-n{num_classes}-{CALIBRATION}")
             self._sources[(id(space), num_classes)] = memo
         return memo[1], memo[2]
 
     def _stored_fit(self, sid: str) -> Fit | None:
         if sid not in self._fits:
             row = self._con.execute(
-                "SELECT overhead_ms, scale, n, median_rel_error, archs FROM fits WHERE space=?",
+                "SELECT overhead_ms, scale, n, median_rel_error, archs, per_block_ms "
+                "FROM block_fits WHERE space=?",
                 (sid,),
             ).fetchone()
             if row is None:
                 return None
-            self._fits[sid] = Fit(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])))
+            self._fits[sid] = Fit(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
         return self._fits[sid]
 
     def _calibration(
         self, space: Space, num_classes: int
     ) -> tuple[list[Arch], list[list[Block]], list[_Job]]:
-        """The calibration archs (same for every build), their blocks and whole-network jobs."""
+        """The calibration archs (same for every build, see :meth:`_draw_calibration`), their
+        blocks and whole-network jobs."""
         src, sid = self._source(space, num_classes)
-        archs = sample_distinct(space, self.settings.calibration, CALIBRATION_SEED)
+        archs = self._calibrations.get(sid)
+        if archs is None:
+            archs = self._draw_calibration(space, src, num_classes)
+            self._calibrations[sid] = archs
         blocks = [src.blocks(a, self.input_shape, num_classes) for a in archs]
         nets = [
             _Job(
@@ -441,23 +486,47 @@ class LatencyTable:
         ]
         return archs, blocks, nets
 
+    def _draw_calibration(self, space: Space, src: BlockSource, num_classes: int) -> list[Arch]:
+        """A third at random (the nets a search mostly meets), a third spread over the number
+        of blocks (down to nets of mostly skips: the per-block term) and a third over MACs
+        (the smallest and largest nets: the scale), each from the space's least to its most."""
+        n, shape = self.settings.calibration, self.input_shape
+
+        def blocks(arch: Arch) -> float:
+            return len(src.blocks(arch, shape, num_classes))
+
+        def macs(arch: Arch) -> float:
+            return float(count_macs(space.build(arch, shape, num_classes), shape))
+
+        k = n // 3
+        drawn = [
+            *sample_distinct(space, n - 2 * k, CALIBRATION_SEED),
+            *sample_spread(space, k, CALIBRATION_SEED + 1, blocks, walk=300),  # counting is cheap
+            *sample_spread(space, k, CALIBRATION_SEED + 2, macs),
+        ]
+        return list({space.arch_hash(a): a for a in drawn}.values())
+
     def _fit_now(self, space: Space, num_classes: int) -> Fit:
         """Fit overhead and scale on the calibration networks' current readings; store it."""
         sid = self._source(space, num_classes)[1]
         archs, blocks, nets = self._calibration(space, num_classes)
         sums = [sum(self.block_ms(b) for b in bl) for bl in blocks]
         measured = [self._entries[j.key][0] for j in nets]
-        overhead, scale, err = fit_overhead(sums, measured)
-        fit = Fit(overhead, scale, len(archs), err, tuple(space.arch_hash(a) for a in archs))
+        overhead, scale, per_block, err = fit_latency(sums, measured, [len(bl) for bl in blocks])
+        hashes = tuple(space.arch_hash(a) for a in archs)
+        fit = Fit(overhead, scale, len(archs), err, hashes, per_block)
         self._con.execute(
-            "INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?)",
-            (sid, overhead, scale, fit.n, err, json.dumps(fit.archs)),
+            "INSERT OR REPLACE INTO block_fits (space, overhead_ms, scale, n, median_rel_error, "
+            "archs, per_block_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sid, overhead, scale, fit.n, err, json.dumps(fit.archs), per_block),
         )
         log.info(
-            "lookup table fit for %s: overhead %.4f ms, scale %.3f, median error %.1f %% (%d nets)",
+            "lookup table fit for %s: overhead %.4f ms, scale %.3f, %.4f ms per block, "
+            "median error %.1f %% (%d nets)",
             sid,
             overhead,
             scale,
+            per_block,
             100 * err,
             fit.n,
         )
@@ -517,7 +586,7 @@ class LatencyTable:
         src, sid = self._source(space, num_classes)
         fit = self._fits.get(sid) or self.fit(space, num_classes)
         blocks = src.blocks(arch, self.input_shape, num_classes)
-        return fit.overhead_ms + fit.scale * self.sum_ms(blocks)
+        return fit.latency(self.sum_ms(blocks), len(blocks))
 
     def known(self, space: Space, arch: Arch, num_classes: int) -> float | None:
         """:meth:`predict` from the entries and fit already held, measuring nothing (None: an
@@ -526,11 +595,12 @@ class LatencyTable:
         fit = self._stored_fit(sid)  # memoised in self._fits
         if fit is None:
             return None
+        blocks = src.blocks(arch, self.input_shape, num_classes)
         try:
-            total = sum(self.block_ms(b) for b in src.blocks(arch, self.input_shape, num_classes))
+            total = sum(self.block_ms(b) for b in blocks)
         except KeyError:
             return None
-        return fit.overhead_ms + fit.scale * total
+        return fit.latency(total, len(blocks))
 
     def close(self) -> None:
         self._con.close()
@@ -614,6 +684,7 @@ def build_table(
         "measured_now": measured,
         "overhead_ms": fit.overhead_ms,
         "scale": fit.scale,
+        "per_block_ms": fit.per_block_ms,
         "fit_median_rel_error": fit.median_rel_error,
         "quiet_wait_seconds": table.gate.waited if table.gate else 0.0,
         "fingerprint": table.fingerprint,

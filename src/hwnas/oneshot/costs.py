@@ -109,16 +109,16 @@ def choice_costs(
         fit = table.fit(space, num_classes)
         every = [b for row in per_pick for b in row if b is not None]
         table.sum_ms([*fixed_blocks, *every])  # times any block still missing
-        return ChoiceCosts(
-            metric,
-            fit.overhead_ms + fit.scale * sum(table.block_ms(b) for b in fixed_blocks),
-            [[_lat(fit.scale, table, b) for b in row] for row in per_pick],
-        )
+        fixed = fit.latency(sum(table.block_ms(b) for b in fixed_blocks), len(fixed_blocks))
+        return ChoiceCosts(metric, fixed, [[_lat(fit, table, b) for b in row] for row in per_pick])
     finally:
         table.close()
 
 
-def _lat(scale: float, table: Any, block: Block | None) -> float:
-    """A pick's latency; a block timed as a hair faster than its adapter alone (noise around
-    zero) costs 0, never less: a negative cost would pay the search to pick it."""
-    return 0.0 if block is None else max(0.0, scale * table.block_ms(block))
+def _lat(fit: Any, table: Any, block: Block | None) -> float:
+    """A pick's latency: its entry, scaled, plus what a block costs in a network (a skip
+    without a block: nothing); a block timed as a hair faster than its adapter alone (noise
+    around zero) costs 0, never less: a negative cost would pay the search to pick it."""
+    if block is None:
+        return 0.0
+    return max(0.0, fit.scale * table.block_ms(block) + fit.per_block_ms)
