@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from hwnas.core.errors import UserError
-from hwnas.hardware.analytic import count_macs
 from hwnas.hardware.base import Candidate, CostModel, Problem
 from hwnas.hardware.collect import QuietGate, progress_bar, sample_distinct, sample_spread
 from hwnas.hardware.config import LutTarget
@@ -496,7 +495,12 @@ class LatencyTable:
             return len(src.blocks(arch, shape, num_classes))
 
         def macs(arch: Arch) -> float:
-            return float(count_macs(space.build(arch, shape, num_classes), shape))
+            import torch
+
+            from hwnas.hardware.analytic import count_macs
+
+            with torch.random.fork_rng(devices=[]):  # building draws weights: not the run's
+                return float(count_macs(space.build(arch, shape, num_classes), shape))
 
         k = n // 3
         drawn = [
