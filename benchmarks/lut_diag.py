@@ -82,7 +82,14 @@ def main() -> None:
     table = LatencyTable(settings, shape, args.dir or tempfile.mkdtemp(), progress=False)
     t0 = time.perf_counter()
     fit = table.fit(space, classes)
-    fits = [{"after": "build", "overhead_ms": fit.overhead_ms, "scale": fit.scale}]
+    fits = [
+        {
+            "after": "build",
+            "overhead_ms": fit.overhead_ms,
+            "scale": fit.scale,
+            "per_block_ms": fit.per_block_ms,
+        }
+    ]
     build_s = time.perf_counter() - t0
     meter = make_meter(cfg.target) or make_lut_meter(settings)
     sweeps: list[list[float]] = []
@@ -100,7 +107,14 @@ def main() -> None:
         preds.append([table.predict(space, a, classes) for a in archs])
         table.refresh(space, classes, archs)
         f = table.fit(space, classes)
-        fits.append({"after": f"sweep {s}", "overhead_ms": f.overhead_ms, "scale": f.scale})
+        fits.append(
+            {
+                "after": f"sweep {s}",
+                "overhead_ms": f.overhead_ms,
+                "scale": f.scale,
+                "per_block_ms": f.per_block_ms,
+            }
+        )
     best = [min(col) for col in zip(*sweeps, strict=True)]
     final = [table.predict(space, a, classes) for a in archs]
     out: dict[str, Any] = {

@@ -99,6 +99,9 @@ def test_the_fit_finds_what_a_block_costs_in_a_network():
     many = (o2 + s2 * sums[9]) / measured[9] - 1
     assert few > 0.03 and many < -0.03 and e2 > err
     assert fit_latency(sums, measured, [20] * len(sums))[2] == 0.0
+    # two nets cannot pin three numbers: overhead and scale alone, exact
+    overhead, scale, per_block, err = fit_latency([1.0, 2.0], [1.5, 3.5], [3, 5])
+    assert (per_block, err) == (0.0, pytest.approx(0.0, abs=1e-9)) and scale == pytest.approx(2.0)
 
 
 def test_calibration_spreads_over_how_many_blocks_a_net_has(tmp_path):

@@ -585,3 +585,6 @@ def test_a_completed_promotion_supersedes_its_source_on_the_front():
     assert sorted(t.id for t in pareto_front([low, other, running], TWO)) == [0, 1]
     done = trial(2, 0.63, 0.0304, promoted_from=0)
     assert sorted(t.id for t in pareto_front([low, other, done], TWO)) == [1, 2]
+    broke = trial(2, 0.63, 0.0304, promoted_from=0)  # completed, but broke a bound after training
+    broke.error = "accuracy >= 0.7 (was 0.63)"
+    assert sorted(t.id for t in pareto_front([low, other, broke], TWO)) == [0, 1]

@@ -31,7 +31,13 @@ from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
-from hwnas.experiment.study import Study, is_feasible, pareto_front, stored_config
+from hwnas.experiment.study import (
+    Study,
+    is_feasible,
+    pareto_front,
+    stored_config,
+    superseded,
+)
 from hwnas.hardware.host_load import others_training
 from hwnas.strategy.base import Proposal
 
@@ -799,7 +805,9 @@ class Experiment:
         tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
         retimed: set[int] = set()
         for round_ in range(4):
-            trials = [t for t in store.trials() if is_feasible(t)]
+            every = store.trials()
+            gone = superseded(every)  # a promotion answers for its source's net
+            trials = [t for t in every if is_feasible(t) and t.id not in gone]
             front = pareto_front(trials, self.objectives)
             front_ids = {t.id for t in front}
             candidates = []

@@ -78,12 +78,13 @@ def is_feasible(trial: Trial) -> bool:
 
 
 def superseded(trials: list[Trial]) -> set[int]:
-    """Ids of trials a completed promotion evaluated again at a higher fidelity: the same
-    net, trained further, answers for them (their readings stay in the study)."""
+    """Ids of trials a feasible promotion evaluated again at a higher fidelity: the same net,
+    trained further, answers for them (their readings stay in the study). A promotion that
+    failed, or broke a constraint after training, leaves its source standing."""
     return {
         int(t.info["promoted_from"])
         for t in trials
-        if t.status == "complete" and t.info.get("promoted_from") is not None
+        if is_feasible(t) and t.info.get("promoted_from") is not None
     }
 
 
@@ -212,10 +213,14 @@ class Study:
         }
         stages = sorted({t.stage for t in trials})
         if len(stages) > 1:  # each stage's own front too (NASH's final net is a stage)
+            gone = superseded(trials)  # by a promotion of any stage
             payload["fronts_by_stage"] = {
                 stage: [
                     t.id
-                    for t in pareto_front([t for t in trials if t.stage == stage], self.objectives)
+                    for t in pareto_front(
+                        [t for t in trials if t.stage == stage and t.id not in gone],
+                        self.objectives,
+                    )
                 ]
                 for stage in stages
             }
@@ -241,7 +246,12 @@ def normalised_hypervolume(trials: list[Trial], objectives: list[tuple[str, str]
     Normalising by the observed worst values makes figures comparable between runs of one
     task only when the box is the same; benchmarks pass an explicit reference instead.
     """
-    vecs = [as_minimisation(t.metrics, objectives) for t in trials if is_feasible(t)]
+    gone = superseded(trials)
+    vecs = [
+        as_minimisation(t.metrics, objectives)
+        for t in trials
+        if is_feasible(t) and t.id not in gone
+    ]
     pts = [v for v in vecs if v is not None]
     if len(pts) < 2:
         return None

@@ -305,7 +305,9 @@ class LutTarget(CostModelConfig):
     calibration: int = Field(
         12,
         ge=2,
-        description="Whole networks measured end to end to fit the fixed overhead and scale.",
+        description="Whole networks measured end to end to fit the fixed overhead, the scale "
+        "and what a block costs in a network: a third random, a third spread over the number "
+        "of blocks, a third over MACs (with fewer than 4, no per-block term).",
     )
     path: str | None = Field(
         None,

@@ -267,22 +267,30 @@ def fit_latency(
 
     s, m = np.asarray(sums, float), np.asarray(measured, float)
     c = np.zeros_like(s) if counts is None else np.asarray(counts, float)
-    cols = [np.ones_like(s), s] + ([c] if c.size and np.ptp(c) > 0 else [])
-    coef = np.zeros(len(cols))
-    if s.size >= len(cols) and np.ptp(s) > 0:
+
+    def solve(cols: list[Any]) -> Any:
+        coef = np.zeros(len(cols))
         x, y = np.stack(cols, axis=1) / m[:, None], np.ones_like(m)
         w = np.ones_like(m)
         for _ in range(100):
             coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
             w = 1 / np.sqrt(np.maximum(np.abs(x @ coef - y), 1e-4))
-    overhead, scale = float(coef[0]), float(coef[1])
-    per_block = float(coef[2]) if len(coef) > 2 else 0.0
-    pred = overhead + scale * s + per_block * c
-    if scale <= 0 or np.any(pred <= 0):  # degenerate calibration set: keep the sum, shift it
-        scale, per_block, overhead = 1.0, 0.0, float(np.median(m - s))
-        pred = overhead + s
-    rel = np.abs(pred - m) / m
-    return overhead, scale, per_block, float(np.median(rel))
+        return coef
+
+    fits = []
+    if s.size >= 2 and np.ptp(s) > 0:
+        # the per-block term only where the counts vary and enough nets pin three numbers
+        if c.size >= 4 and np.ptp(c) > 0:
+            fits.append(list(solve([np.ones_like(s), s, c])))
+        fits.append([*solve([np.ones_like(s), s]), 0.0])
+    for overhead, scale, per_block in fits:
+        pred = overhead + scale * s + per_block * c
+        # a block never costs less than nothing, nor a net: else the next, simpler fit
+        if scale > 0 and per_block >= 0 and np.all(pred > 0):
+            rel = np.abs(pred - m) / m
+            return float(overhead), float(scale), float(per_block), float(np.median(rel))
+    overhead = float(np.median(m - s))  # degenerate calibration set: keep the sum, shift it
+    return overhead, 1.0, 0.0, float(np.median(np.abs(overhead + s - m) / m))
 
 
 def fit_overhead(sums: list[float], measured: list[float]) -> tuple[float, float, float]:
@@ -494,13 +502,22 @@ class LatencyTable:
         def blocks(arch: Arch) -> float:
             return len(src.blocks(arch, shape, num_classes))
 
+        memo: dict[str, float] = {}
+
         def macs(arch: Arch) -> float:
+            """The net's MACs as its blocks' (each counted once, by key: a walk meets the
+            same blocks again and again)."""
             import torch
 
             from hwnas.hardware.analytic import count_macs
 
-            with torch.random.fork_rng(devices=[]):  # building draws weights: not the run's
-                return float(count_macs(space.build(arch, shape, num_classes), shape))
+            total = 0.0
+            for b in src.blocks(arch, shape, num_classes):
+                if b.key not in memo:
+                    with torch.random.fork_rng(devices=[]):  # building draws weights
+                        memo[b.key] = float(count_macs(b.build(), b.input_shape))
+                total += memo[b.key]
+            return total
 
         k = n // 3
         drawn = [
@@ -538,7 +555,8 @@ class LatencyTable:
         return fit
 
     def fit(self, space: Space, num_classes: int, extra: list[_Job] | None = None) -> Fit:
-        """The overhead/scale fit for ``space``; its calibration networks are timed if needed.
+        """The fit (overhead, scale, per-block term) for ``space``; its calibration networks
+        are timed if needed.
 
         ``extra`` entries are timed in the same sweeps (a full build's blocks), so that the
         networks' readings are spread over the whole build.

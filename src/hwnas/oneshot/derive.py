@@ -75,18 +75,18 @@ def refit_measured(
     measure: Callable[[list[int]], float | None],
     readings: int,
 ) -> tuple[list[int], int, list[float]]:
-    """Measure the net; while it misses ``target`` by more than ``tol``, ask the table for
-    ``target`` scaled by the table's error on this very net (measured / table cost) and fix
-    up again, up to ``readings`` measurements. Returns the picks, the extra changes and the
-    readings taken (the last one is the net returned, unless a change came after it)."""
+    """Measure the net; while it misses ``target`` by more than ``tol`` and a reading is
+    left, ask the table for ``target`` scaled by the table's error on this very net
+    (measured / table cost) and fix up again, up to ``readings`` measurements. Returns the
+    picks, the extra changes and the readings taken; the last reading is the net returned."""
     taken: list[float] = []
     moves = 0
-    for _ in range(readings):
+    for left in range(readings - 1, -1, -1):
         ms = measure(picks)
         if ms is None or ms <= 0:
             break
         taken.append(ms)
-        if abs(ms / target - 1.0) <= tol:
+        if abs(ms / target - 1.0) <= tol or left == 0:
             break
         aim = target * costs.of(picks) / ms  # the table's reading of a net that measures target
         new, more = fix_up(picks, probs, costs, aim, tol)

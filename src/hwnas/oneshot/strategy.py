@@ -59,9 +59,11 @@ class OneShotSearch(Strategy):
         return 0
 
     @staticmethod
-    def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None]:
-        """A derived net's ``costs.metric`` as the run's cost sources give it (None where
-        none gives it, e.g. MACs: then the table is the measurement)."""
+    def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None] | None:
+        """A derived net's latency as the run's cost sources give it; None for a counted
+        cost (MACs, params: the per-choice table is exact) -- nothing to measure."""
+        if base_metric(costs.metric) != "latency_ms":
+            return None
 
         def measure(picks: list[int]) -> float | None:
             value = kit.price(kit.space.from_choices(picks)).get(costs.metric)
