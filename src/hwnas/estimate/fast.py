@@ -31,7 +31,14 @@ from torch.nn import functional as F
 
 from hwnas.data.base import cutout_batch, fraction_indices
 from hwnas.estimate.base import TrainingDiverged, TrainResult
-from hwnas.estimate.resume import FROM_START, Schedule, restore_rng, rng_state, seed_of
+from hwnas.estimate.resume import (
+    FROM_START,
+    Schedule,
+    paused_state,
+    restore_optimizer,
+    restore_rng,
+    seed_of,
+)
 
 if TYPE_CHECKING:
     from hwnas.data import Dataset, Split
@@ -315,8 +322,7 @@ def train_fast(
     if dev.type == "cuda" and fc.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = _optimizer(model, fc)
-    if state is not None:  # momentum only: the groups' rates come from this run's schedule
-        opt.load_state_dict({**opt.state_dict(), "state": state["optimizer"]})
+    restore_optimizer(opt, state)
     bs = fc.batch_size
     steps_per_epoch = max(1, math.ceil((len(subset) - (len(subset) % bs == 1)) / bs))
     total = schedule.span(cfg.epochs) * steps_per_epoch
@@ -374,9 +380,8 @@ def train_fast(
             break
     kept = None
     if stopped is None and pauses:
-        kept = {"optimizer": opt.state_dict()["state"], **rng_state(data_seed, gen)}
-        if ahead is not None:
-            kept["lookahead"] = ahead.slow()
+        slow = {"lookahead": ahead.slow()} if ahead is not None else {}
+        kept = paused_state(opt, data_seed, gen, **slow)
     return TrainResult(acc, val_loss, train_s, curve, stopped, kept)
 
 

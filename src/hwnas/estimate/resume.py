@@ -101,9 +101,24 @@ def restore_rng(gen: torch.Generator, state: dict[str, Any] | None) -> None:
         torch.set_rng_state(state["rng"])
 
 
-def rng_state(seed: int, gen: torch.Generator) -> dict[str, Any]:
-    """The random part of a paused run's state."""
-    return {"seed": seed, "generator": gen.get_state(), "rng": torch.get_rng_state()}
+def restore_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any] | None) -> None:
+    """The paused run's momentum; the groups' rates stay this run's (its schedule sets them)."""
+    if state is not None:
+        opt.load_state_dict({**opt.state_dict(), "state": state["optimizer"]})
+
+
+def paused_state(
+    opt: torch.optim.Optimizer, seed: int, gen: torch.Generator, **extra: Any
+) -> dict[str, Any]:
+    """What a run paused now leaves for its resumption: the optimiser's momentum, the
+    generator's seed and place, torch's global generator (and a recipe's ``extra``)."""
+    return {
+        "optimizer": opt.state_dict()["state"],
+        "seed": seed,
+        "generator": gen.get_state(),
+        "rng": torch.get_rng_state(),
+        **extra,
+    }
 
 
 __all__ = [
@@ -111,8 +126,9 @@ __all__ = [
     "SCHEDULE_KEYS",
     "Schedule",
     "load_state",
+    "paused_state",
+    "restore_optimizer",
     "restore_rng",
-    "rng_state",
     "save_state",
     "seed_of",
     "split_schedule",

@@ -46,8 +46,9 @@ from hwnas.estimate.resume import (
     SCHEDULE_KEYS,
     Schedule,
     load_state,
+    paused_state,
+    restore_optimizer,
     restore_rng,
-    rng_state,
     save_state,
     seed_of,
     split_schedule,
@@ -146,8 +147,7 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=t0_steps, T_mult=cfg.restart_mult, eta_min=cfg.lr_min
     )
-    if state is not None:  # momentum only: the groups' rates come from this run's schedule
-        opt.load_state_dict({**opt.state_dict(), "state": state["optimizer"]})
+    restore_optimizer(opt, state)
     if schedule.start_epoch:  # the rates of a run that never paused
         sched.step(schedule.start_epoch * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -210,7 +210,7 @@ def train(
         torch.cuda.synchronize(dev)
     kept = None
     if stopped is None and schedule.pauses(cfg.epochs):
-        kept = {"optimizer": opt.state_dict()["state"], **rng_state(data_seed, gen)}
+        kept = paused_state(opt, data_seed, gen)
     return TrainResult(acc, val_loss, time.perf_counter() - start, curve, stopped, kept)
 
 

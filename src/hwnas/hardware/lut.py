@@ -219,8 +219,8 @@ CREATE TABLE IF NOT EXISTS block_fits (
     per_block_ms REAL NOT NULL, n INTEGER NOT NULL, median_rel_error REAL NOT NULL,
     archs TEXT NOT NULL);
 """
-#: fits with the per-block term live in ``block_fits``; ``fits`` is left as older versions of
-#: hwnas write it, so a table shared by two installs serves both
+# fits with the per-block term live in ``block_fits``; ``fits`` is left as older versions of
+# hwnas write it, so a table shared by two installs serves both
 
 # a reading joins the entry's two fastest (``ms`` <= ``ms2``); noise only ever adds time
 _UPSERT = """
@@ -291,12 +291,6 @@ def fit_latency(
             return float(overhead), float(scale), float(per_block), float(np.median(rel))
     overhead = float(np.median(m - s))  # degenerate calibration set: keep the sum, shift it
     return overhead, 1.0, 0.0, float(np.median(np.abs(overhead + s - m) / m))
-
-
-def fit_overhead(sums: list[float], measured: list[float]) -> tuple[float, float, float]:
-    """:func:`fit_latency` without the per-block term: (overhead, scale, median |rel err|)."""
-    overhead, scale, _, err = fit_latency(sums, measured)
-    return overhead, scale, err
 
 
 class LatencyTable:

@@ -3,8 +3,8 @@
 The space lists, per position, the block each pick adds (:meth:`PerChoiceCosts.choice_blocks`);
 a cost here is additive over blocks: latency from a lookup table timed on a runtime (the
 table's fitted ``overhead + scale * sum + per_block * blocks``: a pick's cost is its entry,
-scaled, plus the per-block term, a skip without a block nothing), MACs counted by PyTorch's FLOP counter, or
-parameters. Memory peaks are not additive and are refused.
+scaled, plus the per-block term; a skip without a block, nothing), MACs counted by PyTorch's
+FLOP counter, or parameters. Memory peaks are not additive and are refused.
 """
 
 from __future__ import annotations
