@@ -174,6 +174,72 @@ def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_
     assert any(both.arch_hash(n) == both.arch_hash(before) for n in both.neighbours(ref))
 
 
+def test_grouped_later_convs_are_a_gene_that_splits_their_macs_and_old_archs_keep_identity():
+    """`grouped: [1, 2, 4]` splits the convs after a group's first into G channel groups: their
+    MACs and weights fall G-fold, the dense first conv stays, the net exports and ORT agrees.
+    The default space does not offer it (reference nets, size, hashes, samples unchanged), a
+    depth-1 group has nothing to split (canonical drops the gene), and a width that does not
+    split is refused by the config and by validation."""
+    space = FastCnnSpace()
+    ref = REFERENCE_NETS["airbench94"]
+    explicit = {**ref, "groups": [{**g, "grouped": 1} for g in ref["groups"]]}
+    assert space.arch_hash(explicit) == space.arch_hash(ref)
+    split = json.loads(json.dumps(ref))
+    split["groups"][1]["grouped"] = 4
+    with pytest.raises(InvalidArch, match="grouped 4 not in"):
+        space.validate(split)
+    wide = FastCnnSpace(
+        FastCnnSpaceConfig(
+            groups=[g.model_copy(update={"grouped": [1, 2, 4]}) for g in _fast_groups()]
+        )
+    )
+    assert wide.describe(split) == "fastcnn gelu 64x2-256x2g4-256x2"
+    assert wide.arch_hash(split) != wide.arch_hash(ref)
+    single = json.loads(json.dumps(split))
+    single["groups"][1].update(depth=1, grouped=4)
+    assert "grouped" not in json.dumps(wide.canonical(single))
+    # per group: widths x {depth 1, then depth 2 and 3 each with/without residual x 3 splits}
+    per = [len(g.widths) * (1 + 2 * 2 * 3) for g in _fast_groups()]
+    assert wide.size() == 2 * per[0] * per[1] * per[2]
+    x = torch.randn(2, 3, 32, 32)
+    macs = {}
+    for name, arch in (("dense", ref), ("split", split)):
+        model = wide.build(arch, (3, 32, 32), 10).eval()
+        assert model(x).shape == (2, 10)
+        macs[name] = analytic_costs(model, (3, 32, 32))["macs"]
+    assert macs["dense"] - macs["split"] == 256 * 256 * 9 * 7 * 7 * 3 // 4  # group 2's 2nd conv
+    import onnxruntime as ort
+
+    from hwnas.hardware.profile import onnx_bytes
+
+    sess = ort.InferenceSession(onnx_bytes(model, (3, 32, 32)))
+    with torch.no_grad():
+        want = model(x[:1]).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:1].numpy()})[0]
+    assert abs(got - want).max() < 1e-4
+    assert any(wide.arch_hash(n) == wide.arch_hash(split) for n in wide.neighbours(ref))
+    assert wide.from_parameters(wide.to_parameters(split))["groups"][1]["grouped"] == 4
+    assert space.sample(random.Random(5)) == FastCnnSpace(FastCnnSpaceConfig()).sample(
+        random.Random(5)
+    )
+    with pytest.raises(ValueError, match="width 48 does not split into 32 groups"):
+        FastGroupConfig(widths=[32, 48], grouped=[1, 32])
+    unchecked = FastCnnSpace(  # a config built unchecked: validation still refuses the arch
+        FastCnnSpaceConfig.model_construct(
+            groups=[g.model_copy(update={"grouped": [1, 5]}) for g in _fast_groups()]
+        )
+    )
+    split["groups"][1]["grouped"] = 5
+    with pytest.raises(InvalidArch, match="width 256 does not split into 5 groups"):
+        unchecked.validate(split)
+    # the fast recipe starts a split conv as the identity too, group by group
+    prepare_model(model, FastRecipeConfig(), None)
+    conv = model.groups[1].rest[0][0]
+    assert conv.groups == 4
+    h = torch.randn(1, 256, 5, 5)
+    assert torch.allclose(conv(h), h, atol=1e-6)
+
+
 def test_whitening_stem_decorrelates_patches():
     torch.manual_seed(0)
     mix = torch.tensor([[1.0, 0.9, 0.0], [0.0, 1.0, 0.5], [0.2, 0.0, 1.0]])

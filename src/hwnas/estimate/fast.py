@@ -156,9 +156,20 @@ def prepare_model(model: nn.Module, fc: FastRecipeConfig, sample: torch.Tensor |
             if mod.groups == 1 and k[0] == k[1] and k[0] % 2 == 1:
                 n = min(mod.in_channels, mod.out_channels)
                 nn.init.dirac_(mod.weight[:n])
+            elif _grouped_square(mod):  # fastcnn's split convs: the identity, group by group
+                nn.init.dirac_(mod.weight, groups=mod.groups)
         if fc.freeze_bn_scale and isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.affine:
             mod.weight.fill_(1.0)
     freeze_bn_scales(model, fc)
+
+
+def _grouped_square(conv: nn.Conv2d) -> bool:
+    """A grouped (not depthwise), channel-keeping k x k conv with k odd and > 1: only the
+    fast-CNN space's split convs, so the depthwise and grouped 1x1 convs of other spaces keep
+    the initialisation their studies were made with."""
+    k = conv.kernel_size
+    square = k[0] == k[1] > 1 and k[0] % 2 == 1
+    return square and 1 < conv.groups < conv.in_channels == conv.out_channels
 
 
 def freeze_bn_scales(model: nn.Module, fc: FastRecipeConfig) -> None:

@@ -178,8 +178,14 @@ class FastGroupConfig(Section):
         description="Where the group's 2x2 max-pool sits: `after` its first conv (airbench's "
         "order) or `before` it, so that conv runs at the halved resolution (4x fewer MACs).",
     )
+    grouped: list[int] = Field(
+        [1],
+        description="Allowed channel groups of the convs after the group's first (1 = dense; "
+        "G cuts their MACs and weights G-fold; the first conv stays dense so channels mix). "
+        "Every width must split into every choice.",
+    )
 
-    @field_validator("widths", "depths", "kernels")
+    @field_validator("widths", "depths", "kernels", "grouped")
     @classmethod
     def _choices(cls, v: list[int], info: ValidationInfo) -> list[int]:
         if not v or any(x < 1 for x in v):
@@ -194,6 +200,14 @@ class FastGroupConfig(Section):
         if not v:
             raise ValueError("must list at least one choice")
         return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _splittable(self) -> FastGroupConfig:
+        bad = [(w, s) for w in self.widths for s in self.grouped if w % s]
+        if bad:
+            w, s = bad[0]
+            raise ValueError(f"width {w} does not split into {s} groups (grouped)")
+        return self
 
 
 def _fast_groups() -> list[FastGroupConfig]:

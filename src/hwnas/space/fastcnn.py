@@ -5,8 +5,10 @@ Genotype (plain JSON)::
     {"act": "gelu", "groups": [{"width": 64, "depth": 2, "kernel": 3, "residual": false}, ...]}
 
 A group may also say ``"pool": "before"`` (its max-pool before its first conv instead of
-after it); absent means ``"after"``, airbench's order, and the canonical form leaves the
-default out, so archs written before the gene existed keep their identity.
+after it; absent means ``"after"``, airbench's order) and ``"grouped": G`` (its convs after
+the first split their channels into G groups: 1/G of their MACs and weights, while the first
+conv stays dense so channels still mix once per group; absent means 1). The canonical form
+leaves defaults out, so archs written before a gene existed keep their identity.
 
 A whitening stem (fixed, set from the data), then one conv group per entry of ``groups``
 (each halves the resolution), a global max-pool and a bias-free linear head. With the default
@@ -47,7 +49,7 @@ REFERENCE_NETS: dict[str, Arch] = {
 
 _GENES = ("width", "depth", "kernel", "residual")
 #: genes a group may leave out, with the value that absence means
-_DEFAULTS = {"pool": "after"}
+_DEFAULTS: dict[str, Any] = {"pool": "after", "grouped": 1}
 
 
 class FastCnnSpace(Space):
@@ -67,6 +69,7 @@ class FastCnnSpace(Space):
             "kernel": g.kernels,
             "residual": g.residual,
             "pool": g.pools,
+            "grouped": g.grouped,
         }
 
     @staticmethod
@@ -87,6 +90,8 @@ class FastCnnSpace(Space):
         for g in arch["groups"]:
             c = {k: g[k] for k in _GENES}
             c["residual"] = bool(g["residual"]) and g["depth"] > 1
+            if g["depth"] == 1:  # no conv after the first: nothing to split
+                g = {k: v for k, v in g.items() if k != "grouped"}
             c.update({k: g[k] for k, v in _DEFAULTS.items() if g.get(k, v) != v})
             groups.append(c)
         return {"act": arch["act"], "groups": groups}
@@ -96,9 +101,13 @@ class FastCnnSpace(Space):
         for i in range(len(self.cfg.groups)):
             c = self._choices(i)
             shapes = {
-                (d, bool(r) and d > 1) for d, r in itertools.product(c["depth"], c["residual"])
+                (w, d, bool(r) and d > 1, s if d > 1 else 1)
+                for w, d, r, s in itertools.product(
+                    c["width"], c["depth"], c["residual"], c["grouped"]
+                )
+                if d == 1 or w % s == 0
             }
-            n *= len(c["width"]) * len(c["kernel"]) * len(shapes) * len(c["pool"])
+            n *= len(shapes) * len(c["kernel"]) * len(c["pool"])
         return n
 
     def validate(self, arch: Arch) -> None:
@@ -118,6 +127,11 @@ class FastCnnSpace(Space):
                 v = self._gene(g, gene)
                 if v not in allowed or isinstance(v, bool) != (gene == "residual"):
                     raise InvalidArch(f"fastcnn group {i} {gene} {v!r} not in {allowed}")
+            if g["depth"] > 1 and g["width"] % self._gene(g, "grouped"):
+                raise InvalidArch(
+                    f"fastcnn group {i} width {g['width']} does not split into "
+                    f"{self._gene(g, 'grouped')} groups"
+                )
 
     def describe(self, arch: Arch) -> str:
         parts = []
@@ -125,7 +139,9 @@ class FastCnnSpace(Space):
             k = "" if g["kernel"] == 3 else f"k{g['kernel']}"
             r = "r" if g["residual"] and g["depth"] > 1 else ""
             p = "p" if self._gene(g, "pool") == "before" else ""  # pooled first
-            parts.append(f"{p}{g['width']}x{g['depth']}{k}{r}")
+            s = self._gene(g, "grouped")
+            s = f"g{s}" if s > 1 and g["depth"] > 1 else ""
+            parts.append(f"{p}{g['width']}x{g['depth']}{k}{s}{r}")
         return f"fastcnn {arch['act']} " + "-".join(parts)
 
     def build(self, arch: Arch, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

@@ -53,7 +53,8 @@ class Whiten(nn.Conv2d):
 
 class ConvGroup(nn.Module):
     """conv -> max-pool 2 -> BN -> act (or, ``pool_first``, max-pool 2 -> conv -> BN -> act),
-    then depth-1 times conv -> BN -> act, with an optional residual add around those."""
+    then depth-1 times conv -> BN -> act, with an optional residual add around those; those
+    later convs may split their channels into ``split`` groups (the first stays dense)."""
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class ConvGroup(nn.Module):
         residual: bool,
         act: str,
         pool_first: bool = False,
+        split: int = 1,
     ) -> None:
         super().__init__()
         self.pool_first = pool_first
@@ -74,7 +76,9 @@ class ConvGroup(nn.Module):
         self.act1 = _act(act)
         self.rest = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(width, width, kernel, padding=pad, bias=False), _bn(width), _act(act)
+                nn.Conv2d(width, width, kernel, padding=pad, groups=split, bias=False),
+                _bn(width),
+                _act(act),
             )
             for _ in range(depth - 1)
         )
@@ -108,7 +112,9 @@ class FastCnn(nn.Module):
         for g in groups:
             first = g["pool"] == "before"
             layers.append(
-                ConvGroup(c, g["width"], g["depth"], g["kernel"], g["residual"], act, first)
+                ConvGroup(
+                    c, g["width"], g["depth"], g["kernel"], g["residual"], act, first, g["grouped"]
+                )
             )
             c = g["width"]
         self.groups = nn.Sequential(*layers)
