@@ -41,6 +41,7 @@ from _common import hwnas, save
 from scipy.stats import spearmanr
 
 from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
+from hwnas.report.plots import superseded_ids
 
 OBJ = [("accuracy", "max"), ("latency_ms", "min")]
 VARIANTS = {
@@ -266,7 +267,12 @@ def total_epochs(t: dict[str, Any]) -> int | None:
 
 
 def feasible(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [t for t in trials if t["status"] == "complete" and not t["error"]]
+    """Complete trials within the constraints, less those whose net a promotion among
+    ``trials`` trained further (as the study's front: a net counts once)."""
+    gone = superseded_ids(trials)
+    return [
+        t for t in trials if t["status"] == "complete" and not t["error"] and t["id"] not in gone
+    ]
 
 
 def mean_se(xs: list[float]) -> tuple[float, float | None]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hwnas.report import write_report
-from hwnas.report.plots import front_sizes
+from hwnas.report.plots import front_sizes, pareto_figure
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 EVIL = "<script>alert(1)</script>"
@@ -247,6 +247,25 @@ def test_front_sizes_incremental() -> None:
     sizes = front_sizes(ts, OBJECTIVES)
     assert sizes[-1] == len(pareto_of(ts))
     assert all(s >= 0 for s in sizes) and len(sizes) == len(ts)
+
+
+def test_a_promoted_net_counts_once_in_the_front_size_and_the_staircase() -> None:
+    """A net read at 1 epoch and promoted to 3 stands once: its promotion replaces it, and
+    what the lower reading hid stands again (the study's own front does the same)."""
+
+    def t(i: int, acc: float, lat: float, src: int | None = None) -> dict:
+        info = {} if src is None else {"promoted_from": src}
+        m = {"accuracy": acc, "latency_ms": lat}
+        return {"id": i, "status": "complete", "metrics": m, "info": info}
+
+    # the promotion of 0 (a second latency reading, a hair slower) replaces it
+    assert front_sizes([t(0, 0.50, 1.0), t(2, 0.60, 1.01, src=0)], OBJECTIVES) == [1, 1]
+    ts = [t(0, 0.50, 1.0), t(1, 0.45, 1.0), t(2, 0.60, 1.01, src=0)]
+    # 0 hid 1, which stands again beside the promotion once 0 leaves
+    assert front_sizes(ts, OBJECTIVES) == [1, 1, 2]
+    fig = pareto_figure(ts, [1, 2], OBJECTIVES)
+    stair = next(d for d in fig["data"] if d.get("name") == "front on this axis")
+    assert 0.5 not in stair["y"] and 0.6 in stair["y"] and 0.45 in stair["y"]
 
 
 # --------------------------------------------------------------------------- real browser

@@ -181,17 +181,45 @@ def _dominates(a: Sequence[float], b: Sequence[float], senses: Sequence[str]) ->
     return better
 
 
+def superseded_ids(trials: Iterable[Trial]) -> set[int]:
+    """Ids of trials whose net a feasible promotion trained further (the study's rule, on the
+    report's plain dicts): they stay plotted but leave the fronts drawn."""
+    return {
+        int(src)
+        for t in trials
+        if t.get("status") == "complete"
+        and not t.get("error")
+        and (src := (t.get("info") or {}).get("promoted_from")) is not None
+    }
+
+
 def front_sizes(trials: Iterable[Trial], objectives: Sequence[tuple[str, str]]) -> list[int]:
-    """Size of the non-dominated set after each trial of ``trials`` (in the given order)."""
+    """Size of the non-dominated set after each trial of ``trials`` (in the given order); a
+    trial leaves it once a promotion of its net completes (the same net is not counted twice)."""
     senses = [s for _, s in objectives]
-    front: list[tuple[float, ...]] = []
+    seen: dict[int, tuple[float, ...]] = {}  # every counted point so far, by position
+    front: dict[int, tuple[float, ...]] = {}
+    ids: dict[Any, int] = {}
     sizes: list[int] = []
-    for t in trials:
+
+    def add(i: int, p: tuple[float, ...]) -> None:
+        if not any(_dominates(q, p, senses) or q == p for q in front.values()):
+            for j in [j for j, q in front.items() if _dominates(p, q, senses)]:
+                del front[j]
+            front[i] = p
+
+    for i, t in enumerate(trials):
+        ids[t.get("id")] = i
         vals = [metric(t, k) for k, _ in objectives] if t.get("status") == "complete" else [None]
         if objectives and all(v is not None for v in vals):
-            p = tuple(float(v) for v in vals if v is not None)
-            if not any(_dominates(q, p, senses) or q == p for q in front):
-                front = [q for q in front if not _dominates(p, q, senses)] + [p]
+            seen[i] = tuple(float(v) for v in vals if v is not None)
+            add(i, seen[i])
+        src = superseded_ids([t])
+        gone = ids.get(next(iter(src))) if src else None
+        if gone is not None and seen.pop(gone, None) is not None and gone in front:
+            front = {}
+            for j, p in seen.items():  # what the source's point hid may stand again
+                add(j, p)
         sizes.append(len(front))
     return sizes
 
@@ -302,8 +330,17 @@ def pareto_figure(
             "hovertemplate": "%{text}<extra></extra>",
         }
 
+    gone = superseded_ids(trials)  # a promoted net's earlier reading draws no step
+
     def stair(key: str) -> tuple[list[float], list[float]]:
-        pts = [(x, y) for t in done if (x := metric(t, key)) and x > 0 and (y := metric(t, ykey))]
+        pts = [
+            (x, y)
+            for t in done
+            if t.get("id") not in gone
+            and (x := metric(t, key))
+            and x > 0
+            and (y := metric(t, ykey))
+        ]
         return staircase(pts)
 
     sx, sy = stair(axes[0])
