@@ -140,6 +140,40 @@ def test_a_derived_net_is_fixed_up_against_its_measurement():
     assert plain[0] == trusted[0] and "measured" not in plain[1]["fixed_up"]
 
 
+def test_a_derived_net_is_read_only_by_the_sources_that_give_its_cost(monkeypatch):
+    """fbnet's fix-up asks for one metric: only the sources that may give it are read (one
+    reading on a remote board, not one per source); a metric none gives reads them all."""
+    from conftest import FAST
+
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.evaluate import Source, build_evaluator
+
+    cfg = load_config(
+        None,
+        [
+            *FAST,
+            "target=analytic",
+            "costs=[{name: cpu-ort, label: ort, runs: 20, blocks: 4, warmup: 3}]",
+            "objectives={accuracy: max, latency_ms@ort: min}",
+        ],
+    )
+    evaluator = build_evaluator(cfg)
+    read: list[str | None] = []
+    costs = Source.costs
+    monkeypatch.setattr(
+        Source, "costs", lambda self, cand: read.append(self.label) or costs(self, cand)
+    )
+    arch = evaluator.space.sample(__import__("random").Random(0))
+    assert "latency_ms@ort" in evaluator.measure(arch, 0, only="latency_ms@ort")
+    assert read == ["ort"]
+    read.clear()
+    assert "macs" in evaluator.measure(arch, 0, only="macs") and read == [None]
+    read.clear()
+    evaluator.measure(arch, 0, only="latency_ms@board")
+    assert read == [None, "ort"]
+    evaluator.close()
+
+
 @pytest.mark.parametrize("warm_epochs, rate", [(0, 0.04), (1, 0.008)])
 def test_w_trains_at_full_rate_without_a_warm_up(tmp_path, monkeypatch, warm_epochs, rate):
     """GDAS and DARTS train w from scratch during the search: at a fifth of w_lr (the gentle

@@ -89,6 +89,14 @@ class Source:
         """Whether this source may report ``metric`` (a labelled one renames its metrics)."""
         return self.label is None and (self.provides is None or metric in self.provides)
 
+    def names(self, metric: str) -> bool:
+        """Whether ``metric``, as the run names it (``latency_ms@label`` for a labelled
+        source), may come from this source."""
+        base, _, label = metric.partition("@")
+        if (label or None) != self.label:
+            return False
+        return self.provides is None or base in self.provides
+
     @property
     def gives_latency(self) -> bool:
         return self.may_give("latency_ms")
@@ -321,11 +329,13 @@ class Evaluator:
             return None
         return out
 
-    def measure(self, arch: Arch, seed: int) -> dict[str, Any]:
+    def measure(self, arch: Arch, seed: int, only: str | None = None) -> dict[str, Any]:
         """Every cost of ``arch`` without training it: analytic counts and each source's
         reading, by the search's rules (a reading over a latency bound is taken again) --
         for a net trained outside a search (``hwnas train --arch``) and for what a one-shot
-        search weighs archs by before any is trained."""
+        search weighs archs by before any is trained. ``only``: read just the sources that
+        may give that metric (all when none does): one reading on a remote board, not one
+        per source."""
         metrics: dict[str, Any] = {}
         model = None
         if self.needs_model:
@@ -335,7 +345,8 @@ class Evaluator:
             assert self.input_shape is not None
             metrics.update(analytic_costs(model, self.input_shape))
         cand = self.candidate(arch, model)
-        for source in self.sources:
+        sources = [s for s in self.sources if only is None or s.names(only)] or self.sources
+        for source in sources:
             self._costs(source, cand, metrics)
         return metrics
 

@@ -692,7 +692,7 @@ class Experiment:
             seed=cfg.seed,
             constraints=list(cfg.constraints),
             luts=luts,
-            price=lambda arch: evaluator.measure(arch, cfg.seed),
+            price=lambda arch, metric=None: evaluator.measure(arch, cfg.seed, only=metric),
             report=self.on_phase,
         )
 

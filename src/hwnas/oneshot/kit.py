@@ -22,8 +22,8 @@ class SupernetKit:
     checkpoints, the run's constraints (a cost target may default from one), the lookup-table
     settings of each runtime a latency metric may name (``latency_ms`` the target's,
     ``latency_ms@label`` a cost source's), ``save(key, value)`` to keep JSON in the study
-    (theta's history), ``price(arch)``, the run's cost sources on one arch, and ``report``, how
-    far each phase got."""
+    (theta's history), ``price(arch, metric=None)``, the run's cost sources on one arch (with
+    ``metric``, only the sources that may give it), and ``report``, how far each phase got."""
 
     task: Task
     space: Space
@@ -36,6 +36,6 @@ class SupernetKit:
     luts: dict[str, LutTarget] = field(default_factory=dict)
     save: Callable[[str, Any], None] = lambda key, value: None
     progress: bool = False
-    price: Callable[[Any], dict[str, Any]] = lambda arch: {}
+    price: Callable[..., dict[str, Any]] = lambda arch, metric=None: {}
     #: ``report(phase, done, total)`` after each epoch or scored arch (the CLI's progress bars)
     report: Callable[[str, int, int], None] | None = None

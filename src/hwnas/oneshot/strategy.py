@@ -66,7 +66,7 @@ class OneShotSearch(Strategy):
             return None
 
         def measure(picks: list[int]) -> float | None:
-            value = kit.price(kit.space.from_choices(picks)).get(costs.metric)
+            value = kit.price(kit.space.from_choices(picks), costs.metric).get(costs.metric)
             return float(value) if isinstance(value, int | float) else None
 
         return measure
