@@ -24,12 +24,15 @@ search)
 finish)
   python3 -m hwnas.cli search --config configs/cifar10_fast.yaml --data .data/cifar10-jpeg.tar.gz \
       --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -12
+  cp $D/study.db $OUT/  # after each step: a call cut short by its time limit still brings it
   for ref in airbench94 airbench96; do
     python3 -m hwnas.cli train $D --arch $ref --repeats 3 -q 2>&1 | tail -2
+    cp $D/study.db $OUT/
   done
   # front members that beat a reference on validation accuracy and every latency objective
   for id in $(python3 benchmarks/fast_contenders.py --dir $D --max ${CONTENDERS:-6}); do
     python3 -m hwnas.cli train $D --trial $id --repeats 3 -q 2>&1 | tail -1
+    cp $D/study.db $OUT/
   done
   python3 benchmarks/fast_headline.py --dir $D --tag seed$SEED 2>&1 | grep -v '^ \|^{\|^}' | tail -20
   # only this run's headline: the device tool brings back at most 8 files (older results in
