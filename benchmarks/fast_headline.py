@@ -39,6 +39,12 @@ TARGETS = {
 }
 
 
+def _gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def _finals(trials: list[Any], arch_hash: str) -> list[Any]:
     return [
         t
@@ -157,6 +163,9 @@ def main() -> None:
         "study": str(args.dir),
         "config_seed": study.config.seed,
         "timing_rounds": args.rounds,
+        # the h200_* keys are named for the card the config is made for; this is the card
+        # that gave them
+        "gpu": _gpu_name(),
         "search_trials": len(search),
         "search_seconds": study.store.get_meta_json("search_seconds"),
         "time_split_seconds": {
