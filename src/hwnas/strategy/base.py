@@ -117,6 +117,15 @@ class Strategy(ABC):
         """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
         return False
 
+    def constraints_known(self) -> bool:
+        """Whether a constrained metric is among the costs known untrained (probed on one
+        arch drawn apart from the strategy's own draws): only then can a known cost rule a
+        candidate out, so only then does a strategy that re-draws on constraints weigh them."""
+        if self.known_costs is None or not self.constraints:
+            return False
+        probe = self.known_costs(self.space.sample(random.Random(0)))
+        return probe is not None and any(c.metric in probe for c in self.constraints)
+
     def known_infeasible(self, arch: Arch) -> bool:
         """Whether a cost known before training breaks one of the run's constraints: a trial
         on ``arch`` would be pruned untrained, spending the budget on nothing."""

@@ -126,7 +126,7 @@ class RegularizedEvolution(Strategy):
         return self._remember(*child)
 
     def weighs_known_costs(self) -> bool:
-        return bool(self.constraints)
+        return self.constraints_known()
 
     def _child(self) -> tuple[Proposal, str | None]:
         """A mutated (or crossed-over) child of a tournament's winner."""

@@ -14,4 +14,4 @@ class RandomSearch(Strategy):
         return Proposal(arch, info={"op": "sample"})
 
     def weighs_known_costs(self) -> bool:
-        return bool(self.constraints)
+        return self.constraints_known()

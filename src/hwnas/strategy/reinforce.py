@@ -79,7 +79,7 @@ class Reinforce(Strategy):
         return Proposal(self.feasible_draw(draw, self.known_infeasible), info={"op": "policy"})
 
     def weighs_known_costs(self) -> bool:
-        return bool(self.constraints)
+        return self.constraints_known()
 
     def _reward(self, result: Result) -> float:
         if result.status != "complete" or not result.feasible:
