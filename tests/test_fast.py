@@ -112,6 +112,27 @@ def test_canonical_drops_a_residual_that_wraps_nothing():
     assert space.size() == 2 * (2 * 3) ** 2
 
 
+def _macs_of_each_and_the_last_exports(space, archs):
+    """Build each (name, arch): it runs, its MACs; the last one exports to ONNX and ORT
+    agrees with torch. Returns (MACs by name, the last model)."""
+    import onnxruntime as ort
+
+    from hwnas.hardware.profile import onnx_bytes
+
+    x = torch.randn(2, 3, 32, 32)
+    macs = {}
+    for name, arch in archs:
+        model = space.build(arch, (3, 32, 32), 10).eval()
+        assert model(x).shape == (2, 10)
+        macs[name] = analytic_costs(model, (3, 32, 32))["macs"]
+    sess = ort.InferenceSession(onnx_bytes(model, (3, 32, 32)))
+    with torch.no_grad():
+        want = model(x[:1]).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:1].numpy()})[0]
+    assert abs(got - want).max() < 1e-4
+    return macs, model
+
+
 def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_their_identity():
     """`pools: [after, before]` lets a group pool before its first conv: that conv then runs at
     the halved resolution (a quarter of its MACs), the output shape is the same. The default
@@ -136,21 +157,8 @@ def test_pool_first_is_a_gene_that_cuts_the_first_convs_macs_and_old_archs_keep_
     assert both.size() == 2**3 * space.size()
     assert both.arch_hash(before) != both.arch_hash(ref)
     assert both.describe(before) == "fastcnn gelu 64x2-p256x2-256x2"
-    x = torch.randn(2, 3, 32, 32)
-    costs = {}
-    for name, arch in (("after", ref), ("before", before)):
-        model = both.build(arch, (3, 32, 32), 10).eval()
-        assert model(x).shape == (2, 10)
-        costs[name] = analytic_costs(model, (3, 32, 32))["macs"]
-    import onnxruntime as ort
-
-    from hwnas.hardware.profile import onnx_bytes
-
-    sess = ort.InferenceSession(onnx_bytes(model, (3, 32, 32)))  # the pool-first net exports
-    with torch.no_grad():
-        want = model(x[:1]).numpy()
-    got = sess.run(None, {sess.get_inputs()[0].name: x[:1].numpy()})[0]
-    assert abs(got - want).max() < 1e-4
+    # the pool-first net exports
+    costs, _ = _macs_of_each_and_the_last_exports(both, (("after", ref), ("before", before)))
     first = 64 * 256 * 9  # group 2's first conv, per output pixel: 15x15 after, 7x7 before
     assert costs["after"] - costs["before"] == first * (15 * 15 - 7 * 7)
     assert not any(k.endswith(".pool") for k in space.parameters())  # as before the gene
@@ -201,22 +209,8 @@ def test_grouped_later_convs_are_a_gene_that_splits_their_macs_and_old_archs_kee
     # per group: widths x {depth 1, then depth 2 and 3 each with/without residual x 3 splits}
     per = [len(g.widths) * (1 + 2 * 2 * 3) for g in _fast_groups()]
     assert wide.size() == 2 * per[0] * per[1] * per[2]
-    x = torch.randn(2, 3, 32, 32)
-    macs = {}
-    for name, arch in (("dense", ref), ("split", split)):
-        model = wide.build(arch, (3, 32, 32), 10).eval()
-        assert model(x).shape == (2, 10)
-        macs[name] = analytic_costs(model, (3, 32, 32))["macs"]
+    macs, model = _macs_of_each_and_the_last_exports(wide, (("dense", ref), ("split", split)))
     assert macs["dense"] - macs["split"] == 256 * 256 * 9 * 7 * 7 * 3 // 4  # group 2's 2nd conv
-    import onnxruntime as ort
-
-    from hwnas.hardware.profile import onnx_bytes
-
-    sess = ort.InferenceSession(onnx_bytes(model, (3, 32, 32)))
-    with torch.no_grad():
-        want = model(x[:1]).numpy()
-    got = sess.run(None, {sess.get_inputs()[0].name: x[:1].numpy()})[0]
-    assert abs(got - want).max() < 1e-4
     assert any(wide.arch_hash(n) == wide.arch_hash(split) for n in wide.neighbours(ref))
     assert wide.from_parameters(wide.to_parameters(split))["groups"][1]["grouped"] == 4
     assert space.sample(random.Random(5)) == FastCnnSpace(FastCnnSpaceConfig()).sample(
