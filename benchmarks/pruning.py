@@ -449,7 +449,7 @@ def main() -> None:
                     "best_accuracy": max(m["accuracy"] for m in metrics),
                     "epochs": sum(len(t.get("curve", [])) for t in trials),
                     "trials": len(trials),
-                    "complete": len(ok),
+                    "complete": sum(t["status"] == "complete" and not t["error"] for t in trials),
                     "pruned_by_pruner": sum(t.get("prune_reason") == "pruner" for t in trials),
                     "pruned_by_constraint": sum(
                         t["status"] == "pruned" and t.get("prune_reason") != "pruner"

@@ -213,6 +213,22 @@ def test_grouped_later_convs_are_a_gene_that_splits_their_macs_and_old_archs_kee
     assert macs["dense"] - macs["split"] == 256 * 256 * 9 * 7 * 7 * 3 // 4  # group 2's 2nd conv
     assert any(wide.arch_hash(n) == wide.arch_hash(split) for n in wide.neighbours(ref))
     assert wide.from_parameters(wide.to_parameters(split))["groups"][1]["grouped"] == 4
+    # encodings: the default space's keep their length (saved predictors, NASH's features)
+    assert len(space.encode(ref)) == 3 * 4 + 2
+    assert len(wide.encode(ref)) == len(space.encode(ref)) + 3
+    assert wide.encode(split) != wide.encode(ref)
+    # a space that only splits (no 1): a depth-1 group still validates, mutates, encodes
+    only = FastCnnSpace(
+        FastCnnSpaceConfig(
+            groups=[FastGroupConfig(widths=[16, 32], depths=[1, 2], grouped=[2, 4])] * 3
+        )
+    )
+    shallow = {"act": "gelu", "groups": [dict(width=16, depth=1, kernel=3, residual=False)] * 3}
+    only.validate(only.canonical(shallow))
+    assert only.neighbours(shallow) and all(0 <= v <= 1 for v in only.encode(shallow))
+    params = only.to_parameters(only.canonical(shallow))
+    assert all(params[f"g{i}.grouped"] in (2, 4) for i in range(3))
+    assert only.arch_hash(only.from_parameters(params)) == only.arch_hash(shallow)
     assert space.sample(random.Random(5)) == FastCnnSpace(FastCnnSpaceConfig()).sample(
         random.Random(5)
     )

@@ -164,9 +164,10 @@ def prepare_model(model: nn.Module, fc: FastRecipeConfig, sample: torch.Tensor |
 
 
 def _grouped_square(conv: nn.Conv2d) -> bool:
-    """A grouped (not depthwise), channel-keeping k x k conv with k odd and > 1: only the
-    fast-CNN space's split convs, so the depthwise and grouped 1x1 convs of other spaces keep
-    the initialisation their studies were made with."""
+    """A grouped (not depthwise), channel-keeping k x k conv with k odd and > 1, such as the
+    fast-CNN space's split convs; the built-in spaces have no other (their depthwise and
+    grouped 1x1 convs keep the initialisation their studies were made with), a user space's
+    such convs start as the identity too."""
     k = conv.kernel_size
     square = k[0] == k[1] > 1 and k[0] % 2 == 1
     return square and 1 < conv.groups < conv.in_channels == conv.out_channels

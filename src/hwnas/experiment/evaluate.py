@@ -334,8 +334,8 @@ class Evaluator:
         reading, by the search's rules (a reading over a latency bound is taken again) --
         for a net trained outside a search (``hwnas train --arch``) and for what a one-shot
         search weighs archs by before any is trained. ``only``: read just the sources that
-        may give that metric (all when none does): one reading on a remote board, not one
-        per source."""
+        may give that metric (none when the counts hold it, all when no source names it):
+        one reading on a remote board, not one per source."""
         metrics: dict[str, Any] = {}
         model = None
         if self.needs_model:
@@ -345,7 +345,9 @@ class Evaluator:
             assert self.input_shape is not None
             metrics.update(analytic_costs(model, self.input_shape))
         cand = self.candidate(arch, model)
-        sources = [s for s in self.sources if only is None or s.names(only)] or self.sources
+        sources = [s for s in self.sources if only is None or s.names(only)]
+        if not sources and only not in metrics:  # no source names it: read them all
+            sources = self.sources
         for source in sources:
             self._costs(source, cand, metrics)
         return metrics

@@ -125,6 +125,8 @@ class FastCnnSpace(Space):
                 )
             for gene, allowed in self._choices(i).items():
                 v = self._gene(g, gene)
+                if gene == "grouped" and g["depth"] == 1:
+                    continue  # no conv to split: canonical drops the gene, any value builds
                 if v not in allowed or isinstance(v, bool) != (gene == "residual"):
                     raise InvalidArch(f"fastcnn group {i} {gene} {v!r} not in {allowed}")
             if g["depth"] > 1 and g["width"] % self._gene(g, "grouped"):
@@ -191,6 +193,9 @@ class FastCnnSpace(Space):
                         continue
                     groups = [dict(x) for x in base["groups"]]
                     groups[i][gene] = v
+                    split = self._choices(i)["grouped"]
+                    if groups[i]["depth"] > 1 and self._gene(groups[i], "grouped") not in split:
+                        groups[i]["grouped"] = split[0]  # deepened: its new convs split as offered
                     candidates.append({"act": base["act"], "groups": groups})
         for cand in candidates:
             h = self.arch_hash(cand)
@@ -227,12 +232,18 @@ class FastCnnSpace(Space):
     def to_parameters(self, arch: Arch) -> dict[str, Any]:
         out: dict[str, Any] = {"act": arch["act"]}
         for i, g in enumerate(arch["groups"]):
-            out.update({f"g{i}.{gene}": self._gene(g, gene) for gene in self._parameter_genes(i)})
+            for gene in self._parameter_genes(i):
+                v = self._gene(g, gene)
+                if gene == "grouped" and g["depth"] == 1:  # splits nothing: any offered value
+                    v = v if v in self._choices(i)[gene] else self._choices(i)[gene][0]
+                out[f"g{i}.{gene}"] = v
         return out
 
     def encode(self, arch: Arch) -> list[float]:
         """Per group: width, depth and kernel scaled to [0, 1] of their ranges, residual 0/1,
-        pool-first 0/1 (only where the space offers both); then the activation one-hot."""
+        pool-first 0/1 and the split of the later convs scaled to [0, 1] (each only where the
+        space offers more than one choice, so encodings saved before a gene existed keep their
+        length); then the activation one-hot."""
         base = self.canonical(arch)
         vec: list[float] = []
         for i, g in enumerate(base["groups"]):
@@ -243,6 +254,12 @@ class FastCnnSpace(Space):
                 if gene == "pool":
                     if len(allowed) > 1:
                         vec.append(float(self._gene(g, gene) == "before"))
+                    continue
+                if gene == "grouped":
+                    if len(allowed) > 1:
+                        lo, hi = min(allowed), max(allowed)
+                        v = self._gene(g, gene) if g["depth"] > 1 else lo  # nothing split
+                        vec.append((v - lo) / (hi - lo))
                     continue
                 lo, hi = min(allowed), max(allowed)
                 vec.append((g[gene] - lo) / (hi - lo) if hi > lo else 0.0)
