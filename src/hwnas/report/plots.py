@@ -181,16 +181,18 @@ def _dominates(a: Sequence[float], b: Sequence[float], senses: Sequence[str]) ->
     return better
 
 
+def _promoted_from(trial: Trial) -> int | None:
+    """The trial a feasible promotion ``trial`` trained further, else None."""
+    src = (trial.get("info") or {}).get("promoted_from")
+    if src is None or trial.get("status") != "complete" or trial.get("error"):
+        return None
+    return int(src)
+
+
 def superseded_ids(trials: Iterable[Trial]) -> set[int]:
     """Ids of trials whose net a feasible promotion trained further (the study's rule, on the
     report's plain dicts): they stay plotted but leave the fronts drawn."""
-    return {
-        int(src)
-        for t in trials
-        if t.get("status") == "complete"
-        and not t.get("error")
-        and (src := (t.get("info") or {}).get("promoted_from")) is not None
-    }
+    return {src for t in trials if (src := _promoted_from(t)) is not None}
 
 
 def front_sizes(trials: Iterable[Trial], objectives: Sequence[tuple[str, str]]) -> list[int]:
@@ -214,8 +216,8 @@ def front_sizes(trials: Iterable[Trial], objectives: Sequence[tuple[str, str]]) 
         if objectives and all(v is not None for v in vals):
             seen[i] = tuple(float(v) for v in vals if v is not None)
             add(i, seen[i])
-        src = superseded_ids([t])
-        gone = ids.get(next(iter(src))) if src else None
+        src = _promoted_from(t)
+        gone = ids.get(src) if src is not None else None
         if gone is not None and seen.pop(gone, None) is not None and gone in front:
             front = {}
             for j, p in seen.items():  # what the source's point hid may stand again
