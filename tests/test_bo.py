@@ -435,9 +435,11 @@ def test_known_costs_leave_out_a_metric_a_later_timing_source_reports():
         def costs(self, cand):
             return {"latency_ms": 3.0}
 
-    def known(*later: Source) -> dict | None:
+    def known(*later: Source, first: Source | None = None) -> dict | None:
         host = SimpleNamespace(
-            sources=[Source(Table()), *later], candidate=lambda a, m: None, num_classes=None
+            sources=[first or Source(Table()), *later],
+            candidate=lambda a, m: None,
+            num_classes=None,
         )
         return Evaluator.known_costs(host, {})  # type: ignore[arg-type]
 
@@ -445,6 +447,13 @@ def test_known_costs_leave_out_a_metric_a_later_timing_source_reports():
     assert known(Source(Timer())) == {}  # it may report anything
     assert known(Source(Timer(), provides=["latency_ms"])) == {"energy_mj": 5.0}
     assert known(Source(Timer(), label="gpu")) == {"latency_ms": 2.0, "energy_mj": 5.0}
+    # a labelled table's metrics keep their label: an unlabelled timer never stores them
+    lut = Source(Table(), label="lut")
+    both = {"latency_ms@lut": 2.0, "energy_mj@lut": 5.0}
+    assert known(Source(Timer()), first=lut) == both
+    assert known(Source(Timer(), label="lut", provides=["latency_ms"]), first=lut) == {
+        "energy_mj@lut": 5.0
+    }
 
 
 @needs_table

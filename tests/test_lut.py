@@ -361,7 +361,12 @@ def test_a_built_table_prices_unbuilt_archs_without_measuring(built, tmp_path):
 
 
 class _Bursty:
-    """A meter on a machine that drifts: four readings in ten come out 1.8x slow."""
+    """A meter on a machine that drifts: four readings in ten come out 1.8x slow.
+
+    The quiet reading is a fixed function of the net (its weight count), not the real clock:
+    what the test judges is how ``lut eval`` handles the bursts, and real timing noise on a
+    loaded CI machine would add disagreements no number of sweeps is sure to settle.
+    """
 
     def __init__(self, inner, seed: int) -> None:
         import random
@@ -374,7 +379,8 @@ class _Bursty:
         r = self.inner.measure(model, shape)
         self.readings += 1
         slow = 1.8 if self.rng.random() < 0.4 else 1.0
-        return dataclasses.replace(r, latency_ms=r.latency_ms * slow)
+        quiet = 0.2 + 1e-5 * sum(p.numel() for p in model.parameters())
+        return dataclasses.replace(r, latency_ms=quiet * slow)
 
 
 def test_eval_measures_an_arch_again_while_its_fastest_readings_disagree(built, monkeypatch):

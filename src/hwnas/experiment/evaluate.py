@@ -85,10 +85,6 @@ class Source:
         held = self.model.known(cand, num_classes)
         return None if held is None else select(held, self.provides, self.label)
 
-    def may_give(self, metric: str) -> bool:
-        """Whether this source may report ``metric`` (a labelled one renames its metrics)."""
-        return self.label is None and (self.provides is None or metric in self.provides)
-
     def names(self, metric: str) -> bool:
         """Whether ``metric``, as the run names it (``latency_ms@label`` for a labelled
         source), may come from this source."""
@@ -99,7 +95,7 @@ class Source:
 
     @property
     def gives_latency(self) -> bool:
-        return self.may_give("latency_ms")
+        return self.names("latency_ms")
 
 
 class Evaluator:
@@ -323,7 +319,7 @@ class Evaluator:
                     return None
                 later = [s for s in self.sources[i + 1 :] if not s.model.prices_untrained]
                 out.update(  # a metric a later, timing source may overwrite is not known
-                    (k, v) for k, v in held.items() if not any(s.may_give(k) for s in later)
+                    (k, v) for k, v in held.items() if not any(s.names(k) for s in later)
                 )
         except Exception:  # noqa: BLE001 - unpriceable: the strategy falls back to its model
             return None
