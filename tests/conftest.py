@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -68,12 +69,17 @@ def stop_rule_args(epochs: int, pruner: str) -> list[str]:
 def run_cli(
     *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``hwnas`` entry point in a subprocess."""
+    """Run the real ``hwnas`` entry point in a process of its own: forked from a warm process
+    that has torch and hwnas imported (``tests/cli_zygote.py``), or a fresh interpreter where
+    the environment differs in what is read at start-up (``PYTHONPATH``, thread counts) or
+    ``HWNAS_TEST_FRESH=1`` asks for it."""
     full_env = {
         **os.environ,
         "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data"),
         **(env or {}),
     }
+    if _ZYGOTE.usable(full_env):
+        return _ZYGOTE.run(list(args), full_env, timeout)
     return subprocess.run(
         [sys.executable, "-m", "hwnas.cli", *args],
         capture_output=True,
@@ -82,6 +88,80 @@ def run_cli(
         env=full_env,
         cwd=REPO,
     )
+
+
+class _Zygote:
+    """The warm process behind :func:`run_cli` (started on first use, one command at a time)."""
+
+    #: what a fresh interpreter reads as it starts: a change here needs one
+    STARTUP = ("PYTHON", "OMP_", "MKL_", "TORCH", "LD_", "CUDA", "HWNAS_TEST_FRESH")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.env: dict[str, str] = {}
+
+    def usable(self, env: dict[str, str]) -> bool:
+        if env.get("HWNAS_TEST_FRESH") == "1" or not hasattr(os, "fork"):
+            return False
+        if self.proc is None or self.proc.poll() is not None:
+            self.env = dict(env)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "cli_zygote.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=REPO,
+            )
+        keys = set(env) | set(self.env)
+        return not any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP))
+
+    def run(
+        self, args: list[str], env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        import signal
+        import tempfile
+        import threading
+
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = Path(tmp, "out"), Path(tmp, "err")
+            request = {"argv": args, "env": env, "cwd": str(REPO), "stdout": str(out)}
+            request["stderr"] = str(err)
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            pid = json.loads(self.proc.stdout.readline())["pid"]
+            answer: list[str] = []
+            reader = threading.Thread(target=lambda: answer.append(self.proc.stdout.readline()))
+            reader.start()
+            reader.join(timeout)
+            if not answer:  # as subprocess.run does: kill it, then say it timed out
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                reader.join()
+                raise subprocess.TimeoutExpired(["hwnas", *args], timeout)
+            rc = json.loads(answer[0])["rc"]
+            return subprocess.CompletedProcess(
+                ["hwnas", *args],
+                rc,
+                out.read_text(errors="replace"),
+                err.read_text(errors="replace"),
+            )
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+_ZYGOTE = _Zygote()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_zygote():
+    yield
+    _ZYGOTE.close()
 
 
 #: halving over rungs of 2 and 4 epochs, each rung a pause of one training (schedule: resume)
