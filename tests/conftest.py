@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,56 +95,84 @@ class _Zygote:
     """The warm process behind :func:`run_cli` (started on first use, one command at a time)."""
 
     #: what a fresh interpreter reads as it starts: a change here needs one
-    STARTUP = ("PYTHON", "OMP_", "MKL_", "TORCH", "LD_", "CUDA", "HWNAS_TEST_FRESH")
+    STARTUP = (
+        "PYTHON", "OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "TORCH", "PYTORCH", "LD_",
+        "CUDA", "MALLOC_", "GLIBC_", "LANG", "LC_", "HWNAS_TEST_FRESH",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
-        self.env: dict[str, str] = {}
+        #: the environment it started in: the tests' own, as every command's starts from
+        self.env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
 
     def usable(self, env: dict[str, str]) -> bool:
-        if env.get("HWNAS_TEST_FRESH") == "1" or not hasattr(os, "fork"):
+        if not hasattr(os, "fork") or "1" in (
+            env.get("HWNAS_TEST_FRESH"),
+            self.env.get("HWNAS_TEST_FRESH"),
+        ):
+            return False
+        keys = set(env) | set(self.env)
+        if any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP)):
             return False
         if self.proc is None or self.proc.poll() is not None:
-            self.env = dict(env)
             self.proc = subprocess.Popen(
                 [sys.executable, str(REPO / "tests" / "cli_zygote.py")],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
-                env=env,
+                env=self.env,
                 cwd=REPO,
             )
-        keys = set(env) | set(self.env)
-        return not any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP))
+        return True
+
+    def _answer(self, timeout: float) -> dict[str, Any] | None:
+        """The zygote's next line (None: none within ``timeout``); a dead zygote raises."""
+        import threading
+
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout, answer = self.proc.stdout, []
+        reader = threading.Thread(target=lambda: answer.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not answer:
+            return None
+        if not answer[0]:
+            raise RuntimeError(f"the tests' warm hwnas process died (exit {self.proc.wait()})")
+        return json.loads(answer[0])
 
     def run(
         self, args: list[str], env: dict[str, str], timeout: float
     ) -> subprocess.CompletedProcess[str]:
         import signal
         import tempfile
-        import threading
 
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        assert self.proc is not None and self.proc.stdin is not None
+        pid = None
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp, "out"), Path(tmp, "err")
             request = {"argv": args, "env": env, "cwd": str(REPO), "stdout": str(out)}
             request["stderr"] = str(err)
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            pid = json.loads(self.proc.stdout.readline())["pid"]
-            answer: list[str] = []
-            reader = threading.Thread(target=lambda: answer.append(self.proc.stdout.readline()))
-            reader.start()
-            reader.join(timeout)
-            if not answer:  # as subprocess.run does: kill it, then say it timed out
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-                reader.join()
-                raise subprocess.TimeoutExpired(["hwnas", *args], timeout)
-            rc = json.loads(answer[0])["rc"]
+            try:
+                self.proc.stdin.write(json.dumps(request) + "\n")
+                self.proc.stdin.flush()
+                started = self._answer(60)
+                if started is None:
+                    raise RuntimeError("the tests' warm hwnas process did not answer in 60 s")
+                pid = started["pid"]
+                done = self._answer(timeout)
+                if done is None:  # as subprocess.run does: kill it, then say it timed out
+                    raise subprocess.TimeoutExpired(["hwnas", *args], timeout)
+            except BaseException:  # a timeout, Ctrl-C, a dead zygote: nothing runs on
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None  # the next command starts a new one, in step
+                raise
             return subprocess.CompletedProcess(
                 ["hwnas", *args],
-                rc,
+                done["rc"],
                 out.read_text(errors="replace"),
                 err.read_text(errors="replace"),
             )

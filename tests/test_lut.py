@@ -383,27 +383,36 @@ class _Bursty:
         return dataclasses.replace(r, latency_ms=quiet * slow)
 
 
-def test_eval_measures_an_arch_again_while_its_fastest_readings_disagree(built, monkeypatch):
+def test_eval_measures_an_arch_again_while_its_fastest_readings_disagree(
+    built, monkeypatch, tmp_path
+):
     """With two sweeps on a bursty machine many archs keep a slow reading; further sweeps of
     exactly those archs (``max_repeats``) bring their fastest readings together, and the
     report says how many sweeps that took and how many archs settled."""
+    import shutil
+
+    import hwnas.hardware.collect as collect
     import hwnas.hardware.lut as lut
+    import hwnas.hardware.targets as targets
 
     cfg, table_dir, _ = built
-    meters: list[_Bursty] = []
+    table_dir = shutil.copytree(table_dir, tmp_path / "lut")  # the shared table stays real
+    settings = lut.lut_settings(cfg)
+    meters: list[_Bursty] = []  # the truth's meter of each ``lut eval``
 
-    def bursty(settings):
-        meters.append(_Bursty(real(settings), seed=len(meters)))
+    def bursty(target):
+        meters.append(_Bursty(lut.make_lut_meter(settings), seed=len(meters)))
         return meters[-1]
 
-    real = lut.make_lut_meter
-    monkeypatch.setattr(lut, "make_lut_meter", bursty)
+    monkeypatch.setattr(targets, "make_meter", bursty)
+    # one reading per measurement: the quiet gate would retake a burst on the real clock's say
+    monkeypatch.setattr(collect.QuietGate, "read", lambda self, measure, attempts=3: measure())
     plain, _ = lut.evaluate_table(cfg, 12, repeats=2, progress=False, directory=table_dir)
     longer, _ = lut.evaluate_table(
         cfg, 12, repeats=2, max_repeats=6, progress=False, directory=table_dir
     )
+    assert len(meters) == 2 and meters[0].readings == 12 * 2
     assert plain["extra_sweeps"] == 0 and longer["extra_sweeps"] >= 1
-    assert meters[1].readings > meters[0].readings  # only the unsettled archs again
-    assert meters[1].readings < 12 * 6
+    assert 12 * 2 < meters[1].readings < 12 * 6  # again: only the unsettled archs
     assert longer["settled"] > plain["settled"]
     assert longer["settled"] >= 0.9

@@ -291,8 +291,17 @@ def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
 def test_same_seed_same_trials(tmp_path):
     def run(name, *extra):
         out = tmp_path / name
-        res = run_cli(
-            "search", "--out", str(out), "--budget", "4", "--seed", "3", "-q", *fast_args(*extra)
+        res = run_cli(  # fresh interpreters: each with its own hash seed, as users' runs are
+            "search",
+            "--out",
+            str(out),
+            "--budget",
+            "4",
+            "--seed",
+            "3",
+            "-q",
+            *fast_args(*extra),
+            env={"HWNAS_TEST_FRESH": "1"},
         )
         assert res.returncode == 0, res.stderr
         return show_json(out)
