@@ -216,3 +216,35 @@ def test_evolution_start_spec_errors_name_the_key(tmp_path):
     ]:
         with pytest.raises(InvalidArch, match=words.replace("(", r"\(")):
             RegularizedEvolution(space, OBJ, 0, start=[spec])
+
+
+def test_random_evolution_and_reinforce_never_propose_a_degenerate_cell():
+    """A cell whose output no path reaches cannot learn (NB201's 341 such cells all score
+    ~10 %): the drawing strategies draw again rather than spend a trial on one. A strategy
+    state written before this has no ``skip_degenerate``: that study goes on as it began."""
+    from hwnas.space.cell import CellSpace
+    from hwnas.strategy.reinforce import Reinforce
+
+    space = CellSpace()
+    # one path, input -> node 1 -> output: a mutation that cuts it leaves a degenerate cell
+    sparse = {"ops": ["nor_conv_3x3", "none", "none", "none", "nor_conv_3x3", "none"]}
+    assert not space.degenerate(sparse)
+    objectives = [("accuracy", "max")]
+    for make in (
+        lambda: RandomSearch(space, objectives, seed=0),
+        lambda: RegularizedEvolution(space, objectives, seed=0, population=4, sample_size=2),
+        lambda: Reinforce(space, objectives, seed=0),
+    ):
+        proposed = {True: 0, False: 0}
+        for skip in (True, False):
+            s = make()
+            if not skip:  # as a study resumed from before
+                s.load_state({k: v for k, v in s.state().items() if k != "skip_degenerate"})
+            assert s.skip_degenerate is skip
+            for i in range(400):
+                p = s.ask()
+                proposed[skip] += space.degenerate(p.arch)
+                metrics = {"accuracy": 0.9 if p.arch == sparse else 0.5}
+                s.tell(Result(i, sparse if i < 4 else p.arch, "complete", metrics, True))
+        assert proposed[True] == 0, type(s).__name__
+        assert proposed[False] > 0, type(s).__name__

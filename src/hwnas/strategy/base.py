@@ -112,6 +112,9 @@ class Strategy(ABC):
         self.space = space
         self.objectives = list(objectives)
         self.rng = random.Random(seed)
+        #: draw again an arch the space calls degenerate (:meth:`ruled_out`); off for a study
+        #: whose strategy state was written before this, so its proposals go on as they began
+        self.skip_degenerate = True
 
     def weighs_known_costs(self) -> bool:
         """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
@@ -136,6 +139,15 @@ class Strategy(ABC):
             return False
         costs = self.known_costs(arch)
         return costs is not None and bool(violated(list(self.constraints), costs))
+
+    def ruled_out(self, arch: Arch) -> bool:
+        """Whether a trial on ``arch`` is known to be wasted before it runs: its net cannot
+        learn (the space calls it degenerate: NB201's cells with no path from input to
+        output all score ~10 %, and being the cheapest nets they draw a cost-aware search to
+        them), or a known cost breaks a constraint (:meth:`known_infeasible`)."""
+        if self.skip_degenerate and self.space.degenerate(arch):
+            return True
+        return self.known_infeasible(arch)
 
     @staticmethod
     def feasible_draw(draw: Callable[[], T], ruled_out: Callable[[T], bool]) -> T:
@@ -170,7 +182,8 @@ class Strategy(ABC):
         """Learn from one finished trial. Results may arrive out of order."""
 
     def state(self) -> dict[str, Any]:
-        return {"rng": rng_state(self.rng)}
+        return {"rng": rng_state(self.rng), "skip_degenerate": self.skip_degenerate}
 
     def load_state(self, state: dict[str, Any]) -> None:
         set_rng_state(self.rng, state["rng"])
+        self.skip_degenerate = bool(state.get("skip_degenerate", False))

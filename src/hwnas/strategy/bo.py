@@ -158,7 +158,6 @@ class BayesOpt(Strategy):
         self.n_parents, self.local_share, self.exploit = parents, local_share, exploit
         self.ends = ends
         self.use_known = known_costs  # weigh candidates by costs priced before training
-        self.skip_degenerate = True  # never propose an arch the space calls degenerate
         self._priced: dict[str, dict[str, float] | None] = {}  # key -> known costs (a cache)
         # one per distinct arch told: its gene codes and minimisation vector (None: failed,
         # pruned or infeasible)
@@ -447,7 +446,6 @@ class BayesOpt(Strategy):
             "by_fidelity": self.by_fidelity,
             "ends": self.ends,
             "known_costs": self.use_known,
-            "skip_degenerate": self.skip_degenerate,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -466,7 +464,6 @@ class BayesOpt(Strategy):
         self.ends = float(state.get("ends", 0.0))
         # begun before known costs were used: likewise
         self.use_known = bool(state.get("known_costs", False))
-        self.skip_degenerate = bool(state.get("skip_degenerate", False))
         if "levels" in state:
             self.levels = {lv: dict(told) for lv, told in state["levels"].items()}
             self.by_fidelity = bool(state["by_fidelity"])

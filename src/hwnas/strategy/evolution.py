@@ -114,15 +114,16 @@ class RegularizedEvolution(Strategy):
             self.started += 1
             arch = self.start[self.started - 1]
             return self._remember(Proposal(arch, info={"op": "start"}))
-        # an arch whose known cost breaks a constraint would be pruned untrained: drawn again
+        # a degenerate arch, or one whose known cost breaks a constraint (it would be pruned
+        # untrained), is drawn again
         if len(self.population) < self.population_size:
-            arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.known_infeasible)
+            arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.ruled_out)
             return self._remember(Proposal(arch, info={"op": "sample"}))
         if self.guide > 1 and len(self.told) >= 3:
             guided = self._guided()
             if guided is not None:
                 return self._remember(guided)
-        child = self.feasible_draw(self._child, lambda c: self.known_infeasible(c[0].arch))
+        child = self.feasible_draw(self._child, lambda c: self.ruled_out(c[0].arch))
         return self._remember(*child)
 
     def weighs_known_costs(self) -> bool:
@@ -151,8 +152,8 @@ class RegularizedEvolution(Strategy):
     def _guided(self) -> Proposal | None:
         """``guide`` children; the one the surrogate ranks best, with its prediction."""
         children = [self._child()[0] for _ in range(self.guide)]
-        children = [c for c in children if not self.known_infeasible(c.arch)]
-        if not children:  # all ruled out by a known cost: ask's re-draws take over
+        children = [c for c in children if not self.ruled_out(c.arch)]
+        if not children:  # all ruled out: ask's re-draws take over
             return None
         known = {tuple(t["codes"]) for t in self.told}
         fresh: list[tuple[int, list[int]]] = []  # children not told yet, with their codes

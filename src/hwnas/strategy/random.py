@@ -9,8 +9,8 @@ class RandomSearch(Strategy):
     name = "random"
 
     def ask(self) -> Proposal:
-        # an arch whose known cost breaks a constraint is drawn again, not trialled
-        arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.known_infeasible)
+        # a degenerate arch, or one whose known cost breaks a constraint, is drawn again
+        arch = self.feasible_draw(lambda: self.space.sample(self.rng), self.ruled_out)
         return Proposal(arch, info={"op": "sample"})
 
     def weighs_known_costs(self) -> bool:

@@ -74,9 +74,10 @@ class Reinforce(Strategy):
                 params[key] = self.rng.choices(options, weights=self._probs(key))[0]
             return self.space.from_parameters(params)  # type: ignore[attr-defined,no-any-return]
 
-        # an arch whose known cost breaks a constraint is drawn again: the policy then learns
-        # among the archs that can be trained, and the budget is not spent on pruned ones
-        return Proposal(self.feasible_draw(draw, self.known_infeasible), info={"op": "policy"})
+        # a degenerate arch, or one whose known cost breaks a constraint, is drawn again: the
+        # policy then learns among the archs that can learn and be trained, and the budget is
+        # not spent on pruned ones
+        return Proposal(self.feasible_draw(draw, self.ruled_out), info={"op": "policy"})
 
     def weighs_known_costs(self) -> bool:
         return self.constraints_known()
