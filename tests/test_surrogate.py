@@ -50,7 +50,7 @@ def test_guided_evolution_beats_plain_evolution_on_the_nb201_table():
 
     # regret at 100 archs is bimodal (the optimum, or a local one ~0.1-0.6 below), so its mean
     # over a dozen seeds swings with one seed; what guidance buys is more seeds that reach the
-    # optimum (30 seeds: 21 against 19, as benchmarks/nb201_tabular.py measured)
+    # optimum (30 seeds: 21 against 19 here; benchmarks/nb201_tabular.py had 22 against 19)
     plain = [_regret(evo(seed, 0), table, 100) for seed in range(30)]
     guided = [_regret(evo(seed, 10), table, 100) for seed in range(30)]
     hits = sum(r < 0.01 for r in guided)  # seeds whose pick is the optimum
