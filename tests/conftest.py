@@ -15,6 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+#: the data cache every ``hwnas`` command of the tests shares
+CACHE = str(REPO / ".pytest_cache" / "hwnas-data")
 
 # A small space and short training: a trial takes about a second on a laptop core.
 FAST = [
@@ -74,11 +76,7 @@ def run_cli(
     that has torch and hwnas imported (``tests/cli_zygote.py``), or a fresh interpreter where
     the environment differs in what is read at start-up (``PYTHONPATH``, thread counts) or
     ``HWNAS_TEST_FRESH=1`` asks for it."""
-    full_env = {
-        **os.environ,
-        "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data"),
-        **(env or {}),
-    }
+    full_env = {**os.environ, "HWNAS_CACHE": CACHE, **(env or {})}
     if _ZYGOTE.usable(full_env):
         return _ZYGOTE.run(list(args), full_env, timeout)
     return subprocess.run(
@@ -102,28 +100,15 @@ class _Zygote:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
-        #: the environment it started in: the tests' own, as every command's starts from
-        self.env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+        #: the environment it starts in: the tests' own, as every command's starts from
+        self.env = {**os.environ, "HWNAS_CACHE": CACHE}
 
     def usable(self, env: dict[str, str]) -> bool:
-        if not hasattr(os, "fork") or "1" in (
-            env.get("HWNAS_TEST_FRESH"),
-            self.env.get("HWNAS_TEST_FRESH"),
-        ):
+        """Whether a command in ``env`` may be forked from it (it starts on the first run)."""
+        if not hasattr(os, "fork") or env.get("HWNAS_TEST_FRESH") == "1":
             return False
         keys = set(env) | set(self.env)
-        if any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP)):
-            return False
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "tests" / "cli_zygote.py")],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=self.env,
-                cwd=REPO,
-            )
-        return True
+        return not any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP))
 
     def _answer(self, timeout: float) -> dict[str, Any] | None:
         """The zygote's next line (None: none within ``timeout``); a dead zygote raises."""
@@ -146,7 +131,16 @@ class _Zygote:
         import signal
         import tempfile
 
-        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "cli_zygote.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=self.env,
+                cwd=REPO,
+            )
+        assert self.proc.stdin is not None
         pid = None
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp, "out"), Path(tmp, "err")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, RESUMED_HALVING, fast_args, run_cli, same_as_one_run, show_trials
+from conftest import CACHE, REPO, RESUMED_HALVING, fast_args, run_cli, same_as_one_run, show_trials
 
 pytest.importorskip("ray")
 
@@ -45,7 +45,7 @@ def test_a_killed_worker_s_trial_runs_again_and_nothing_is_lost(tmp_path):
     out = tmp_path / "run"
     args = fast_args(*RAY, "estimator.epochs=6", "objectives={accuracy: max, macs: min}")
     cmd = [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "--budget", "8"]
-    env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+    env = {**os.environ, "HWNAS_CACHE": CACHE}
     proc = subprocess.Popen(
         [*cmd, "--workers", "2", "-q", *args], cwd=REPO, env=env, stderr=subprocess.PIPE
     )
@@ -144,7 +144,7 @@ def test_a_search_across_two_nodes_survives_losing_one(tmp_path):
             "objectives={accuracy: max, macs: min}",
         )
         cmd = [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "--budget", "6"]
-        env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+        env = {**os.environ, "HWNAS_CACHE": CACHE}
         proc = subprocess.Popen(
             [*cmd, "--workers", "2", "-q", *args], cwd=REPO, env=env, stderr=subprocess.PIPE
         )

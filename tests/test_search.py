@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import FAST, REPO, fast_args, run_cli
+from conftest import CACHE, FAST, REPO, fast_args, run_cli
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from faults import children  # noqa: E402 - the fault suite's reading of /proc
@@ -143,7 +143,7 @@ def _rows(db):
 
 
 def _start(out, *extra):
-    env = {**os.environ, "HWNAS_CACHE": str(REPO / ".pytest_cache" / "hwnas-data")}
+    env = {**os.environ, "HWNAS_CACHE": CACHE}
     # a suite started in the background (`cmd &`) inherits SIGINT ignored, and Python then
     # keeps ignoring it: give the child the default disposition, as a terminal would
     return subprocess.Popen(
