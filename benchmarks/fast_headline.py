@@ -8,7 +8,8 @@ re-measured here in one process, one after the other: latency on the CPU with ON
 (1 thread, batch 1) and on the GPU with eager PyTorch replayed as CUDA graphs (batch 1 and
 256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its
 latency is views x one pass). Says which front members dominate each reference on both
-targets. Front members without a final training are left out unless ``--all``; ``--rounds N``
+targets. Front members without a final training are left out unless ``--all``; ``--epochs E``
+takes the final runs of that length (default: the study's ``final.epochs``); ``--rounds N``
 times every net N times round-robin and reports medians; ``--cpu-only``
 times on the CPU alone (a machine without CUDA). Also where the search's time went
 (training, costs, the rest) from the trials.
@@ -45,7 +46,8 @@ def _gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def _finals(trials: list[Any], arch_hash: str) -> list[Any]:
+def _finals(trials: list[Any], arch_hash: str, epochs: int) -> list[Any]:
+    """The net's final runs of ``epochs`` (runs of other lengths are not mixed in)."""
     return [
         t
         for t in trials
@@ -53,7 +55,14 @@ def _finals(trials: list[Any], arch_hash: str) -> list[Any]:
         and t.arch_hash == arch_hash
         and t.status == "complete"
         and "test_accuracy" in t.metrics
+        and t.fidelity.get("epochs") == epochs
     ]
+
+
+def _usual_epochs(trials: list[Any]) -> int:
+    """The length most final runs have (a study whose config leaves final.epochs open)."""
+    lengths = [t.fidelity.get("epochs") for t in trials if t.stage == "final"]
+    return statistics.mode([e for e in lengths if e is not None] or [0])
 
 
 def _acc(rows: list[Any], key: str) -> dict[str, float] | None:
@@ -84,6 +93,12 @@ def main() -> None:
         help="time every net this many times, round-robin; the median is reported (a shared "
         "CPU can read one net 30 %% slow in one round)",
     )
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="the final runs of this length (default: the study's final.epochs)",
+    )
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds: must be at least 1, not {args.rounds}")
@@ -95,6 +110,7 @@ def main() -> None:
     shape = tuple(io["input_shape"])
     classes = int(io["num_classes"])
     front = [t for t in study.pareto(trials) if t.stage == "search"]
+    epochs = args.epochs or study.config.final.epochs or _usual_epochs(trials)
     nets: list[dict[str, Any]] = []
     for name, arch in REFERENCE_NETS.items():
         nets.append({"name": name, "arch": arch, "hash": space.arch_hash(arch)})
@@ -103,7 +119,7 @@ def main() -> None:
     rows = []
     timed = []
     for net in nets:
-        finals = _finals(trials, net["hash"])
+        finals = _finals(trials, net["hash"], epochs)
         if not finals and "trial" in net and not args.all:
             continue  # untested: no accuracy to compare, and a 3-objective front is large
         rows.append(
@@ -163,6 +179,7 @@ def main() -> None:
         "study": str(args.dir),
         "config_seed": study.config.seed,
         "timing_rounds": args.rounds,
+        "final_epochs": epochs,
         # the h200_* keys are named for the card the config is made for; this is the card
         # that gave them
         "gpu": _gpu_name(),

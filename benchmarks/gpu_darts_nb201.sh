@@ -3,11 +3,14 @@
 # seeds run side by side on the one GPU. From the repo root, with wheels in .whl/, the
 # dataset in .data/cifar10-jpeg.tar.gz and the NB201 table in .data/nb201_cifar10_hw.csv.gz.
 #   VARIANT=darts SEEDS=0 to show DARTS's collapse; ARGS="--set supernet.search_epochs=25"
+# The studies come back as $OUT/dnb.tgz: carry it as .dnb.tgz and a call on a fresh machine
+# resumes them (the supernet checkpoints inside), as a second call on a warm one does.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
 OUT=${OUT:-/tmp/out}
 D=$PWD/.dnb   # ignored: kept on a warm machine, so a second call resumes the studies
+[ -f .dnb.tgz ] && [ ! -d $D ] && tar xzf .dnb.tgz
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-darts.log 2>&1 &)
 cd benchmarks
 timeout -s INT ${SECONDS_LEFT:-530} python3 darts_nb201.py --data ../.data/cifar10-jpeg.tar.gz \
@@ -15,7 +18,9 @@ timeout -s INT ${SECONDS_LEFT:-530} python3 darts_nb201.py --data ../.data/cifar
   --variant ${VARIANT:-gdas} --tag ${TAG:-h200} ${ARGS:-} 2>&1 | tail -40
 cd ..
 pkill -f "nvidia-smi dmon"
-cp benchmarks/results/*darts_nb201*.json $OUT/ 2>/dev/null
-for f in $D/*.log; do tail -30 $f > $OUT/$(basename $f); done
-for d in $D/*/; do grep -h 'supernet search' $d/hwnas.log | tail -3 > $OUT/$(basename $d)-epochs.log; done
+# at most 8 files come back: this run's result, one log of every seed, the studies
+cp "$(ls -t benchmarks/results/*darts_nb201*.json | head -1)" $OUT/ 2>/dev/null
+for f in $D/*.log; do echo "== $f"; tail -30 $f; done > $OUT/seeds.log
+for d in $D/*/; do echo "== $d"; grep -h 'supernet search' $d/hwnas.log | tail -3; done >> $OUT/seeds.log
+tar czf $OUT/dnb.tgz .dnb
 ls -la $OUT

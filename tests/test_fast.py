@@ -465,6 +465,18 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     (stored,) = json.loads(tr.stdout)
     assert stored["stage"] == "final" and stored["parent_id"] == other["id"]
     assert "test_accuracy" in stored["metrics"] and "run 1/1" in tr.stderr
+    # another length is another training (it was once answered with the stored run), kept
+    # beside the first; the same length again repeats nothing
+    longer = [str(other["id"]), "--repeats", "1", "--epochs", "1", "--json"]
+    for _ in range(2):
+        tr = run_cli("train", str(out), "--trial", *longer)
+        assert tr.returncode == 0, tr.stderr
+        (one,) = json.loads(tr.stdout)
+        assert one["id"] != stored["id"] and one["fidelity"]["epochs"] == 1
+    assert one["id"] == stored["id"] + 1
+    again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
+    assert again[other["id"]]["metrics"]["final_epochs"] == 1
+    assert again[stored["id"]]["fidelity"]["epochs"] == 2
     export = run_cli(
         "export", str(out), "--trial", str(stored["id"]), "-o", str(tmp_path / "m.onnx")
     )

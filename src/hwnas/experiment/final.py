@@ -6,7 +6,9 @@ is a chosen net trained to its potential. Each final training is a trial of stag
 own seed, weights and test accuracy, so ``show``, ``report`` and ``export`` treat it like any
 trial. Final trials carry no ``accuracy`` (their validation data may have been trained on), so
 they never enter the search's front; the parent gets the summary: ``final_test_accuracy``
-(mean), ``final_test_accuracy_std`` and ``final_runs`` (and ``final_test_accuracy_tta``).
+(mean), ``final_test_accuracy_std``, ``final_runs`` and ``final_epochs`` (and
+``final_test_accuracy_tta``) of the runs trained last; runs of another length (``hwnas train
+--epochs``) are other trainings, kept beside them.
 
 Used at the end of a search (``final: {repeats: N}``) and by ``hwnas train``.
 """
@@ -96,12 +98,14 @@ class FinalTrainer:
             if parent is not None
             else None
         )
+        # a run of another length is another training, not this one done already
         mine = [
             t
             for t in self.store.trials()
             if t.stage == "final"
             and t.arch_hash == h
             and t.info.get("final_of") == (parent.id if parent else None)
+            and t.fidelity == fidelity.to_dict()
         ]
         done: list[Trial] = []
         for r in range(repeats):
@@ -203,6 +207,9 @@ class FinalTrainer:
         if not ok:
             return
         summary: dict[str, Any] = {"final_runs": len(ok)}
+        epochs = ok[0].fidelity.get("epochs")
+        if epochs is not None:  # which runs the summary is of, when several lengths were run
+            summary["final_epochs"] = epochs
         for key in ("test_accuracy", "test_accuracy_tta"):
             vals = [float(t.metrics[key]) for t in ok if key in t.metrics]
             if vals:
