@@ -2,7 +2,8 @@
 forks one child per command, which runs the real entry point (``hwnas.cli.main``, as ``python
 -m hwnas.cli`` does) in its own process with its own file descriptors, environment, working
 directory and exit code. A fresh interpreter spends ~2.5 s of a 2-core machine on those
-imports; the suite runs ~200 commands.
+imports and ~4 s more on what commands import on the way (``PRELOAD``); the suite runs ~200
+commands.
 
 Nothing here runs a torch op, so no intra-op thread pool has started when it forks. What a
 forked child shares that a fresh interpreter would not: the hash seed and warnings already
@@ -81,11 +82,38 @@ def _child(request: dict) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
+#: what most commands import on the way (FLOP counting and ONNX export pull in dynamo, the
+#: study summary scipy.stats, digits and the predictors scikit-learn): ~4 s more of a 2-core
+#: machine per command when each child imports them itself. None starts a thread at import.
+PRELOAD = (
+    "torch._dynamo",
+    "torch.onnx",
+    "onnx",
+    "onnxruntime",
+    "scipy.stats",
+    "sklearn.datasets",
+    "sklearn.ensemble",
+    "sklearn.gaussian_process",
+    "sklearn.model_selection",
+    "plotly.graph_objects",
+    "optuna",
+)
+
+
 def main() -> None:
+    import importlib
+
     import torch  # noqa: F401 - the point: imported once, before any fork
 
     import hwnas.cli  # noqa: F401
     import hwnas.experiment.experiment  # noqa: F401
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):  # an optional extra not installed
+            importlib.import_module(name)
+    threads = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["?"]
+    if len(threads) != 1:  # a forked child would inherit a lock held by a thread it lacks
+        sys.exit(f"cli_zygote: {len(threads)} threads after the imports; forking is unsafe")
 
     for line in sys.stdin:
         request = json.loads(line)
