@@ -21,7 +21,7 @@ from hwnas.oneshot.config import SupernetConfig
 from hwnas.oneshot.costs import ChoiceCosts, choice_costs
 from hwnas.oneshot.derive import derive, fix_up, most_likely
 from hwnas.oneshot.kit import SupernetKit
-from hwnas.oneshot.losses import Setting, settings_of, total_loss
+from hwnas.oneshot.losses import Setting, beta_decay_term, settings_of, total_loss
 from hwnas.oneshot.search import SupernetSearch
 from hwnas.space import make_space
 from hwnas.strategy.config import FbnetStrategyConfig
@@ -327,7 +327,7 @@ CELL = [
 ]
 
 
-@pytest.mark.parametrize("variant", ["darts", "gdas"])
+@pytest.mark.parametrize("variant", ["darts", "gdas", "beta"])
 def test_darts_and_gdas_derive_cells_trained_stand_alone(tmp_path, variant):
     out = tmp_path / variant
     args = [
@@ -475,3 +475,66 @@ def test_gdas_schedule_linear_tau_per_epoch_and_interleaved_steps(tmp_path, monk
     assert order[:6] == ["10.00", "w", "10.00", "10.00", "w", "10.00"]
     assert order.count("w") == trainer._steps(trainer.theta_split) * 3
     assert all(math.isfinite(h["ce"]) for h in result.history)
+
+
+def _entropy(probs: list[list[float]]) -> float:
+    return sum(-sum(p * math.log(p) for p in row if p > 0) for row in probs) / len(probs)
+
+
+def test_beta_decay_keeps_theta_from_running_away_and_a_changed_weight_starts_afresh(tmp_path):
+    """beta-DARTS: the regulariser's gradient is softmax(theta) per edge (over the edges'
+    mean), so theta's favoured ops are pulled back hardest; the same search from the same
+    seed ends nearer uniform with it than without. A checkpoint of another weight is not
+    resumed."""
+    theta = [torch.tensor([2.0, 0.0, -1.0], requires_grad=True), torch.zeros(3, requires_grad=True)]
+    beta_decay_term(theta).backward()
+    for t in theta:
+        assert t.grad is not None
+        assert torch.allclose(t.grad, t.detach().softmax(0) / 2)
+
+    base = dict(epochs=0, search_epochs=3, mixture="softmax", theta_fraction=0.5)
+    base |= dict(interleave=True, theta_lr=0.3, w_lr=0.025)
+    ends = {}
+    for beta in (0.0, 300.0):
+        kit = _cell_kit(tmp_path / str(beta), beta_decay=beta, **base)
+        trainer = SupernetSearch(kit, _no_costs(kit))
+        trainer.warm_up()
+        ends[beta] = trainer.search(0, Setting("additive", 0.0))
+    assert _entropy(ends[300.0].probs) > _entropy(ends[0.0].probs) + 0.05
+    # the first epoch has weight 0: both searches agree on it exactly
+    assert ends[300.0].history[0]["probs"] == ends[0.0].history[0]["probs"]
+
+    # the beta run's checkpoint, met by a run without the regulariser: trained afresh
+    kit = _cell_kit(tmp_path / "300.0", beta_decay=0.0, **base)
+    trainer = SupernetSearch(kit, _no_costs(kit))
+    trainer.warm_up()
+    again = trainer.search(0, Setting("additive", 0.0))
+    flat = [p for row in again.probs for p in row]
+    assert flat == pytest.approx([p for row in ends[0.0].probs for p in row])
+
+
+def test_the_beta_variant_sets_softmax_mixing_and_its_weight_unless_given():
+    from dataclasses import replace
+
+    from hwnas.oneshot.strategy import BETA_DECAY, DartsSearch
+    from hwnas.space.cell import CellSpace
+
+    kit = SupernetKit(
+        task=None,  # type: ignore[arg-type]
+        space=CellSpace(),
+        input_shape=(3, 8, 8),
+        num_classes=10,
+        cfg=SupernetConfig(),
+        directory=Path("unused"),
+        seed=0,
+    )
+
+    def cfg(variant: str, **supernet):
+        search = DartsSearch(CellSpace(), [("accuracy", "max")], 0, variant=variant)
+        return search._supernet(replace(kit, cfg=SupernetConfig(**supernet))).cfg
+
+    assert (cfg("beta").mixture, cfg("beta").beta_decay) == ("softmax", BETA_DECAY)
+    assert cfg("beta", beta_decay=3.0).beta_decay == 3.0
+    assert cfg("beta", beta_decay=0.0).beta_decay == 0.0
+    assert (cfg("darts").mixture, cfg("darts").beta_decay) == ("softmax", 0.0)
+    assert (cfg("gdas").mixture, cfg("gdas").beta_decay) == ("hard", 0.0)

@@ -80,6 +80,16 @@ class SupernetConfig(Section):
     theta_beta1: float = Field(
         0.9, ge=0.0, lt=1.0, description="Adam's first beta for theta (GDAS uses 0.5)."
     )
+    beta_decay: float | None = Field(
+        None,
+        ge=0.0,
+        description="Weight of the Beta-Decay regulariser on theta (beta-DARTS, Ye et al. "
+        "2022): theta's loss gains lambda * the mean over positions of logsumexp(theta), "
+        "lambda rising linearly from 0 at the first search epoch by beta_decay / search_epochs "
+        "per epoch; it keeps theta's logits from growing apart, which is how DARTS collapses. "
+        "Default: 25 with `strategy.variant: beta` (the paper's NAS-Bench-201 setting, 0.5 per "
+        "epoch over 50), else 0 (off).",
+    )
     tau_start: float = Field(
         5.0, gt=0.0, description="Gumbel-softmax temperature at the start of a search."
     )

@@ -52,6 +52,13 @@ def expected_cost(
     return fixed + sum((p * c).sum() for p, c in zip(probs, table, strict=True))  # type: ignore[return-value]
 
 
+def beta_decay_term(theta: list[torch.Tensor]) -> torch.Tensor:
+    """beta-DARTS's regulariser: the mean over positions of logsumexp(theta). Its gradient
+    is softmax(theta), so descending it pulls every logit down in proportion to its weight:
+    the favoured ops most, which keeps one op's logit from running away from the rest."""
+    return torch.stack([t.logsumexp(0) for t in theta]).mean()
+
+
 def total_loss(
     ce: torch.Tensor, cost: torch.Tensor, s: Setting, ref: float, cheapest: float
 ) -> torch.Tensor:

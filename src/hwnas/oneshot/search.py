@@ -11,7 +11,7 @@ Warm-up: the shared weights w train alone, theta at zero, tau at ``tau_start`` (
 trained, none favoured; the checkpoint is what another study reuses). Search, per setting:
 theta starts at zero; each epoch (with ``alternate``) w takes one pass over its data along
 paths drawn from theta, then theta one pass over its own data, with the resource loss the
-exact expectation ``E_theta[C]``; tau anneals exponentially to ``tau_end`` (or, with
+exact expectation ``E_theta[C]`` (and, with ``beta_decay``, beta-DARTS's regulariser); tau anneals exponentially to ``tau_end`` (or, with
 ``tau_schedule: linear``, per epoch as GDAS does; ``interleave`` alternates w and theta batch
 by batch as DARTS and GDAS do). Every epoch ends
 with a checkpoint, so an interrupted search goes on from the last finished epoch with the
@@ -36,7 +36,7 @@ from hwnas.data import Split, batches
 from hwnas.estimate.fast import autocast
 from hwnas.oneshot.costs import ChoiceCosts
 from hwnas.oneshot.kit import SupernetKit
-from hwnas.oneshot.losses import Setting, expected_cost, total_loss
+from hwnas.oneshot.losses import Setting, beta_decay_term, expected_cost, total_loss
 
 log = logging.getLogger("hwnas")
 
@@ -321,8 +321,10 @@ class SupernetSearch:
         gen = torch.Generator().manual_seed(self.kit.seed + 10 + index)
         torch.manual_seed(self.kit.seed + 100 + index)  # Gumbel noise
         t_step, start, history = 0, 0, []
+        beta = float(self.cfg.beta_decay or 0.0)
         state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
-        if state is not None and state.get("setting") == setting.to_json():
+        same = {"setting": setting.to_json(), "beta_decay": beta}  # else: start afresh
+        if state is not None and all(state.get(k, 0.0) == v for k, v in same.items()):
             self.net.load_state_dict(state["net"])
             with torch.no_grad():
                 for t, v in zip(theta, state["theta"], strict=True):
@@ -335,13 +337,15 @@ class SupernetSearch:
             t_step, start, history = state["t_step"], state["epoch"], state["history"]
         what_w = f"search ({setting.label()}), w step"
 
-        def theta_step(x: torch.Tensor, y: torch.Tensor, tau: float) -> float:
+        def theta_step(x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int) -> float:
             """One Adam step of theta on (x, y) along a path drawn at ``tau``; its CE."""
             self.net.requires_grad_(False)  # w is only differentiated through
             try:
                 ce = F.cross_entropy(self._forward(x, self._route(theta, tau)), y)
                 cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
                 loss = total_loss(ce, cost, setting, ref, cheapest)
+                if beta:  # beta-DARTS: its weight rises linearly from 0 over the search
+                    loss = loss + beta * epoch / epochs * beta_decay_term(theta)
                 self._check(loss, f"search ({setting.label()}), theta step")
                 opt_t.zero_grad(set_to_none=True)
                 loss.backward()
@@ -362,7 +366,8 @@ class SupernetSearch:
                     with torch.no_grad():
                         route = self._route(theta, tau)
                     self._w_step(opt_w, sched, xw, yw, route, what_w)
-                    ce_sum, n, t_step = ce_sum + theta_step(xt, yt, tau), n + 1, t_step + 1
+                    ce = theta_step(xt, yt, tau, epoch)
+                    ce_sum, n, t_step = ce_sum + ce, n + 1, t_step + 1
             else:
                 if self.cfg.alternate:  # an epoch of w steps, then one of theta steps
                     for x, y in self._epoch(self.w_split, gen):
@@ -371,7 +376,8 @@ class SupernetSearch:
                         self._w_step(opt_w, sched, x, y, route, what_w)
                 for x, y in self._epoch(self.theta_split, gen):
                     tau = self._tau(t_step, steps_t, epoch, epochs)
-                    ce_sum, n, t_step = ce_sum + theta_step(x, y, tau), n + 1, t_step + 1
+                    ce = theta_step(x, y, tau, epoch)
+                    ce_sum, n, t_step = ce_sum + ce, n + 1, t_step + 1
             probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
             with torch.no_grad():
                 ec = float(expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed))
@@ -387,6 +393,7 @@ class SupernetSearch:
             _save(
                 {
                     "setting": setting.to_json(),
+                    "beta_decay": beta,
                     "epoch": epoch + 1,
                     "net": self.net.state_dict(),
                     "theta": [t.detach().cpu() for t in theta],

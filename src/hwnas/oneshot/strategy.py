@@ -235,12 +235,20 @@ class FbnetSearch(OneShotSearch):
         super().check(kit)
 
 
+#: beta-DARTS's regulariser weight at the end of a search: its NAS-Bench-201 setting rises by
+#: 0.5 per epoch over 50 epochs
+BETA_DECAY = 25.0
+
+
 class DartsSearch(OneShotSearch):
     """DARTS (Liu et al. 2019, first order: mixed ops weighted by softmax(theta), theta on
-    its own share of the training data) or GDAS (Dong & Yang 2019: one Gumbel-sampled op per
-    edge, straight-through). Accuracy alone: no resource loss. DARTS is known to collapse
-    onto parameter-free ops (skip, pooling) on NAS-Bench-201; GDAS's sampling avoids it
-    (published: 54.3 % against 93.6 % on CIFAR-10), hence ``variant: gdas``."""
+    its own share of the training data), GDAS (Dong & Yang 2019: one Gumbel-sampled op per
+    edge, straight-through) or beta-DARTS (Ye et al. 2022: DARTS whose theta loss adds a
+    rising weight times logsumexp(theta) per edge). Accuracy alone: no resource loss. DARTS
+    is known to collapse onto parameter-free ops (skip, pooling) on NAS-Bench-201; GDAS's
+    sampling avoids it (published: 54.3 % against 93.6 % on CIFAR-10), and so does
+    beta-DARTS's regulariser, which keeps theta's logits from drifting apart (published:
+    94.36 % after 50 epochs, the optimum being 94.37 %)."""
 
     name = "darts"
 
@@ -257,5 +265,7 @@ class DartsSearch(OneShotSearch):
         return ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in kit.space.choices()])
 
     def _supernet(self, kit: Any) -> Any:
-        mixture = "softmax" if self.cfg.variant == "darts" else "hard"
-        return replace(kit, cfg=kit.cfg.model_copy(update={"mixture": mixture}))
+        update: dict[str, Any] = {"mixture": "hard" if self.cfg.variant == "gdas" else "softmax"}
+        if kit.cfg.beta_decay is None:
+            update["beta_decay"] = BETA_DECAY if self.cfg.variant == "beta" else 0.0
+        return replace(kit, cfg=kit.cfg.model_copy(update=update))

@@ -311,16 +311,18 @@ class FbnetStrategyConfig(KindConfig):
 
 @strategies.register("darts", factory="hwnas.oneshot.strategy:DartsSearch.from_config")
 class DartsStrategyConfig(KindConfig):
-    """DARTS (first order) or GDAS on a one-shot space, for accuracy alone; trained by the
+    """DARTS (first order), GDAS or beta-DARTS on a one-shot space, for accuracy alone; trained by the
     `supernet` section, the derived cells trained stand-alone (or looked up in a table)."""
 
     trains_supernet: ClassVar[bool] = True
     name: Literal["darts"] = "darts"
-    variant: Literal["darts", "gdas"] = Field(
+    variant: Literal["darts", "gdas", "beta"] = Field(
         "darts",
         description="`darts`: mixed ops weighted by softmax(theta) (collapses onto "
         "parameter-free ops on NAS-Bench-201); `gdas`: one Gumbel-sampled op per edge "
-        "(Dong & Yang 2019), which does not.",
+        "(Dong & Yang 2019), which does not; `beta`: DARTS with the Beta-Decay regulariser "
+        "on theta (beta-DARTS, Ye et al. 2022; `supernet.beta_decay`), which does not either "
+        "and, published, finds NAS-Bench-201's near-optimum in 50 epochs.",
     )
     per_setting: int = Field(
         1, ge=1, le=16, description="Nets derived: the most likely, then the next most likely."
