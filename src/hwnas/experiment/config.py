@@ -138,7 +138,7 @@ class ExperimentConfig(Section):
     )
     supernet: SupernetConfig = Field(
         default_factory=SupernetConfig,
-        description="Supernet training of one-shot strategies (`strategy: fbnet`).",
+        description="Supernet training of the one-shot strategies (`fbnet`, `darts`, `spos`).",
     )
 
     @field_validator(*KIND_SECTIONS, mode="before")

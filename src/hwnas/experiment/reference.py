@@ -79,6 +79,33 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
+def _doc(model: type[BaseModel]) -> str:
+    """The docstring's first paragraph, on one line."""
+    return " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def _plain_sections(plugins: bool) -> list[tuple[str, type[BaseModel]]]:
+    """The sections of one model (``final``, ``supernet``, a kind's ``estimator.fast``...):
+    every field whose default is a model of its own, other than the kind sections, the
+    budget and table columns (which have sections above and below)."""
+    found: dict[str, type[BaseModel]] = {}
+
+    def visit(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            tp = field.annotation
+            if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+                continue
+            if tp in (BudgetConfig, TableColumn) or (not prefix and name in KIND_SECTIONS):
+                continue
+            found.setdefault(f"{prefix}{name}", tp)
+
+    visit(ExperimentConfig, "")
+    for section in KIND_SECTIONS:
+        for _, model in _kinds(section, plugins):
+            visit(model, f"{section}.")
+    return list(found.items())
+
+
 def render_reference(plugins: bool = True) -> str:
     """The reference of every kind; ``plugins=False``: the built-ins alone (the shipped docs)."""
     if plugins:  # load them first: their metrics belong in the table too
@@ -117,10 +144,13 @@ def render_reference(plugins: bool = True) -> str:
         kinds = [("", BudgetConfig)] if section == "budget" else _kinds(section, plugins)
         out += [f"## `{section}`", ""]
         for label, model in kinds:
-            doc = (model.__doc__ or "").strip().splitlines()[0]
+            doc = _doc(model)
             if len(kinds) > 1:
                 out += [f"### `{section}.name: {label}`", ""]
             out += [doc, "", *_table(model, f"{section}."), ""]
+    for prefix, model in _plain_sections(plugins):
+        doc = _doc(model)
+        out += [f"## `{prefix}`", "", doc, "", *_table(model, f"{prefix}."), ""]
     out += ["## `space.stages[]`", "", *_table(StageConfig, "space.stages[]."), ""]
     out += ["## Table columns (`{column, scale}`)", "", *_table(TableColumn, ""), ""]
     return "\n".join(out)
