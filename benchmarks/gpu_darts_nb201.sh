@@ -6,8 +6,9 @@
 # The studies come back as $OUT/dnb.tgz.part-* (15 MB pieces: the tool brings back files of at
 # most 16 MiB): carry them in .dnbparts/ and a call on a fresh machine resumes them (the
 # supernet checkpoints inside), as a second call on a warm one does. Measured on an H100 with
-# 3 seeds side by side: ~21 s per epoch of the 250 (GPU busy 95 %), ~90 device-minutes in all;
-# their studies made 56 MB of tarball, more than a call may carry beside .whl and .data (64
+# 3 seeds side by side (SM busy 95-99 %): GDAS ~21 s per epoch (250 epochs: ~90 device-minutes),
+# VARIANT=beta ~80 s per epoch (softmax mixing runs every op; 50 epochs: ~67 minutes). Three
+# seeds' studies make ~56 MB of tarball, more than a call may carry beside .whl and .data (64
 # MiB), so a run that spans fresh machines takes SEEDS=0, then 1, then 2.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
