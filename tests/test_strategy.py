@@ -218,11 +218,12 @@ def test_evolution_start_spec_errors_name_the_key(tmp_path):
             RegularizedEvolution(space, OBJ, 0, start=[spec])
 
 
-def test_random_evolution_and_reinforce_never_propose_a_degenerate_cell():
+def test_random_evolution_reinforce_and_optuna_never_propose_a_degenerate_cell():
     """A cell whose output no path reaches cannot learn (NB201's 341 such cells all score
     ~10 %): the drawing strategies draw again rather than spend a trial on one. A strategy
     state written before this has no ``skip_degenerate``: that study goes on as it began."""
     from hwnas.space.cell import CellSpace
+    from hwnas.strategy.optuna import OptunaStrategy
     from hwnas.strategy.reinforce import Reinforce
 
     space = CellSpace()
@@ -234,6 +235,7 @@ def test_random_evolution_and_reinforce_never_propose_a_degenerate_cell():
         lambda: RandomSearch(space, objectives, seed=0),
         lambda: RegularizedEvolution(space, objectives, seed=0, population=4, sample_size=2),
         lambda: Reinforce(space, objectives, seed=0),
+        lambda: OptunaStrategy(space, objectives, seed=0, sampler="random"),
     ):
         proposed = {True: 0, False: 0}
         for skip in (True, False):

@@ -6,7 +6,9 @@ in any order and for archs the study answered from its store: a result that matc
 Optuna trial finishes it, any other is added as a finished trial with the space's
 ``to_parameters`` of its arch, so the sampler learns from everything. The state saved with
 each trial is the list of told (params, values); a resumed search rebuilds the Optuna study
-from it (the sampler's random stream then differs from an uninterrupted run). The strategy
+from it (the sampler's random stream then differs from an uninterrupted run). An asked arch
+that is ruled out untrained (a degenerate cell, a known cost over a constraint) is told to
+Optuna as failed and asked again, as the other drawing strategies draw again. The strategy
 never reads an arch's JSON itself: the space owns its genes.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 from hwnas.core.pareto import Objectives, as_minimisation
 from hwnas.space.base import Space
 from hwnas.space.capabilities import Encodable
-from hwnas.strategy.base import Proposal, Result, Strategy
+from hwnas.strategy.base import FEASIBLE_TRIES, Proposal, Result, Strategy
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -65,8 +67,22 @@ class OptunaStrategy(Strategy):
     def ask(self) -> Proposal:
         trial = self.study.ask(self.distributions)
         arch = self.genes.from_parameters(trial.params)
+        for _ in range(FEASIBLE_TRIES - 1):  # ruled out untrained: failed at once, asked again
+            if not self.ruled_out(arch):
+                break
+            self._fail(trial)
+            trial = self.study.ask(self.distributions)
+            arch = self.genes.from_parameters(trial.params)
         self.pending.setdefault(self.space.arch_hash(arch), []).append(trial)
         return Proposal(arch, info={"op": f"optuna-{self.sampler_name}"})
+
+    def _fail(self, trial: Any) -> None:
+        """An asked trial that will not run (kept in the history, so a resumed study's sampler
+        knows it too)."""
+        import optuna
+
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.history.append({"params": trial.params, "values": None})
 
     def tell(self, result: Result) -> None:
         import optuna
