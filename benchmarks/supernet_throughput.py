@@ -7,6 +7,7 @@ space of configs/cifar10.yaml) and each way of running the supernet -- every op 
 runs), with the same precision and layout the supernet trainer uses (bf16, channels-last on
 CUDA), beside the stand-alone net that picks the largest op everywhere. The content of a
 batch does not change its cost, so the batches are random tensors (no data set to load).
+Also counts the backend ops of one step (``ops_per_step``; each a kernel launch on a GPU).
 Usage: python benchmarks/supernet_throughput.py [--device cuda] [--batch 256] [--steps 30]
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from _common import save
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hwnas.estimate.fast import autocast
 from hwnas.experiment.config import load_config
@@ -69,6 +71,26 @@ def timed(step: Any, steps: int, dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+class _OpCount(TorchDispatchMode):
+    """Counts the backend ops one step runs (forward, backward and the optimiser): on a GPU
+    each is a kernel launch at least, and a supernet of small convs is bound by launches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_step(step: Any) -> int:
+    step()  # allocations, cuDNN choices: not counted
+    with _OpCount() as count:
+        step()
+    return count.n
+
+
 def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
     dev = torch.device(a.device)
     precision = "bf16" if dev.type == "cuda" else "fp32"
@@ -114,14 +136,16 @@ def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
     }
     for case, (net, path_of) in cases.items():
         step = runner(net, path_of)
+        ops = ops_per_step(step)
         secs = [timed(step, a.steps, dev) for _ in range(a.repeats)]
         med = statistics.median(secs)
         out[case] = {
             "images_per_s": a.batch * a.steps / med,
             "ms_per_step": 1000 * med / a.steps,
+            "ops_per_step": ops,
             "params": sum(p.numel() for p in net.parameters()),
         }
-        print(f"{name} {case}: {out[case]['images_per_s']:.0f} images/s", flush=True)
+        print(f"{name} {case}: {out[case]['images_per_s']:.0f} images/s, {ops} ops", flush=True)
         del net, step
         if dev.type == "cuda":
             torch.cuda.empty_cache()

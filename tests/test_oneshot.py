@@ -538,3 +538,38 @@ def test_the_beta_variant_sets_softmax_mixing_and_its_weight_unless_given():
     assert cfg("beta", beta_decay=0.0).beta_decay == 0.0
     assert (cfg("darts").mixture, cfg("darts").beta_decay) == ("softmax", 0.0)
     assert (cfg("gdas").mixture, cfg("gdas").beta_decay) == ("hard", 0.0)
+
+
+def test_a_mixed_op_is_the_weighted_sum_of_its_ops_and_skips_zero_ops():
+    """The one-stack combine gives what the plain sum gives, value and gradients; a zero op
+    is not run (the gradients match the plain sum's, where its term is zero)."""
+    from hwnas.space.blocks import mixed
+    from hwnas.space.cell_modules import Zero, make_op
+
+    runs = [0]  # forward passes of zero ops
+
+    def ran(*_: object) -> None:
+        runs[0] += 1
+
+    torch.manual_seed(0)
+    for names in (
+        ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+        ["skip_connect", "none", "nor_conv_3x3"],  # a zero op inside: indexed, not sliced
+        ["nor_conv_1x1", "avg_pool_3x3"],
+    ):
+        ops = torch.nn.ModuleList(make_op(n, 4) for n in names)
+        x = torch.randn(2, 4, 6, 6, requires_grad=True)
+        theta = torch.randn(len(names), requires_grad=True)
+        got = mixed(ops, theta.softmax(0), x)
+        (gx, gt, *gp) = torch.autograd.grad(got.square().sum(), [x, theta, *ops.parameters()])
+        w = theta.softmax(0)
+        ref = sum(w[i] * op(x) for i, op in enumerate(ops))
+        rx, rt, *rp = torch.autograd.grad(ref.square().sum(), [x, theta, *ops.parameters()])
+        assert torch.allclose(got, ref, atol=1e-6)
+        for a, b in zip([gx, gt, *gp], [rx, rt, *rp], strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+        zeros = [op for op in ops if isinstance(op, Zero)]
+        for op in zeros:
+            op.register_forward_hook(ran)
+        mixed(ops, theta.softmax(0), x)
+        assert runs == [0]

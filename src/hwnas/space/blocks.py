@@ -150,12 +150,16 @@ def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:
     """One supernet position: ``step`` is ``(index, gate)`` -- that op alone, its output times
     ``gate`` unless None -- or a weight per op (a mixed op: the weighted sum of all)."""
     if isinstance(step, torch.Tensor):
-        out = None
-        for w, op in zip(step, ops, strict=True):
-            y = w * op(x)
-            out = y if out is None else out + y
-        assert out is not None
-        return out
+        # one stack, one multiply, one sum, whatever the number of ops (a sum of k weighted
+        # terms took 2k - 1 kernels each way): a supernet of small convs is bound by kernel
+        # launches on a GPU. An op that outputs zeros (``zero = True``) adds nothing and is
+        # not run; its weight's gradient is zero either way.
+        live = [i for i, op in enumerate(ops) if not getattr(op, "zero", False)]
+        outs = torch.stack([ops[i](x) for i in live])
+        w = step if len(live) == len(ops) else step[live[0] : live[-1] + 1]
+        if len(w) != len(live):  # the zero ops are not all at the ends
+            w = step[live]
+        return (w.view(-1, *([1] * x.dim())) * outs).sum(0)
     i, gate = step
     y = ops[i](x)
     return y if gate is None else y * gate

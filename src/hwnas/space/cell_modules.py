@@ -22,6 +22,9 @@ class ReLUConvBN(nn.Sequential):
 
 
 class Zero(nn.Module):
+    #: a mixed op skips it (it adds nothing to a weighted sum)
+    zero = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mul(0.0)
 
