@@ -103,12 +103,30 @@ class _Zygote:
         #: the environment it starts in: the tests' own, as every command's starts from
         self.env = {**os.environ, "HWNAS_CACHE": CACHE}
 
+    def _differs(self, a: dict[str, str], b: dict[str, str]) -> bool:
+        """Whether two environments differ in what a fresh interpreter reads as it starts."""
+        return any(a.get(k) != b.get(k) for k in set(a) | set(b) if k.startswith(self.STARTUP))
+
     def usable(self, env: dict[str, str]) -> bool:
-        """Whether a command in ``env`` may be forked from it (it starts on the first run)."""
+        """Whether a command in ``env`` may be forked from it (it starts on the first run).
+        When the tests' own environment has changed since it started (importing scikit-learn
+        sets ``KMP_INIT_AT_FORK``, and a test module imports it at collection), it is stopped,
+        and the next run starts one in the environment as it is now: else every command after
+        that import would differ from it and run in a fresh interpreter."""
         if not hasattr(os, "fork") or env.get("HWNAS_TEST_FRESH") == "1":
             return False
-        keys = set(env) | set(self.env)
-        return not any(env.get(k) != self.env.get(k) for k in keys if k.startswith(self.STARTUP))
+        now = {**os.environ, "HWNAS_CACHE": CACHE}
+        if self._differs(now, self.env):
+            self.stop()
+            self.env = now
+        return not self._differs(env, self.env)
+
+    def stop(self) -> None:
+        """Ends the warm process (if any); the next run starts another."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def _answer(self, timeout: float) -> dict[str, Any] | None:
         """The zygote's next line (None: none within ``timeout``); a dead zygote raises."""
@@ -160,9 +178,7 @@ class _Zygote:
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
-                self.proc.kill()
-                self.proc.wait()
-                self.proc = None  # the next command starts a new one, in step
+                self.stop()  # the next command starts a new one, in step
                 raise
             return subprocess.CompletedProcess(
                 ["hwnas", *args],
