@@ -11,10 +11,10 @@ Warm-up: the shared weights w train alone, theta at zero, tau at ``tau_start`` (
 trained, none favoured; the checkpoint is what another study reuses). Search, per setting:
 theta starts at zero; each epoch (with ``alternate``) w takes one pass over its data along
 paths drawn from theta, then theta one pass over its own data, with the resource loss the
-exact expectation ``E_theta[C]`` (and, with ``beta_decay``, beta-DARTS's regulariser); tau anneals exponentially to ``tau_end`` (or, with
-``tau_schedule: linear``, per epoch as GDAS does; ``interleave`` alternates w and theta batch
-by batch as DARTS and GDAS do). Every epoch ends
-with a checkpoint, so an interrupted search goes on from the last finished epoch with the
+exact expectation ``E_theta[C]`` (and, with ``beta_decay``, beta-DARTS's regulariser); tau
+anneals exponentially to ``tau_end`` (or, with ``tau_schedule: linear``, per epoch as GDAS
+does; ``interleave`` alternates w and theta batch by batch as DARTS and GDAS do). Every epoch
+ends with a checkpoint, so an interrupted search goes on from the last finished epoch with the
 same random state.
 """
 
