@@ -9,7 +9,8 @@ re-measured here in one process, one after the other: latency on the CPU with ON
 256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its
 latency is views x one pass). Says which front members dominate each reference on both
 targets. Front members without a final training are left out unless ``--all``; ``--epochs E``
-takes the final runs of that length (default: the study's ``final.epochs``); ``--rounds N``
+takes the final runs of that length (default: as the final stage trains, ``final.epochs`` else
+the estimator's epochs); ``--rounds N``
 times every net N times round-robin and reports medians; ``--cpu-only``
 times on the CPU alone (a machine without CUDA). Also where the search's time went
 (training, costs, the rest) from the trials.
@@ -97,7 +98,8 @@ def main() -> None:
         "--epochs",
         type=int,
         default=0,
-        help="the final runs of this length (default: the study's final.epochs)",
+        help="the final runs of this length (default: the study's final.epochs, else its "
+        "estimator's epochs, as the final stage trains)",
     )
     args = ap.parse_args()
     if args.rounds < 1:
@@ -110,7 +112,9 @@ def main() -> None:
     shape = tuple(io["input_shape"])
     classes = int(io["num_classes"])
     front = [t for t in study.pareto(trials) if t.stage == "search"]
-    epochs = args.epochs or study.config.final.epochs or _usual_epochs(trials)
+    # as the final stage trains: final.epochs, else the estimator's own
+    default = study.config.final.epochs or getattr(study.config.estimator, "epochs", None)
+    epochs = args.epochs or default or _usual_epochs(trials)
     nets: list[dict[str, Any]] = []
     for name, arch in REFERENCE_NETS.items():
         nets.append({"name": name, "arch": arch, "hash": space.arch_hash(arch)})

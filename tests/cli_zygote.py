@@ -111,8 +111,8 @@ def main() -> None:
     import hwnas.experiment.experiment  # noqa: F401
 
     for name in PRELOAD:
-        with contextlib.suppress(ImportError):  # an optional extra not installed
-            importlib.import_module(name)
+        with contextlib.suppress(Exception):  # an optional extra missing or broken: the
+            importlib.import_module(name)  # commands that use it import it (and fail) alone
 
     for line in sys.stdin:
         request = json.loads(line)

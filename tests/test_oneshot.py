@@ -573,3 +573,13 @@ def test_a_mixed_op_is_the_weighted_sum_of_its_ops_and_skips_zero_ops():
             op.register_forward_hook(ran)
         mixed(ops, theta.softmax(0), x)
         assert runs == [0]
+
+        # as the trainer runs on a GPU: bf16 autocast, channels-last, fp32 weights. The sum
+        # stays bf16 and channels-last (else every next conv pays a cast and a layout copy)
+        ops = ops.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        fast = x.detach().to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = mixed(ops, theta.detach().softmax(0), fast)
+        assert low.dtype == torch.bfloat16
+        assert low.is_contiguous(memory_format=torch.channels_last) and not low.is_contiguous()
+        assert torch.allclose(low.float(), ref.detach(), atol=0.1, rtol=0.05)

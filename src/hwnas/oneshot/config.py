@@ -84,10 +84,10 @@ class SupernetConfig(Section):
         None,
         ge=0.0,
         description="Weight of the Beta-Decay regulariser on theta (beta-DARTS, Ye et al. "
-        "2022): theta's loss gains lambda * the mean over positions of logsumexp(theta), "
-        "lambda rising linearly from 0 at the first search epoch by beta_decay / search_epochs "
-        "per epoch; it keeps theta's logits from growing apart, which is how DARTS collapses. "
-        "Default: 25 with `strategy.variant: beta` (the paper's NAS-Bench-201 setting, 0.5 per "
+        "2022): theta's loss gains lambda * the mean over positions of logsumexp(theta), with "
+        "lambda = beta_decay * e / search_epochs in search epoch e (from 0), rising linearly "
+        "from 0; it keeps theta's logits from growing apart, which is how DARTS collapses. "
+        "Default: 25 with `strategy.variant: beta` (the paper's NAS-Bench-201 setting: 0.5 per "
         "epoch over 50), else 0 (off).",
     )
     tau_start: float = Field(

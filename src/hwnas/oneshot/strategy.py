@@ -235,8 +235,8 @@ class FbnetSearch(OneShotSearch):
         super().check(kit)
 
 
-#: beta-DARTS's regulariser weight at the end of a search: its NAS-Bench-201 setting rises by
-#: 0.5 per epoch over 50 epochs
+#: beta-DARTS's regulariser weight per search (``supernet.beta_decay``): in epoch e of E it is
+#: beta_decay * e / E, its NAS-Bench-201 setting's 0.5 per epoch over 50 epochs
 BETA_DECAY = 25.0
 
 

@@ -146,6 +146,11 @@ class ChainSupernet(nn.Module):
         return out
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """Laid out channels-last (and not also plain contiguous, as 1x1 maps are)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:
     """One supernet position: ``step`` is ``(index, gate)`` -- that op alone, its output times
     ``gate`` unless None -- or a weight per op (a mixed op: the weighted sum of all)."""
@@ -154,12 +159,19 @@ def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:
         # terms took 2k - 1 kernels each way): a supernet of small convs is bound by kernel
         # launches on a GPU. An op that outputs zeros (``zero = True``) adds nothing and is
         # not run; its weight's gradient is zero either way.
+        # The sum keeps the outputs' dtype (bf16 under autocast: the weights are cast, as a
+        # 0-dim weight times a bf16 tensor was) and their layout (channels-last is stacked as
+        # NHWC views and viewed back), so the next convs need no cast or layout copy.
         live = [i for i, op in enumerate(ops) if not getattr(op, "zero", False)]
-        outs = torch.stack([ops[i](x) for i in live])
+        outs = [ops[i](x) for i in live]
+        nhwc = outs[0].dim() == 4 and _channels_last(outs[0])
+        stacked = torch.stack([o.permute(0, 2, 3, 1) for o in outs] if nhwc else outs)
         w = step if len(live) == len(ops) else step[live[0] : live[-1] + 1]
         if len(w) != len(live):  # the zero ops are not all at the ends
             w = step[live]
-        return (w.view(-1, *([1] * x.dim())) * outs).sum(0)
+        w = w.to(stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
+        y = (w * stacked).sum(0)
+        return y.permute(0, 3, 1, 2) if nhwc else y
     i, gate = step
     y = ops[i](x)
     return y if gate is None else y * gate

@@ -64,6 +64,9 @@ class OptunaStrategy(Strategy):
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
         return optuna.samplers.RandomSampler(seed=seed)
 
+    def weighs_known_costs(self) -> bool:
+        return self.constraints_known()
+
     def ask(self) -> Proposal:
         trial = self.study.ask(self.distributions)
         arch = self.genes.from_parameters(trial.params)
