@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from hwnas.core.pareto import Objectives, as_minimisation
-from hwnas.space.base import Space
+from hwnas.space.base import Arch, Space
 from hwnas.space.capabilities import Encodable
-from hwnas.strategy.base import FEASIBLE_TRIES, Proposal, Result, Strategy
+from hwnas.strategy.base import Proposal, Result, Strategy
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -68,24 +68,27 @@ class OptunaStrategy(Strategy):
         return self.constraints_known()
 
     def ask(self) -> Proposal:
-        trial = self.study.ask(self.distributions)
-        arch = self.genes.from_parameters(trial.params)
-        for _ in range(FEASIBLE_TRIES - 1):  # ruled out untrained: failed at once, asked again
-            if not self.ruled_out(arch):
-                break
-            self._fail(trial)
+        def draw() -> tuple[Any, Arch]:
             trial = self.study.ask(self.distributions)
-            arch = self.genes.from_parameters(trial.params)
+            return trial, self.genes.from_parameters(trial.params)
+
+        # ruled out untrained: told failed at once and asked again (the last draw is taken
+        # unchecked, so only a trial that is asked again is ever failed)
+        trial, arch = self.feasible_draw(draw, self._failed)
         self.pending.setdefault(self.space.arch_hash(arch), []).append(trial)
         return Proposal(arch, info={"op": f"optuna-{self.sampler_name}"})
 
-    def _fail(self, trial: Any) -> None:
-        """An asked trial that will not run (kept in the history, so a resumed study's sampler
-        knows it too)."""
+    def _failed(self, asked: tuple[Any, Arch]) -> bool:
+        """Whether an asked trial is ruled out; if so it is told failed (and kept in the
+        history, so a resumed study's sampler knows it too)."""
         import optuna
 
+        trial, arch = asked
+        if not self.ruled_out(arch):
+            return False
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.history.append({"params": trial.params, "values": None})
+        return True
 
     def tell(self, result: Result) -> None:
         import optuna
