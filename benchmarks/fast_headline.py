@@ -47,7 +47,7 @@ def _gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def _finals(trials: list[Any], arch_hash: str, epochs: int) -> list[Any]:
+def _finals(trials: list[Any], arch_hash: str, epochs: int | None) -> list[Any]:
     """The net's final runs of ``epochs`` (runs of other lengths are not mixed in)."""
     return [
         t
@@ -58,12 +58,6 @@ def _finals(trials: list[Any], arch_hash: str, epochs: int) -> list[Any]:
         and "test_accuracy" in t.metrics
         and t.fidelity.get("epochs") == epochs
     ]
-
-
-def _usual_epochs(trials: list[Any]) -> int:
-    """The length most final runs have (a study whose config leaves final.epochs open)."""
-    lengths = [t.fidelity.get("epochs") for t in trials if t.stage == "final"]
-    return statistics.mode([e for e in lengths if e is not None] or [0])
 
 
 def _acc(rows: list[Any], key: str) -> dict[str, float] | None:
@@ -114,7 +108,7 @@ def main() -> None:
     front = [t for t in study.pareto(trials) if t.stage == "search"]
     # as the final stage trains: final.epochs, else the estimator's own
     default = study.config.final.epochs or getattr(study.config.estimator, "epochs", None)
-    epochs = args.epochs or default or _usual_epochs(trials)
+    epochs = args.epochs or default
     nets: list[dict[str, Any]] = []
     for name, arch in REFERENCE_NETS.items():
         nets.append({"name": name, "arch": arch, "hash": space.arch_hash(arch)})
