@@ -69,6 +69,11 @@ def stop_rule_args(epochs: int, pruner: str) -> list[str]:
     )
 
 
+def _tests_env() -> dict[str, str]:
+    """The environment every command of the tests starts from: the tests' own, as it is now."""
+    return {**os.environ, "HWNAS_CACHE": CACHE}
+
+
 def run_cli(
     *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -76,7 +81,7 @@ def run_cli(
     that has torch and hwnas imported (``tests/cli_zygote.py``), or a fresh interpreter where
     the environment differs in what is read at start-up (``PYTHONPATH``, thread counts) or
     ``HWNAS_TEST_FRESH=1`` asks for it."""
-    full_env = {**os.environ, "HWNAS_CACHE": CACHE, **(env or {})}
+    full_env = {**_tests_env(), **(env or {})}
     if _ZYGOTE.usable(full_env):
         return _ZYGOTE.run(list(args), full_env, timeout)
     return subprocess.run(
@@ -101,7 +106,7 @@ class _Zygote:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
         #: the environment it starts in: the tests' own, as every command's starts from
-        self.env = {**os.environ, "HWNAS_CACHE": CACHE}
+        self.env = _tests_env()
 
     def _differs(self, a: dict[str, str], b: dict[str, str]) -> bool:
         """Whether two environments differ in what a fresh interpreter reads as it starts."""
@@ -115,7 +120,7 @@ class _Zygote:
         that import would differ from it and run in a fresh interpreter."""
         if not hasattr(os, "fork") or env.get("HWNAS_TEST_FRESH") == "1":
             return False
-        now = {**os.environ, "HWNAS_CACHE": CACHE}
+        now = _tests_env()
         if self._differs(now, self.env):
             self.stop()
             self.env = now
