@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
 from conftest import run_cli
 
-from hwnas.hardware.profile import export_onnx
+from hwnas.hardware.profile import (
+    OrtCpuMeter,
+    TorchCpuMeter,
+    TorchCudaMeter,
+    export_onnx,
+)
 from hwnas.space.chain import ChainSpace
 
 ARCH = {
@@ -52,3 +59,15 @@ def test_profile_bad_input():
         assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, (
             res.stderr
         )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_meters_leave_the_model_where_they_found_it():
+    """A cuda-torch target before a cpu-ort cost (configs/cifar10_fast_gpu.yaml's order):
+    every ONNX export failed with a model the CUDA meter had left on the GPU."""
+    model = ChainSpace().build(ARCH, (1, 8, 8), 10)
+    TorchCudaMeter(runs=4, blocks=2, warmup=1).measure(model, (1, 8, 8))
+    assert next(model.parameters()).device.type == "cpu"
+    assert OrtCpuMeter(runs=4, blocks=2, warmup=1).measure(model.cuda(), (1, 8, 8)).latency_ms > 0
+    TorchCpuMeter(runs=4, blocks=2, warmup=1).measure(model, (1, 8, 8))
+    assert next(model.parameters()).device.type == "cuda"

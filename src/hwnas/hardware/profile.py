@@ -19,11 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch is imported where used: the device agent times ONNX without it
+    import torch
     from torch import nn
 
 
@@ -70,7 +71,9 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int =
     import torch
 
     model = model.eval()
-    x = torch.zeros(batch, *input_shape)
+    # on the model's own device: a file is device-free, and a meter that ran before this one
+    # (cuda-torch) may have left the candidate where it timed it
+    x = torch.zeros(batch, *input_shape, device=_device(model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -91,6 +94,13 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int =
             )
             assert program is not None
             return bytes(program.model_proto.SerializeToString())
+
+
+def _device(model: nn.Module) -> torch.device:
+    import torch
+
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str | Path) -> Path:
@@ -204,7 +214,8 @@ class TorchCpuMeter(LatencyMeter):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
         import torch
 
-        model = model.eval()
+        home = _device(model)
+        model = model.cpu().eval()
         x = torch.zeros(self.batch, *input_shape)
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
@@ -213,6 +224,7 @@ class TorchCpuMeter(LatencyMeter):
                 return time_callable(lambda: model(x), self.warmup, self.runs, self.blocks)
         finally:
             torch.set_num_threads(before)
+            model.to(home)
 
 
 class TorchCudaMeter(LatencyMeter):
@@ -228,7 +240,15 @@ class TorchCudaMeter(LatencyMeter):
         if not torch.cuda.is_available():
             raise RuntimeError("target cuda-torch: no CUDA device available")
         dev = torch.device("cuda")
-        model = model.to(dev).eval()
+        home = _device(model)
+        try:
+            return self._measure(model.to(dev).eval(), input_shape, dev)
+        finally:  # back where it was: the next source (ONNX Runtime on the CPU) finds it there
+            model.to(home)
+
+    def _measure(self, model: nn.Module, input_shape: tuple[int, int, int], dev: Any) -> Timing:
+        import torch
+
         x = torch.zeros(self.batch, *input_shape, device=dev)
         with torch.inference_mode():
             step: Callable[[], object] = lambda: model(x)  # noqa: E731
