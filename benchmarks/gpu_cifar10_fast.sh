@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# configs/cifar10_fast.yaml on the GPU machine (device tool), in resumable calls of < 10 min.
+# configs/cifar10_fast.yaml (or CONFIG=...) on the GPU machine (device tool), in resumable calls of < 10 min.
 # From the repo root, with wheels in .whl/, the dataset in .data/cifar10-jpeg.tar.gz and, for
 # a resumed call, the study carried in .study/ (study.db from an earlier call's $OUT).
 #   PHASE=search  SECONDS_LEFT=540: search (resuming .study/ if there), stopped by SIGINT.
@@ -13,16 +13,17 @@ export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-c
 OUT=${OUT:-/tmp/out}
 D=/tmp/c10f
 SEED=${SEED:-0}
+CONFIG=${CONFIG:-configs/cifar10_fast.yaml}
 mkdir -p $D
 [ -f .study/study.db ] && [ ! -f $D/study.db ] && cp .study/study.db $D/
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-${PHASE}.log 2>&1 &)
 case "${PHASE:-search}" in
 search)
-  timeout -s INT "${SECONDS_LEFT:-540}" python3 -m hwnas.cli search --config configs/cifar10_fast.yaml \
+  timeout -s INT "${SECONDS_LEFT:-540}" python3 -m hwnas.cli search --config $CONFIG \
       --data .data/cifar10-jpeg.tar.gz --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -3
   ;;
 finish)
-  python3 -m hwnas.cli search --config configs/cifar10_fast.yaml --data .data/cifar10-jpeg.tar.gz \
+  python3 -m hwnas.cli search --config $CONFIG --data .data/cifar10-jpeg.tar.gz \
       --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -12
   cp $D/study.db $OUT/  # after each step: a call cut short by its time limit still brings it
   for ref in airbench94 airbench96; do
