@@ -175,6 +175,7 @@ def main() -> None:
                     beats.append(r["net"])
             verdict[name] = beats
         return verdict
+
     search = [t for t in trials if t.stage == "search" and t.status != "running"]
     train_s = sum(t.metrics.get("train_seconds", 0.0) for t in search)
     cost_s = sum(t.metrics.get("cost_seconds", 0.0) for t in search)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import sqlite3
 
@@ -476,6 +477,9 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     assert one["id"] == stored["id"] + 1
     again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
     assert again[other["id"]]["metrics"]["final_epochs"] == 1
+    shown = run_cli("show", str(out), env={"COLUMNS": "250"}).stdout  # which length, said
+    row = next(r for r in shown.splitlines() if re.match(rf"\W*{other['id']} ", r))
+    assert re.search(r"\d% ± [\d.]+% \(1 × 1 ep\)", row), shown
     assert again[stored["id"]]["fidelity"]["epochs"] == 2
     export = run_cli(
         "export", str(out), "--trial", str(stored["id"]), "-o", str(tmp_path / "m.onnx")

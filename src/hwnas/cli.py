@@ -720,7 +720,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         "* = on the Pareto front; Fn = a final training of trial n; test = mean ± std of "
-        "the final trainings (count) where there are any"
+        "the final trainings (count × epochs) where there are any"
         + (
             "; budget = epochs or data share, <-n promoted from n, bN its bracket"
             if budgets
@@ -770,11 +770,13 @@ def _budget_cells(trials: list[Any]) -> dict[int, str]:
 
 
 def _test_cell(m: dict[str, Any]) -> str:
-    """Final trainings' test accuracy (mean ± std, runs), else the trial's own."""
+    """Final trainings' test accuracy (mean ± std, runs x epochs: a net trained again at
+    another length, ``hwnas train --epochs``, shows which), else the trial's own."""
     if "final_test_accuracy" in m:
+        ep = f" × {m['final_epochs']} ep" if "final_epochs" in m else ""
         return (
             f"{m['final_test_accuracy']:.2%} ± {m.get('final_test_accuracy_std', 0.0):.2%} "
-            f"({m.get('final_runs', 1)})"
+            f"({m.get('final_runs', 1)}{ep})"
         )
     return _fmt(m.get("test_accuracy"), "pct")
 
