@@ -8,6 +8,9 @@ runs), with the same precision and layout the supernet trainer uses (bf16, chann
 CUDA), beside the stand-alone net that picks the largest op everywhere. The content of a
 batch does not change its cost, so the batches are random tensors (no data set to load).
 Also counts the backend ops of one step (``ops_per_step``; each a kernel launch on a GPU).
+On CUDA also ``soft_graphs``: the soft step's forward and backward replayed as one CUDA graph
+(the optimiser eager), whose ``ops_per_step`` counts only what the host still dispatches: how
+much of a soft step is the host's, to decide whether the trainer should capture its steps.
 Usage: python benchmarks/supernet_throughput.py [--device cuda] [--batch 256] [--steps 30]
 """
 
@@ -119,6 +122,44 @@ def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
 
         return step
 
+    def graphed_runner(net: torch.nn.Module, path_of: Any) -> Any:
+        """The soft-mixture step with its forward and backward captured once as a CUDA graph
+        and replayed (new mixture weights copied into the captured ones each step; the
+        optimiser stays eager, as a trainer whose rate changes per step needs): what the host,
+        not the GPU, costs per step. CUDA only."""
+        net.to(dev)
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        weights = path_of()
+
+        def forward_backward() -> None:
+            # the autocast cache would hold casts made during capture: off
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+                logits = net(x, weights)
+            F.cross_entropy(logits.float(), y).backward()
+
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture stream, as capture requires
+            for _ in range(3):
+                opt.zero_grad(set_to_none=True)
+                forward_backward()
+                opt.step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)  # the captured backward then writes, not adds, grads
+        with torch.cuda.graph(graph):
+            forward_backward()
+
+        def step() -> None:
+            with torch.no_grad():
+                for w, new in zip(weights, path_of(), strict=True):
+                    w.copy_(new)
+            graph.replay()
+            opt.step()
+
+        return step
+
     torch.manual_seed(0)
     cases = {
         "soft": (
@@ -134,8 +175,13 @@ def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
             None,
         ),
     }
+    if dev.type == "cuda" and precision == "bf16":
+        cases["soft_graphs"] = (
+            space.supernet((3, 32, 32), 10),
+            lambda: [torch.softmax(torch.randn(k, device=dev), 0) for k in choices],
+        )
     for case, (net, path_of) in cases.items():
-        step = runner(net, path_of)
+        step = (graphed_runner if case == "soft_graphs" else runner)(net, path_of)
         ops = ops_per_step(step)
         secs = [timed(step, a.steps, dev) for _ in range(a.repeats)]
         med = statistics.median(secs)
@@ -152,6 +198,10 @@ def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
     base = out["largest_standalone"]["images_per_s"]
     out["soft_vs_standalone"] = out["soft"]["images_per_s"] / base
     out["single_vs_standalone"] = out["single"]["images_per_s"] / base
+    if "soft_graphs" in out:
+        out["soft_graphs_vs_soft"] = (
+            out["soft_graphs"]["images_per_s"] / out["soft"]["images_per_s"]
+        )
     return out
 
 
