@@ -10,6 +10,7 @@ runs is kept as ``spread`` so a reader can judge each figure.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import statistics
 import threading
@@ -99,8 +100,8 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int =
 def _device(model: nn.Module) -> torch.device:
     import torch
 
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    t = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return t.device if t is not None else torch.device("cpu")
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str | Path) -> Path:
