@@ -156,6 +156,15 @@ def build(space: FastCnnSpace, arch: dict[str, Any], kind: str, ds: Any) -> Fast
     return make_branched(model) if kind == "branched" else model
 
 
+def describe(space: FastCnnSpace, arch: dict[str, Any], kind: str) -> str:
+    """The space's description, each group marked ``b`` when its convs train branched."""
+    text = space.describe(arch)
+    if kind != "branched":
+        return text
+    head, groups = text.rsplit(" ", 1)
+    return head + " " + "-".join(g + "b" for g in groups.split("-"))
+
+
 def _stats(vals: list[float]) -> dict[str, float]:
     return {
         "mean": statistics.fmean(vals),
@@ -198,11 +207,46 @@ def main() -> None:
     # one warm-up training (cuDNN autotuning, allocator) that no figure includes
     train_fast(space.build(BASES[bases[0]], ds.input_shape, ds.num_classes), ds, cfg, seed=99,
                device=dev, train_on_val=True)  # fmt: skip
-    for seed in range(args.runs):
+    interrupted = False
+    try:
+        train_all(args, bases, pairs, runs, space, ds, cfg, dev, t_start)
+    except KeyboardInterrupt:  # the GPU script's time limit: keep what is done
+        interrupted = True
+        print("interrupted: saving the runs done, no timing", flush=True)
+    targets: dict[str, Any] = {"cpu_ort_b1_ms": CpuOrtTarget(threads=1, batch=1)}
+    if dev == "cuda":
+        targets["gpu_b1_ms"] = CudaTorchTarget(batch=1, cuda_graphs=True)
+    lat: dict[str, dict[str, dict[str, list[float]]]] = {
+        b: {k: {t: [] for t in targets} for k in pairs[b]} for b in bases
+    }
+    for _ in range(0 if interrupted else args.rounds):
         for b in bases:
             for kind, arch in pairs[b].items():
-                if time.perf_counter() - t_start > args.deadline:
-                    break
+                for key, target in targets.items():
+                    model = folded(build(space, arch, kind, ds).eval())
+                    got = profile_module(model, ds.input_shape, target)
+                    lat[b][kind][key].append(got["latency_ms"])
+    report(args, bases, pairs, runs, lat, space, dev, interrupted)
+
+
+def train_all(
+    args: argparse.Namespace,
+    bases: list[str],
+    pairs: dict[str, dict[str, Any]],
+    runs: dict[str, dict[str, list[dict[str, float]]]],
+    space: FastCnnSpace,
+    ds: Any,
+    cfg: TrainEstimatorConfig,
+    dev: str,
+    t_start: float,
+) -> None:
+    """Seed by seed, base by base, every kind of the base in a row: the deadline is checked
+    before a base's kinds, so the kinds stay paired seed for seed."""
+    for seed in range(args.runs):
+        for b in bases:
+            if time.perf_counter() - t_start > args.deadline:
+                return
+            for kind, arch in pairs[b].items():
                 torch.manual_seed(seed)
                 model = build(space, arch, kind, ds)
                 res = train_fast(model, ds, cfg, seed=seed, device=dev, train_on_val=True)
@@ -220,31 +264,29 @@ def main() -> None:
                     }
                 )
                 print(f"{b} {kind} seed {seed}: {acc:.4f} ({res.train_seconds:.2f} s)", flush=True)
-    targets: dict[str, Any] = {"cpu_ort_b1_ms": CpuOrtTarget(threads=1, batch=1)}
-    if dev == "cuda":
-        targets["gpu_b1_ms"] = CudaTorchTarget(batch=1, cuda_graphs=True)
-    lat: dict[str, dict[str, dict[str, list[float]]]] = {
-        b: {k: {t: [] for t in targets} for k in pairs[b]} for b in bases
-    }
-    for _ in range(args.rounds):
-        for b in bases:
-            for kind, arch in pairs[b].items():
-                for key, target in targets.items():
-                    model = folded(build(space, arch, kind, ds).eval())
-                    got = profile_module(model, ds.input_shape, target)
-                    lat[b][kind][key].append(got["latency_ms"])
+
+
+def report(
+    args: argparse.Namespace,
+    bases: list[str],
+    pairs: dict[str, dict[str, Any]],
+    runs: dict[str, dict[str, list[dict[str, float]]]],
+    lat: dict[str, dict[str, dict[str, list[float]]]],
+    space: FastCnnSpace,
+    dev: str,
+    interrupted: bool,
+) -> None:
     rows = []
     for b in bases:
         row: dict[str, Any] = {"base": b}
         for kind in pairs[b]:
             done = runs[b][kind]
             row[kind] = {
-                "describe": space.describe(pairs[b][kind])
-                + (" (branched)" if kind == "branched" else ""),
+                "describe": describe(space, pairs[b][kind], kind),
                 "test_accuracy": _stats([r["test_accuracy"] for r in done]) if done else None,
                 "train_seconds": _stats([r["train_seconds"] for r in done]) if done else None,
                 "runs": done,
-                **{k: statistics.median(v) for k, v in lat[b][kind].items()},
+                **{k: statistics.median(v) for k, v in lat[b][kind].items() if v},
             }
         rows.append(row)
         p = row.get("plain", {}).get("test_accuracy")
@@ -262,6 +304,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
         "epochs": args.epochs,
         "recipe": "fast (final: train + val)",
+        "args": vars(args),
+        "interrupted": interrupted,
         "nets": rows,
     }
     save("fastcnn_rep" + (f"-{args.tag}" if args.tag else ""), out)
