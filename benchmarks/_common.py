@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +21,17 @@ def machine() -> str:
     except ImportError:  # an older hwnas, benchmarked side by side with this one
         return f"{platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def mean_std(vals: list[float]) -> dict[str, float] | None:
+    """``{mean, std, n}`` of ``vals`` (std 0 for one value), None for none."""
+    if not vals:
+        return None
+    return {
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "n": len(vals),
+    }
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:

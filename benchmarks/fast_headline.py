@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import mean_std, save  # noqa: E402
 
 from hwnas.experiment.study import Study  # noqa: E402
 from hwnas.hardware.config import CpuOrtTarget, CudaTorchTarget  # noqa: E402
@@ -61,14 +61,7 @@ def _finals(trials: list[Any], arch_hash: str, epochs: int | None) -> list[Any]:
 
 
 def _acc(rows: list[Any], key: str) -> dict[str, float] | None:
-    vals = [t.metrics[key] for t in rows if key in t.metrics]
-    if not vals:
-        return None
-    return {
-        "mean": statistics.fmean(vals),
-        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-        "n": len(vals),
-    }
+    return mean_std([t.metrics[key] for t in rows if key in t.metrics])
 
 
 def main() -> None:

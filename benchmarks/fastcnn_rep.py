@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import mean_std, save  # noqa: E402
 
 from hwnas.data import load_dataset  # noqa: E402
 from hwnas.data.config import DataConfig  # noqa: E402
@@ -165,14 +165,6 @@ def describe(space: FastCnnSpace, arch: dict[str, Any], kind: str) -> str:
     return head + " " + "-".join(g + "b" for g in groups.split("-"))
 
 
-def _stats(vals: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(vals),
-        "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-        "n": len(vals),
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -283,8 +275,8 @@ def report(
             done = runs[b][kind]
             row[kind] = {
                 "describe": describe(space, pairs[b][kind], kind),
-                "test_accuracy": _stats([r["test_accuracy"] for r in done]) if done else None,
-                "train_seconds": _stats([r["train_seconds"] for r in done]) if done else None,
+                "test_accuracy": mean_std([r["test_accuracy"] for r in done]),
+                "train_seconds": mean_std([r["train_seconds"] for r in done]),
                 "runs": done,
                 **{k: statistics.median(v) for k, v in lat[b][kind].items() if v},
             }
