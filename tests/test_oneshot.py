@@ -20,6 +20,7 @@ from hwnas.hardware.analytic import count_macs
 from hwnas.oneshot.config import SupernetConfig
 from hwnas.oneshot.costs import ChoiceCosts, choice_costs
 from hwnas.oneshot.derive import derive, fix_up, most_likely
+from hwnas.oneshot.graphs import GraphedSteps
 from hwnas.oneshot.kit import SupernetKit
 from hwnas.oneshot.losses import Setting, beta_decay_term, settings_of, total_loss
 from hwnas.oneshot.search import SupernetSearch
@@ -53,11 +54,13 @@ def _args(*extra: str) -> list[str]:
     return out
 
 
-def _kit(tmp_path: Path, space: list[str] = SPACE, **supernet) -> SupernetKit:
+def _kit(
+    tmp_path: Path, space: list[str] = SPACE, *, device: str = "cpu", **supernet
+) -> SupernetKit:
     cfg = load_config(None, space)
     data = load_dataset(cfg.data, 0)
     return SupernetKit(
-        task=Task(data, "cpu", 64, False, True),
+        task=Task(data, device, 64, False, True),
         space=make_space(cfg.space),
         input_shape=data.input_shape,
         num_classes=data.num_classes,
@@ -416,8 +419,9 @@ def test_the_chain_supernet_covers_a_sub_space_with_depth_by_skips():
         assert costs.of(p) == count_macs(net, (3, 16, 16))
 
 
-def _cell_kit(tmp_path: Path, **supernet) -> SupernetKit:
-    return _kit(tmp_path, ["space=cell", "space.channels=8", "space.cells_per_stage=1"], **supernet)
+def _cell_kit(tmp_path: Path, device: str = "cpu", **supernet) -> SupernetKit:
+    space = ["space=cell", "space.channels=8", "space.cells_per_stage=1"]
+    return _kit(tmp_path, space, device=device, **supernet)
 
 
 def _no_costs(kit: SupernetKit) -> ChoiceCosts:
@@ -583,3 +587,61 @@ def test_a_mixed_op_is_the_weighted_sum_of_its_ops_and_skips_zero_ops():
         assert low.dtype == torch.bfloat16
         assert low.is_contiguous(memory_format=torch.channels_last) and not low.is_contiguous()
         assert torch.allclose(low.float(), ref.detach(), atol=0.1, rtol=0.05)
+
+
+class _NeverCaptured(GraphedSteps):
+    """GraphedSteps on the CPU: nothing is captured (no CUDA here), so every step takes its
+    eager branch, which shares the replayed path's bookkeeping: grads zeroed in place, the CE's
+    gradient with respect to the mixture weights carried back to theta on the CPU."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net, self.dtype, self._w, self._t = net, None, None, None
+        self._eager = {"w": 0, "theta": 0}
+        self.failed = True
+
+    def _on_side(self, fn, inputs):
+        return fn(*inputs)
+
+
+@pytest.mark.parametrize("mixture", ["softmax", "soft"])
+def test_the_graph_steps_chain_rule_gives_the_eager_steps_theta(tmp_path, mixture):
+    """``supernet.cuda_graphs``: a theta step takes the CE's gradient with respect to the
+    mixture weights from the (replayed) GPU step and applies the chain rule to theta on the
+    CPU, with the cost and regulariser terms; w's grads are written in place. Same seed, same
+    search: the same theta and w as the plain eager steps (up to float order)."""
+    base = dict(epochs=1, search_epochs=2, mixture=mixture, theta_fraction=0.5)
+    base |= dict(interleave=True, theta_lr=0.3, w_lr=0.025, beta_decay=5.0)
+    ends, nets = {}, {}
+    for graphed in (False, True):
+        kit = _cell_kit(tmp_path / str(graphed), **base)
+        trainer = SupernetSearch(kit, _no_costs(kit))
+        if graphed:
+            trainer.graphs = _NeverCaptured(trainer.net)
+        trainer.warm_up()
+        ends[graphed] = trainer.search(0, Setting("additive", 0.0))
+        nets[graphed] = trainer.net.state_dict()
+    got = [p for row in ends[True].probs for p in row]
+    assert got == pytest.approx([p for row in ends[False].probs for p in row], abs=1e-4)
+    assert max(abs(p - 1 / 5) for p in got) > 0.01  # theta moved: the comparison says something
+    for k, v in nets[False].items():
+        if v.is_floating_point():
+            assert torch.allclose(nets[True][k], v, atol=1e-4), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_steps_are_captured_and_agree_with_eager_steps(tmp_path):
+    """On a GPU both soft-mixture steps are captured after their eager warm-up and replayed;
+    the search ends where the eager one does, up to bf16 and float order."""
+    base = dict(epochs=1, search_epochs=1, mixture="softmax", theta_fraction=0.5)
+    base |= dict(interleave=True, theta_lr=0.3, w_lr=0.025)
+    ends = {}
+    for graphed in (False, True):
+        kit = _cell_kit(tmp_path / str(graphed), device="cuda", cuda_graphs=graphed, **base)
+        trainer = SupernetSearch(kit, _no_costs(kit))
+        trainer.warm_up()
+        ends[graphed] = trainer.search(0, Setting("additive", 0.0))
+        if graphed:
+            g = trainer.graphs
+            assert g is not None and not g.failed and g._w is not None and g._t is not None
+    got = [p for row in ends[True].probs for p in row]
+    assert got == pytest.approx([p for row in ends[False].probs for p in row], abs=0.02)

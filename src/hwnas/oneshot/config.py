@@ -49,6 +49,13 @@ class SupernetConfig(Section):
         "grow its output to win theta's favour). `spos` always uses `affine`, since its "
         "inherited weights go into stand-alone nets.",
     )
+    cuda_graphs: bool = Field(
+        False,
+        description="On CUDA, record the forward and backward of the soft-mixture steps "
+        "(`soft`, `softmax`) once as CUDA graphs and replay them: a supernet of small convs "
+        "is bound by the host's per-op work, not the GPU. Optimiser steps stay eager; a hard "
+        "mixture runs eagerly. Not yet measured on a GPU: off by default.",
+    )
     w_grad_clip: float | None = Field(
         None, gt=0.0, description="Clip the norm of w's gradient at this (DARTS uses 5)."
     )

@@ -35,6 +35,7 @@ from torch import nn
 from hwnas.data import Split, batches
 from hwnas.estimate.fast import autocast
 from hwnas.oneshot.costs import ChoiceCosts
+from hwnas.oneshot.graphs import GraphedSteps
 from hwnas.oneshot.kit import SupernetKit
 from hwnas.oneshot.losses import Setting, beta_decay_term, expected_cost, total_loss
 
@@ -154,6 +155,12 @@ class SupernetSearch:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
         self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
+        self.graphs: GraphedSteps | None = None
+        if self.cfg.cuda_graphs and self.dev.type == "cuda":
+            if self.cfg.mixture == "hard":
+                log.info("supernet.cuda_graphs: hard steps run another path each: eager")
+            else:
+                self.graphs = GraphedSteps(self.net, self.precision)
 
     # ------------------------------------------------------------- plumbing
     def _epoch(self, split: Split, gen: torch.Generator) -> Any:
@@ -191,13 +198,38 @@ class SupernetSearch:
         """A path drawn from ``theta`` at temperature ``tau`` (Gumbel noise from the CPU's
         generator: the same draws on any device); the weights or gates cross to the device
         by a differentiable copy."""
-        if self.cfg.mixture == "softmax":
-            return [t.softmax(0).to(self.dev) for t in theta]
-        if self.cfg.mixture == "soft":
-            return [F.gumbel_softmax(t, tau=tau).to(self.dev) for t in theta]
+        if self.cfg.mixture != "hard":
+            return [w.to(self.dev) for w in self._mixture(theta, tau)]
         gates = [F.gumbel_softmax(t, tau=tau, hard=True) for t in theta]
         picks = [int(g.argmax()) for g in gates]
         return [(i, g[i].to(self.dev)) for i, g in zip(picks, gates, strict=True)]
+
+    def _mixture(self, theta: list[torch.Tensor], tau: float) -> list[torch.Tensor]:
+        """The soft mixtures' weights on the CPU (differentiable in theta)."""
+        if self.cfg.mixture == "softmax":
+            return [t.softmax(0) for t in theta]
+        return [F.gumbel_softmax(t, tau=tau) for t in theta]
+
+    def _theta_ce(
+        self, x: torch.Tensor, y: torch.Tensor, theta: list[torch.Tensor], tau: float
+    ) -> torch.Tensor:
+        """The CE of a theta step along a mixture drawn from ``theta``, differentiable in
+        theta, w frozen. Replayed as a CUDA graph, the graph gives the CE's gradient with
+        respect to the mixture weights on the GPU, and the chain rule back to theta runs on
+        the CPU (a surrogate whose value is the CE and whose gradient is that product)."""
+        if self.graphs is None:
+            self.net.requires_grad_(False)  # w is only differentiated through
+            try:
+                return F.cross_entropy(self._forward(x, self._route(theta, tau)), y)
+            finally:
+                self.net.requires_grad_(True)
+        probs = self._mixture(theta, tau)
+        ce, grads = self.graphs.theta_grads(x, y, [p.detach().to(self.dev) for p in probs])
+        surrogate = sum(
+            ((p * g.cpu()).sum() for p, g in zip(probs, grads, strict=True)),
+            torch.zeros(()),
+        )
+        return surrogate - surrogate.detach() + ce.cpu()
 
     @staticmethod
     def _check(loss: torch.Tensor, what: str) -> None:
@@ -223,10 +255,13 @@ class SupernetSearch:
         what: str,
     ) -> float:
         """One SGD step of w along ``route``; the step's loss."""
-        loss = F.cross_entropy(self._forward(x, route), y)
+        if self.graphs is not None:  # forward and backward replayed: w's grads written
+            loss = self.graphs.w_grads(x, y, route)
+        else:
+            loss = F.cross_entropy(self._forward(x, route), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         self._check(loss, what)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         if self.cfg.w_grad_clip is not None:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.w_grad_clip)
         opt.step()
@@ -339,19 +374,15 @@ class SupernetSearch:
 
         def theta_step(x: torch.Tensor, y: torch.Tensor, tau: float, epoch: int) -> float:
             """One Adam step of theta on (x, y) along a path drawn at ``tau``; its CE."""
-            self.net.requires_grad_(False)  # w is only differentiated through
-            try:
-                ce = F.cross_entropy(self._forward(x, self._route(theta, tau)), y)
-                cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
-                loss = total_loss(ce, cost, setting, ref, cheapest)
-                if beta:  # beta-DARTS: its weight rises linearly from 0 over the search
-                    loss = loss + beta * epoch / epochs * beta_decay_term(theta)
-                self._check(loss, f"search ({setting.label()}), theta step")
-                opt_t.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_t.step()
-            finally:
-                self.net.requires_grad_(True)
+            ce = self._theta_ce(x, y, theta, tau)  # w frozen: its graph holds theta alone
+            cost = expected_cost([t.softmax(0) for t in theta], table, self.costs.fixed)
+            loss = total_loss(ce, cost, setting, ref, cheapest)
+            if beta:  # beta-DARTS: its weight rises linearly from 0 over the search
+                loss = loss + beta * epoch / epochs * beta_decay_term(theta)
+            self._check(loss, f"search ({setting.label()}), theta step")
+            opt_t.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_t.step()
             return float(ce.detach())
 
         self.net.train()
