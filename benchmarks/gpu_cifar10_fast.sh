@@ -4,9 +4,10 @@
 # a resumed call, the study carried in .study/ (study.db from an earlier call's $OUT).
 #   PHASE=search  SECONDS_LEFT=540: search (resuming .study/ if there), stopped by SIGINT.
 #   ARGS="--set estimator.epochs=12": a variant of the shipped config (both phases alike).
-#   PHASE=finish: resume to the end (final stage), train the reference nets into the study
-#                 and the front members that beat one on validation figures
-#                 (benchmarks/fast_contenders.py), then benchmarks/fast_headline.py.
+#   PHASE=finish: resume to the end (the final stage trains the reference nets and the front
+#                 members that beat one on validation first: final.references), then any
+#                 such member it left out (benchmarks/fast_contenders.py), then
+#                 benchmarks/fast_headline.py.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
@@ -26,10 +27,6 @@ finish)
   python3 -m hwnas.cli search --config $CONFIG --data .data/cifar10-jpeg.tar.gz \
       --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -12
   cp $D/study.db $OUT/  # after each step: a call cut short by its time limit still brings it
-  for ref in airbench94 airbench96; do
-    python3 -m hwnas.cli train $D --arch $ref --repeats 3 -q 2>&1 | tail -2
-    cp $D/study.db $OUT/
-  done
   # front members that beat a reference on validation accuracy and every latency objective
   for id in $(python3 benchmarks/fast_contenders.py --dir $D --max ${CONTENDERS:-6}); do
     python3 -m hwnas.cli train $D --trial $id --repeats 3 -q 2>&1 | tail -1

@@ -504,6 +504,49 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     assert not (tmp_path / "d").exists()  # a refused start writes nothing
 
 
+def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
+    """With ``strategy.start`` (the nets to beat) the final stage trains them too, and picks
+    first the front members that dominate one of them on the search's figures."""
+    from hwnas.experiment.final import dominates, pick
+    from hwnas.experiment.store import Trial
+
+    objectives = [("accuracy", "max"), ("latency_ms", "min")]
+
+    def t(i: int, acc: float, lat: float) -> Trial:
+        return Trial(i, {}, f"h{i}", "complete", 0, metrics={"accuracy": acc, "latency_ms": lat})
+
+    ref = t(0, 0.90, 2.0)
+    front = [t(1, 0.80, 0.5), t(2, 0.85, 1.0), t(3, 0.91, 1.9), t(4, 0.95, 3.0), t(5, 0.90, 1.5)]
+    assert dominates(front[2], ref, objectives) and dominates(front[4], ref, objectives)
+    assert not dominates(front[3], ref, objectives)  # more accurate, slower
+    assert not dominates(t(6, 0.90, 2.0), ref, objectives)  # equal is not better
+    # rivals most accurate first, then the spread (one left: its most accurate end)
+    assert [x.id for x in pick(front, [ref], 3, objectives, "latency_ms")] == [3, 5, 4]
+    assert [x.id for x in pick(front, [ref], 0, objectives, "latency_ms")] == [3, 5, 1, 2, 4]
+    assert [x.id for x in pick(front, [], 2, objectives, "latency_ms")] == [1, 4]
+
+    start = tmp_path / "ref.json"
+    one = {"width": 8, "depth": 1, "kernel": 3, "residual": False}
+    start.write_text(json.dumps({"act": "relu", "groups": [one, {**one, "width": 16}]}))
+    out = tmp_path / "s"
+    args = [*FASTCNN, f"strategy.start=['@{start}']", "final.repeats=1", "final.max_models=1"]
+    res = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*args))
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    ref_trial = next(x for x in trials if x["info"].get("op") == "start")
+    finals = {x["info"]["final_of"] for x in trials if x["stage"] == "final"}
+    assert ref_trial["id"] in finals  # the reference got its final training
+    assert ref_trial["metrics"]["final_runs"] == 1
+    assert len(finals - {ref_trial["id"]}) <= 1  # max_models front members besides
+    off = tmp_path / "off"
+    res = run_cli(
+        "search", "--out", str(off), "--budget", "4", "-q", *sets(*args, "final.references=false")
+    )
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(off), "--json").stdout)
+    assert len([x for x in trials if x["stage"] == "final"]) == 1
+
+
 def test_a_second_writer_is_refused(tmp_path):
     with StudyLock(tmp_path) as lock:
         lock.announce()

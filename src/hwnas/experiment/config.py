@@ -78,7 +78,17 @@ class FinalConfig(Section):
         "the test split is never trained on.",
     )
     max_models: int = Field(
-        0, ge=0, description="At most this many front members, spread along it; 0 = all."
+        0,
+        ge=0,
+        description="At most this many front members, spread along it; 0 = all. Members "
+        "that dominate a reference net (see `references`) on the search's figures come first.",
+    )
+    references: bool = Field(
+        True,
+        description="Also train the nets the search started from (`strategy.start`: the "
+        "nets to beat) the same way, and choose first the front members that dominate one of "
+        "them on validation accuracy and every other objective: the final test figures then "
+        "say whether the search beat them, on one recipe.",
     )
 
 

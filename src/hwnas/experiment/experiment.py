@@ -858,20 +858,32 @@ class Experiment:
                 store.update_metrics(t.id, t.metrics)
 
     def _train_final(self, store: Store, evaluator: Any, front: list[Trial], study: Study) -> None:
-        """``final.repeats`` trainings of (up to ``final.max_models``) front members."""
-        from hwnas.experiment.final import FinalTrainer, spread
+        """``final.repeats`` trainings of (up to ``final.max_models``) front members, and
+        with ``final.references`` of the nets the search started from (``strategy.start``)."""
+        from hwnas.experiment.final import FinalTrainer, pick
 
         fc = self.cfg.final
         costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
-        chosen = spread([t for t in front if t.stage in SEARCHED], fc.max_models, costs[0])
+        refs = [
+            t
+            for t in store.trials()
+            if fc.references
+            and t.stage in SEARCHED
+            and t.info.get("op") == "start"
+            and t.status == "complete"
+        ]
+        searched = [t for t in front if t.stage in SEARCHED]
+        chosen = pick(searched, refs, fc.max_models, self.objectives, costs[0])
+        extra = [r for r in refs if r.id not in {t.id for t in chosen}]
         log.info(
-            "final training: %d front members x %d runs, %s epochs",
+            "final training: %d front members%s x %d runs, %s epochs",
             len(chosen),
+            f" and {len(extra)} reference net(s)" if extra else "",
             fc.repeats,
             fc.epochs or "estimator's",
         )
         trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
-        for t in chosen:
+        for t in [*chosen, *extra]:
             trainer.train(t.arch, t, fc.repeats)
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hwnas.core.fidelity import Fidelity, trial_key
@@ -56,6 +56,45 @@ def spread(front: list[Trial], k: int, cost: str) -> list[Trial]:
         return [ordered[-1]]  # the most accurate end
     idx = sorted({round(i * (len(ordered) - 1) / (k - 1)) for i in range(k)})
     return [ordered[i] for i in idx]
+
+
+def dominates(a: Trial, b: Trial, objectives: Sequence[tuple[str, str]]) -> bool:
+    """``a``'s search figures at least as good as ``b``'s on every objective and better on
+    one (a missing figure decides nothing in ``a``'s favour)."""
+    better = False
+    for metric, direction in objectives:
+        x, y = a.metrics.get(metric), b.metrics.get(metric)
+        if x is None or y is None:
+            return False
+        if x == y:
+            continue
+        if (x > y) != (direction == "max"):
+            return False
+        better = True
+    return better
+
+
+def pick(
+    front: list[Trial],
+    refs: list[Trial],
+    k: int,
+    objectives: Sequence[tuple[str, str]],
+    cost: str,
+) -> list[Trial]:
+    """The front members the final stage trains: first those that dominate one of ``refs``
+    (the nets the search was to beat) on the search's own figures, most accurate first -- the
+    final figures then say whether the search beat them -- then the rest spread along
+    ``cost``; at most ``k`` in all (0 = every member)."""
+    rivals = sorted(
+        (t for t in front if any(dominates(t, r, objectives) for r in refs)),
+        key=lambda t: (-t.metrics.get("accuracy", 0.0), t.id),
+    )
+    if k > 0:
+        rivals = rivals[:k]
+    taken = {t.id for t in rivals}
+    rest = [t for t in front if t.id not in taken]
+    room = k - len(rivals) if k > 0 else len(rest)
+    return rivals + (spread(rest, room, cost) if room > 0 else [])
 
 
 class FinalTrainer:
