@@ -16,12 +16,13 @@ What is captured is the forward and backward alone, for each of the two steps:
 Each step runs ``WARM`` times eagerly on a side stream first (cuDNN picks its algorithms, the
 allocator settles; capture requires it), then is captured; a batch of another shape runs
 eagerly. Only the soft mixtures (``soft``, ``softmax``) qualify: a hard step runs another path
-each time. Results match the eager steps' up to floating-point order, not bit for bit.
+each time. A capture that fails stops the run with a one-line error (PyTorch cannot unwind a
+broken capture, so falling back would run on in an unknown state). Results match the eager
+steps' up to floating-point order, not bit for bit.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-log = logging.getLogger("hwnas")
+from hwnas.core.errors import UserError
 
 #: eager steps of each kind before it is captured
 WARM = 3
+
+
+class GraphCaptureFailed(UserError):
+    """The supernet's step could not be recorded as a CUDA graph."""
 
 
 class _Captured:
@@ -65,7 +70,7 @@ class GraphedSteps:
         self._w: _Captured | None = None
         self._t: _Captured | None = None
         self._eager = {"w": 0, "theta": 0}
-        self.failed = False  # a capture failed: every later step runs eagerly
+        self.failed = False  # a capture failed (the run stops); the CPU test's stand-in: eager
 
     # ----------------------------------------------------------------- the two steps
     def _ce(self, x: torch.Tensor, y: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
@@ -136,10 +141,14 @@ class GraphedSteps:
     def _capture(
         self, fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor]
     ) -> _Captured | None:
-        torch.cuda.synchronize()
         try:
             return _Captured(fn, inputs)
-        except Exception as exc:  # noqa: BLE001 - a net that cannot be captured runs eagerly
+        except Exception as exc:
+            # fatal: a capture that failed leaves the capture stream current and its memory
+            # pool held (PyTorch cannot unwind it), so nothing after it can be trusted
             self.failed = True
-            log.warning("supernet.cuda_graphs: capture failed (%s); steps run eagerly", exc)
-            return None
+            first = exc.__context__ or exc  # ending the broken capture raises again
+            raise GraphCaptureFailed(
+                f"supernet.cuda_graphs: the supernet step could not be captured "
+                f"({type(first).__name__}: {first}); set supernet.cuda_graphs: false"
+            ) from None

@@ -168,7 +168,7 @@ def mixed(ops: nn.ModuleList, step: Any, x: torch.Tensor) -> torch.Tensor:
         stacked = torch.stack([o.permute(0, 2, 3, 1) for o in outs] if nhwc else outs)
         w = step if len(live) == len(ops) else step[live[0] : live[-1] + 1]
         if len(w) != len(live):  # the zero ops are not all at the ends
-            w = step[live]
+            w = torch.stack([step[i] for i in live])  # no index list copied to the GPU
         w = w.to(stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
         y = (w * stacked).sum(0)
         return y.permute(0, 3, 1, 2) if nhwc else y
