@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -590,18 +591,14 @@ class Experiment:
         # several workers time candidates on the hardware others are training on (or another
         # study trained on this host, `latency_busy`): any reading may be inflated, so the
         # quiet machine decides again what those readings decided
-        shared = (
-            timer is not None
-            and timer[1]
-            and (
-                executor.workers > 1
-                or any(t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED)
-            )
+        contended = executor.workers > 1 or any(
+            t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED
         )
+        shared = timer is not None and timer[1] and contended
         if shared:
             self._recheck_pruned(store, evaluator, study)
-        if timer is not None and any(m == "latency_ms" for m, _ in self.objectives):
-            self._retime_front(store, evaluator, timer[0], everything=shared)
+        for metric, (read, local) in self._latency_timers(evaluator).items():
+            self._retime_front(store, evaluator, read, metric, everything=local and contended)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
@@ -740,6 +737,24 @@ class Experiment:
             type(source.model).local,
         )
 
+    def _latency_timers(
+        self, evaluator: Any
+    ) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool]]:
+        """For each latency objective (``latency_ms``, or ``latency_ms@label`` of a labelled
+        source), how to read it again: the source that sets it last, when it measures (a
+        table or a model gives the same figure again and is left out)."""
+        from hwnas.hardware.base import CostModel
+
+        out: dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool]] = {}
+        for metric, _ in self.objectives:
+            if metric.partition("@")[0] != "latency_ms":
+                continue
+            last = [s for s in evaluator.sources if s.names(metric)][-1:]
+            if not last or type(last[0].model).remeasure is CostModel.remeasure:
+                continue
+            out[metric] = (partial(_reread, evaluator, last[0]), type(last[0].model).local)
+        return out
+
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
         """Evaluate again, now that no worker trains, every trial pruned by a latency bound
         alone: its reading may have been inflated by the others. One that now meets every
@@ -793,9 +808,11 @@ class Experiment:
         store: Store,
         evaluator: Any,
         timer: Callable[[Any, Any], dict[str, Any]],
+        metric: str = "latency_ms",
         everything: bool = False,
     ) -> None:
-        """Re-time every candidate that is on the front or would be if it were timed faster.
+        """Re-time (``metric``: ``latency_ms``, or a labelled source's ``latency_ms@label``)
+        every candidate that is on the front or would be if it were timed faster.
 
         A single slow reading must not keep a candidate off the front, nor a lucky one keep it
         on. Candidates whose latency, reduced by ``retime_tolerance``, would be non-dominated are
@@ -803,6 +820,9 @@ class Experiment:
         is stable. ``everything``: the first round re-times every feasible candidate.
         """
         tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
+        _, at, name = metric.partition("@")
+        key = f"latency_readings_ms{at}{name}"  # every reading, the first included
+        label = f" ({metric})" if at else ""
         retimed: set[int] = set()
         for round_ in range(4):
             every = store.trials()
@@ -817,13 +837,18 @@ class Experiment:
                 if t.id in front_ids or (everything and round_ == 0):
                     candidates.append(t)
                     continue
-                faster = dict(t.metrics, latency_ms=t.metrics["latency_ms"] / (1 + tol))
+                if metric not in t.metrics:
+                    continue
+                faster = {**t.metrics, metric: t.metrics[metric] / (1 + tol)}
                 probe = [f.metrics for f in front] + [faster]
                 if len(probe) - 1 in pareto_indices(probe, self.objectives):
                     candidates.append(t)
             if not candidates:
                 break
-            log.info("re-timing %d candidates near the front", len(candidates))
+            candidates = [t for t in candidates if metric in t.metrics]
+            if not candidates:
+                break
+            log.info("re-timing %d candidates near the front%s", len(candidates), label)
             for t in candidates:
                 model = evaluator.build(t.arch, t.seed)
                 retimed.add(t.id)
@@ -832,12 +857,12 @@ class Experiment:
                 except Exception as exc:  # noqa: BLE001 - e.g. the board went away: keep the first
                     log.warning("re-timing trial %d failed, first reading kept: %s", t.id, exc)
                     continue
-                if "latency_ms" not in new:  # the source gave another metric this time
+                if metric not in new:  # the source gave another metric this time
                     continue
-                readings = t.metrics.get("latency_readings_ms", [t.metrics["latency_ms"]])
-                readings.append(new["latency_ms"])
-                t.metrics["latency_readings_ms"] = readings
-                if new["latency_ms"] < t.metrics["latency_ms"]:
+                readings = t.metrics.get(key, [t.metrics[metric]])
+                readings.append(new[metric])
+                t.metrics[key] = readings
+                if new[metric] < t.metrics[metric]:
                     t.metrics.update(new)
                     busy = others_training()
                     if busy:
@@ -845,7 +870,7 @@ class Experiment:
                     else:
                         t.metrics.pop("latency_busy", None)  # the kept reading is a quiet one
                 store.update_metrics(t.id, t.metrics)
-            log.info("re-timed %d candidates near the front", len(candidates))
+            log.info("re-timed %d candidates near the front%s", len(candidates), label)
 
     def _test_final(self, store: Store, evaluator: Any, front: list[Trial], study: Study) -> None:
         """Test metrics for the final models only (the test split never guides the search)."""
@@ -885,6 +910,11 @@ class Experiment:
         trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
         for t in [*chosen, *extra]:
             trainer.train(t.arch, t, fc.repeats)
+
+
+def _reread(evaluator: Any, source: Any, arch: Any, model: Any) -> dict[str, Any]:
+    """``source``'s fresh reading of ``arch``'s built ``model`` (empty when it gives none)."""
+    return source.remeasure(evaluator.candidate(arch, model)) or {}
 
 
 #: stages whose trials spend the budget and whose front the final stage trains: a search's
