@@ -2,8 +2,9 @@
 
     python benchmarks/fast_headline.py --dir runs/c10fast [--tag seed0]
 
-Run after the search (with its final stage) and after ``hwnas train DIR --arch airbench94``
-and ``--arch airbench96`` into the same study. For every front member and every reference net,
+Run after the search with its final stage (which trains the reference nets the search started
+from, ``final.references``; an older study needs ``hwnas train DIR --arch airbench94`` and
+``--arch airbench96``). For every front member and every reference net,
 re-measured here in one process, one after the other: latency on the CPU with ONNX Runtime
 (1 thread, batch 1) and on the GPU with eager PyTorch replayed as CUDA graphs (batch 1 and
 256, fp32); final test accuracy mean ± std (single view) and with test-time augmentation (its

@@ -520,10 +520,28 @@ def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
     assert dominates(front[2], ref, objectives) and dominates(front[4], ref, objectives)
     assert not dominates(front[3], ref, objectives)  # more accurate, slower
     assert not dominates(t(6, 0.90, 2.0), ref, objectives)  # equal is not better
+
+    def ids(k: int, refs: list[Trial]) -> tuple[list[int], list[int]]:
+        rivals, rest = pick(front, refs, k, objectives, "latency_ms")
+        return [x.id for x in rivals], [x.id for x in rest]
+
     # rivals most accurate first, then the spread (one left: its most accurate end)
-    assert [x.id for x in pick(front, [ref], 3, objectives, "latency_ms")] == [3, 5, 4]
-    assert [x.id for x in pick(front, [ref], 0, objectives, "latency_ms")] == [3, 5, 1, 2, 4]
-    assert [x.id for x in pick(front, [], 2, objectives, "latency_ms")] == [1, 4]
+    assert ids(3, [ref]) == ([3, 5], [4])
+    assert ids(0, [ref]) == ([3, 5], [1, 2, 4])
+    assert ids(2, []) == ([], [1, 4])
+    # a reference's own net (e.g. promoted to more epochs) is no rival of it
+    front[2].arch_hash = ref.arch_hash
+    assert ids(0, [ref]) == ([5], [1, 2, 3, 4])
+
+    # a reference is its standing trial: a promotion answers for the start trial
+    from hwnas.experiment.experiment import Experiment
+
+    start, promoted = t(0, 0.5, 2.0), t(7, 0.9, 2.0)
+    start.info, promoted.info = {"op": "start"}, {"op": "promote", "promoted_from": 0}
+    promoted.arch_hash = start.arch_hash
+    assert [x.id for x in Experiment._references([start, *front, promoted])] == [7]
+    start.status = "pruned"
+    assert Experiment._references([start]) == []  # said in the log, not trained
 
     start = tmp_path / "ref.json"
     one = {"width": 8, "depth": 1, "kernel": 3, "residual": False}

@@ -686,11 +686,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     )
     for line in _model_lines(summary):
         console.print(line, soft_wrap=True)
+    # the front, every net with final trainings (a reference net the search was to beat may
+    # be off the front: its test figure is what the front is judged against) and the latest
+    kept = front_ids | {t.id for t in trials if "final_runs" in t.metrics}
     shown = (
         trials
         if args.all
-        else [t for t in trials if t.id in front_ids]
-        + [t for t in trials[-20:] if t.id not in front_ids]
+        else [t for t in trials if t.id in kept] + [t for t in trials[-20:] if t.id not in kept]
     )
     table = Table(show_lines=False)
     # objectives the fixed columns leave out (a zero-cost proxy, energy...) get their own

@@ -597,8 +597,8 @@ class Experiment:
         shared = timer is not None and timer[1] and contended
         if shared:
             self._recheck_pruned(store, evaluator, study)
-        for metric, (read, local) in self._latency_timers(evaluator).items():
-            self._retime_front(store, evaluator, read, metric, everything=local and contended)
+        for metric, (read, local, tol) in self._latency_timers(evaluator).items():
+            self._retime_front(store, evaluator, read, metric, tol, everything=local and contended)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
@@ -739,20 +739,30 @@ class Experiment:
 
     def _latency_timers(
         self, evaluator: Any
-    ) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool]]:
+    ) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]]:
         """For each latency objective (``latency_ms``, or ``latency_ms@label`` of a labelled
-        source), how to read it again: the source that sets it last, when it measures (a
-        table or a model gives the same figure again and is left out)."""
+        source), how to read it again, whether on this machine, and that source's
+        ``retime_tolerance``: the source that sets it last, when it measures (a table or a
+        model gives the same figure again and is left out)."""
         from hwnas.hardware.base import CostModel
 
-        out: dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool]] = {}
+        configs = [c for _, c in self.cfg.sources()]  # the evaluator's sources, in order
+        out: dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]] = {}
         for metric, _ in self.objectives:
             if metric.partition("@")[0] != "latency_ms":
                 continue
-            last = [s for s in evaluator.sources if s.names(metric)][-1:]
-            if not last or type(last[0].model).remeasure is CostModel.remeasure:
+            last = [i for i, s in enumerate(evaluator.sources) if s.names(metric)][-1:]
+            if not last:
                 continue
-            out[metric] = (partial(_reread, evaluator, last[0]), type(last[0].model).local)
+            source = evaluator.sources[last[0]]
+            if type(source.model).remeasure is CostModel.remeasure:
+                continue
+            cfg = configs[last[0]] if len(configs) == len(evaluator.sources) else self.cfg.target
+            out[metric] = (
+                partial(_reread, evaluator, source),
+                type(source.model).local,
+                float(getattr(cfg, "retime_tolerance", 0.0)),
+            )
         return out
 
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
@@ -809,17 +819,18 @@ class Experiment:
         evaluator: Any,
         timer: Callable[[Any, Any], dict[str, Any]],
         metric: str = "latency_ms",
+        tol: float = 0.0,
         everything: bool = False,
     ) -> None:
         """Re-time (``metric``: ``latency_ms``, or a labelled source's ``latency_ms@label``)
-        every candidate that is on the front or would be if it were timed faster.
+        every candidate that is on the front or would be if it were timed faster (by its
+        source's ``retime_tolerance``, ``tol``).
 
         A single slow reading must not keep a candidate off the front, nor a lucky one keep it
         on. Candidates whose latency, reduced by ``retime_tolerance``, would be non-dominated are
         timed again and keep the lowest reading (noise only adds time); repeated until the set
         is stable. ``everything``: the first round re-times every feasible candidate.
         """
-        tol = getattr(self.cfg.target, "retime_tolerance", 0.0)
         _, at, name = metric.partition("@")
         key = f"latency_readings_ms{at}{name}"  # every reading, the first included
         label = f" ({metric})" if at else ""
@@ -889,27 +900,48 @@ class Experiment:
 
         fc = self.cfg.final
         costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
-        refs = [
-            t
-            for t in store.trials()
-            if fc.references
-            and t.stage in SEARCHED
-            and t.info.get("op") == "start"
-            and t.status == "complete"
-        ]
+        refs = self._references(store.trials()) if fc.references else []
         searched = [t for t in front if t.stage in SEARCHED]
-        chosen = pick(searched, refs, fc.max_models, self.objectives, costs[0])
-        extra = [r for r in refs if r.id not in {t.id for t in chosen}]
+        rivals, rest = pick(searched, refs, fc.max_models, self.objectives, costs[0])
+        # one training per net: a reference's net on the front is trained as a reference
+        nets = {r.arch_hash for r in refs}
+        rest = [t for t in rest if t.arch_hash not in nets]
+        against = f" ({len(rivals)} dominating a reference) and {len(refs)} reference(s)"
         log.info(
             "final training: %d front members%s x %d runs, %s epochs",
-            len(chosen),
-            f" and {len(extra)} reference net(s)" if extra else "",
+            len(rivals) + len(rest),
+            against if refs else "",
             fc.repeats,
             fc.epochs or "estimator's",
         )
         trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
-        for t in [*chosen, *extra]:
+        # the comparison first: a final stage cut short still says whether the search won
+        for t in [*rivals, *refs, *rest]:
             trainer.train(t.arch, t, fc.repeats)
+
+    @staticmethod
+    def _references(trials: list[Trial]) -> list[Trial]:
+        """The nets the search started from (``strategy.start``), each as its standing
+        trial: a promotion to a higher fidelity answers for the start trial it trained
+        further, as on the front. One that was pruned or failed is said and left out."""
+        gone = superseded(trials)
+        out: list[Trial] = []
+        for s in (t for t in trials if t.stage in SEARCHED and t.info.get("op") == "start"):
+            same = [
+                t
+                for t in trials
+                if t.stage in SEARCHED
+                and t.arch_hash == s.arch_hash
+                and t.id not in gone
+                and t.status == "complete"
+            ]
+            if not same:
+                log.info("final training: reference trial %d is %s: not trained", s.id, s.status)
+                continue
+            standing = max(same, key=lambda t: t.id)
+            if standing.id not in {t.id for t in out}:
+                out.append(standing)
+        return out
 
 
 def _reread(evaluator: Any, source: Any, arch: Any, model: Any) -> dict[str, Any]:

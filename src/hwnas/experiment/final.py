@@ -80,13 +80,19 @@ def pick(
     k: int,
     objectives: Sequence[tuple[str, str]],
     cost: str,
-) -> list[Trial]:
-    """The front members the final stage trains: first those that dominate one of ``refs``
-    (the nets the search was to beat) on the search's own figures, most accurate first -- the
-    final figures then say whether the search beat them -- then the rest spread along
-    ``cost``; at most ``k`` in all (0 = every member)."""
+) -> tuple[list[Trial], list[Trial]]:
+    """The front members the final stage trains, as (rivals, rest): the rivals dominate one of
+    ``refs`` (the nets the search was to beat; a reference's own net is none) on the search's
+    own figures, most accurate first -- their final figures say whether the search beat the
+    references -- and the rest are spread along ``cost``; at most ``k`` in all (0 = every
+    member)."""
+    own = {r.arch_hash for r in refs}
     rivals = sorted(
-        (t for t in front if any(dominates(t, r, objectives) for r in refs)),
+        (
+            t
+            for t in front
+            if t.arch_hash not in own and any(dominates(t, r, objectives) for r in refs)
+        ),
         key=lambda t: (-t.metrics.get("accuracy", 0.0), t.id),
     )
     if k > 0:
@@ -94,7 +100,7 @@ def pick(
     taken = {t.id for t in rivals}
     rest = [t for t in front if t.id not in taken]
     room = k - len(rivals) if k > 0 else len(rest)
-    return rivals + (spread(rest, room, cost) if room > 0 else [])
+    return rivals, (spread(rest, room, cost) if room > 0 else [])
 
 
 class FinalTrainer:
