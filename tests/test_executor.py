@@ -477,3 +477,29 @@ def test_a_labelled_latency_objective_is_re_timed_too(tmp_path):
         assert len(readings) >= 2 and t.metrics["latency_ms@t"] == pytest.approx(min(readings))
         assert "latency_ms" not in t.metrics  # the analytic target times nothing
     assert "near the front (latency_ms@t)" in (tmp_path / "run" / "hwnas.log").read_text()
+
+
+def test_a_broken_latency_bound_is_read_twice_under_the_sources_label_too():
+    """A reading over a latency bound is taken again and the faster kept, for a labelled
+    source's ``latency_ms@label`` as for the target's ``latency_ms`` (the second reading of a
+    labelled source was taken and thrown away)."""
+    from types import SimpleNamespace
+
+    from hwnas.core.constraints import Constraint
+    from hwnas.experiment.evaluate import Evaluator, Source
+    from hwnas.hardware.base import CostModel
+
+    class Slow(CostModel):
+        retry_on_violation = True
+
+        def costs(self, cand):
+            return {"latency_ms": 10.0}
+
+        def remeasure(self, cand):
+            return {"latency_ms": 1.0}
+
+    for label, key in ((None, "latency_ms"), ("x", "latency_ms@x")):
+        me = SimpleNamespace(constraints=[Constraint.parse(f"{key} <= 5")])
+        metrics: dict = {}
+        Evaluator._costs(me, Source(Slow(), None, label), None, metrics)  # type: ignore[arg-type]
+        assert metrics[key] == 1.0, (label, metrics)

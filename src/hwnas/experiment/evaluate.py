@@ -241,8 +241,10 @@ class Evaluator:
             and violated(self.constraints, metrics)
         ):
             # one slow reading must not prune a candidate: measure again, keep the faster
+            # (under this source's name for it: ``latency_ms@label`` for a labelled source)
+            key = "latency_ms" if source.label is None else f"latency_ms@{source.label}"
             again = source.remeasure(cand) or {}
-            if "latency_ms" in again and again["latency_ms"] < metrics.get("latency_ms", 1e300):
+            if key in again and again[key] < metrics.get(key, 1e300):
                 metrics.update(again)
 
     def _inherit(self, model: torch.nn.Module, arch: Arch, inherit: dict[str, Any]) -> None:
