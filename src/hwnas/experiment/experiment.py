@@ -718,52 +718,40 @@ class Experiment:
             "pareto_size": len(pareto_front(trials, self.objectives) if front is None else front),
         }
 
-    @staticmethod
     def _latency_timer(
-        evaluator: Any,
-    ) -> tuple[Callable[[Any, Any], dict[str, Any]], bool] | None:
-        """How to read a candidate's latency again, and whether that is on this machine: the
-        source that sets ``latency_ms`` last (a runtime here, a board through the agent or a
-        command); None when that source is deterministic (a table, a model) or nothing
-        measures latency."""
+        self, evaluator: Any, metric: str = "latency_ms"
+    ) -> tuple[Callable[[Any, Any], dict[str, Any]], bool, float] | None:
+        """How to read ``metric`` (``latency_ms``, or ``latency_ms@label`` of a labelled
+        source) again, whether that is on this machine, and that source's
+        ``retime_tolerance``: the source that sets it last (a runtime here, a board through
+        the agent or a command); None when that source is deterministic (a table, a model)
+        or nothing measures it."""
         from hwnas.hardware.base import CostModel
 
-        last = [s for s in evaluator.sources if s.gives_latency][-1:]
-        if not last or type(last[0].model).remeasure is CostModel.remeasure:
+        last = [i for i, s in enumerate(evaluator.sources) if s.names(metric)][-1:]
+        if not last:
             return None
-        source = last[0]
+        source = evaluator.sources[last[0]]
+        if type(source.model).remeasure is CostModel.remeasure:
+            return None
+        configs = [c for _, c in self.cfg.sources()]  # the evaluator's sources, in order
+        cfg = configs[last[0]] if len(configs) == len(evaluator.sources) else self.cfg.target
         return (
-            lambda arch, model: source.remeasure(evaluator.candidate(arch, model)) or {},
+            partial(_reread, evaluator, source),
             type(source.model).local,
+            float(getattr(cfg, "retime_tolerance", 0.0)),
         )
 
     def _latency_timers(
         self, evaluator: Any
     ) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]]:
-        """For each latency objective (``latency_ms``, or ``latency_ms@label`` of a labelled
-        source), how to read it again, whether on this machine, and that source's
-        ``retime_tolerance``: the source that sets it last, when it measures (a table or a
-        model gives the same figure again and is left out)."""
-        from hwnas.hardware.base import CostModel
-
-        configs = [c for _, c in self.cfg.sources()]  # the evaluator's sources, in order
-        out: dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]] = {}
-        for metric, _ in self.objectives:
-            if metric.partition("@")[0] != "latency_ms":
-                continue
-            last = [i for i, s in enumerate(evaluator.sources) if s.names(metric)][-1:]
-            if not last:
-                continue
-            source = evaluator.sources[last[0]]
-            if type(source.model).remeasure is CostModel.remeasure:
-                continue
-            cfg = configs[last[0]] if len(configs) == len(evaluator.sources) else self.cfg.target
-            out[metric] = (
-                partial(_reread, evaluator, source),
-                type(source.model).local,
-                float(getattr(cfg, "retime_tolerance", 0.0)),
-            )
-        return out
+        """:meth:`_latency_timer` of each latency objective that can be read again."""
+        timers = {
+            metric: self._latency_timer(evaluator, metric)
+            for metric, _ in self.objectives
+            if metric.partition("@")[0] == "latency_ms"
+        }
+        return {m: t for m, t in timers.items() if t is not None}
 
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
         """Evaluate again, now that no worker trains, every trial pruned by a latency bound
@@ -843,20 +831,15 @@ class Experiment:
             front_ids = {t.id for t in front}
             candidates = []
             for t in trials:
-                if t.id in retimed:
+                if t.id in retimed or metric not in t.metrics:
                     continue
                 if t.id in front_ids or (everything and round_ == 0):
                     candidates.append(t)
-                    continue
-                if metric not in t.metrics:
                     continue
                 faster = {**t.metrics, metric: t.metrics[metric] / (1 + tol)}
                 probe = [f.metrics for f in front] + [faster]
                 if len(probe) - 1 in pareto_indices(probe, self.objectives):
                     candidates.append(t)
-            if not candidates:
-                break
-            candidates = [t for t in candidates if metric in t.metrics]
             if not candidates:
                 break
             log.info("re-timing %d candidates near the front%s", len(candidates), label)
@@ -939,7 +922,7 @@ class Experiment:
                 log.info("final training: reference trial %d is %s: not trained", s.id, s.status)
                 continue
             standing = max(same, key=lambda t: t.id)
-            if standing.id not in {t.id for t in out}:
+            if all(t.id != standing.id for t in out):
                 out.append(standing)
         return out
 
