@@ -8,9 +8,10 @@ runs), with the same precision and layout the supernet trainer uses (bf16, chann
 CUDA), beside the stand-alone net that picks the largest op everywhere. The content of a
 batch does not change its cost, so the batches are random tensors (no data set to load).
 Also counts the backend ops of one step (``ops_per_step``; each a kernel launch on a GPU).
-On CUDA also ``soft_graphs``: the soft step's forward and backward replayed as one CUDA graph
-(the optimiser eager), whose ``ops_per_step`` counts only what the host still dispatches: how
-much of a soft step is the host's, to decide whether the trainer should capture its steps.
+On CUDA also ``soft_graphs``: the soft step as the trainer replays it with
+``supernet.cuda_graphs`` (forward and backward one CUDA graph, the optimiser eager), whose
+``ops_per_step`` counts only what the host still dispatches: how much of a soft step is the
+host's, to decide whether the trainer should capture its steps.
 Usage: python benchmarks/supernet_throughput.py [--device cuda] [--batch 256] [--steps 30]
 """
 
@@ -29,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hwnas.estimate.fast import autocast
 from hwnas.experiment.config import load_config
+from hwnas.oneshot.graphs import WARM, GraphedSteps
 from hwnas.space import make_space
 
 SPACES = {
@@ -123,41 +125,21 @@ def measure(name: str, a: argparse.Namespace) -> dict[str, Any]:
         return step
 
     def graphed_runner(net: torch.nn.Module, path_of: Any) -> Any:
-        """The soft-mixture step with its forward and backward captured once as a CUDA graph
-        and replayed (new mixture weights copied into the captured ones each step; the
-        optimiser stays eager, as a trainer whose rate changes per step needs): what the host,
-        not the GPU, costs per step. CUDA only."""
+        """The soft-mixture step as the trainer runs it with ``supernet.cuda_graphs``
+        (:class:`GraphedSteps`: forward and backward replayed as a CUDA graph, new mixture
+        weights copied in each step, the optimiser eager): what the host, not the GPU, costs
+        per step. Returned after its eager warm-up and capture. CUDA only."""
         net.to(dev)
         net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        weights = path_of()
-
-        def forward_backward() -> None:
-            # the autocast cache would hold casts made during capture: off
-            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-                logits = net(x, weights)
-            F.cross_entropy(logits.float(), y).backward()
-
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture stream, as capture requires
-            for _ in range(3):
-                opt.zero_grad(set_to_none=True)
-                forward_backward()
-                opt.step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        opt.zero_grad(set_to_none=True)  # the captured backward then writes, not adds, grads
-        with torch.cuda.graph(graph):
-            forward_backward()
+        steps = GraphedSteps(net, precision)
 
         def step() -> None:
-            with torch.no_grad():
-                for w, new in zip(weights, path_of(), strict=True):
-                    w.copy_(new)
-            graph.replay()
+            steps.w_grads(x, y, path_of())
             opt.step()
 
+        for _ in range(WARM + 1):  # the eager warm-up steps, then the capture
+            step()
         return step
 
     torch.manual_seed(0)
