@@ -17,10 +17,11 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -102,6 +103,18 @@ def _device(model: nn.Module) -> torch.device:
 
     t = next(itertools.chain(model.parameters(), model.buffers()), None)
     return t.device if t is not None else torch.device("cpu")
+
+
+@contextmanager
+def _visiting(model: nn.Module, dev: torch.device) -> Iterator[None]:
+    """``model`` on ``dev`` in eval mode for the block, then back on the device it came from:
+    the next cost source (ONNX Runtime after cuda-torch) finds it where the search left it."""
+    home = _device(model)
+    model.to(dev).eval()
+    try:
+        yield
+    finally:
+        model.to(home)
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str | Path) -> Path:
@@ -215,17 +228,14 @@ class TorchCpuMeter(LatencyMeter):
     def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> Timing:
         import torch
 
-        home = _device(model)
-        model = model.cpu().eval()
         x = torch.zeros(self.batch, *input_shape)
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            with torch.inference_mode():
+            with _visiting(model, torch.device("cpu")), torch.inference_mode():
                 return time_callable(lambda: model(x), self.warmup, self.runs, self.blocks)
         finally:
             torch.set_num_threads(before)
-            model.to(home)
 
 
 class TorchCudaMeter(LatencyMeter):
@@ -241,17 +251,8 @@ class TorchCudaMeter(LatencyMeter):
         if not torch.cuda.is_available():
             raise RuntimeError("target cuda-torch: no CUDA device available")
         dev = torch.device("cuda")
-        home = _device(model)
-        try:
-            return self._measure(model.to(dev).eval(), input_shape, dev)
-        finally:  # back where it was: the next source (ONNX Runtime on the CPU) finds it there
-            model.to(home)
-
-    def _measure(self, model: nn.Module, input_shape: tuple[int, int, int], dev: Any) -> Timing:
-        import torch
-
         x = torch.zeros(self.batch, *input_shape, device=dev)
-        with torch.inference_mode():
+        with _visiting(model, dev), torch.inference_mode():
             step: Callable[[], object] = lambda: model(x)  # noqa: E731
             if self.cuda_graphs:
                 stream = torch.cuda.Stream()
