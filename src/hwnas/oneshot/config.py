@@ -50,11 +50,12 @@ class SupernetConfig(Section):
         "inherited weights go into stand-alone nets.",
     )
     cuda_graphs: bool = Field(
-        False,
+        True,
         description="On CUDA, record the forward and backward of the soft-mixture steps "
         "(`soft`, `softmax`) once as CUDA graphs and replay them: a supernet of small convs "
-        "is bound by the host's per-op work, not the GPU. Optimiser steps stay eager; a hard "
-        "mixture runs eagerly. Not yet measured on a GPU: off by default.",
+        "is bound by the host's per-op work, not the GPU (NB201 at batch 64 on an H100: 6.1x "
+        "the eager steps' images/s). Optimiser steps stay eager; a hard mixture runs eagerly; "
+        "a step that cannot be captured stops the run in one line: then set it false.",
     )
     w_grad_clip: float | None = Field(
         None, gt=0.0, description="Clip the norm of w's gradient at this (DARTS uses 5)."
