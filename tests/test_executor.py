@@ -479,6 +479,75 @@ def test_a_labelled_latency_objective_is_re_timed_too(tmp_path):
     assert "near the front (latency_ms@t)" in (tmp_path / "run" / "hwnas.log").read_text()
 
 
+def test_a_net_pruned_by_a_labelled_latency_read_under_load_is_evaluated_again(tmp_path):
+    """The quiet re-check covers a bound on a labelled source's latency (``latency_ms@t``):
+    it looked at ``latency_ms`` alone, so a net pruned by ``latency_ms@t <= 1`` under load
+    stayed pruned; a net that misses the bound even quietly keeps its lower reading."""
+    from conftest import FAST
+
+    from hwnas.api import run_search
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.experiment import Experiment
+    from hwnas.experiment.store import Store
+    from hwnas.experiment.study import Study
+
+    sets = [
+        *FAST,
+        "target=analytic",
+        "costs=[{name: cpu-torch, label: t, threads: 1, runs: 20, blocks: 4, warmup: 3}]",
+        "objectives={accuracy: max, latency_ms@t: min}",
+    ]
+    cfg = load_config(None, [*sets, "constraints=['latency_ms@t <= 1.0']"], budget=3)
+    out = tmp_path / "run"
+    run_search(cfg, out)
+    store = Store(out / "study.db")
+    a = next(t for t in store.trials() if t.status == "complete")
+    assert a.metrics["latency_ms@t"] < 1.0
+    a.status, a.curve, a.error = "pruned", [], "latency_ms@t too high"
+    a.metrics = {k: v for k, v in a.metrics.items() if k not in ("accuracy", "val_loss")}
+    a.metrics["latency_ms@t"] = 5.0  # as if read while another worker trained
+    store.finish_trial(a)
+
+    exp = Experiment(cfg, out)
+    evaluator = build_evaluator(cfg)
+    assert exp._bounded_latencies(evaluator) == ["latency_ms@t"]
+    assert a.id in exp._recheck_pruned(store, evaluator, Study(out))  # with any near the bound
+    again = store.trial(a.id)
+    assert again is not None and again.status == "complete" and "accuracy" in again.metrics
+    assert Study(out).weights_path(a.id).exists()  # trained
+    assert again.info["pruned_under_load"] == {"latency_ms@t": 5.0}
+
+    tight = load_config(None, [*sets, "constraints=['latency_ms@t <= 0.0001']"], budget=2)
+    again.status, again.metrics["latency_ms@t"] = "pruned", 5.0
+    store.finish_trial(again)
+    assert Experiment(tight, out)._recheck_pruned(store, build_evaluator(tight), Study(out)) == []
+    still = store.trial(a.id)
+    assert still is not None and still.status == "pruned"
+    assert still.metrics["latency_ms@t"] < 1.0  # the quiet reading replaced the inflated one
+    assert "latency_ms@t <= 0.0001" in (still.error or "")
+    store.close()
+
+
+def test_re_timing_one_latency_quietly_keeps_the_flag_of_another_read_under_load():
+    """``latency_busy`` flags a trial whose kept latencies include one read under load: a
+    quiet re-timing of one of them clears it only once every latency it holds is quiet."""
+    from hwnas.experiment.experiment import _mark_reading
+
+    m = {"latency_ms": 1.0, "latency_ms@cpu": 5.0, "latency_busy": 2, "macs": 3}
+    _mark_reading(m, "latency_ms", 0)
+    assert m["latency_busy"] == 2 and m["latency_quiet"] == ["latency_ms"]
+    _mark_reading(m, "latency_ms@cpu", 1)  # kept, but read under load again
+    assert m["latency_busy"] == 1 and m["latency_quiet"] == ["latency_ms"]
+    _mark_reading(m, "latency_ms@cpu", 0)
+    assert "latency_busy" not in m and "latency_quiet" not in m
+    quiet = {"latency_ms": 1.0}
+    _mark_reading(quiet, "latency_ms", 0)
+    assert quiet == {"latency_ms": 1.0}  # nothing to clear, nothing added
+    _mark_reading(quiet, "latency_ms", 3)
+    assert quiet["latency_busy"] == 3 and "latency_quiet" not in quiet
+
+
 def test_a_broken_latency_bound_is_read_twice_under_the_sources_label_too():
     """A reading over a latency bound is taken again and the faster kept, for a labelled
     source's ``latency_ms@label`` as for the target's ``latency_ms`` (the second reading of a

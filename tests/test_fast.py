@@ -595,6 +595,52 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
     assert [t["id"] for t in final] == [fid] and final[0]["status"] == "complete"
 
 
+def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):
+    """Re-timing on resume can reshape the front, so a fresh pick may name other nets than the
+    first run trained: the nets begun count against ``final.max_models`` and are finished
+    first (a resumed run trained one more net per reshaping)."""
+    from hwnas.experiment.final import within_budget
+    from hwnas.experiment.store import Trial
+
+    def t(i: int) -> Trial:
+        return Trial(i, {}, f"h{i}", "complete", 0)
+
+    a, b, c, d = t(1), t(2), t(3), t(4)
+    ids = lambda xs: [x.id for x in xs]  # noqa: E731
+    # nothing begun, or no limit: pick's choice as it is
+    assert within_budget([a], [b], [], 0, 2) == ([a], [b])
+    assert within_budget([a], [b], [c], 1, 0) == ([a], [b])
+    # c begun and still on the front, not picked now: finished, one new net besides
+    r, rest = within_budget([a], [b, d], [c], 1, 2)
+    assert ids(r) == [1] and ids(rest) == [3]
+    # b begun and picked again: kept where pick put it, the new ones fill the room left
+    r, rest = within_budget([a], [b, d], [b], 1, 2)
+    assert ids(r) == [1] and ids(rest) == [2]
+    # a net begun that left the front still counts: no room for a new one
+    assert within_budget([a], [b], [], 1, 1) == ([], [])
+
+    out = tmp_path / "s"
+    args = ["--out", str(out), "--budget", "4", "-q"]
+    finals = sets(*FASTCNN, "final.repeats=1", "final.epochs=1", "final.max_models=1")
+    assert run_cli("search", *args, *finals).returncode == 0
+    db = sqlite3.connect(out / "study.db")
+    rows = db.execute("SELECT info FROM trials WHERE stage='final'").fetchall()
+    assert len(rows) == 1 and json.loads(rows[0][0])["by_search"] is True
+    first = json.loads(rows[0][0])["final_of"]
+    # as if re-timing had pushed the trained net off the front
+    (metrics,) = db.execute("SELECT metrics FROM trials WHERE id=?", (first,)).fetchone()
+    m = json.loads(metrics)
+    m["accuracy"] = 0.0
+    db.execute("UPDATE trials SET metrics=? WHERE id=?", (json.dumps(m), first))
+    db.commit()
+    db.close()
+    res = run_cli("search", *args, *finals)
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert [x["info"]["final_of"] for x in trials if x["stage"] == "final"] == [first]
+    assert "left the front on re-timing" in (out / "hwnas.log").read_text()
+
+
 def test_search_endings_are_honest(tmp_path):
     """Without a terminal: a line per trial; at the end the counts and the reasons; exit 1
     when no trial completed, 0 (and the same summary) when one did."""

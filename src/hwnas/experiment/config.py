@@ -81,7 +81,8 @@ class FinalConfig(Section):
         0,
         ge=0,
         description="At most this many front members, spread along it; 0 = all. Members "
-        "that dominate a reference net (see `references`) on the search's figures come first.",
+        "that dominate a reference net (see `references`) on the search's figures come first. "
+        "A resumed final stage finishes the nets it began and counts them against this.",
     )
     references: bool = Field(
         True,

@@ -27,6 +27,7 @@ from typing import Any
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
+from hwnas.core.metrics import base_name
 from hwnas.core.pareto import pareto_indices
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
@@ -587,15 +588,13 @@ class Experiment:
             raise
         executor.shutdown(cancel=False)
 
-        timer = self._latency_timer(evaluator)
         # several workers time candidates on the hardware others are training on (or another
         # study trained on this host, `latency_busy`): any reading may be inflated, so the
         # quiet machine decides again what those readings decided
         contended = executor.workers > 1 or any(
             t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED
         )
-        shared = timer is not None and timer[1] and contended
-        if shared:
+        if contended and self._bounded_latencies(evaluator):
             self._recheck_pruned(store, evaluator, study)
         for metric, (read, local, tol) in self._latency_timers(evaluator).items():
             self._retime_front(store, evaluator, read, metric, tol, everything=local and contended)
@@ -753,16 +752,24 @@ class Experiment:
         }
         return {m: t for m, t in timers.items() if t is not None}
 
+    def _bounded_latencies(self, evaluator: Any) -> list[str]:
+        """The latency metrics (``latency_ms``, ``latency_ms@label``) under a constraint that
+        are read on this machine, where other trainings can inflate a reading."""
+        metrics = {c.metric for c in self.cfg.constraints if base_name(c.metric) == "latency_ms"}
+        timers = {m: self._latency_timer(evaluator, m) for m in sorted(metrics)}
+        return [m for m, t in timers.items() if t is not None and t[1]]
+
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
-        """Evaluate again, now that no worker trains, every trial pruned by a latency bound
-        alone: its reading may have been inflated by the others. One that now meets every
-        constraint is trained and completes; the rest stay pruned with the lower reading.
-        Returns the ids that completed."""
+        """Evaluate again, now that no worker trains, every trial pruned by latency bounds
+        alone (any latency read on this machine, labelled or not): a reading may have been
+        inflated by the others. One that now meets every constraint is trained and completes;
+        the rest stay pruned, each latency keeping its lower reading. Returns the ids that
+        completed."""
         from hwnas.experiment.evaluate import Job, violated
 
-        bounds = [c for c in self.cfg.constraints if c.metric == "latency_ms"]
-        others = [c for c in self.cfg.constraints if c.metric != "latency_ms"]
-        if not bounds:
+        latencies = self._bounded_latencies(evaluator)
+        others = [c for c in self.cfg.constraints if c.metric not in latencies]
+        if not latencies:
             return []
         revived = []
         for t in store.trials("pruned"):
@@ -772,7 +779,7 @@ class Experiment:
                 or violated(others, t.metrics)
             ):
                 continue  # pruned for another reason, or needs a parent's weights
-            first = t.metrics.get("latency_ms")
+            first = {m: t.metrics[m] for m in latencies if m in t.metrics}
             out = evaluator(
                 Job(
                     t.arch,
@@ -783,20 +790,26 @@ class Experiment:
                 )
             )
             if out.status == "pruned":
-                if first is not None and out.metrics.get("latency_ms", first) < first:
-                    t.metrics, t.error = out.metrics, out.error
-                    store.finish_trial(t)  # keeps the lower reading and its wording
+                lower = {m: min(v, out.metrics.get(m, v)) for m, v in first.items()}
+                if lower != first:
+                    # each latency keeps its lower reading (noise only adds time)
+                    t.metrics = {**out.metrics, **lower}
+                    t.error = "; ".join(violated(self.cfg.constraints, t.metrics)) or out.error
+                    store.finish_trial(t)
                 continue
             t.status, t.metrics, t.curve, t.error = out.status, out.metrics, out.curve, out.error
-            t.info = {**t.info, "pruned_under_load_ms": first}
+            under_load = first.get("latency_ms", next(iter(first.values()), None))
+            t.info = {**t.info, "pruned_under_load_ms": under_load}
+            if len(first) > 1 or "latency_ms" not in first:
+                t.info["pruned_under_load"] = first  # each bounded latency's first reading
             t.info.pop("prune_reason", None)
             t.finished_at = None
             store.finish_trial(t)
             revived.append(t.id)
             log.info(
-                "trial %d was pruned at %s ms under load; on the quiet machine it is %s",
+                "trial %d was pruned at %s under load; on the quiet machine it is %s",
                 t.id,
-                first,
+                ", ".join(f"{m} {v:.4g}" for m, v in first.items()),
                 t.status,
             )
         return revived
@@ -858,11 +871,7 @@ class Experiment:
                 t.metrics[key] = readings
                 if new[metric] < t.metrics[metric]:
                     t.metrics.update(new)
-                    busy = others_training()
-                    if busy:
-                        t.metrics["latency_busy"] = busy
-                    else:
-                        t.metrics.pop("latency_busy", None)  # the kept reading is a quiet one
+                    _mark_reading(t.metrics, metric, others_training())
                 store.update_metrics(t.id, t.metrics)
             log.info("re-timed %d candidates near the front%s", len(candidates), label)
 
@@ -879,13 +888,33 @@ class Experiment:
     def _train_final(self, store: Store, evaluator: Any, front: list[Trial], study: Study) -> None:
         """``final.repeats`` trainings of (up to ``final.max_models``) front members, and
         with ``final.references`` of the nets the search started from (``strategy.start``)."""
-        from hwnas.experiment.final import FinalTrainer, pick
+        from hwnas.experiment.final import FinalTrainer, pick, within_budget
 
         fc = self.cfg.final
         costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
-        refs = self._references(store.trials()) if fc.references else []
+        trials = store.trials()
+        refs = self._references(trials) if fc.references else []
         searched = [t for t in front if t.stage in SEARCHED]
         rivals, rest = pick(searched, refs, fc.max_models, self.objectives, costs[0])
+        # a resumed final stage: the nets it began count against max_models
+        by_id = {t.id: t for t in trials}
+        ref_nets = {r.arch_hash for r in refs}
+        spent = {
+            i
+            for t in trials
+            if t.stage == "final"
+            and t.info.get("by_search")
+            and (i := t.info.get("final_of")) in by_id
+            and by_id[i].arch_hash not in ref_nets
+        }
+        begun = [t for t in searched if t.id in spent]
+        if len(begun) < len(spent):
+            log.info(
+                "final training: %d net(s) begun earlier left the front on re-timing: not "
+                "trained further",
+                len(spent) - len(begun),
+            )
+        rivals, rest = within_budget(rivals, rest, begun, len(spent), fc.max_models)
         # one training per net: a reference's net on the front is trained as a reference
         nets = {r.arch_hash for r in refs}
         rest = [t for t in rest if t.arch_hash not in nets]
@@ -897,7 +926,7 @@ class Experiment:
             fc.repeats,
             fc.epochs or "estimator's",
         )
-        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed)
+        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed, by_search=True)
         # the comparison first: a final stage cut short still says whether the search won
         for t in [*rivals, *refs, *rest]:
             trainer.train(t.arch, t, fc.repeats)
@@ -925,6 +954,29 @@ class Experiment:
             if all(t.id != standing.id for t in out):
                 out.append(standing)
         return out
+
+
+def _mark_reading(metrics: dict[str, Any], metric: str, busy: int) -> None:
+    """Record that ``metric``'s kept reading was taken with ``busy`` other trainings on the
+    host. ``latency_busy`` flags a trial whose kept latencies include one read under load;
+    a trial's latencies are first read together, so re-timing one of them quietly clears
+    the flag only once every latency it holds has been kept from a quiet reading
+    (``latency_quiet`` lists those while the flag stands)."""
+    if busy:
+        metrics["latency_busy"] = busy
+        quiet = [m for m in metrics.get("latency_quiet", []) if m != metric]
+    elif "latency_busy" in metrics:
+        quiet = sorted({*metrics.get("latency_quiet", []), metric})
+        if all(k in quiet for k in metrics if base_name(k) == "latency_ms"):
+            metrics.pop("latency_busy")
+            metrics.pop("latency_quiet", None)
+            return
+    else:
+        return
+    if quiet:
+        metrics["latency_quiet"] = quiet
+    else:
+        metrics.pop("latency_quiet", None)
 
 
 def _reread(evaluator: Any, source: Any, arch: Any, model: Any) -> dict[str, Any]:

@@ -103,6 +103,25 @@ def pick(
     return rivals, (spread(rest, room, cost) if room > 0 else [])
 
 
+def within_budget(
+    rivals: list[Trial], rest: list[Trial], begun: list[Trial], spent: int, k: int
+) -> tuple[list[Trial], list[Trial]]:
+    """``pick``'s choice on a resumed final stage, held to ``k`` nets in all (0 = no limit).
+
+    ``spent`` searched nets already have final trainings of this search's final stage, and
+    ``begun`` are those still on the front. Re-timing on resume may have reshaped the front,
+    so the fresh pick can differ from the first: the begun nets are finished first (what was
+    paid for is not thrown away), and new ones take only what is left of ``k``."""
+    if k <= 0 or spent == 0:
+        return rivals, rest
+    ids = {t.id for t in begun}
+    fresh = [t for t in (*rivals, *rest) if t.id not in ids][: max(k - spent, 0)]
+    keep = ids | {t.id for t in fresh}
+    chosen = {t.id for t in (*rivals, *rest)}
+    rest = [t for t in rest if t.id in keep] + [t for t in begun if t.id not in chosen]
+    return [t for t in rivals if t.id in keep], rest
+
+
 class FinalTrainer:
     """Runs final trainings into a study, resumably: a run already finished is never
     repeated, and one interrupted is run again under its own id and seed."""
@@ -115,10 +134,12 @@ class FinalTrainer:
         study: Study,
         trial_seed: Callable[[int, int], int],
         on_run: Callable[[Trial, int, int], None] | None = None,
+        by_search: bool = False,
     ) -> None:
         self.cfg, self.evaluator, self.store, self.study = cfg, evaluator, store, study
         self.trial_seed = trial_seed
         self.on_run = on_run
+        self.by_search = by_search  # the search's final stage (counted against max_models)
 
     def train(
         self,
@@ -198,6 +219,7 @@ class FinalTrainer:
                 "final_of": parent.id if parent else None,
                 "repeat": r,
                 "train": {"train_on_val": on_val},
+                **({"by_search": True} if self.by_search else {}),
             },
             fidelity=fidelity.to_dict(),
             stage="final",
