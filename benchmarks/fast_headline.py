@@ -37,8 +37,8 @@ from hwnas.space.fastcnn import REFERENCE_NETS  # noqa: E402
 
 TARGETS = {
     "cpu_ort_b1_ms": CpuOrtTarget(threads=1, batch=1),
-    "h200_b1_ms": CudaTorchTarget(batch=1, cuda_graphs=True),
-    "h200_b256_ms": CudaTorchTarget(batch=256, cuda_graphs=True),
+    "gpu_b1_ms": CudaTorchTarget(batch=1, cuda_graphs=True),
+    "gpu_b256_ms": CudaTorchTarget(batch=256, cuda_graphs=True),
 }
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds: must be at least 1, not {args.rounds}")
-    targets = {k: v for k, v in TARGETS.items() if not (args.cpu_only and "h200" in k)}
+    targets = {k: v for k, v in TARGETS.items() if not (args.cpu_only and k.startswith("gpu_"))}
     study = Study(args.dir)
     trials = study.trials()
     space = make_space(study.config.space)
@@ -180,8 +180,8 @@ def main() -> None:
         "config_seed": study.config.seed,
         "timing_rounds": args.rounds,
         "final_epochs": epochs,
-        # the h200_* keys are named for the card the config is made for; this is the card
-        # that gave them
+        # the card that gave the gpu_* figures (result files before 2026-12-06 named them
+        # h200_* whatever the card)
         "gpu": _gpu_name(),
         "search_trials": len(search),
         "search_seconds": study.store.get_meta_json("search_seconds"),

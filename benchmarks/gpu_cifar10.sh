@@ -3,9 +3,7 @@
 # .data/cifar10-jpeg.tar.gz.  PHASE=probe: quick check + cuda-torch latency protocol.
 # PHASE=start: launch the 10-minute search in the background.  PHASE=collect: wait, gather.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 case "${PHASE:-probe}" in
 probe)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv

@@ -9,9 +9,7 @@
 #                 such member it left out (benchmarks/fast_contenders.py), then
 #                 benchmarks/fast_headline.py.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 D=/tmp/c10f
 SEED=${SEED:-0}
 CONFIG=${CONFIG:-configs/cifar10_fast.yaml}

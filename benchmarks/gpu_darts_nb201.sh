@@ -11,9 +11,7 @@
 # seeds' studies make ~56 MB of tarball, more than a call may carry beside .whl and .data (64
 # MiB), so a run that spans fresh machines takes SEEDS=0, then 1, then 2.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 D=$PWD/.dnb   # ignored: kept on a warm machine, so a second call resumes the studies
 [ -d .dnbparts ] && [ ! -d $D ] && cat .dnbparts/dnb.tgz.part-* | tar xz
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-darts.log 2>&1 &)

@@ -3,9 +3,7 @@
 # From the repo root, with wheels in .whl/ and the dataset in .data/cifar10-jpeg.tar.gz.
 #   ARGS="--runs 5 --deadline 400": passed on; SECONDS_LEFT bounds the whole script.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 (nvidia-smi dmon -s u -d 2 > $OUT/dmon-rep.log 2>&1 &)
 cd benchmarks
 timeout -s INT ${SECONDS_LEFT:-540} python3 fastcnn_rep.py --data ../.data/cifar10-jpeg.tar.gz \

@@ -5,9 +5,7 @@
 #                  SEARCH_SET="--set ..." overrides)
 #   PHASE=compare: uniform vs guided vs joint-scaling NASH, same budget, SEEDS in parallel
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 DATA=.data/cifar10-jpeg.tar.gz
 python3 -c "import torch, sklearn; print('torch', torch.__version__, 'sklearn', sklearn.__version__, torch.cuda.get_device_name())"
 case "${PHASE:-main}" in

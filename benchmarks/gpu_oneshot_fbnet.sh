@@ -3,9 +3,7 @@
 # From the repo root, with wheels in .whl/ and the dataset in .data/cifar10-jpeg.tar.gz.
 #   ARGS="--skip-targets" to leave the latency-target study out.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 D=$PWD/.osf   # ignored: kept on a warm machine, so a second call resumes the studies
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-oneshot.log 2>&1 &)
 cd benchmarks

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # benchmarks/supernet_throughput.py on the GPU machine (device tool), with GPU utilisation.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 (nvidia-smi dmon -s u -d 1 > $OUT/dmon-throughput.log 2>&1 &)
 cd benchmarks
 timeout -s INT ${SECONDS_LEFT:-400} python3 supernet_throughput.py --tag ${TAG:-h200} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -20

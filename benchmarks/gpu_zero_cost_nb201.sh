@@ -2,9 +2,7 @@
 # benchmarks/zero_cost_nb201.py on the GPU machine (device tool): the proxies' rank
 # correlations over many archs (seconds per arch are the CPU run's to quote).
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HWNAS_CACHE=/tmp/hwnas-cache
-OUT=${OUT:-/tmp/out}
+. benchmarks/_gpu_env.sh
 cd benchmarks
 python3 zero_cost_nb201.py --data ../.data/cifar10-jpeg.tar.gz --table ../.data/nb201_cifar10_hw.csv.gz \
   --device cuda --tag ${TAG:-h200} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -30
