@@ -597,8 +597,9 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
 
 def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):
     """Re-timing on resume can reshape the front, so a fresh pick may name other nets than the
-    first run trained: the nets begun count against ``final.max_models`` and are finished
-    first (a resumed run trained one more net per reshaping)."""
+    first run trained: the nets begun count against ``final.max_models`` and are kept (a
+    resumed run trained one more net per reshaping). A search extended with more trials has
+    a final stage of its own."""
     from hwnas.experiment.final import within_budget
     from hwnas.experiment.store import Trial
 
@@ -625,7 +626,8 @@ def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):
     assert run_cli("search", *args, *finals).returncode == 0
     db = sqlite3.connect(out / "study.db")
     rows = db.execute("SELECT info FROM trials WHERE stage='final'").fetchall()
-    assert len(rows) == 1 and json.loads(rows[0][0])["by_search"] is True
+    searched = db.execute("SELECT COUNT(*) FROM trials WHERE stage!='final'").fetchone()[0]
+    assert len(rows) == 1 and json.loads(rows[0][0])["after_trials"] == searched
     first = json.loads(rows[0][0])["final_of"]
     # as if re-timing had pushed the trained net off the front
     (metrics,) = db.execute("SELECT metrics FROM trials WHERE id=?", (first,)).fetchone()
@@ -639,6 +641,12 @@ def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert [x["info"]["final_of"] for x in trials if x["stage"] == "final"] == [first]
     assert "left the front on re-timing" in (out / "hwnas.log").read_text()
+    # a search extended with more trials has a final stage of its own
+    more = ["--out", str(out), "--budget", "6", "-q"]
+    assert run_cli("search", *more, *finals).returncode == 0
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    stages = [x["info"]["after_trials"] for x in trials if x["stage"] == "final"]
+    assert len(stages) == 2 and stages[0] < stages[1]
 
 
 def test_search_endings_are_honest(tmp_path):

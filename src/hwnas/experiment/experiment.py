@@ -896,14 +896,16 @@ class Experiment:
         refs = self._references(trials) if fc.references else []
         searched = [t for t in front if t.stage in SEARCHED]
         rivals, rest = pick(searched, refs, fc.max_models, self.objectives, costs[0])
-        # a resumed final stage: the nets it began count against max_models
+        # a resumed final stage (after as many search trials): the nets it began count
+        # against max_models; a search extended since has a final stage of its own
+        after = sum(t.stage in SEARCHED for t in trials)
         by_id = {t.id: t for t in trials}
         ref_nets = {r.arch_hash for r in refs}
         spent = {
             i
             for t in trials
             if t.stage == "final"
-            and t.info.get("by_search")
+            and t.info.get("after_trials") == after
             and (i := t.info.get("final_of")) in by_id
             and by_id[i].arch_hash not in ref_nets
         }
@@ -926,7 +928,7 @@ class Experiment:
             fc.repeats,
             fc.epochs or "estimator's",
         )
-        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed, by_search=True)
+        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed, after_trials=after)
         # the comparison first: a final stage cut short still says whether the search won
         for t in [*rivals, *refs, *rest]:
             trainer.train(t.arch, t, fc.repeats)

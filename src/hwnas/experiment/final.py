@@ -108,10 +108,11 @@ def within_budget(
 ) -> tuple[list[Trial], list[Trial]]:
     """``pick``'s choice on a resumed final stage, held to ``k`` nets in all (0 = no limit).
 
-    ``spent`` searched nets already have final trainings of this search's final stage, and
-    ``begun`` are those still on the front. Re-timing on resume may have reshaped the front,
-    so the fresh pick can differ from the first: the begun nets are finished first (what was
-    paid for is not thrown away), and new ones take only what is left of ``k``."""
+    ``spent`` searched nets already have final trainings of this very final stage (begun
+    before an interruption), and ``begun`` are those still on the front. Re-timing on resume
+    may have reshaped the front, so the fresh pick can differ from the first: the begun nets
+    are kept (what was paid for is not thrown away), and new ones take only what is left of
+    ``k``."""
     if k <= 0 or spent == 0:
         return rivals, rest
     ids = {t.id for t in begun}
@@ -134,12 +135,14 @@ class FinalTrainer:
         study: Study,
         trial_seed: Callable[[int, int], int],
         on_run: Callable[[Trial, int, int], None] | None = None,
-        by_search: bool = False,
+        after_trials: int | None = None,
     ) -> None:
         self.cfg, self.evaluator, self.store, self.study = cfg, evaluator, store, study
         self.trial_seed = trial_seed
         self.on_run = on_run
-        self.by_search = by_search  # the search's final stage (counted against max_models)
+        # a search's final stage: how many search trials it follows (a resumed stage follows
+        # as many, and its nets count against max_models; an extended search's is a new one)
+        self.after_trials = after_trials
 
     def train(
         self,
@@ -219,7 +222,7 @@ class FinalTrainer:
                 "final_of": parent.id if parent else None,
                 "repeat": r,
                 "train": {"train_on_val": on_val},
-                **({"by_search": True} if self.by_search else {}),
+                **({"after_trials": self.after_trials} if self.after_trials else {}),
             },
             fidelity=fidelity.to_dict(),
             stage="final",
