@@ -792,8 +792,19 @@ class Experiment:
             if out.status == "pruned":
                 lower = {m: min(v, out.metrics.get(m, v)) for m, v in first.items()}
                 if lower != first:
-                    # each latency keeps its lower reading (noise only adds time)
+                    # each latency keeps its lower reading (noise only adds time), and a
+                    # first reading kept keeps its flag
+                    kept_busy = (
+                        t.metrics.get("latency_busy")
+                        if any(
+                            v == first[m] and v < out.metrics.get(m, math.inf)
+                            for m, v in lower.items()
+                        )
+                        else None
+                    )
                     t.metrics = {**out.metrics, **lower}
+                    if kept_busy:
+                        t.metrics["latency_busy"] = kept_busy
                     t.error = "; ".join(violated(self.cfg.constraints, t.metrics)) or out.error
                     store.finish_trial(t)
                 continue
@@ -834,6 +845,7 @@ class Experiment:
         """
         _, at, name = metric.partition("@")
         key = f"latency_readings_ms{at}{name}"  # every reading, the first included
+        retimed_here = {m for m, (_, local, _) in self._latency_timers(evaluator).items() if local}
         label = f" ({metric})" if at else ""
         retimed: set[int] = set()
         for round_ in range(4):
@@ -871,7 +883,7 @@ class Experiment:
                 t.metrics[key] = readings
                 if new[metric] < t.metrics[metric]:
                     t.metrics.update(new)
-                    _mark_reading(t.metrics, metric, others_training())
+                    _mark_reading(t.metrics, metric, others_training(), retimed_here)
                 store.update_metrics(t.id, t.metrics)
             log.info("re-timed %d candidates near the front%s", len(candidates), label)
 
@@ -894,13 +906,15 @@ class Experiment:
         costs = [m for m, _ in self.objectives if m != "accuracy"] or ["macs"]
         trials = store.trials()
         refs = self._references(trials) if fc.references else []
-        searched = [t for t in front if t.stage in SEARCHED]
+        # one training per net: a reference's net on the front is trained as a reference,
+        # and takes no place among the max_models
+        ref_nets = {r.arch_hash for r in refs}
+        searched = [t for t in front if t.stage in SEARCHED and t.arch_hash not in ref_nets]
         rivals, rest = pick(searched, refs, fc.max_models, self.objectives, costs[0])
         # a resumed final stage (after as many search trials): the nets it began count
         # against max_models; a search extended since has a final stage of its own
         after = sum(t.stage in SEARCHED for t in trials)
         by_id = {t.id: t for t in trials}
-        ref_nets = {r.arch_hash for r in refs}
         spent = {
             i
             for t in trials
@@ -917,9 +931,6 @@ class Experiment:
                 len(spent) - len(begun),
             )
         rivals, rest = within_budget(rivals, rest, begun, len(spent), fc.max_models)
-        # one training per net: a reference's net on the front is trained as a reference
-        nets = {r.arch_hash for r in refs}
-        rest = [t for t in rest if t.arch_hash not in nets]
         against = f" ({len(rivals)} dominating a reference) and {len(refs)} reference(s)"
         log.info(
             "final training: %d front members%s x %d runs, %s epochs",
@@ -958,18 +969,20 @@ class Experiment:
         return out
 
 
-def _mark_reading(metrics: dict[str, Any], metric: str, busy: int) -> None:
+def _mark_reading(metrics: dict[str, Any], metric: str, busy: int, retimed: set[str]) -> None:
     """Record that ``metric``'s kept reading was taken with ``busy`` other trainings on the
     host. ``latency_busy`` flags a trial whose kept latencies include one read under load;
     a trial's latencies are first read together, so re-timing one of them quietly clears
-    the flag only once every latency it holds has been kept from a quiet reading
-    (``latency_quiet`` lists those while the flag stands)."""
+    the flag only once each latency it holds that the search re-times here (``retimed``:
+    the latency objectives read on this machine) has been kept from a quiet reading
+    (``latency_quiet`` lists those while the flag stands). A latency never re-timed (a
+    reported one, a board's, a table's) cannot hold the flag up for ever."""
     if busy:
         metrics["latency_busy"] = busy
         quiet = [m for m in metrics.get("latency_quiet", []) if m != metric]
     elif "latency_busy" in metrics:
         quiet = sorted({*metrics.get("latency_quiet", []), metric})
-        if all(k in quiet for k in metrics if base_name(k) == "latency_ms"):
+        if all(k in quiet for k in retimed if k in metrics):
             metrics.pop("latency_busy")
             metrics.pop("latency_quiet", None)
             return
