@@ -47,7 +47,17 @@ def derived_cell(out: Path) -> dict[str, Any] | None:
     if not trials:
         return None
     t = trials[0]
-    return {"describe": t.describe, "arch": t.arch, "status": t.status, "meta_keys": list(meta)}
+    epochs = [h for s in meta.get("settings", []) for h in s.get("history", [])]
+    timed = [h["seconds"] for h in epochs if "seconds" in h]
+    return {
+        "describe": t.describe,
+        "arch": t.arch,
+        "status": t.status,
+        # summed over the calls that resumed the search (epochs of studies made before the
+        # history kept times are left out: epochs_timed says how many are in)
+        "search_seconds": round(sum(timed), 1) if timed else None,
+        "epochs_timed": f"{len(timed)} of {len(epochs)}",
+    }
 
 
 def main() -> None:
@@ -87,6 +97,8 @@ def main() -> None:
             key = cell["describe"].split(" ")[-1]
             hit = tab.get(key)
             row.update(
+                search_seconds=cell["search_seconds"],
+                epochs_timed=cell["epochs_timed"],
                 cell=key,
                 table_test_acc=float(hit["cifar10_test_acc"]) if hit else None,
                 table_valid_acc=float(hit["cifar10_valid_acc"]) if hit else None,

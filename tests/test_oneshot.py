@@ -240,6 +240,8 @@ def test_a_search_without_warm_up_resumes(tmp_path):
         assert torch.equal(v, again.warm[k]), k
     resumed = again.search(0, Setting("additive", 0.0))
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+    # each epoch's wall time survives the resumption: what the search cost over both calls
+    assert all(h["seconds"] > 0 for h in resumed.history)
 
 
 def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):

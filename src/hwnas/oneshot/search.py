@@ -24,6 +24,7 @@ import copy
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,7 @@ class SupernetSearch:
         uniform = [torch.zeros(k) for k in self.choices]
         self.net.train()
         for epoch in range(start, epochs):
-            total, n = 0.0, 0
+            total, n, t0 = 0.0, 0, time.perf_counter()
             for x, y in self._epoch(self.w_split, gen):
                 with torch.no_grad():
                     route = self._route(uniform, self.cfg.tau_start)
@@ -317,7 +318,11 @@ class SupernetSearch:
                 path,
             )
             log.info(
-                "supernet warm-up epoch %d/%d: loss %.4f", epoch + 1, epochs, total / max(n, 1)
+                "supernet warm-up epoch %d/%d: loss %.4f (%.1f s)",
+                epoch + 1,
+                epochs,
+                total / max(n, 1),
+                time.perf_counter() - t0,
             )
             if report:
                 report("supernet warm-up", epoch + 1, epochs)
@@ -387,7 +392,7 @@ class SupernetSearch:
 
         self.net.train()
         for epoch in range(start, epochs):
-            ce_sum, n = 0.0, 0
+            ce_sum, n, t0 = 0.0, 0, time.perf_counter()
             tau = self._tau(t_step, steps_t, epoch, epochs)
             if self.cfg.alternate and self.cfg.interleave:  # a w step, a theta step, ...
                 w_batches = self._epoch(self.w_split, gen)
@@ -419,6 +424,9 @@ class SupernetSearch:
                     "expected_cost": ec,
                     "ce": ce_sum / max(n, 1),
                     "tau": tau if n else None,
+                    # the epoch's wall time (each theta step syncs on its CE): what a search
+                    # costs, summed over calls that resumed it
+                    "seconds": round(time.perf_counter() - t0, 3),
                 }
             )
             _save(
