@@ -631,11 +631,13 @@ def test_the_graph_steps_chain_rule_gives_the_eager_steps_theta(tmp_path, mixtur
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_steps_are_captured_and_agree_with_eager_steps(tmp_path):
-    """On a GPU both soft-mixture steps are captured after their eager warm-up and replayed;
-    the search ends where the eager one does, up to bf16 and float order."""
+@pytest.mark.parametrize("interleave", [True, False])
+def test_cuda_graph_steps_are_captured_and_agree_with_eager_steps(tmp_path, interleave):
+    """On a GPU both soft-mixture steps are captured after their eager warm-up and replayed,
+    in one shared memory pool, whether w and theta take turns batch by batch (DARTS) or epoch
+    by epoch (FBNet); the search ends where the eager one does, up to bf16 and float order."""
     base = dict(epochs=1, search_epochs=1, mixture="softmax", theta_fraction=0.5)
-    base |= dict(interleave=True, theta_lr=0.3, w_lr=0.025)
+    base |= dict(interleave=interleave, theta_lr=0.3, w_lr=0.025)
     ends = {}
     for graphed in (False, True):
         kit = _cell_kit(tmp_path / str(graphed), device="cuda", cuda_graphs=graphed, **base)
@@ -645,5 +647,6 @@ def test_cuda_graph_steps_are_captured_and_agree_with_eager_steps(tmp_path):
         if graphed:
             g = trainer.graphs
             assert g is not None and not g.failed and g._w is not None and g._t is not None
+            assert g._w.graph.pool() == g._t.graph.pool()  # one pool for both graphs
     got = [p for row in ends[True].probs for p in row]
     assert got == pytest.approx([p for row in ends[False].probs for p in row], abs=0.02)
