@@ -313,3 +313,31 @@ def test_a_known_cost_that_breaks_a_constraint_is_drawn_again_not_trialled(tmp_p
     res = run_cli(*args, "--set", "constraints=['params <= 1e9']", "--out", str(other))
     assert res.returncode == 0, res.stderr
     assert "known to the strategy" not in (other / "hwnas.log").read_text()
+
+
+@needs_table
+def test_show_keeps_a_net_with_final_trainings_among_the_older_trials(tmp_path):
+    """``hwnas show`` lists the front, every net with final trainings (a reference net the
+    search was to beat may be off the front and older than the last 20 trials) and the 20
+    latest; an old net off the front without final trainings is left out."""
+    import re
+    import sqlite3
+
+    out = tmp_path / "s"
+    assert search_nb201(out, budget=30).returncode == 0
+
+    def rows() -> set[int]:
+        r = run_cli("show", str(out), env={"COLUMNS": "250"})
+        assert r.returncode == 0, r.stderr
+        return {int(m) for m in re.findall(r"^\W*(\d+)\s*│", r.stdout, flags=re.M)}
+
+    before = rows()
+    old = [i for i in range(10) if i not in before]  # off the front, older than the last 20
+    assert old and {20, 29} <= before
+    db = sqlite3.connect(out / "study.db")
+    (metrics,) = db.execute("SELECT metrics FROM trials WHERE id=?", (old[0],)).fetchone()
+    m = json.loads(metrics) | {"final_runs": 3, "test_accuracy": 0.9}
+    db.execute("UPDATE trials SET metrics=? WHERE id=?", (json.dumps(m), old[0]))
+    db.commit()
+    db.close()
+    assert rows() == before | {old[0]}

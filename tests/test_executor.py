@@ -481,7 +481,7 @@ def test_a_labelled_latency_objective_is_re_timed_too(tmp_path):
 
 def test_a_net_pruned_by_a_labelled_latency_read_under_load_is_evaluated_again(tmp_path):
     """The quiet re-check covers a bound on a labelled source's latency (``latency_ms@t``):
-    it looked at ``latency_ms`` alone, so a net pruned by ``latency_ms@t <= 1`` under load
+    it looked at ``latency_ms`` alone, so a net pruned by ``latency_ms@t <= 3`` under load
     stayed pruned; a net that misses the bound even quietly keeps its lower reading."""
     from conftest import FAST
 
@@ -498,15 +498,15 @@ def test_a_net_pruned_by_a_labelled_latency_read_under_load_is_evaluated_again(t
         "costs=[{name: cpu-torch, label: t, threads: 1, runs: 20, blocks: 4, warmup: 3}]",
         "objectives={accuracy: max, latency_ms@t: min}",
     ]
-    cfg = load_config(None, [*sets, "constraints=['latency_ms@t <= 1.0']"], budget=3)
+    # a bound with room: a quiet reading on a busy CI host may come out 70 % slower
+    cfg = load_config(None, [*sets, "constraints=['latency_ms@t <= 3.0']"], budget=3)
     out = tmp_path / "run"
     run_search(cfg, out)
     store = Store(out / "study.db")
-    a = next(t for t in store.trials() if t.status == "complete")
-    assert a.metrics["latency_ms@t"] < 1.0
+    a = min(store.trials("complete"), key=lambda t: t.metrics["latency_ms@t"])
     a.status, a.curve, a.error = "pruned", [], "latency_ms@t too high"
     a.metrics = {k: v for k, v in a.metrics.items() if k not in ("accuracy", "val_loss")}
-    a.metrics["latency_ms@t"] = 5.0  # as if read while another worker trained
+    a.metrics["latency_ms@t"] = 50.0  # as if read while another worker trained
     store.finish_trial(a)
 
     exp = Experiment(cfg, out)
@@ -516,15 +516,15 @@ def test_a_net_pruned_by_a_labelled_latency_read_under_load_is_evaluated_again(t
     again = store.trial(a.id)
     assert again is not None and again.status == "complete" and "accuracy" in again.metrics
     assert Study(out).weights_path(a.id).exists()  # trained
-    assert again.info["pruned_under_load"] == {"latency_ms@t": 5.0}
+    assert again.info["pruned_under_load"] == {"latency_ms@t": 50.0}
 
     tight = load_config(None, [*sets, "constraints=['latency_ms@t <= 0.0001']"], budget=2)
-    again.status, again.metrics["latency_ms@t"] = "pruned", 5.0
+    again.status, again.metrics["latency_ms@t"] = "pruned", 50.0
     store.finish_trial(again)
     assert Experiment(tight, out)._recheck_pruned(store, build_evaluator(tight), Study(out)) == []
     still = store.trial(a.id)
     assert still is not None and still.status == "pruned"
-    assert still.metrics["latency_ms@t"] < 1.0  # the quiet reading replaced the inflated one
+    assert still.metrics["latency_ms@t"] < 50.0  # the quiet reading replaced the inflated one
     assert "latency_ms@t <= 0.0001" in (still.error or "")
     store.close()
 
