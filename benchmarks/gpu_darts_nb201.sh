@@ -11,14 +11,17 @@
 # with 3 seeds, 26.6 s with 2, 15.4 s for one alone (50 epochs: 13 minutes). One seed's study
 # is ~19 MB of tarball; only this call's seeds come back, and a call may carry 64 MiB in all
 # beside .whl and .data, so a run that spans fresh machines carries one seed at a time (its
-# parts, or tar czf x.tgz .dnb/beta-seed0 .dnb/beta-seed0.log, in .dnbparts/).
+# parts, or a tarball made by tar czf x.tgz .dnb/beta-seed0 .dnb/beta-seed0.log, in .dnbparts/).
 set -u
 . benchmarks/_gpu_env.sh
 SEEDS=${SEEDS:-0,1,2} VARIANT=${VARIANT:-gdas}
 D=$PWD/.dnb   # ignored: kept on a warm machine, so a second call resumes the studies
 # carried studies join those a warm machine holds: a seed's study already here is kept
-if [ -d .dnbparts ]; then
-  rm -rf /tmp/dnbx && mkdir -p /tmp/dnbx $D && cat .dnbparts/dnb.tgz.part-* | tar xz -C /tmp/dnbx
+# (every file in .dnbparts/, in name order: split parts, or whole tarballs one after another)
+shopt -s nullglob
+carried=(.dnbparts/*)
+if [ ${#carried[@]} -gt 0 ]; then
+  rm -rf /tmp/dnbx && mkdir -p /tmp/dnbx $D && cat "${carried[@]}" | tar xzi -C /tmp/dnbx
   for f in /tmp/dnbx/.dnb/*; do [ -e "$D/$(basename "$f")" ] || mv "$f" $D/; done
 fi
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-darts.log 2>&1 &)

@@ -20,9 +20,9 @@ each time. A capture that fails stops the run with a one-line error (PyTorch can
 broken capture, so falling back would run on in an unknown state). Results match the eager
 steps' up to floating-point order, not bit for bit.
 
-Memory: the two graphs share one private pool, and the eager warm-up steps' cached blocks are
-handed back before each capture. A graph's pool holds its activations for good, so two pools
-beside the eager cache held about three times a step's activations (the chain supernet at
+Memory: the two graphs share one private pool (``torch.cuda.graph`` hands the eager warm-up
+steps' cached blocks back before it captures). A graph's pool holds its activations for good,
+so two pools held about twice a step's activations (the chain supernet at
 batch 256 saves ~24 GiB per step: more than an 80 GB card). Sharing is safe here because the
 steps never run at once and each step's outputs (w's ``.grad``, theta's CE and gradients) are
 used before the other graph replays: a replay may overwrite only what the other graph freed
@@ -152,9 +152,7 @@ class GraphedSteps:
     def _capture(
         self, fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor]
     ) -> _Captured | None:
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()  # the eager steps' cached blocks, for the graph's pool
-        try:
+        try:  # (entering a capture hands the eager steps' cached blocks back first)
             captured = _Captured(fn, inputs, self._pool)
             if self._pool is None:
                 self._pool = captured.graph.pool()
