@@ -22,11 +22,11 @@ steps' up to floating-point order, not bit for bit.
 
 Memory: the two graphs share one private pool (``torch.cuda.graph`` hands the eager warm-up
 steps' cached blocks back before it captures). A graph's pool holds its activations for good,
-so two pools held about twice a step's activations (the chain supernet at
-batch 256 saves ~24 GiB per step: more than an 80 GB card). Sharing is safe here because the
-steps never run at once and each step's outputs (w's ``.grad``, theta's CE and gradients) are
-used before the other graph replays: a replay may overwrite only what the other graph freed
-while it was captured, or its outputs once they have been read.
+so two pools held two copies of a step's activations (the chain supernet at batch 256 saves
+~24 GiB a step, estimated on the CPU). Sharing is safe here because the steps never run at
+once and each step's outputs (w's ``.grad``, theta's CE and gradients) are used before the
+other graph replays: a replay may overwrite only what the other graph freed while it was
+captured, or its outputs once they have been read.
 """
 
 from __future__ import annotations
