@@ -268,6 +268,18 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     hist = oneshot["settings"][1]["history"]
     assert len(hist) == 2 and len(hist[0]["probs"]) == 22
     assert hist[-1]["expected_cost"] < oneshot["settings"][0]["history"][-1]["expected_cost"]
+    # what theta's epochs cost, in the summary and in `hwnas show`
+    spent = sum(h["seconds"] for st in oneshot["settings"] for h in st["history"])
+    study = Study(out, readonly=True)
+    try:
+        summary = study.summary()["supernet_search"]
+    finally:
+        study.close()
+    assert summary == {
+        "settings": 2, "epochs": 4, "epochs_timed": 4, "seconds": pytest.approx(spent, abs=0.1)
+    }  # fmt: skip
+    assert spent > 0
+    assert "supernet search: 4 theta epochs over 2 setting(s)" in run_cli("show", str(out)).stdout
 
     # the same command again: nothing retrained, nothing proposed twice
     stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns

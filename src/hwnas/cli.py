@@ -492,12 +492,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _model_lines(summary: dict[str, Any]) -> list[str]:
     """How far the run's models can be trusted: the strategy's surrogate, judged on the archs
     it picked before they were evaluated, and latency readings kept although other trainings
-    shared the host."""
+    shared the host; and what a one-shot search's theta epochs cost."""
     lines = [
         f"surrogate, held out ({fig['n']} archs it picked): {metric} Spearman "
         f"{fig['spearman']}, mean abs error {fig['mae']:.4g}"
         for metric, fig in summary.get("surrogate", {}).items()
     ]
+    if sn := summary.get("supernet_search"):
+        untimed = sn["epochs"] - sn["epochs_timed"]
+        lines.append(
+            f"supernet search: {sn['epochs']} theta epochs over {sn['settings']} setting(s), "
+            f"{sn['seconds'] / 60:.1f} min"
+            + (f" ({untimed} epochs from before times were kept not counted)" if untimed else "")
+        )
     if busy := summary.get("busy_readings"):
         lines.append(
             f"latency of {busy['n']} trials was read while other trainings ran on this host "

@@ -160,6 +160,8 @@ class Study:
         held_out = surrogate_accuracy(trials)
         if held_out:
             out["surrogate"] = held_out
+        if spent := self._supernet_time():
+            out["supernet_search"] = spent
         hv = normalised_hypervolume(trials, self.objectives)
         if hv is not None:
             out["hypervolume"] = hv
@@ -169,6 +171,21 @@ class Study:
         if started and ended:
             out["elapsed_s"] = max(ended) - min(started)
         return out
+
+    def _supernet_time(self) -> dict[str, Any] | None:
+        """A one-shot search's theta epochs and their wall time, summed over the calls that
+        resumed it (epochs from before the history kept times are counted apart)."""
+        meta = self.store.get_meta_json("oneshot") or {}
+        epochs = [h for s in meta.get("settings", []) for h in s.get("history", [])]
+        if not epochs:
+            return None
+        timed = [float(h["seconds"]) for h in epochs if "seconds" in h]
+        return {
+            "settings": len(meta.get("settings", [])),
+            "epochs": len(epochs),
+            "epochs_timed": len(timed),
+            "seconds": round(sum(timed), 1),
+        }
 
     def against_true_front(self, front: list[Trial]) -> dict[str, Any]:
         """For tabular searches: hypervolume regret 1 - HV(found)/HV(true front) and hits.
