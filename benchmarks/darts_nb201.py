@@ -41,22 +41,20 @@ def derived_cell(out: Path) -> dict[str, Any] | None:
     study = Study(out, readonly=True)
     try:
         trials = [t for t in study.store.trials() if t.stage == "derived"]
-        meta = study.store.get_meta_json("oneshot") or {}
+        spent = study.supernet_time() or {"epochs": 0, "epochs_timed": 0, "seconds": 0.0}
     finally:
         study.close()
     if not trials:
         return None
     t = trials[0]
-    epochs = [h for s in meta.get("settings", []) for h in s.get("history", [])]
-    timed = [h["seconds"] for h in epochs if "seconds" in h]
     return {
         "describe": t.describe,
         "arch": t.arch,
         "status": t.status,
         # summed over the calls that resumed the search (epochs of studies made before the
         # history kept times are left out: epochs_timed says how many are in)
-        "search_seconds": round(sum(timed), 1) if timed else None,
-        "epochs_timed": f"{len(timed)} of {len(epochs)}",
+        "search_seconds": spent["seconds"] if spent["epochs_timed"] else None,
+        "epochs_timed": f"{spent['epochs_timed']} of {spent['epochs']}",
     }
 
 

@@ -596,8 +596,11 @@ class Experiment:
         )
         if contended and self._bounded_latencies(evaluator):
             self._recheck_pruned(store, evaluator, study)
-        for metric, (read, local, tol) in self._latency_timers(evaluator).items():
-            self._retime_front(store, evaluator, read, metric, tol, everything=local and contended)
+        timers = self._latency_timers(evaluator)
+        here = {m for m, (_, local, _) in timers.items() if local}
+        for metric, (read, local, tol) in timers.items():
+            everything = local and contended
+            self._retime_front(store, evaluator, read, metric, tol, everything, here)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
@@ -748,7 +751,7 @@ class Experiment:
         timers = {
             metric: self._latency_timer(evaluator, metric)
             for metric, _ in self.objectives
-            if metric.partition("@")[0] == "latency_ms"
+            if base_name(metric) == "latency_ms"
         }
         return {m: t for m, t in timers.items() if t is not None}
 
@@ -794,17 +797,13 @@ class Experiment:
                 if lower != first:
                     # each latency keeps its lower reading (noise only adds time), and a
                     # first reading kept keeps its flag
-                    kept_busy = (
-                        t.metrics.get("latency_busy")
-                        if any(
-                            v == first[m] and v < out.metrics.get(m, math.inf)
-                            for m, v in lower.items()
-                        )
-                        else None
+                    kept_first = any(
+                        v == first[m] and v < out.metrics.get(m, math.inf) for m, v in lower.items()
                     )
+                    busy = t.metrics.get("latency_busy")
                     t.metrics = {**out.metrics, **lower}
-                    if kept_busy:
-                        t.metrics["latency_busy"] = kept_busy
+                    if kept_first and busy:
+                        t.metrics["latency_busy"] = busy
                     t.error = "; ".join(violated(self.cfg.constraints, t.metrics)) or out.error
                     store.finish_trial(t)
                 continue
@@ -833,6 +832,7 @@ class Experiment:
         metric: str = "latency_ms",
         tol: float = 0.0,
         everything: bool = False,
+        retimed_here: set[str] | None = None,
     ) -> None:
         """Re-time (``metric``: ``latency_ms``, or a labelled source's ``latency_ms@label``)
         every candidate that is on the front or would be if it were timed faster (by its
@@ -842,10 +842,12 @@ class Experiment:
         on. Candidates whose latency, reduced by ``retime_tolerance``, would be non-dominated are
         timed again and keep the lowest reading (noise only adds time); repeated until the set
         is stable. ``everything``: the first round re-times every feasible candidate.
+        ``retimed_here``: the latencies the search re-times on this machine (default: just
+        ``metric``), which must all have a quiet kept reading to clear ``latency_busy``.
         """
         _, at, name = metric.partition("@")
         key = f"latency_readings_ms{at}{name}"  # every reading, the first included
-        retimed_here = {m for m, (_, local, _) in self._latency_timers(evaluator).items() if local}
+        retimed_here = {metric} if retimed_here is None else retimed_here
         label = f" ({metric})" if at else ""
         retimed: set[int] = set()
         for round_ in range(4):

@@ -160,7 +160,7 @@ class Study:
         held_out = surrogate_accuracy(trials)
         if held_out:
             out["surrogate"] = held_out
-        if spent := self._supernet_time():
+        if spent := self.supernet_time():
             out["supernet_search"] = spent
         hv = normalised_hypervolume(trials, self.objectives)
         if hv is not None:
@@ -172,7 +172,7 @@ class Study:
             out["elapsed_s"] = max(ended) - min(started)
         return out
 
-    def _supernet_time(self) -> dict[str, Any] | None:
+    def supernet_time(self) -> dict[str, Any] | None:
         """A one-shot search's theta epochs and their wall time, summed over the calls that
         resumed it (epochs from before the history kept times are counted apart)."""
         meta = self.store.get_meta_json("oneshot") or {}
