@@ -275,11 +275,15 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
         summary = study.summary()["supernet_search"]
     finally:
         study.close()
+    warm = torch.load(out / "supernet" / "warmup.pt", map_location="cpu")["seconds"]
     assert summary == {
-        "settings": 2, "epochs": 4, "epochs_timed": 4, "seconds": pytest.approx(spent, abs=0.1)
+        "settings": 2, "epochs": 4, "epochs_timed": 4, "seconds": pytest.approx(spent, abs=0.1),
+        "warmup_epochs": 2, "warmup_seconds": pytest.approx(warm, abs=0.1),
     }  # fmt: skip
-    assert spent > 0
-    assert "supernet search: 4 theta epochs over 2 setting(s)" in run_cli("show", str(out)).stdout
+    assert spent > 0 and warm > 0
+    shown = run_cli("show", str(out)).stdout
+    assert "supernet search: 2 warm-up epochs, " in shown
+    assert "; 4 theta epochs over 2 setting(s)" in shown
 
     # the same command again: nothing retrained, nothing proposed twice
     stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns
@@ -307,6 +311,11 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     assert not (other / "supernet" / "warmup.pt").exists()
     (t,) = json.loads(run_cli("show", str(other), "--json").stdout)
     assert abs(t["metrics"]["macs"] / 60000 - 1) <= 0.1
+    study = Study(other, readonly=True)
+    try:  # the reused warm-up was paid for by the first study: none of it counts here
+        assert study.supernet_time()["warmup_epochs"] == 0  # type: ignore[index]
+    finally:
+        study.close()
 
 
 def test_one_line_errors(tmp_path):

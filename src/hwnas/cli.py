@@ -500,11 +500,18 @@ def _model_lines(summary: dict[str, Any]) -> list[str]:
     ]
     if sn := summary.get("supernet_search"):
         untimed = sn["epochs"] - sn["epochs_timed"]
-        lines.append(
-            f"supernet search: {sn['epochs']} theta epochs over {sn['settings']} setting(s), "
-            f"{sn['seconds'] / 60:.1f} min"
-            + (f" ({untimed} epochs from before times were kept not counted)" if untimed else "")
-        )
+        untold = f" ({untimed} epochs from before times were kept not counted)" if untimed else ""
+        parts = []
+        if "warmup_epochs" in sn:  # SPOS's whole supernet training is its warm-up
+            minutes = sn["warmup_seconds"] / 60
+            parts.append(f"{sn['warmup_epochs']} warm-up epochs, {minutes:.1f} min")
+        if sn["epochs"]:
+            minutes = sn["seconds"] / 60
+            parts.append(
+                f"{sn['epochs']} theta epochs over {sn['settings']} setting(s), "
+                f"{minutes:.1f} min{untold}"
+            )
+        lines.append("supernet search: " + "; ".join(parts))
     if busy := summary.get("busy_readings"):
         lines.append(
             f"latency of {busy['n']} trials was read while other trainings ran on this host "

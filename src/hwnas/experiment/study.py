@@ -174,18 +174,24 @@ class Study:
 
     def supernet_time(self) -> dict[str, Any] | None:
         """A one-shot search's theta epochs and their wall time, summed over the calls that
-        resumed it (epochs from before the history kept times are counted apart)."""
+        resumed it (epochs from before the history kept times are counted apart), and its
+        warm-up of w (SPOS's whole supernet training) where the study kept that."""
         meta = self.store.get_meta_json("oneshot") or {}
         epochs = [h for s in meta.get("settings", []) for h in s.get("history", [])]
-        if not epochs:
+        warm = meta.get("warmup")
+        if not epochs and not warm:
             return None
         timed = [float(h["seconds"]) for h in epochs if "seconds" in h]
-        return {
+        out: dict[str, Any] = {
             "settings": len(meta.get("settings", [])),
             "epochs": len(epochs),
             "epochs_timed": len(timed),
             "seconds": round(sum(timed), 1),
         }
+        if warm:
+            out["warmup_epochs"] = int(warm["epochs"])
+            out["warmup_seconds"] = float(warm["seconds"])
+        return out
 
     def against_true_front(self, front: list[Trial]) -> dict[str, Any]:
         """For tabular searches: hypervolume regret 1 - HV(found)/HV(true front) and hits.

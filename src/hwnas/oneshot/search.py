@@ -157,6 +157,9 @@ class SupernetSearch:
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
         self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
         self.graphs: GraphedSteps | None = None
+        #: wall seconds of this study's warm-up epochs, over every call that resumed them
+        #: (0 for weights from elsewhere: their cost was paid where they were trained)
+        self.warmup_seconds = 0.0
         if self.cfg.cuda_graphs and self.dev.type == "cuda":
             if self.cfg.mixture == "hard":
                 log.info("supernet.cuda_graphs: hard steps run another path each: eager")
@@ -292,6 +295,7 @@ class SupernetSearch:
             self.net.load_state_dict(state["net"])
             start = state["epoch"]
             if "opt" in state:  # a run without warm-up saves its initial weights alone
+                self.warmup_seconds = float(state.get("seconds", 0.0))
                 opt.load_state_dict(state["opt"])
                 sched.load_state_dict(state["sched"])
                 gen.set_state(state["gen"])
@@ -305,6 +309,8 @@ class SupernetSearch:
                     route = self._route(uniform, self.cfg.tau_start)
                 total += self._w_step(opt, sched, x, y, route, "warm-up")
                 n += 1
+            took = time.perf_counter() - t0
+            self.warmup_seconds += took
             _save(
                 {
                     "epoch": epoch + 1,
@@ -314,6 +320,7 @@ class SupernetSearch:
                     "gen": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "fingerprint": fp,
+                    "seconds": self.warmup_seconds,
                 },
                 path,
             )
@@ -322,13 +329,19 @@ class SupernetSearch:
                 epoch + 1,
                 epochs,
                 total / max(n, 1),
-                time.perf_counter() - t0,
+                took,
             )
             if report:
                 report("supernet warm-up", epoch + 1, epochs)
         if state is None and epochs == 0:
             _save({"epoch": 0, "net": self.net.state_dict(), "fingerprint": fp}, path)
         self.warm = copy.deepcopy(self.net.state_dict())
+
+    def warmup_cost(self) -> dict[str, Any]:
+        """The warm-up's epochs and wall seconds (a checkpoint from before its time was kept
+        counts 0 for the epochs it had done), for the study's summary."""
+        own = 0 if self.cfg.weights else self.cfg.epochs
+        return {"epochs": own, "seconds": round(self.warmup_seconds, 3)}
 
     # ---------------------------------------------------------------- search
     def search(self, index: int, setting: Setting, report: Any = None) -> SettingResult:

@@ -106,6 +106,7 @@ class SposSearch(OneShotSearch):
                 "choices": kit.space.choices(),
                 "evaluations": evaluations,
                 "derived": [e["n"] for e in chosen],
+                "warmup": trainer.warmup_cost(),
             },
         )
         log.info(

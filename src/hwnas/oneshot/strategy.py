@@ -144,6 +144,7 @@ class OneShotSearch(Strategy):
                     {**r.setting.to_json(), "label": r.setting.label(), "history": r.history}
                     for r in results
                 ],
+                "warmup": trainer.warmup_cost(),
             },
         )
         self.derived = derived

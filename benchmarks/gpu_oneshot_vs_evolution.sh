@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# benchmarks/oneshot_vs_evolution.py on the GPU machine (device tool), in calls of < 10 min.
+# From the repo root, with wheels in .whl/ and the dataset in .data/cifar10-jpeg.tar.gz.
+#   PHASE=oneshot    configs/fbnet_chain_cifar10.yaml (resumes from its supernet checkpoints)
+#   PHASE=evolution  configs/cifar10.yaml (ten minutes of evolution: two calls)
+#   PHASE=compare    both fronts re-timed side by side, FINAL=1 final training(s) of each member
+#                    (runs already stored are reused), the result into $OUT
+# A phase is stopped by SIGINT after SECONDS_LEFT (default 520 s) and goes on in the next call
+# (a finished one returns at once). The studies come back as $OUT/ove.tgz.part-* (15 MB
+# pieces; trial weights are left out, supernet checkpoints kept): carry them in .oveparts/ and
+# a fresh machine starts from them (a warm one keeps its own .ove/).
+set -u
+. benchmarks/_gpu_env.sh
+D=$PWD/.ove   # ignored
+PHASE=${PHASE:-oneshot}
+shopt -s nullglob
+carried=(.oveparts/*)
+if [ ${#carried[@]} -gt 0 ] && [ ! -d $D ]; then
+  mkdir -p $D && cat "${carried[@]}" | tar xz -C $D
+fi
+mkdir -p $D
+search() {  # config, study
+  timeout -s INT "${SECONDS_LEFT:-520}" python3 -m hwnas.cli search --config "$1" \
+    --data .data/cifar10-jpeg.tar.gz --out "$D/$2" -q ${ARGS:-} 2>&1 | tail -6
+}
+(nvidia-smi dmon -s u -d 5 > $OUT/dmon-$PHASE.log 2>&1 &)
+case $PHASE in
+oneshot) search configs/fbnet_chain_cifar10.yaml oneshot ;;
+evolution) search configs/cifar10.yaml evolution ;;
+compare)
+  timeout -s INT "${SECONDS_LEFT:-520}" python3 benchmarks/oneshot_vs_evolution.py \
+    --oneshot $D/oneshot --evolution $D/evolution --final-repeats ${FINAL:-1} \
+    --tag ${TAG:-gpu} --dataset "CIFAR-10 (JPEG)" 2>&1 | grep -v '^ \|^{\|^}\|^\]' | tail -40
+  cp "$(ls -t benchmarks/results/*oneshot_vs_evolution*.json | head -1)" $OUT/ 2>/dev/null
+  ;;
+*) echo "PHASE must be oneshot, evolution or compare, not $PHASE" >&2; exit 2 ;;
+esac
+pkill -f "nvidia-smi dmon"
+for s in oneshot evolution; do [ -f $D/$s/hwnas.log ] && cp $D/$s/hwnas.log $OUT/$s.log; done
+(cd $D && tar cz --exclude=./*/weights .) | split -b 15m - $OUT/ove.tgz.part-
+ls -la $OUT
