@@ -7,8 +7,9 @@
 #                    (runs already stored are reused), the result into $OUT
 # A phase is stopped by SIGINT after SECONDS_LEFT (default 520 s) and goes on in the next call
 # (a finished one returns at once). The studies come back as $OUT/ove.tgz.part-* (15 MB
-# pieces; trial weights are left out, supernet checkpoints kept): carry them in .oveparts/ and
-# a fresh machine starts from them (a warm one keeps its own .ove/).
+# pieces; trial weights are left out, supernet checkpoints kept, so a trial cut short restarts
+# from its first epoch there): carry them in .oveparts/ and a fresh machine starts from them
+# (a warm one keeps its own .ove/).
 set -u
 . benchmarks/_gpu_env.sh
 D=$PWD/.ove   # ignored
@@ -27,15 +28,17 @@ search() {  # config, study
 case $PHASE in
 oneshot) search configs/fbnet_chain_cifar10.yaml oneshot ;;
 evolution) search configs/cifar10.yaml evolution ;;
-compare)
+compare)  # only this call's result comes back (none when it was cut short)
   timeout -s INT "${SECONDS_LEFT:-520}" python3 benchmarks/oneshot_vs_evolution.py \
     --oneshot $D/oneshot --evolution $D/evolution --final-repeats ${FINAL:-1} \
-    --tag ${TAG:-gpu} --dataset "CIFAR-10 (JPEG)" 2>&1 | grep -v '^ \|^{\|^}\|^\]' | tail -40
-  cp "$(ls -t benchmarks/results/*oneshot_vs_evolution*.json | head -1)" $OUT/ 2>/dev/null
+    --tag ${TAG:-gpu} --dataset "CIFAR-10 (JPEG)" > /tmp/ove-compare.log 2>&1
+  grep -v '^ \|^{\|^}\|^\]' /tmp/ove-compare.log | tail -40
+  saved=$(sed -n 's/^saved //p' /tmp/ove-compare.log)
+  [ -n "$saved" ] && cp "$saved" $OUT/
   ;;
 *) echo "PHASE must be oneshot, evolution or compare, not $PHASE" >&2; exit 2 ;;
 esac
 pkill -f "nvidia-smi dmon"
 for s in oneshot evolution; do [ -f $D/$s/hwnas.log ] && cp $D/$s/hwnas.log $OUT/$s.log; done
-(cd $D && tar cz --exclude=./*/weights .) | split -b 15m - $OUT/ove.tgz.part-
+(cd $D && tar cz --exclude='./*/weights' .) | split -b 15m - $OUT/ove.tgz.part-
 ls -la $OUT

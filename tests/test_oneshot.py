@@ -224,6 +224,34 @@ def test_theta_moves_with_the_resource_loss_and_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2]
 
 
+def test_the_warm_up_cost_adds_up_over_an_interruption(tmp_path):
+    """The warm-up's wall time survives an interruption; a checkpoint from before times were
+    kept counts its epochs as untimed; none is claimed without a warm-up or for weights
+    another study trained."""
+    make = lambda **kw: _kit(tmp_path, search_epochs=1, mixture="hard", **kw)  # noqa: E731
+    kit = make(epochs=2)
+    costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)
+    first = SupernetSearch(kit, costs)
+    with pytest.raises(KeyboardInterrupt):
+        first.warm_up(report=_interrupt_after_first_epoch)
+    one = first.warmup_cost()
+    assert one["epochs_timed"] == 1 and one["seconds"] > 0
+    again = SupernetSearch(make(epochs=2), costs)
+    again.warm_up()
+    both = again.warmup_cost()
+    assert both["epochs"] == 2 and both["epochs_timed"] == 2 and both["seconds"] > one["seconds"]
+    # an older checkpoint (no times) stopped after epoch 1: only the epoch run now is timed
+    path = kit.directory / "warmup.pt"
+    state = torch.load(path, map_location="cpu")
+    state.update(epoch=1, seconds=None, timed=None)
+    torch.save({k: v for k, v in state.items() if v is not None}, path)
+    late = SupernetSearch(make(epochs=2), costs)
+    late.warm_up()
+    assert late.warmup_cost()["epochs_timed"] == 1
+    assert SupernetSearch(make(weights=str(path)), costs).warmup_cost() == {"reused": str(path)}
+    assert SupernetSearch(make(epochs=0), costs).warmup_cost()["epochs"] == 0
+
+
 def test_a_search_without_warm_up_resumes(tmp_path):
     """GDAS/DARTS (``supernet.epochs: 0``) save only the initial weights before the search;
     a resumed study read that file as a full warm-up checkpoint and stopped on a KeyError."""
@@ -276,14 +304,17 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     finally:
         study.close()
     warm = torch.load(out / "supernet" / "warmup.pt", map_location="cpu")["seconds"]
+    whole = summary.pop("oneshot_seconds")
     assert summary == {
         "settings": 2, "epochs": 4, "epochs_timed": 4, "seconds": pytest.approx(spent, abs=0.1),
-        "warmup_epochs": 2, "warmup_seconds": pytest.approx(warm, abs=0.1),
+        "warmup_epochs": 2, "warmup_epochs_timed": 2, "warmup_seconds": pytest.approx(warm, abs=0.1),
     }  # fmt: skip
-    assert spent > 0 and warm > 0
+    assert spent > 0 and warm > 0 and whole >= spent + warm - 0.2  # the phase holds them both
     shown = run_cli("show", str(out)).stdout
     assert "supernet search: 2 warm-up epochs, " in shown
-    assert "; 4 theta epochs over 2 setting(s)" in shown
+    assert (
+        "; 4 theta epochs over 2 setting(s)" in shown and "min in all before the derived" in shown
+    )
 
     # the same command again: nothing retrained, nothing proposed twice
     stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns
@@ -313,7 +344,7 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     assert abs(t["metrics"]["macs"] / 60000 - 1) <= 0.1
     study = Study(other, readonly=True)
     try:  # the reused warm-up was paid for by the first study: none of it counts here
-        assert study.supernet_time()["warmup_epochs"] == 0  # type: ignore[index]
+        assert study.supernet_time()["warmup_reused"] == str(out / "supernet" / "warmup.pt")  # type: ignore[index]
     finally:
         study.close()
 

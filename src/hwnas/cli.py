@@ -499,18 +499,26 @@ def _model_lines(summary: dict[str, Any]) -> list[str]:
         for metric, fig in summary.get("surrogate", {}).items()
     ]
     if sn := summary.get("supernet_search"):
-        untimed = sn["epochs"] - sn["epochs_timed"]
-        untold = f" ({untimed} epochs from before times were kept not counted)" if untimed else ""
+
+        def untold(n: int) -> str:
+            return f" ({n} epochs from before times were kept not counted)" if n else ""
+
         parts = []
-        if "warmup_epochs" in sn:  # SPOS's whole supernet training is its warm-up
+        if "warmup_reused" in sn:
+            parts.append(f"warm-up weights from {sn['warmup_reused']}")
+        elif "warmup_epochs" in sn:  # SPOS's whole supernet training is its warm-up
             minutes = sn["warmup_seconds"] / 60
-            parts.append(f"{sn['warmup_epochs']} warm-up epochs, {minutes:.1f} min")
+            late = sn["warmup_epochs"] - sn["warmup_epochs_timed"]
+            parts.append(f"{sn['warmup_epochs']} warm-up epochs, {minutes:.1f} min{untold(late)}")
         if sn["epochs"]:
             minutes = sn["seconds"] / 60
+            late = sn["epochs"] - sn["epochs_timed"]
             parts.append(
                 f"{sn['epochs']} theta epochs over {sn['settings']} setting(s), "
-                f"{minutes:.1f} min{untold}"
+                f"{minutes:.1f} min{untold(late)}"
             )
+        if "oneshot_seconds" in sn:
+            parts.append(f"{sn['oneshot_seconds'] / 60:.1f} min in all before the derived nets")
         lines.append("supernet search: " + "; ".join(parts))
     if busy := summary.get("busy_readings"):
         lines.append(

@@ -314,7 +314,13 @@ class Experiment:
                 scheduler.launched(t)
         if strategy.one_shot:  # trains its supernet (or resumes it) before the first ask
             self._kit.save = store.set_meta
-            strategy.prepare(self._kit)
+            began = time.monotonic()
+            try:
+                strategy.prepare(self._kit)
+            finally:  # what the one-shot phase cost in all (cost tables, supernet, deriving),
+                # across calls: an interrupted one's time counts too
+                before = float(store.get_meta_json("oneshot_seconds") or 0.0)
+                store.set_meta("oneshot_seconds", before + time.monotonic() - began)
         warm, threshold = self._prefilter(store, evaluator, existing)
         if self.on_start:
             self.on_start(self._progress(existing))

@@ -174,24 +174,31 @@ class Study:
 
     def supernet_time(self) -> dict[str, Any] | None:
         """A one-shot search's theta epochs and their wall time, summed over the calls that
-        resumed it (epochs from before the history kept times are counted apart), and its
-        warm-up of w (SPOS's whole supernet training) where the study kept that."""
+        resumed it (epochs from before the history kept times are counted apart), its warm-up
+        of w (SPOS's whole supernet training), and the whole one-shot phase before the first
+        derived net (cost tables, supernet, deriving), where the study kept those."""
         meta = self.store.get_meta_json("oneshot") or {}
         epochs = [h for s in meta.get("settings", []) for h in s.get("history", [])]
-        warm = meta.get("warmup")
-        if not epochs and not warm:
+        warm = meta.get("warmup") or {}
+        extra: dict[str, Any] = {}
+        if warm.get("reused"):
+            extra["warmup_reused"] = warm["reused"]
+        elif warm.get("epochs"):  # none for DARTS and GDAS (supernet.epochs: 0)
+            extra["warmup_epochs"] = int(warm["epochs"])
+            extra["warmup_epochs_timed"] = int(warm.get("epochs_timed", 0))
+            extra["warmup_seconds"] = float(warm["seconds"])
+        if not epochs and not extra:
             return None
+        if (whole := self.store.get_meta_json("oneshot_seconds")) is not None:
+            extra["oneshot_seconds"] = round(float(whole), 1)
         timed = [float(h["seconds"]) for h in epochs if "seconds" in h]
-        out: dict[str, Any] = {
+        return {
             "settings": len(meta.get("settings", [])),
             "epochs": len(epochs),
             "epochs_timed": len(timed),
             "seconds": round(sum(timed), 1),
+            **extra,
         }
-        if warm:
-            out["warmup_epochs"] = int(warm["epochs"])
-            out["warmup_seconds"] = float(warm["seconds"])
-        return out
 
     def against_true_front(self, front: list[Trial]) -> dict[str, Any]:
         """For tabular searches: hypervolume regret 1 - HV(found)/HV(true front) and hits.

@@ -157,9 +157,9 @@ class SupernetSearch:
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
         self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
         self.graphs: GraphedSteps | None = None
-        #: wall seconds of this study's warm-up epochs, over every call that resumed them
-        #: (0 for weights from elsewhere: their cost was paid where they were trained)
-        self.warmup_seconds = 0.0
+        #: wall seconds of this study's warm-up epochs, over every call that resumed them,
+        #: and how many epochs they are (a checkpoint from before times were kept has none)
+        self.warmup_seconds, self.warmup_timed = 0.0, 0
         if self.cfg.cuda_graphs and self.dev.type == "cuda":
             if self.cfg.mixture == "hard":
                 log.info("supernet.cuda_graphs: hard steps run another path each: eager")
@@ -296,6 +296,7 @@ class SupernetSearch:
             start = state["epoch"]
             if "opt" in state:  # a run without warm-up saves its initial weights alone
                 self.warmup_seconds = float(state.get("seconds", 0.0))
+                self.warmup_timed = int(state.get("timed", 0))
                 opt.load_state_dict(state["opt"])
                 sched.load_state_dict(state["sched"])
                 gen.set_state(state["gen"])
@@ -311,6 +312,7 @@ class SupernetSearch:
                 n += 1
             took = time.perf_counter() - t0
             self.warmup_seconds += took
+            self.warmup_timed += 1
             _save(
                 {
                     "epoch": epoch + 1,
@@ -321,6 +323,7 @@ class SupernetSearch:
                     "torch_rng": torch.get_rng_state(),
                     "fingerprint": fp,
                     "seconds": self.warmup_seconds,
+                    "timed": self.warmup_timed,
                 },
                 path,
             )
@@ -338,10 +341,16 @@ class SupernetSearch:
         self.warm = copy.deepcopy(self.net.state_dict())
 
     def warmup_cost(self) -> dict[str, Any]:
-        """The warm-up's epochs and wall seconds (a checkpoint from before its time was kept
-        counts 0 for the epochs it had done), for the study's summary."""
-        own = 0 if self.cfg.weights else self.cfg.epochs
-        return {"epochs": own, "seconds": round(self.warmup_seconds, 3)}
+        """For the study's summary: the warm-up's epochs, how many of them were timed (not
+        those done before checkpoints kept times) and their wall seconds; or that its
+        weights came from another study (``supernet.weights``), whose cost is not this one's."""
+        if self.cfg.weights:
+            return {"reused": str(self.cfg.weights)}
+        return {
+            "epochs": self.cfg.epochs,
+            "epochs_timed": self.warmup_timed,
+            "seconds": round(self.warmup_seconds, 3),
+        }
 
     # ---------------------------------------------------------------- search
     def search(self, index: int, setting: Setting, report: Any = None) -> SettingResult:
