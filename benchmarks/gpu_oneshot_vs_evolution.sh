@@ -7,9 +7,12 @@
 #                    (runs already stored are reused), the result into $OUT
 # A phase is stopped by SIGINT after SECONDS_LEFT (default 520 s) and goes on in the next call
 # (a finished one returns at once). The studies come back as $OUT/ove.tgz.part-* (15 MB
-# pieces; trial weights are left out, supernet checkpoints kept, so a trial cut short restarts
-# from its first epoch there): carry them in .oveparts/ and a fresh machine starts from them
-# (a warm one keeps its own .ove/).
+# pieces): carry them in .oveparts/ and a fresh machine starts from them (a warm one keeps its
+# own .ove/). Trial weights and supernet checkpoints are left out (this chain supernet holds
+# 12.5 M weights: ~100 MB a checkpoint with its optimiser state, beyond what a call may carry),
+# so a trial cut short restarts from its first epoch on a fresh machine, and the one-shot
+# phase must end on one warm machine (chain its calls within the idle window); once its nets
+# are derived they live in the study, which resumes anywhere.
 set -u
 . benchmarks/_gpu_env.sh
 D=$PWD/.ove   # ignored
@@ -40,5 +43,6 @@ compare)  # only this call's result comes back (none when it was cut short)
 esac
 pkill -f "nvidia-smi dmon"
 for s in oneshot evolution; do [ -f $D/$s/hwnas.log ] && cp $D/$s/hwnas.log $OUT/$s.log; done
-(cd $D && tar cz --exclude='./*/weights' .) | split -b 15m - $OUT/ove.tgz.part-
+(cd $D && tar cz --exclude='./*/weights' --exclude='./*/supernet' .) \
+  | split -b 15m - $OUT/ove.tgz.part-
 ls -la $OUT
