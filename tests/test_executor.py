@@ -270,6 +270,28 @@ def test_readings_taken_beside_another_training_are_flagged_and_re_timed(tmp_pat
     assert all("latency_busy" not in t.metrics for t in alone.trials)
 
 
+def test_a_search_started_beside_another_training_warns_in_one_line(tmp_path, own_markers):
+    """Searches started side by side by hand oversubscribe a small CPU: the second says so
+    as it starts (the first cannot know), and a search alone says nothing of it."""
+    from conftest import fast_args, run_cli
+
+    env = {"TMPDIR": str(own_markers), "HWNAS_TEST_FRESH": "1"}  # the test's own markers
+    search = ["search", *fast_args(), "--budget", "1", "--quiet"]
+    proc = _holder()
+    try:
+        beside = run_cli(*search, "--out", str(tmp_path / "beside"), env=env)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert beside.returncode == 0, beside.stderr
+    warned = [ln for ln in beside.stderr.splitlines() if "other hwnas training" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: 1 other hwnas training running")
+    assert "OMP_NUM_THREADS" in warned[0]
+    alone = run_cli(*search, "--out", str(tmp_path / "alone"), env=env)
+    assert alone.returncode == 0, alone.stderr
+    assert "other hwnas training" not in alone.stderr
+
+
 def _gpu_seen(_: int) -> tuple[int, str | None]:
     time.sleep(0.2)
     return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")

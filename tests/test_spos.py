@@ -199,3 +199,29 @@ def test_a_strategy_on_a_chain_supernet_proposes_only_its_paths(tmp_path):
     widths = ChainSpace().sub_widths
     assert all([s["width"] for s in t["arch"]["stages"]] == widths for t in trials)
     assert len({json.dumps(t["arch"]) for t in trials}) == 8
+
+
+def test_the_supernet_phase_counts_as_a_training_on_the_host(tmp_path, monkeypatch):
+    """Other processes' latency readings must know a supernet trains beside them, as they
+    know of a trial's training: the one-shot phase holds a training marker throughout."""
+    from hwnas.api import run_search
+    from hwnas.hardware import host_load
+    from hwnas.oneshot.spos import SposSearch
+
+    held: list[int] = []
+    original = SposSearch.prepare
+
+    def watched(self, kit):
+        held.append(len(host_load._MINE))
+        original(self, kit)
+        held.append(len(host_load._MINE))
+
+    monkeypatch.setattr(SposSearch, "prepare", watched)
+    items = [
+        *SPOS[:-1],
+        "objectives={accuracy: max}",
+        "strategy.evaluations=4",
+        "strategy.derive=1",
+    ]
+    run_search(load_config(None, items, budget=1), tmp_path / "marked")
+    assert held == [1, 1] and not host_load._MINE  # held while it trained, released after

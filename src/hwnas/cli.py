@@ -389,6 +389,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from hwnas.api import run_search
     from hwnas.experiment.experiment import Interrupted
+    from hwnas.hardware.host_load import sharing_warning
+
+    if (sharing := sharing_warning()) is not None:
+        print(f"warning: {sharing}", file=sys.stderr)
 
     console = Console(stderr=True)
     # without a terminal (CI logs, nohup) a bar draws nothing: one plain line per trial instead

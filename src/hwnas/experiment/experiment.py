@@ -40,7 +40,7 @@ from hwnas.experiment.study import (
     stored_config,
     superseded,
 )
-from hwnas.hardware.host_load import others_training
+from hwnas.hardware.host_load import others_training, training
 from hwnas.strategy.base import Proposal
 
 log = logging.getLogger("hwnas")
@@ -315,8 +315,9 @@ class Experiment:
         if strategy.one_shot:  # trains its supernet (or resumes it) before the first ask
             self._kit.save = store.set_meta
             began = time.monotonic()
-            try:
-                strategy.prepare(self._kit)
+            try:  # the supernet trains here: other processes' latency readings must know
+                with training():
+                    strategy.prepare(self._kit)
             finally:  # what the one-shot phase cost in all (cost tables, supernet, deriving),
                 # across calls: an interrupted one's time counts too
                 before = float(store.get_meta_json("oneshot_seconds") or 0.0)

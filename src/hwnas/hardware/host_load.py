@@ -86,6 +86,21 @@ def others_training() -> int:
     return busy
 
 
+def sharing_warning() -> str | None:
+    """One line for a search about to start beside other hwnas trainings on this host, or
+    None. Processes that each train on every core wait on each other's threads (a 2-core
+    host ran a one-shot epoch 15-40x slower), and a user who started them by hand is the one
+    who can give each its share; the search itself only re-times its disturbed readings."""
+    n = others_training()
+    if not n:
+        return None
+    return (
+        f"{n} other hwnas training{'s' if n > 1 else ''} running on this host share its cores "
+        "(and GPU): this search trains slower and re-times its disturbed latency readings; "
+        "give each search its share with OMP_NUM_THREADS or estimator.threads"
+    )
+
+
 def _held(path: Path) -> bool:
     """Whether a live process holds ``path``'s lock. A marker nobody holds is removed: its
     process died and the kernel released the lock."""
