@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+#: torch's intra-op threads in a process just started, as every ``hwnas`` command of the
+#: tests is (read before any test can change this process's count)
+FRESH_THREADS = torch.get_num_threads()
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 #: the data cache every ``hwnas`` command of the tests shares
@@ -225,17 +229,16 @@ def same_as_one_run(out: Path, promoted: dict, src: dict, overrides: list[str], 
     """Assert that ``promoted`` (a trial of the study in ``out``, promoted from ``src``) ended
     exactly where one uninterrupted 4-epoch run of ``src``'s arch and seed ends: the same
     accuracy and the same weights, bit for bit (``threads``: torch's, as the workers had)."""
-    import torch
-
     from hwnas.core.fidelity import Fidelity
     from hwnas.experiment.config import load_config
     from hwnas.experiment.evaluate import Job, build_evaluator
 
-    evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    # as the search's process had them: a test before this one may have left this process
+    # on another count, and a reduction over other thread counts sums in another order
+    torch.set_num_threads(threads or FRESH_THREADS)
     try:
+        evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
         whole_pt = out.parent / "whole.pt"
         whole = evaluator(Job(src["arch"], src["seed"], whole_pt, None, Fidelity(4)))
     finally:

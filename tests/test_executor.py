@@ -292,6 +292,26 @@ def test_a_search_started_beside_another_training_warns_in_one_line(tmp_path, ow
     assert "other hwnas training" not in alone.stderr
 
 
+def test_a_search_leaves_its_callers_torch_threads_as_it_found_them(tmp_path):
+    """`estimator.threads` governs the driver while a search runs; an API caller's own
+    count is back afterwards (a test left on one thread once broke an exact-equality test)."""
+    import torch
+    from conftest import FAST
+
+    from hwnas.api import run_search
+    from hwnas.experiment.config import load_config
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        seen: list[int] = []
+        cfg = load_config(None, [*FAST, "estimator.threads=1"], budget=1)
+        run_search(cfg, tmp_path / "run", on_start=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def _gpu_seen(_: int) -> tuple[int, str | None]:
     time.sleep(0.2)
     return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")

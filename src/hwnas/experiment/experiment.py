@@ -196,6 +196,17 @@ class Experiment:
         return handler
 
     def run(self) -> SearchResult:
+        """Run or resume the search. The caller's torch thread count is restored after it:
+        an estimator's ``threads`` governs the driver while the search runs, not after."""
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            return self._start()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _start(self) -> SearchResult:
         # everything that can refuse the user's input comes before the first write: a start
         # that fails leaves no study behind to refuse the corrected command as "different"
         check_names(self.dir)
