@@ -95,8 +95,8 @@ def sharing_warning() -> str | None:
     if not n:
         return None
     return (
-        f"{n} other hwnas training{'s' if n > 1 else ''} running on this host share its cores "
-        "(and GPU): this search trains slower and re-times its disturbed latency readings; "
+        f"{n} other hwnas training{'s' if n > 1 else ''} running on this host "
+        f"{'share' if n > 1 else 'shares'} its cores (and GPU): this search trains slower and re-times its disturbed latency readings; "
         "give each search its share with OMP_NUM_THREADS or estimator.threads"
     )
 
