@@ -185,6 +185,9 @@ def test_tabular_config_errors(tmp_path, override, needle):
     res = search_nb201(tmp_path / "x", override)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr
+    # refused before anything is written: the corrected command is not told the directory
+    # holds "a different experiment"
+    assert not (tmp_path / "x").exists()
 
 
 @needs_table

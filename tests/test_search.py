@@ -357,6 +357,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
+def test_a_study_with_nothing_in_it_gives_way_to_the_corrected_command(tmp_path):
+    """A start that failed after creating its study (its one trial never finished, nothing
+    trained) holds no work: the next command, with another config, replaces it without
+    --force and without a backup. A finished trial, or a trial's weights, is work."""
+    from conftest import FAST
+
+    from hwnas.api import run_search
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.experiment import prepare_dir
+    from hwnas.experiment.store import Trial
+
+    out = tmp_path / "run"
+    first = load_config(None, [*FAST, "estimator.epochs=1"], budget=1)
+    store = prepare_dir(first, out, force=False)
+    store.start_trial(Trial(id=0, arch={}, arch_hash="x", status="running", seed=0))
+    store.close()
+    res = run_search(load_config(None, FAST, budget=1), out)
+    assert [t.status for t in res.trials] == ["complete"] and not list(out.glob("*.bak"))
+    res = run_cli("search", "--out", str(out), "--budget", "1", "--seed", "9", "-q", *fast_args())
+    assert res.returncode == 2 and "different experiment" in res.stderr
+
+
 def test_corrupt_db_and_foreign_experiment(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

@@ -44,6 +44,11 @@ class TableEstimator(Estimator):
             self._table = table
         return self._table
 
+    def check(self, space: Any, input_shape: Any, num_classes: int | None) -> None:
+        """The table and its columns are read now, before the study is written: a misnamed
+        column is refused at start, not by the first trial."""
+        self.table  # noqa: B018 - loading it is the check
+
     def estimate(
         self,
         cand: Candidate,

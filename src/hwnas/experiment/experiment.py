@@ -125,13 +125,26 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
     with Store(db_path, readonly=True) as store:
         stored = store.get_meta_json("config")
         old = stored_config(store.path, stored) if stored is not None else None
+        empty = not holds_work(out_dir, store)
     changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
-    if changed and not force:
+    if changed and not force and not empty:
         raise ConfigError(
             f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
             "use another --out or --force (the old study is kept as a backup)"
         )
     return bool(changed)
+
+
+def holds_work(out_dir: Path, store: Store) -> bool:
+    """Whether a study holds anything a run made: a finished trial, a training's weights
+    or state, or a one-shot phase's supernet. A start that failed after creating its study
+    (a board not answering, a trial's set-up refused) leaves none, and the corrected command
+    then replaces it: nothing is lost."""
+    return (
+        any(t.status != "running" for t in store.trials())
+        or any((out_dir / "weights").glob("*"))
+        or (out_dir / "supernet").exists()
+    )
 
 
 def backup_name(out_dir: Path) -> Path:
@@ -151,7 +164,10 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
     replace = check_dir(cfg, out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / Store.FILENAME
-    if replace:
+    if replace and not force:  # a study with nothing in it (check_dir): no backup
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+    elif replace:
         backup = backup_name(out_dir)
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(db_path) + suffix)
