@@ -148,6 +148,12 @@ def test_tabular_search_end_to_end(tmp_path):
         assert ("test_accuracy" in t["metrics"]) == (t["id"] in front_ids)
     assert 0.0 <= pareto["hypervolume_regret"] < 0.2
     assert 0 <= pareto["true_front_found"] <= pareto["true_front_size"] == 50
+    # a table trains nothing: `hwnas train` says so in one line and stores no trial
+    refused = run_cli("train", str(out), "--trial", "1", "--epochs", "1")
+    assert refused.returncode == 2
+    assert "estimator `tabular` builds and trains no nets" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(json.loads(run_cli("show", str(out), "--json").stdout)) == 100
     assert "hypervolume regret" in res.stdout
     res = run_cli("export", str(out), "--trial", "0", "--output", str(tmp_path / "x.onnx"))
     assert res.returncode == 2 and "comes from a table" in res.stderr

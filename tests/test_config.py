@@ -37,6 +37,31 @@ def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
     f.write_text("strategy:\n  name: evolution\n  population: 5\n")
     cfg = load_config(f, ["strategy=random"])
     assert cfg.strategy.name == "random"
+    # the command line's own keys for the section are kept, in either order: the file's go
+    for order in (
+        ["pruner.percentile=25", "pruner=median"],
+        ["pruner=median", "pruner.percentile=25"],
+    ):
+        assert load_config(f, order).pruner.percentile == 25
+    with pytest.raises(ConfigError, match="pruner.percentile"):  # refused, not dropped
+        load_config(f, ["pruner.percentile=150", "pruner=median"])
+    # flags for one kind, then a switch: the new kind keeps those it has, as before
+    assert load_config(f, ["strategy.population=9", "strategy=random"]).strategy.name == "random"
+    cfg = load_config(f, ["strategy.population=9", "strategy=reinforce"])
+    assert cfg.strategy.name == "reinforce" and "population" not in cfg.strategy.model_fields_set
+
+
+def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
+    """A zero-cost run asked for accuracy, or for another proxy than its own, is told what
+    its estimator gives, not to add a target."""
+    for overrides, wanted in (
+        (["estimator=zero_cost", "estimator.proxy=naswot"], "not accuracy"),
+        (["estimator=zero_cost", "objectives={zc_snip: max, latency_ms: min}"], "not zc_snip"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config(None, overrides)
+        assert wanted in str(err.value) and "gives zc_" in str(err.value)
+        assert "target or costs" not in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,16 @@ def test_bad_user_space_paths():
         make_space(
             load_config(None, ["space.name=tiny_space:TinyCNNSpace", "space.options.bogus=1"]).space
         )
+    # an option that makes a choice wrong-typed or empty is refused as the space is made
+    for value, needle in (("abc", "must be an integer (got 'abc')"), ("4", "holds no value")):
+        cfg = load_config(
+            None, ["space.name=tiny_space:TinyCNNSpace", f"space.options.max_width={value}"]
+        )
+        with pytest.raises(UserError, match="space.options: ") as err:
+            make_space(cfg.space)
+        assert needle in str(err.value)
+    with pytest.raises(ValueError, match="step must be at least 1"):
+        Integer(1, 4, step=0)
 
 
 def test_search_a_user_space_through_the_cli(tmp_path):

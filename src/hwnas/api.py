@@ -89,6 +89,13 @@ def train_net(
     else:
         check_dir(config, out, force)
     evaluator = build_evaluator(config)
+    if not evaluator.estimator.needs_model:  # e.g. a table: there is no net to train
+        evaluator.close()
+        raise UserError(
+            f"estimator `{config.estimator.name}` builds and trains no nets, so there is "
+            "nothing to train; train the arch with --config FILE (a training estimator and "
+            "data) into another study"
+        )
     lock = StudyLock(out)
     try:
         if parent is not None:

@@ -275,6 +275,13 @@ class ExperimentConfig(Section):
         missing = sorted(wanted - made)
         if missing:
             m = missing[0]
+            if m == "accuracy" or m.startswith("zc_"):  # scores come from the estimator alone
+                gives = ", ".join(sorted(estimator_made)) or "no score"
+                raise ValueError(
+                    f"objectives/constraints: estimator `{self.estimator.name}` gives {gives}, "
+                    f"not {m}; name what it gives in objectives, or choose another estimator "
+                    "(or estimator.proxy)"
+                )
             hint = (
                 f"target `{self.target.name}` measures no {m}"
                 if base_name(m) == "latency_ms"
@@ -327,9 +334,12 @@ def _parse_value(text: str) -> Any:
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides; ``space=graph`` means ``space.name=graph``.
 
-    Changing a section's ``name`` drops that section's other keys, which belonged to the old
-    kind, unless they are set by later overrides.
+    Changing a section's ``name`` drops the section's other keys, which belonged to the old
+    kind, except those that overrides on the same command line set and the new kind has:
+    ``pruner.percentile=25 pruner=median`` keeps 25 in either order (a shared list of flags
+    for one kind may still be followed by a switch to another).
     """
+    mine: dict[str, set[str]] = {}  # per kind section: keys these overrides set
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
@@ -361,8 +371,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             default = _REGISTRY_OF[parts[0]].default if parts[0] in KIND_SECTIONS else None
             old = node.get("name", default)
             if leaf == "name" and len(parts) == 2 and old != val:
+                reg = _REGISTRY_OF[parts[0]]
+                has = reg.entry(val).config.model_fields if isinstance(val, str) else {}
+                kept = {k: node[k] for k in mine.get(parts[0], ()) if k in node and k in has}
                 node.clear()
+                node.update(kept)
             node[leaf] = val
+        if parts[0] in KIND_SECTIONS and len(parts) >= 2:
+            mine.setdefault(parts[0], set()).add(parts[1])
     return raw
 
 

@@ -52,6 +52,18 @@ class Integer:
     high: int
     step: int = 1
 
+    def __post_init__(self) -> None:
+        # often built from ``space.options``: a string or an empty range is the user's
+        # typo, said at start, not a failure deep inside sampling
+        for name in ("low", "high", "step"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"Integer {name} must be an integer (got {v!r})")
+        if self.step < 1:
+            raise ValueError(f"Integer step must be at least 1 (got {self.step})")
+        if self.low > self.high:
+            raise ValueError(f"Integer({self.low}, {self.high}) holds no value: low > high")
+
     def values(self) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
 
@@ -163,7 +175,7 @@ def load_user_space(path: str, options: dict[str, Any]) -> Space:
         raise UserError(f"space.name: {path!r} is not a subclass of hwnas Space")
     try:
         return cls(**options)
-    except TypeError as exc:
+    except (TypeError, ValueError, InvalidArch) as exc:
         raise UserError(f"space.options: {exc}") from None
 
 
