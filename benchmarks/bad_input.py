@@ -173,6 +173,9 @@ def flag_cases(tmp: Path) -> Iterator[Case]:
         ["export", str(tmp), "--trial", "x", "--output", "m.onnx"],
         ["profile", "--arch", "{not json", "--target", "analytic"],
         ["profile", "--dir", str(tmp)],
+        ["config", "--builtin-only"],
+        ["config", "--set", "estimator=zero_cost", "--set", "estimator.proxy=naswot"],
+        ["config", "--set", "pruner.percentile=150", "--set", "pruner=median"],
     ]:
         yield Case("flags", " ".join(argv)[:80], argv)
 
@@ -207,6 +210,14 @@ def path_cases(tmp: Path) -> Iterator[Case]:
         files={str(empty_dir / ".keep"): b""},
     )
     yield Case("paths", "--out name too long", ["search", "--out", str(tmp / ("n" * 300))])
+    yield Case("paths", "--config is a directory", ["config", "--config", str(tmp)])
+    spec = tmp / "broken-spec.json"
+    yield Case(
+        "paths",
+        "device spec not YAML",
+        ["config", "--set", "target=device", "--set", f"target.spec={spec}"],
+        files={str(spec): b"a: [1,\n  b: }\n"},
+    )
     yield Case("paths", "profile --arch @missing", ["profile", "--arch", f"@{tmp / 'nope.json'}"])
     yield Case("paths", "profile --arch @dir", ["profile", "--arch", f"@{tmp}"])
     yield Case("paths", "profile --onnx garbage", ["profile", "--onnx", str(a_file)], files=files)

@@ -183,7 +183,7 @@ def test_true_front_scores_itself_perfectly():
     ("override", "needle"),
     [
         ("target.metrics={latency_ms: nosuch_ms}", "nosuch_ms"),
-        ("estimator.path=/no/such/table.csv.gz", "/no/such/table.csv.gz"),
+        ("estimator.path=/no/such/table.csv.gz", "estimator.path: /no/such/table.csv.gz"),
         ("estimator.arch_column=nope", "nope"),
     ],
 )

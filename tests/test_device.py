@@ -212,6 +212,11 @@ def test_bad_spec_is_exit_2_naming_the_field(tmp_path):
             load_spec(str(path))
     res = run_cli("config", "--set", "target=device", "--set", "target.spec=no-such-chip")
     assert res.returncode == 2 and "neither a shipped device" in res.stderr
+    broken = tmp_path / "broken.json"  # PyYAML's own report spans five lines with a caret
+    broken.write_text("a: [1,\n  b: }\n")
+    with pytest.raises(DeviceSpecError) as err:
+        load_spec(str(broken))
+    assert "not valid YAML (line 2: " in str(err.value) and "\n" not in str(err.value)
 
 
 def test_every_shipped_figure_cites_its_source():

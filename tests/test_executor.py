@@ -275,6 +275,8 @@ def test_a_search_started_beside_another_training_warns_in_one_line(tmp_path, ow
     as it starts (the first cannot know), and a search alone says nothing of it."""
     from conftest import fast_args, run_cli
 
+    from hwnas.experiment.lock import StudyLock
+
     env = {"TMPDIR": str(own_markers), "HWNAS_TEST_FRESH": "1"}  # the test's own markers
     search = ["search", *fast_args(), "--budget", "1", "--quiet"]
     proc = _holder()
@@ -290,6 +292,20 @@ def test_a_search_started_beside_another_training_warns_in_one_line(tmp_path, ow
     alone = run_cli(*search, "--out", str(tmp_path / "alone"), env=env)
     assert alone.returncode == 0, alone.stderr
     assert "other hwnas training" not in alone.stderr
+    proc = _holder()
+    try:  # threads already shared out: nothing to advise
+        shared = run_cli(
+            *search, "--out", str(tmp_path / "shared"), env={**env, "OMP_NUM_THREADS": "1"}
+        )
+        # a start refused (another writer holds the study) says only that
+        with StudyLock(tmp_path / "alone"):
+            refused = run_cli(*search, "--out", str(tmp_path / "alone"), env=env)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert shared.returncode == 0 and "other hwnas training" not in shared.stderr
+    assert refused.returncode == 2 and "other hwnas training" not in refused.stderr
+    assert "in use by another hwnas process" in refused.stderr
 
 
 def test_a_search_leaves_its_callers_torch_threads_as_it_found_them(tmp_path):

@@ -379,6 +379,39 @@ def test_a_study_with_nothing_in_it_gives_way_to_the_corrected_command(tmp_path)
     assert res.returncode == 2 and "different experiment" in res.stderr
 
 
+def test_show_says_interrupted_for_what_a_dead_writer_left_running(tmp_path):
+    """`show` marks a trial left running by a writer that is gone as interrupted (pid dead
+    on this host), keeps `running` while the writer lives, and reads an empty study."""
+    import socket
+
+    from conftest import FAST
+
+    from hwnas.experiment.config import load_config
+    from hwnas.experiment.experiment import prepare_dir
+    from hwnas.experiment.store import Trial
+
+    out = tmp_path / "run"
+    store = prepare_dir(load_config(None, FAST), out, force=False)
+    store.close()
+    assert "run: 0 trials; best accuracy" in run_cli("show", str(out)).stdout
+    store = prepare_dir(load_config(None, FAST), out, force=False)
+    store.start_trial(Trial(id=0, arch={}, arch_hash="x", status="running", seed=0))
+    store.close()
+    for pid, shown in ((os.getpid(), "1 running"), (_dead_pid(), "1 interrupted")):
+        (out / ".lock").write_text(f"pid {pid} on {socket.gethostname()}")
+        res = run_cli("show", str(out))
+        assert res.returncode == 0 and f"1 trials ({shown})" in res.stdout, res.stdout
+    assert json.loads(run_cli("show", str(out), "--json").stdout)[0]["status"] == "running"
+    # pointed at the study's file, `show` reads its directory
+    assert json.loads(run_cli("show", str(out / "study.db"), "--json").stdout)[0]["id"] == 0
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_corrupt_db_and_foreign_experiment(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

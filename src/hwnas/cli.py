@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import typing
@@ -391,8 +392,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from hwnas.experiment.experiment import Interrupted
     from hwnas.hardware.host_load import sharing_warning
 
-    if (sharing := sharing_warning()) is not None:
-        print(f"warning: {sharing}", file=sys.stderr)
+    # once the study is ours (a refused start says nothing of it), unless threads are set
+    sharing_checked = bool(
+        os.environ.get("OMP_NUM_THREADS") or getattr(cfg.estimator, "threads", 0)
+    )
+
+    def warn_if_sharing() -> None:
+        nonlocal sharing_checked
+        if not sharing_checked:
+            sharing_checked = True
+            if (sharing := sharing_warning()) is not None:
+                print(f"warning: {sharing}", file=sys.stderr)
 
     console = Console(stderr=True)
     # without a terminal (CI logs, nohup) a bar draws nothing: one plain line per trial instead
@@ -426,6 +436,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     phase_tasks: dict[str, Any] = {}
 
     def on_phase(label: str, done: int, total: int) -> None:
+        warn_if_sharing()
         if plain and (done == total or done % max(1, total // 10) == 0):
             print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
         if phases is None:
@@ -437,6 +448,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         phases.update(phase_tasks[label], completed=done, total=total)
 
     def on_start(info: dict[str, Any]) -> None:
+        warn_if_sharing()
         if phases is not None and phase_tasks:
             phases.stop()
         if progress is not None:
@@ -701,13 +713,26 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from hwnas.experiment.lock import StudyLock
+
     summary = study.summary(trials)
     front_ids = {t.id for t in study.pareto(trials)}
-    console = Console()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items()))
+    # a log or a pipe gets the whole table, not 80 columns of cut cells
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
+    # trials a writer that has died left running were interrupted: said as such
+    gone = StudyLock(args.dir).writer_gone()
+
+    def status(t: Any) -> str:
+        return "interrupted" if gone and t.status == "running" else t.status
+
+    tally: dict[str, int] = {}
+    for t in trials:
+        tally[status(t)] = tally.get(status(t), 0) + 1
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
     best = summary["best_accuracy"]
     console.print(
-        f"[bold]{args.dir}[/]: {summary['trials']} trials ({counts}); best accuracy "
+        f"[bold]{args.dir}[/]: {summary['trials']} trials{f' ({counts})' if counts else ''}; "
+        "best accuracy "
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}"
     )
     for line in _model_lines(summary):
@@ -734,8 +759,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         m = t.metrics
         table.add_row(
             str(t.id),
-            "*" if t.id in front_ids else (f"F{t.parent_id}" if t.stage == "final" else ""),
-            t.status,
+            "*"
+            if t.id in front_ids
+            else (
+                f"F{t.parent_id if t.parent_id is not None else ''}" if t.stage == "final" else ""
+            ),
+            status(t),
             _fmt(m.get("accuracy"), "pct"),
             _test_cell(m),
             _fmt(m.get("latency_ms"), "ms"),
@@ -747,7 +776,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print(
-        "* = on the Pareto front; Fn = a final training of trial n; test = mean ± std of "
+        "* = on the Pareto front; Fn = a final training of trial n (F: of an arch given to "
+        "`hwnas train`); test = mean ± std of "
         "the final trainings (count × epochs) where there are any"
         + (
             "; budget = epochs or data share, <-n promoted from n, bN its bracket"
@@ -909,6 +939,8 @@ def _print_costs(costs: dict[str, Any], as_json: bool, title: str) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    if args.builtin_only and not args.reference:
+        raise UsageError("--builtin-only goes with --reference")
     if args.reference:
         from hwnas.experiment.reference import render_reference
 

@@ -15,3 +15,11 @@ class ConfigError(UserError):
 
 class PluginError(UserError):
     """An out-of-tree plugin that cannot be loaded or registers a name already taken."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's report of a parse error in one line (``line 2: expected ...``): its own
+    message spans several, with the offending line quoted and a caret under it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem

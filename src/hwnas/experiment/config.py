@@ -18,7 +18,7 @@ from pydantic import Field, SerializeAsAny, ValidationError, field_validator, mo
 
 from hwnas.core.config import KindConfig, Section, format_error, user_error
 from hwnas.core.constraints import Constraint, Objective
-from hwnas.core.errors import ConfigError
+from hwnas.core.errors import ConfigError, yaml_problem
 from hwnas.core.metrics import base_name, direction, lookup
 from hwnas.core.registry import FAMILIES
 from hwnas.data.config import DataConfig
@@ -394,14 +394,14 @@ def load_config(
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config {p}: is a directory, not a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
             loaded = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"config {p}:{where} is not valid YAML") from None
+            raise ConfigError(f"config {p}: not valid YAML ({yaml_problem(exc)})") from None
         except UnicodeDecodeError:
             raise ConfigError(f"config {p}: not a text (UTF-8) YAML file") from None
         except RecursionError:

@@ -67,6 +67,26 @@ class StudyLock:
         except OSError:
             return "holder unknown"
 
+    def writer_gone(self) -> bool:
+        """Whether the last writer named in ``.lock`` has surely ended (its pid is dead on
+        this host), so trials it left ``running`` were interrupted. Asked without touching
+        the lock, which a reader must never take: a writer starting meanwhile would be
+        refused. A writer on another host, or none named, is not known to be gone."""
+        try:
+            pid_text, _, host = (self.dir / self.INFO).read_text()[:120].partition(" on ")
+            pid = int(pid_text.removeprefix("pid "))
+        except (OSError, ValueError):
+            return False
+        if host.strip() != socket.gethostname():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive, someone else's
+            return False
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock

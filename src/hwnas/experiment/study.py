@@ -102,6 +102,8 @@ class Study:
 
     def __init__(self, out_dir: str | Path, *, readonly: bool = False) -> None:
         self.dir = Path(out_dir)
+        if self.dir.name == Store.FILENAME and self.dir.is_file():  # the study's own file
+            self.dir = self.dir.parent
         if not self.dir.is_dir():
             raise StoreError(f"{self.dir}: no such experiment directory")
         self.store = Store(self.dir / Store.FILENAME, create=False, readonly=readonly)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from hwnas.core.config import KindConfig, Section
 from hwnas.core.metrics import check_metric
@@ -172,6 +172,8 @@ class TabularTarget(CostModelConfig):
         None, description="CSV table (optionally .gz); default: the estimator's table."
     )
     arch_column: str = Field("arch_str", description="Column holding the space's arch key.")
+    #: the key an error about the table's file names: the user set the estimator's path
+    _path_key: str = PrivateAttr("target.path")
     metrics: dict[str, TableColumn] = Field(
         default_factory=lambda: {"latency_ms": TableColumn(column="pixel3_ms")},
         description="Cost metrics: `name: column` or `{column, scale}`, e.g. `latency_ms: pixel3_ms`.",
@@ -191,6 +193,11 @@ class TabularTarget(CostModelConfig):
             if table is None:
                 raise ValueError("target.path: required unless the estimator is tabular")
             self.path = table
+            self._path_key = "estimator.path"
+
+    @property
+    def path_key(self) -> str:
+        return self._path_key
 
 
 @cost_models.register("predictor", factory="hwnas.hardware.predictor:from_config")

@@ -87,6 +87,9 @@ class TableCostModel(CostModel):
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        path = Path(str(cfg.path)).expanduser()
+        if not path.is_file():  # the file may be the estimator's, set there by the user
+            raise TableError(f"{getattr(cfg, 'path_key', 'target.path')}: {path} does not exist")
         self.table = load_table(str(cfg.path), cfg.arch_column, "target")
         self.table.check(cfg.metrics, "target.metrics")
 

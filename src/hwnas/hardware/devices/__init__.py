@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hwnas.core.errors import UserError
+from hwnas.core.errors import UserError, yaml_problem
 
 Precision = Literal["int8", "fp16", "fp32"]
 #: bytes of one element stored at each precision
@@ -212,8 +212,12 @@ def _format(err: ValidationError, label: str) -> str:
 def _load(path: Path, mtime_ns: int) -> DeviceSpec:
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise DeviceSpecError(f"device spec {path}: not readable YAML ({exc})") from None
+    except OSError as exc:
+        raise DeviceSpecError(f"device spec {path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise DeviceSpecError(f"device spec {path}: not valid YAML ({yaml_problem(exc)})") from None
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        raise DeviceSpecError(f"device spec {path}: not a readable YAML file") from None
     if not isinstance(raw, dict):
         raise DeviceSpecError(f"device spec {path}: top level must be a mapping")
     try:
