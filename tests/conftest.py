@@ -252,6 +252,19 @@ def same_as_one_run(out: Path, promoted: dict, src: dict, overrides: list[str], 
 
 
 @pytest.fixture
+def own_markers(tmp_path, monkeypatch):
+    """A training-marker folder of this test's own (``hwnas.hardware.host_load``), so other
+    hwnas processes on the host (a benchmark, another test run) do not change the counts."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+@pytest.fixture
 def fast_config():
     from hwnas.experiment.config import load_config
 

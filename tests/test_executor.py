@@ -199,19 +199,6 @@ _HOLD = (
 )
 
 
-@pytest.fixture
-def own_markers(tmp_path, monkeypatch):
-    """A marker folder of this test's own, so other hwnas processes on the host (a benchmark,
-    another test run) do not change the counts."""
-    import tempfile
-
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
-
-
 def _holder():  # another process training on this host
     import subprocess
     import sys
@@ -270,10 +257,14 @@ def test_readings_taken_beside_another_training_are_flagged_and_re_timed(tmp_pat
     assert all("latency_busy" not in t.metrics for t in alone.trials)
 
 
-def test_a_search_started_beside_another_training_warns_in_one_line(tmp_path, own_markers):
+def test_a_search_started_beside_another_training_warns_in_one_line(
+    tmp_path, own_markers, monkeypatch
+):
     """Searches started side by side by hand oversubscribe a small CPU: the second says so
     as it starts (the first cannot know), and a search alone says nothing of it."""
     from conftest import fast_args, run_cli
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # set, it would silence the warning
 
     from hwnas.experiment.lock import StudyLock
 

@@ -360,7 +360,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
 def test_a_study_with_nothing_in_it_gives_way_to_the_corrected_command(tmp_path):
     """A start that failed after creating its study (its one trial never finished, nothing
     trained) holds no work: the next command, with another config, replaces it without
-    --force and without a backup. A finished trial, or a trial's weights, is work."""
+    --force (the old file is kept as a backup all the same). A finished trial is work."""
     from conftest import FAST
 
     from hwnas.api import run_search
@@ -374,20 +374,22 @@ def test_a_study_with_nothing_in_it_gives_way_to_the_corrected_command(tmp_path)
     store.start_trial(Trial(id=0, arch={}, arch_hash="x", status="running", seed=0))
     store.close()
     res = run_search(load_config(None, FAST, budget=1), out)
-    assert [t.status for t in res.trials] == ["complete"] and not list(out.glob("*.bak"))
+    assert [t.status for t in res.trials] == ["complete"] and len(list(out.glob("*.bak"))) == 1
     res = run_cli("search", "--out", str(out), "--budget", "1", "--seed", "9", "-q", *fast_args())
     assert res.returncode == 2 and "different experiment" in res.stderr
 
 
 def test_show_says_interrupted_for_what_a_dead_writer_left_running(tmp_path):
-    """`show` marks a trial left running by a writer that is gone as interrupted (pid dead
-    on this host), keeps `running` while the writer lives, and reads an empty study."""
+    """`show` marks a trial left running as interrupted once no writer holds the study
+    (asked of the kernel's lock table, and of the pid `.lock` names), keeps `running` while
+    one does, and reads an empty study."""
     import socket
 
     from conftest import FAST
 
     from hwnas.experiment.config import load_config
     from hwnas.experiment.experiment import prepare_dir
+    from hwnas.experiment.lock import StudyLock
     from hwnas.experiment.store import Trial
 
     out = tmp_path / "run"
@@ -397,13 +399,15 @@ def test_show_says_interrupted_for_what_a_dead_writer_left_running(tmp_path):
     store = prepare_dir(load_config(None, FAST), out, force=False)
     store.start_trial(Trial(id=0, arch={}, arch_hash="x", status="running", seed=0))
     store.close()
-    for pid, shown in ((os.getpid(), "1 running"), (_dead_pid(), "1 interrupted")):
-        (out / ".lock").write_text(f"pid {pid} on {socket.gethostname()}")
-        res = run_cli("show", str(out))
-        assert res.returncode == 0 and f"1 trials ({shown})" in res.stdout, res.stdout
+    (out / ".lock").write_text(f"pid {_dead_pid()} on {socket.gethostname()}")
+    with StudyLock(out):  # a live writer, whatever `.lock` says
+        held = run_cli("show", str(out))
+    gone = run_cli("show", str(out))
+    via_file = run_cli("show", str(out / "study.db"))  # pointed at the study's file
+    assert held.returncode == 0 and "1 trials (1 running)" in held.stdout, held.stdout
+    for res in (gone, via_file):
+        assert res.returncode == 0 and "1 trials (1 interrupted)" in res.stdout, res.stdout
     assert json.loads(run_cli("show", str(out), "--json").stdout)[0]["status"] == "running"
-    # pointed at the study's file, `show` reads its directory
-    assert json.loads(run_cli("show", str(out / "study.db"), "--json").stdout)[0]["id"] == 0
 
 
 def _dead_pid() -> int:

@@ -201,7 +201,7 @@ def test_a_strategy_on_a_chain_supernet_proposes_only_its_paths(tmp_path):
     assert len({json.dumps(t["arch"]) for t in trials}) == 8
 
 
-def test_the_supernet_phase_counts_as_a_training_on_the_host(tmp_path, monkeypatch):
+def test_the_supernet_phase_counts_as_a_training_on_the_host(tmp_path, monkeypatch, own_markers):
     """Other processes' latency readings must know a supernet trains beside them, as they
     know of a trial's training: the one-shot phase holds a training marker throughout."""
     from hwnas.api import run_search

@@ -63,6 +63,11 @@ def test_bad_user_space_paths():
         assert needle in str(err.value)
     with pytest.raises(ValueError, match="step must be at least 1"):
         Integer(1, 4, step=0)
+    import numpy as np
+
+    assert Integer(8, np.int64(24), step=8).values() == [8, 16, 24]  # numpy ints are integers
+    with pytest.raises(TypeError, match="must be an integer"):
+        Integer(8, 24.0)
 
 
 def test_search_a_user_space_through_the_cli(tmp_path):

@@ -392,8 +392,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from hwnas.experiment.experiment import Interrupted
     from hwnas.hardware.host_load import sharing_warning
 
-    # once the study is ours (a refused start says nothing of it), unless threads are set
-    sharing_checked = bool(
+    # once the study is ours (a refused start says nothing of it); not where threads are
+    # already shared out, nor where nothing trains (a table looks accuracies up)
+    trains = getattr(cfg.estimator, "needs_model", True) or getattr(
+        cfg.strategy, "trains_supernet", False
+    )
+    sharing_checked = not trains or bool(
         os.environ.get("OMP_NUM_THREADS") or getattr(cfg.estimator, "threads", 0)
     )
 
@@ -720,7 +724,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     # a log or a pipe gets the whole table, not 80 columns of cut cells
     console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
     # trials a writer that has died left running were interrupted: said as such
-    gone = StudyLock(args.dir).writer_gone()
+    gone = StudyLock(study.dir).writer_gone()
 
     def status(t: Any) -> str:
         return "interrupted" if gone and t.status == "running" else t.status
@@ -733,7 +737,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]{args.dir}[/]: {summary['trials']} trials{f' ({counts})' if counts else ''}; "
         "best accuracy "
-        f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}"
+        f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}",
+        soft_wrap=True,
     )
     for line in _model_lines(summary):
         console.print(line, soft_wrap=True)

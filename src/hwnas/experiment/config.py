@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hwnas.core.config import KindConfig, Section, format_error, user_error
 from hwnas.core.constraints import Constraint, Objective
@@ -279,8 +286,8 @@ class ExperimentConfig(Section):
                 gives = ", ".join(sorted(estimator_made)) or "no score"
                 raise ValueError(
                     f"objectives/constraints: estimator `{self.estimator.name}` gives {gives}, "
-                    f"not {m}; name what it gives in objectives, or choose another estimator "
-                    "(or estimator.proxy)"
+                    f"not {m}; ask for what it gives, or choose another estimator"
+                    + (" or estimator.proxy" if hasattr(self.estimator, "proxy") else "")
                 )
             hint = (
                 f"target `{self.target.name}` measures no {m}"
@@ -331,6 +338,23 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _field_names(section: str, kind: Any) -> set[str]:
+    """The keys a section of ``kind`` takes, aliases included; none for a kind unknown
+    (validation names it, unless a later override corrects it)."""
+    if not isinstance(kind, str):
+        return set()
+    try:
+        fields = _REGISTRY_OF[section].entry(kind).config.model_fields
+    except ConfigError:
+        return set()
+    names = set(fields)
+    for f in fields.values():
+        alias = f.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias, f.alias]
+        names |= {a for a in choices if isinstance(a, str)}
+    return names
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides; ``space=graph`` means ``space.name=graph``.
 
@@ -371,9 +395,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             default = _REGISTRY_OF[parts[0]].default if parts[0] in KIND_SECTIONS else None
             old = node.get("name", default)
             if leaf == "name" and len(parts) == 2 and old != val:
-                reg = _REGISTRY_OF[parts[0]]
-                has = reg.entry(val).config.model_fields if isinstance(val, str) else {}
-                kept = {k: node[k] for k in mine.get(parts[0], ()) if k in node and k in has}
+                ours = mine.get(parts[0], set())
+                has = _field_names(parts[0], val) if ours else set()
+                kept = {k: node[k] for k in ours if k in node and k in has}
                 node.clear()
                 node.update(kept)
             node[leaf] = val

@@ -137,13 +137,14 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
 
 def holds_work(out_dir: Path, store: Store) -> bool:
     """Whether a study holds anything a run made: a finished trial, a training's weights
-    or state, or a one-shot phase's supernet. A start that failed after creating its study
-    (a board not answering, a trial's set-up refused) leaves none, and the corrected command
-    then replaces it: nothing is lost."""
+    or state, a one-shot phase's supernet, a prefilter's scores. A run stopped or refused
+    before its first trial finished leaves none, and a corrected command may then start
+    over without ``--force`` (the old file is still kept as a backup)."""
     return (
         any(t.status != "running" for t in store.trials())
         or any((out_dir / "weights").glob("*"))
-        or (out_dir / "supernet").exists()
+        or any((out_dir / "supernet").glob("*"))
+        or store.get_meta_json("prefilter") is not None
     )
 
 
@@ -164,10 +165,7 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
     replace = check_dir(cfg, out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / Store.FILENAME
-    if replace and not force:  # a study with nothing in it (check_dir): no backup
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db_path) + suffix).unlink(missing_ok=True)
-    elif replace:
+    if replace:  # with --force, or a study with nothing in it (check_dir)
         backup = backup_name(out_dir)
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(db_path) + suffix)

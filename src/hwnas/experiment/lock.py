@@ -68,17 +68,27 @@ class StudyLock:
             return "holder unknown"
 
     def writer_gone(self) -> bool:
-        """Whether the last writer named in ``.lock`` has surely ended (its pid is dead on
-        this host), so trials it left ``running`` were interrupted. Asked without touching
-        the lock, which a reader must never take: a writer starting meanwhile would be
-        refused. A writer on another host, or none named, is not known to be gone."""
+        """Whether no writer holds the study now, so trials left ``running`` were
+        interrupted. Asked without touching the lock, which a reader must never take (a
+        writer starting meanwhile would be refused). A writer is taken as alive if the
+        kernel's lock table (Linux) shows the lock held, which sees other pid namespaces, or
+        if the pid named in ``.lock`` lives on this host; gone if the table shows no lock
+        (and that pid is not alive), or, without a table, if that pid is dead."""
+        held = _flock_held(self.dir)
+        if held:
+            return False
+        named = self._named_writer_dead()
+        return named is not False if held is False else named is True
+
+    def _named_writer_dead(self) -> bool | None:
+        """Whether the pid ``.lock`` names is dead on this host (None: not known)."""
         try:
             pid_text, _, host = (self.dir / self.INFO).read_text()[:120].partition(" on ")
             pid = int(pid_text.removeprefix("pid "))
         except (OSError, ValueError):
-            return False
+            return None
         if host.strip() != socket.gethostname():
-            return False
+            return None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -103,3 +113,20 @@ class StudyLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _flock_held(path: Path) -> bool | None:
+    """Whether any process holds a ``flock`` on ``path``, from ``/proc/locks``; None where
+    that table cannot be read (not Linux)."""
+    try:
+        table = Path("/proc/locks").read_text()
+        st = os.stat(path)
+    except OSError:
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "N: FLOCK ADVISORY WRITE pid dev:ino ..."; a "->" line waits for a lock, holds none
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == ident:
+            return True
+    return False

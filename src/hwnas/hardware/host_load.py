@@ -96,8 +96,9 @@ def sharing_warning() -> str | None:
         return None
     return (
         f"{n} other hwnas training{'s' if n > 1 else ''} running on this host "
-        f"{'share' if n > 1 else 'shares'} its cores (and GPU): this search trains slower and re-times its disturbed latency readings; "
-        "give each search its share with OMP_NUM_THREADS or estimator.threads"
+        f"{'share' if n > 1 else 'shares'} its cores: this search trains slower and "
+        "re-times its disturbed latency readings; give each search its share with "
+        "OMP_NUM_THREADS or estimator.threads"
     )
 
 

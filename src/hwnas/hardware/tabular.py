@@ -28,11 +28,16 @@ class TableError(UserError):
 class Table:
     """Rows of a CSV table keyed by one column."""
 
-    def __init__(self, path: str | Path, key_column: str, where: str = "table") -> None:
+    def __init__(
+        self, path: str | Path, key_column: str, where: str = "table", path_key: str = ""
+    ) -> None:
+        """``path_key``: the key that set the file, where not ``{where}.path`` (a table
+        target reads the estimator's table unless it names its own)."""
         self.path = Path(path).expanduser()
         self.where = where
+        pk = path_key or f"{where}.path"
         if not self.path.is_file():
-            raise TableError(f"{where}.path: {self.path} does not exist")
+            raise TableError(f"{pk}: {self.path} does not exist")
         try:
             opener = gzip.open if self.path.suffix == ".gz" else open
             with opener(self.path, "rt", newline="") as fh:  # type: ignore[operator]
@@ -45,11 +50,9 @@ class Table:
                     )
                 self.rows = {row[key_column]: row for row in reader}
         except (OSError, csv.Error, UnicodeDecodeError, EOFError) as exc:
-            raise TableError(
-                f"{where}.path: {self.path} is not a readable CSV table ({exc})"
-            ) from None
+            raise TableError(f"{pk}: {self.path} is not a readable CSV table ({exc})") from None
         if not self.rows:
-            raise TableError(f"{where}.path: {self.path} has no rows")
+            raise TableError(f"{pk}: {self.path} has no rows")
 
     def check(self, columns: dict[str, TableColumn], where: str) -> None:
         for name, col in columns.items():
@@ -76,8 +79,8 @@ class Table:
 
 
 @lru_cache(maxsize=8)
-def load_table(path: str, key_column: str, where: str = "table") -> Table:
-    return Table(path, key_column, where)
+def load_table(path: str, key_column: str, where: str = "table", path_key: str = "") -> Table:
+    return Table(path, key_column, where, path_key)
 
 
 class TableCostModel(CostModel):
@@ -87,10 +90,9 @@ class TableCostModel(CostModel):
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
-        path = Path(str(cfg.path)).expanduser()
-        if not path.is_file():  # the file may be the estimator's, set there by the user
-            raise TableError(f"{getattr(cfg, 'path_key', 'target.path')}: {path} does not exist")
-        self.table = load_table(str(cfg.path), cfg.arch_column, "target")
+        # the file may be the estimator's, set there by the user: errors name that key
+        path_key = getattr(cfg, "path_key", "")
+        self.table = load_table(str(cfg.path), cfg.arch_column, "target", path_key)
         self.table.check(cfg.metrics, "target.metrics")
 
     def costs(self, cand: Candidate) -> dict[str, float]:

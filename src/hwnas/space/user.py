@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import operator
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,8 +58,12 @@ class Integer:
         # typo, said at start, not a failure deep inside sampling
         for name in ("low", "high", "step"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"Integer {name} must be an integer (got {v!r})")
+            try:  # any integer type (a numpy int too); never a bool, float or string
+                if isinstance(v, bool):
+                    raise TypeError
+                object.__setattr__(self, name, operator.index(v))
+            except TypeError:
+                raise TypeError(f"Integer {name} must be an integer (got {v!r})") from None
         if self.step < 1:
             raise ValueError(f"Integer step must be at least 1 (got {self.step})")
         if self.low > self.high:
