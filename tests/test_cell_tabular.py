@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import SHARED, run_cli
+from conftest import REPO, SHARED, run_cli
 
 from hwnas.experiment.config import load_config
 from hwnas.space.base import InvalidArch
@@ -194,6 +194,20 @@ def test_tabular_config_errors(tmp_path, override, needle):
     # refused before anything is written: the corrected command is not told the directory
     # holds "a different experiment"
     assert not (tmp_path / "x").exists()
+
+
+def test_a_table_target_names_the_estimators_path_as_the_users_key():
+    """The target reads the estimator's table unless it names its own: an error about that
+    file names `estimator.path`, also once the config was stored (the path written out)."""
+    from hwnas.experiment.config import ExperimentConfig, load_config
+
+    config = REPO / "configs" / "nb201_pixel3.yaml"
+    cfg = load_config(config, ["estimator.path=/no/such.csv.gz"])
+    assert cfg.target.path == "/no/such.csv.gz" and cfg.target.path_key == "estimator.path"
+    stored = ExperimentConfig.model_validate(cfg.to_json_dict())
+    assert stored.target.path_key == "estimator.path"
+    own = load_config(config, ["estimator.path=/a.csv.gz", "target.path=/b.csv.gz"])
+    assert own.target.path_key == "target.path"
 
 
 @needs_table

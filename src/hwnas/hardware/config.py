@@ -188,11 +188,12 @@ class TabularTarget(CostModelConfig):
         return set(self.metrics)
 
     def complete(self, estimator: Any) -> None:
+        table = getattr(estimator, "path", None) if hasattr(estimator, "arch_column") else None
         if self.path is None:
-            table = getattr(estimator, "path", None) if hasattr(estimator, "arch_column") else None
             if table is None:
                 raise ValueError("target.path: required unless the estimator is tabular")
             self.path = table
+        if self.path == table:  # filled from it, here or before the config was stored
             self._path_key = "estimator.path"
 
     @property
