@@ -669,3 +669,36 @@ def test_search_endings_are_honest(tmp_path):
     ok = run_cli("search", "--out", str(tmp_path / "ok"), "--budget", "2", *fast_args())
     assert ok.returncode == 0, ok.stderr
     assert "trial 1 complete accuracy" in ok.stderr and "2 complete" in ok.stderr
+
+
+def test_hwnas_train_asked_again_retries_a_failed_run_under_its_id(tmp_path, monkeypatch):
+    """A final training that failed (out of memory, a NaN) is run again when `hwnas train`
+    is asked again, under the same trial id; one that completed is kept, not repeated."""
+    import random
+
+    from conftest import FAST
+
+    from hwnas.api import train_net
+    from hwnas.estimate.train import TrainEstimator
+    from hwnas.experiment.config import load_config
+    from hwnas.space import make_space
+
+    cfg = load_config(None, [*FAST, "estimator.epochs=1"])
+    arch = json.dumps(make_space(cfg.space).sample(random.Random(0)))
+    real = TrainEstimator.estimate
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(TrainEstimator, "estimate", broken)
+    first = train_net(tmp_path / "t", arch, config=cfg, repeats=2)
+    assert [t.status for t in first.trials] == ["failed", "failed"]
+    assert "out of memory" in (first.trials[0].error or "")
+    monkeypatch.setattr(TrainEstimator, "estimate", real)
+    again = train_net(tmp_path / "t", arch, config=cfg, repeats=2)
+    assert [t.id for t in again.trials] == [t.id for t in first.trials]
+    assert [t.status for t in again.trials] == ["complete", "complete"]
+    assert all(t.error is None and "test_accuracy" in t.metrics for t in again.trials)
+    stamp = [t.finished_at for t in again.trials]
+    kept = train_net(tmp_path / "t", arch, config=cfg, repeats=2)
+    assert [t.finished_at for t in kept.trials] == stamp  # completed runs are not repeated

@@ -144,7 +144,7 @@ def _train_into(
             if n < 1:
                 raise UserError("--repeats must be at least 1")
             trainer = FinalTrainer(config, evaluator, study.store, study, trial_seed, on_run)
-            trials = trainer.train(arch, parent, n, epochs)
+            trials = trainer.train(arch, parent, n, epochs, retry_failed=True)
             study.write_pareto_json()
             report = write_study_report(study)
         finally:

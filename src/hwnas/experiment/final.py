@@ -150,8 +150,11 @@ class FinalTrainer:
         parent: Trial | None,
         repeats: int,
         epochs: int | None = None,
+        retry_failed: bool = False,
     ) -> list[Trial]:
-        """``repeats`` final trainings of ``arch`` (of ``parent`` when it is a trial)."""
+        """``repeats`` final trainings of ``arch`` (of ``parent`` when it is a trial).
+        ``retry_failed``: a run that failed before (out of memory, a NaN) is run again under
+        its id, as ``hwnas train`` asked again means; a search's final stage keeps it."""
         ev = self.evaluator
         space, estimator = ev.space, ev.estimator
         fc = self.cfg.final
@@ -179,14 +182,19 @@ class FinalTrainer:
         done: list[Trial] = []
         for r in range(repeats):
             old = next((t for t in mine if t.info.get("repeat") == r), None)
-            if old is not None and old.status != "running":
+            again = old is not None and (
+                old.status == "running" or (retry_failed and old.status == "failed")
+            )
+            if old is not None and not again:
                 done.append(old)
                 continue
             trial = old or self._new(arch, parent, h, r, fidelity, on_val, estimator.identity())
             if old is None:
                 self.store.start_trial(trial)
             else:
-                log.info("re-running interrupted final training %d", trial.id)
+                what = "interrupted" if old.status == "running" else "failed"
+                log.info("re-running %s final training %d", what, trial.id)
+                trial.status, trial.error = "running", None
             if costs is None:
                 costs = ev.measure(arch, trial.seed)
             self._run(trial, fidelity, on_val, costs)
