@@ -230,19 +230,18 @@ def same_as_one_run(out: Path, promoted: dict, src: dict, overrides: list[str], 
     exactly where one uninterrupted 4-epoch run of ``src``'s arch and seed ends: the same
     accuracy and the same weights, bit for bit (``threads``: torch's, as the workers had)."""
     from hwnas.core.fidelity import Fidelity
+    from hwnas.estimate.base import torch_threads_kept
     from hwnas.experiment.config import load_config
     from hwnas.experiment.evaluate import Job, build_evaluator
 
-    before = torch.get_num_threads()
-    # as the search's process had them: a test before this one may have left this process
-    # on another count, and a reduction over other thread counts sums in another order
-    torch.set_num_threads(threads or FRESH_THREADS)
-    try:
+    with torch_threads_kept():
+        # as the search's process had them: a test before this one may have left this
+        # process on another count, and a reduction over other thread counts sums in
+        # another order
+        torch.set_num_threads(threads or FRESH_THREADS)
         evaluator = build_evaluator(load_config(None, [*FAST, *overrides]))
         whole_pt = out.parent / "whole.pt"
         whole = evaluator(Job(src["arch"], src["seed"], whole_pt, None, Fidelity(4)))
-    finally:
-        torch.set_num_threads(before)
     assert whole.status == "complete"
     assert promoted["metrics"]["accuracy"] == whole.metrics["accuracy"]
     mine = torch.load(out / "weights" / f"trial_{promoted['id']}.pt", weights_only=True)

@@ -264,10 +264,9 @@ def test_a_search_started_beside_another_training_warns_in_one_line(
     as it starts (the first cannot know), and a search alone says nothing of it."""
     from conftest import fast_args, run_cli
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # set, it would silence the warning
-
     from hwnas.experiment.lock import StudyLock
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # set, it would silence the warning
     env = {"TMPDIR": str(own_markers), "HWNAS_TEST_FRESH": "1"}  # the test's own markers
     search = ["search", *fast_args(), "--budget", "1", "--quiet"]
     proc = _holder()

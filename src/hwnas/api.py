@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwnas.estimate.base import torch_threads_kept
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.experiment import Experiment, SearchResult
 from hwnas.experiment.store import Trial
@@ -49,6 +50,7 @@ class TrainResult:
     report: Path | None = None
 
 
+@torch_threads_kept()
 def train_net(
     out_dir: str | Path,
     arch_spec: str | None = None,
@@ -64,7 +66,11 @@ def train_net(
     ``final``: a trial of the study in ``out_dir`` (``trial_id``), or an arch (JSON, ``@file``
     or a reference net's name) in the study there or, with ``config``, in a new one."""
     from hwnas.core.errors import UserError
-    from hwnas.experiment.experiment import check_dir
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.experiment import check_dir, prepare_dir, trial_seed
+    from hwnas.experiment.final import FinalTrainer
+    from hwnas.experiment.lock import StudyLock
+    from hwnas.space.arch_spec import parse_arch
 
     out = Path(out_dir)
     existing = (out / "study.db").exists() and config is None
@@ -84,33 +90,6 @@ def train_net(
                     parent = peek.store.trial(parent.parent_id)
     else:
         check_dir(config, out, force)
-    import torch
-
-    threads = torch.get_num_threads()  # estimator.threads governs this call, not after it
-    try:
-        return _train_into(out, config, existing, parent, arch_spec, repeats, epochs, force, on_run)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_into(
-    out: Path,
-    config: ExperimentConfig,
-    existing: bool,
-    parent: Trial | None,
-    arch_spec: str | None,
-    repeats: int | None,
-    epochs: int | None,
-    force: bool,
-    on_run: Callable[[Trial, int, int], None] | None,
-) -> TrainResult:
-    from hwnas.core.errors import UserError
-    from hwnas.experiment.evaluate import build_evaluator
-    from hwnas.experiment.experiment import prepare_dir, trial_seed
-    from hwnas.experiment.final import FinalTrainer
-    from hwnas.experiment.lock import StudyLock
-    from hwnas.space.arch_spec import parse_arch
-
     evaluator = build_evaluator(config)
     if not evaluator.estimator.needs_model:  # e.g. a table: there is no net to train
         evaluator.close()

@@ -29,6 +29,7 @@ from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.metrics import base_name
 from hwnas.core.pareto import pareto_indices
+from hwnas.estimate.base import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock
@@ -125,13 +126,13 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
     with Store(db_path, readonly=True) as store:
         stored = store.get_meta_json("config")
         old = stored_config(store.path, stored) if stored is not None else None
-        empty = not holds_work(out_dir, store)
-    changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
-    if changed and not force and not empty:
-        raise ConfigError(
-            f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
-            "use another --out or --force (the old study is kept as a backup)"
-        )
+        changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
+        # every trial is read only when the config changed, not on each resume
+        if changed and not force and holds_work(out_dir, store):
+            raise ConfigError(
+                f"{out_dir} holds a different experiment's config ({'; '.join(changed)}); "
+                "use another --out or --force (the old study is kept as a backup)"
+            )
     return bool(changed)
 
 
@@ -209,18 +210,8 @@ class Experiment:
         log.setLevel(logging.INFO)
         return handler
 
+    @torch_threads_kept()
     def run(self) -> SearchResult:
-        """Run or resume the search. The caller's torch thread count is restored after it:
-        an estimator's ``threads`` governs the driver while the search runs, not after."""
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
-            return self._start()
-        finally:
-            torch.set_num_threads(threads)
-
-    def _start(self) -> SearchResult:
         # everything that can refuse the user's input comes before the first write: a start
         # that fails leaves no study behind to refuse the corrected command as "different"
         check_names(self.dir)

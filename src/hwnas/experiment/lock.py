@@ -77,8 +77,10 @@ class StudyLock:
         held = _flock_held(self.dir)
         if held:
             return False
-        named = self._named_writer_dead()
-        return named is not False if held is False else named is True
+        dead = self._named_writer_dead()
+        if held is None:  # no lock table: only a pid known dead says so
+            return dead is True
+        return dead is not False  # no lock held, unless the named pid still lives
 
     def _named_writer_dead(self) -> bool | None:
         """Whether the pid ``.lock`` names is dead on this host (None: not known)."""

@@ -216,7 +216,7 @@ def _load(path: Path, mtime_ns: int) -> DeviceSpec:
         raise DeviceSpecError(f"device spec {path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise DeviceSpecError(f"device spec {path}: not valid YAML ({yaml_problem(exc)})") from None
-    except (UnicodeDecodeError, RecursionError, ValueError):
+    except (RecursionError, ValueError):  # undecodable bytes, nesting, huge numbers
         raise DeviceSpecError(f"device spec {path}: not a readable YAML file") from None
     if not isinstance(raw, dict):
         raise DeviceSpecError(f"device spec {path}: top level must be a mapping")
