@@ -230,7 +230,7 @@ def same_as_one_run(out: Path, promoted: dict, src: dict, overrides: list[str], 
     exactly where one uninterrupted 4-epoch run of ``src``'s arch and seed ends: the same
     accuracy and the same weights, bit for bit (``threads``: torch's, as the workers had)."""
     from hwnas.core.fidelity import Fidelity
-    from hwnas.estimate.base import torch_threads_kept
+    from hwnas.core.threads import torch_threads_kept
     from hwnas.experiment.config import load_config
     from hwnas.experiment.evaluate import Job, build_evaluator
 

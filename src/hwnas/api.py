@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwnas.estimate.base import torch_threads_kept
+from hwnas.core.threads import torch_threads_kept
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.experiment import Experiment, SearchResult
 from hwnas.experiment.store import Trial

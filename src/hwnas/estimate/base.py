@@ -11,11 +11,10 @@ task (:class:`Task`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,20 +24,6 @@ from hwnas.core.fidelity import Fidelity
 if TYPE_CHECKING:
     from hwnas.data import Dataset
     from hwnas.hardware.base import Candidate
-
-
-@contextlib.contextmanager
-def torch_threads_kept() -> Iterator[None]:
-    """Restore torch's process-wide thread count when the block (or, as a decorator, the
-    call) ends: an estimator's ``threads`` sets it for the whole process, to govern the
-    driver while a search or a training runs, and an API caller's count must survive that."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 #: called after each epoch with its metrics (``accuracy``, ``val_loss``...); True = stop now

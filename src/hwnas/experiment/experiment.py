@@ -29,7 +29,7 @@ from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
 from hwnas.core.metrics import base_name
 from hwnas.core.pareto import pareto_indices
-from hwnas.estimate.base import torch_threads_kept
+from hwnas.core.threads import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
 from hwnas.experiment.lock import StudyLock

@@ -19,6 +19,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hwnas.core.threads import torch_threads_kept
 from hwnas.space.vocab.cell import EDGES
 from hwnas.space.vocab.chain import parse_op
 from hwnas.space.vocab.fbnet import SKIP, parse_block
@@ -365,13 +366,9 @@ def trace_ops(model: nn.Module, shape: Shape) -> list[Op]:
             return out
 
     model = model.eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny forward: one thread is faster on a busy host
-    try:
-        with torch.no_grad(), Recorder():
-            model(torch.zeros(1, *shape))
-    finally:
-        torch.set_num_threads(threads)
+    # a tiny forward: one thread is faster on a busy host
+    with torch_threads_kept(1), torch.no_grad(), Recorder():
+        model(torch.zeros(1, *shape))
     return ops
 
 

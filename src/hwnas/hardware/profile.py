@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hwnas.core.threads import torch_threads_kept
+
 if TYPE_CHECKING:  # torch is imported where used: the device agent times ONNX without it
     import torch
     from torch import nn
@@ -229,13 +231,12 @@ class TorchCpuMeter(LatencyMeter):
         import torch
 
         x = torch.zeros(self.batch, *input_shape)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with _visiting(model, torch.device("cpu")), torch.inference_mode():
-                return time_callable(lambda: model(x), self.warmup, self.runs, self.blocks)
-        finally:
-            torch.set_num_threads(before)
+        with (
+            torch_threads_kept(self.threads),
+            _visiting(model, torch.device("cpu")),
+            torch.inference_mode(),
+        ):
+            return time_callable(lambda: model(x), self.warmup, self.runs, self.blocks)
 
 
 class TorchCudaMeter(LatencyMeter):
