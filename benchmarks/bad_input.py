@@ -176,6 +176,8 @@ def flag_cases(tmp: Path) -> Iterator[Case]:
         ["config", "--builtin-only"],
         ["config", "--set", "estimator=zero_cost", "--set", "estimator.proxy=naswot"],
         ["config", "--set", "pruner.percentile=150", "--set", "pruner=median"],
+        ["search", "--set", "data=digits", "--data", str(tmp / "c10.tar.gz"), "--out", out],
+        ["config", "--set", "data.path=/data/cifar10"],
     ]:
         yield Case("flags", " ".join(argv)[:80], argv)
 

@@ -172,3 +172,16 @@ def test_every_shipped_config_validates():
         if cfg.target.name == "cuda-torch":
             assert cfg.device == "cuda", f.name
     assert load_config(None, ["target=cuda-torch"]).device == "cuda"
+
+
+def test_data_path_switches_only_an_unnamed_dataset_and_digits_refuses_a_path(tmp_path):
+    """--data turns the default digits into cifar10, but a digits the user named is a
+    contradiction (it once trained CIFAR-10 silently), and so is a path beside digits."""
+    c10 = str(tmp_path / "c10.tar.gz")
+    assert load_config(None, [], data_path=c10).data.name == "cifar10"
+    assert load_config(None, ["data=imagefolder"], data_path=c10).data.name == "imagefolder"
+    with pytest.raises(ConfigError, match=r"--data: data.name is digits"):
+        load_config(None, ["data=digits"], data_path=c10)
+    with pytest.raises(ConfigError, match=r"data.path: digits is bundled and reads no path"):
+        load_config(None, ["data.path=" + c10])
+    assert load_config(None, []).data.path is None

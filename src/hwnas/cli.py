@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, metavar="N", help="distinct architectures to evaluate")
     s.add_argument("--seed", type=int, metavar="S", help="random seed")
     s.add_argument(
-        "--data", metavar="PATH", help="dataset path (sets data.path; digits becomes cifar10)"
+        "--data",
+        metavar="PATH",
+        help="dataset path (sets data.path; an unset data.name becomes cifar10)",
     )
     s.add_argument("--device", choices=["cpu", "cuda"], help="where candidates train")
     s.add_argument(

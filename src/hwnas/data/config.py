@@ -56,6 +56,17 @@ class DataConfig(KindConfig):
         None, description="Where decoded uint8 arrays are cached; default `~/.cache/hwnas`."
     )
 
+    @field_validator("path")
+    @classmethod
+    def _digits_reads_no_path(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A path beside the bundled digits would be ignored; the user meant another dataset."""
+        if v is not None and info.data.get("name") == "digits":
+            raise ValueError(
+                "digits is bundled and reads no path: set data.name to the kind the path "
+                "holds (cifar10, imagefolder)"
+            )
+        return v
+
     @field_validator("augment", "flip", mode="before")
     @classmethod
     def _dataset_recipe(cls, v: Any, info: ValidationInfo) -> Any:

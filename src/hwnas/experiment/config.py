@@ -447,10 +447,16 @@ def load_config(
             b = raw.get("budget")
             raw["budget"] = {**(b if isinstance(b, dict) else {}), "trials": v}
         elif k == "data_path":
-            raw.setdefault("data", {})
-            if raw["data"].get("name", "digits") == "digits":
-                raw["data"]["name"] = "cifar10"
-            raw["data"]["path"] = v
+            data = raw.setdefault("data", {})
+            if not isinstance(data, dict):
+                raise ConfigError("data: must be a mapping (name, path, ...)")
+            if data.get("name") == "digits":
+                raise ConfigError(
+                    "--data: data.name is digits, which is bundled and reads no path; drop "
+                    "--data or name the kind the path holds (data.name=cifar10, imagefolder)"
+                )
+            data.setdefault("name", "cifar10")  # the unset default digits reads no path
+            data["path"] = v
         else:
             raw[k] = v
     return validate_config(raw)
