@@ -52,6 +52,11 @@ def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
     cfg = load_config(f, ["strategy.latency_target=5", "strategy=reinforce"])
     assert cfg.strategy.latency_target == 5
     assert load_config(f, ["strategy=nosuch", "strategy=random"]).strategy.name == "random"
+    # of a nested mapping only the keys the command line set survive the switch
+    g = tmp_path / "z.yaml"
+    g.write_text("estimator:\n  name: zero_cost\n  fast: {lr: 9.0, cutout: 12}\n")
+    fast = load_config(g, ["estimator.fast.cutout=4", "estimator=train"]).estimator.fast
+    assert (fast.cutout, fast.lr) == (4, 1.5)
 
 
 def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():

@@ -361,9 +361,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     Changing a section's ``name`` drops the section's other keys, which belonged to the old
     kind, except those that overrides on the same command line set and the new kind has:
     ``pruner.percentile=25 pruner=median`` keeps 25 in either order (a shared list of flags
-    for one kind may still be followed by a switch to another).
+    for one kind may still be followed by a switch to another). Of a nested key only what
+    the command line set is kept: ``estimator.fast.ema=0.9`` keeps ``ema``, not the file's
+    other ``fast`` keys.
     """
-    mine: dict[str, set[str]] = {}  # per kind section: keys these overrides set
+    mine: dict[str, set[tuple[str, ...]]] = {}  # per kind section: key paths these set
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
@@ -397,13 +399,24 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if leaf == "name" and len(parts) == 2 and old != val:
                 ours = mine.get(parts[0], set())
                 has = _field_names(parts[0], val) if ours else set()
-                kept = {k: node[k] for k in ours if k in node and k in has}
+                tops = {path[0] for path in ours}
+                kept = {k: _only(node[k], ours, (k,)) for k in tops if k in node and k in has}
                 node.clear()
                 node.update(kept)
             node[leaf] = val
         if parts[0] in KIND_SECTIONS and len(parts) >= 2:
-            mine.setdefault(parts[0], set()).add(parts[1])
+            mine.setdefault(parts[0], set()).add(tuple(parts[1:]))
     return raw
+
+
+def _only(value: Any, paths: set[tuple[str, ...]], at: tuple[str, ...]) -> Any:
+    """The part of ``value`` (found at key path ``at``) that ``paths`` set: all of it where a
+    path ends here or it is not a mapping, else only its keys on some path, pruned alike."""
+    below = {p for p in paths if p[: len(at)] == at}
+    if at in below or not isinstance(value, dict):
+        return value
+    keys = {p[len(at)] for p in below if len(p) > len(at)}
+    return {k: _only(value[k], below, (*at, k)) for k in keys if k in value}
 
 
 def load_config(
