@@ -593,6 +593,17 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     final = [t for t in trials if t["stage"] == "final"]
     assert [t["id"] for t in final] == [fid] and final[0]["status"] == "complete"
+    # a run that failed: resumed, the search trains it again only if memory ran out
+    for error, again in (("loss is NaN at epoch 1", False), ("CUDA out of memory", True)):
+        db = sqlite3.connect(out / "study.db")
+        db.execute("UPDATE trials SET status='failed', error=? WHERE id=?", (error, fid))
+        db.commit()
+        db.close()
+        assert run_cli("search", *args, *finals).returncode == 0
+        (final,) = [
+            t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["id"] == fid
+        ]
+        assert final["status"] == ("complete" if again else "failed"), (error, final)
 
 
 def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):

@@ -154,7 +154,9 @@ class FinalTrainer:
     ) -> list[Trial]:
         """``repeats`` final trainings of ``arch`` (of ``parent`` when it is a trial).
         ``retry_failed``: a run that failed before (out of memory, a NaN) is run again under
-        its id, as ``hwnas train`` asked again means; a search's final stage keeps it."""
+        its id, as ``hwnas train`` asked again means; a search's resumed final stage runs
+        again only one that ran out of memory (what else held the device may be gone) and
+        keeps the rest (the same seed diverges again)."""
         ev = self.evaluator
         space, estimator = ev.space, ev.estimator
         fc = self.cfg.final
@@ -183,7 +185,8 @@ class FinalTrainer:
         for r in range(repeats):
             old = next((t for t in mine if t.info.get("repeat") == r), None)
             again = old is not None and (
-                old.status == "running" or (retry_failed and old.status == "failed")
+                old.status == "running"
+                or (old.status == "failed" and (retry_failed or _transient(old.error)))
             )
             if old is not None and not again:
                 done.append(old)
@@ -192,7 +195,7 @@ class FinalTrainer:
             if old is None:
                 self.store.start_trial(trial)
             else:
-                what = "interrupted" if old.status == "running" else "failed"
+                what = "interrupted" if old.status == "running" else f"failed ({old.error})"
                 log.info("re-running %s final training %d", what, trial.id)
                 trial.status, trial.error = "running", None
             if costs is None:
@@ -297,3 +300,10 @@ class FinalTrainer:
             summary["tta_views"] = ok[0].metrics["tta_views"]
         parent.metrics.update(summary)
         self.store.update_metrics(parent.id, parent.metrics)
+
+
+def _transient(error: str | None) -> bool:
+    """A failure that another attempt may not meet: memory that others held."""
+    return error is not None and (
+        "out of memory" in error.lower() or error.startswith("MemoryError")
+    )
