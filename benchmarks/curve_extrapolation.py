@@ -7,7 +7,10 @@ Per seed, one `hwnas search` of random archs of the default space trained for `-
 `hwnas.pruning.curve.extrapolate` and by the last observed value. Prints Spearman rho
 (per seed and pooled) of each predictor with the true final accuracy, the mean absolute
 error, and milliseconds per extrapolation.
+With ``--from DIR`` (repeatable) the curves are read from stored studies instead (e.g. the
+unpruned runs of ``benchmarks/gpu_pruning_cifar10.sh``), one row per study.
 Usage: python benchmarks/curve_extrapolation.py [--seeds 5] [--trials 24] [--epochs 16]
+[--from DIR ...] [--tag T]
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from _common import hwnas, save
 from scipy.stats import spearmanr
 
 from hwnas.pruning.curve import extrapolate
+
+
+def stored_curves(study: Path, epochs: int) -> list[list[float]]:
+    """The full-length validation curves of a study's complete trials (``--from``: e.g. the
+    unpruned runs of ``pruning.py`` on the GPU, trained with per-epoch validation)."""
+    rows = json.loads(hwnas("show", str(study), "--json").stdout)
+    return [
+        [float(c["val_accuracy"]) for c in t["curve"]]
+        for t in rows
+        if t["status"] == "complete" and len(t.get("curve") or []) == epochs
+    ]
 
 
 def curves(out: Path, seed: int, trials: int, epochs: int) -> list[list[float]]:
@@ -56,14 +70,29 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--share", type=float, default=0.25)
+    ap.add_argument(
+        "--from",
+        dest="studies",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="read the curves of a stored study (one 'seed' per DIR) instead of searching",
+    )
+    ap.add_argument("--tag", default="", help="name in the result file's name")
     a = ap.parse_args()
     seen = max(3, round(a.share * a.epochs))
     per_seed, pooled = [], {"final": [], "curve": [], "last": []}
     all_curves: list[list[list[float]]] = []  # kept in the result: predictors can be re-tried
     ms: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(a.seeds):
-            cs = curves(Path(tmp) / f"s{seed}", seed, a.trials, a.epochs)
+        sources = a.studies or range(a.seeds)
+        for seed, src in enumerate(sources):
+            if isinstance(src, str):
+                cs = stored_curves(Path(src), a.epochs)
+            else:
+                cs = curves(Path(tmp) / f"s{seed}", seed, a.trials, a.epochs)
+            if len(cs) < 3:
+                raise SystemExit(f"{src}: {len(cs)} complete curves of {a.epochs} epochs")
             all_curves.append(cs)
             final = [c[-1] for c in cs]
             pred = []
@@ -90,6 +119,7 @@ def main() -> None:
             pooled["curve"] += pred
             pooled["last"] += last
     summary = {
+        "source": a.studies or f"{a.seeds} random-search studies of {a.trials} digits nets",
         "epochs": a.epochs,
         "epochs_seen": seen,
         "per_seed": per_seed,
@@ -101,7 +131,7 @@ def main() -> None:
         "curves": all_curves,
     }
     print({k: v for k, v in summary.items() if k not in ("per_seed", "curves")})
-    save("curve_extrapolation", summary)
+    save("curve_extrapolation" + (f"-{a.tag}" if a.tag else ""), summary)
 
 
 if __name__ == "__main__":
