@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import sqlite3
+import time
 
 import pytest
 import torch
@@ -599,11 +600,15 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
         db.execute("UPDATE trials SET status='failed', error=? WHERE id=?", (error, fid))
         db.commit()
         db.close()
+        resumed_at = time.time()
         assert run_cli("search", *args, *finals).returncode == 0
         (final,) = [
             t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["id"] == fid
         ]
         assert final["status"] == ("complete" if again else "failed"), (error, final)
+        # a run again is timed from its new start to its new end
+        assert (final["started_at"] >= resumed_at) == again
+        assert final["finished_at"] > final["started_at"]
 
 
 def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):

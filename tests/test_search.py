@@ -175,6 +175,7 @@ def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
     rows = _rows(db)
     assert rows[0][1] == "complete" and rows[-1][1] == "running"
     interrupted_id, interrupted_arch = rows[-1][0], rows[-1][2]
+    resumed_at = time.time()
     res = run_cli("search", "--out", str(out), "-q", *args)
     assert res.returncode == 0, res.stderr
     trials = show_json(out)
@@ -184,6 +185,8 @@ def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
         json.loads(interrupted_arch), sort_keys=True
     )
     assert "re-running interrupted trial" in (out / "hwnas.log").read_text()
+    # its wall time is the run that finished it, not the pause before
+    assert trials[interrupted_id]["started_at"] >= resumed_at
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

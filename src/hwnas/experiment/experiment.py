@@ -580,6 +580,7 @@ class Experiment:
                     if pending:
                         trial = pending.pop(0)
                         log.info("re-running interrupted trial %d", trial.id)
+                        store.restart_trial(trial)
                         launch(trial)
                         continue
                     searching = sum(_counts(t) for t in inflight.values())

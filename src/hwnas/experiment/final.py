@@ -197,7 +197,7 @@ class FinalTrainer:
             else:
                 what = "interrupted" if old.status == "running" else f"failed ({old.error})"
                 log.info("re-running %s final training %d", what, trial.id)
-                trial.status, trial.error = "running", None
+                self.store.restart_trial(trial)
             if costs is None:
                 costs = ev.measure(arch, trial.seed)
             self._run(trial, fidelity, on_val, costs)

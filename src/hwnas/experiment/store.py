@@ -343,6 +343,18 @@ class Store:
             if strategy_state is not None:
                 self.set_meta("strategy_state", strategy_state, db)
 
+    def restart_trial(self, trial: Trial) -> None:
+        """Mark a trial that is run again (interrupted, or a final run that failed) as running
+        from now: its wall time must not span the pause before the new run, nor keep the
+        finish time of the run that failed."""
+        trial.status, trial.error = "running", None
+        trial.started_at, trial.finished_at = time.time(), None
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE trials SET status=?, error=NULL, started_at=?, finished_at=NULL WHERE id=?",
+                (trial.status, trial.started_at, trial.id),
+            )
+
     def finish_trial(
         self,
         trial: Trial,
