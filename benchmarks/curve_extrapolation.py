@@ -35,7 +35,9 @@ def stored_curves(study: Path, epochs: int) -> list[list[float]]:
     return [
         [float(c["val_accuracy"]) for c in t["curve"]]
         for t in rows
-        if t["status"] == "complete" and len(t.get("curve") or []) == epochs
+        if t["stage"] == "search"
+        and t["status"] == "complete"
+        and len(t.get("curve") or []) == epochs
     ]
 
 

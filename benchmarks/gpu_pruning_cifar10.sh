@@ -10,9 +10,10 @@
 #   SEEDS=2 bash benchmarks/gpu_pruning_cifar10.sh        # seed 1, then both analysed
 # After the searches, the curve predictor against the last observed accuracy on the unpruned
 # runs' curves (benchmarks/curve_extrapolation.py --from).
-set -u
+set -u -o pipefail
 . benchmarks/_gpu_env.sh
 D=$PWD/.prun
+touch /tmp/prun-start   # result files newer than this are this call's
 VARIANTS=${VARIANTS:-baseline,hyperband-warm-resume-m2,bohb-warm-resume,curve}
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-pruning.log 2>&1 &)
 timeout -s INT "${SECONDS_LEFT:-540}" python3 benchmarks/pruning.py --variants "$VARIANTS" \
@@ -22,12 +23,14 @@ timeout -s INT "${SECONDS_LEFT:-540}" python3 benchmarks/pruning.py --variants "
     --set estimator.fast.eval_every_epoch=true ${ARGS:-} 2>&1 \
   | grep -v '^ *"\|^ *[]}{[]\|^ *[-0-9.]*,\?$' | tail -40  # the tables, not the JSON
 pkill -f "nvidia-smi dmon"
-# the curve predictor against the last observed accuracy, on the unpruned runs' curves
-froms=$(for d in "$D"/baseline-seed*; do [ -f "$d/study.db" ] && echo "--from $d"; done)
-[ -n "$froms" ] && python3 benchmarks/curve_extrapolation.py $froms --tag cifar10-gpu 2>&1 \
-  | grep "rho" | tail -8
-cp "$(ls -t benchmarks/results/*curve_extrapolation-cifar10-gpu*.json | head -1)" $OUT/ 2>/dev/null
-cp "$(ls -t benchmarks/results/*pruning-cifar10-gpu*.json | head -1)" $OUT/ 2>/dev/null
+# the curve predictor against the last observed accuracy, on the finished unpruned runs' curves
+froms=()
+for d in "$D"/baseline-seed*; do
+  grep -q '"done": true' "$d/bench-run.json" 2>/dev/null && froms+=(--from "$d")
+done
+[ ${#froms[@]} -gt 0 ] && python3 benchmarks/curve_extrapolation.py "${froms[@]}" \
+    --tag "cifar10-gpu${TAG:-}" 2>&1 | grep "rho" | tail -8
+find benchmarks/results -newer /tmp/prun-start -name '*.json' -exec cp {} $OUT/ \;
 # each run's study, log and marker (weights and report stay: too large to bring back)
 tar -czf $OUT/prun.tar.gz --exclude=weights --exclude=report.html -C "$D" .
 ls -la $OUT

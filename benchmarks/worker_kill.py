@@ -58,8 +58,8 @@ def workers(driver: int) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(REPO / "configs" / "digits.yaml"))
-    ap.add_argument("--data", default="")
+    ap.add_argument("--config", default="", help="default: the built-in digits search")
+    ap.add_argument("--data", default="", help="dataset path (a config's, or cifar10)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--budget", type=int, default=24)
     ap.add_argument("--kills", type=int, default=3)
@@ -68,7 +68,8 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="hwnas-worker-kill-")) / "run"
-    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--config", a.config, "--out", str(out)]
+    cmd = [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out)]
+    cmd += ["--config", a.config] if a.config else []
     cmd += ["--budget", str(a.budget), "--workers", str(a.workers), "-q"]
     cmd += ["--data", a.data] if a.data else []
     for s in a.set:

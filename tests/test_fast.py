@@ -595,9 +595,21 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
     final = [t for t in trials if t["stage"] == "final"]
     assert [t["id"] for t in final] == [fid] and final[0]["status"] == "complete"
     # a run that failed: resumed, the search trains it again only if memory ran out
-    for error, again in (("loss is NaN at epoch 1", False), ("CUDA out of memory", True)):
+    # (a CPU allocation failure reads "can't allocate memory"; a net that ran out of memory
+    # twice already is taken to be too large, not unlucky)
+    for error, retries, again in (
+        ("loss is NaN at epoch 1", 0, False),
+        ("CUDA out of memory", 2, False),
+        ("CUDA out of memory", 0, True),
+        ("RuntimeError: DefaultCPUAllocator: can't allocate memory", 1, True),
+    ):
         db = sqlite3.connect(out / "study.db")
-        db.execute("UPDATE trials SET status='failed', error=? WHERE id=?", (error, fid))
+        (info,) = db.execute("SELECT info FROM trials WHERE id=?", (fid,)).fetchone()
+        info = {**json.loads(info), "oom_retries": retries}
+        db.execute(
+            "UPDATE trials SET status='failed', error=?, info=? WHERE id=?",
+            (error, json.dumps(info), fid),
+        )
         db.commit()
         db.close()
         resumed_at = time.time()
@@ -606,9 +618,10 @@ def test_interrupted_final_run_is_rerun_under_its_id(tmp_path):
             t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["id"] == fid
         ]
         assert final["status"] == ("complete" if again else "failed"), (error, final)
-        # a run again is timed from its new start to its new end
+        # a run again is timed from its new start to its new end, and its retries counted
         assert (final["started_at"] >= resumed_at) == again
         assert final["finished_at"] > final["started_at"]
+        assert final["info"]["oom_retries"] == retries + again
 
 
 def test_a_resumed_final_stage_trains_no_more_than_max_models_nets(tmp_path):

@@ -218,3 +218,9 @@ def test_a_study_made_with_an_option_since_removed_can_still_be_read(tmp_path):
 
     res = run_cli("show", _with_stored_config(tmp_path / "b", wrong))
     assert res.returncode == 2 and "stored config is not valid" in res.stderr
+
+    def digits_with_a_path(cfg):  # what `--set data.path=X` stored before it was refused
+        cfg["data"].update(name="digits", path="/data/cifar10.tar.gz")
+
+    res = run_cli("show", _with_stored_config(tmp_path / "c", digits_with_a_path))
+    assert res.returncode == 0 and res.stderr == "", res.stderr

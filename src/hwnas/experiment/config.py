@@ -363,7 +363,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     ``pruner.percentile=25 pruner=median`` keeps 25 in either order (a shared list of flags
     for one kind may still be followed by a switch to another). Of a nested key only what
     the command line set is kept: ``estimator.fast.ema=0.9`` keeps ``ema``, not the file's
-    other ``fast`` keys.
+    other ``fast`` keys (a list is kept whole: its items have no names to prune by).
     """
     mine: dict[str, set[tuple[str, ...]]] = {}  # per kind section: key paths these set
     for item in overrides:

@@ -155,8 +155,8 @@ class FinalTrainer:
         """``repeats`` final trainings of ``arch`` (of ``parent`` when it is a trial).
         ``retry_failed``: a run that failed before (out of memory, a NaN) is run again under
         its id, as ``hwnas train`` asked again means; a search's resumed final stage runs
-        again only one that ran out of memory (what else held the device may be gone) and
-        keeps the rest (the same seed diverges again)."""
+        again only one that ran out of memory (what else held the device may be gone; at most
+        ``_OOM_RETRIES`` times) and keeps the rest (the same seed diverges again)."""
         ev = self.evaluator
         space, estimator = ev.space, ev.estimator
         fc = self.cfg.final
@@ -184,9 +184,9 @@ class FinalTrainer:
         done: list[Trial] = []
         for r in range(repeats):
             old = next((t for t in mine if t.info.get("repeat") == r), None)
+            oom = old is not None and old.status == "failed" and _transient(old)
             again = old is not None and (
-                old.status == "running"
-                or (old.status == "failed" and (retry_failed or _transient(old.error)))
+                old.status == "running" or (old.status == "failed" and retry_failed) or oom
             )
             if old is not None and not again:
                 done.append(old)
@@ -198,6 +198,9 @@ class FinalTrainer:
                 what = "interrupted" if old.status == "running" else f"failed ({old.error})"
                 log.info("re-running %s final training %d", what, trial.id)
                 self.store.restart_trial(trial)
+                trial.metrics, trial.curve = {}, []  # nothing of the run before is this one's
+                if oom and not retry_failed:
+                    trial.info["oom_retries"] = trial.info.get("oom_retries", 0) + 1
             if costs is None:
                 costs = ev.measure(arch, trial.seed)
             self._run(trial, fidelity, on_val, costs)
@@ -302,8 +305,25 @@ class FinalTrainer:
         self.store.update_metrics(parent.id, parent.metrics)
 
 
-def _transient(error: str | None) -> bool:
-    """A failure that another attempt may not meet: memory that others held."""
-    return error is not None and (
-        "out of memory" in error.lower() or error.startswith("MemoryError")
+#: how the allocators say they ran out: CUDA's caching allocator (OutOfMemoryError, "CUDA
+#: error: out of memory"), the estimator's own EstimateFailed, the CPU allocator's RuntimeError,
+#: cuDNN and cuBLAS, Python's MemoryError
+_OUT_OF_MEMORY = (
+    "out of memory",
+    "can't allocate memory",
+    "not_enough_memory",
+    "alloc_failed",
+    "memoryerror",
+)
+#: a final run that keeps running out of memory (a net too large for the card) is not
+#: retried on every resume for ever
+_OOM_RETRIES = 2
+
+
+def _transient(trial: Trial) -> bool:
+    """A failure that another attempt may not meet: memory that others held (retried at
+    most ``_OOM_RETRIES`` times)."""
+    error = (trial.error or "").lower()
+    return any(s in error for s in _OUT_OF_MEMORY) and (
+        trial.info.get("oom_retries", 0) < _OOM_RETRIES
     )
