@@ -68,3 +68,14 @@ def test_status_is_checked(tmp_path):
         t.status = "weird"
         with pytest.raises(sqlite3.IntegrityError):
             st.finish_trial(t)
+
+
+def test_elapsed_time_leaves_out_the_pauses_between_calls():
+    """A study resumed after a pause: its elapsed time is the time some trial ran, not the
+    first start to the last end (overlapping workers count once, a nested span adds nothing)."""
+    from hwnas.experiment.study import busy_seconds
+
+    assert busy_seconds([]) == 0.0
+    assert busy_seconds([(20.0, 25.0), (0.0, 10.0), (5.0, 12.0), (21.0, 22.0)]) == 17.0
+    # two calls, a night apart
+    assert busy_seconds([(0.0, 600.0), (86_400.0, 86_700.0)]) == 900.0

@@ -21,6 +21,18 @@ from hwnas.experiment.store import Store, StoreError, Trial, dumps
 log = logging.getLogger("hwnas")
 
 
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the (start, end) spans ran: a study's elapsed
+    time without the pauses between the calls that resumed it (the first to last trial
+    counted a night between two calls as search time)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
 def stored_config(path: Path, raw: Any) -> ExperimentConfig:
     """The config a study stored, validated; a corrupt one is a one-line error naming it.
 
@@ -173,10 +185,9 @@ class Study:
         if hv is not None:
             out["hypervolume"] = hv
         out.update(self.against_true_front(front))
-        started = [t.started_at for t in trials if t.started_at]
-        ended = [t.finished_at for t in trials if t.finished_at]
-        if started and ended:
-            out["elapsed_s"] = max(ended) - min(started)
+        spans = [(t.started_at, t.finished_at) for t in trials if t.started_at and t.finished_at]
+        if spans:
+            out["elapsed_s"] = busy_seconds(spans)
         return out
 
     def supernet_time(self) -> dict[str, Any] | None:
