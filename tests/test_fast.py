@@ -551,6 +551,9 @@ def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
     args = [*FASTCNN, f"strategy.start=['@{start}']", "final.repeats=1", "final.max_models=1"]
     res = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*args))
     assert res.returncode == 0, res.stderr
+    # `show` says the final stage's verdict on the reference, whatever it is
+    shown = run_cli("show", str(out)).stdout
+    assert re.search(r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%\): ", shown), shown
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     ref_trial = next(x for x in trials if x["info"].get("op") == "start")
     finals = {x["info"]["final_of"] for x in trials if x["stage"] == "final"}
@@ -564,6 +567,36 @@ def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
     assert res.returncode == 0, res.stderr
     trials = json.loads(run_cli("show", str(off), "--json").stdout)
     assert len([x for x in trials if x["stage"] == "final"]) == 1
+
+
+def test_the_references_verdict_uses_final_test_accuracy_and_the_searched_costs():
+    """A reference net is dominated by a searched net with final trainings whose final test
+    accuracy is no lower and whose costs are no higher, one of them strictly; validation
+    accuracy and nets without final trainings do not count."""
+    from hwnas.experiment.final import against_references
+    from hwnas.experiment.store import Trial
+
+    objectives = [("accuracy", "max"), ("latency_ms", "min")]
+
+    def t(i: int, val: float, test: float | None, lat: float, op: str = "mutate") -> Trial:
+        m = {"accuracy": val, "latency_ms": lat}
+        if test is not None:
+            m.update(final_runs=3, final_test_accuracy=test)
+        return Trial(i, {}, f"h{i}", "complete", 0, metrics=m, info={"op": op}, stage="search")
+
+    ref = t(0, 0.88, 0.912, 9.0, "start")
+    nets = [
+        ref,
+        t(1, 0.85, 0.913, 8.0),  # lower validation, higher test, faster: dominates
+        t(2, 0.90, 0.911, 7.0),  # higher validation, lower test: does not
+        t(3, 0.89, 0.915, 9.5),  # more accurate, slower: does not
+        t(4, 0.90, None, 5.0),  # no final trainings: not judged
+        t(5, 0.88, 0.912, 9.0),  # equal is not better
+    ]
+    [(r, by)] = against_references(nets, objectives)
+    assert r.id == 0 and [x.id for x in by] == [1]
+    assert against_references(nets[1:], objectives) == []  # no reference was trained
+    assert against_references(nets, [("latency_ms", "min")]) == []  # no accuracy objective
 
 
 def test_a_second_writer_is_refused(tmp_path):

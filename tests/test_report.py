@@ -151,7 +151,16 @@ def trials() -> list[dict[str, Any]]:
 
 def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list[dict]) -> None:
     config = {"search": {"strategy": "evolution", "trials": 30}, "note": "<i>x</i>"}
-    summary = {"hypervolume": 0.4321, "elapsed_s": 1234.5, "target": "cpu", "dataset": "digits"}
+    summary = {
+        "hypervolume": 0.4321,
+        "elapsed_s": 1234.5,
+        "target": "cpu",
+        "dataset": "digits",
+        "references": [
+            {"reference": 0, "describe": "a", "dominated_by": [7, 9]},
+            {"reference": 1, "describe": "b", "dominated_by": []},
+        ],
+    }
     out = write_report(
         tmp_path / "sub" / "report.html",
         trials,
@@ -176,6 +185,8 @@ def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list
     assert 'id="pareto-plot"' in text and 'id="progress-plot"' in text
     assert "demo &lt;search&gt;" in text and "<i>x</i>" not in text
     assert "digits" in text and "cpu" in text and "0.4321" in text
+    assert "references dominated after final training by" in text
+    assert "<b>#0: #7, #9; #1: none</b>" in text
     assert "latency_ms &lt;= 2" in text
 
     data = data_blob(text)

@@ -511,6 +511,28 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return _ending(result)
 
 
+def _reference_lines(summary: dict[str, Any], trials: list[Any]) -> list[str]:
+    """The final stage's verdict on each net the search started from: which searched nets
+    dominate it on final test accuracy and the other objectives (as the search measured
+    them), so a user need not compare the table by hand."""
+    by_id = {t.id: t for t in trials}
+
+    def test(i: int) -> str:
+        return _fmt(by_id[i].metrics.get("final_test_accuracy"), "pct")
+
+    lines = []
+    for v in summary.get("references", []):
+        ref = f"reference #{v['reference']} ({v['describe']}, test {test(v['reference'])})"
+        beaten = ", ".join(f"#{i} (test {test(i)})" for i in v["dominated_by"])
+        lines.append(
+            f"{ref}: dominated by {beaten} on test accuracy and every other objective as "
+            "the search measured it"
+            if beaten
+            else f"{ref}: no searched net with final trainings dominates it"
+        )
+    return lines
+
+
 def _model_lines(summary: dict[str, Any]) -> list[str]:
     """How far the run's models can be trusted: the strategy's surrogate, judged on the archs
     it picked before they were evaluated, and latency readings kept although other trainings
@@ -742,7 +764,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}",
         soft_wrap=True,
     )
-    for line in _model_lines(summary):
+    for line in [*_model_lines(summary), *_reference_lines(summary, trials)]:
         console.print(line, soft_wrap=True)
     # the front, every net with final trainings (a reference net the search was to beat may
     # be off the front: its test figure is what the front is judged against) and the latest

@@ -74,6 +74,25 @@ def dominates(a: Trial, b: Trial, objectives: Sequence[tuple[str, str]]) -> bool
     return better
 
 
+def against_references(
+    trials: list[Trial], objectives: Sequence[tuple[str, str]]
+) -> list[tuple[Trial, list[Trial]]]:
+    """Each reference net (a trial the search started from, ``strategy.start``) that has final
+    trainings, with the searched nets that dominate it after theirs: final test accuracy in
+    place of validation accuracy, every other objective as the search measured it. This is
+    the question a search that starts from hand-designed nets is run to answer."""
+    tested = [(m if m != "accuracy" else "final_test_accuracy", d) for m, d in objectives]
+    if all(m != "final_test_accuracy" for m, _ in tested):
+        return []
+    finals = [t for t in trials if t.stage in ("search", "derived") and "final_runs" in t.metrics]
+    refs = [t for t in finals if t.info.get("op") == "start"]
+    ref_nets = {r.arch_hash for r in refs}
+    return [
+        (r, [t for t in finals if t.arch_hash not in ref_nets and dominates(t, r, tested)])
+        for r in refs
+    ]
+
+
 def pick(
     front: list[Trial],
     refs: list[Trial],

@@ -16,6 +16,7 @@ from typing import Any
 
 from hwnas.core.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.config import ExperimentConfig, validate_config
+from hwnas.experiment.final import against_references
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
 log = logging.getLogger("hwnas")
@@ -185,6 +186,11 @@ class Study:
         if hv is not None:
             out["hypervolume"] = hv
         out.update(self.against_true_front(front))
+        if verdicts := against_references(trials, self.objectives):
+            out["references"] = [
+                {"reference": r.id, "describe": r.describe, "dominated_by": [t.id for t in by]}
+                for r, by in verdicts
+            ]
         spans = [(t.started_at, t.finished_at) for t in trials if t.started_at and t.finished_at]
         if spans:
             out["elapsed_s"] = busy_seconds(spans)

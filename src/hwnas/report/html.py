@@ -262,8 +262,16 @@ def _header(
     known = {
         "hypervolume": lambda v: f"{v:.4g}" if num(v) is not None else str(v),
         "elapsed_s": lambda v: fmt_seconds(num(v)),
+        "references": lambda v: "; ".join(
+            f"#{r['reference']}: " + (", ".join(f"#{i}" for i in r["dominated_by"]) or "none")
+            for r in v
+        ),
     }
-    labels = {"elapsed_s": "elapsed", "hypervolume": "hypervolume"}
+    labels = {
+        "elapsed_s": "elapsed",
+        "hypervolume": "hypervolume",
+        "references": "references dominated after final training by",
+    }
     for key, value in summary.items():
         if value is None:
             continue
