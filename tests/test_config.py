@@ -52,6 +52,11 @@ def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
     cfg = load_config(f, ["strategy.latency_target=5", "strategy=reinforce"])
     assert cfg.strategy.latency_target == 5
     assert load_config(f, ["strategy=nosuch", "strategy=random"]).strategy.name == "random"
+    # a section given whole replaces the file's, and later keys go on top of it
+    cfg = load_config(f, ["strategy={name: bo, init: 3}", "strategy.candidates=50"])
+    assert (cfg.strategy.name, cfg.strategy.init, cfg.strategy.candidates) == ("bo", 3, 50)
+    with pytest.raises(ConfigError, match="population"):  # not a key of bo: refused
+        load_config(f, ["strategy={name: bo, population: 3}"])
     # of a nested mapping only the keys the command line set survive the switch
     g = tmp_path / "z.yaml"
     g.write_text("estimator:\n  name: zero_cost\n  fast: {lr: 9.0, cutout: 12}\n")

@@ -185,8 +185,8 @@ def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list
     assert 'id="pareto-plot"' in text and 'id="progress-plot"' in text
     assert "demo &lt;search&gt;" in text and "<i>x</i>" not in text
     assert "digits" in text and "cpu" in text and "0.4321" in text
-    assert "references dominated after final training by" in text
-    assert "<b>#0: #7, #9; #1: none</b>" in text
+    assert "reference nets after final training" in text
+    assert "<b>#0 dominated by #7, #9; #1 not dominated</b>" in text
     assert "latency_ms &lt;= 2" in text
 
     data = data_blob(text)

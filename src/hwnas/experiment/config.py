@@ -363,7 +363,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     ``pruner.percentile=25 pruner=median`` keeps 25 in either order (a shared list of flags
     for one kind may still be followed by a switch to another). Of a nested key only what
     the command line set is kept: ``estimator.fast.ema=0.9`` keeps ``ema``, not the file's
-    other ``fast`` keys (a list is kept whole: its items have no names to prune by).
+    other ``fast`` keys (a list is kept whole: its items have no names to prune by). A
+    section given as a mapping (``strategy={name: bo, init: 3}``) replaces the file's.
     """
     mine: dict[str, set[tuple[str, ...]]] = {}  # per kind section: key paths these set
     for item in overrides:
@@ -374,6 +375,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not parts:
             raise ConfigError(f"--set {item!r}: empty key")
         if len(parts) == 1 and parts[0] in KIND_SECTIONS:
+            whole = _parse_value(value)
+            if isinstance(whole, dict):  # `strategy={name: bo, init: 3}`: the whole section
+                raw[parts[0]] = whole
+                mine[parts[0]] = {(k,) for k in whole}
+                continue
             parts.append("name")
         node: Any = raw
         for p in parts[:-1]:

@@ -263,14 +263,16 @@ def _header(
         "hypervolume": lambda v: f"{v:.4g}" if num(v) is not None else str(v),
         "elapsed_s": lambda v: fmt_seconds(num(v)),
         "references": lambda v: "; ".join(
-            f"#{r['reference']}: " + (", ".join(f"#{i}" for i in r["dominated_by"]) or "none")
+            f"#{r['reference']} dominated by " + ", ".join(f"#{i}" for i in r["dominated_by"])
+            if r["dominated_by"]
+            else f"#{r['reference']} not dominated"
             for r in v
         ),
     }
     labels = {
         "elapsed_s": "elapsed",
         "hypervolume": "hypervolume",
-        "references": "references dominated after final training by",
+        "references": "reference nets after final training",
     }
     for key, value in summary.items():
         if value is None:
