@@ -157,6 +157,20 @@ def _start(out, *extra):
     )
 
 
+def test_resumed_without_a_budget_keeps_the_studys_own(tmp_path):
+    """The same command without --budget resumes to the study's budget, not the default's
+    60; a budget named again (flag or --set) extends it."""
+    out = tmp_path / "run"
+    args = fast_args("estimator.epochs=1")
+    assert run_cli("search", "--out", str(out), "-q", "--budget", "2", *args).returncode == 0
+    res = run_cli("search", "--out", str(out), "-q", *args)
+    assert res.returncode == 0, res.stderr
+    assert len(show_json(out)) == 2 and "2 complete" in res.stderr
+    res = run_cli("search", "--out", str(out), "-q", "--set", "budget.trials=3", *args)
+    assert res.returncode == 0, res.stderr
+    assert len(show_json(out)) == 3
+
+
 def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):
     out = tmp_path / "run"
     args = ["--budget", "3", "--seed", "2", *fast_args("estimator.epochs=6")]
