@@ -533,11 +533,11 @@ def _stored_budget(out: str) -> Any:
     cannot be read: the search itself then says why)."""
     from hwnas.experiment.study import Study
 
-    if not (Path(out) / "study.db").is_file():
-        return None
     try:
+        if not (Path(out) / "study.db").is_file():
+            return None
         study = Study(Path(out), readonly=True)
-    except Exception:  # noqa: BLE001 - reported by the search that follows
+    except Exception:  # noqa: BLE001 - a bad --out or study: reported by the search that follows
         return None
     try:
         return study.config.budget
