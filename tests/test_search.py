@@ -166,6 +166,12 @@ def test_resumed_without_a_budget_keeps_the_studys_own(tmp_path):
     res = run_cli("search", "--out", str(out), "-q", *args)
     assert res.returncode == 0, res.stderr
     assert len(show_json(out)) == 2 and "2 complete" in res.stderr
+    # the Python API alike: a config that names no budget
+    from hwnas.api import run_search
+    from hwnas.experiment.config import load_config
+
+    cfg = load_config(None, [*FAST, "estimator.epochs=1"])
+    assert run_search(cfg, out).summary["trials"] == 2 and cfg.budget.trials == 2
     res = run_cli("search", "--out", str(out), "-q", "--set", "budget.trials=3", *args)
     assert res.returncode == 0, res.stderr
     assert len(show_json(out)) == 3

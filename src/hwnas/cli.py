@@ -388,8 +388,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
         data_path=args.data,
         device=args.device,
     )
-    if not _budget_named(args, overrides) and (stored := _stored_budget(args.out)) is not None:
-        cfg.budget = stored  # resumed without a budget: the study's own, not the default's
     from rich.console import Console
 
     from hwnas.api import run_search
@@ -433,6 +431,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         best = info["best_accuracy"]
         progress.update(
             task,
+            total=info["total"],  # a resumed study's own budget, where the command named none
             completed=min(info["done"], info["total"]),
             best=f"{best:.2%}" if best is not None else "-",
             pareto=info["pareto_size"],
@@ -511,38 +510,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(line)
     print(f"report: {result.report}")
     return _ending(result)
-
-
-def _budget_named(args: argparse.Namespace, overrides: list[str]) -> bool:
-    """Whether this command sets the budget (``--budget``, ``--set budget...``, or a
-    ``budget`` section in its config file)."""
-    import yaml
-
-    if args.budget is not None or any(
-        o.partition("=")[0].strip().split(".")[0] == "budget" for o in overrides
-    ):
-        return True
-    if args.config is None:
-        return False
-    raw = yaml.safe_load(Path(args.config).read_text())  # load_config has read it already
-    return isinstance(raw, dict) and "budget" in raw
-
-
-def _stored_budget(out: str) -> Any:
-    """The budget the study in ``out`` was searched with; None where there is none (or it
-    cannot be read: the search itself then says why)."""
-    from hwnas.experiment.study import Study
-
-    try:
-        if not (Path(out) / "study.db").is_file():
-            return None
-        study = Study(Path(out), readonly=True)
-    except Exception:  # noqa: BLE001 - a bad --out or study: reported by the search that follows
-        return None
-    try:
-        return study.config.budget
-    finally:
-        study.close()
 
 
 def _reference_lines(summary: dict[str, Any], trials: list[Any]) -> list[str]:

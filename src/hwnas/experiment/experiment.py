@@ -109,7 +109,9 @@ def check_names(out_dir: Path) -> None:
 
 def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
     """Refuse an ``--out`` that is a file or holds a different experiment (unless ``force``);
-    True when the study there must be moved aside. Writes nothing."""
+    True when the study there must be moved aside. Writes nothing; a config that names no
+    budget takes the budget of the study it resumes (not the default's: dropping ``--budget``
+    from the resume command would otherwise extend the search)."""
     check_names(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file, not a directory")
@@ -127,6 +129,8 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
         stored = store.get_meta_json("config")
         old = stored_config(store.path, stored) if stored is not None else None
         changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
+        if old is not None and not changed and "budget" not in cfg.model_fields_set:
+            cfg.budget = old.budget
         # every trial is read only when the config changed, not on each resume
         if changed and not force and holds_work(out_dir, store):
             raise ConfigError(
