@@ -665,3 +665,31 @@ def test_a_broken_latency_bound_is_read_twice_under_the_sources_label_too():
         metrics: dict = {}
         Evaluator._costs(me, Source(Slow(), None, label), None, metrics)  # type: ignore[arg-type]
         assert metrics[key] == 1.0, (label, metrics)
+
+
+def test_a_ctrl_c_while_a_worker_starts_waits_until_it_has_started():
+    """A Ctrl-C that lands while the pool starts a worker is raised after, not inside: the
+    child has its start-up data, and the child starts with SIGINT blocked (it ignores it once
+    its initializer runs), so a terminal's Ctrl-C prints no traceback from a half-born worker."""
+    import subprocess
+    import sys
+
+    from hwnas.experiment.executor import _spawn_guard
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt), _spawn_guard():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached.append("after the signal")
+        child = subprocess.run(
+            [sys.executable, "-c", "print(open('/proc/self/status').read())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert reached == ["after the signal"]
+    blocked = next(ln for ln in child.stdout.splitlines() if ln.startswith("SigBlk:"))
+    assert int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1))
+    # the driver's own mask and handler are back as they were
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -17,8 +17,10 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hwnas.experiment.evaluate import Job, Outcome
@@ -117,6 +119,34 @@ def claim_gpu(slot: Any, gpus: list[str]) -> str:
     return gpu
 
 
+@contextmanager
+def _spawn_guard() -> Iterator[None]:
+    """Hold Ctrl-C off while a pool may start a worker process (on submit, lazily).
+
+    A ``KeyboardInterrupt`` raised in the driver between starting a child and writing its
+    start-up data leaves the child to die on an empty pipe with a traceback on the user's
+    terminal; and a child that is still importing when a terminal's Ctrl-C reaches the whole
+    process group prints a ``KeyboardInterrupt`` traceback of its own. So SIGINT is blocked in
+    this thread (a child inherits the mask through ``exec`` and ignores SIGINT once its
+    initializer runs) and, in the main thread, a Ctrl-C that arrives meanwhile is only noted
+    and raised once the pool has its children.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    main = threading.current_thread() is threading.main_thread()
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda sig, _: caught.append(sig)) if main else None
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C lands in `caught`
+        if main and previous is not None:  # None: a handler set outside Python, left alone
+            signal.signal(signal.SIGINT, previous)
+            if caught and callable(previous):
+                previous(signal.SIGINT, None)
+            elif caught and previous == signal.default_int_handler:
+                raise KeyboardInterrupt
+
+
 def _init_worker(
     raw_cfg: dict[str, Any], threads: int, driver: int, gpus: list[str], slot: Any
 ) -> None:
@@ -128,6 +158,7 @@ def _init_worker(
     if gpus:
         claim_gpu(slot, gpus)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _spawn_guard
     threading.Thread(target=_exit_with, args=(driver,), daemon=True).start()
     from hwnas.experiment.config import ExperimentConfig
     from hwnas.experiment.evaluate import build_evaluator
@@ -215,11 +246,13 @@ class ProcessExecutor:
             if self._closing:
                 raise RuntimeError("the search is stopping")
             try:
-                inner = self._pool.submit(_run_in_worker, job)
+                with _spawn_guard():
+                    inner = self._pool.submit(_run_in_worker, job)
             except BrokenProcessPool:
                 self._pool.shutdown(wait=False)
                 self._pool = self._new_pool(self.workers)
-                inner = self._pool.submit(_run_in_worker, job)
+                with _spawn_guard():
+                    inner = self._pool.submit(_run_in_worker, job)
 
         def _done(f: Future[Outcome]) -> None:
             # Python 3.12 runs this holding the broken pool's lock: only hand the trial on
@@ -286,7 +319,8 @@ class ProcessExecutor:
                         raise RuntimeError("the search is stopping")
                     if self._alone is None:
                         self._alone = self._new_pool(1)
-                    inner = self._alone.submit(_run_in_worker, job)
+                    with _spawn_guard():
+                        inner = self._alone.submit(_run_in_worker, job)
                 outer.set_result(inner.result())
             except BrokenProcessPool as exc:
                 with self._lock:
