@@ -599,6 +599,130 @@ def test_the_references_verdict_uses_final_test_accuracy_and_the_searched_costs(
     assert against_references(nets, [("latency_ms", "min")]) == []  # no accuracy objective
 
 
+def test_the_references_verdict_takes_latencies_timed_side_by_side():
+    """Where a reference and a searched net were timed side by side after the final
+    trainings (``final_latency_ms``), those readings decide, not the search's kept ones; a net
+    without them is judged on the search's figures."""
+    from hwnas.experiment.final import against_references, final_figures
+    from hwnas.experiment.store import Trial
+
+    objectives = [("accuracy", "max"), ("latency_ms", "min")]
+
+    def t(i: int, lat: float, paired: float | None, op: str = "mutate") -> Trial:
+        m = {"accuracy": 0.9, "latency_ms": lat, "final_runs": 3, "final_test_accuracy": 0.92}
+        if paired is not None:
+            m["final_latency_ms"] = paired
+        return Trial(i, {}, f"h{i}", "complete", 0, metrics=m, info={"op": op}, stage="search")
+
+    ref = t(0, 9.0, 7.0, "start")  # its kept reading was taken on a quiet host
+    nets = [
+        ref,
+        t(1, 6.6, 7.2),  # faster by the kept readings, slower side by side: does not dominate
+        t(2, 9.5, 6.5),  # slower by the kept readings, faster side by side: dominates
+        t(3, 8.0, None),  # not timed side by side: its kept reading against the reference's
+    ]
+    [(_, by)] = against_references(nets, objectives)
+    assert [x.id for x in by] == [2, 3]
+    assert final_figures(nets[2], ref, objectives) == [
+        ("final_test_accuracy", "max"),
+        ("final_latency_ms", "min"),
+    ]
+    assert final_figures(nets[3], ref, objectives)[1] == ("latency_ms", "min")
+
+
+def test_side_by_side_timing_rotates_the_nets_and_keeps_medians():
+    """Every net with final trainings is read once per round, in an order that changes from
+    round to round; a failed reading costs that reading only; without a reference among them
+    nothing is timed."""
+    from hwnas.experiment.final import time_side_by_side
+    from hwnas.experiment.store import Trial
+
+    def t(i: int, op: str = "mutate", finals: bool = True) -> Trial:
+        m: dict = {"accuracy": 0.9, "latency_ms": 1.0}
+        if finals:
+            m["final_runs"] = 1
+        return Trial(
+            i, {"n": i}, f"h{i}", "complete", 0, metrics=m, info={"op": op}, stage="search"
+        )
+
+    class FakeStore:
+        def __init__(self, trials):
+            self._trials, self.updated = trials, []
+
+        def trials(self):
+            return self._trials
+
+        def update_metrics(self, tid, metrics):
+            self.updated.append(tid)
+
+    class FakeEvaluator:
+        def build(self, arch, seed):
+            return arch["n"]
+
+    order: list[int] = []
+
+    def timer(arch, model):
+        order.append(model)
+        if model == 2 and order.count(2) == 1:
+            raise RuntimeError("board went away")
+        return {"latency_ms": 10.0 * model + len(order)}
+
+    nets = [t(0, "start"), t(1), t(2), t(3, finals=False)]
+    store = FakeStore(nets)
+    timed = time_side_by_side(store, FakeEvaluator(), {"latency_ms": timer}, rounds=3)
+    assert [x.id for x in timed] == [0, 1, 2] and store.updated == [0, 1, 2]
+    assert order == [0, 1, 2, 0, 2, 1, 2, 0, 1]  # rotated, every other round reversed
+    assert nets[1].metrics["final_latency_ms_readings"] == [12.0, 16.0, 19.0]
+    assert nets[1].metrics["final_latency_ms"] == 16.0
+    assert nets[2].metrics["final_latency_ms_readings"] == [
+        25.0,
+        27.0,
+    ]  # the failed one is left out
+    assert "final_latency_ms" not in nets[3].metrics
+    assert time_side_by_side(FakeStore(nets[1:]), FakeEvaluator(), {"latency_ms": timer}, 3) == []
+    assert time_side_by_side(store, FakeEvaluator(), {"latency_ms": timer}, 0) == []
+
+
+def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
+    """On a measured CPU latency, the final stage times the reference and the searched nets
+    with final trainings together, ``final.timing_rounds`` readings each, and ``show`` says
+    the verdict used them."""
+    start = tmp_path / "ref.json"
+    one = {"width": 8, "depth": 1, "kernel": 3, "residual": False}
+    start.write_text(json.dumps({"act": "relu", "groups": [one, {**one, "width": 16}]}))
+    out = tmp_path / "s"
+    args = [
+        *FASTCNN,
+        "target=cpu-torch",
+        "objectives={accuracy: max, latency_ms: min}",
+        f"strategy.start=['@{start}']",
+        "final.repeats=1",
+        "final.max_models=2",
+        "final.timing_rounds=3",
+    ]
+    res = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*args))
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    finals = {x["info"]["final_of"] for x in trials if x["stage"] == "final"}
+    timed = [x for x in trials if "final_latency_ms" in x["metrics"]]
+    assert {x["id"] for x in timed} == finals and len(finals) >= 2
+    for x in timed:
+        readings = x["metrics"]["final_latency_ms_readings"]
+        assert len(readings) == 3 and all(r > 0 for r in readings)
+        assert x["metrics"]["final_latency_ms"] == pytest.approx(sorted(readings)[1])
+    shown = run_cli("show", str(out)).stdout
+    assert re.search(r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%\): ", shown), shown
+    from hwnas.experiment.study import Study
+
+    with Study(out, readonly=True) as study:
+        [verdict] = study.summary(study.store.trials())["references"]
+    assert verdict["side_by_side"] == ["latency_ms"]
+    if verdict["dominated_by"]:
+        assert "latency_ms timed side by side after the final trainings" in shown
+    log = (out / "hwnas.log").read_text()
+    assert f"timed {len(finals)} nets with final trainings side by side, 3 rounds" in log
+
+
 def test_a_second_writer_is_refused(tmp_path):
     with StudyLock(tmp_path) as lock:
         lock.announce()

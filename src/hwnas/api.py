@@ -67,8 +67,8 @@ def train_net(
     or a reference net's name) in the study there or, with ``config``, in a new one."""
     from hwnas.core.errors import UserError
     from hwnas.experiment.evaluate import build_evaluator
-    from hwnas.experiment.experiment import check_dir, prepare_dir, trial_seed
-    from hwnas.experiment.final import FinalTrainer
+    from hwnas.experiment.experiment import check_dir, latency_timers, prepare_dir, trial_seed
+    from hwnas.experiment.final import FinalTrainer, time_side_by_side
     from hwnas.experiment.lock import StudyLock
     from hwnas.space.arch_spec import parse_arch
 
@@ -124,6 +124,10 @@ def train_net(
                 raise UserError("--repeats must be at least 1")
             trainer = FinalTrainer(config, evaluator, study.store, study, trial_seed, on_run)
             trials = trainer.train(arch, parent, n, epochs, retry_failed=True)
+            if parent is not None:  # a searched net: the verdict on the references counts it
+                timers = latency_timers(config, evaluator)
+                reads = {m: read for m, (read, _, _) in timers.items()}
+                time_side_by_side(study.store, evaluator, reads, config.final.timing_rounds)
             study.write_pareto_json()
             report = write_study_report(study)
         finally:

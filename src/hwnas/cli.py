@@ -525,9 +525,15 @@ def _reference_lines(summary: dict[str, Any], trials: list[Any]) -> list[str]:
     for v in summary.get("references", []):
         ref = f"reference #{v['reference']} ({v['describe']}, test {test(v['reference'])})"
         beaten = ", ".join(f"#{i} (test {test(i)})" for i in v["dominated_by"])
+        together = v.get("side_by_side", [])
+        how = (
+            f"every other objective ({', '.join(together)} timed side by side after the "
+            "final trainings)"
+            if together
+            else "every other objective as the search measured it"
+        )
         lines.append(
-            f"{ref}: dominated by {beaten} on test accuracy and every other objective as "
-            "the search measured it"
+            f"{ref}: dominated by {beaten} on test accuracy and {how}"
             if beaten
             else f"{ref}: no searched net with final trainings dominates it"
         )

@@ -98,6 +98,17 @@ class FinalConfig(Section):
         "them on validation accuracy and every other objective: the final test figures then "
         "say whether the search beat them, on one recipe.",
     )
+    timing_rounds: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="After the final trainings, where a reference net (see `references`) "
+        "has them, every net that has them is timed again on "
+        "each latency objective that can be read again, all of them side by side in this "
+        "many rounds, and keeps the median as `final_<metric>`: the verdict on the reference "
+        "nets compares these, not the search's kept readings, taken at different times on a "
+        "host whose load or clock may drift. 0 = no side-by-side timing.",
+    )
 
 
 class ExperimentConfig(Section):

@@ -32,6 +32,7 @@ from hwnas.core.pareto import pareto_indices
 from hwnas.core.threads import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig
+from hwnas.experiment.final import time_side_by_side
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
 from hwnas.experiment.study import (
@@ -624,7 +625,7 @@ class Experiment:
         )
         if contended and self._bounded_latencies(evaluator):
             self._recheck_pruned(store, evaluator, study)
-        timers = self._latency_timers(evaluator)
+        timers = latency_timers(self.cfg, evaluator)
         here = {m for m, (_, local, _) in timers.items() if local}
         for metric, (read, local, tol) in timers.items():
             everything = local and contended
@@ -635,6 +636,8 @@ class Experiment:
         self._test_final(store, evaluator, front, study)
         if cfg.final.repeats:
             self._train_final(store, evaluator, front, study)
+            side_by_side = {m: read for m, (read, _, _) in timers.items()}
+            time_side_by_side(store, evaluator, side_by_side, cfg.final.timing_rounds)
         trials = store.trials()
         study.write_pareto_json(trials)
         log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
@@ -748,46 +751,11 @@ class Experiment:
             "pareto_size": len(pareto_front(trials, self.objectives) if front is None else front),
         }
 
-    def _latency_timer(
-        self, evaluator: Any, metric: str = "latency_ms"
-    ) -> tuple[Callable[[Any, Any], dict[str, Any]], bool, float] | None:
-        """How to read ``metric`` (``latency_ms``, or ``latency_ms@label`` of a labelled
-        source) again, whether that is on this machine, and that source's
-        ``retime_tolerance``: the source that sets it last (a runtime here, a board through
-        the agent or a command); None when that source is deterministic (a table, a model)
-        or nothing measures it."""
-        from hwnas.hardware.base import CostModel
-
-        last = [i for i, s in enumerate(evaluator.sources) if s.names(metric)][-1:]
-        if not last:
-            return None
-        source = evaluator.sources[last[0]]
-        if type(source.model).remeasure is CostModel.remeasure:
-            return None
-        configs = [c for _, c in self.cfg.sources()]  # the evaluator's sources, in order
-        cfg = configs[last[0]] if len(configs) == len(evaluator.sources) else self.cfg.target
-        return (
-            partial(_reread, evaluator, source),
-            type(source.model).local,
-            float(getattr(cfg, "retime_tolerance", 0.0)),
-        )
-
-    def _latency_timers(
-        self, evaluator: Any
-    ) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]]:
-        """:meth:`_latency_timer` of each latency objective that can be read again."""
-        timers = {
-            metric: self._latency_timer(evaluator, metric)
-            for metric, _ in self.objectives
-            if base_name(metric) == "latency_ms"
-        }
-        return {m: t for m, t in timers.items() if t is not None}
-
     def _bounded_latencies(self, evaluator: Any) -> list[str]:
         """The latency metrics (``latency_ms``, ``latency_ms@label``) under a constraint that
         are read on this machine, where other trainings can inflate a reading."""
         metrics = {c.metric for c in self.cfg.constraints if base_name(c.metric) == "latency_ms"}
-        timers = {m: self._latency_timer(evaluator, m) for m in sorted(metrics)}
+        timers = {m: latency_timer(self.cfg, evaluator, m) for m in sorted(metrics)}
         return [m for m, t in timers.items() if t is not None and t[1]]
 
     def _recheck_pruned(self, store: Store, evaluator: Any, study: Study) -> list[int]:
@@ -1027,6 +995,43 @@ def _mark_reading(metrics: dict[str, Any], metric: str, busy: int, retimed: set[
 def _reread(evaluator: Any, source: Any, arch: Any, model: Any) -> dict[str, Any]:
     """``source``'s fresh reading of ``arch``'s built ``model`` (empty when it gives none)."""
     return source.remeasure(evaluator.candidate(arch, model)) or {}
+
+
+def latency_timer(
+    cfg: ExperimentConfig, evaluator: Any, metric: str = "latency_ms"
+) -> tuple[Callable[[Any, Any], dict[str, Any]], bool, float] | None:
+    """How to read ``metric`` (``latency_ms``, or ``latency_ms@label`` of a labelled
+    source) again, whether that is on this machine, and that source's
+    ``retime_tolerance``: the source that sets it last (a runtime here, a board through
+    the agent or a command); None when that source is deterministic (a table, a model)
+    or nothing measures it."""
+    from hwnas.hardware.base import CostModel
+
+    last = [i for i, s in enumerate(evaluator.sources) if s.names(metric)][-1:]
+    if not last:
+        return None
+    source = evaluator.sources[last[0]]
+    if type(source.model).remeasure is CostModel.remeasure:
+        return None
+    configs = [c for _, c in cfg.sources()]  # the evaluator's sources, in order
+    own = configs[last[0]] if len(configs) == len(evaluator.sources) else cfg.target
+    return (
+        partial(_reread, evaluator, source),
+        type(source.model).local,
+        float(getattr(own, "retime_tolerance", 0.0)),
+    )
+
+
+def latency_timers(
+    cfg: ExperimentConfig, evaluator: Any
+) -> dict[str, tuple[Callable[[Any, Any], dict[str, Any]], bool, float]]:
+    """:func:`latency_timer` of each latency objective that can be read again."""
+    timers = {
+        o.metric: latency_timer(cfg, evaluator, o.metric)
+        for o in cfg.objectives
+        if base_name(o.metric) == "latency_ms"
+    }
+    return {m: t for m, t in timers.items() if t is not None}
 
 
 #: stages whose trials spend the budget and whose front the final stage trains: a search's

@@ -79,18 +79,93 @@ def against_references(
 ) -> list[tuple[Trial, list[Trial]]]:
     """Each reference net (a trial the search started from, ``strategy.start``) that has final
     trainings, with the searched nets that dominate it after theirs: final test accuracy in
-    place of validation accuracy, every other objective as the search measured it. This is
-    the question a search that starts from hand-designed nets is run to answer."""
-    tested = [(m if m != "accuracy" else "final_test_accuracy", d) for m, d in objectives]
-    if all(m != "final_test_accuracy" for m, _ in tested):
+    place of validation accuracy, and each latency as timed side by side with the reference
+    at the final stage (``final_<metric>``, see :func:`time_side_by_side`) where both nets
+    have that reading, else as the search kept it. This is the question a search that starts
+    from hand-designed nets is run to answer."""
+    if all(m != "accuracy" for m, _ in objectives):
         return []
     finals = [t for t in trials if t.stage in ("search", "derived") and "final_runs" in t.metrics]
     refs = [t for t in finals if t.info.get("op") == "start"]
     ref_nets = {r.arch_hash for r in refs}
     return [
-        (r, [t for t in finals if t.arch_hash not in ref_nets and dominates(t, r, tested)])
+        (
+            r,
+            [
+                t
+                for t in finals
+                if t.arch_hash not in ref_nets and dominates(t, r, final_figures(t, r, objectives))
+            ],
+        )
         for r in refs
     ]
+
+
+def final_figures(
+    a: Trial, b: Trial, objectives: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The figures on which two nets with final trainings are compared: final test accuracy
+    for accuracy, and ``final_<metric>`` (timed side by side) for any other objective both
+    nets have it for, else the search's own figure."""
+    out = []
+    for m, d in objectives:
+        final = "final_test_accuracy" if m == "accuracy" else f"final_{m}"
+        both = final in a.metrics and final in b.metrics
+        out.append((final if both or m == "accuracy" else m, d))
+    return out
+
+
+#: reads a latency of an arch's built model again: {metric: value}, empty when it gives none
+Timer = Callable[[Any, Any], dict[str, Any]]
+
+
+def time_side_by_side(
+    store: Store,
+    evaluator: Evaluator,
+    timers: dict[str, Timer],
+    rounds: int,
+) -> list[Trial]:
+    """Time every searched net with final trainings again, all of them in the same
+    ``rounds`` (each round every net once, in an order rotated and reversed from round to
+    round, so a drift of the host falls on all alike), and keep each latency's median as
+    ``final_<metric>`` with its readings in ``final_<metric>_readings``.
+
+    The search keeps each candidate's lowest reading, taken whenever it was trained or
+    re-timed; on a host whose load or clock drifts, two nets' kept readings can differ by
+    more than the nets do. A verdict that one net is faster than a reference needs readings
+    taken together. Done only where a reference net (``strategy.start``) is among them, for
+    :func:`against_references`. Returns the nets timed."""
+    nets = [
+        t for t in store.trials() if t.stage in ("search", "derived") and "final_runs" in t.metrics
+    ]
+    if rounds <= 0 or not timers or not any(t.info.get("op") == "start" for t in nets):
+        return []  # no reference net among them: no verdict needs the readings
+    readings: dict[int, dict[str, list[float]]] = {t.id: {m: [] for m in timers} for t in nets}
+    for r in range(rounds):
+        order = nets[r % len(nets) :] + nets[: r % len(nets)]
+        for t in order[::-1] if r % 2 else order:
+            model = evaluator.build(t.arch, t.seed)
+            for metric, timer in timers.items():
+                try:
+                    new = timer(t.arch, model)
+                except Exception as exc:  # noqa: BLE001 - e.g. a board went away: fewer readings
+                    log.warning("side-by-side timing of trial %d failed: %s", t.id, exc)
+                    continue
+                if metric in new:
+                    readings[t.id][metric].append(float(new[metric]))
+    for t in nets:
+        for metric, values in readings[t.id].items():
+            if values:
+                t.metrics[f"final_{metric}"] = statistics.median(values)
+                t.metrics[f"final_{metric}_readings"] = values
+        store.update_metrics(t.id, t.metrics)
+    log.info(
+        "timed %d nets with final trainings side by side, %d rounds (%s)",
+        len(nets),
+        rounds,
+        ", ".join(timers),
+    )
+    return nets
 
 
 def pick(

@@ -188,7 +188,17 @@ class Study:
         out.update(self.against_true_front(front))
         if verdicts := against_references(trials, self.objectives):
             out["references"] = [
-                {"reference": r.id, "describe": r.describe, "dominated_by": [t.id for t in by]}
+                {
+                    "reference": r.id,
+                    "describe": r.describe,
+                    "dominated_by": [t.id for t in by],
+                    # the latencies compared as timed together at the final stage
+                    "side_by_side": [
+                        m
+                        for m, _ in self.objectives
+                        if m != "accuracy" and f"final_{m}" in r.metrics
+                    ],
+                }
                 for r, by in verdicts
             ]
         spans = [(t.started_at, t.finished_at) for t in trials if t.started_at and t.finished_at]
