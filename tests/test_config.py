@@ -195,3 +195,25 @@ def test_data_path_switches_only_an_unnamed_dataset_and_digits_refuses_a_path(tm
     with pytest.raises(ConfigError, match=r"data.path: digits is bundled and reads no path"):
         load_config(None, ["data.path=" + c10])
     assert load_config(None, []).data.path is None
+
+
+def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path):
+    """``--data A --set data.path=B`` (and --budget, --seed, --device likewise) is refused in
+    one line: the flag won without a word. A --set that agrees, and a flag that overrides the
+    config file's own value, are fine."""
+    a, b = str(tmp_path / "a.tar.gz"), str(tmp_path / "b.tar.gz")
+    for overrides, top, needle in (
+        ([f"data.path={b}", "data=cifar10"], {"data_path": a}, f"--data {a} and --set data.path="),
+        (["budget.trials=5"], {"budget": 3}, "--budget 3 and --set budget.trials=5 disagree"),
+        (["budget=5"], {"budget": 3}, "--budget 3 and --set budget=5 disagree"),
+        (["seed=2"], {"seed": 1}, "--seed 1 and --set seed=2 disagree"),
+        (["device=cuda"], {"device": "cpu"}, "--device cpu and --set device=cuda disagree"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            load_config(None, overrides, **top)
+    assert load_config(None, ["budget.trials=3"], budget=3).budget.trials == 3
+    assert load_config(None, ["data=cifar10", f"data.path={a}"], data_path=a).data.path == a
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{name: cifar10, path: {b}}}\nbudget: {{trials: 9}}\n")
+    assert load_config(cfg, [], data_path=a, budget=4).data.path == a  # the flag overrides the file
+    assert load_config(cfg, [], budget=4).budget.trials == 4

@@ -9,6 +9,7 @@ configs fast.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -469,10 +470,12 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {p}: top level must be a mapping of sections")
         raw = loaded
+    before = copy.deepcopy(raw)
     raw = apply_overrides(raw, overrides or [])
     for k, v in top_level.items():
         if v is None:
             continue
+        _refuse_two_answers(k, v, before, raw)
         if k == "budget":
             b = raw.get("budget")
             raw["budget"] = {**(b if isinstance(b, dict) else {}), "trials": v}
@@ -490,6 +493,36 @@ def load_config(
         else:
             raw[k] = v
     return validate_config(raw)
+
+
+#: the command-line flag of each top-level value ``load_config`` takes, and the key it sets
+_FLAGS = {
+    "budget": ("--budget", ("budget", "trials")),
+    "seed": ("--seed", ("seed",)),
+    "data_path": ("--data", ("data", "path")),
+    "device": ("--device", ("device",)),
+}
+
+
+def _refuse_two_answers(key: str, value: Any, before: Any, after: Any) -> None:
+    """A flag and a ``--set`` of the same key on one command line must agree: the flag
+    would win without a word, and a user who typed both meant one of them."""
+    if key not in _FLAGS:
+        return
+    flag, where = _FLAGS[key]
+
+    def at(raw: Any) -> tuple[Any, str]:
+        """The value at ``where``, or the value that stands in a section's place
+        (``--set budget=5``), with its dotted key."""
+        for i, part in enumerate(where):
+            raw = raw.get(part) if isinstance(raw, dict) else None
+            if not isinstance(raw, dict) or i == len(where) - 1:
+                return raw, ".".join(where[: i + 1])
+        return None, ""
+
+    (given, key), (old, _) = at(after), at(before)
+    if given is not None and given != old and str(given) != str(value):
+        raise ConfigError(f"{flag} {value} and --set {key}={given} disagree: give one of them")
 
 
 def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
