@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from hwnas.core.version import __version__
 
 _EXPORTS = {
     "load_config": "hwnas.experiment.config",

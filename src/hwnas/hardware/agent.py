@@ -52,11 +52,11 @@ def fingerprint(threads: int, max_bytes: int) -> dict[str, Any]:
     """What identifies the timing: device, runtime and default threads (part of cache keys)."""
     import onnxruntime as ort
 
-    import hwnas
+    from hwnas.core.version import __version__
 
     return {
         "agent": "hwnas",
-        "hwnas": hwnas.__version__,
+        "hwnas": __version__,
         "host": platform.node(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
