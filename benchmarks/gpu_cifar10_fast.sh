@@ -26,8 +26,12 @@ finish)
       --out $D --seed $SEED ${ARGS:-} -q 2>&1 | tail -12
   cp $D/study.db $OUT/  # after each step: a call cut short by its time limit still brings it
   # front members that beat a reference on validation accuracy and every latency objective
-  for id in $(python3 benchmarks/fast_contenders.py --dir $D --max ${CONTENDERS:-6}); do
-    python3 -m hwnas.cli train $D --trial $id --repeats 3 -q 2>&1 | tail -1
+  # (the side-by-side timing of the study's final nets, for `show`'s verdict, after the last)
+  ids=$(python3 benchmarks/fast_contenders.py --dir $D --max ${CONTENDERS:-6})
+  last=$(echo $ids | awk '{print $NF}')
+  for id in $ids; do
+    rounds=0; [ "$id" = "$last" ] && rounds=5
+    python3 -m hwnas.cli train $D --trial $id --repeats 3 --timing-rounds $rounds -q 2>&1 | tail -1
     cp $D/study.db $OUT/
   done
   python3 benchmarks/fast_headline.py --dir $D --tag seed$SEED 2>&1 | grep -v '^ \|^{\|^}' | tail -20

@@ -197,7 +197,7 @@ def test_data_path_switches_only_an_unnamed_dataset_and_digits_refuses_a_path(tm
     assert load_config(None, []).data.path is None
 
 
-def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path):
+def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path, monkeypatch):
     """``--data A --set data.path=B`` (and --budget, --seed, --device likewise) is refused in
     one line: the flag won without a word. A --set that agrees, and a flag that overrides the
     config file's own value, are fine."""
@@ -212,6 +212,9 @@ def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path):
         with pytest.raises(ConfigError, match=re.escape(needle)):
             load_config(None, overrides, **top)
     assert load_config(None, ["budget.trials=3"], budget=3).budget.trials == 3
+    assert load_config(None, ["budget.trials=3.0"], budget=3).budget.trials == 3
+    monkeypatch.chdir(tmp_path)  # one path, spelled two ways
+    assert load_config(None, ["data=cifar10", "data.path=./a.tar.gz"], data_path=a).data.path
     assert load_config(None, ["data=cifar10", f"data.path={a}"], data_path=a).data.path == a
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data: {{name: cifar10, path: {b}}}\nbudget: {{trials: 9}}\n")

@@ -497,6 +497,7 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         (["train", str(out), "--arch", "airbench94"], "not in this study's fastcnn space"),
         (["train", str(out), "--trial", "999"], "no such trial"),
         (["train", "--arch", "airbench94", "--out", str(tmp_path / "d")], "at least 9x9"),
+        (["train", str(out), "--trial", "1", "--timing-rounds", "-1"], "from 0 to 50"),
     ]:
         bad = run_cli(*args)
         assert bad.returncode == 2, (args, bad.stderr)
@@ -611,7 +612,7 @@ def test_the_references_verdict_takes_latencies_timed_side_by_side():
     def t(i: int, lat: float, paired: float | None, op: str = "mutate") -> Trial:
         m = {"accuracy": 0.9, "latency_ms": lat, "final_runs": 3, "final_test_accuracy": 0.92}
         if paired is not None:
-            m["final_latency_ms"] = paired
+            m.update(final_latency_ms=paired, final_latency_ms_readings=[paired])
         return Trial(i, {}, f"h{i}", "complete", 0, metrics=m, info={"op": op}, stage="search")
 
     ref = t(0, 9.0, 7.0, "start")  # its kept reading was taken on a quiet host
@@ -671,16 +672,21 @@ def test_side_by_side_timing_rotates_the_nets_and_keeps_medians():
     store = FakeStore(nets)
     timed = time_side_by_side(store, FakeEvaluator(), {"latency_ms": timer}, rounds=3)
     assert [x.id for x in timed] == [0, 1, 2] and store.updated == [0, 1, 2]
-    assert order == [0, 1, 2, 0, 2, 1, 2, 0, 1]  # rotated, every other round reversed
-    assert nets[1].metrics["final_latency_ms_readings"] == [12.0, 16.0, 19.0]
-    assert nets[1].metrics["final_latency_ms"] == 16.0
-    assert nets[2].metrics["final_latency_ms_readings"] == [
-        25.0,
-        27.0,
-    ]  # the failed one is left out
+    assert order == [0, 1, 2, 2, 1, 0, 1, 2, 0]  # reversed every other round, then rotated
+    assert nets[1].metrics["final_latency_ms_readings"] == [12.0, 15.0, 17.0]
+    assert nets[1].metrics["final_latency_ms"] == 15.0
+    # the failed reading is left out
+    assert nets[2].metrics["final_latency_ms_readings"] == [24.0, 28.0]
     assert "final_latency_ms" not in nets[3].metrics
     assert time_side_by_side(FakeStore(nets[1:]), FakeEvaluator(), {"latency_ms": timer}, 3) == []
     assert time_side_by_side(store, FakeEvaluator(), {"latency_ms": timer}, 0) == []
+
+    def broken(arch, model):
+        raise RuntimeError("board went away")
+
+    # a batch that reads nothing leaves no figure of an earlier batch beside its own
+    time_side_by_side(store, FakeEvaluator(), {"latency_ms": broken}, rounds=2)
+    assert not any("final_latency_ms" in x.metrics for x in nets)
 
 
 def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
@@ -716,11 +722,20 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
 
     with Study(out, readonly=True) as study:
         [verdict] = study.summary(study.store.trials())["references"]
-    assert verdict["side_by_side"] == ["latency_ms"]
+    assert verdict["side_by_side"] == ["latency_ms"]  # the reference's and its dominators'
     if verdict["dominated_by"]:
         assert "latency_ms timed side by side after the final trainings" in shown
     log = (out / "hwnas.log").read_text()
     assert f"timed {len(finals)} nets with final trainings side by side, 3 rounds" in log
+    # a searched net trained afterwards is timed with them all again, in the rounds asked for
+    other = next(x for x in trials if x["stage"] == "search" and x["id"] not in finals)
+    tr = run_cli("train", str(out), "--trial", str(other["id"]), "--repeats", "1", "-q",
+                 "--timing-rounds", "2")  # fmt: skip
+    assert tr.returncode == 0, tr.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    timed = [x for x in trials if "final_latency_ms" in x["metrics"]]
+    assert {x["id"] for x in timed} == finals | {other["id"]}
+    assert all(len(x["metrics"]["final_latency_ms_readings"]) == 2 for x in timed)
 
 
 def test_a_second_writer_is_refused(tmp_path):

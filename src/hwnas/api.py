@@ -61,10 +61,13 @@ def train_net(
     epochs: int | None = None,
     force: bool = False,
     on_run: Callable[[Trial, int, int], None] | None = None,
+    timing_rounds: int | None = None,
 ) -> TrainResult:
     """Train one net stand-alone with the final recipe and store it in a study as stage
     ``final``: a trial of the study in ``out_dir`` (``trial_id``), or an arch (JSON, ``@file``
-    or a reference net's name) in the study there or, with ``config``, in a new one."""
+    or a reference net's name) in the study there or, with ``config``, in a new one. A trial
+    is then timed again side by side with the study's other nets with final trainings, where
+    a reference net is among them (``timing_rounds``, default ``final.timing_rounds``)."""
     from hwnas.core.errors import UserError
     from hwnas.experiment.evaluate import build_evaluator
     from hwnas.experiment.experiment import check_dir, latency_timers, prepare_dir, trial_seed
@@ -127,7 +130,8 @@ def train_net(
             if parent is not None:  # a searched net: the verdict on the references counts it
                 timers = latency_timers(config, evaluator)
                 reads = {m: read for m, (read, _, _) in timers.items()}
-                time_side_by_side(study.store, evaluator, reads, config.final.timing_rounds)
+                rounds = config.final.timing_rounds if timing_rounds is None else timing_rounds
+                time_side_by_side(study.store, evaluator, reads, rounds)
             study.write_pareto_json()
             report = write_study_report(study)
         finally:

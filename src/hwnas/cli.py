@@ -346,6 +346,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--epochs", type=int, metavar="E", help="default: final.epochs, else the estimator's"
     )
+    tr.add_argument(
+        "--timing-rounds",
+        type=int,
+        metavar="K",
+        help="after training a trial of a study with reference nets: rounds in which every "
+        "net with final trainings is timed again side by side for the verdict on them "
+        "(default: final.timing_rounds; 0 skips it, e.g. for all but the last of several "
+        "nets trained one after another)",
+    )
     tr.add_argument("--data", metavar="PATH", help="dataset path (with --config)")
     tr.add_argument("--device", choices=["cpu", "cuda"], help="where to train (with --config)")
     tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -623,6 +632,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--trial N needs the study directory DIR")
     if args.epochs is not None and args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
+    if args.timing_rounds is not None and not 0 <= args.timing_rounds <= 50:
+        raise UsageError("--timing-rounds must be from 0 to 50")
     new_study = args.config is not None or args.dir is None
     if new_study and args.dir is not None:
         raise UsageError("give DIR (an existing study) or --config FILE --out DIR, not both")
@@ -660,6 +671,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         force=args.force,
         on_run=on_run,
+        timing_rounds=args.timing_rounds,
     )
     if args.json:
         sys.stdout.write(json.dumps([t.to_dict() for t in result.trials], indent=1) + "\n")

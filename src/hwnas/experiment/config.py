@@ -520,9 +520,17 @@ def _refuse_two_answers(key: str, value: Any, before: Any, after: Any) -> None:
                 return raw, ".".join(where[: i + 1])
         return None, ""
 
-    (given, key), (old, _) = at(after), at(before)
-    if given is not None and given != old and str(given) != str(value):
-        raise ConfigError(f"{flag} {value} and --set {key}={given} disagree: give one of them")
+    def same(x: Any, y: Any) -> bool:
+        if key == "data_path":  # one path, however spelled
+            return Path(str(x)).expanduser().resolve() == Path(str(y)).expanduser().resolve()
+        try:
+            return float(x) == float(y)
+        except (TypeError, ValueError):
+            return str(x) == str(y)
+
+    (given, dotted), (old, _) = at(after), at(before)
+    if given is not None and given != old and not same(given, value):
+        raise ConfigError(f"{flag} {value} and --set {dotted}={given} disagree: give one of them")
 
 
 def validate_config(raw: dict[str, Any]) -> ExperimentConfig:

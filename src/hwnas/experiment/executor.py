@@ -132,19 +132,23 @@ def _spawn_guard() -> Iterator[None]:
     and raised once the pool has its children.
     """
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT)
+    # off the main thread no KeyboardInterrupt can be raised here; a handler set outside
+    # Python (None) is left as it is
+    hold = threading.current_thread() is threading.main_thread() and previous is not None
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda sig, _: caught.append(sig)) if main else None
+    if hold:
+        signal.signal(signal.SIGINT, lambda sig, _: caught.append(sig))
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C lands in `caught`
-        if main and previous is not None:  # None: a handler set outside Python, left alone
+        if hold:
             signal.signal(signal.SIGINT, previous)
             if caught and callable(previous):
-                previous(signal.SIGINT, None)
-            elif caught and previous == signal.default_int_handler:
-                raise KeyboardInterrupt
+                previous(signal.SIGINT, None)  # Python's own handler raises KeyboardInterrupt
+            elif caught and previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _init_worker(

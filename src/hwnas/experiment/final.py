@@ -109,9 +109,11 @@ def final_figures(
     nets have it for, else the search's own figure."""
     out = []
     for m, d in objectives:
-        final = "final_test_accuracy" if m == "accuracy" else f"final_{m}"
-        both = final in a.metrics and final in b.metrics
-        out.append((final if both or m == "accuracy" else m, d))
+        if m == "accuracy":
+            out.append(("final_test_accuracy", d))
+            continue
+        both = all(f"final_{m}_readings" in t.metrics for t in (a, b))  # timed, not e.g. epochs
+        out.append((f"final_{m}" if both else m, d))
     return out
 
 
@@ -142,9 +144,15 @@ def time_side_by_side(
         return []  # no reference net among them: no verdict needs the readings
     readings: dict[int, dict[str, list[float]]] = {t.id: {m: [] for m in timers} for t in nets}
     for r in range(rounds):
-        order = nets[r % len(nets) :] + nets[: r % len(nets)]
+        # ABBA for two nets: a net is first as often as last, whatever the drift's shape
+        shift = (r // 2) % len(nets)
+        order = nets[shift:] + nets[:shift]
         for t in order[::-1] if r % 2 else order:
-            model = evaluator.build(t.arch, t.seed)
+            try:
+                model = evaluator.build(t.arch, t.seed)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory: fewer readings
+                log.warning("side-by-side timing of trial %d: no model: %s", t.id, exc)
+                continue
             for metric, timer in timers.items():
                 try:
                     new = timer(t.arch, model)
@@ -155,6 +163,9 @@ def time_side_by_side(
                     readings[t.id][metric].append(float(new[metric]))
     for t in nets:
         for metric, values in readings[t.id].items():
+            # a figure from an earlier batch is not side by side with this one's: gone
+            t.metrics.pop(f"final_{metric}", None)
+            t.metrics.pop(f"final_{metric}_readings", None)
             if values:
                 t.metrics[f"final_{metric}"] = statistics.median(values)
                 t.metrics[f"final_{metric}_readings"] = values

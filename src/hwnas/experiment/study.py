@@ -192,11 +192,13 @@ class Study:
                     "reference": r.id,
                     "describe": r.describe,
                     "dominated_by": [t.id for t in by],
-                    # the latencies compared as timed together at the final stage
+                    # the latencies compared as timed together at the final stage, with
+                    # every net that dominates it
                     "side_by_side": [
                         m
                         for m, _ in self.objectives
-                        if m != "accuracy" and f"final_{m}" in r.metrics
+                        if m != "accuracy"
+                        and all(f"final_{m}_readings" in t.metrics for t in (r, *by))
                     ],
                 }
                 for r, by in verdicts
