@@ -717,7 +717,9 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
         assert len(readings) == 3 and all(r > 0 for r in readings)
         assert x["metrics"]["final_latency_ms"] == pytest.approx(sorted(readings)[1])
     shown = run_cli("show", str(out)).stdout
-    assert re.search(r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%\): ", shown), shown
+    assert re.search(
+        r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%, latency_ms [\d.]+\): ", shown
+    ), shown
     from hwnas.experiment.study import Study
 
     with Study(out, readonly=True) as study:

@@ -523,21 +523,24 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _reference_lines(summary: dict[str, Any], trials: list[Any]) -> list[str]:
     """The final stage's verdict on each net the search started from: which searched nets
-    dominate it on final test accuracy and the other objectives (as the search measured
-    them), so a user need not compare the table by hand."""
+    dominate it on final test accuracy and the other objectives (latencies as timed side by
+    side after the final trainings, where they were), so a user need not compare the table
+    by hand; the side-by-side medians are shown, since the table holds the search's own."""
     by_id = {t.id: t for t in trials}
 
-    def test(i: int) -> str:
-        return _fmt(by_id[i].metrics.get("final_test_accuracy"), "pct")
+    def figures(i: int, together: list[str]) -> str:
+        m = by_id[i].metrics
+        timed = "".join(f", {k} {_fmt(m.get(f'final_{k}'), 'ms')}" for k in together)
+        return f"test {_fmt(m.get('final_test_accuracy'), 'pct')}{timed}"
 
     lines = []
     for v in summary.get("references", []):
-        ref = f"reference #{v['reference']} ({v['describe']}, test {test(v['reference'])})"
-        beaten = ", ".join(f"#{i} (test {test(i)})" for i in v["dominated_by"])
         together = v.get("side_by_side", [])
+        ref = f"reference #{v['reference']} ({v['describe']}, {figures(v['reference'], together)})"
+        beaten = ", ".join(f"#{i} ({figures(i, together)})" for i in v["dominated_by"])
         how = (
             f"every other objective ({', '.join(together)} timed side by side after the "
-            "final trainings)"
+            "final trainings, medians shown)"
             if together
             else "every other objective as the search measured it"
         )
