@@ -157,7 +157,12 @@ def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list
         "target": "cpu",
         "dataset": "digits",
         "references": [
-            {"reference": 0, "describe": "a", "dominated_by": [7, 9]},
+            {
+                "reference": 0,
+                "describe": "a",
+                "dominated_by": [7, 9],
+                "side_by_side": ["latency_ms"],
+            },
             {"reference": 1, "describe": "b", "dominated_by": []},
         ],
     }
@@ -186,7 +191,7 @@ def test_report_written_self_contained_and_complete(tmp_path: Path, trials: list
     assert "demo &lt;search&gt;" in text and "<i>x</i>" not in text
     assert "digits" in text and "cpu" in text and "0.4321" in text
     assert "reference nets after final training" in text
-    assert "<b>#0 dominated by #7, #9; #1 not dominated</b>" in text
+    assert "<b>#0 dominated by #7, #9 (latency_ms side by side); #1 not dominated</b>" in text
     assert "latency_ms &lt;= 2" in text
 
     data = data_blob(text)

@@ -263,9 +263,12 @@ def _header(
         "hypervolume": lambda v: f"{v:.4g}" if num(v) is not None else str(v),
         "elapsed_s": lambda v: fmt_seconds(num(v)),
         "references": lambda v: "; ".join(
-            f"#{r['reference']} dominated by " + ", ".join(f"#{i}" for i in r["dominated_by"])
-            if r["dominated_by"]
-            else f"#{r['reference']} not dominated"
+            (
+                f"#{r['reference']} dominated by " + ", ".join(f"#{i}" for i in r["dominated_by"])
+                if r["dominated_by"]
+                else f"#{r['reference']} not dominated"
+            )
+            + (f" ({', '.join(r['side_by_side'])} side by side)" if r.get("side_by_side") else "")
             for r in v
         ),
     }
