@@ -220,3 +220,10 @@ def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path, monkeypatch):
     cfg.write_text(f"data: {{name: cifar10, path: {b}}}\nbudget: {{trials: 9}}\n")
     assert load_config(cfg, [], data_path=a, budget=4).data.path == a  # the flag overrides the file
     assert load_config(cfg, [], budget=4).budget.trials == 4
+    # a --set that repeats the file's value still disagrees with the flag
+    with pytest.raises(ConfigError, match=r"--budget 4 and --set budget.trials=9 disagree"):
+        load_config(cfg, ["budget.trials=9"], budget=4)
+    with pytest.raises(ConfigError, match=r"--data .* and --set data.path=.* disagree"):
+        load_config(cfg, [f"data.path={b}"], data_path=a)
+    with pytest.raises(ConfigError, match=r"--seed 1 and --set seed=True disagree"):
+        load_config(None, ["seed=true"], seed=1)  # a boolean is no number

@@ -271,6 +271,43 @@ def test_a_ctrl_c_caught_inside_a_string_exec_still_exits_130(tmp_path):
     assert proc.returncode == 130, proc.stderr
 
 
+def test_a_ctrl_c_that_surfaces_as_another_error_still_exits_130(tmp_path):
+    """A Ctrl-C that lands while a module is imported can come out as that import's own
+    error (numpy's lazy attributes recursing, an extension failing to initialise: seen at
+    ~0.45 s into a search); it must end as an interrupt, exit 130 and one line. The same
+    error without a Ctrl-C is still a real error."""
+    (tmp_path / "interrupted_import.py").write_text(
+        "import os, signal, sys\n"
+        "import hwnas.cli as cli\n"
+        "def show(args):\n"
+        "    if os.environ.get('PRESS'):\n"
+        "        try:\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass  # swallowed, as a half-imported module does\n"
+        "    raise RecursionError('maximum recursion depth exceeded')\n"
+        "cli.COMMANDS['show'] = show\n"
+        "sys.argv = ['hwnas', 'show', 'x']\n"
+        "sys.exit(cli.main())\n"
+    )
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "interrupted_import"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
+
+    pressed = run(PRESS="1")
+    assert pressed.returncode == 130, pressed.stderr
+    assert pressed.stderr.strip() == "interrupted"
+    plain = run()
+    assert plain.returncode == 1 and "RecursionError" in plain.stderr
+
+
 def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
     out = tmp_path / "pruned"
     res = run_cli(

@@ -1238,7 +1238,23 @@ COMMANDS = {
 }
 
 
+#: Ctrl-C presses this process has had (counted by :func:`_count_interrupt`)
+_interrupts: list[int] = []
+
+
+def _count_interrupt(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C handler, which also remembers that one came: an interrupt that
+    lands while a module is imported may surface as that import's own error instead of a
+    KeyboardInterrupt (numpy's lazy attributes recurse, an extension module fails to
+    initialise), and it must still end as an interrupt, not a traceback."""
+    _interrupts.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the program itself, not a caller in Python
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to count
+            signal.signal(signal.SIGINT, _count_interrupt)
     try:
         return _main(argv)
     finally:
@@ -1284,6 +1300,11 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        if not _interrupts:
+            raise
+        print("interrupted", file=sys.stderr)  # an error the Ctrl-C caused: see _count_interrupt
         return EXIT_INTERRUPTED
 
 

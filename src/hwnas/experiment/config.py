@@ -9,7 +9,7 @@ configs fast.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -470,12 +470,11 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {p}: top level must be a mapping of sections")
         raw = loaded
-    before = copy.deepcopy(raw)
     raw = apply_overrides(raw, overrides or [])
     for k, v in top_level.items():
         if v is None:
             continue
-        _refuse_two_answers(k, v, before, raw)
+        _refuse_two_answers(k, v, overrides or [])
         if k == "budget":
             b = raw.get("budget")
             raw["budget"] = {**(b if isinstance(b, dict) else {}), "trials": v}
@@ -504,33 +503,35 @@ _FLAGS = {
 }
 
 
-def _refuse_two_answers(key: str, value: Any, before: Any, after: Any) -> None:
+def _refuse_two_answers(key: str, value: Any, overrides: list[str]) -> None:
     """A flag and a ``--set`` of the same key on one command line must agree: the flag
-    would win without a word, and a user who typed both meant one of them."""
-    if key not in _FLAGS:
+    would win without a word, and a user who typed both meant one of them (whatever the
+    config file says)."""
+    if key not in _FLAGS or not overrides:
         return
     flag, where = _FLAGS[key]
+    try:
+        raw: Any = apply_overrides({}, list(overrides))  # what the command line alone sets
+    except ConfigError:  # only meaningful over the file's sections: applied there already
+        return
+    for i, part in enumerate(where):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or i == len(where) - 1:
+            break  # a value at the key, or one in its section's place (`--set budget=5`)
+    dotted = ".".join(where[: i + 1])
+    if raw is not None and not _same(key, raw, value):
+        raise ConfigError(f"{flag} {value} and --set {dotted}={raw} disagree: give one of them")
 
-    def at(raw: Any) -> tuple[Any, str]:
-        """The value at ``where``, or the value that stands in a section's place
-        (``--set budget=5``), with its dotted key."""
-        for i, part in enumerate(where):
-            raw = raw.get(part) if isinstance(raw, dict) else None
-            if not isinstance(raw, dict) or i == len(where) - 1:
-                return raw, ".".join(where[: i + 1])
-        return None, ""
 
-    def same(x: Any, y: Any) -> bool:
-        if key == "data_path":  # one path, however spelled
-            return Path(str(x)).expanduser().resolve() == Path(str(y)).expanduser().resolve()
-        try:
+def _same(key: str, x: Any, y: Any) -> bool:
+    """Whether a ``--set`` value and a flag's say the same: one path however spelled, 3 and
+    3.0; a boolean is no number here."""
+    if key == "data_path":
+        return Path(str(x)).expanduser().resolve() == Path(str(y)).expanduser().resolve()
+    if not isinstance(x, bool) and not isinstance(y, bool):
+        with contextlib.suppress(TypeError, ValueError):
             return float(x) == float(y)
-        except (TypeError, ValueError):
-            return str(x) == str(y)
-
-    (given, dotted), (old, _) = at(after), at(before)
-    if given is not None and given != old and not same(given, value):
-        raise ConfigError(f"{flag} {value} and --set {dotted}={given} disagree: give one of them")
+    return str(x) == str(y)
 
 
 def validate_config(raw: dict[str, Any]) -> ExperimentConfig:
