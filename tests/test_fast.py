@@ -554,7 +554,9 @@ def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
     assert res.returncode == 0, res.stderr
     # `show` says the final stage's verdict on the reference, whatever it is
     shown = run_cli("show", str(out)).stdout
-    assert re.search(r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%\): ", shown), shown
+    assert re.search(
+        r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%, macs [\d.e+]+\): ", shown
+    ), shown
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     ref_trial = next(x for x in trials if x["info"].get("op") == "start")
     finals = {x["info"]["final_of"] for x in trials if x["stage"] == "final"}
@@ -725,8 +727,11 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
     with Study(out, readonly=True) as study:
         [verdict] = study.summary(study.store.trials())["references"]
     assert verdict["side_by_side"] == ["latency_ms"]  # the reference's and its dominators'
-    if verdict["dominated_by"]:
-        assert "latency_ms timed side by side after the final trainings" in shown
+    assert "latency_ms: medians of readings taken side by side after the final" in shown
+    # the line shows the figures it decided on, and pareto.json carries the verdict
+    ref = next(x for x in trials if x["id"] == verdict["reference"])
+    assert f"latency_ms {ref['metrics']['final_latency_ms']:.3f})" in shown
+    assert json.loads((out / "pareto.json").read_text())["references"] == [verdict]
     log = (out / "hwnas.log").read_text()
     assert f"timed {len(finals)} nets with final trainings side by side, 3 rounds" in log
     # a searched net trained afterwards is timed with them all again, in the rounds asked for
@@ -905,3 +910,21 @@ def test_hwnas_train_asked_again_retries_a_failed_run_under_its_id(tmp_path, mon
     stamp = [t.finished_at for t in again.trials]
     kept = train_net(tmp_path / "t", arch, config=cfg, repeats=2)
     assert [t.finished_at for t in kept.trials] == stamp  # completed runs are not repeated
+
+
+def test_a_batch_too_large_for_the_data_is_warned_of_before_the_search(tmp_path):
+    """The fast recipe's 1024 on digits' training split is one step an epoch: the nets learn
+    nothing in any budget. The search says so at its start, naming the key and a size that
+    works; a batch that leaves enough steps draws no warning."""
+    base = ["data.resolution=16", "space=fastcnn", "estimator.recipe=fast", "estimator.epochs=1"]
+    res = run_cli("search", "--out", str(tmp_path / "big"), "--budget", "1", "-q", *sets(*base))
+    assert res.returncode == 0, res.stderr
+    warning = res.stderr.splitlines()[0]
+    assert re.fullmatch(
+        r"warning: estimator.fast.batch_size 1024 gives 1 training step\(s\) per epoch on \d+ "
+        r"training images, too few to learn from; set estimator.fast.batch_size to \d+ or less",
+        warning,
+    ), res.stderr
+    ok = [*base, "estimator.fast.batch_size=128"]
+    res = run_cli("search", "--out", str(tmp_path / "ok"), "--budget", "1", "-q", *sets(*ok))
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr

@@ -465,6 +465,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     def on_start(info: dict[str, Any]) -> None:
         warn_if_sharing()
+        for w in info.get("warnings", []):
+            print(f"warning: {w}", file=sys.stderr)
         if phases is not None and phase_tasks:
             phases.stop()
         if progress is not None:
@@ -521,33 +523,58 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return _ending(result)
 
 
-def _reference_lines(summary: dict[str, Any], trials: list[Any]) -> list[str]:
+def _reference_lines(
+    summary: dict[str, Any], trials: list[Any], objectives: list[tuple[str, str]]
+) -> list[str]:
     """The final stage's verdict on each net the search started from: which searched nets
     dominate it on final test accuracy and the other objectives (latencies as timed side by
     side after the final trainings, where they were), so a user need not compare the table
-    by hand; the side-by-side medians are shown, since the table holds the search's own."""
+    by hand. The figures it decided on are shown (the table holds the search's own), and
+    where nothing dominates, the searched nets at least as accurate, so the reason shows."""
     by_id = {t.id: t for t in trials}
+    costs = [m for m, _ in objectives if m != "accuracy"]
 
     def figures(i: int, together: list[str]) -> str:
         m = by_id[i].metrics
-        timed = "".join(f", {k} {_fmt(m.get(f'final_{k}'), 'ms')}" for k in together)
-        return f"test {_fmt(m.get('final_test_accuracy'), 'pct')}{timed}"
+        out = [f"test {_fmt(m.get('final_test_accuracy'), 'pct')}"]
+        for k in costs:
+            final = k in together and f"final_{k}" in m
+            v = m.get(f"final_{k}") if final else m.get(k)
+            out.append(f"{k} {_fmt(v, 'ms' if k.startswith('latency') else 'g')}")
+        return ", ".join(out)
 
     lines = []
     for v in summary.get("references", []):
+        r = v["reference"]
         together = v.get("side_by_side", [])
-        ref = f"reference #{v['reference']} ({v['describe']}, {figures(v['reference'], together)})"
-        beaten = ", ".join(f"#{i} ({figures(i, together)})" for i in v["dominated_by"])
+        ref = f"reference #{r} ({v['describe']}, {figures(r, together)})"
         how = (
-            f"every other objective ({', '.join(together)} timed side by side after the "
-            "final trainings, medians shown)"
+            f"{', '.join(together)}: medians of readings taken side by side after the final "
+            "trainings"
             if together
-            else "every other objective as the search measured it"
+            else "costs as the search measured them"
+        )
+        if v["dominated_by"]:
+            beaten = ", ".join(f"#{i} ({figures(i, together)})" for i in v["dominated_by"])
+            lines.append(f"{ref}: dominated by {beaten} on test accuracy and every cost ({how})")
+            continue
+        floor = by_id[r].metrics.get("final_test_accuracy", 1.0)
+        rivals = sorted(
+            (
+                t
+                for t in trials
+                if t.stage in ("search", "derived")
+                and t.info.get("op") != "start"
+                and t.metrics.get("final_test_accuracy", -1.0) >= floor
+            ),
+            key=lambda t: -t.metrics["final_test_accuracy"],
+        )[:3]
+        near = "; as accurate, not as cheap: " + ", ".join(
+            f"#{t.id} ({figures(t.id, together)})" for t in rivals
         )
         lines.append(
-            f"{ref}: dominated by {beaten} on test accuracy and {how}"
-            if beaten
-            else f"{ref}: no searched net with final trainings dominates it"
+            f"{ref}: no searched net with final trainings dominates it ({how})"
+            + (near if rivals else "")
         )
     return lines
 
@@ -651,7 +678,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides, data_path=args.data, device=args.device)
         out = args.out or "runs/train"
 
+    ran: list[int] = []
+
     def on_run(trial: Any, r: int, total: int) -> None:
+        ran.append(trial.id)
         if args.quiet:
             return
         m = trial.metrics
@@ -693,7 +723,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"{ok[0].describe}: test {statistics.fmean(accs):.2%} ± {sd:.2%} over {len(ok)} "
             f"run(s); {costs}"
         )
-    print(f"stored as trial(s) {', '.join(f'#{t.id}' for t in result.trials)} in {result.dir}")
+    ids = ", ".join(f"#{t.id}" for t in result.trials)
+    if ran:
+        print(f"stored as trial(s) {ids} in {result.dir}")
+    else:
+        print(f"already trained, nothing run: trial(s) {ids} in {result.dir} (--repeats for more)")
+    if result.parent is not None:  # the verdict on the references, timed again with this net
+        from hwnas.experiment.study import Study
+
+        with Study(result.dir, readonly=True) as study:
+            trials = study.trials()
+            verdicts = {"references": study.reference_verdicts(trials)}
+            for line in _reference_lines(verdicts, trials, study.objectives):
+                print(line)
     return 0 if ok else 1
 
 
@@ -786,7 +828,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}",
         soft_wrap=True,
     )
-    for line in [*_model_lines(summary), *_reference_lines(summary, trials)]:
+    refs = _reference_lines(summary, trials, study.objectives)
+    for line in [*_model_lines(summary), *refs]:
         console.print(line, soft_wrap=True)
     # the front, every net with final trainings (a reference net the search was to beat may
     # be off the front: its test figure is what the front is judged against) and the latest

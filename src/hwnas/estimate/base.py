@@ -94,6 +94,11 @@ class Estimator(ABC):
         """The fidelity a proposal gets when it asks for none."""
         return Fidelity()
 
+    def warnings(self) -> list[str]:
+        """What in this set-up will likely make every estimate worthless (said before the
+        search spends its budget, not found out from a front at chance)."""
+        return []
+
     def fidelity(self, requested: Fidelity | None = None) -> Fidelity:
         return (requested or Fidelity()).merged(self.default_fidelity())
 

@@ -344,8 +344,11 @@ class Experiment:
                 before = float(store.get_meta_json("oneshot_seconds") or 0.0)
                 store.set_meta("oneshot_seconds", before + time.monotonic() - began)
         warm, threshold = self._prefilter(store, evaluator, existing)
+        warnings = evaluator.estimator.warnings()
+        for w in warnings:
+            log.warning("%s", w)
         if self.on_start:
-            self.on_start(self._progress(existing))
+            self.on_start({**self._progress(existing), "warnings": warnings})
         start = time.monotonic()
         # budget.minutes counts the whole search, across resumptions
         spent_before = float(store.get_meta_json("search_seconds") or 0.0)

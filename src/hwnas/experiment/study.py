@@ -186,27 +186,30 @@ class Study:
         if hv is not None:
             out["hypervolume"] = hv
         out.update(self.against_true_front(front))
-        if verdicts := against_references(trials, self.objectives):
-            out["references"] = [
-                {
-                    "reference": r.id,
-                    "describe": r.describe,
-                    "dominated_by": [t.id for t in by],
-                    # the latencies compared as timed together at the final stage, with
-                    # every net that dominates it
-                    "side_by_side": [
-                        m
-                        for m, _ in self.objectives
-                        if m != "accuracy"
-                        and all(f"final_{m}_readings" in t.metrics for t in (r, *by))
-                    ],
-                }
-                for r, by in verdicts
-            ]
+        if verdicts := self.reference_verdicts(trials):
+            out["references"] = verdicts
         spans = [(t.started_at, t.finished_at) for t in trials if t.started_at and t.finished_at]
         if spans:
             out["elapsed_s"] = busy_seconds(spans)
         return out
+
+    def reference_verdicts(self, trials: list[Trial]) -> list[dict[str, Any]]:
+        """Per reference net with final trainings, the searched nets that dominate it
+        (:func:`against_references`) and the latencies compared as timed side by side, with
+        the reference and every net that dominates it."""
+        return [
+            {
+                "reference": r.id,
+                "describe": r.describe,
+                "dominated_by": [t.id for t in by],
+                "side_by_side": [
+                    m
+                    for m, _ in self.objectives
+                    if m != "accuracy" and all(f"final_{m}_readings" in t.metrics for t in (r, *by))
+                ],
+            }
+            for r, by in against_references(trials, self.objectives)
+        ]
 
     def supernet_time(self) -> dict[str, Any] | None:
         """A one-shot search's theta epochs and their wall time, summed over the calls that
@@ -270,6 +273,7 @@ class Study:
             "constraints": [str(c) for c in self.config.constraints],
             "trials_evaluated": sum(t.status != "running" for t in trials),
             **self.against_true_front(front),
+            **({"references": v} if (v := self.reference_verdicts(trials)) else {}),
             "pareto": [
                 {k: t.to_dict()[k] for k in ("id", "arch", "describe", "metrics", "parent_id")}
                 for t in sorted(
