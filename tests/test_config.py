@@ -90,6 +90,11 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),
         (["target=analytic"], "measures no latency_ms"),
         (["space.kernels=[2]"], "space.kernels"),
+        # a list or mapping that is not YAML is said to be so, with the quoting hint where
+        # an item starts with an indicator (it read as the plain string before)
+        (["strategy.start=[@ref.json]"], "not valid YAML (line 1: found character '@'"),
+        (["strategy.start=[@ref.json]"], "quote an item that starts with @"),
+        (["objectives={accuracy: max"], "'objectives={accuracy: max': not valid YAML"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(overrides, needle):

@@ -343,10 +343,24 @@ _ANALYTIC = {"params", "macs", "peak_memory_bytes", "model_bytes", "model_bytes_
 
 
 # ------------------------------------------------------------------------- loading
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, item: str) -> Any:
+    """A ``--set`` value as YAML; an unparsable one is the plain string, except a list or
+    mapping (``[...]``, ``{...}``), which the user meant as one: a string there only puzzles
+    the validator ("should be a valid list")."""
     try:
         return yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, RecursionError):  # unparsable: the plain string
+    except yaml.YAMLError as exc:
+        if text.strip().startswith(("[", "{")):
+            hint = (
+                "; quote an item that starts with @, *, &, ! or %, e.g. ['@ref.json']"
+                if any(c in text for c in "@*&!%")
+                else ""
+            )
+            raise ConfigError(
+                f"--set {item!r}: not valid YAML ({yaml_problem(exc)}){hint}"
+            ) from None
+        return text
+    except (ValueError, RecursionError):  # unparsable: the plain string
         return text
 
 
@@ -387,7 +401,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not parts:
             raise ConfigError(f"--set {item!r}: empty key")
         if len(parts) == 1 and parts[0] in KIND_SECTIONS:
-            whole = _parse_value(value)
+            whole = _parse_value(value, item)
             if isinstance(whole, dict):  # `strategy={name: bo, init: 3}`: the whole section
                 raw[parts[0]] = whole
                 mine[parts[0]] = {(k,) for k in whole}
@@ -405,7 +419,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 node[p] = {}
             node = node[p]
         leaf = parts[-1]
-        val = _parse_value(value)
+        val = _parse_value(value, item)
         if isinstance(node, list):
             try:
                 node[int(leaf)] = val
