@@ -710,6 +710,7 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
     ]
     res = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*args))
     assert res.returncode == 0, res.stderr
+    assert re.search(r"^reference #\d+ \(fastcnn relu 8x1-16x1, test ", res.stdout, re.M)
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     finals = {x["info"]["final_of"] for x in trials if x["stage"] == "final"}
     timed = [x for x in trials if "final_latency_ms" in x["metrics"]]

@@ -517,14 +517,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"hypervolume regret vs the true front: {truth['hypervolume_regret']:.4f} "
             f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
         )
-    for line in _model_lines(truth):
+    objectives = [(o.metric, o.direction) for o in cfg.objectives]
+    for line in [*_model_lines(truth), *_reference_lines(truth, result.trials, objectives)]:
         print(line)
     print(f"report: {result.report}")
     return _ending(result)
 
 
 def _reference_lines(
-    summary: dict[str, Any], trials: list[Any], objectives: list[tuple[str, str]]
+    summary: dict[str, Any], trials: list[Any], objectives: typing.Sequence[tuple[str, str]]
 ) -> list[str]:
     """The final stage's verdict on each net the search started from: which searched nets
     dominate it on final test accuracy and the other objectives (latencies as timed side by
@@ -565,6 +566,7 @@ def _reference_lines(
                 for t in trials
                 if t.stage in ("search", "derived")
                 and t.info.get("op") != "start"
+                and t.arch_hash != by_id[r].arch_hash  # the reference's own net, promoted
                 and t.metrics.get("final_test_accuracy", -1.0) >= floor
             ),
             key=lambda t: -t.metrics["final_test_accuracy"],
