@@ -476,6 +476,11 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         (one,) = json.loads(tr.stdout)
         assert one["id"] != stored["id"] and one["fidelity"]["epochs"] == 1
     assert one["id"] == stored["id"] + 1
+    # asked again, it says it ran nothing; side-by-side timing without a reference net: a note
+    tr = run_cli("train", str(out), "--trial", *longer[:-1], "--timing-rounds", "2", "-q")
+    assert tr.returncode == 0, tr.stderr
+    assert f"already trained, nothing run: trial(s) #{one['id']} in" in tr.stdout
+    assert "note: --timing-rounds: no reference net with final trainings" in tr.stderr
     again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
     assert again[other["id"]]["metrics"]["final_epochs"] == 1
     shown = run_cli("show", str(out), env={"COLUMNS": "250"}).stdout  # which length, said

@@ -738,6 +738,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             verdicts = {"references": study.reference_verdicts(trials)}
             for line in _reference_lines(verdicts, trials, study.objectives):
                 print(line)
+        if args.timing_rounds and not verdicts["references"]:
+            print(
+                "note: --timing-rounds: no reference net with final trainings in this study, "
+                "so nothing was timed side by side",
+                file=sys.stderr,
+            )
     return 0 if ok else 1
 
 
