@@ -655,13 +655,19 @@ def test_side_by_side_timing_rotates_the_nets_and_keeps_medians():
 
     class FakeStore:
         def __init__(self, trials):
-            self._trials, self.updated = trials, []
+            self._trials, self.updated, self.meta = trials, [], {}
 
         def trials(self):
             return self._trials
 
         def update_metrics(self, tid, metrics):
             self.updated.append(tid)
+
+        def get_meta_json(self, key):
+            return self.meta.get(key)
+
+        def set_meta(self, key, value):
+            self.meta[key] = value
 
     class FakeEvaluator:
         def build(self, arch, seed):
@@ -691,7 +697,11 @@ def test_side_by_side_timing_rotates_the_nets_and_keeps_medians():
     def broken(arch, model):
         raise RuntimeError("board went away")
 
+    # the same nets again: timed already, nothing changes (a finished search run again)
+    assert time_side_by_side(store, FakeEvaluator(), {"latency_ms": broken}, rounds=2) == []
+    assert nets[1].metrics["final_latency_ms"] == 15.0
     # a batch that reads nothing leaves no figure of an earlier batch beside its own
+    store.meta.clear()
     time_side_by_side(store, FakeEvaluator(), {"latency_ms": broken}, rounds=2)
     assert not any("final_latency_ms" in x.metrics for x in nets)
 
@@ -740,6 +750,14 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
     assert json.loads((out / "pareto.json").read_text())["references"] == [verdict]
     log = (out / "hwnas.log").read_text()
     assert f"timed {len(finals)} nets with final trainings side by side, 3 rounds" in log
+    # the same command on the finished search changes nothing: no re-timing of the front
+    # (which could reshape it and the final stage's choice), no second side-by-side batch
+    before = run_cli("show", str(out), "--json").stdout
+    res = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*args))
+    assert res.returncode == 0, res.stderr
+    assert run_cli("show", str(out), "--json").stdout == before
+    again = (out / "hwnas.log").read_text()[len(log) :]
+    assert "re-tim" not in again and "side by side" not in again, again
     # a searched net trained afterwards is timed with them all again, in the rounds asked for
     other = next(x for x in trials if x["stage"] == "search" and x["id"] not in finals)
     tr = run_cli("train", str(out), "--trial", str(other["id"]), "--repeats", "1", "-q",

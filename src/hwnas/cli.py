@@ -541,7 +541,8 @@ def _reference_lines(
         for k in costs:
             final = k in together and f"final_{k}" in m
             v = m.get(f"final_{k}") if final else m.get(k)
-            out.append(f"{k} {_fmt(v, 'ms' if k.startswith('latency') else 'g')}")
+            own = " (the search's reading)" if k in together and not final else ""
+            out.append(f"{k} {_fmt(v, 'ms' if k.startswith('latency') else 'g')}{own}")
         return ", ".join(out)
 
     lines = []

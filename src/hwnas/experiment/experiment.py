@@ -626,13 +626,19 @@ class Experiment:
         contended = executor.workers > 1 or any(
             t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED
         )
-        if contended and self._bounded_latencies(evaluator):
-            self._recheck_pruned(store, evaluator, study)
         timers = latency_timers(self.cfg, evaluator)
-        here = {m for m, (_, local, _) in timers.items() if local}
-        for metric, (read, local, tol) in timers.items():
-            everything = local and contended
-            self._retime_front(store, evaluator, read, metric, tol, everything, here)
+        # once per set of finished candidates: the same command run again on a finished
+        # search must change nothing, and each pass would add readings (keeping the lowest)
+        # and could reshape the front, and with it the final stage's choice
+        finished_now = sum(t.stage in SEARCHED and t.status != "running" for t in store.trials())
+        if store.get_meta_json("retimed_after") != finished_now:
+            if contended and self._bounded_latencies(evaluator):
+                self._recheck_pruned(store, evaluator, study)
+            here = {m for m, (_, local, _) in timers.items() if local}
+            for metric, (read, local, tol) in timers.items():
+                everything = local and contended
+                self._retime_front(store, evaluator, read, metric, tol, everything, here)
+            store.set_meta("retimed_after", finished_now)
 
         trials = store.trials()
         front = pareto_front(trials, self.objectives)

@@ -136,12 +136,19 @@ def time_side_by_side(
     re-timed; on a host whose load or clock drifts, two nets' kept readings can differ by
     more than the nets do. A verdict that one net is faster than a reference needs readings
     taken together. Done only where a reference net (``strategy.start``) is among them, for
-    :func:`against_references`. Returns the nets timed."""
+    :func:`against_references`, and once per set of nets (the study keeps which: meta
+    ``side_by_side``), so a finished search run again changes nothing. Returns the nets
+    timed."""
     nets = [
         t for t in store.trials() if t.stage in ("search", "derived") and "final_runs" in t.metrics
     ]
     if rounds <= 0 or not timers or not any(t.info.get("op") == "start" for t in nets):
         return []  # no reference net among them: no verdict needs the readings
+    done = store.get_meta_json("side_by_side")
+    if done == sorted(t.id for t in nets) and all(
+        f"final_{m}_readings" in t.metrics for t in nets for m in timers
+    ):
+        return []  # these very nets were timed together already: the same figures stand
     readings: dict[int, dict[str, list[float]]] = {t.id: {m: [] for m in timers} for t in nets}
     for r in range(rounds):
         # ABBA for two nets: a net is first as often as last, whatever the drift's shape
@@ -170,6 +177,7 @@ def time_side_by_side(
                 t.metrics[f"final_{metric}"] = statistics.median(values)
                 t.metrics[f"final_{metric}_readings"] = values
         store.update_metrics(t.id, t.metrics)
+    store.set_meta("side_by_side", sorted(t.id for t in nets))
     log.info(
         "timed %d nets with final trainings side by side, %d rounds (%s)",
         len(nets),
