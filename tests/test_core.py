@@ -190,10 +190,10 @@ def test_the_ground_floor_and_config_import_no_torch():
 
 
 def test_imports_point_down_and_form_no_cycle():
-    """The layers of design.md: at most 2 module-level and 3 in-function imports point up a
-    layer, and no import cycle exists, lazy imports included (scripts/layers.py counts)."""
+    """The layers of design.md: no import points up a layer, at module level or inside a
+    function, and no import cycle exists, lazy imports included (scripts/layers.py counts)."""
     r = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "layers.py"), "--check", "2", "3"],
+        [sys.executable, str(REPO / "scripts" / "layers.py"), "--check", "0", "0"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -529,3 +530,23 @@ def test_config_changes_names_nested_keys_and_caps_the_list():
         "extra: unset -> 1",
         "2 more",
     ]
+
+
+def test_the_search_lists_every_latency_objective_of_its_front(tmp_path):
+    """A second latency source (another runtime, a board) is an objective like the first:
+    the front printed at the search's end shows its figure beside the target's."""
+    res = run_cli(
+        "search",
+        "--out",
+        str(tmp_path / "two"),
+        "--budget",
+        "2",
+        "-q",
+        *fast_args(
+            "costs=[{name: cpu-torch, label: torch, runs: 10, blocks: 2}]",
+            "objectives={accuracy: max, latency_ms: min, latency_ms@torch: min}",
+        ),
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [ln for ln in res.stdout.splitlines() if ln.startswith("  #")]
+    assert rows and all(re.search(r" [\d.]+ ms, [\d.]+ ms @torch ", ln) for ln in rows), rows

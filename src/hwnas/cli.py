@@ -500,11 +500,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
         "strategy": "the strategy finished",
     }.get(result.stopped, result.stopped)
     print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({why}).")
+    labelled = [o.metric for o in cfg.objectives if o.metric.startswith("latency_ms@")]
     for t in sorted(
         result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
     ):
         m = t.metrics
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
+        for k in labelled:  # every other latency objective (another runtime, a board)
+            lat += f", {m[k]:.3f} ms @{k.partition('@')[2]}" if k in m else ""
         test = f" test {_test_cell(m)}" if "test_accuracy" in m or "final_runs" in m else ""
         if "accuracy" in m:
             score = f"val {m['accuracy']:.2%}"
