@@ -535,6 +535,8 @@ def _reference_lines(
     side after the final trainings, where they were), so a user need not compare the table
     by hand. The figures it decided on are shown (the table holds the search's own), and
     where nothing dominates, the searched nets at least as accurate, so the reason shows."""
+    from hwnas.experiment.final import final_nets, timed_together
+
     by_id = {t.id: t for t in trials}
     costs = [m for m, _ in objectives if m != "accuracy"]
 
@@ -542,7 +544,7 @@ def _reference_lines(
         m = by_id[i].metrics
         out = [f"test {_fmt(m.get('final_test_accuracy'), 'pct')}"]
         for k in costs:
-            final = k in together and f"final_{k}" in m
+            final = k in together and timed_together(k, by_id[i])
             v = m.get(f"final_{k}") if final else m.get(k)
             own = " (the search's reading)" if k in together and not final else ""
             out.append(f"{k} {_fmt(v, 'ms' if k.startswith('latency') else 'g')}{own}")
@@ -567,9 +569,8 @@ def _reference_lines(
         rivals = sorted(
             (
                 t
-                for t in trials
-                if t.stage in ("search", "derived")
-                and t.info.get("op") != "start"
+                for t in final_nets(trials)
+                if t.info.get("op") != "start"
                 and t.arch_hash != by_id[r].arch_hash  # the reference's own net, promoted
                 and t.metrics.get("final_test_accuracy", -1.0) >= floor
             ),

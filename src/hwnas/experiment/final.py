@@ -74,6 +74,19 @@ def dominates(a: Trial, b: Trial, objectives: Sequence[tuple[str, str]]) -> bool
     return better
 
 
+def final_nets(trials: list[Trial]) -> list[Trial]:
+    """The searched nets (a search's candidates, a one-shot search's derived nets) that have
+    final trainings: what the verdict on the references and the side-by-side timing are
+    about."""
+    return [t for t in trials if t.stage in ("search", "derived") and "final_runs" in t.metrics]
+
+
+def timed_together(metric: str, *trials: Trial) -> bool:
+    """Whether every one of ``trials`` holds a reading of ``metric`` from the side-by-side
+    timing (``final_<metric>_readings``; not, say, ``final_epochs``)."""
+    return all(f"final_{metric}_readings" in t.metrics for t in trials)
+
+
 def against_references(
     trials: list[Trial], objectives: Sequence[tuple[str, str]]
 ) -> list[tuple[Trial, list[Trial]]]:
@@ -85,7 +98,7 @@ def against_references(
     from hand-designed nets is run to answer."""
     if all(m != "accuracy" for m, _ in objectives):
         return []
-    finals = [t for t in trials if t.stage in ("search", "derived") and "final_runs" in t.metrics]
+    finals = final_nets(trials)
     refs = [t for t in finals if t.info.get("op") == "start"]
     ref_nets = {r.arch_hash for r in refs}
     return [
@@ -112,8 +125,7 @@ def final_figures(
         if m == "accuracy":
             out.append(("final_test_accuracy", d))
             continue
-        both = all(f"final_{m}_readings" in t.metrics for t in (a, b))  # timed, not e.g. epochs
-        out.append((f"final_{m}" if both else m, d))
+        out.append((f"final_{m}" if timed_together(m, a, b) else m, d))
     return out
 
 
@@ -139,15 +151,11 @@ def time_side_by_side(
     :func:`against_references`, and once per set of nets (the study keeps which: meta
     ``side_by_side``), so a finished search run again changes nothing. Returns the nets
     timed."""
-    nets = [
-        t for t in store.trials() if t.stage in ("search", "derived") and "final_runs" in t.metrics
-    ]
+    nets = final_nets(store.trials())
     if rounds <= 0 or not timers or not any(t.info.get("op") == "start" for t in nets):
         return []  # no reference net among them: no verdict needs the readings
     done = store.get_meta_json("side_by_side")
-    if done == sorted(t.id for t in nets) and all(
-        f"final_{m}_readings" in t.metrics for t in nets for m in timers
-    ):
+    if done == sorted(t.id for t in nets) and all(timed_together(m, *nets) for m in timers):
         return []  # these very nets were timed together already: the same figures stand
     readings: dict[int, dict[str, list[float]]] = {t.id: {m: [] for m in timers} for t in nets}
     for r in range(rounds):

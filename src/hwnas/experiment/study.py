@@ -16,7 +16,7 @@ from typing import Any
 
 from hwnas.core.pareto import Objectives, as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.config import ExperimentConfig, validate_config
-from hwnas.experiment.final import against_references
+from hwnas.experiment.final import against_references, timed_together
 from hwnas.experiment.store import Store, StoreError, Trial, dumps
 
 log = logging.getLogger("hwnas")
@@ -203,9 +203,7 @@ class Study:
                 "describe": r.describe,
                 "dominated_by": [t.id for t in by],
                 "side_by_side": [
-                    m
-                    for m, _ in self.objectives
-                    if m != "accuracy" and all(f"final_{m}_readings" in t.metrics for t in (r, *by))
+                    m for m, _ in self.objectives if m != "accuracy" and timed_together(m, r, *by)
                 ],
             }
             for r, by in against_references(trials, self.objectives)
