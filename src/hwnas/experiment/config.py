@@ -485,10 +485,11 @@ def load_config(
             raise ConfigError(f"config {p}: top level must be a mapping of sections")
         raw = loaded
     raw = apply_overrides(raw, overrides or [])
+    said = _set_alone(overrides or []) if any(v is not None for v in top_level.values()) else {}
     for k, v in top_level.items():
         if v is None:
             continue
-        _refuse_two_answers(k, v, overrides or [])
+        _refuse_two_answers(k, v, said)
         if k == "budget":
             b = raw.get("budget")
             raw["budget"] = {**(b if isinstance(b, dict) else {}), "trials": v}
@@ -517,17 +518,22 @@ _FLAGS = {
 }
 
 
-def _refuse_two_answers(key: str, value: Any, overrides: list[str]) -> None:
-    """A flag and a ``--set`` of the same key on one command line must agree: the flag
-    would win without a word, and a user who typed both meant one of them (whatever the
-    config file says)."""
-    if key not in _FLAGS or not overrides:
+def _set_alone(overrides: list[str]) -> dict[str, Any]:
+    """What the ``--set`` items set by themselves, without the config file's sections."""
+    try:
+        return apply_overrides({}, list(overrides))
+    except ConfigError:  # only meaningful over the file's sections: applied there already
+        return {}
+
+
+def _refuse_two_answers(key: str, value: Any, said: dict[str, Any]) -> None:
+    """A flag and a ``--set`` of the same key on one command line must agree (``said``:
+    what the ``--set`` items alone set): the flag would win without a word, and a user who
+    typed both meant one of them (whatever the config file says)."""
+    if key not in _FLAGS:
         return
     flag, where = _FLAGS[key]
-    try:
-        raw: Any = apply_overrides({}, list(overrides))  # what the command line alone sets
-    except ConfigError:  # only meaningful over the file's sections: applied there already
-        return
+    raw: Any = said
     for i, part in enumerate(where):
         raw = raw.get(part) if isinstance(raw, dict) else None
         if not isinstance(raw, dict) or i == len(where) - 1:
