@@ -495,8 +495,15 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     # an arch spec file into the study, and the errors that must be one line
     spec = tmp_path / "a.json"
     spec.write_text(json.dumps(other["arch"]))
-    tr = run_cli("train", str(out), "--arch", f"@{spec}", "--repeats", "1", "-q")
+    tr = run_cli("train", str(out), "--arch", f"@{spec}", "--repeats", "1", "--json")
     assert tr.returncode == 0, tr.stderr
+    # run r of every net has the same seed (common random numbers): the same net trained
+    # later in the queue, without a parent, gives the same test accuracy to the last digit
+    (again_run,) = json.loads(tr.stdout)
+    assert again_run["id"] > stored["id"] and again_run["parent_id"] is None
+    run0 = next(f for f in final if f["info"]["repeat"] == 0)
+    assert again_run["seed"] == stored["seed"] == run0["seed"]
+    assert again_run["metrics"]["test_accuracy"] == stored["metrics"]["test_accuracy"]
     for args, msg in [
         (["train", str(out), "--arch", "@missing.json"], "file not found"),
         (["train", str(out), "--arch", "airbench94"], "not in this study's fastcnn space"),

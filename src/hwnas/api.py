@@ -70,7 +70,7 @@ def train_net(
     a reference net is among them (``timing_rounds``, default ``final.timing_rounds``)."""
     from hwnas.core.errors import UserError
     from hwnas.experiment.evaluate import build_evaluator
-    from hwnas.experiment.experiment import check_dir, latency_timers, prepare_dir, trial_seed
+    from hwnas.experiment.experiment import check_dir, latency_timers, prepare_dir
     from hwnas.experiment.final import FinalTrainer, time_side_by_side
     from hwnas.experiment.lock import StudyLock
     from hwnas.space.arch_spec import parse_arch
@@ -125,7 +125,7 @@ def train_net(
             n = repeats if repeats is not None else (fc.repeats or 1)
             if n < 1:
                 raise UserError("--repeats must be at least 1")
-            trainer = FinalTrainer(config, evaluator, study.store, study, trial_seed, on_run)
+            trainer = FinalTrainer(config, evaluator, study.store, study, on_run)
             trials = trainer.train(arch, parent, n, epochs, retry_failed=True)
             if parent is not None:  # a searched net: the verdict on the references counts it
                 timers = latency_timers(config, evaluator)

@@ -946,7 +946,7 @@ class Experiment:
             fc.repeats,
             fc.epochs or "estimator's",
         )
-        trainer = FinalTrainer(self.cfg, evaluator, store, study, trial_seed, after_trials=after)
+        trainer = FinalTrainer(self.cfg, evaluator, store, study, after_trials=after)
         # the comparison first: a final stage cut short still says whether the search won
         for t in [*rivals, *refs, *rest]:
             trainer.train(t.arch, t, fc.repeats)

@@ -3,7 +3,7 @@
 A search ranks candidates on validation accuracy after a short training; what a user deploys
 is a chosen net trained to its potential. Each final training is a trial of stage ``final``
 (its ``parent_id`` is the search trial it retrains, ``info.final_of`` says so again) with its
-own seed, weights and test accuracy, so ``show``, ``report`` and ``export`` treat it like any
+own weights and test accuracy and the seed of its repeat (``final_seed``), so ``show``, ``report`` and ``export`` treat it like any
 trial. Final trials carry no ``accuracy`` (their validation data may have been trained on), so
 they never enter the search's front; the parent gets the summary: ``final_test_accuracy``
 (mean), ``final_test_accuracy_std``, ``final_runs`` and ``final_epochs`` (and
@@ -45,6 +45,13 @@ _OWN = {
     "test_accuracy_tta",
     "tta_views",
 }
+
+
+def final_seed(seed: int, repeat: int) -> int:
+    """The seed of final run ``repeat`` of every net: common random numbers, so run r of two
+    nets sees the same batches and augmentations (their comparison is paired) and a net's
+    result does not depend on where in the queue it was trained."""
+    return (seed * 1_000_003 + (repeat + 1) * 104_729 + 0x5EED) % (2**31 - 1)
 
 
 def spread(front: list[Trial], k: int, cost: str) -> list[Trial]:
@@ -254,12 +261,10 @@ class FinalTrainer:
         evaluator: Evaluator,
         store: Store,
         study: Study,
-        trial_seed: Callable[[int, int], int],
         on_run: Callable[[Trial, int, int], None] | None = None,
         after_trials: int | None = None,
     ) -> None:
         self.cfg, self.evaluator, self.store, self.study = cfg, evaluator, store, study
-        self.trial_seed = trial_seed
         self.on_run = on_run
         # a search's final stage: how many search trials it follows (a resumed stage follows
         # as many, and its nets count against max_models; an extended search's is a new one)
@@ -349,7 +354,7 @@ class FinalTrainer:
             arch=arch,
             arch_hash=h,
             status="running",
-            seed=self.trial_seed(self.cfg.seed, tid),
+            seed=final_seed(self.cfg.seed, r),
             describe=self.evaluator.space.describe(arch),
             parent_id=parent.id if parent else None,
             info={
