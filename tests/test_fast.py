@@ -491,6 +491,15 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         "export", str(out), "--trial", str(stored["id"]), "-o", str(tmp_path / "m.onnx")
     )
     assert export.returncode == 0, export.stderr
+    assert "note:" not in export.stderr  # a final run itself: nothing to point at
+    # the search trial's own weights are not the final-trained net's: the export says which are
+    export = run_cli(
+        "export", str(out), "--trial", str(parent["id"]), "-o", str(tmp_path / "p.onnx")
+    )
+    assert export.returncode == 0, export.stderr
+    ids = sorted(f["id"] for f in final)
+    assert f"its final trainings are #{ids[0]} (test " in export.stderr, export.stderr
+    assert f"#{ids[1]} (test " in export.stderr
 
     # an arch spec file into the study, and the errors that must be one line
     spec = tmp_path / "a.json"

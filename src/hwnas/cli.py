@@ -957,7 +957,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from hwnas.report.export import export_trial
+    from hwnas.report.export import export_trial, final_runs_note
 
     path, diff = export_trial(
         args.dir,
@@ -968,6 +968,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         force=args.force,
     )
     print(f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {diff:.2e})")
+    note = final_runs_note(args.dir, args.trial)
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -118,6 +118,33 @@ def load_trained(out_dir: str | Path, trial_id: int) -> Trained:
         study.close()
 
 
+def final_runs_note(out_dir: str | Path, trial_id: int) -> str | None:
+    """A search trial's weights are those of its short search training; where the trial has
+    final trainings (its own trials, stage ``final``) the user most likely wants one of them,
+    and ``show`` prints their mean beside it, so say which ids to export instead."""
+    study = Study(out_dir, readonly=True)
+    try:
+        runs = [
+            t
+            for t in study.store.trials()
+            if t.stage == "final" and t.parent_id == trial_id and t.status == "complete"
+        ]
+    finally:
+        study.close()
+    if not runs:
+        return None
+    listed = ", ".join(
+        f"#{t.id} (test {100 * float(t.metrics['test_accuracy']):.2f}%)"
+        if "test_accuracy" in t.metrics
+        else f"#{t.id}"
+        for t in runs
+    )
+    return (
+        f"note: trial {trial_id}'s weights are its search training's; its final trainings are "
+        f"{listed}: export one of them (--trial ID) for the final-trained net"
+    )
+
+
 def _add_metadata(path: Path, props: dict[str, str]) -> None:
     import onnx
 
