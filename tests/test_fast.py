@@ -783,6 +783,10 @@ def test_a_search_with_references_times_the_final_nets_side_by_side(tmp_path):
     timed = [x for x in trials if "final_latency_ms" in x["metrics"]]
     assert {x["id"] for x in timed} == finals | {other["id"]}
     assert all(len(x["metrics"]["final_latency_ms_readings"]) == 2 for x in timed)
+    # its summary line gives the new side-by-side median, not the search's reading
+    mine = next(x for x in timed if x["id"] == other["id"])["metrics"]
+    assert f"latency_ms {mine['final_latency_ms']:.4g} (side by side)" in tr.stdout, tr.stdout
+    assert re.search(r"^reference #\d+ \(fastcnn relu 8x1-16x1, test ", tr.stdout, re.M)
 
 
 def test_a_second_writer_is_refused(tmp_path):

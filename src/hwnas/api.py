@@ -7,7 +7,7 @@ It sits above the loop and the report (persistence does not render HTML), beside
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,17 @@ def run_search(
 
 @dataclass
 class TrainResult:
-    """What ``hwnas train`` did: the final trials, the search trial they retrain (if any)."""
+    """What ``hwnas train`` did: the final trials, the search trial they retrain (if any, as
+    stored after the run: its final summary and side-by-side medians), and the verdicts on
+    the study's reference nets (``Study.reference_verdicts``) with the trials they name."""
 
     dir: Path
     trials: list[Trial]
     parent: Trial | None
     report: Path | None = None
+    references: list[dict[str, Any]] = field(default_factory=list)
+    study_trials: list[Trial] = field(default_factory=list)
+    objectives: list[tuple[str, str]] = field(default_factory=list)
 
 
 @torch_threads_kept()
@@ -134,9 +139,14 @@ def train_net(
                 time_side_by_side(study.store, evaluator, reads, rounds)
             study.write_pareto_json()
             report = write_study_report(study)
+            result = TrainResult(out, trials, parent, report, objectives=study.objectives)
+            if parent is not None:
+                result.study_trials = study.trials()
+                result.parent = study.store.trial(parent.id)
+                result.references = study.reference_verdicts(result.study_trials)
         finally:
             study.close()
     finally:
         lock.release()
         evaluator.close()
-    return TrainResult(out, trials, parent, report)
+    return result

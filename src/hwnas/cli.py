@@ -723,8 +723,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         accs = [t.metrics["test_accuracy"] for t in ok]
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         m = ok[0].metrics
+        # a latency timed again side by side with the study's final nets: its median, said so
+        mine = result.parent.metrics if result.parent is not None else {}
         costs = ", ".join(
-            f"{k} {m[k]:.4g}" for k in sorted(m) if k.startswith(("latency_ms", "macs", "params"))
+            f"{k} {mine[f'final_{k}']:.4g} (side by side)"
+            if f"final_{k}" in mine
+            else f"{k} {m[k]:.4g}"
+            for k in sorted(m)
+            if k.startswith(("latency_ms", "macs", "params"))
         )
         print(
             f"{ok[0].describe}: test {statistics.fmean(accs):.2%} ± {sd:.2%} over {len(ok)} "
@@ -736,14 +742,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"already trained, nothing run: trial(s) {ids} in {result.dir} (--repeats for more)")
     if result.parent is not None:  # the verdict on the references, timed again with this net
-        from hwnas.experiment.study import Study
-
-        with Study(result.dir, readonly=True) as study:
-            trials = study.trials()
-            verdicts = {"references": study.reference_verdicts(trials)}
-            for line in _reference_lines(verdicts, trials, study.objectives):
-                print(line)
-        if args.timing_rounds and not verdicts["references"]:
+        verdicts = {"references": result.references}
+        for line in _reference_lines(verdicts, result.study_trials, result.objectives):
+            print(line)
+        if args.timing_rounds and not result.references:
             print(
                 "note: --timing-rounds: no reference net with final trainings in this study, "
                 "so nothing was timed side by side",
