@@ -155,12 +155,31 @@ def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(tm
         "target=analytic",
         "objectives={accuracy: max, macs: min}",
     ]
-    r = run_cli("search", "--out", str(out), "--quiet", "--budget", "6", *_args(items))
+    final = ["final.repeats=1", "final.epochs=1", "final.max_models=1"]
+    r = run_cli(
+        "search", "--out", str(out), "--quiet", "--budget", "6", *_args([*items, *final])
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
-    assert len(trials) == 6 and {t["stage"] for t in trials} == {"search"}
-    assert all(0.0 < t["metrics"]["accuracy"] <= 1.0 for t in trials)
-    assert len({t["metrics"]["accuracy"] for t in trials}) > 1
+    search = [t for t in trials if t["stage"] == "search"]
+    assert len(search) == 6 and {t["stage"] for t in trials} == {"search", "final"}
+    assert all(0.0 < t["metrics"]["accuracy"] <= 1.0 for t in search)
+    assert len({t["metrics"]["accuracy"] for t in search}) > 1
+    # the final stage trains the net stand-alone (the supernet's score trains nothing): a
+    # test accuracy and weights of its own, exportable; so does `hwnas train`
+    (run,) = [t for t in trials if t["stage"] == "final"]
+    assert 0.0 < run["metrics"]["test_accuracy"] <= 1.0 and run["metrics"]["epochs"] == 1
+    assert run["metrics"]["train_seconds"] > 0
+    r = run_cli("export", str(out), "--trial", str(run["id"]), "-o", str(tmp_path / "f.onnx"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", str(out), "--trial", str(search[0]["id"]), "--repeats", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert 0.0 < json.loads(r.stdout)[0]["metrics"]["test_accuracy"] <= 1.0
+    r = run_cli(
+        "search", "--out", str(tmp_path / "zc"), "--quiet",
+        *_args([*items, "final.estimator=zero_cost"]),
+    )  # fmt: skip
+    assert r.returncode == 2 and "final.estimator: zero_cost trains no nets" in r.stderr, r.stderr
     cases = {
         "does not exist": [f"estimator.weights={tmp_path / 'none.pt'}"],
         "another space": [f"estimator.weights={weights}", "space.channels=8"],

@@ -74,7 +74,7 @@ def train_net(
     is then timed again side by side with the study's other nets with final trainings, where
     a reference net is among them (``timing_rounds``, default ``final.timing_rounds``)."""
     from hwnas.core.errors import UserError
-    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.evaluate import build_evaluator, final_evaluator
     from hwnas.experiment.experiment import check_dir, latency_timers, prepare_dir
     from hwnas.experiment.final import FinalTrainer, time_side_by_side
     from hwnas.experiment.lock import StudyLock
@@ -130,7 +130,9 @@ def train_net(
             n = repeats if repeats is not None else (fc.repeats or 1)
             if n < 1:
                 raise UserError("--repeats must be at least 1")
-            trainer = FinalTrainer(config, evaluator, study.store, study, on_run)
+            trainer = FinalTrainer(
+                config, final_evaluator(config, evaluator), study.store, study, on_run
+            )
             trials = trainer.train(arch, parent, n, epochs, retry_failed=True)
             if parent is not None:  # a searched net: the verdict on the references counts it
                 timers = latency_timers(config, evaluator)

@@ -201,6 +201,8 @@ class SupernetEstimatorConfig(InheritedScoring, KindConfig):
 
     name: Literal["supernet"] = "supernet"
     needs_model: ClassVar[bool] = True
+    #: it scores nets without training them: the final stage trains with another estimator
+    trains: ClassVar[bool] = False
 
     def produces(self) -> set[str]:
         return {"accuracy", "val_loss"}
@@ -219,6 +221,8 @@ class ZeroCostEstimatorConfig(KindConfig):
 
     name: Literal["zero_cost"] = "zero_cost"
     needs_model: ClassVar[bool] = True
+    #: it scores nets without training them: the final stage trains with another estimator
+    trains: ClassVar[bool] = False
 
     def produces(self) -> set[str]:
         return {f"zc_{self.proxy}"}

@@ -99,6 +99,13 @@ class FinalConfig(Section):
         "them on validation accuracy and every other objective: the final test figures then "
         "say whether the search beat them, on one recipe.",
     )
+    estimator: dict[str, Any] | None = Field(
+        None,
+        description="The estimator of the final trainings, an `estimator` section of its own "
+        "(e.g. `{name: train, epochs: 30}`); default: the search's, or `train` with its "
+        "defaults where the search's trains no weights of its own (`supernet` scores with "
+        "a supernet's, `zero_cost` untrained nets).",
+    )
     timing_rounds: int = Field(
         5,
         ge=0,
@@ -110,6 +117,21 @@ class FinalConfig(Section):
         "nets compares these, not the search's kept readings, taken at different times on a "
         "host whose load or clock may drift. 0 = no side-by-side timing.",
     )
+
+    @field_validator("estimator", mode="before")
+    @classmethod
+    def _trains(cls, v: Any) -> Any:
+        """A final estimator must train the nets it is given: refused here, before a search."""
+        if v is None:
+            return v
+        if isinstance(v, str):  # `final.estimator=train`: a kind name alone
+            v = {"name": v}
+        cfg = _REGISTRY_OF["estimator"].validate(v, "final.estimator")
+        if not getattr(cfg, "trains", True):
+            raise ConfigError(
+                f"config: final.estimator: {cfg.name} trains no nets; name one that does (train)"
+            )
+        return v
 
 
 class ExperimentConfig(Section):

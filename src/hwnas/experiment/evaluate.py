@@ -11,6 +11,7 @@ and a stop rule (a pruner) compares the running trial only with peers of similar
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 import traceback
@@ -355,9 +356,28 @@ class Evaluator:
         model = self.build(arch, seed) if self.estimator.needs_model else None
         return self.estimator.test(self.candidate(arch, model), weights_path)
 
+    def with_estimator(self, estimator: Estimator) -> Evaluator:
+        """This evaluator with another estimator (its cost sources shared: close this one)."""
+        other = copy.copy(self)
+        other.estimator, other._trains = estimator, estimator.needs_model
+        return other
+
     def close(self) -> None:
         for s in self.sources:
             s.model.close()
+
+
+def final_evaluator(cfg: ExperimentConfig, evaluator: Evaluator) -> Evaluator:
+    """The evaluator of the final trainings: the search's, unless ``final.estimator`` names
+    another or the search's estimator trains no weights (a supernet's or a zero-cost score),
+    when `train` with its defaults trains the nets stand-alone."""
+    from hwnas.core.registry import estimators
+
+    fe = cfg.final.estimator
+    if fe is None and getattr(cfg.estimator, "trains", True):
+        return evaluator
+    est_cfg = estimators.validate(fe or {"name": "train"}, "final.estimator")
+    return evaluator.with_estimator(estimators.create(est_cfg, evaluator.estimator.task))
 
 
 def build_evaluator(cfg: ExperimentConfig) -> Evaluator:

@@ -946,7 +946,11 @@ class Experiment:
             fc.repeats,
             fc.epochs or "estimator's",
         )
-        trainer = FinalTrainer(self.cfg, evaluator, store, study, after_trials=after)
+        from hwnas.experiment.evaluate import final_evaluator
+
+        trainer = FinalTrainer(
+            self.cfg, final_evaluator(self.cfg, evaluator), store, study, after_trials=after
+        )
         # the comparison first: a final stage cut short still says whether the search won
         for t in [*rivals, *refs, *rest]:
             trainer.train(t.arch, t, fc.repeats)
