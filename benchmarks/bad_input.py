@@ -223,6 +223,19 @@ def path_cases(tmp: Path) -> Iterator[Case]:
     yield Case("paths", "profile --arch @missing", ["profile", "--arch", f"@{tmp / 'nope.json'}"])
     yield Case("paths", "profile --arch @dir", ["profile", "--arch", f"@{tmp}"])
     yield Case("paths", "profile --onnx garbage", ["profile", "--onnx", str(a_file)], files=files)
+    # a file of another kind: the library's own error runs to several lines
+    js = tmp / "spec.json"
+    jfiles = {str(js): b'{"stages": [1]}'}
+    yield Case("paths", "profile --onnx a JSON file", ["profile", "--onnx", str(js)], files=jfiles)
+    for key in ("estimator.weights", "supernet.weights"):
+        kind = ["--set", "estimator=supernet"] if key.startswith("estimator") else []
+        kind += ["--set", "strategy=spos"] if key.startswith("supernet") else []
+        yield Case(
+            "paths",
+            f"{key} a JSON file",
+            ["search", "--out", str(tmp / f"p-{key}"), *kind, "--set", f"{key}={js}"],
+            files=jfiles,
+        )
     yield Case("paths", "show missing dir", ["show", str(tmp / "no-study")])
     yield Case("paths", "report missing dir", ["report", str(tmp / "no-study")])
     yield Case(

@@ -37,3 +37,28 @@ def test_bad_input_in_real_processes_never_hangs(tmp_path):
         code, err, secs = run_subprocess(case)
         assert judge(case, code, err, before) is None, (case.name, err)
         assert secs < 30
+
+
+def test_a_closed_stdout_ends_quietly_with_the_work_stored(tmp_path):
+    """``hwnas search ... | head -1``: the reader goes away while the search prints; the
+    search still finishes and stores everything, and ends without an error line (it said
+    "error: Broken pipe" with exit code 2, as if the input were bad)."""
+    import json
+    import subprocess
+
+    from conftest import run_cli
+
+    out = tmp_path / "s"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwnas.cli", "search", "--out", str(out), "--budget", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `head` does once it has its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 1, err
+    assert "error" not in err and "Traceback" not in err, err
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    assert len(trials) == 3 and all(t["status"] == "complete" for t in trials)
+    assert (out / "report.html").is_file() and (out / "pareto.json").is_file()

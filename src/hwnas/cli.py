@@ -22,6 +22,7 @@ from hwnas.core.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 1  # as Rich (which prints the tables) exits on a closed stdout
 
 
 class UsageError(UserError):
@@ -1342,6 +1343,25 @@ def _forget_caught_interrupt() -> None:
     exec("pass")  # noqa: S102 - a constant string, run for its side effect on the flag
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout went away (``hwnas show DIR | head -1``): then the
+    command ends quietly, as a Unix tool does, its work already stored; Python's own flush
+    at exit is sent to /dev/null so it does not complain either."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()  # a pipe whose reader is gone polls as an error
+        poll.register(fd, select.POLLOUT)
+        closed = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real stdout: not this case
+        return False
+    if closed:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
+
+
 def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -1352,9 +1372,14 @@ def _main(argv: list[str] | None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"hwnas {args.command}: error: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if "\n" in msg:  # a library's text quoted inside: still one line
+            msg = " ".join(msg.split())[:300]
+        print(f"hwnas {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the file system refused a path the user gave: one line, no trace
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            return EXIT_BROKEN_PIPE  # not another pipe's (a remote device's): said below
         where = f": {exc.filename}" if exc.filename else ""
         msg = f"{exc.strerror or type(exc).__name__}{where}"
         print(f"hwnas {args.command}: error: {msg[:300]}", file=sys.stderr)

@@ -23,3 +23,14 @@ def yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def gist(exc: BaseException, limit: int = 160) -> str:
+    """A library's exception in one short line, for a one-line error that quotes it: the
+    first line that says something (PyTorch's and protobuf's messages run to several, with
+    advice meant for their own users), cut at ``limit`` characters."""
+    if "Weights only load failed" in str(exc) or type(exc).__name__ == "UnpicklingError":
+        return "not a PyTorch checkpoint"
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from hwnas.core.errors import UserError
+from hwnas.core.errors import UserError, gist
 from hwnas.hardware.analytic import analytic_costs
 from hwnas.hardware.base import Candidate, select
 from hwnas.hardware.profile import Timing
@@ -57,7 +57,7 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
-        raise UserError(f"--onnx: {path} is not a readable ONNX model ({exc})") from None
+        raise UserError(f"--onnx: {path} is not a readable ONNX model ({gist(exc)})") from None
     source = make_cost_model(target)
     meter = getattr(source, "meter", None)
     source.close()

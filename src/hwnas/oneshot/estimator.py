@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hwnas.core.errors import UserError
+from hwnas.core.errors import UserError, gist
 from hwnas.core.fidelity import Fidelity
 from hwnas.estimate.base import Estimate, Estimator, Report, Task
 
@@ -52,7 +52,7 @@ class SupernetEstimator(Estimator):
         try:
             state = torch.load(self.path, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - a foreign or truncated file
-            raise UserError(f"{where} is not a supernet checkpoint ({exc})") from None
+            raise UserError(f"{where} is not a supernet checkpoint ({gist(exc)})") from None
         if not isinstance(state, dict) or "net" not in state:
             raise UserError(f"{where} is not a supernet checkpoint")
         if state.get("fingerprint") != fingerprint_of(space, input_shape, num_classes):

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwnas.core.errors import gist
 from hwnas.data import Split, batches
 from hwnas.estimate.fast import autocast
 from hwnas.oneshot.costs import ChoiceCosts
@@ -94,7 +95,7 @@ def _load_warm(kit: SupernetKit) -> dict[str, Any] | None:
         state = torch.load(source, map_location="cpu")
     except Exception as exc:  # a foreign or truncated file
         raise ValueError(
-            f"supernet.weights: {source} is not a supernet checkpoint ({exc})"
+            f"supernet.weights: {source} is not a supernet checkpoint ({gist(exc)})"
         ) from None
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint(kit):
         raise ValueError(
