@@ -97,12 +97,24 @@ def test_losses_and_settings():
     assert float(target) == pytest.approx(2.0)
     cfg = FbnetStrategyConfig(alphas=[0, 1])
     assert [s.alpha for s in settings_of(cfg, None)] == [0, 1]
-    assert settings_of(FbnetStrategyConfig(), 3.0) == [Setting("target", 1.0, 0.6, 3.0)]
+    # a `<=` constraint's bound is the default target, kept as a bound (derived at or below)
+    assert settings_of(FbnetStrategyConfig(), 3.0) == [Setting("target", 1.0, 0.6, 3.0, True)]
+    assert settings_of(FbnetStrategyConfig(cost_target=3.0), 9.0)[0].bound is False
+    assert settings_of(FbnetStrategyConfig(loss="multiplicative"), 3.0)[0].loss == "multiplicative"
     assert settings_of(FbnetStrategyConfig(alpha=0.3), 3.0) == [Setting("additive", 0.3)]
     betas = settings_of(FbnetStrategyConfig(loss="multiplicative", betas=[0.3, 0.9]), None)
     assert [(s.loss, s.beta) for s in betas] == [("multiplicative", 0.3), ("multiplicative", 0.9)]
     with pytest.raises(ValueError, match="not two"):
         FbnetStrategyConfig(alphas=[1.0], cost_targets=[2.0])
+    # a key the chosen form would ignore is refused, not dropped
+    for bad, why in [
+        ({"alpha": 0.3, "alphas": [0.1]}, "not both"),
+        ({"betas": [0.3, 0.6]}, "betas sweep loss: multiplicative"),
+        ({"loss": "multiplicative", "cost_target": 0.05}, "its own penalty"),
+        ({"loss": "multiplicative", "alphas": [0.1, 1]}, "sweeps betas"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            FbnetStrategyConfig(**bad)
 
 
 def test_derive_and_fix_up_reach_a_target():
@@ -342,6 +354,28 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     assert not (other / "supernet" / "warmup.pt").exists()
     (t,) = json.loads(run_cli("show", str(other), "--json").stdout)
     assert abs(t["metrics"]["macs"] / 60000 - 1) <= 0.1
+    # a `<=` constraint's bound as the target: the derived net is fixed up to at most the
+    # bound (it once came out 2 % over, inside the tolerance, and the constraint pruned it)
+    for bound in (60000, 61000):
+        capped = tmp_path / f"capped{bound}"
+        r = run_cli(
+            "search", "--out", str(capped), "--quiet",
+            *_args(
+                f"supernet.weights={out / 'supernet' / 'warmup.pt'}",
+                f"constraints=['macs <= {bound}']", "budget.trials=1",
+            ),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        (t,) = json.loads(run_cli("show", str(capped), "--json").stdout)
+        assert t["status"] == "complete" and t["info"]["cost_bound"] is True
+        assert 0.9 * bound <= t["metrics"]["macs"] <= bound, t["metrics"]["macs"]
+    # a target outside the space's range is said at the start
+    r = run_cli(
+        "search", "--out", str(tmp_path / "far"), "--budget", "1", "-q",
+        *_args(f"supernet.weights={out / 'supernet' / 'warmup.pt'}", "strategy.cost_target=10"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "warning: cost target 10 is below the cheapest net of the space (macs " in r.stderr
     study = Study(other, readonly=True)
     try:  # the reused warm-up was paid for by the first study: none of it counts here
         assert study.supernet_time()["warmup_reused"] == str(out / "supernet" / "warmup.pt")  # type: ignore[index]

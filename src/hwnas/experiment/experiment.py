@@ -347,6 +347,7 @@ class Experiment:
         warnings = evaluator.estimator.warnings()
         for w in warnings:
             log.warning("%s", w)
+        warnings += strategy.warnings()  # logged by the strategy
         if self.on_start:
             self.on_start({**self._progress(existing), "warnings": warnings})
         start = time.monotonic()

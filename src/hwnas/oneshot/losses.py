@@ -30,6 +30,8 @@ class Setting:
     alpha: float
     beta: float = 0.6
     target: float | None = None
+    #: the target is a constraint's bound (``<=``): a derived net must not exceed it
+    bound: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"loss": self.loss, "alpha": self.alpha}
@@ -37,6 +39,8 @@ class Setting:
             out["beta"] = self.beta
         if self.target is not None:
             out["cost_target"] = self.target
+        if self.bound:
+            out["cost_bound"] = True
         return out
 
     def label(self) -> str:
@@ -77,11 +81,13 @@ def total_loss(
 def settings_of(cfg: Any, default_target: float | None) -> list[Setting]:
     """The sweep a strategy section asks for, in order (``cfg``: FbnetStrategyConfig)."""
     targets = list(cfg.cost_targets) or ([cfg.cost_target] if cfg.cost_target else [])
-    if not targets and not cfg.alphas and cfg.alpha is None and default_target is not None:
-        targets = [default_target]
+    bound = False
+    swept = cfg.alphas or cfg.betas or cfg.alpha is not None or cfg.loss == "multiplicative"
+    if not targets and not swept and default_target is not None:
+        targets, bound = [default_target], True
     if targets:
         alpha = DEFAULT_TARGET_ALPHA if cfg.alpha is None else cfg.alpha
-        return [Setting("target", alpha, cfg.beta, t) for t in targets]
+        return [Setting("target", alpha, cfg.beta, t, bound) for t in targets]
     if cfg.loss == "multiplicative":  # alpha only scales the loss: beta trades off
         alpha = DEFAULT_ALPHA if cfg.alpha is None else cfg.alpha
         if alpha <= 0:

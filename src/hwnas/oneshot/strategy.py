@@ -39,6 +39,7 @@ class OneShotSearch(Strategy):
         super().__init__(space, objectives, seed)
         self.derived: list[dict[str, Any]] | None = None
         self.next = 0
+        self._warnings: list[str] = []
 
     # hooks -------------------------------------------------------------------
     def _settings(self, kit: Any) -> list[Setting]:
@@ -109,15 +110,21 @@ class OneShotSearch(Strategy):
         except SupernetDiverged as exc:
             raise UserError(f"{exc} (lower supernet.w_lr or supernet.theta_lr)") from None
         derived, seen = [], set()
+        tol = self._target_tolerance()
+        self._warnings = _unreachable(settings, costs)
+        for w in self._warnings:
+            log.warning("%s", w)
         for k, res in enumerate(results):
             target = res.setting.target
+            if target is not None and res.setting.bound:  # a constraint's bound: aim below it,
+                target *= 1.0 - tol  # so the fix-up's band ends at the bound, not past it
             for rank, (picks, info) in enumerate(
                 derive(
                     res.probs,
                     costs,
                     self.cfg.per_setting,
                     target,
-                    self._target_tolerance(),
+                    tol,
                     self._measurer(kit, costs),
                     self._measured_fixes(),
                 )
@@ -152,6 +159,9 @@ class OneShotSearch(Strategy):
             "%s: %d distinct nets derived from %d settings", self.name, len(derived), len(settings)
         )
 
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
     # ask/tell ----------------------------------------------------------------
     def ask(self) -> Proposal:
         if self.derived is None:
@@ -169,6 +179,22 @@ class OneShotSearch(Strategy):
         super().load_state(state)
         self.derived = state.get("derived")
         self.next = int(state.get("next", 0))
+
+
+def _unreachable(settings: list[Setting], costs: ChoiceCosts) -> list[str]:
+    """A cost target outside the space's range cannot be met: said before the nets train."""
+    if costs.metric == NO_COST:
+        return []
+    low, high = costs.cheapest(), costs.dearest()
+    out = []
+    for s in settings:
+        if s.target is not None and not low <= s.target <= high:
+            end = "below the cheapest" if s.target < low else "above the dearest"
+            out.append(
+                f"cost target {s.target:g} is {end} net of the space ({costs.metric} "
+                f"{low:.4g} to {high:.4g}): its derived nets will miss it"
+            )
+    return out
 
 
 class FbnetSearch(OneShotSearch):

@@ -174,6 +174,11 @@ class Strategy(ABC):
         """Before the first ask of a ``one_shot`` strategy: ``kit`` (a
         :class:`~hwnas.oneshot.kit.SupernetKit`) holds data, device and costs to train on."""
 
+    def warnings(self) -> list[str]:
+        """What in this run's set-up will make the search miss what it was asked for (said
+        at the search's start, beside the estimator's)."""
+        return []
+
     @abstractmethod
     def ask(self) -> Proposal:
         """The next arch to evaluate (may be one already evaluated: the experiment answers)."""
