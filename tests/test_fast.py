@@ -519,6 +519,8 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         (["train", str(out), "--trial", "999"], "no such trial"),
         (["train", "--arch", "airbench94", "--out", str(tmp_path / "d")], "at least 9x9"),
         (["train", str(out), "--trial", "1", "--timing-rounds", "-1"], "from 0 to 50"),
+        (["train", str(out), "--arch", "airbench95"], "no reference net of that name (airb"),
+        (["train", str(tmp_path / "nodir"), "--trial", "0"], "nodir: no study here"),
     ]:
         bad = run_cli(*args)
         assert bad.returncode == 2, (args, bad.stderr)

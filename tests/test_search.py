@@ -550,3 +550,17 @@ def test_the_search_lists_every_latency_objective_of_its_front(tmp_path):
     assert res.returncode == 0, res.stderr
     rows = [ln for ln in res.stdout.splitlines() if ln.startswith("  #")]
     assert rows and all(re.search(r" [\d.]+ ms, [\d.]+ ms @torch ", ln) for ln in rows), rows
+
+
+def test_the_progress_count_is_the_budgets_not_hwnas_trains(tmp_path):
+    """A net trained by `hwnas train` between two calls is no search trial: the count the
+    progress prints goes on as the budget counts (it printed 5/5 twice)."""
+    out = tmp_path / "s"
+    r = run_cli("search", "--out", str(out), "--budget", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("train", str(out), "--trial", "0", "--repeats", "1", "--epochs", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("search", "--out", str(out), "--budget", "3")
+    assert r.returncode == 0, r.stderr
+    counts = re.findall(r"trial \d+ complete .*?\((\d+)/3", r.stdout + r.stderr)
+    assert counts == ["3"], r.stdout + r.stderr

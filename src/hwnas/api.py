@@ -83,7 +83,7 @@ def train_net(
     out = Path(out_dir)
     existing = (out / "study.db").exists() and config is None
     if trial_id is not None and not existing:
-        raise UserError("--trial needs a study directory")
+        raise UserError(f"{out}: no study here (--trial N names a trial of one)")
     parent = None
     if config is None:
         if not existing:

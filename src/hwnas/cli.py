@@ -601,22 +601,25 @@ def _model_lines(summary: dict[str, Any]) -> list[str]:
         def untold(n: int) -> str:
             return f" ({n} epochs from before times were kept not counted)" if n else ""
 
+        def span(seconds: float) -> str:  # a phase of seconds read as "0.0 min"
+            return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
         parts = []
         if "warmup_reused" in sn:
             parts.append(f"warm-up weights from {sn['warmup_reused']}")
         elif "warmup_epochs" in sn:  # SPOS's whole supernet training is its warm-up
-            minutes = sn["warmup_seconds"] / 60
             late = sn["warmup_epochs"] - sn["warmup_epochs_timed"]
-            parts.append(f"{sn['warmup_epochs']} warm-up epochs, {minutes:.1f} min{untold(late)}")
+            parts.append(
+                f"{sn['warmup_epochs']} warm-up epochs, {span(sn['warmup_seconds'])}{untold(late)}"
+            )
         if sn["epochs"]:
-            minutes = sn["seconds"] / 60
             late = sn["epochs"] - sn["epochs_timed"]
             parts.append(
                 f"{sn['epochs']} theta epochs over {sn['settings']} setting(s), "
-                f"{minutes:.1f} min{untold(late)}"
+                f"{span(sn['seconds'])}{untold(late)}"
             )
         if "oneshot_seconds" in sn:
-            parts.append(f"{sn['oneshot_seconds'] / 60:.1f} min in all before the derived nets")
+            parts.append(f"{span(sn['oneshot_seconds'])} in all before the derived nets")
         lines.append("supernet search: " + "; ".join(parts))
     if busy := summary.get("busy_readings"):
         lines.append(
@@ -733,10 +736,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             for k in sorted(m)
             if k.startswith(("latency_ms", "macs", "params"))
         )
-        print(
-            f"{ok[0].describe}: test {statistics.fmean(accs):.2%} ± {sd:.2%} over {len(ok)} "
-            f"run(s); {costs}"
-        )
+        spread = f" ± {sd:.2%} over {len(ok)} runs" if len(ok) > 1 else " (1 run)"
+        print(f"{ok[0].describe}: test {statistics.fmean(accs):.2%}{spread}; {costs}")
     ids = ", ".join(f"#{t.id}" for t in result.trials)
     if ran:
         print(f"stored as trial(s) {ids} in {result.dir}")

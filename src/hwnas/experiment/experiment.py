@@ -752,7 +752,9 @@ class Experiment:
             store.set_identity(t)
 
     def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
-        done = sum(t.status != "running" for t in trials)
+        # counted as the budget counts: final trainings (`hwnas train`'s too), promotions and
+        # prefiltered proposals come on top
+        done = sum(t.status != "running" and _counts(t) for t in trials)
         accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
         return {
             "done": done,

@@ -37,6 +37,11 @@ def read_arch_json(spec: str, what: str = "--arch") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        if not spec.startswith("@") and spec.replace("_", "").replace("-", "").isalnum():
+            names = ", ".join(sorted(REFERENCE_NETS))  # a bare word: a misspelt net's name
+            raise InvalidArch(
+                f"{what} {spec}: no reference net of that name ({names}), nor JSON or @file"
+            ) from None
         raise InvalidArch(f"{what}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise InvalidArch(f"{what}: nested too deeply to be an arch") from None
