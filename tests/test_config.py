@@ -22,6 +22,16 @@ def test_default_is_the_embedded_task():
     ]
 
 
+def test_a_kind_name_alone_names_a_nested_section_too():
+    """`section=kind` works for the kind sections inside others (SPOS's inner strategy, the
+    final stage's estimator) as for the top-level ones."""
+    cfg = load_config(None, ["space=cell", "strategy=spos", "strategy.search=random"])
+    assert cfg.strategy.search == {"name": "random"}
+    assert load_config(None, ["final.estimator=train"]).final.estimator == {"name": "train"}
+    with pytest.raises(ConfigError, match="final.estimator: supernet trains no nets"):
+        load_config(None, ["final.estimator={name: supernet, weights: x.pt}"])
+
+
 def test_set_overrides_and_name_shorthand():
     cfg = load_config(
         None, ["strategy=random", "estimator.epochs=3", "target.threads=2"], budget=7, seed=5

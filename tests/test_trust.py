@@ -178,6 +178,13 @@ def test_export_writes_the_model_only_once_it_is_checked(tmp_path, monkeypatch):
     path, diff = E.export_trial(study, 0, out)
     assert path == out and out.stat().st_size > 0 and diff <= E.TOLERANCE
     assert list(tmp_path.glob(".m.onnx*")) == []
+    # a path through a file, or where nothing may be written: the name given, in one line
+    with pytest.raises(E.ExportError, match=r"m.onnx is a file, not a directory"):
+        E.export_trial(study, 0, out / "x.onnx")
+    res = run_cli("export", str(study), "--trial", "0", "-o", "/proc/x.onnx")
+    assert res.returncode == 2, res.stderr
+    assert "--output /proc/x.onnx: cannot write there (" in res.stderr, res.stderr
+    assert ".tmp" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def _with_stored_config(tmp_path, change) -> str:

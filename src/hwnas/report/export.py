@@ -10,6 +10,7 @@ normalised inputs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ def check_output(out_dir: str | Path, output: str | Path, force: bool = False) -
         )
     if out.exists() and not force:
         raise ExportError(f"--output {output}: exists; use --force to replace it")
+    above = next(p for p in out.parents if p.exists())  # the folders below it are made
+    if not above.is_dir():
+        raise ExportError(f"--output {output}: {above} is a file, not a directory")
 
 
 class Preprocessed(torch.nn.Module):
@@ -193,7 +197,13 @@ def export_trial(
     final = Path(output)
     # written beside the output and renamed once checked: a kill or a failed check never
     # leaves a half-written or wrong model under the name the user asked for
-    path = export_onnx(model, shape, final.with_name(f".{final.name}.{os.getpid()}.tmp"))
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        path = export_onnx(model, shape, tmp)
+    except OSError as exc:  # the file name the user gave, not the temporary one beside it
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ExportError(f"--output {output}: cannot write there ({exc.strerror})") from None
     try:
         _add_metadata(
             path,

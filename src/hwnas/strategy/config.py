@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from hwnas.core.config import KindConfig
 from hwnas.core.registry import strategies
@@ -366,3 +366,9 @@ class SposStrategyConfig(InheritedScoring, KindConfig):
         description="Nets of its front trained stand-alone, evenly spread along the first "
         "cost objective (the budget may stop sooner).",
     )
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _kind_name(cls, v: Any) -> Any:
+        """`strategy.search=random`: a kind's name alone, as for any section."""
+        return {"name": v} if isinstance(v, str) else v
