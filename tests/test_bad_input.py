@@ -62,3 +62,16 @@ def test_a_closed_stdout_ends_quietly_with_the_work_stored(tmp_path):
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert len(trials) == 3 and all(t["status"] == "complete" for t in trials)
     assert (out / "report.html").is_file() and (out / "pareto.json").is_file()
+
+
+def test_an_unknown_option_points_at_its_commands_help():
+    from conftest import run_cli
+
+    res = run_cli("train", "DIR", "--bogus")
+    assert res.returncode == 2
+    assert (
+        res.stderr
+        == "hwnas train: error: unrecognized arguments: --bogus; see hwnas train --help\n"
+    )
+    res = run_cli("--bogus")
+    assert res.returncode == 2 and "see hwnas --help" in res.stderr

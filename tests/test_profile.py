@@ -46,6 +46,13 @@ def test_profile_onnx_file(tmp_path):
     # BatchNorm is folded into the convolutions on export, so the file holds fewer weights
     assert 0 < costs["params"] <= sum(p.numel() for p in model.parameters())
     assert costs["latency_ms"] > 0
+    # MACs read from the graph's shapes are the analytic counter's on the module itself;
+    # the peak of live tensors lies between the input and the sum of every tensor
+    from hwnas.hardware.analytic import analytic_costs
+
+    mine = analytic_costs(model, (1, 8, 8))
+    assert costs["macs"] == mine["macs"] > 0
+    assert 4 * 8 * 8 < costs["peak_memory_bytes"] <= 2 * mine["peak_memory_bytes"]
 
 
 def test_profile_bad_input():

@@ -35,6 +35,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
+    def parse_args(self, args: typing.Any = None, namespace: typing.Any = None) -> typing.Any:
+        """An unknown option is named with its command's help (`hwnas train --help`): plain
+        argparse reports it from the top-level parser, pointing at `hwnas --help`."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            cmd = getattr(ns, "command", None)
+            prog = f"{self.prog} {cmd}" if cmd else self.prog
+            self.exit(
+                EXIT_USAGE,
+                f"{prog}: error: unrecognized arguments: {' '.join(extra)}; see {prog} --help\n",
+            )
+        return ns
+
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(

@@ -123,8 +123,9 @@ class Registry(Generic[T]):
             )
         return entry
 
-    def entry(self, name: str) -> Entry:
-        """The entry for ``name``, loading plugins if the built-ins lack it."""
+    def entry(self, name: str, where: str | None = None) -> Entry:
+        """The entry for ``name``, loading plugins if the built-ins lack it; ``where`` names
+        the section in an error (a nested one: ``strategy.search``)."""
         self._load_builtins()
         entry = self._find(name)
         if entry is None:
@@ -133,7 +134,7 @@ class Registry(Generic[T]):
         if entry is None:
             raise_plugin_errors()  # a broken plugin may be the one that offers it
             raise ConfigError(
-                f"config: {self.section}.name: unknown {self.section} kind {name!r}; "
+                f"config: {where or self.section}.name: unknown {self.section} kind {name!r}; "
                 f"known: {', '.join(self.names())}"
             )
         return entry
@@ -167,7 +168,7 @@ class Registry(Generic[T]):
         name = raw.get("name", self.default)
         if not isinstance(name, str):
             raise ConfigError(f"config: {where}.name: expected a kind name (got {name!r})")
-        entry = self.entry(name)
+        entry = self.entry(name, where)
         try:
             return entry.config.model_validate({**raw, "name": name})
         except ValidationError as exc:

@@ -11,6 +11,7 @@ from torch import nn
 from hwnas.core.errors import UserError, gist
 from hwnas.hardware.analytic import analytic_costs
 from hwnas.hardware.base import Candidate, select
+from hwnas.hardware.onnx_costs import onnx_graph_costs
 from hwnas.hardware.profile import Timing
 from hwnas.hardware.targets import make_cost_model
 
@@ -48,7 +49,8 @@ def profile_module(
 
 
 def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
-    """Costs of an ONNX file: weights from its initializers, latency in ONNX Runtime."""
+    """Costs of an ONNX file: weights from its initializers, MACs and peak activation memory
+    from its inferred shapes, latency in ONNX Runtime."""
     import onnx
 
     path = Path(path)
@@ -65,10 +67,14 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
         raise UserError(f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort")
     params = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
     out: dict[str, Any] = {
-        "params": float(params),
+        "params": float(params),  # as stored: export folds BatchNorm into the convs
         "model_bytes": float(4 * params),
         "model_bytes_int8": float(params),
     }
+    try:
+        out.update(onnx_graph_costs(proto))
+    except Exception as exc:  # noqa: BLE001 - a graph shape inference cannot follow
+        raise UserError(f"--onnx: {path}: its shapes cannot be inferred ({gist(exc)})") from None
     if meter is not None:
         out.update(_latency(meter.measure_onnx(path.read_bytes())))
     return out

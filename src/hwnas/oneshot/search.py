@@ -36,7 +36,7 @@ from torch import nn
 from hwnas.core.errors import gist
 from hwnas.data import Split, batches
 from hwnas.estimate.fast import autocast
-from hwnas.oneshot.costs import ChoiceCosts
+from hwnas.oneshot.costs import NO_COST, ChoiceCosts
 from hwnas.oneshot.graphs import GraphedSteps
 from hwnas.oneshot.kit import SupernetKit
 from hwnas.oneshot.losses import Setting, beta_decay_term, expected_cost, total_loss
@@ -477,7 +477,8 @@ class SupernetSearch:
                 ce_sum / max(n, 1),
                 "" if setting.alpha == 0 else f", E[{self.costs.metric}] {ec:.4g}",
             )
-            if report:
-                report(f"theta {setting.label()}", epoch + 1, epochs)
+            if report:  # a search without costs (DARTS) has one setting and no alpha to say
+                costed = self.costs.metric != NO_COST
+                report(f"theta {setting.label()}" if costed else "theta", epoch + 1, epochs)
         probs = [t.detach().softmax(0).cpu().tolist() for t in theta]
         return SettingResult(setting, probs, history)

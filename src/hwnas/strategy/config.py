@@ -369,6 +369,9 @@ class SposStrategyConfig(InheritedScoring, KindConfig):
 
     @field_validator("search", mode="before")
     @classmethod
-    def _kind_name(cls, v: Any) -> Any:
-        """`strategy.search=random`: a kind's name alone, as for any section."""
-        return {"name": v} if isinstance(v, str) else v
+    def _inner(cls, v: Any) -> Any:
+        """`strategy.search=random` (a kind's name alone, as for any section) or a mapping,
+        validated as a strategy section here, so a bad one is refused before a search."""
+        v = {"name": v} if isinstance(v, str) else v
+        strategies.validate(v, where="strategy.search")
+        return v
