@@ -527,9 +527,13 @@ def test_config_changes_names_nested_keys_and_caps_the_list():
     assert long.startswith("stages: [0, 1, 2") and long.endswith("... -> []")
     assert config_changes(old, {**new, "extra": 1}, limit=2) == [
         "data.augment: false -> true",
-        "extra: unset -> 1",
+        "seed: 0 -> 1",
         "2 more",
     ]
+    # a kind changed: said first, and its section's other keys (which follow) left out
+    evo = {"strategy": {"name": "evolution", "population": 50}, "seed": 0}
+    fb = {"strategy": {"name": "fbnet", "alpha": None, "alphas": []}, "seed": 1}
+    assert config_changes(evo, fb) == ['strategy.name: "evolution" -> "fbnet"', "seed: 0 -> 1"]
 
 
 def test_the_search_lists_every_latency_objective_of_its_front(tmp_path):

@@ -81,9 +81,14 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> list[str]:
-    """``key: old -> new`` for the first ``limit`` keys that differ, so a refusal says why."""
+    """``key: old -> new`` for the first ``limit`` keys that differ, so a refusal says why:
+    a section's kind first (its other keys follow from it and are left out), then values
+    both configs set, then keys only one of them has (a newer version's defaults)."""
     a, b = _flat(old), _flat(new)
-    keys = sorted(k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k])
+    keys = [k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k]]
+    kinds = {k[: -len(".name")] for k in keys if k.endswith(".name") and k in a and k in b}
+    keys = [k for k in keys if k.endswith(".name") or not any(k.startswith(f"{p}.") for p in kinds)]
+    keys.sort(key=lambda k: (not k.endswith(".name"), k not in a or k not in b, k))
 
     def show(d: dict[str, Any], k: str) -> str:
         text = json.dumps(d[k]) if k in d else "unset"
