@@ -498,7 +498,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     except Interrupted:
         print(
-            f"interrupted: finished trials are saved in {args.out}; run the same command to resume",
+            f"interrupted: the work done is saved in {args.out} (finished trials, a supernet's "
+            "last epoch); run the same command to resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
