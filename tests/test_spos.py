@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import run_cli
@@ -244,3 +245,46 @@ def test_the_supernet_phase_counts_as_a_training_on_the_host(tmp_path, monkeypat
     ]
     run_search(load_config(None, items, budget=1), tmp_path / "marked")
     assert held == [1, 1] and not host_load._MINE  # held while it trained, released after
+
+
+def test_an_interrupted_inner_search_resumes_from_its_kept_scores(tmp_path):
+    """Ctrl-C while SPOS scores archs: the scores so far are kept, and the resumed search
+    asks the same archs (seeded strategy, deterministic scores), answered from them."""
+    from types import SimpleNamespace
+
+    from hwnas.oneshot.spos import SCORED, SposSearch
+    from hwnas.space.cell import CellSpace
+
+    class Scorer:
+        def __init__(self, stop_at: int = 0) -> None:
+            self.calls, self.stop_at = 0, stop_at
+
+        def score(self, choices: list[int]) -> dict[str, float]:
+            self.calls += 1
+            if self.calls == self.stop_at:
+                raise KeyboardInterrupt
+            return {"accuracy": (sum((i + 1) * c for i, c in enumerate(choices)) % 17) / 17}
+
+    def search(where: Path, scorer: Scorer) -> list[dict]:
+        space = CellSpace()
+        s = SposSearch(
+            space, [("accuracy", "max")], 0, evaluations=30,
+            search={"name": "evolution", "population": 8, "sample_size": 3},
+        )  # fmt: skip
+        kit = SimpleNamespace(
+            space=space, price=lambda arch: {}, constraints=[], report=None,
+            directory=where, cfg=SimpleNamespace(weights=None), seed=0,
+        )  # fmt: skip
+        return s._search(kit, scorer)
+
+    whole = search(tmp_path / "a", Scorer())
+    assert len(whole) == 30
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "b", Scorer(stop_at=13))
+    assert len(json.loads((tmp_path / "b" / SCORED).read_text())["scores"]) == 12
+    again = Scorer()
+    resumed = search(tmp_path / "b", again)
+    assert again.calls == 18  # the 12 kept are not scored again
+    assert [(e["arch"], e["metrics"]) for e in resumed] == [
+        (e["arch"], e["metrics"]) for e in whole
+    ]

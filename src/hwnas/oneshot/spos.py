@@ -10,8 +10,11 @@ front are the derived nets, trained stand-alone like any trial.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from hwnas.core.constraints import violated
@@ -28,6 +31,28 @@ log = logging.getLogger("hwnas")
 
 #: asks in a row for archs already scored before the inner search counts as exhausted
 MAX_REPEATS = 200
+#: scores kept on disk every this many new archs (and when the search stops for any reason)
+FLUSH_EVERY = 25
+#: the scores of an unfinished inner search, in the supernet's folder
+SCORED = "spos_scored.json"
+
+
+def _keep(path: Path, stamp: str, scored: dict[str, dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stamp": stamp, "scores": scored}))
+    os.replace(tmp, path)
+
+
+def _kept(path: Path, stamp: str) -> dict[str, dict[str, Any]]:
+    """Scores an earlier call kept for this very search (same section, seed and supernet
+    weights, by ``stamp``); none for another (a study started again with --force)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(saved, dict) and saved.get("stamp") == stamp
+    return dict(saved.get("scores", {})) if ok else {}
 
 
 class SposSearch(OneShotSearch):
@@ -118,33 +143,56 @@ class SposSearch(OneShotSearch):
 
     def _search(self, kit: Any, scorer: Any) -> list[dict[str, Any]]:
         """Run the inner strategy for ``evaluations`` distinct archs (fewer when it is done
-        or keeps asking for archs it has seen)."""
+        or keeps asking for archs it has seen). The scores are kept on disk as they come:
+        an interrupted search, resumed, asks the same archs (the strategy is seeded, the
+        scores deterministic) and is answered from them instead of scoring again."""
         space, seen = kit.space, dict[str, dict[str, Any]]()
+        path = Path(kit.directory) / SCORED
+        weights = Path(kit.cfg.weights).expanduser() if kit.cfg.weights else None
+        weights = weights or Path(kit.directory) / "warmup.pt"
+        st = weights.stat() if weights.exists() else None
+        stamp = json.dumps(
+            [self.cfg.model_dump(mode="json"), kit.seed, st and [st.st_size, st.st_mtime_ns]]
+        )
+        kept = _kept(path, stamp)
+        if kept:
+            log.info("spos: %d archs scored before, answered from %s", len(kept), path)
         out: list[dict[str, Any]] = []
-        repeats, asks = 0, 0
-        while len(out) < self.cfg.evaluations and repeats < MAX_REPEATS:
-            try:
-                p = self.inner.ask()
-            except (StrategyDone, StrategyWaiting):
-                break
-            h = space.arch_hash(p.arch)
-            e = seen.get(h)
-            if e is None:
-                repeats = 0
-                metrics = {**kit.price(p.arch), **scorer.score(space.to_choices(p.arch))}
-                feasible = not violated(kit.constraints, metrics)
-                e = {"n": len(out), "arch": p.arch, "metrics": metrics, "feasible": feasible}
-                seen[h] = e
-                out.append(e)
-                if kit.report:
-                    kit.report("spos: scoring archs", len(out), self.cfg.evaluations)
-                if len(out) % 50 == 0:
-                    best = max(x["metrics"]["accuracy"] for x in out)
-                    log.info("spos: %d archs scored, best inherited accuracy %.4f", len(out), best)
-            else:
-                repeats += 1
-            self.inner.tell(Result(asks, p.arch, "complete", e["metrics"], e["feasible"]))
-            asks += 1
+        repeats = asks = fresh = 0
+        try:
+            while len(out) < self.cfg.evaluations and repeats < MAX_REPEATS:
+                try:
+                    p = self.inner.ask()
+                except (StrategyDone, StrategyWaiting):
+                    break
+                h = space.arch_hash(p.arch)
+                e = seen.get(h)
+                if e is None:
+                    repeats = 0
+                    metrics = kept.get(h)
+                    if metrics is None:
+                        metrics = {**kit.price(p.arch), **scorer.score(space.to_choices(p.arch))}
+                        kept[h], fresh = metrics, fresh + 1
+                        if fresh % FLUSH_EVERY == 0:  # a kill -9 loses at most this many
+                            _keep(path, stamp, kept)
+                    feasible = not violated(kit.constraints, metrics)
+                    e = {"n": len(out), "arch": p.arch, "metrics": metrics, "feasible": feasible}
+                    seen[h] = e
+                    out.append(e)
+                    if kit.report:
+                        kit.report("spos: scoring archs", len(out), self.cfg.evaluations)
+                    if len(out) % 50 == 0:
+                        best = max(x["metrics"]["accuracy"] for x in out)
+                        log.info(
+                            "spos: %d archs scored, best inherited accuracy %.4f", len(out), best
+                        )
+                else:
+                    repeats += 1
+                self.inner.tell(Result(asks, p.arch, "complete", e["metrics"], e["feasible"]))
+                asks += 1
+        finally:  # Ctrl-C or a failure: what was scored is kept for the resumed search
+            if fresh:
+                _keep(path, stamp, kept)
         return out
 
     def _front(self, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
