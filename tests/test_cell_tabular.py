@@ -364,3 +364,32 @@ def test_show_keeps_a_net_with_final_trainings_among_the_older_trials(tmp_path):
     db.commit()
     db.close()
     assert rows() == before | {old[0]}
+
+
+def test_a_table_searched_net_is_trained_stand_alone_by_the_final_estimator(tmp_path):
+    """`final.estimator: train` beside a table: the search looks accuracy up, the final
+    stage (and `hwnas train`) trains the picked cell on the data; it once ended in a bare
+    AssertionError, the data never loaded."""
+    out = tmp_path / "s"
+    final = ["final.repeats=1", "final.max_models=1", "final.epochs=1", "final.estimator=train"]
+    tiny = ["data=digits", "space.channels=8", "space.cells_per_stage=1"]
+    r = search_nb201(out, *tiny, *final, budget=3)
+    assert r.returncode == 0, r.stderr[-2000:]
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    (run,) = [t for t in trials if t["stage"] == "final"]
+    assert run["status"] == "complete", run["error"]
+    assert run["metrics"]["train_seconds"] > 0 and 0 < run["metrics"]["test_accuracy"] <= 1
+    r = run_cli("train", str(out), "--trial", str(run["parent_id"]), "--repeats", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    # a final run an older version stored untrained (no test accuracy, a score stood in for
+    # the training) is trained when the search is run again, under its id
+    import sqlite3
+
+    with sqlite3.connect(out / "study.db") as db:
+        (m,) = db.execute("SELECT metrics FROM trials WHERE id=?", (run["id"],)).fetchone()
+        m = {k: v for k, v in json.loads(m).items() if k not in ("test_accuracy", "epochs")}
+        db.execute("UPDATE trials SET metrics=? WHERE id=?", (json.dumps(m), run["id"]))
+    r = search_nb201(out, *tiny, *final, budget=3)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
+    assert 0 < again[run["id"]]["metrics"]["test_accuracy"] <= 1

@@ -27,6 +27,9 @@ def test_a_kind_name_alone_names_a_nested_section_too():
     final stage's estimator) as for the top-level ones."""
     cfg = load_config(None, ["space=cell", "strategy=spos", "strategy.search=random"])
     assert cfg.strategy.search == {"name": "random"}
+    # a later --set into it keeps the kind (it became a nameless section: evolution)
+    items = ["space=cell", "strategy=spos", "strategy.search=bo", "strategy.search.init=3"]
+    assert load_config(None, items).strategy.search == {"name": "bo", "init": 3}
     assert load_config(None, ["final.estimator=train"]).final.estimator == {"name": "train"}
     with pytest.raises(ConfigError, match="final.estimator: supernet trains no nets"):
         load_config(None, ["final.estimator={name: supernet, weights: x.pt}"])

@@ -106,7 +106,8 @@ def test_losses_and_settings():
     assert [(s.loss, s.beta) for s in betas] == [("multiplicative", 0.3), ("multiplicative", 0.9)]
     with pytest.raises(ValueError, match="not two"):
         FbnetStrategyConfig(alphas=[1.0], cost_targets=[2.0])
-    # a key the chosen form would ignore is refused, not dropped
+    # a key the chosen form would ignore is refused when a search starts, not dropped; the
+    # section itself stays valid, so a study an older version made with one still opens
     for bad, why in [
         ({"alpha": 0.3, "alphas": [0.1]}, "not both"),
         ({"betas": [0.3, 0.6]}, "betas sweep loss: multiplicative"),
@@ -114,7 +115,7 @@ def test_losses_and_settings():
         ({"loss": "multiplicative", "alphas": [0.1, 1]}, "sweeps betas"),
     ]:
         with pytest.raises(ValueError, match=why):
-            FbnetStrategyConfig(**bad)
+            settings_of(FbnetStrategyConfig(**bad), None)
 
 
 def test_derive_and_fix_up_reach_a_target():
@@ -391,6 +392,7 @@ def test_one_line_errors(tmp_path):
         (["strategy.cost_metric=latency_ms@nowhere"], "no runtime to time blocks on"),
         (["supernet.weights=/nonexistent/warmup.pt"], "does not exist"),
         (["supernet.tau_end=9"], "tau_end"),
+        (["strategy.betas=[0.3, 0.6]"], "strategy: fbnet: betas sweep loss: multiplicative"),
     ]
     for extra, message in cases:
         r = run_cli("search", "--out", str(tmp_path / "x"), "--quiet", *_args(*extra))

@@ -78,3 +78,25 @@ def test_meters_leave_the_model_where_they_found_it():
     assert OrtCpuMeter(runs=4, blocks=2, warmup=1).measure(model.cuda(), (1, 8, 8)).latency_ms > 0
     TorchCpuMeter(runs=4, blocks=2, warmup=1).measure(model, (1, 8, 8))
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_onnx_macs_match_the_analytic_count_on_grouped_and_transposed_convs(tmp_path):
+    import onnx
+    from torch import nn
+
+    from hwnas.hardware.analytic import analytic_costs
+    from hwnas.hardware.onnx_costs import onnx_graph_costs
+
+    m = nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.Conv2d(4, 4, 3, padding=1, groups=4),  # depthwise
+        nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2),
+        nn.Flatten(),
+        nn.Linear(6 * 13 * 13, 10),
+    ).eval()
+    path = export_onnx(m, (1, 8, 8), tmp_path / "m.onnx")
+    costs = onnx_graph_costs(onnx.load(str(path)))
+    assert costs["macs"] == analytic_costs(m, (1, 8, 8))["macs"] > 0
+    # the graph as written: the transposed conv's 6x13x13 float32 output beside its flattened
+    # copy (a Reshape is a tensor of its own here; a runtime may share the buffer)
+    assert costs["peak_memory_bytes"] == 4 * 2 * 6 * 13 * 13

@@ -531,9 +531,9 @@ def test_config_changes_names_nested_keys_and_caps_the_list():
         "2 more",
     ]
     # a kind changed: said first, and its section's other keys (which follow) left out
-    evo = {"strategy": {"name": "evolution", "population": 50}, "seed": 0}
+    evo = {"strategy": {"name": "spos", "search": {"name": "evolution"}}, "seed": 0}
     fb = {"strategy": {"name": "fbnet", "alpha": None, "alphas": []}, "seed": 1}
-    assert config_changes(evo, fb) == ['strategy.name: "evolution" -> "fbnet"', "seed: 0 -> 1"]
+    assert config_changes(evo, fb) == ['strategy.name: "spos" -> "fbnet"', "seed: 0 -> 1"]
 
 
 def test_the_search_lists_every_latency_objective_of_its_front(tmp_path):

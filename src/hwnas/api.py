@@ -99,7 +99,7 @@ def train_net(
     else:
         check_dir(config, out, force)
     evaluator = build_evaluator(config)
-    if not evaluator.estimator.needs_model:  # e.g. a table: there is no net to train
+    if not final_evaluator(config, evaluator).estimator.needs_model:  # a table: nothing trains
         evaluator.close()
         raise UserError(
             f"estimator `{config.estimator.name}` builds and trains no nets, so there is "

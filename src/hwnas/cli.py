@@ -41,7 +41,8 @@ class _Parser(argparse.ArgumentParser):
         ns, extra = self.parse_known_args(args, namespace)
         if extra:
             cmd = getattr(ns, "command", None)
-            prog = f"{self.prog} {cmd}" if cmd else self.prog
+            action = getattr(ns, f"{cmd}_command", None)  # `hwnas lut build`
+            prog = " ".join(str(w) for w in (self.prog, cmd, action) if w)
             self.exit(
                 EXIT_USAGE,
                 f"{prog}: error: unrecognized arguments: {' '.join(extra)}; see {prog} --help\n",

@@ -438,7 +438,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     raise ConfigError(f"--set {item!r}: no list item {p!r}") from exc
                 continue
             if not isinstance(node.get(p), dict | list):
-                node[p] = {}
+                # a kind's name alone (`strategy.search=optuna`) stays the section's name
+                node[p] = {"name": node[p]} if isinstance(node.get(p), str) else {}
             node = node[p]
         leaf = parts[-1]
         val = _parse_value(value, item)

@@ -358,8 +358,11 @@ class Evaluator:
 
     def with_estimator(self, estimator: Estimator) -> Evaluator:
         """This evaluator with another estimator (its cost sources shared: close this one)."""
+        if estimator.needs_model and (self.input_shape is None or self.num_classes is None):
+            raise ConfigError(f"estimator {estimator.name} trains nets: this run loads no data")
         other = copy.copy(self)
         other.estimator, other._trains = estimator, estimator.needs_model
+        other.needs_model = self.needs_model or estimator.needs_model
         return other
 
     def close(self) -> None:
@@ -395,6 +398,8 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     # a one-shot strategy trains its supernet on the data, whatever estimates the derived nets
     needs_model = needs_model or getattr(cfg.strategy, "trains_supernet", False)
     needs_model = needs_model or cfg.prefilter.proxy is not None
+    # the final stage trains with its own estimator: it needs the data too
+    needs_model = needs_model or cfg.final.estimator is not None
     task = Task(device=cfg.device)
     if needs_model:
         import torch

@@ -87,7 +87,7 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> 
     a, b = _flat(old), _flat(new)
     keys = [k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k]]
     kinds = {k[: -len(".name")] for k in keys if k.endswith(".name") and k in a and k in b}
-    keys = [k for k in keys if k.endswith(".name") or not any(k.startswith(f"{p}.") for p in kinds)]
+    keys = [k for k in keys if not any(k.startswith(f"{p}.") and k != f"{p}.name" for p in kinds)]
     keys.sort(key=lambda k: (not k.endswith(".name"), k not in a or k not in b, k))
 
     def show(d: dict[str, Any], k: str) -> str:

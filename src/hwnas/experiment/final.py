@@ -311,8 +311,19 @@ class FinalTrainer:
         for r in range(repeats):
             old = next((t for t in mine if t.info.get("repeat") == r), None)
             oom = old is not None and old.status == "failed" and _transient(old)
+            # a run an older version left untrained (a supernet's or zero-cost score stood in
+            # for the training): not done
+            untested = (
+                old is not None
+                and old.status == "complete"
+                and "test_accuracy" not in old.metrics
+                and getattr(estimator.cfg, "trains", True)
+            )
             again = old is not None and (
-                old.status == "running" or (old.status == "failed" and retry_failed) or oom
+                old.status == "running"
+                or (old.status == "failed" and retry_failed)
+                or oom
+                or untested
             )
             if old is not None and not again:
                 done.append(old)

@@ -4,7 +4,7 @@
 run the analytic counters on, so the graph itself is read: ONNX shape inference gives every
 tensor's shape, a convolution or matrix product's multiply-accumulates follow from its output
 and weight shapes (the same count ``torch.utils.flop_counter`` gives: bias adds, activations
-and pooling are not MACs), and walking the nodes in their stored (topological) order with each
+and pooling are not MACs; quantised ops are not counted), and walking the nodes in their stored (topological) order with each
 tensor freed after its last reader gives the peak of live activations at batch 1. A runtime
 may fuse or share buffers, so the peak is that of the graph as written, an upper estimate.
 """
@@ -39,6 +39,9 @@ def _node_macs(node: Any, shape: dict[str, list[int]]) -> int:
     if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in shape:
         w = shape[node.input[1]]  # [C_out, C_in / groups, *kernel]
         return math.prod(out) * math.prod(w[1:])
+    if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[0] in shape:
+        w = shape.get(node.input[1], [])  # [C_in, C_out / groups, *kernel]: each input
+        return math.prod(shape[node.input[0]]) * math.prod(w[1:])  # pixel feeds a patch
     if node.op_type in ("Gemm", "MatMul") and node.input[0] in shape:
         a = shape[node.input[0]]
         trans_a = any(at.name == "transA" and at.i for at in node.attribute)
@@ -76,8 +79,10 @@ def onnx_graph_costs(proto: Any) -> dict[str, float]:
                 live.add(name)
                 current += nbytes.get(name, 0)
         peak = max(peak, current)
-        for name in set(node.input):
-            if name in live and last_use.get(name) == i and name not in kept:
+        # inputs read for the last time, and outputs no node reads (a Dropout's mask)
+        unread = [n for n in node.output if n and n not in last_use]
+        for name in {*node.input, *unread}:
+            if name in live and last_use.get(name, i) == i and name not in kept:
                 live.discard(name)
                 current -= nbytes.get(name, 0)
     return {"macs": float(macs), "peak_memory_bytes": float(peak)}

@@ -78,8 +78,29 @@ def total_loss(
     return ce + s.alpha * cost / ref
 
 
+def ignored(cfg: Any) -> str | None:
+    """A key of ``cfg`` (FbnetStrategyConfig) that the loss it chose would ignore: refused
+    when a search starts, not dropped without a word (kept out of the section's validation,
+    so a study an older version made with one still opens)."""
+    mult = cfg.loss == "multiplicative"
+    if cfg.alpha is not None and cfg.alphas:
+        return "give alpha or a sweep of alphas, not both"
+    if mult and (cfg.cost_target is not None or cfg.cost_targets):
+        return (
+            "a cost target has its own penalty (alpha * |E[C] / T - 1|): drop loss: "
+            "multiplicative, or the target"
+        )
+    if mult and cfg.alphas:
+        return "loss: multiplicative sweeps betas (alpha only scales it), not alphas"
+    if not mult and cfg.betas:
+        return "betas sweep loss: multiplicative (give it, or alphas)"
+    return None
+
+
 def settings_of(cfg: Any, default_target: float | None) -> list[Setting]:
     """The sweep a strategy section asks for, in order (``cfg``: FbnetStrategyConfig)."""
+    if why := ignored(cfg):
+        raise ValueError(why)
     targets = list(cfg.cost_targets) or ([cfg.cost_target] if cfg.cost_target else [])
     bound = False
     swept = cfg.alphas or cfg.betas or cfg.alpha is not None or cfg.loss == "multiplicative"

@@ -386,7 +386,8 @@ class SupernetSearch:
         t_step, start, history = 0, 0, []
         beta = float(self.cfg.beta_decay or 0.0)
         state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
-        same = {"setting": setting.to_json(), "beta_decay": beta}  # else: start afresh
+        trained = {k: v for k, v in setting.to_json().items() if k != "cost_bound"}
+        same = {"setting": trained, "beta_decay": beta}  # else: start afresh
         if state is not None and all(state.get(k, 0.0) == v for k, v in same.items()):
             self.net.load_state_dict(state["net"])
             with torch.no_grad():
@@ -454,7 +455,7 @@ class SupernetSearch:
             )
             _save(
                 {
-                    "setting": setting.to_json(),
+                    "setting": trained,
                     "beta_decay": beta,
                     "epoch": epoch + 1,
                     "net": self.net.state_dict(),

@@ -101,6 +101,9 @@ class OneShotSearch(Strategy):
                 costs.uniform(),
                 ", ".join(s.label() for s in settings),
             )
+        self._warnings = _unreachable(settings, costs)  # before hours of supernet training
+        for w in self._warnings:
+            log.warning("%s", w)
         try:
             trainer = SupernetSearch(self._supernet(kit), costs)
             trainer.warm_up(kit.report)
@@ -111,9 +114,6 @@ class OneShotSearch(Strategy):
             raise UserError(f"{exc} (lower supernet.w_lr or supernet.theta_lr)") from None
         derived, seen = [], set()
         tol = self._target_tolerance()
-        self._warnings = _unreachable(settings, costs)
-        for w in self._warnings:
-            log.warning("%s", w)
         for k, res in enumerate(results):
             target = res.setting.target
             if target is not None and res.setting.bound:  # a constraint's bound: aim below it,
@@ -187,8 +187,8 @@ def _unreachable(settings: list[Setting], costs: ChoiceCosts) -> list[str]:
         return []
     low, high = costs.cheapest(), costs.dearest()
     out = []
-    for s in settings:
-        if s.target is not None and not low <= s.target <= high:
+    for s in settings:  # a bound above the dearest net is met by every net
+        if s.target is not None and (s.target < low or (s.target > high and not s.bound)):
             end = "below the cheapest" if s.target < low else "above the dearest"
             out.append(
                 f"cost target {s.target:g} is {end} net of the space ({costs.metric} "

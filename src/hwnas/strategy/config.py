@@ -306,19 +306,6 @@ class FbnetStrategyConfig(KindConfig):
             raise ValueError("give a sweep of alphas, betas or cost targets, not two")
         if self.alphas and self.betas:
             raise ValueError("alphas sweep the additive loss and betas the multiplicative one")
-        # a setting that the chosen form would ignore is refused, not dropped without a word
-        if self.alpha is not None and self.alphas:
-            raise ValueError("give alpha or a sweep of alphas, not both")
-        mult = self.loss == "multiplicative"
-        if mult and (self.cost_target is not None or self.cost_targets):
-            raise ValueError(
-                "a cost target has its own penalty (alpha * |E[C] / T - 1|): drop loss: "
-                "multiplicative, or the target"
-            )
-        if mult and self.alphas:
-            raise ValueError("loss: multiplicative sweeps betas (alpha only scales it), not alphas")
-        if not mult and self.betas:
-            raise ValueError("betas sweep loss: multiplicative (give it, or alphas)")
         return self
 
 
