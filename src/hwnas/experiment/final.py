@@ -3,12 +3,13 @@
 A search ranks candidates on validation accuracy after a short training; what a user deploys
 is a chosen net trained to its potential. Each final training is a trial of stage ``final``
 (its ``parent_id`` is the search trial it retrains, ``info.final_of`` says so again) with its
-own weights and test accuracy and the seed of its repeat (``final_seed``), so ``show``, ``report`` and ``export`` treat it like any
-trial. Final trials carry no ``accuracy`` (their validation data may have been trained on), so
-they never enter the search's front; the parent gets the summary: ``final_test_accuracy``
-(mean), ``final_test_accuracy_std``, ``final_runs`` and ``final_epochs`` (and
-``final_test_accuracy_tta``) of the runs trained last; runs of another length (``hwnas train
---epochs``) are other trainings, kept beside them.
+own weights and test accuracy and the seed of its repeat (``final_seed``), so ``show``,
+``report`` and ``export`` treat it like any trial. Final trials carry no ``accuracy`` (their
+validation data may have been trained on), so they never enter the search's front; the
+parent gets the summary: ``final_test_accuracy`` (mean), ``final_test_accuracy_std``,
+``final_runs`` and ``final_epochs`` (and ``final_test_accuracy_tta``) of the runs trained
+last; runs of another length (``hwnas train --epochs``) are other trainings, kept beside
+them.
 
 Used at the end of a search (``final: {repeats: N}``) and by ``hwnas train``.
 """
@@ -317,6 +318,7 @@ class FinalTrainer:
                 old is not None
                 and old.status == "complete"
                 and "test_accuracy" not in old.metrics
+                and estimator.needs_model  # a table without a test column has none, rightly
                 and getattr(estimator.cfg, "trains", True)
             )
             again = old is not None and (

@@ -4,9 +4,10 @@
 run the analytic counters on, so the graph itself is read: ONNX shape inference gives every
 tensor's shape, a convolution or matrix product's multiply-accumulates follow from its output
 and weight shapes (the same count ``torch.utils.flop_counter`` gives: bias adds, activations
-and pooling are not MACs; quantised ops are not counted), and walking the nodes in their stored (topological) order with each
-tensor freed after its last reader gives the peak of live activations at batch 1. A runtime
-may fuse or share buffers, so the peak is that of the graph as written, an upper estimate.
+and pooling are not MACs; quantised ops are not counted), and walking the nodes in their
+stored (topological) order with each tensor freed after its last reader gives the peak of
+live activations at batch 1 (a dynamic dimension taken as 1). A runtime may fuse or share
+buffers, so the peak is that of the graph as written, an upper estimate.
 """
 
 from __future__ import annotations
