@@ -586,7 +586,7 @@ class Experiment:
                 )
 
         # the budget counts the search stage; final models (NASH's last net) come on top
-        finished = sum(t.status != "running" and _counts(t) for t in trials)
+        finished = _spent(trials)
         try:
             while True:
                 # fill the executor: interrupted trials first (same arch, same seed), then asks
@@ -757,9 +757,7 @@ class Experiment:
             store.set_identity(t)
 
     def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
-        # counted as the budget counts: final trainings (`hwnas train`'s too), promotions and
-        # prefiltered proposals come on top
-        done = sum(t.status != "running" and _counts(t) for t in trials)
+        done = _spent(trials)  # as the budget counts: `hwnas train`'s runs come on top
         accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
         return {
             "done": done,
@@ -1058,6 +1056,12 @@ def latency_timers(
 #: stages whose trials spend the budget and whose front the final stage trains: a search's
 #: candidates and a one-shot strategy's derived nets
 SEARCHED = ("search", "derived")
+
+
+def _spent(trials: list[Trial]) -> int:
+    """The budget spent by finished trials: the loop's stopping rule and the progress count
+    read it alike."""
+    return sum(t.status != "running" and _counts(t) for t in trials)
 
 
 def _counts(trial: Trial) -> bool:

@@ -313,13 +313,12 @@ class FinalTrainer:
             old = next((t for t in mine if t.info.get("repeat") == r), None)
             oom = old is not None and old.status == "failed" and _transient(old)
             # a run an older version left untrained (a supernet's or zero-cost score stood in
-            # for the training): not done
+            # for the training; this estimator trains, as final_evaluator sees to): not done
             untested = (
                 old is not None
                 and old.status == "complete"
                 and "test_accuracy" not in old.metrics
                 and estimator.needs_model  # a table without a test column has none, rightly
-                and getattr(estimator.cfg, "trains", True)
             )
             again = old is not None and (
                 old.status == "running"
