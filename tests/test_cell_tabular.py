@@ -393,3 +393,19 @@ def test_a_table_searched_net_is_trained_stand_alone_by_the_final_estimator(tmp_
     assert r.returncode == 0, r.stderr[-2000:]
     again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
     assert 0 < again[run["id"]]["metrics"]["test_accuracy"] <= 1
+    # final.estimator's recipe changed on a resume: the runs of the old recipe are not this
+    # one's (they matched on arch and length alone), a new run trains; the old one is kept
+    # and found again when the recipe is set back
+    r = search_nb201(out, *tiny, *final, "final.estimator.lr=0.01", budget=3)
+    assert r.returncode == 0, r.stderr[-2000:]
+    finals = [
+        t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["stage"] == "final"
+    ]
+    ids = {t["id"] for t in finals if t["parent_id"] == run["parent_id"]}
+    assert run["id"] in ids and len(ids) == 3  # repeats 0, 1 (hwnas train) and the new 0
+    r = search_nb201(out, *tiny, *final, budget=3)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = [
+        t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["stage"] == "final"
+    ]
+    assert {t["id"] for t in again} == {t["id"] for t in finals}

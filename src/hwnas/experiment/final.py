@@ -299,18 +299,19 @@ class FinalTrainer:
             if parent is not None
             else None
         )
-        # a run of another length is another training, not this one done already
-        mine = [
-            t
+        # a run of another length, recipe (final.estimator changed on a resume) or split
+        # (train_on_val) is another training, not this one done already: runs match on key
+        identity = estimator.identity()
+        mine = {
+            t.key: t
             for t in self.store.trials()
             if t.stage == "final"
             and t.arch_hash == h
             and t.info.get("final_of") == (parent.id if parent else None)
-            and t.fidelity == fidelity.to_dict()
-        ]
+        }
         done: list[Trial] = []
         for r in range(repeats):
-            old = next((t for t in mine if t.info.get("repeat") == r), None)
+            old = mine.get(trial_key(h, identity, fidelity, _start(r, on_val)))
             oom = old is not None and old.status == "failed" and _transient(old)
             # a run an older version left untrained (a supernet's or zero-cost score stood in
             # for the training; this estimator trains, as final_evaluator sees to): not done
@@ -329,7 +330,7 @@ class FinalTrainer:
             if old is not None and not again:
                 done.append(old)
                 continue
-            trial = old or self._new(arch, parent, h, r, fidelity, on_val, estimator.identity())
+            trial = old or self._new(arch, parent, h, r, fidelity, on_val, identity)
             if old is None:
                 self.store.start_trial(trial)
             else:
@@ -360,7 +361,6 @@ class FinalTrainer:
         estimator_id: str,
     ) -> Trial:
         tid = self.store.next_id()
-        start = json.dumps(["final", r, on_val])
         return Trial(
             id=tid,
             arch=arch,
@@ -378,7 +378,7 @@ class FinalTrainer:
             },
             fidelity=fidelity.to_dict(),
             stage="final",
-            key=trial_key(h, estimator_id, fidelity, start),
+            key=trial_key(h, estimator_id, fidelity, _start(r, on_val)),
         )
 
     def _run(self, trial: Trial, fidelity: Fidelity, on_val: bool, costs: dict[str, Any]) -> None:
@@ -456,6 +456,11 @@ _OUT_OF_MEMORY = (
 #: a final run that keeps running out of memory (a net too large for the card) is not
 #: retried on every resume for ever
 _OOM_RETRIES = 2
+
+
+def _start(repeat: int, on_val: bool) -> str:
+    """What a final run starts from, in its key: which repeat, on which split."""
+    return json.dumps(["final", repeat, on_val])
 
 
 def _transient(trial: Trial) -> bool:
