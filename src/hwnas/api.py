@@ -27,10 +27,19 @@ def run_search(
     on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_phase: Callable[[str, int, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> SearchResult:
-    """Run (or resume) a search in ``out_dir`` and write ``report.html``."""
+    """Run (or resume) a search in ``out_dir`` and write ``report.html``. ``on_warning`` hears
+    at once what a one-shot strategy finds amiss before its supernet trains (else
+    ``on_start``'s ``warnings`` carry it, after the training)."""
     result = Experiment(
-        config, out_dir, force=force, on_trial=on_trial, on_start=on_start, on_phase=on_phase
+        config,
+        out_dir,
+        force=force,
+        on_trial=on_trial,
+        on_start=on_start,
+        on_phase=on_phase,
+        on_warning=on_warning,
     ).run()
     study = Study(out_dir)
     try:

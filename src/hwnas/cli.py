@@ -478,10 +478,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
             phase_tasks[label] = phases.add_task(label, total=total)
         phases.update(phase_tasks[label], completed=done, total=total)
 
+    def on_warning(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
     def on_start(info: dict[str, Any]) -> None:
         warn_if_sharing()
         for w in info.get("warnings", []):
-            print(f"warning: {w}", file=sys.stderr)
+            on_warning(w)
         if phases is not None and phase_tasks:
             phases.stop()
         if progress is not None:
@@ -496,6 +499,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             on_trial=on_trial,
             on_start=on_start,
             on_phase=on_phase,
+            on_warning=on_warning,
         )
     except Interrupted:
         print(

@@ -201,6 +201,7 @@ class Experiment:
         on_trial: Callable[[Trial, dict[str, Any]], None] | None = None,
         on_start: Callable[[dict[str, Any]], None] | None = None,
         on_phase: Callable[[str, int, int], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg = config
         self.dir = Path(out_dir)
@@ -210,6 +211,8 @@ class Experiment:
         self.on_trial = on_trial
         self.on_start = on_start  # called once set-up (data, space, store) has succeeded
         self.on_phase = on_phase  # a one-shot strategy's phases before the first trial
+        self.on_warning = on_warning  # a warning said before the search starts (one-shot)
+        self._warned: list[str] = []  # ... not said again by on_start
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
 
     # ---------------------------------------------------------------- plumbing
@@ -352,7 +355,8 @@ class Experiment:
         warnings = evaluator.estimator.warnings()
         for w in warnings:
             log.warning("%s", w)
-        warnings += strategy.warnings()  # logged by the strategy
+        # logged by the strategy; one said when it was found is not said again
+        warnings += [w for w in strategy.warnings() if w not in self._warned]
         if self.on_start:
             self.on_start({**self._progress(existing), "warnings": warnings})
         start = time.monotonic()
@@ -739,7 +743,13 @@ class Experiment:
             luts=luts,
             price=lambda arch, metric=None: evaluator.measure(arch, cfg.seed, only=metric),
             report=self.on_phase,
+            warn=self._warn_early if self.on_warning is not None else None,
         )
+
+    def _warn_early(self, text: str) -> None:
+        self._warned.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     @staticmethod
     def _identify(store: Store, trials: list[Trial], estimator: Any) -> None:

@@ -23,7 +23,9 @@ class SupernetKit:
     settings of each runtime a latency metric may name (``latency_ms`` the target's,
     ``latency_ms@label`` a cost source's), ``save(key, value)`` to keep JSON in the study
     (theta's history), ``price(arch, metric=None)``, the run's cost sources on one arch (with
-    ``metric``, only the sources that may give it), and ``report``, how far each phase got."""
+    ``metric``, only the sources that may give it), ``report``, how far each phase got, and
+    ``warn``, which says at once what will make the search miss what it asked for (a
+    supernet trains for hours before the first trial starts)."""
 
     task: Task
     space: Space
@@ -39,3 +41,6 @@ class SupernetKit:
     price: Callable[..., dict[str, Any]] = lambda arch, metric=None: {}
     #: ``report(phase, done, total)`` after each epoch or scored arch (the CLI's progress bars)
     report: Callable[[str, int, int], None] | None = None
+    #: ``warn(text)`` before the supernet trains (the CLI prints it; the strategy's
+    #: ``warnings()`` give it again, for a caller that took none)
+    warn: Callable[[str], None] | None = None

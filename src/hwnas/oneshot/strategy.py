@@ -104,6 +104,8 @@ class OneShotSearch(Strategy):
         self._warnings = _unreachable(settings, costs)  # before hours of supernet training
         for w in self._warnings:
             log.warning("%s", w)
+            if kit.warn is not None:
+                kit.warn(w)
         try:
             trainer = SupernetSearch(self._supernet(kit), costs)
             trainer.warm_up(kit.report)
