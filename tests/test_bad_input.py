@@ -75,3 +75,7 @@ def test_an_unknown_option_points_at_its_commands_help():
     )
     res = run_cli("--bogus")
     assert res.returncode == 2 and "see hwnas --help" in res.stderr
+    # given before the command word, it is no option of that command's
+    res = run_cli("--bogus", "search")
+    assert res.returncode == 2
+    assert res.stderr == "hwnas: error: unrecognized arguments: --bogus; see hwnas --help\n"

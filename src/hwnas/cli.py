@@ -38,11 +38,15 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args: typing.Any = None, namespace: typing.Any = None) -> typing.Any:
         """An unknown option is named with its command's help (`hwnas train --help`): plain
         argparse reports it from the top-level parser, pointing at `hwnas --help`."""
-        ns, extra = self.parse_known_args(args, namespace)
+        argv = list(sys.argv[1:] if args is None else args)
+        ns, extra = self.parse_known_args(argv, namespace)
         if extra:
             cmd = getattr(ns, "command", None)
             action = getattr(ns, f"{cmd}_command", None)  # `hwnas lut build`
-            prog = " ".join(str(w) for w in (self.prog, cmd, action) if w)
+            words = (self.prog, cmd, action)
+            if cmd in argv and extra[0] in argv and argv.index(extra[0]) < argv.index(cmd):
+                words = (self.prog, None, None)  # `hwnas --bogus search`: not search's option
+            prog = " ".join(str(w) for w in words if w)
             self.exit(
                 EXIT_USAGE,
                 f"{prog}: error: unrecognized arguments: {' '.join(extra)}; see {prog} --help\n",
