@@ -100,3 +100,163 @@ def test_onnx_macs_match_the_analytic_count_on_grouped_and_transposed_convs(tmp_
     # the graph as written: the transposed conv's 6x13x13 float32 output beside its flattened
     # copy (a Reshape is a tensor of its own here; a runtime may share the buffer)
     assert costs["peak_memory_bytes"] == 4 * 2 * 6 * 13 * 13
+
+
+def _small_cnn():
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, groups=4),
+        nn.Flatten(), nn.Linear(4 * 6 * 6, 10),
+    ).eval()  # fmt: skip
+
+
+def test_a_quantised_onnx_file_counts_the_macs_and_weights_of_its_float_twin(tmp_path):
+    """ONNX Runtime's own quantisers (QOperator: QLinearConv and the contrib QGemm; QDQ;
+    dynamic: ConvInteger, MatMulInteger): the same MACs and weights as the float file (they
+    counted no MACs, and scales and zero points as weights), and a QDQ graph's dequantised
+    weights are no activations (its peak was 6 times the float graph's)."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    from hwnas.hardware.onnx_costs import onnx_graph_costs, onnx_params
+
+    path = export_onnx(_small_cnn(), (1, 8, 8), tmp_path / "f.onnx")
+    name = onnx.load(str(path)).graph.input[0].name
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.it = iter([{name: rng.random((1, 1, 8, 8), np.float32)} for _ in range(4)])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.it, None)
+
+    files = {"float": path}
+    for fmt in ("QOperator", "QDQ"):
+        files[fmt] = tmp_path / f"{fmt}.onnx"
+        quantize_static(path, files[fmt], Batches(), quant_format=getattr(QuantFormat, fmt))
+    files["dynamic"] = tmp_path / "dyn.onnx"
+    quantize_dynamic(path, files["dynamic"], op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+    graphs = {k: onnx.load(str(p)) for k, p in files.items()}
+    ops = {n.op_type for n in graphs["QOperator"].graph.node}
+    assert {"QLinearConv", "QGemm"} <= ops and "Conv" not in ops
+    assert {"ConvInteger", "MatMulInteger"} <= {n.op_type for n in graphs["dynamic"].graph.node}
+    costs = {k: onnx_graph_costs(g) for k, g in graphs.items()}
+    assert costs["float"]["macs"] == 4 * 6 * 6 * 9 * 2 + 144 * 10 == 4032
+    assert all(c["macs"] == 4032 for c in costs.values()), costs
+    params = {k: onnx_params(g.graph) for k, g in graphs.items()}
+    assert params["QOperator"] == params["QDQ"] == params["float"] == 1530
+    assert costs["QDQ"]["peak_memory_bytes"] == costs["float"]["peak_memory_bytes"]
+    assert costs["QOperator"]["peak_memory_bytes"] < costs["float"]["peak_memory_bytes"]  # int8
+    res = run_cli("profile", "--onnx", str(files["QOperator"]), "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["macs"] == 4032 and got["params"] == 1530 and got["latency_ms"] > 0
+
+
+def test_profile_onnx_inputs_of_any_type_dynamic_sizes_and_files_the_runtime_refuses(tmp_path):
+    """Every input is fed, in its own type (a uint8 image ended in a traceback); a file
+    exported with a dynamic height and width is sized by --input-shape (its costs were those
+    of a 1x1 input, and the runtime refused it with a traceback); a file the runtime cannot
+    run is one line, exit 2."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hwnas.hardware.analytic import analytic_costs
+
+    def save(nodes, inputs, name, inits=()):  # type: ignore[no-untyped-def]
+        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        graph = helper.make_graph(nodes, "g", inputs, [out], list(inits))
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), name)
+        return str(name)
+
+    image = helper.make_tensor_value_info("img", TensorProto.UINT8, [1, 3, 4, 4])
+    scale = helper.make_tensor_value_info("scale", TensorProto.FLOAT, [1])
+    two = save(
+        [helper.make_node("Cast", ["img"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("Mul", ["f", "scale"], ["y"])],
+        [image, scale], tmp_path / "two.onnx",
+    )  # fmt: skip
+    res = run_cli("profile", "--onnx", two, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["latency_ms"] > 0
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    shape = numpy_helper.from_array(np.array([5, 7], np.int64), "s")
+    bad = [
+        (save([helper.make_node("Reshape", ["x", "s"], ["y"])], [x], tmp_path / "r.onnx", [shape]),
+         "running Reshape node"),
+        (save([helper.make_node("NoSuchOp", ["x"], ["y"])], [x], tmp_path / "op.onnx"), "NoSuchOp"),
+    ]  # fmt: skip
+    for path, needle in bad:
+        res = run_cli("profile", "--onnx", path)
+        assert res.returncode == 2 and res.stdout == "", res.stdout
+        (line,) = res.stderr.splitlines()  # the runtime's own log line is silenced too
+        assert "ONNX Runtime cannot run it" in line and needle in line, line
+
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    ).eval()  # fmt: skip
+    dyn = tmp_path / "dyn.onnx"
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, 16, 16),), str(dyn), input_names=["x"],
+        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, dynamo=False,
+    )  # fmt: skip
+    res = run_cli("profile", "--onnx", str(dyn))
+    assert res.returncode == 2 and "--input-shape" in res.stderr and "h, w" in res.stderr
+    for size in ((3, 16, 16), (3, 20, 24)):
+        res = run_cli("profile", "--onnx", str(dyn), "--input-shape", ",".join(map(str, size)))
+        assert res.returncode == 0, res.stderr
+        res = run_cli(
+            "profile", "--onnx", str(dyn), "--input-shape", "x".join(map(str, size)), "--json"
+        )
+        got = json.loads(res.stdout)
+        assert got["macs"] == analytic_costs(model, size)["macs"] > 0 and "note" not in got
+    for arg, needle in (
+        ("4,16,16", "dimension 1 is fixed at 3, not 4"),
+        ("3,16", "3 dimension(s) past the batch, not 2"),
+        ("a", "give positive sizes"),
+    ):
+        res = run_cli("profile", "--onnx", str(dyn), "--input-shape", arg)
+        assert res.returncode == 2 and needle in res.stderr, res.stderr
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--input-shape", "1,8,8")
+    assert res.returncode == 2 and "--input-shape goes with --onnx" in res.stderr
+
+
+def test_peak_memory_keeps_a_tensor_an_if_branch_reads_alive_until_the_if():
+    """A tensor read only inside an If's branch lives until the If runs (it was freed after
+    its producer, so the peak missed it)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hwnas.hardware.onnx_costs import onnx_graph_costs
+
+    def vi(name, n):  # type: ignore[no-untyped-def]
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [n])
+
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["big"], ["out"])], "b", [], [vi("out", 1000)]
+    )
+    nodes = [
+        helper.make_node("Relu", ["x"], ["big"]),  # 1000 floats, read only in the branch
+        helper.make_node("Tile", ["x", "reps"], ["wide"]),  # 2000 floats while big lives
+        helper.make_node("ReduceSum", ["wide"], ["cond_f"], keepdims=0),
+        helper.make_node("Cast", ["cond_f"], ["cond"], to=TensorProto.BOOL),
+        helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch),
+    ]
+    reps = helper.make_tensor("reps", TensorProto.INT64, [1], [2])
+    graph = helper.make_graph(nodes, "g", [vi("x", 1000)], [vi("y", 1000)], [reps])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(proto)
+    # x (read by Tile) + big + wide, all live when Tile has run
+    assert onnx_graph_costs(proto)["peak_memory_bytes"] == 4 * (1000 + 1000 + 2000)

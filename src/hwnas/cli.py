@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--dir", metavar="DIR", help="a study directory (with --trial)")
     pr.add_argument("--trial", type=int, metavar="ID")
     pr.add_argument(
+        "--input-shape",
+        metavar="C,H,W",
+        help="with --onnx: the input's dimensions past the batch, for a file exported with "
+        "dynamic ones (default: as the file declares them)",
+    )
+    pr.add_argument(
         "--target",
         "-t",
         metavar="T",
@@ -1001,8 +1007,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dims_arg(text: str | None) -> list[int] | None:
+    """``--input-shape 3,224,224`` as a list of positive ints."""
+    if text is None:
+        return None
+    try:
+        dims = [int(d) for d in text.replace("x", ",").split(",")]
+    except ValueError:
+        dims = []
+    if not dims or min(dims) < 1:
+        raise UsageError(
+            f"--input-shape {text!r}: give positive sizes past the batch, e.g. 3,32,32"
+        )
+    return dims
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.experiment.config import apply_overrides, load_config, validate_config
+
+    if args.input_shape is not None and args.onnx is None:
+        raise UsageError("--input-shape goes with --onnx (an arch's shape comes from the data)")
 
     overrides = list(args.overrides)
     if args.target:  # objectives and constraints play no part here; drop any the target lacks
@@ -1029,7 +1053,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         if args.onnx is not None:
             from hwnas.hardware.costs import profile_onnx
 
-            return _print_costs(profile_onnx(args.onnx, cfg.target), args.json, args.onnx)
+            costs = profile_onnx(args.onnx, cfg.target, _dims_arg(args.input_shape))
+            return _print_costs(costs, args.json, args.onnx)
         from hwnas.space.arch_spec import is_reference, read_arch_json
 
         if is_reference(args.arch) and cfg.space.name != "fastcnn":

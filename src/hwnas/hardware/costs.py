@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from hwnas.core.errors import UserError, gist
 from hwnas.hardware.analytic import analytic_costs
 from hwnas.hardware.base import Candidate, select
-from hwnas.hardware.onnx_costs import onnx_graph_costs
+from hwnas.hardware.onnx_costs import onnx_graph_costs, onnx_params
 from hwnas.hardware.profile import Timing
 from hwnas.hardware.targets import make_cost_model
 
@@ -48,9 +47,54 @@ def profile_module(
     return out
 
 
-def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
+def _inputs(graph: Any) -> list[Any]:
+    """The graph's data inputs (older exporters list the weights among the inputs too)."""
+    weights = {t.name for t in graph.initializer}
+    return [vi for vi in graph.input if vi.name not in weights and vi.type.HasField("tensor_type")]
+
+
+def _fix_shape(graph: Any, dims: list[int]) -> None:
+    """Give the first input's dimensions past the batch the sizes of ``--input-shape``."""
+    inputs = _inputs(graph)
+    if not inputs:
+        raise UserError("--input-shape: the ONNX file has no input to shape")
+    vi = inputs[0]
+    have = list(vi.type.tensor_type.shape.dim)[1:]
+    if len(have) != len(dims):
+        raise UserError(
+            f"--input-shape {','.join(map(str, dims))}: input {vi.name} has {len(have)} "
+            f"dimension(s) past the batch, not {len(dims)}"
+        )
+    for i, (d, size) in enumerate(zip(have, dims, strict=True), start=1):
+        if d.HasField("dim_value") and d.dim_value != size:
+            raise UserError(
+                f"--input-shape: input {vi.name}'s dimension {i} is fixed at {d.dim_value}, "
+                f"not {size}"
+            )
+        d.dim_value = size
+
+
+def _dynamic_dims(graph: Any) -> list[str]:
+    """A dynamic dimension past the batch (an image's height) is read as 1 by every cost:
+    said, so a user gives its size rather than trust the figures of a 1x1 input."""
+    notes = []
+    for vi in _inputs(graph):
+        dims = list(vi.type.tensor_type.shape.dim)[1:]
+        loose = [d.dim_param or "?" for d in dims if not d.HasField("dim_value")]
+        if loose:
+            notes.append(
+                f"input {vi.name}: dynamic dimension(s) {', '.join(loose)} past the batch "
+                "taken as 1; give their sizes with --input-shape"
+            )
+    return notes
+
+
+def profile_onnx(
+    path: str | Path, target: Any, input_shape: list[int] | None = None
+) -> dict[str, Any]:
     """Costs of an ONNX file: weights from its initializers, MACs and peak activation memory
-    from its inferred shapes, latency in ONNX Runtime."""
+    from its inferred shapes, latency in ONNX Runtime; ``input_shape``, the first input's
+    dimensions past the batch, sizes those the file left dynamic."""
     import onnx
 
     path = Path(path)
@@ -65,16 +109,28 @@ def profile_onnx(path: str | Path, target: Any) -> dict[str, Any]:
     source.close()
     if not (hasattr(meter, "measure_onnx") or target.produces() == set()):
         raise UserError(f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort")
-    params = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    params = onnx_params(proto.graph)
     out: dict[str, Any] = {
         "params": float(params),  # as stored: export folds BatchNorm into the convs
         "model_bytes": float(4 * params),
         "model_bytes_int8": float(params),
     }
+    if input_shape is not None:
+        _fix_shape(proto.graph, input_shape)
+    notes = _dynamic_dims(proto.graph)
     try:
         out.update(onnx_graph_costs(proto))
     except Exception as exc:  # noqa: BLE001 - a graph shape inference cannot follow: the
-        out["note"] = f"no MACs or peak memory: shapes not inferred ({gist(exc)})"  # rest stands
+        notes.append(f"no MACs or peak memory: shapes not inferred ({gist(exc)})")  # rest stands
+    if notes:
+        out["note"] = "; ".join(notes)
     if meter is not None:
-        out.update(_latency(meter.measure_onnx(path.read_bytes())))
+        try:
+            timing = meter.measure_onnx(proto.SerializeToString())
+        except Exception as exc:  # noqa: BLE001 - an op the runtime lacks, a shape it refuses
+            hint = f"; {notes[0]}" if notes else ""
+            raise UserError(
+                f"--onnx: {path}: ONNX Runtime cannot run it ({gist(exc)}){hint}"
+            ) from None
+        out.update(_latency(timing))
     return out

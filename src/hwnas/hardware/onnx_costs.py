@@ -4,9 +4,12 @@
 run the analytic counters on, so the graph itself is read: ONNX shape inference gives every
 tensor's shape, a convolution or matrix product's multiply-accumulates follow from its output
 and weight shapes (the same count ``torch.utils.flop_counter`` gives: bias adds, activations
-and pooling are not MACs; quantised ops are not counted), and walking the nodes in their
-stored (topological) order with each tensor freed after its last reader gives the peak of
-live activations at batch 1 (a dynamic dimension taken as 1). A runtime may fuse or share
+and pooling are not MACs; a quantised convolution or product, QOperator or dynamic, counts as
+its float twin), and walking the nodes in their stored (topological) order with each tensor
+freed after its last reader (a read inside an If or Loop body counts as the node's) gives
+the peak of live activations at batch 1 (a dynamic dimension taken as 1, as the latency
+reading feeds it). Tensors computed from weights alone (a QDQ graph's dequantised weights,
+shape constants) are weights a runtime folds, not activations. A runtime may fuse or share
 buffers, so the peak is that of the graph as written, an upper estimate.
 """
 
@@ -33,22 +36,101 @@ def _itemsize(elem_type: int) -> int:
         return 4
 
 
+#: where a convolution's weight is among its inputs: the float op, its fused and quantised
+#: forms (QOperator's QLinearConv takes x, its scale and zero point first)
+_CONV_WEIGHT = {"Conv": 1, "FusedConv": 1, "ConvInteger": 1, "QLinearConv": 3}
+#: matrix products, float and quantised, and where the right operand is among the inputs
+#: (the left one is input 0 in each; QOperator's forms put a scale and zero point between)
+_MATMUL = {"Gemm": 1, "MatMul": 1, "FusedGemm": 1, "FusedMatMul": 1, "MatMulInteger": 1}
+_MATMUL |= {"MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1}
+_MATMUL |= {"QLinearMatMul": 3, "QGemm": 3}
+
+
 def _node_macs(node: Any, shape: dict[str, list[int]]) -> int:
     out = shape.get(node.output[0]) if node.output else None
+    if node.op_type in _MATMUL and out is None:  # a contrib op ONNX infers no shape for
+        out = _product_shape(node, shape)
     if out is None:
         return 0
-    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in shape:
-        w = shape[node.input[1]]  # [C_out, C_in / groups, *kernel]
+    wi = _CONV_WEIGHT.get(node.op_type)
+    if wi is not None and len(node.input) > wi and node.input[wi] in shape:
+        w = shape[node.input[wi]]  # [C_out, C_in / groups, *kernel]
         return math.prod(out) * math.prod(w[1:])
     if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[0] in shape:
         w = shape.get(node.input[1], [])  # [C_in, C_out / groups, *kernel]: each input
         return math.prod(shape[node.input[0]]) * math.prod(w[1:])  # pixel feeds a patch
-    if node.op_type in ("Gemm", "MatMul") and node.input[0] in shape:
+    if node.op_type in _MATMUL and node.input[0] in shape:
         a = shape[node.input[0]]
-        trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-        k = a[-2] if trans_a and len(a) >= 2 else a[-1]
+        k = a[-2] if _flag(node, "transA") and len(a) >= 2 else a[-1]
         return math.prod(out) * k
     return 0
+
+
+#: inputs that hold a quantised op's scales and zero points: not weights of the net
+_QUANT_PARAMS = {
+    "QuantizeLinear": {1, 2},
+    "DequantizeLinear": {1, 2},
+    "QLinearConv": {1, 2, 4, 5, 6, 7},
+    "QLinearMatMul": {1, 2, 4, 5, 6, 7},
+    "QGemm": {1, 2, 4, 5, 7, 8},
+    "ConvInteger": {2, 3},
+    "MatMulInteger": {2, 3},
+}
+
+
+def onnx_params(graph: Any) -> int:
+    """Weights stored in ``graph``: its initializers but for a quantised graph's scales and
+    zero points (a float net and its quantised twin have as many)."""
+    quant: set[str] = set()
+    other: set[str] = set()
+    for node in graph.node:
+        at = _QUANT_PARAMS.get(node.op_type, set())
+        for i, name in enumerate(node.input):
+            (quant if i in at else other).add(name)
+    return sum(
+        math.prod(t.dims) for t in graph.initializer if t.name not in quant or t.name in other
+    )
+
+
+def _flag(node: Any, name: str) -> bool:
+    return any(at.name == name and at.i for at in node.attribute)
+
+
+def _product_shape(node: Any, shape: dict[str, list[int]]) -> list[int] | None:
+    """A matrix product's output shape from its operands' (a weight on the right)."""
+    bi = _MATMUL[node.op_type]
+    if len(node.input) <= bi or node.input[0] not in shape or node.input[bi] not in shape:
+        return None
+    a, b = shape[node.input[0]], shape[node.input[bi]]
+    if len(a) < 1 or len(b) < 2:
+        return None
+    rows = [a[-1]] if _flag(node, "transA") and len(a) >= 2 else a[:-1]
+    return [*rows, b[-2] if _flag(node, "transB") else b[-1]]
+
+
+def _reads(node: Any) -> set[str]:
+    """What a node reads: its inputs and, for If, Loop and Scan, any outer tensor its bodies
+    read (a tensor read only there lives until the node runs)."""
+    names = {n for n in node.input if n}
+    for attr in node.attribute:
+        for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            own = {t.name for t in body.initializer} | {i.name for i in body.input}
+            for inner in body.node:
+                own |= set(inner.output)
+            for inner in body.node:
+                names |= _reads(inner) - own
+    return names
+
+
+def _constants(graph: Any) -> set[str]:
+    """Tensors computed from weights alone (Constant nodes, dequantised weights, shapes of
+    constants): a runtime folds them before the first run."""
+    const = {t.name for t in graph.initializer}
+    for node in graph.node:
+        reads = _reads(node)
+        if reads <= const and not any(a.HasField("g") or a.graphs for a in node.attribute):
+            const |= {o for o in node.output if o}
+    return const
 
 
 def onnx_graph_costs(proto: Any) -> dict[str, float]:
@@ -56,7 +138,7 @@ def onnx_graph_costs(proto: Any) -> dict[str, float]:
     import onnx
 
     graph = onnx.shape_inference.infer_shapes(proto).graph
-    weights = {t.name for t in graph.initializer}
+    weights = _constants(graph)
     shape: dict[str, list[int]] = {t.name: list(t.dims) for t in graph.initializer}
     nbytes: dict[str, int] = {}
     for vi in [*graph.input, *graph.value_info, *graph.output]:
@@ -66,9 +148,10 @@ def onnx_graph_costs(proto: Any) -> dict[str, float]:
             nbytes[vi.name] = math.prod(dims) * _itemsize(vi.type.tensor_type.elem_type)
     macs = sum(_node_macs(n, shape) for n in graph.node)
 
+    reads = [_reads(node) for node in graph.node]
     last_use: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
-        for name in node.input:
+    for i, names in enumerate(reads):
+        for name in names:
             last_use[name] = i
     kept = {o.name for o in graph.output}
     live = {vi.name for vi in graph.input if vi.name not in weights}
@@ -76,13 +159,13 @@ def onnx_graph_costs(proto: Any) -> dict[str, float]:
     peak = current
     for i, node in enumerate(graph.node):
         for name in node.output:
-            if name and name not in live:
+            if name and name not in live and name not in weights:
                 live.add(name)
                 current += nbytes.get(name, 0)
         peak = max(peak, current)
         # inputs read for the last time, and outputs no node reads (a Dropout's mask)
         unread = [n for n in node.output if n and n not in last_use]
-        for name in {*node.input, *unread}:
+        for name in {*reads[i], *unread}:
             if name in live and last_use.get(name, i) == i and name not in kept:
                 live.discard(name)
                 current -= nbytes.get(name, 0)
