@@ -85,6 +85,15 @@ def main() -> None:
         procs[s] = (subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), log, d)
     rows = []
     tab = table(a.table)
+    try:
+        for p, _, _ in procs.values():
+            p.wait()
+    except KeyboardInterrupt:  # a call's time ran out: each search saves its work and stops
+        for p, log, _ in procs.values():
+            p.wait()
+            log.close()
+        print(f"interrupted: the studies in {out} resume when run again", flush=True)
+        sys.exit(130)
     for s, (p, log, d) in procs.items():
         rc = p.wait()
         log.close()

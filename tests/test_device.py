@@ -177,6 +177,35 @@ def test_device_config_as_target_and_as_cost_source():
     assert [c.metric for c in cfg.constraints] == ["flash_bytes"]
     cfg = load_config(None, ["target=device", "target.capacity_constraints=false"])
     assert cfg.constraints == []
+    # a labelled source's capacities are its own metrics' (they were the bare names, which
+    # no source gave: the study stored a config no command could read back)
+    cfg = load_config(None, ["costs=[{name: device, provides: [peak_sram_bytes], label: m7}]"])
+    assert [str(c) for c in cfg.constraints] == ["peak_sram_bytes@m7 <= 524288"]
+    assert validate_config(cfg.to_json_dict()).identity() == cfg.identity()
+
+
+def test_a_study_whose_stored_config_cannot_be_read_is_refused_in_one_line_and_force_starts_over(
+    tmp_path,
+):
+    import json
+    import sqlite3
+
+    from conftest import run_cli
+
+    out = tmp_path / "s"
+    args = ["search", "--out", str(out), "--budget", "1", "-q", "--set", "estimator.epochs=1"]
+    assert run_cli(*args).returncode == 0
+    with sqlite3.connect(out / "study.db") as db:  # as the labelled capacity once stored it
+        (raw,) = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+        cfg = json.loads(raw)
+        cfg["constraints"] = ["peak_sram_bytes <= 524288"]
+        db.execute("UPDATE meta SET value=? WHERE key='config'", (json.dumps(cfg),))
+    r = run_cli(*args)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "stored config is not valid" in r.stderr and "--force" in r.stderr
+    r = run_cli(*args, "--force")
+    assert r.returncode == 0, r.stderr
+    assert list(out.glob("study-*.db.bak")) and run_cli("show", str(out)).returncode == 0
 
 
 def _spec_file(tmp_path, name="dev.yaml", **edits):

@@ -336,9 +336,11 @@ class ExperimentConfig(Section):
         """A device's memory capacities become constraints, so misfits are pruned before
         training (unless a tighter bound is given)."""
         for _, src in self.sources():
-            for metric, cap in src.capacities().items():
-                if src.provides is not None and metric not in src.provides:
+            for base, cap in src.capacities().items():
+                if src.provides is not None and base not in src.provides:
                     continue
+                label = getattr(src, "label", None)  # a labelled source's metrics say whose
+                metric = f"{base}@{label}" if label else base
                 tighter = any(
                     c.metric == metric and c.op in ("<=", "<") and c.value <= cap
                     for c in self.constraints

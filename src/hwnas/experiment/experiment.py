@@ -31,7 +31,7 @@ from hwnas.core.metrics import base_name
 from hwnas.core.pareto import pareto_indices
 from hwnas.core.threads import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
-from hwnas.experiment.config import ExperimentConfig
+from hwnas.experiment.config import ExperimentConfig, validate_config
 from hwnas.experiment.final import time_side_by_side
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
@@ -133,7 +133,14 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
         return False
     with Store(db_path, readonly=True) as store:
         stored = store.get_meta_json("config")
-        old = stored_config(store.path, stored) if stored is not None else None
+        try:
+            old = stored_config(store.path, stored) if stored is not None else None
+        except StoreError as exc:  # a config this version cannot read: --force starts over
+            if force:
+                return True
+            raise ConfigError(
+                f"{exc}; use another --out or --force (the old study is kept as a backup)"
+            ) from None
         changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
         if old is not None and not changed and "budget" not in cfg.model_fields_set:
             cfg.budget = old.budget
@@ -174,6 +181,10 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
     """Open or create DIR/study.db; refuse a directory that holds a different experiment
     (with ``force``, move its study aside as a backup) and record this run's config."""
     replace = check_dir(cfg, out_dir, force)
+    try:  # what is stored must read back: a study whose config does not is lost to every command
+        validate_config(cfg.to_json_dict())
+    except ConfigError as exc:
+        raise ConfigError(f"config: does not read back as stored ({exc}); a bug of hwnas") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / Store.FILENAME
     if replace:  # with --force, or a study with nothing in it (check_dir)
