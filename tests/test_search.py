@@ -176,6 +176,12 @@ def test_resumed_without_a_budget_keeps_the_studys_own(tmp_path):
     res = run_cli("search", "--out", str(out), "-q", "--set", "budget.trials=3", *args)
     assert res.returncode == 0, res.stderr
     assert len(show_json(out)) == 3
+    # without --config (and its --set items) on a study's folder: the study's own config
+    # (it was the default's, refused as "a different experiment")
+    res = run_cli("search", "--out", str(out), "--budget", "4")
+    assert res.returncode == 0, res.stderr
+    assert f"using the config stored in {out}" in res.stderr and len(show_json(out)) == 4
+    assert len(list(out.glob("study-*.db.bak"))) == 0  # resumed, not started over
 
 
 def test_kill_9_then_resume_reruns_the_interrupted_trial(tmp_path):

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         "-c",
         metavar="FILE",
-        help="YAML config (default: the embedded default: digits, chain space, cpu-ort, evolution)",
+        help="YAML config (default: the config a study in --out stored, to resume or extend "
+        "it; else the embedded default: digits, chain space, cpu-ort, evolution)",
     )
     s.add_argument(
         "--out",
@@ -402,21 +403,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -------------------------------------------------------------------- commands
+def _stored_config(out: str) -> dict[str, Any] | None:
+    """The config the study in ``out`` stored, as data; None where there is none this version
+    reads (the search then says why, or starts a new study)."""
+    from hwnas.experiment.store import Store, StoreError, holds_tables
+    from hwnas.experiment.study import stored_config
+
+    path = Path(out) / Store.FILENAME
+    if not path.is_file() or not holds_tables(path):
+        return None
+    try:
+        with Store(path, readonly=True) as store:
+            raw = store.get_meta_json("config")
+            return None if raw is None else stored_config(path, raw).to_json_dict()
+    except StoreError:
+        return None
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from hwnas.core.errors import ConfigError
     from hwnas.experiment.config import load_config
 
     overrides = list(args.overrides)
+    # no --config on a study's folder: resume (or extend) the study with its own config
+    base = _stored_config(args.out) if args.config is None else None
+    if base is not None and not args.quiet:
+        print(f"using the config stored in {args.out} (no --config given)", file=sys.stderr)
     if args.workers is not None:
         if args.workers < 1:
             raise ConfigError("--workers: must be at least 1")
         # trials in flight: a Ray run stays on Ray, otherwise processes beyond one
-        named = load_config(args.config, overrides, data_path=args.data).executor.name
+        named = load_config(args.config, overrides, base=base, data_path=args.data).executor.name
         kind = named if named == "ray" else ("process" if args.workers > 1 else "inprocess")
         overrides += [f"executor.name={kind}", f"executor.workers={args.workers}"]
     cfg = load_config(
         args.config,
         overrides,
+        base=base,
         budget=args.budget,
         seed=args.seed,
         data_path=args.data,

@@ -10,6 +10,7 @@ configs fast.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -479,13 +480,16 @@ def _only(value: Any, paths: set[tuple[str, ...]], at: tuple[str, ...]) -> Any:
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
     **top_level: Any,
 ) -> ExperimentConfig:
-    """Read YAML (or the built-in default), apply ``--set`` overrides and validate.
+    """Read YAML (or, without ``path``, ``base``, e.g. a study's stored config, or the
+    built-in default), apply ``--set`` overrides and validate.
 
     Raises :class:`ConfigError` with a one-line message on any problem.
     """
-    raw: dict[str, Any] = {}
+    raw: dict[str, Any] = json.loads(json.dumps(base)) if base is not None else {}
     if path is not None:
         p = Path(path)
         if p.is_dir():
