@@ -410,7 +410,7 @@ def test_ehvi_takes_the_latency_a_table_target_gives_before_training(tmp_path):
         assert len(asked) == 6
         spreads = [info["sd"][1] for info in asked]
         # said only where the strategy uses them
-        assert ("known to the strategy" in (out / "hwnas.log").read_text()) == (known == "true")
+        assert ("weighed by the strategy" in (out / "hwnas.log").read_text()) == (known == "true")
         if known == "true":
             assert all(sd < 1e-6 for sd in spreads) and all(info["sd"][0] > 0.01 for info in asked)
         else:

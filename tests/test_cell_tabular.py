@@ -326,16 +326,16 @@ def test_a_known_cost_that_breaks_a_constraint_is_drawn_again_not_trialled(tmp_p
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     assert [t["status"] for t in trials] == ["complete"] * 30
     assert all(t["metrics"]["latency_ms"] <= 5 for t in trials)
-    assert "known to the strategy" in (out / "hwnas.log").read_text()
+    assert "weighed by the strategy" in (out / "hwnas.log").read_text()
     free = tmp_path / "free"
     res = run_cli(*args, "--out", str(free))
     assert res.returncode == 0, res.stderr
-    assert "known to the strategy" not in (free / "hwnas.log").read_text()
+    assert "weighed by the strategy" not in (free / "hwnas.log").read_text()
     # a bound on a cost no source prices untrained (params): nothing to re-draw on, not said
     other = tmp_path / "params"
     res = run_cli(*args, "--set", "constraints=['params <= 1e9']", "--out", str(other))
     assert res.returncode == 0, res.stderr
-    assert "known to the strategy" not in (other / "hwnas.log").read_text()
+    assert "weighed by the strategy" not in (other / "hwnas.log").read_text()
 
 
 @needs_table

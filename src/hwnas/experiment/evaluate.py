@@ -74,6 +74,8 @@ class Source:
     model: CostModel
     provides: list[str] | None = None
     label: str | None = None
+    #: the metrics its kind gives (unlabelled names; None: any, e.g. a user's command)
+    produces: set[str] | None = None
 
     def costs(self, cand: Candidate) -> dict[str, Any]:
         return select(self.model.costs(cand), self.provides, self.label)
@@ -94,9 +96,18 @@ class Source:
             return False
         return self.provides is None or base in self.provides
 
+    def gives(self, metric: str) -> bool:
+        """Whether this source may give ``metric``: named by it and of its kind's."""
+        base = metric.partition("@")[0]
+        return self.names(metric) and (self.produces is None or base in self.produces)
+
     @property
     def gives_latency(self) -> bool:
         return self.names("latency_ms")
+
+
+#: archs whose built costs an evaluator keeps (a few hundred bytes each)
+_BUILT_KEPT = 20000
 
 
 class Evaluator:
@@ -125,6 +136,7 @@ class Evaluator:
         # host load: whether a trial trains here, and whether a source times a built model
         self._trains = estimator.needs_model
         self._times = any(s.model.needs_model for s in sources)
+        self._built: dict[str, dict[str, float] | None] = {}  # built_costs by arch hash
 
     def build(self, arch: Arch, seed: int) -> torch.nn.Module:
         import torch
@@ -328,6 +340,42 @@ class Evaluator:
             return None
         return out
 
+    def built_costs(self, arch: Arch) -> dict[str, float] | None:
+        """The costs ``arch``'s built net gives without a measurement: the analytic counts and
+        the sources that count (a datasheet device model), less what a later, measuring
+        source gives in their place -- for a strategy that draws again an arch a constraint
+        on them would prune untrained. A build and a count, ~10-50 ms; kept per arch (None:
+        the net cannot be built, and its trial says why)."""
+        if not self.needs_model or self.input_shape is None or self.num_classes is None:
+            return None
+        try:
+            h = self.space.arch_hash(arch)
+        except Exception:  # noqa: BLE001 - not an arch of the space: its trial says why
+            return None
+        if h in self._built:
+            return self._built[h]
+        import torch
+
+        from hwnas.hardware.analytic import analytic_costs
+
+        out: dict[str, float] | None = None
+        try:
+            with torch.random.fork_rng(devices=[]):  # the run's own draws are not disturbed
+                model = self.build(arch, 0)
+            out = dict(analytic_costs(model, self.input_shape))
+            cand = self.candidate(arch, model)
+            for source in self.sources:
+                if type(source.model).counts:
+                    out.update(source.costs(cand))
+            measured = [s for s in self.sources if not type(s.model).counts]
+            out = {k: v for k, v in out.items() if not any(s.gives(k) for s in measured)}
+        except Exception:  # noqa: BLE001 - unbuildable: evaluated, and failed, as a trial
+            out = None
+        if len(self._built) >= _BUILT_KEPT:
+            self._built.clear()
+        self._built[h] = out
+        return out
+
     def measure(self, arch: Arch, seed: int, only: str | None = None) -> dict[str, Any]:
         """Every cost of ``arch`` without training it: analytic counts and each source's
         reading, by the search's rules (a reading over a latency bound is taken again) --
@@ -390,7 +438,9 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     from hwnas.hardware.targets import make_cost_model
     from hwnas.space import make_space
 
-    sources = [Source(make_cost_model(c), c.provides, c.label) for _, c in cfg.sources()]
+    sources = [
+        Source(make_cost_model(c), c.provides, c.label, c.produces()) for _, c in cfg.sources()
+    ]
     space = make_space(cfg.space)
     needs_model = getattr(cfg.estimator, "needs_model", True) or any(
         s.model.needs_model for s in sources

@@ -224,6 +224,7 @@ class Experiment:
         self.on_phase = on_phase  # a one-shot strategy's phases before the first trial
         self.on_warning = on_warning  # a warning said before the search starts (one-shot)
         self._warned: list[str] = []  # ... not said again by on_start
+        self._counted: list[str] = []  # constraints on a count no net drawn meets
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
 
     # ---------------------------------------------------------------- plumbing
@@ -297,6 +298,13 @@ class Experiment:
         if evaluator.knows_costs and space is evaluator.space:
             strategy.known_costs = evaluator.known_costs
             strategy.constraints = list(cfg.constraints)
+        if cfg.constraints and space is evaluator.space:  # a constraint on a count: nets that
+            # break it are drawn again, not pruned one trial at a time (a build per draw)
+            probe = evaluator.built_costs(space.sample(random.Random(0))) or {}
+            if any(c.metric in probe for c in cfg.constraints):
+                strategy.built_costs = evaluator.built_costs
+                strategy.constraints = list(cfg.constraints)
+                self._counted = _out_of_reach(evaluator, space, list(cfg.constraints))
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(
@@ -327,8 +335,12 @@ class Experiment:
         state = store.get_meta_json("strategy_state")
         if state is not None:
             strategy.load_state(state)
-        if strategy.known_costs is not None and strategy.weighs_known_costs():
-            log.info("costs a source prices without a built net are known to the strategy")
+        priced = strategy.known_costs is not None or strategy.built_costs is not None
+        if priced and strategy.weighs_known_costs():
+            log.info(
+                "costs known before training (a table, a predictor, a net's counts) are "
+                "weighed by the strategy"
+            )
         study = Study(self.dir)
         existing = store.trials()
         self._identify(store, existing, estimator)
@@ -363,7 +375,7 @@ class Experiment:
                 before = float(store.get_meta_json("oneshot_seconds") or 0.0)
                 store.set_meta("oneshot_seconds", before + time.monotonic() - began)
         warm, threshold = self._prefilter(store, evaluator, existing)
-        warnings = evaluator.estimator.warnings()
+        warnings = evaluator.estimator.warnings() + self._counted
         for w in warnings:
             log.warning("%s", w)
         # logged by the strategy; one said when it was found is not said again
@@ -1077,6 +1089,37 @@ def latency_timers(
 #: stages whose trials spend the budget and whose front the final stage trains: a search's
 #: candidates and a one-shot strategy's derived nets
 SEARCHED = ("search", "derived")
+
+
+#: archs drawn at the start to see whether a constraint on a count can be met at all
+_REACH_DRAWS = 20
+
+
+def _out_of_reach(evaluator: Any, space: Any, constraints: list[Any]) -> list[str]:
+    """A warning for each constraint on a net's counts (params, peak memory, a device
+    model's SRAM) that none of a few archs drawn meets, with the least seen: said before the
+    search spends its budget on nets pruned one after another."""
+    from hwnas.core.constraints import violated
+
+    rng = random.Random(1)
+    seen: dict[str, list[float]] = {}
+    for _ in range(_REACH_DRAWS):
+        costs = evaluator.built_costs(space.sample(rng)) or {}
+        for c in constraints:
+            if c.metric in costs:
+                seen.setdefault(c.metric, []).append(float(costs[c.metric]))
+        if costs and not violated(constraints, costs):
+            return []  # one net meets them all
+    out = []
+    for c in constraints:
+        values = seen.get(c.metric)
+        if values and not any(c.holds(v) for v in values):
+            best = min(values) if c.op in ("<=", "<") else max(values)
+            out.append(
+                f"constraint {c}: none of {_REACH_DRAWS} nets drawn from the space meets it "
+                f"(best {best:.4g}); the search may find none"
+            )
+    return out
 
 
 def _spent(trials: list[Trial]) -> int:

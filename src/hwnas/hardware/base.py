@@ -43,6 +43,9 @@ class CostModel(ABC):
     needs_model: ClassVar[bool] = True
     #: measures on this machine: readings taken while other trials train here may be inflated
     local: ClassVar[bool] = False
+    #: its figures follow from the built net alone, cheaply and always alike (a count, a
+    #: datasheet model): a strategy may build a candidate to see whether it fits
+    counts: ClassVar[bool] = False
     #: a reading that breaks a constraint is taken again (noise only ever adds time)
     retry_on_violation: ClassVar[bool] = False
 

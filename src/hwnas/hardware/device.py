@@ -399,6 +399,8 @@ def estimate(
 class DeviceCostModel(CostModel):
     """Cost source ``device``: a spec file's roofline / energy / memory model."""
 
+    counts = True
+
     def __init__(self, cfg: DeviceTarget) -> None:
         self.spec = load_spec(cfg.spec)
         self.precision = cfg.precision or self.spec.default_precision

@@ -61,6 +61,8 @@ def cuda_torch(cfg: Any) -> MeasuredCostModel:
 class AnalyticCostModel(CostModel):
     """Nothing beyond the analytic costs every built model gets (deterministic)."""
 
+    counts = True
+
     def __init__(self, cfg: Any = None) -> None:
         pass
 

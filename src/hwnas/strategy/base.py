@@ -106,6 +106,10 @@ class Strategy(ABC):
     #: the run's hard constraints, set with ``known_costs``: an arch whose known costs break
     #: one would be pruned untrained, so such a strategy need not propose it
     constraints: Sequence[Constraint] = ()
+    #: the costs an arch's built net gives without a measurement (analytic counts, a
+    #: datasheet device model), set by the experiment where a constraint is on one of them:
+    #: a build and a count per arch, so only re-draws weigh them (not BO's candidate pools)
+    built_costs: Callable[[Arch], dict[str, float] | None] | None = None
 
     def __init__(self, space: Space, objectives: Objectives, seed: int) -> None:
         check_space(type(self), space)
@@ -115,6 +119,8 @@ class Strategy(ABC):
         #: draw again an arch the space calls degenerate (:meth:`ruled_out`); off for a study
         #: whose strategy state was written before this, so its proposals go on as they began
         self.skip_degenerate = True
+        #: likewise, draw again an arch whose built costs break a constraint
+        self.weigh_built = True
 
     def weighs_known_costs(self) -> bool:
         """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
@@ -124,7 +130,11 @@ class Strategy(ABC):
         """Whether a constrained metric is among the costs known untrained (probed on one
         arch drawn apart from the strategy's own draws): only then can a known cost rule a
         candidate out, so only then does a strategy that re-draws on constraints weigh them."""
-        if self.known_costs is None or not self.constraints:
+        if not self.constraints:
+            return False
+        if self.built_costs is not None and self.weigh_built:
+            return True  # set only where a constraint is on a built cost
+        if self.known_costs is None:
             return False
         try:  # one arch: a table that lacks it reads as "not known" (only the log depends on it)
             probe = self.known_costs(self.space.sample(random.Random(0)))
@@ -134,11 +144,19 @@ class Strategy(ABC):
 
     def known_infeasible(self, arch: Arch) -> bool:
         """Whether a cost known before training breaks one of the run's constraints: a trial
-        on ``arch`` would be pruned untrained, spending the budget on nothing."""
-        if self.known_costs is None or not self.constraints:
+        on ``arch`` would be pruned untrained, spending the budget on nothing. Costs known
+        unbuilt are asked first; a built net's counts only where those break nothing."""
+        if not self.constraints:
             return False
-        costs = self.known_costs(arch)
-        return costs is not None and bool(violated(list(self.constraints), costs))
+        constraints = list(self.constraints)
+        costs = (self.known_costs(arch) if self.known_costs is not None else None) or {}
+        return bool(violated(constraints, costs)) or self.built_infeasible(arch)
+
+    def built_infeasible(self, arch: Arch) -> bool:
+        """Whether ``arch``'s built net breaks a constraint by its counts (``built_costs``)."""
+        if self.built_costs is None or not self.weigh_built or not self.constraints:
+            return False
+        return bool(violated(list(self.constraints), self.built_costs(arch) or {}))
 
     def ruled_out(self, arch: Arch) -> bool:
         """Whether a trial on ``arch`` is known to be wasted before it runs: its net cannot
@@ -187,8 +205,13 @@ class Strategy(ABC):
         """Learn from one finished trial. Results may arrive out of order."""
 
     def state(self) -> dict[str, Any]:
-        return {"rng": rng_state(self.rng), "skip_degenerate": self.skip_degenerate}
+        return {
+            "rng": rng_state(self.rng),
+            "skip_degenerate": self.skip_degenerate,
+            "weigh_built": self.weigh_built,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         set_rng_state(self.rng, state["rng"])
         self.skip_degenerate = bool(state.get("skip_degenerate", False))
+        self.weigh_built = bool(state.get("weigh_built", False))

@@ -413,7 +413,9 @@ class BayesOpt(Strategy):
 
         def ruled_out(arch: Arch) -> bool:
             codes = self._codes(arch)
-            return codes is not None and self._ruled_out(codes)
+            if codes is not None and self._ruled_out(codes):
+                return True  # a built net's counts only for these draws: a build per arch
+            return self.use_known and self.built_infeasible(arch)  # is too dear for the pools
 
         return self.feasible_draw(lambda: self.space.sample(self.rng), ruled_out)
 
