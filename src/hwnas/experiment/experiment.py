@@ -298,8 +298,9 @@ class Experiment:
         if evaluator.knows_costs and space is evaluator.space:
             strategy.known_costs = evaluator.known_costs
             strategy.constraints = list(cfg.constraints)
-        if cfg.constraints and space is evaluator.space:  # a constraint on a count: nets that
-            # break it are drawn again, not pruned one trial at a time (a build per draw)
+        if cfg.constraints and space is evaluator.space and not strategy.one_shot:
+            # a constraint on a count: nets that break it are drawn again, not pruned one
+            # trial at a time (a build per draw; a one-shot strategy derives its nets)
             probe = evaluator.built_costs(space.sample(random.Random(0))) or {}
             if any(c.metric in probe for c in cfg.constraints):
                 strategy.built_costs = evaluator.built_costs
