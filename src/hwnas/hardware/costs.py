@@ -74,19 +74,17 @@ def _fix_shape(graph: Any, dims: list[int]) -> None:
         d.dim_value = size
 
 
-def _dynamic_dims(graph: Any) -> list[str]:
-    """A dynamic dimension past the batch (an image's height) is read as 1 by every cost:
-    said, so a user gives its size rather than trust the figures of a 1x1 input."""
-    notes = []
+def _check_sized(graph: Any) -> None:
+    """A dynamic dimension past the batch (an image's height) has no size to count or time
+    at: refused, where every figure was that of a 1x1 input."""
     for vi in _inputs(graph):
         dims = list(vi.type.tensor_type.shape.dim)[1:]
         loose = [d.dim_param or "?" for d in dims if not d.HasField("dim_value")]
         if loose:
-            notes.append(
-                f"input {vi.name}: dynamic dimension(s) {', '.join(loose)} past the batch "
-                "taken as 1; give their sizes with --input-shape"
+            raise UserError(
+                f"--onnx: input {vi.name} has dynamic dimension(s) {', '.join(loose)} past "
+                "the batch; give their sizes with --input-shape (e.g. 3,224,224)"
             )
-    return notes
 
 
 def profile_onnx(
@@ -117,7 +115,8 @@ def profile_onnx(
     }
     if input_shape is not None:
         _fix_shape(proto.graph, input_shape)
-    notes = _dynamic_dims(proto.graph)
+    _check_sized(proto.graph)
+    notes: list[str] = []
     try:
         out.update(onnx_graph_costs(proto))
     except Exception as exc:  # noqa: BLE001 - a graph shape inference cannot follow: the
@@ -128,9 +127,6 @@ def profile_onnx(
         try:
             timing = meter.measure_onnx(proto.SerializeToString())
         except Exception as exc:  # noqa: BLE001 - an op the runtime lacks, a shape it refuses
-            hint = f"; {notes[0]}" if notes else ""
-            raise UserError(
-                f"--onnx: {path}: ONNX Runtime cannot run it ({gist(exc)}){hint}"
-            ) from None
+            raise UserError(f"--onnx: {path}: ONNX Runtime cannot run it ({gist(exc)})") from None
         out.update(_latency(timing))
     return out

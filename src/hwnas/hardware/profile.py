@@ -193,7 +193,7 @@ class OrtCpuMeter(LatencyMeter):
                     f"input {inp.name} of shape {shape} holds {values} values, over the limit "
                     f"of {max_input_values}"
                 )
-            binding.bind_cpu_input(inp.name, np.zeros(shape, _ORT_DTYPES.get(inp.type, "f4")))
+            binding.bind_cpu_input(inp.name, np.zeros(shape, ORT_DTYPES.get(inp.type, "f4")))
         for out in sess.get_outputs():
             binding.bind_output(out.name)
         options = ort.RunOptions()
@@ -223,7 +223,7 @@ class OrtCpuMeter(LatencyMeter):
 
 
 #: numpy's type of each ONNX Runtime input type (a float32 input where it is not listed)
-_ORT_DTYPES = {
+ORT_DTYPES = {
     f"tensor({ort})": np.dtype(dtype)
     for ort, dtype in [
         ("float", "f4"), ("double", "f8"), ("float16", "f2"), ("bool", "?"),
