@@ -340,6 +340,10 @@ def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
         assert "params <= 10" in t["error"]
         assert "accuracy" not in t["metrics"] and "train_seconds" not in t["metrics"]
         assert t["metrics"]["params"] > 10
+    # a pruned net trained stand-alone: as asked, and said not to meet the constraint
+    res = run_cli("train", str(out), "--trial", "0", "--repeats", "1", "--epochs", "1", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "warning: the net breaks the study's constraints (params <= 10 (was " in res.stderr
 
     out = tmp_path / "nan"
     res = run_cli(

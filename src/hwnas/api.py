@@ -62,6 +62,8 @@ class TrainResult:
     references: list[dict[str, Any]] = field(default_factory=list)
     study_trials: list[Trial] = field(default_factory=list)
     objectives: list[tuple[str, str]] = field(default_factory=list)
+    #: the study's constraints the net breaks (by its costs): trained as asked all the same
+    broken: list[str] = field(default_factory=list)
 
 
 @torch_threads_kept()
@@ -151,6 +153,10 @@ def train_net(
             study.write_pareto_json()
             report = write_study_report(study)
             result = TrainResult(out, trials, parent, report, objectives=study.objectives)
+            if trials:
+                from hwnas.core.constraints import violated
+
+                result.broken = violated(list(config.constraints), trials[0].metrics)
             if parent is not None:
                 result.study_trials = study.trials()
                 result.parent = study.store.trial(parent.id)

@@ -769,6 +769,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         on_run=on_run,
         timing_rounds=args.timing_rounds,
     )
+    if result.broken:  # a pruned trial, or an arch that does not fit: trained, as asked
+        print(
+            f"warning: the net breaks the study's constraints ({'; '.join(result.broken)}): "
+            "trained as asked, but it does not meet them",
+            file=sys.stderr,
+        )
     if args.json:
         sys.stdout.write(json.dumps([t.to_dict() for t in result.trials], indent=1) + "\n")
         return 0
