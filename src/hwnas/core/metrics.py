@@ -91,9 +91,22 @@ for _args in [
     ("latency_ms", "min", "ms", "inference latency on the target (batch of the target)"),
     ("params", "min", "count", "trainable parameters"),
     ("macs", "min", "count", "multiply-accumulates of one forward pass, batch 1"),
-    ("peak_memory_bytes", "min", "bytes", "peak activation memory, batch 1"),
-    ("model_bytes", "min", "bytes", "weights at fp32"),
-    ("model_bytes_int8", "min", "bytes", "weights at int8"),
+    (
+        "peak_memory_bytes",
+        "min",
+        "bytes",
+        "peak activation memory, batch 1, fp32, of the eager PyTorch graph (input included; "
+        "a BatchNorm's output apart from its conv's): an upper bound; an MCU's int8 SRAM "
+        "with fused layers is a `device` model's `peak_sram_bytes`",
+    ),
+    ("model_bytes", "min", "bytes", "weights at fp32 (4 bytes a parameter)"),
+    (
+        "model_bytes_int8",
+        "min",
+        "bytes",
+        "weights at int8 (1 byte a parameter, BatchNorm's included, biases alike); a "
+        "`device` model's `flash_bytes` counts a deployed file",
+    ),
     ("energy_mj", "min", "mJ", "energy of one inference"),
     ("peak_sram_bytes", "min", "bytes", "peak SRAM of one inference on a device model"),
     ("flash_bytes", "min", "bytes", "flash a device model needs for weights and code"),
