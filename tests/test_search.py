@@ -605,7 +605,7 @@ def test_a_constraint_on_a_count_is_drawn_around_not_pruned_trial_by_trial(tmp_p
             "search", "--out", str(out), "--budget", "6", "-q",
             *fast_args("estimator.epochs=1", f"strategy={strategy}", "target=analytic",
                        "objectives={accuracy: max, params: min}",
-                       f"constraints=['params <= {bound}']"),
+                       f"constraints=['params <= {bound}', 'peak_memory_bytes <= 1e9']"),
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-2000:]
         trials = show_json(out)
@@ -614,6 +614,9 @@ def test_a_constraint_on_a_count_is_drawn_around_not_pruned_trial_by_trial(tmp_p
         ]
         assert all(t["metrics"]["params"] <= bound for t in trials)
         assert "weighed by the strategy" in (out / "hwnas.log").read_text()
+        # show has a column for each constrained metric, counts in whole numbers
+        shown = run_cli("show", str(out), env={"COLUMNS": "250"}).stdout
+        assert "peak_memory_bytes" in shown and re.search(r"│\s+\d{1,3}(,\d{3})+ │", shown)
     # the state of a study from before: its strategy does not start weighing built costs
     strat = make_strategy(probe.strategy, ev.space, [("accuracy", "max")], 0)
     old = {k: v for k, v in strat.state().items() if k != "weigh_built"}

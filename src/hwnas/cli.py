@@ -840,8 +840,8 @@ def _fmt(v: Any, kind: str) -> str:
         return f"{v:.3f}"
     if kind == "int":
         return f"{v:,.0f}"
-    if kind == "g" and isinstance(v, int | float):
-        return f"{v:.4g}"
+    if kind == "g" and isinstance(v, int | float):  # a count in bytes reads whole, like MACs
+        return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 1e4 else f"{v:.4g}"
     return str(v)
 
 
@@ -915,9 +915,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         else [t for t in trials if t.id in kept] + [t for t in trials[-20:] if t.id not in kept]
     )
     table = Table(show_lines=False)
-    # objectives the fixed columns leave out (a zero-cost proxy, energy...) get their own
+    # objectives and constrained metrics the fixed columns leave out (a zero-cost proxy,
+    # energy, a device's SRAM...) get their own
     fixed = {"accuracy", "latency_ms", "macs", "params"}
-    extra = [o.metric for o in study.config.objectives if o.metric not in fixed]
+    named = [o.metric for o in study.config.objectives] + [
+        c.metric for c in study.config.constraints
+    ]
+    extra = [m for m in dict.fromkeys(named) if m not in fixed]
     budgets = _budget_cells(trials)
     cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", *extra)
     if budgets:
