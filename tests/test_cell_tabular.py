@@ -382,13 +382,17 @@ def test_a_table_searched_net_is_trained_stand_alone_by_the_final_estimator(tmp_
     r = run_cli("train", str(out), "--trial", str(run["parent_id"]), "--repeats", "2", "-q")
     assert r.returncode == 0, r.stderr
     # a final run an older version stored untrained (no test accuracy, a score stood in for
-    # the training) is trained when the search is run again, under its id
+    # the training, under that estimator's key) is trained when the search is run again,
+    # under its id
     import sqlite3
 
     with sqlite3.connect(out / "study.db") as db:
         (m,) = db.execute("SELECT metrics FROM trials WHERE id=?", (run["id"],)).fetchone()
         m = {k: v for k, v in json.loads(m).items() if k not in ("test_accuracy", "epochs")}
-        db.execute("UPDATE trials SET metrics=? WHERE id=?", (json.dumps(m), run["id"]))
+        db.execute(
+            "UPDATE trials SET metrics=?, trial_key=? WHERE id=?",
+            (json.dumps(m), "supernet-era-key", run["id"]),
+        )
     r = search_nb201(out, *tiny, *final, budget=3)
     assert r.returncode == 0, r.stderr[-2000:]
     again = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}

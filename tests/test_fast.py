@@ -578,7 +578,7 @@ def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):
     # `show` says the final stage's verdict on the reference, whatever it is
     shown = run_cli("show", str(out)).stdout
     assert re.search(
-        r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%, macs [\d.e+]+\): ", shown
+        r"reference #\d+ \(fastcnn relu 8x1-16x1, test [\d.]+%, macs [\d.e+,]+\): ", shown
     ), shown
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     ref_trial = next(x for x in trials if x["info"].get("op") == "start")

@@ -273,3 +273,33 @@ def test_peak_memory_keeps_a_tensor_an_if_branch_reads_alive_until_the_if():
     onnx.checker.check_model(proto)
     # x (read by Tile) + big + wide, all live when Tile has run
     assert onnx_graph_costs(proto)["peak_memory_bytes"] == 4 * (1000 + 1000 + 2000)
+
+
+def test_a_flatten_of_a_dynamic_batch_counts_the_product_after_it(tmp_path):
+    """`y.view(y.size(0), -1)` of a dynamic batch leaves the flattened size symbolic to ONNX
+    (it was taken as 1: the Linear after it counted 10 MACs, not 2 880); one run gives it."""
+    import onnx
+    from torch import nn
+
+    from hwnas.hardware.analytic import analytic_costs
+    from hwnas.hardware.onnx_costs import onnx_graph_costs
+
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 8, 3), nn.Linear(8 * 6 * 6, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.fc(y.view(y.size(0), -1))
+
+    model = Flat().eval()
+    path = tmp_path / "flat.onnx"
+    torch.onnx.export(
+        model, (torch.zeros(1, 1, 8, 8),), str(path), input_names=["x"],
+        dynamic_axes={"x": {0: "n"}}, dynamo=False,
+    )  # fmt: skip
+    notes: list[str] = []
+    costs = onnx_graph_costs(onnx.load(str(path)), notes)
+    assert costs["macs"] == analytic_costs(model, (1, 8, 8))["macs"] == 8 * 36 * 9 + 288 * 10
+    assert notes == []

@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         "-c",
         metavar="FILE",
-        help="YAML config (default: the config a study in --out stored, to resume or extend "
-        "it; else the embedded default: digits, chain space, cpu-ort, evolution)",
+        help="YAML config (default, without --set: the config a study in --out stored, to "
+        "resume or extend it; else the embedded default: digits, chain space, cpu-ort, "
+        "evolution)",
     )
     s.add_argument(
         "--out",
@@ -410,7 +411,10 @@ def _stored_config(out: str) -> dict[str, Any] | None:
     from hwnas.experiment.study import stored_config
 
     path = Path(out) / Store.FILENAME
-    if not path.is_file() or not holds_tables(path):
+    try:
+        if not path.is_file() or not holds_tables(path):
+            return None
+    except OSError:  # a name too long, say: the search says so in its own words
         return None
     try:
         with Store(path, readonly=True) as store:
@@ -425,8 +429,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from hwnas.experiment.config import load_config
 
     overrides = list(args.overrides)
-    # no --config on a study's folder: resume (or extend) the study with its own config
-    base = _stored_config(args.out) if args.config is None else None
+    # no --config nor --set on a study's folder: resume (or extend) it with its own config
+    # (--set items without --config go on the default, as they always did)
+    base = _stored_config(args.out) if args.config is None and not overrides else None
     if base is not None and not args.quiet:
         print(f"using the config stored in {args.out} (no --config given)", file=sys.stderr)
     if args.workers is not None:

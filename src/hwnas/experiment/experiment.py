@@ -305,7 +305,6 @@ class Experiment:
             if any(c.metric in probe for c in cfg.constraints):
                 strategy.built_costs = evaluator.built_costs
                 strategy.constraints = list(cfg.constraints)
-                self._counted = _out_of_reach(evaluator, space, list(cfg.constraints))
         try:
             pruner = pruners.create(cfg.pruner, self.objectives)
             scheduler = schedulers.create(
@@ -336,6 +335,12 @@ class Experiment:
         state = store.get_meta_json("strategy_state")
         if state is not None:
             strategy.load_state(state)
+        if strategy.built_costs is not None:  # a strategy that draws again (not nash), of a
+            # study begun since: a bound no net drawn meets is said, and not drawn towards
+            if strategy.weigh_built and strategy.weighs_known_costs():
+                self._counted = _out_of_reach(evaluator, space, list(cfg.constraints))
+            if self._counted or not strategy.weigh_built:
+                strategy.built_costs = None
         priced = strategy.known_costs is not None or strategy.built_costs is not None
         if priced and strategy.weighs_known_costs():
             log.info(
@@ -1116,9 +1121,10 @@ def _out_of_reach(evaluator: Any, space: Any, constraints: list[Any]) -> list[st
         values = seen.get(c.metric)
         if values and not any(c.holds(v) for v in values):
             best = min(values) if c.op in ("<=", "<") else max(values)
+            shown = f"{best:,.0f}" if best.is_integer() else f"{best:.4g}"
             out.append(
                 f"constraint {c}: none of {_REACH_DRAWS} nets drawn from the space meets it "
-                f"(best {best:.4g}); the search may find none"
+                f"(best {shown}); the search may find none"
             )
     return out
 

@@ -302,16 +302,25 @@ class FinalTrainer:
         # a run of another length, recipe (final.estimator changed on a resume) or split
         # (train_on_val) is another training, not this one done already: runs match on key
         identity = estimator.identity()
-        mine = {
-            t.key: t
+        runs = [
+            t
             for t in self.store.trials()
             if t.stage == "final"
             and t.arch_hash == h
             and t.info.get("final_of") == (parent.id if parent else None)
+        ]
+        mine = {t.key: t for t in runs}
+        # a run an older version left untrained (a supernet's or zero-cost score stood in for
+        # the training, under that estimator's key): this run, to be trained under its id
+        stale = {
+            t.info.get("repeat"): t
+            for t in runs
+            if t.status == "complete" and "test_accuracy" not in t.metrics
         }
         done: list[Trial] = []
         for r in range(repeats):
-            old = mine.get(trial_key(h, identity, fidelity, _start(r, on_val)))
+            key = trial_key(h, identity, fidelity, _start(r, on_val))
+            old = mine.get(key) or (stale.get(r) if estimator.needs_model else None)
             oom = old is not None and old.status == "failed" and _transient(old)
             # a run an older version left untrained (a supernet's or zero-cost score stood in
             # for the training; this estimator trains, as final_evaluator sees to): not done
@@ -338,6 +347,7 @@ class FinalTrainer:
                 log.info("re-running %s final training %d", what, trial.id)
                 self.store.restart_trial(trial)
                 trial.metrics, trial.curve = {}, []  # nothing of the run before is this one's
+                trial.key, trial.fidelity = key, fidelity.to_dict()  # an untrained one's differ
                 if oom and not retry_failed:
                     trial.info["oom_retries"] = trial.info.get("oom_retries", 0) + 1
             if costs is None:

@@ -77,13 +77,18 @@ def _fix_shape(graph: Any, dims: list[int]) -> None:
 def _check_sized(graph: Any) -> None:
     """A dynamic dimension past the batch (an image's height) has no size to count or time
     at: refused, where every figure was that of a 1x1 input."""
-    for vi in _inputs(graph):
+    for i, vi in enumerate(_inputs(graph)):
         dims = list(vi.type.tensor_type.shape.dim)[1:]
         loose = [d.dim_param or "?" for d in dims if not d.HasField("dim_value")]
         if loose:
+            how = (
+                "give their sizes with --input-shape (e.g. 3,224,224)"
+                if i == 0
+                else "export it with fixed sizes (--input-shape sizes the first input only)"
+            )
             raise UserError(
                 f"--onnx: input {vi.name} has dynamic dimension(s) {', '.join(loose)} past "
-                "the batch; give their sizes with --input-shape (e.g. 3,224,224)"
+                f"the batch; {how}"
             )
 
 
@@ -118,7 +123,7 @@ def profile_onnx(
     _check_sized(proto.graph)
     notes: list[str] = []
     try:
-        out.update(onnx_graph_costs(proto))
+        out.update(onnx_graph_costs(proto, notes))
     except Exception as exc:  # noqa: BLE001 - a graph shape inference cannot follow: the
         notes.append(f"no MACs or peak memory: shapes not inferred ({gist(exc)})")  # rest stands
     if notes:

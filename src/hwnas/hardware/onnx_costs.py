@@ -27,6 +27,12 @@ def _dims(value_info: Any) -> list[int] | None:
     return [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim]
 
 
+def _sized(value_info: Any) -> bool:
+    """Whether every dimension of a tensor has a number (not a symbol, not unknown)."""
+    t = value_info.type.tensor_type
+    return t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim)
+
+
 def _itemsize(elem_type: int) -> int:
     from onnx import helper
 
@@ -75,7 +81,22 @@ _QUANT_PARAMS = {
     "QGemm": {1, 2, 4, 5, 7, 8},
     "ConvInteger": {2, 3},
     "MatMulInteger": {2, 3},
+    "MatMulIntegerToFloat": {2, 3, 4, 5},
+    "QLinearAdd": {1, 2, 4, 5, 6, 7},
+    "QLinearMul": {1, 2, 4, 5, 6, 7},
+    "QLinearGlobalAveragePool": {1, 2, 3, 4},
+    "QLinearAveragePool": {1, 2, 3, 4},
+    "QLinearLeakyRelu": {1, 2, 3, 4},
+    "QLinearSigmoid": {1, 2, 3, 4},
 }
+
+
+def _quant_inputs(node: Any) -> set[int]:
+    """Which inputs of ``node`` are scales and zero points (QLinearConcat: the output's two,
+    then each input's pair after it)."""
+    if node.op_type == "QLinearConcat":
+        return {0, 1} | {i for i in range(2, len(node.input)) if (i - 2) % 3}
+    return _QUANT_PARAMS.get(node.op_type, set())
 
 
 def onnx_params(graph: Any) -> int:
@@ -84,7 +105,7 @@ def onnx_params(graph: Any) -> int:
     quant: set[str] = set()
     other: set[str] = set()
     for node in graph.node:
-        at = _QUANT_PARAMS.get(node.op_type, set())
+        at = _quant_inputs(node)
         for i, name in enumerate(node.input):
             (quant if i in at else other).add(name)
     return sum(
@@ -168,8 +189,9 @@ def _run_shapes(proto: Any, names: set[str]) -> dict[str, tuple[list[int], int]]
     }
 
 
-def onnx_graph_costs(proto: Any) -> dict[str, float]:
-    """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``."""
+def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, float]:
+    """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``;
+    ``notes`` hears of tensors whose shapes neither inference nor a run gave (not counted)."""
     import onnx
 
     graph = onnx.shape_inference.infer_shapes(proto).graph
@@ -181,10 +203,20 @@ def onnx_graph_costs(proto: Any) -> dict[str, float]:
         if dims is not None:
             shape.setdefault(vi.name, dims)
             nbytes[vi.name] = math.prod(dims) * _itemsize(vi.type.tensor_type.elem_type)
-    missing = {o for n in graph.node for o in n.output if o and o not in shape}
-    if missing:  # past an op ONNX infers nothing for (a contrib QLinearAdd): the real ones
-        for name, (dims, size) in _run_shapes(proto, missing).items():
+    # past an op ONNX infers nothing for (a contrib QLinearAdd), or a size it leaves symbolic
+    # (a flatten of a dynamic batch): the real shapes, of one run
+    loose = {vi.name for vi in [*graph.value_info, *graph.output] if not _sized(vi)}
+    missing = {o for n in graph.node for o in n.output if o and (o not in shape or o in loose)}
+    if missing:
+        ran = _run_shapes(proto, missing)
+        for name, (dims, size) in ran.items():
             shape[name], nbytes[name] = dims, math.prod(dims) * size
+        unknown = [n for n in sorted(missing - set(ran)) if n not in shape]
+        if unknown and notes is not None:
+            notes.append(
+                f"{len(unknown)} tensor(s) of unknown shape ({unknown[0]}...): the ops that "
+                "make them count no MACs"
+            )
     macs = sum(_node_macs(n, shape) for n in graph.node)
 
     reads = [_reads(node) for node in graph.node]

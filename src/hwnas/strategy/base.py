@@ -83,6 +83,8 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 #: draws a strategy makes before it proposes an arch a known cost rules out anyway
 FEASIBLE_TRIES = 100
+#: archs in a row a strategy builds to weigh their counts before it lets one through
+BUILT_TRIES = 20
 T = TypeVar("T")
 
 
@@ -121,6 +123,7 @@ class Strategy(ABC):
         self.skip_degenerate = True
         #: likewise, draw again an arch whose built costs break a constraint
         self.weigh_built = True
+        self._built_streak = 0  # archs in a row whose built costs broke a constraint
 
     def weighs_known_costs(self) -> bool:
         """Whether this strategy uses ``known_costs`` when it proposes (the log says so)."""
@@ -153,10 +156,17 @@ class Strategy(ABC):
         return bool(violated(constraints, costs)) or self.built_infeasible(arch)
 
     def built_infeasible(self, arch: Arch) -> bool:
-        """Whether ``arch``'s built net breaks a constraint by its counts (``built_costs``)."""
+        """Whether ``arch``'s built net breaks a constraint by its counts (``built_costs``).
+        After :data:`BUILT_TRIES` such archs in a row one is let through (and pruned as a
+        trial): a build each, in the loop that hands out work, is bounded per proposal."""
         if self.built_costs is None or not self.weigh_built or not self.constraints:
             return False
-        return bool(violated(list(self.constraints), self.built_costs(arch) or {}))
+        if self._built_streak >= BUILT_TRIES:
+            self._built_streak = 0
+            return False
+        broken = bool(violated(list(self.constraints), self.built_costs(arch) or {}))
+        self._built_streak = self._built_streak + 1 if broken else 0
+        return broken
 
     def ruled_out(self, arch: Arch) -> bool:
         """Whether a trial on ``arch`` is known to be wasted before it runs: its net cannot
@@ -209,9 +219,11 @@ class Strategy(ABC):
             "rng": rng_state(self.rng),
             "skip_degenerate": self.skip_degenerate,
             "weigh_built": self.weigh_built,
+            "built_streak": self._built_streak,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         set_rng_state(self.rng, state["rng"])
         self.skip_degenerate = bool(state.get("skip_degenerate", False))
         self.weigh_built = bool(state.get("weigh_built", False))
+        self._built_streak = int(state.get("built_streak", 0))
