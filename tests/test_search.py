@@ -328,6 +328,7 @@ def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
     )
     # no net of the space fits: the draws again find none, and each proposal is pruned
     assert res.returncode == 1 and "no trial completed" in res.stderr, res.stderr
+    assert "  5 x params <= 10\n" in res.stderr  # one line for the bound, not one per value
     # said at the start, with the least params seen
     assert re.search(
         r"warning: constraint params <= 10: none of 20 nets drawn from the space "
@@ -613,6 +614,8 @@ def test_a_constraint_on_a_count_is_drawn_around_not_pruned_trial_by_trial(tmp_p
             (t["status"], t["metrics"].get("params")) for t in trials
         ]
         assert all(t["metrics"]["params"] <= bound for t in trials)
+        # the closing front lines show the cost objective, not only the latency
+        assert re.search(r"^  #\d+ .*, params [\d,]+  ", r.stdout, flags=re.M), r.stdout
         assert "weighed by the strategy" in (out / "hwnas.log").read_text()
         # show has a column for each constrained metric, counts in whole numbers
         shown = run_cli("show", str(out), env={"COLUMNS": "250"}).stdout

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import typing
@@ -559,6 +560,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     }.get(result.stopped, result.stopped)
     print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({why}).")
     labelled = [o.metric for o in cfg.objectives if o.metric.startswith("latency_ms@")]
+    other_costs = [
+        o.metric
+        for o in cfg.objectives
+        if o.metric not in ("accuracy", "latency_ms", "macs")
+        and not o.metric.startswith("latency_ms@")
+        and o.direction == "min"
+    ]
     for t in sorted(
         result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
     ):
@@ -566,6 +574,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
         for k in labelled:  # every other latency objective (another runtime, a board)
             lat += f", {m[k]:.3f} ms @{k.partition('@')[2]}" if k in m else ""
+        for k in other_costs:  # the cost objectives beside latency (model bytes, SRAM...)
+            lat += f", {k} {_fmt(m[k], 'g')}" if k in m else ""
         test = f" test {_test_cell(m)}" if "test_accuracy" in m or "final_runs" in m else ""
         if "accuracy" in m:
             score = f"val {m['accuracy']:.2%}"
@@ -698,8 +708,10 @@ def _ending(result: Any) -> int:
     trials = result.trials
     counts = result.summary["counts"]
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
+    # a constraint's reason without each net's value (`params <= 10 (was 3778)`): one line
+    # per broken bound, not one per value
     reasons = Counter(
-        (t.error or "").split(":")[0][:80] or t.status
+        re.sub(r" \(was [^)]*\)", "", (t.error or "").split(":")[0])[:80] or t.status
         for t in trials
         if t.status in ("failed", "pruned")
     )
