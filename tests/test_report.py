@@ -444,3 +444,15 @@ def test_theta_heatmap_has_one_column_per_op_when_positions_differ() -> None:
     (trace,) = fig["data"]
     assert trace["x"] == ["e1 a", "e1 b", "e1 skip"]
     assert trace["z"] == [[0.3, 0.7, None], [0.2, 0.3, 0.5]]
+
+
+def test_a_cost_axis_has_its_unit_for_a_labelled_or_unnamed_metric():
+    """A board's latency (`latency_ms@m7`) or `model_bytes_int8` on the front plot's x axis
+    said no unit; the metric vocabulary has it."""
+    from hwnas.report.plots import cost_axis
+
+    assert cost_axis("latency_ms@m7") == ("latency_ms@m7 (ms)", "")
+    assert cost_axis("model_bytes_int8") == ("model_bytes_int8 (bytes)", "B")
+    assert cost_axis("peak_sram_bytes@m7") == ("peak_sram_bytes@m7 (bytes)", "B")
+    assert cost_axis("latency_ms") == ("latency (ms)", "")  # the named ones as before
+    assert cost_axis("zc_synflow") == ("zc_synflow", "")

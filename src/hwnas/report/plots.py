@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from hwnas.core.metrics import lookup
+
 Trial = dict[str, Any]
 
 STATUS_ORDER = ("complete", "pruned", "failed", "running")
@@ -32,6 +34,18 @@ COST_AXES: dict[str, tuple[str, str]] = {
     "peak_memory_bytes": ("peak activation memory (bytes)", "B"),
     "model_bytes": ("model size, fp32 (bytes)", "B"),
 }
+
+
+def cost_axis(key: str) -> tuple[str, str]:
+    """An axis title and tick suffix for a cost: the named ones', else the metric with its
+    unit (``latency_ms@m7 (ms)``, ``model_bytes_int8 (bytes)``): a board's latency had none."""
+    if key in COST_AXES:
+        return COST_AXES[key]
+    m = lookup(key)
+    if m is None or m.unit in ("", "count", "score"):
+        return key, ""
+    return f"{key} ({m.unit})", "B" if m.unit == "bytes" else ""
+
 
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
@@ -394,7 +408,7 @@ def pareto_figure(
     buttons = []
     for key in axes:
         fx, fy = stair(key)
-        label, suffix = COST_AXES.get(key, (key, ""))
+        label, suffix = cost_axis(key)
         lat = key == "latency_ms"
         buttons.append(
             {
@@ -414,7 +428,7 @@ def pareto_figure(
                 ],
             }
         )
-    label0, suffix0 = COST_AXES.get(axes[0], (axes[0], ""))
+    label0, suffix0 = cost_axis(axes[0])
     layout = {
         "height": 540,
         "margin": {"l": 70, "r": 20, "t": 70, "b": 60},
