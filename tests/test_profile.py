@@ -303,3 +303,39 @@ def test_a_flatten_of_a_dynamic_batch_counts_the_product_after_it(tmp_path):
     costs = onnx_graph_costs(onnx.load(str(path)), notes)
     assert costs["macs"] == analytic_costs(model, (1, 8, 8))["macs"] == 8 * 36 * 9 + 288 * 10
     assert notes == []
+
+
+def test_profile_onnx_on_the_device_model_reads_the_file_as_the_tracer_reads_the_module(tmp_path):
+    """`--target device` on an ONNX file (refused before): its layers are the ones the
+    device model traces from the PyTorch module the file came from, so SRAM, flash, latency
+    and energy agree exactly; the file quantised by ONNX Runtime (QOperator) gives the same."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from hwnas.hardware.device import estimate
+
+    model = ChainSpace().build(ARCH, (1, 8, 8), 10).eval()
+    path = export_onnx(model, (1, 8, 8), tmp_path / "c.onnx")
+    want = estimate(model, (1, 8, 8), "cortex-m7").metrics()
+    quant_pre_process(str(path), str(tmp_path / "p.onnx"))
+    name = onnx.load(str(path)).graph.input[0].name
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.it = iter([{name: rng.random((1, 1, 8, 8), np.float32)} for _ in range(4)])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.it, None)
+
+    qop = tmp_path / "q.onnx"
+    quantize_static(tmp_path / "p.onnx", qop, Batches(), quant_format=QuantFormat.QOperator)
+    for f in (path, qop):
+        res = run_cli("profile", "--onnx", str(f), "--target", "device", "--json")
+        assert res.returncode == 0, res.stderr
+        got = json.loads(res.stdout)
+        for k, v in want.items():
+            assert got[k] == pytest.approx(v, rel=1e-9), (f.name, k, got[k], v)
+        assert got["peak_sram_bytes"] > 0 and got["flash_bytes"] > 0

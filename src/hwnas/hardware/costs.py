@@ -110,8 +110,11 @@ def profile_onnx(
     source = make_cost_model(target)
     meter = getattr(source, "meter", None)
     source.close()
-    if not (hasattr(meter, "measure_onnx") or target.produces() == set()):
-        raise UserError(f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort")
+    device = target.name == "device"  # a datasheet model: the file read as its layers
+    if not (hasattr(meter, "measure_onnx") or target.produces() == set() or device):
+        raise UserError(
+            f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort or device"
+        )
     params = onnx_params(proto.graph)
     out: dict[str, Any] = {
         "params": float(params),  # as stored: export folds BatchNorm into the convs
@@ -128,6 +131,16 @@ def profile_onnx(
         notes.append(f"no MACs or peak memory: shapes not inferred ({gist(exc)})")  # rest stands
     if notes:
         out["note"] = "; ".join(notes)
+    if device:
+        from hwnas.hardware.device import estimate_graph
+        from hwnas.hardware.devices import load_spec
+        from hwnas.hardware.onnx_device import onnx_layers
+
+        try:
+            layers = onnx_layers(proto)
+        except Exception as exc:  # noqa: BLE001 - a graph the reader cannot follow
+            raise UserError(f"--onnx: {path}: not read as device layers ({gist(exc)})") from None
+        out.update(estimate_graph(layers, load_spec(target.spec), target.precision).metrics())
     if meter is not None:
         try:
             timing = meter.measure_onnx(proto.SerializeToString())

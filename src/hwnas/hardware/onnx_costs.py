@@ -16,6 +16,7 @@ buffers, so the peak is that of the graph as written, an upper estimate.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -189,9 +190,20 @@ def _run_shapes(proto: Any, names: set[str]) -> dict[str, tuple[list[int], int]]
     }
 
 
-def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, float]:
-    """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``;
-    ``notes`` hears of tensors whose shapes neither inference nor a run gave (not counted)."""
+@dataclass
+class Shapes:
+    """A graph with every tensor's shape and bytes, and its weights (initializers and what
+    follows from them alone)."""
+
+    graph: Any
+    shape: dict[str, list[int]]
+    nbytes: dict[str, int]
+    weights: set[str]
+
+
+def graph_shapes(proto: Any, notes: list[str] | None = None) -> Shapes:
+    """Shapes from ONNX's inference, and where it gives none or a symbolic size, from one
+    run; ``notes`` hears of tensors whose shapes neither gave."""
     import onnx
 
     graph = onnx.shape_inference.infer_shapes(proto).graph
@@ -217,6 +229,19 @@ def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, fl
                 f"{len(unknown)} tensor(s) of unknown shape ({unknown[0]}...): the ops that "
                 "make them count no MACs"
             )
+    return Shapes(graph, shape, nbytes, weights)
+
+
+def node_macs(node: Any, shape: dict[str, list[int]]) -> int:
+    """Multiply-accumulates of one node (0 for what is no convolution or product)."""
+    return _node_macs(node, shape)
+
+
+def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, float]:
+    """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``;
+    ``notes`` hears of tensors whose shapes neither inference nor a run gave (not counted)."""
+    s = graph_shapes(proto, notes)
+    graph, shape, nbytes, weights = s.graph, s.shape, s.nbytes, s.weights
     macs = sum(_node_macs(n, shape) for n in graph.node)
 
     reads = [_reads(node) for node in graph.node]
