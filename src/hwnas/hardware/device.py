@@ -237,7 +237,7 @@ def _fusable(layer: Layer, prev: Layer) -> bool:
     return False
 
 
-def _fuse(layers: list[Layer], outputs: list[int]) -> list[Layer]:
+def fuse(layers: list[Layer], outputs: list[int]) -> list[Layer]:
     """Fold batch norm into its conv/linear and fuse activations into their producer."""
     readers: dict[int, int] = {t: 1 for t in outputs}
     for layer in layers:
@@ -289,7 +289,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
         for h in handles:
             h.remove()
         model.train(was_training)
-    layers = _fuse(rec.layers, out_ids)
+    layers = fuse(rec.layers, out_ids)
     sizes = {t: n for t, n in rec.sizes.items() if t not in rec.weight_ids}
     return Graph(layers, sizes, [in_id], out_ids)
 

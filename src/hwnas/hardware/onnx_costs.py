@@ -45,28 +45,28 @@ def _itemsize(elem_type: int) -> int:
 
 #: where a convolution's weight is among its inputs: the float op, its fused and quantised
 #: forms (QOperator's QLinearConv takes x, its scale and zero point first)
-_CONV_WEIGHT = {"Conv": 1, "FusedConv": 1, "ConvInteger": 1, "QLinearConv": 3}
+CONV_WEIGHT = {"Conv": 1, "FusedConv": 1, "ConvInteger": 1, "QLinearConv": 3}
 #: matrix products, float and quantised, and where the right operand is among the inputs
 #: (the left one is input 0 in each; QOperator's forms put a scale and zero point between)
-_MATMUL = {"Gemm": 1, "MatMul": 1, "FusedGemm": 1, "FusedMatMul": 1, "MatMulInteger": 1}
-_MATMUL |= {"MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1}
-_MATMUL |= {"QLinearMatMul": 3, "QGemm": 3}
+MATMUL = {"Gemm": 1, "MatMul": 1, "FusedGemm": 1, "FusedMatMul": 1, "MatMulInteger": 1}
+MATMUL |= {"MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1}
+MATMUL |= {"QLinearMatMul": 3, "QGemm": 3}
 
 
 def _node_macs(node: Any, shape: dict[str, list[int]]) -> int:
     out = shape.get(node.output[0]) if node.output else None
-    if node.op_type in _MATMUL and out is None:  # a contrib op ONNX infers no shape for
+    if node.op_type in MATMUL and out is None:  # a contrib op ONNX infers no shape for
         out = _product_shape(node, shape)
     if out is None:
         return 0
-    wi = _CONV_WEIGHT.get(node.op_type)
+    wi = CONV_WEIGHT.get(node.op_type)
     if wi is not None and len(node.input) > wi and node.input[wi] in shape:
         w = shape[node.input[wi]]  # [C_out, C_in / groups, *kernel]
         return math.prod(out) * math.prod(w[1:])
     if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[0] in shape:
         w = shape.get(node.input[1], [])  # [C_in, C_out / groups, *kernel]: each input
         return math.prod(shape[node.input[0]]) * math.prod(w[1:])  # pixel feeds a patch
-    if node.op_type in _MATMUL and node.input[0] in shape:
+    if node.op_type in MATMUL and node.input[0] in shape:
         a = shape[node.input[0]]
         k = a[-2] if _flag(node, "transA") and len(a) >= 2 else a[-1]
         return math.prod(out) * k
@@ -120,7 +120,7 @@ def _flag(node: Any, name: str) -> bool:
 
 def _product_shape(node: Any, shape: dict[str, list[int]]) -> list[int] | None:
     """A matrix product's output shape from its operands' (a weight on the right)."""
-    bi = _MATMUL[node.op_type]
+    bi = MATMUL[node.op_type]
     if len(node.input) <= bi or node.input[0] not in shape or node.input[bi] not in shape:
         return None
     a, b = shape[node.input[0]], shape[node.input[bi]]

@@ -6,7 +6,7 @@ Each node becomes what :func:`hwnas.hardware.device.trace` makes of the same op 
 convolutions and matrix products (float or quantised) carry their weights and MACs, pools and
 element-wise ops their element counts, BatchNorm and activations are tagged to be folded and
 fused, and what a runtime does not execute as a layer (reshapes, a QDQ graph's quantise and
-dequantise steps, casts) aliases its input. The fusion is the tracer's own (``_fuse``).
+dequantise steps, casts) aliases its input. The fusion is the tracer's own (``fuse``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hwnas.hardware.device import Graph, Layer, _fuse
-from hwnas.hardware.onnx_costs import _CONV_WEIGHT, _MATMUL, graph_shapes, node_macs
+from hwnas.hardware.device import Graph, Layer, fuse
+from hwnas.hardware.onnx_costs import CONV_WEIGHT, MATMUL, graph_shapes, node_macs
 
 #: ops that are no deployed layer: their output is their first input
 _ALIAS = {
@@ -68,8 +68,8 @@ def onnx_layers(proto: Any) -> Graph:
             weights={},
         )
         op = node.op_type
-        if op in _CONV_WEIGHT or op in _MATMUL:
-            wi = _CONV_WEIGHT.get(op, _MATMUL.get(op, 1))
+        if op in CONV_WEIGHT or op in MATMUL:
+            wi = CONV_WEIGHT.get(op, MATMUL.get(op, 1))
             if len(node.input) > wi and node.input[wi] in s.weights:
                 w = node.input[wi]
                 layer.weights = {lid(w): math.prod(s.shape.get(w, [0]))}
@@ -78,7 +78,7 @@ def onnx_layers(proto: Any) -> Graph:
             if bi is not None and len(node.input) > bi and node.input[bi]:
                 layer.bias = math.prod(s.shape.get(node.input[bi], [0]))
             layer.macs = layer.ops = node_macs(node, s.shape)
-            layer.kind = _conv_kind(node, s.shape, wi) if op in _CONV_WEIGHT else "linear"
+            layer.kind = _conv_kind(node, s.shape, wi) if op in CONV_WEIGHT else "linear"
         elif op in _POOL:
             layer.kind = "pool"
             layer.ops = math.prod(s.shape.get(node.input[0], [0]))
@@ -95,7 +95,7 @@ def onnx_layers(proto: Any) -> Graph:
     weights = {ids[n] for n in s.weights if n in ids}
     inputs = [lid(vi.name) for vi in s.graph.input if vi.name not in s.weights]
     outputs = [lid(o.name) for o in s.graph.output]
-    kept = _fuse(layers, outputs)
+    kept = fuse(layers, outputs)
     return Graph(kept, {t: n for t, n in sizes.items() if t not in weights}, inputs, outputs)
 
 
