@@ -102,6 +102,25 @@ def test_onnx_macs_match_the_analytic_count_on_grouped_and_transposed_convs(tmp_
     assert costs["peak_memory_bytes"] == 4 * 2 * 6 * 13 * 13
 
 
+def _calibration(path: str):  # type: ignore[no-untyped-def]
+    """Four random batches for ONNX Runtime's static quantiser, fed to ``path``'s input."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+
+    name = onnx.load(path).graph.input[0].name
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.it = iter([{name: rng.random((1, 1, 8, 8), np.float32)} for _ in range(4)])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.it, None)
+
+    return Batches()
+
+
 def _small_cnn():
     from torch import nn
 
@@ -116,10 +135,8 @@ def test_a_quantised_onnx_file_counts_the_macs_and_weights_of_its_float_twin(tmp
     dynamic: ConvInteger, MatMulInteger): the same MACs and weights as the float file (they
     counted no MACs, and scales and zero points as weights), and a QDQ graph's dequantised
     weights are no activations (its peak was 6 times the float graph's)."""
-    import numpy as np
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         QuantFormat,
         quantize_dynamic,
         quantize_static,
@@ -128,23 +145,16 @@ def test_a_quantised_onnx_file_counts_the_macs_and_weights_of_its_float_twin(tmp
     from hwnas.hardware.onnx_costs import onnx_graph_costs, onnx_params
 
     path = export_onnx(_small_cnn(), (1, 8, 8), tmp_path / "f.onnx")
-    name = onnx.load(str(path)).graph.input[0].name
     chain = export_onnx(
         ChainSpace().build(ARCH, (1, 8, 8), 10).eval(), (1, 8, 8), tmp_path / "c.onnx"
     )
 
-    class Batches(CalibrationDataReader):
-        def __init__(self) -> None:
-            rng = np.random.default_rng(0)
-            self.it = iter([{name: rng.random((1, 1, 8, 8), np.float32)} for _ in range(4)])
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            return next(self.it, None)
-
     files = {"float": path}
     for fmt in ("QOperator", "QDQ"):
         files[fmt] = tmp_path / f"{fmt}.onnx"
-        quantize_static(path, files[fmt], Batches(), quant_format=getattr(QuantFormat, fmt))
+        quantize_static(
+            path, files[fmt], _calibration(str(path)), quant_format=getattr(QuantFormat, fmt)
+        )
     files["dynamic"] = tmp_path / "dyn.onnx"
     quantize_dynamic(path, files["dynamic"], op_types_to_quantize=["Conv", "MatMul", "Gemm"])
     graphs = {k: onnx.load(str(p)) for k, p in files.items()}
@@ -164,7 +174,9 @@ def test_a_quantised_onnx_file_counts_the_macs_and_weights_of_its_float_twin(tmp
 
     quant_pre_process(str(chain), str(tmp_path / "cp.onnx"))  # the export's shared weights
     qop = QuantFormat.QOperator
-    quantize_static(tmp_path / "cp.onnx", tmp_path / "cq.onnx", Batches(), quant_format=qop)
+    quantize_static(
+        tmp_path / "cp.onnx", tmp_path / "cq.onnx", _calibration(str(path)), quant_format=qop
+    )
     cq = onnx.load(str(tmp_path / "cq.onnx"))
     assert {"QLinearAdd", "QLinearGlobalAveragePool"} <= {n.op_type for n in cq.graph.node}
     assert onnx_graph_costs(cq)["macs"] == onnx_graph_costs(onnx.load(str(chain)))["macs"] > 0
@@ -309,9 +321,7 @@ def test_profile_onnx_on_the_device_model_reads_the_file_as_the_tracer_reads_the
     """`--target device` on an ONNX file (refused before): its layers are the ones the
     device model traces from the PyTorch module the file came from, so SRAM, flash, latency
     and energy agree exactly; the file quantised by ONNX Runtime (QOperator) gives the same."""
-    import numpy as np
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization import QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from hwnas.hardware.device import estimate
@@ -320,18 +330,11 @@ def test_profile_onnx_on_the_device_model_reads_the_file_as_the_tracer_reads_the
     path = export_onnx(model, (1, 8, 8), tmp_path / "c.onnx")
     want = estimate(model, (1, 8, 8), "cortex-m7").metrics()
     quant_pre_process(str(path), str(tmp_path / "p.onnx"))
-    name = onnx.load(str(path)).graph.input[0].name
-
-    class Batches(CalibrationDataReader):
-        def __init__(self) -> None:
-            rng = np.random.default_rng(0)
-            self.it = iter([{name: rng.random((1, 1, 8, 8), np.float32)} for _ in range(4)])
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            return next(self.it, None)
 
     qop = tmp_path / "q.onnx"
-    quantize_static(tmp_path / "p.onnx", qop, Batches(), quant_format=QuantFormat.QOperator)
+    quantize_static(
+        tmp_path / "p.onnx", qop, _calibration(str(path)), quant_format=QuantFormat.QOperator
+    )
     for f in (path, qop):
         res = run_cli("profile", "--onnx", str(f), "--target", "device", "--json")
         assert res.returncode == 0, res.stderr
