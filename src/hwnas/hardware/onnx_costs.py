@@ -162,7 +162,7 @@ def _run_shapes(proto: Any, names: set[str]) -> dict[str, tuple[list[int], int]]
     import onnx
     import onnxruntime as ort
 
-    from hwnas.hardware.profile import ORT_DTYPES
+    from hwnas.hardware.profile import ort_inputs
 
     model = onnx.ModelProto()
     model.CopyFrom(proto)
@@ -174,12 +174,7 @@ def _run_shapes(proto: Any, names: set[str]) -> dict[str, tuple[list[int], int]]
     so.log_severity_level = 4
     try:
         sess = ort.InferenceSession(model.SerializeToString(), so, ["CPUExecutionProvider"])
-        feeds = {
-            i.name: np.zeros(
-                [d if isinstance(d, int) else 1 for d in i.shape], ORT_DTYPES.get(i.type, "f4")
-            )
-            for i in sess.get_inputs()
-        }
+        feeds = {name: np.zeros(shape, dtype) for name, shape, dtype in ort_inputs(sess, 1)}
         outs = sess.run(None, feeds)
     except Exception:  # noqa: BLE001 - the inferred shapes are all there is
         return {}

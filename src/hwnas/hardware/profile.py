@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -185,15 +185,14 @@ class OrtCpuMeter(LatencyMeter):
         # I/O binding: the inputs stay put, so what is timed is the runtime executing the
         # graph, not Python converting arrays (~5 us a call, half of a tiny model's time)
         binding = sess.io_binding()
-        for inp in sess.get_inputs():  # every input, of its own type (a uint8 image, ids)
-            shape = [d if isinstance(d, int) else self.batch for d in inp.shape]
+        for name, shape, dtype in ort_inputs(sess, self.batch):  # every input, in its type
             values = math.prod(shape)
             if max_input_values is not None and values > max_input_values:
                 raise InputTooLarge(
-                    f"input {inp.name} of shape {shape} holds {values} values, over the limit "
+                    f"input {name} of shape {shape} holds {values} values, over the limit "
                     f"of {max_input_values}"
                 )
-            binding.bind_cpu_input(inp.name, np.zeros(shape, ORT_DTYPES.get(inp.type, "f4")))
+            binding.bind_cpu_input(name, np.zeros(shape, dtype))
         for out in sess.get_outputs():
             binding.bind_output(out.name)
         options = ort.RunOptions()
@@ -223,7 +222,7 @@ class OrtCpuMeter(LatencyMeter):
 
 
 #: numpy's type of each ONNX Runtime input type (a float32 input where it is not listed)
-ORT_DTYPES = {
+_ORT_DTYPES = {
     f"tensor({ort})": np.dtype(dtype)
     for ort, dtype in [
         ("float", "f4"), ("double", "f8"), ("float16", "f2"), ("bool", "?"),
@@ -231,6 +230,19 @@ ORT_DTYPES = {
         ("uint8", "u1"), ("uint16", "u2"), ("uint32", "u4"), ("uint64", "u8"),
     ]
 }  # fmt: skip
+
+
+def ort_inputs(sess: Any, batch: int) -> list[tuple[str, list[int], np.dtype[Any]]]:
+    """Name, shape (a dynamic dimension as ``batch``) and numpy type of each input of an
+    ONNX Runtime session: a uint8 image or integer ids are fed as such, not as float32."""
+    return [
+        (
+            i.name,
+            [d if isinstance(d, int) else batch for d in i.shape],
+            _ORT_DTYPES.get(i.type, np.dtype("f4")),
+        )
+        for i in sess.get_inputs()
+    ]
 
 
 class TorchCpuMeter(LatencyMeter):
