@@ -311,25 +311,16 @@ class FinalTrainer:
         ]
         mine = {t.key: t for t in runs}
         # a run an older version left untrained (a supernet's or zero-cost score stood in for
-        # the training, under that estimator's key): this run, to be trained under its id
-        stale = {
-            t.info.get("repeat"): t
-            for t in runs
-            if t.status == "complete" and "test_accuracy" not in t.metrics
-        }
+        # the training, under that estimator's key, which this one no longer matches): this
+        # run, trained under its id -- where the estimator trains (a table without a test
+        # column has no test accuracy, rightly)
+        stale = {t.info.get("repeat"): t for t in runs if _untrained(t)}
         done: list[Trial] = []
         for r in range(repeats):
             key = trial_key(h, identity, fidelity, _start(r, on_val))
             old = mine.get(key) or (stale.get(r) if estimator.needs_model else None)
             oom = old is not None and old.status == "failed" and _transient(old)
-            # a run an older version left untrained (a supernet's or zero-cost score stood in
-            # for the training; this estimator trains, as final_evaluator sees to): not done
-            untested = (
-                old is not None
-                and old.status == "complete"
-                and "test_accuracy" not in old.metrics
-                and estimator.needs_model  # a table without a test column has none, rightly
-            )
+            untested = old is not None and _untrained(old) and estimator.needs_model
             again = old is not None and (
                 old.status == "running"
                 or (old.status == "failed" and retry_failed)
@@ -466,6 +457,11 @@ _OUT_OF_MEMORY = (
 #: a final run that keeps running out of memory (a net too large for the card) is not
 #: retried on every resume for ever
 _OOM_RETRIES = 2
+
+
+def _untrained(trial: Trial) -> bool:
+    """A final run stored complete without a test accuracy: a score stood in for training."""
+    return trial.status == "complete" and "test_accuracy" not in trial.metrics
 
 
 def _start(repeat: int, on_val: bool) -> str:

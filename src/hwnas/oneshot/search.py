@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -386,7 +386,8 @@ class SupernetSearch:
         t_step, start, history = 0, 0, []
         beta = float(self.cfg.beta_decay or 0.0)
         state = torch.load(ckpt, map_location="cpu") if ckpt.exists() else None
-        trained = {k: v for k, v in setting.to_json().items() if k != "cost_bound"}
+        # what theta trains against: a bound only moves the fix-up after deriving
+        trained = replace(setting, bound=False).to_json()
         same = {"setting": trained, "beta_decay": beta}  # else: start afresh
         if state is not None and all(state.get(k, 0.0) == v for k, v in same.items()):
             self.net.load_state_dict(state["net"])
