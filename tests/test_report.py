@@ -456,3 +456,28 @@ def test_a_cost_axis_has_its_unit_for_a_labelled_or_unnamed_metric():
     assert cost_axis("peak_sram_bytes@m7") == ("peak_sram_bytes@m7 (bytes)", "B")
     assert cost_axis("latency_ms") == ("latency (ms)", "")  # the named ones as before
     assert cost_axis("zc_synflow") == ("zc_synflow", "")
+
+
+def test_each_timed_target_has_its_latency_column(tmp_path: Path) -> None:
+    """A study timed on two targets (`latency_ms` and `latency_ms@h200`, as
+    configs/cifar10_fast.yaml) showed the first alone in the front and trial tables."""
+    ts = make_trials(12, seed=5)
+    done = [t for t in ts if t["status"] == "complete"]
+    for t in done:
+        t["metrics"]["latency_ms@h200"] = t["metrics"]["latency_ms"] / 20
+        t["metrics"]["latency_spread@h200"] = 0.125
+    front = [done[0]["id"]]
+    text = write_report(tmp_path / "r.html", ts, front, [*OBJECTIVES, ("latency_ms@h200", "min")])
+    text = text.read_text()
+    table = re.search(r'<table id="pareto-table".*?</table>', text, re.S)
+    assert table
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", table.group(0))
+    assert heads[2:4] == ["latency", "latency @h200"]
+    gpu = done[0]["metrics"]["latency_ms@h200"]
+    assert f'<td data-v="{gpu}" class="n">{gpu:.3f} ms ± 12.5 %</td>' in table.group(0)
+    trials_heads = re.findall(
+        r"<th[^>]*>(.*?)</th>", re.search(r'<table id="trials-table".*?</table>', text, re.S)[0]
+    )
+    assert "latency @h200" in trials_heads and "latency" in trials_heads
+    plain = write_report(tmp_path / "p.html", make_trials(12, seed=5), front, OBJECTIVES)
+    assert "latency @" not in plain.read_text()  # one target: one column, as before

@@ -33,6 +33,7 @@ from hwnas.report.plots import (
     fmt_pct,
     fmt_seconds,
     fmt_si,
+    latency_keys,
     metric,
     num,
     pareto_figure,
@@ -313,12 +314,13 @@ def _pareto_table(front: Sequence[Trial]) -> str:
     if not front:
         return '<p class="empty">No Pareto set yet.</p>'
     rows = sorted(front, key=lambda t: (metric(t, "latency_ms") or math.inf, _id(t)))
+    lats = latency_keys(rows)
     has_test = any(metric(t, "test_accuracy") is not None for t in rows)
     head = [
         ("id", "num"),
         ("accuracy", "num"),
         *([("test acc.", "num")] if has_test else []),
-        ("latency", "num"),
+        *_latency_heads(lats),
         ("MACs", "num"),
         ("params", "num"),
         ("peak memory", "num"),
@@ -338,7 +340,7 @@ def _pareto_table(front: Sequence[Trial]) -> str:
             _td(_link(t.get("id")), t.get("id")),
             _td(fmt_pct(acc), acc, "n"),
             *([_td(fmt_pct(test), test, "n")] if has_test else []),
-            _td(escape(fmt_latency(t)), metric(t, "latency_ms"), "n"),
+            *_latency_cells(t, lats),
             _td(fmt_si(macs), macs, "n"),
             _td(fmt_si(params), params, "n"),
             _td(fmt_bytes(mem), mem, "n"),
@@ -347,6 +349,17 @@ def _pareto_table(front: Sequence[Trial]) -> str:
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return _table("pareto-table", head, body)
+
+
+def _latency_heads(keys: Sequence[str]) -> list[tuple[str, str]]:
+    return [
+        ("latency " + k[len("latency_ms") :] if k != "latency_ms" else "latency", "num")
+        for k in keys
+    ]
+
+
+def _latency_cells(trial: Trial, keys: Sequence[str]) -> list[str]:
+    return [_td(escape(fmt_latency(trial, k)), metric(trial, k), "n") for k in keys]
 
 
 def _table(table_id: str, head: Sequence[tuple[str, str]], rows: Sequence[str]) -> str:
@@ -362,12 +375,13 @@ def _table(table_id: str, head: Sequence[tuple[str, str]], rows: Sequence[str]) 
 def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
     if not trials:
         return '<p class="empty">No trials.</p>'
+    lats = latency_keys(trials)
     head = [
         ("id", "num"),
         ("status", "str"),
         ("parent", "num"),
         ("accuracy", "num"),
-        ("latency", "num"),
+        *_latency_heads(lats),
         ("MACs", "num"),
         ("params", "num"),
         ("train time", "num"),
@@ -376,7 +390,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
     ]
     rows = []
     for t in trials:
-        acc, lat = metric(t, "accuracy"), metric(t, "latency_ms")
+        acc = metric(t, "accuracy")
         macs, params, secs = metric(t, "macs"), metric(t, "params"), metric(t, "train_seconds")
         parent = t.get("parent_id")
         star = ' <span class="star" title="Pareto set">★</span>' if t.get("id") in front_ids else ""
@@ -385,7 +399,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
             _td(_badge(t.get("status")), str(t.get("status"))),
             _td(_link(parent) if parent is not None else "–", parent),
             _td(fmt_pct(acc), acc, "n"),
-            _td(escape(fmt_latency(t)), lat, "n"),
+            *_latency_cells(t, lats),
             _td(fmt_si(macs), macs, "n"),
             _td(fmt_si(params), params, "n"),
             _td(fmt_seconds(secs), secs, "n"),

@@ -150,9 +150,21 @@ def fmt_metric(key: str, v: Any) -> str:
     return f"{f:.4g}"
 
 
-def fmt_latency(trial: Trial) -> str:
-    """``1.23 ms ± 2.0 %`` (the spread only when known)."""
-    lat, spread = metric(trial, "latency_ms"), metric(trial, "latency_spread")
+def latency_keys(trials: Sequence[Trial]) -> list[str]:
+    """``latency_ms`` and each labelled latency (``latency_ms@h200``) some trial has, in that
+    order: a study timed on several targets shows a column for each, not the first alone."""
+    labelled: set[str] = set()
+    for t in trials:
+        m = t.get("metrics")
+        if isinstance(m, dict):
+            labelled.update(k for k in m if k.startswith("latency_ms@"))
+    return ["latency_ms", *sorted(labelled)]
+
+
+def fmt_latency(trial: Trial, key: str = "latency_ms") -> str:
+    """``1.23 ms ± 2.0 %`` (the spread only when known) of ``key``, a latency metric."""
+    suffix = key[len("latency_ms") :]
+    lat, spread = metric(trial, key), metric(trial, f"latency_spread{suffix}")
     if lat is None:
         return "–"
     return fmt_ms(lat) + (f" ± {100.0 * spread:.1f} %" if spread is not None else "")
