@@ -481,3 +481,27 @@ def test_each_timed_target_has_its_latency_column(tmp_path: Path) -> None:
     assert "latency @h200" in trials_heads and "latency" in trials_heads
     plain = write_report(tmp_path / "p.html", make_trials(12, seed=5), front, OBJECTIVES)
     assert "latency @" not in plain.read_text()  # one target: one column, as before
+
+
+def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> None:
+    """The tables showed the search weights' test accuracy (8 epochs, 75 %) of a front member
+    that the final recipe took to 91.25 ± 0.14 % in 3 runs: the figure a user judges it by."""
+    ts = make_trials(12, seed=5)
+    done = [t for t in ts if t["status"] == "complete"]
+    member, other = done[0], done[1]
+    member["metrics"].update(
+        test_accuracy=0.7569,
+        final_test_accuracy=0.912533,
+        final_test_accuracy_std=0.00142,
+        final_runs=3,
+        final_epochs=12,
+    )
+    other["metrics"]["test_accuracy"] = 0.8031
+    text = write_report(tmp_path / "r.html", ts, [member["id"], other["id"]], OBJECTIVES)
+    text = text.read_text()
+    front = re.search(r'<table id="pareto-table".*?</table>', text, re.S)[0]
+    trials = re.search(r'<table id="trials-table".*?</table>', text, re.S)[0]
+    for table in (front, trials):
+        assert '<td data-v="0.912533" class="n">91.25 % ± 0.14 (3 × 12 ep)</td>' in table
+        assert '<td data-v="0.8031" class="n">80.31 %</td>' in table  # no final runs: its own
+        assert "75.69 %" not in table
