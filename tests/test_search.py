@@ -65,6 +65,16 @@ def test_search_show_report_export_resume(tmp_path):
         assert (out / "weights" / f"trial_{p['id']}.pt").exists()
     assert "trial 3 complete" in (out / "hwnas.log").read_text()
     assert (out / "report.html").stat().st_size > 100_000
+    # a report elsewhere (a study read from a shared folder) writes nothing into the study
+    before = {f.name: f.stat().st_mtime_ns for f in out.iterdir() if "study.db" not in f.name}
+    elsewhere = tmp_path / "mine" / "r.html"
+    res = run_cli("report", str(out), "--output", str(elsewhere))
+    assert res.returncode == 0 and res.stdout.strip() == str(elsewhere), res.stderr
+    text = elsewhere.read_text()
+    assert len(text) > 100_000 and 'id="trial-3"' in text and f"hwnas search — {out.name}" in text
+    assert {
+        f.name: f.stat().st_mtime_ns for f in out.iterdir() if "study.db" not in f.name
+    } == before
 
     # export the first Pareto member and run it in ONNX Runtime
     tid = sorted(ids)[0]

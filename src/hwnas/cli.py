@@ -121,8 +121,14 @@ def _parser() -> argparse.ArgumentParser:
         help="list every trial (default: Pareto front and the latest 20)",
     )
 
-    r = sub.add_parser("report", help="write DIR/report.html")
+    r = sub.add_parser("report", help="write DIR/report.html (and DIR/pareto.json)")
     r.add_argument("dir", metavar="DIR")
+    r.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the report here instead, touching nothing in DIR (a study read elsewhere)",
+    )
 
     e = sub.add_parser("export", help="export a trained trial's model")
     e.add_argument("dir", metavar="DIR")
@@ -1034,8 +1040,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from hwnas.report import write_study_report
 
     study = Study(args.dir, readonly=True)
-    study.write_pareto_json()
-    print(write_study_report(study))
+    if args.output is None:
+        study.write_pareto_json()
+    print(write_study_report(study, args.output))
     return 0
 
 

@@ -669,11 +669,11 @@ _JS = r"""
 _SHOWN_BY_REPORT = {"trials", "counts", "best_accuracy", "pareto_size", "objectives"}
 
 
-def write_study_report(study: Study) -> Path:
-    """(Re)write ``report.html`` of an experiment directory."""
+def write_study_report(study: Study, path: str | Path | None = None) -> Path:
+    """(Re)write ``report.html`` of an experiment directory, or the report at ``path``."""
     trials = study.trials()
     return write_report(
-        study.dir / "report.html",
+        study.dir / "report.html" if path is None else Path(path),
         [t.to_dict() for t in trials],
         [t.id for t in study.pareto(trials)],
         study.objectives,
