@@ -41,7 +41,7 @@ from hwnas.report.plots import (
     progress_figure,
     score_key,
     spos_figure,
-    test_value,
+    tested_accuracy,
     theta_figure,
 )
 
@@ -317,7 +317,7 @@ def _pareto_table(front: Sequence[Trial]) -> str:
         return '<p class="empty">No Pareto set yet.</p>'
     rows = sorted(front, key=lambda t: (metric(t, "latency_ms") or math.inf, _id(t)))
     lats = latency_keys(rows)
-    has_test = any(test_value(t) is not None for t in rows)
+    has_test = any(tested_accuracy(t) is not None for t in rows)
     head = [
         ("id", "num"),
         ("accuracy", "num"),
@@ -341,7 +341,7 @@ def _pareto_table(front: Sequence[Trial]) -> str:
         cells = [
             _td(_link(t.get("id")), t.get("id")),
             _td(fmt_pct(acc), acc, "n"),
-            *([_td(escape(fmt_test(t)), test_value(t), "n")] if has_test else []),
+            *([_td(escape(fmt_test(t)), tested_accuracy(t), "n")] if has_test else []),
             *_latency_cells(t, lats),
             _td(fmt_si(macs), macs, "n"),
             _td(fmt_si(params), params, "n"),
@@ -378,7 +378,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
     if not trials:
         return '<p class="empty">No trials.</p>'
     lats = latency_keys(trials)
-    has_test = any(test_value(t) is not None for t in trials)
+    has_test = any(tested_accuracy(t) is not None for t in trials)
     head = [
         ("id", "num"),
         ("status", "str"),
@@ -403,7 +403,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
             _td(_badge(t.get("status")), str(t.get("status"))),
             _td(_link(parent) if parent is not None else "–", parent),
             _td(fmt_pct(acc), acc, "n"),
-            *([_td(escape(fmt_test(t)), test_value(t), "n")] if has_test else []),
+            *([_td(escape(fmt_test(t)), tested_accuracy(t), "n")] if has_test else []),
             *_latency_cells(t, lats),
             _td(fmt_si(macs), macs, "n"),
             _td(fmt_si(params), params, "n"),

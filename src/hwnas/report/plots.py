@@ -109,7 +109,7 @@ def fmt_pct(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{100.0 * v:.{digits}f} %"
 
 
-def test_value(trial: Trial) -> float | None:
+def tested_accuracy(trial: Trial) -> float | None:
     """The test accuracy a net is judged by: its final trainings' mean where it has them
     (``final_test_accuracy``), else the trial's own ``test_accuracy``."""
     final = metric(trial, "final_test_accuracy")
