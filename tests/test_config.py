@@ -45,6 +45,27 @@ def test_set_overrides_and_name_shorthand():
     assert cfg.budget.trials == 7 and cfg.seed == 5
 
 
+def test_set_of_one_objective_adds_to_the_others_whatever_their_form(tmp_path):
+    """`--set objectives.params=min` with no config file searched on params alone (the
+    built-in default's accuracy and latency gone), beside a file it added to them."""
+
+    def objectives(path, items, base=None):
+        cfg = load_config(path, items, base=base)
+        return [(o.metric, o.direction) for o in cfg.objectives]
+
+    both = [("accuracy", "max"), ("latency_ms", "min"), ("params", "min")]
+    assert objectives(None, ["objectives.params=min"]) == both
+    listed = tmp_path / "l.yaml"
+    listed.write_text("objectives: [{metric: accuracy, direction: max}, latency_ms]\n")
+    assert objectives(listed, ["objectives.params=min"]) == both
+    stored = load_config(None, []).to_json_dict()  # a study's stored config: a list of dicts
+    assert objectives(None, ["objectives.params=min"], base=stored) == both
+    assert objectives(None, ["objectives.latency_ms=null"]) == [("accuracy", "max")]
+    assert objectives(None, ["objectives.accuracy=min"])[0] == ("accuracy", "min")
+    with pytest.raises(ConfigError, match="--set objectives.params: the objectives it adds to"):
+        load_config(None, ["objectives=5", "objectives.params=min"])
+
+
 def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("strategy:\n  name: evolution\n  population: 5\n")

@@ -173,7 +173,8 @@ class ExperimentConfig(Section):
             Objective(metric="accuracy", direction="max"),
             Objective(metric="latency_ms", direction="min"),
         ],
-        description="Objectives; `metric: max|min` mappings or `{metric, direction}`.",
+        description="Objectives; `metric: max|min` mappings or `{metric, direction}`. "
+        "`--set objectives.params=min` adds one to these, `=null` drops one.",
     )
     constraints: list[Constraint] = Field(
         default_factory=list, description="Hard constraints, e.g. `latency_ms <= 2.0`."
@@ -432,6 +433,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 mine[parts[0]] = {(k,) for k in whole}
                 continue
             parts.append("name")
+        if parts[0] == "objectives" and len(parts) == 2:
+            _set_objective(raw, parts[1], _parse_value(value, item))
+            continue
         node: Any = raw
         for p in parts[:-1]:
             if isinstance(node, list):
@@ -465,6 +469,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if parts[0] in KIND_SECTIONS and len(parts) >= 2:
             mine.setdefault(parts[0], set()).add(tuple(parts[1:]))
     return raw
+
+
+def _set_objective(raw: dict[str, Any], metric: str, sense: Any) -> None:
+    """``objectives.params=min`` adds (or re-aims) one objective beside the others, whichever
+    form holds them (a mapping, a list, none: the built-in default's); ``=null`` drops it.
+    Without the default seeded here, a command line with no config file searched on params
+    alone, accuracy gone."""
+    current = raw.get("objectives")
+    if current is None:
+        default = ExperimentConfig.model_fields["objectives"].get_default(call_default_factory=True)
+        current = [o.model_dump() for o in default]
+    items = ExperimentConfig._objectives(current)
+    try:
+        objectives = {o["metric"]: o["direction"] for o in items}
+    except (TypeError, KeyError):
+        raise ConfigError(
+            f"--set objectives.{metric}: the objectives it adds to are not valid; set them "
+            "whole (objectives={accuracy: max, latency_ms: min})"
+        ) from None
+    if sense is None:
+        objectives.pop(metric, None)
+    else:
+        objectives[metric] = sense
+    raw["objectives"] = objectives
 
 
 def _only(value: Any, paths: set[tuple[str, ...]], at: tuple[str, ...]) -> Any:
