@@ -75,6 +75,14 @@ def test_search_show_report_export_resume(tmp_path):
     assert {
         f.name: f.stat().st_mtime_ns for f in out.iterdir() if "study.db" not in f.name
     } == before
+    assert run_cli("report", str(out), "-o", str(elsewhere)).returncode == 0  # its own: replaced
+    other = tmp_path / "model.onnx"  # anything else: kept unless --force
+    other.write_bytes(b"onnx")
+    res = run_cli("report", str(out), "-o", str(other))
+    assert res.returncode == 2 and "is not a report; --force" in res.stderr
+    assert other.read_bytes() == b"onnx"
+    assert run_cli("report", str(out), "-o", str(other), "--force").returncode == 0
+    assert other.stat().st_size > 100_000
 
     # export the first Pareto member and run it in ONNX Runtime
     tid = sorted(ids)[0]

@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the report here instead, touching nothing in DIR (a study read elsewhere)",
     )
+    r.add_argument("--force", action="store_true", help="replace an --output that is no report")
 
     e = sub.add_parser("export", help="export a trained trial's model")
     e.add_argument("dir", metavar="DIR")
@@ -1038,11 +1039,15 @@ def _test_cell(m: dict[str, Any]) -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     from hwnas.experiment.study import Study
     from hwnas.report import write_study_report
+    from hwnas.report.html import is_report
 
+    out = None if args.output is None else Path(args.output)
+    if out is not None and out.is_file() and not (args.force or is_report(out)):
+        raise UsageError(f"--output {out}: exists and is not a report; --force replaces it")
     study = Study(args.dir, readonly=True)
-    if args.output is None:
+    if out is None:
         study.write_pareto_json()
-    print(write_study_report(study, args.output))
+    print(write_study_report(study, out))
     return 0
 
 

@@ -45,7 +45,20 @@ from hwnas.report.plots import (
     theta_figure,
 )
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["GENERATOR", "is_report", "render_report", "write_report"]
+
+#: the head's generator tag: `hwnas report --output` replaces a file only if it carries it
+GENERATOR = "hwnas report"
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a report this module wrote (its head names the generator)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}">'.encode() in head
 
 
 def write_report(
@@ -148,6 +161,7 @@ def render_report(
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="generator" content="{GENERATOR}">\n'
         f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n"
         f"<script>{_plotly_js()}</script>\n</head>\n<body>\n<main>\n{body}\n</main>\n"
         f'<script id="hwnas-data" type="application/json">{_script_json(data)}</script>\n'
