@@ -1029,10 +1029,9 @@ def _test_cell(m: dict[str, Any]) -> str:
     another length, ``hwnas train --epochs``, shows which), else the trial's own."""
     if "final_test_accuracy" in m:
         ep = f" × {m['final_epochs']} ep" if "final_epochs" in m else ""
-        return (
-            f"{m['final_test_accuracy']:.2%} ± {m.get('final_test_accuracy_std', 0.0):.2%} "
-            f"({m.get('final_runs', 1)}{ep})"
-        )
+        std = m.get("final_test_accuracy_std")  # none of one run
+        pm = f" ± {std:.2%}" if std is not None else ""
+        return f"{m['final_test_accuracy']:.2%}{pm} ({m.get('final_runs', 1)}{ep})"
     return _fmt(m.get("test_accuracy"), "pct")
 
 

@@ -7,9 +7,9 @@ own weights and test accuracy and the seed of its repeat (``final_seed``), so ``
 ``report`` and ``export`` treat it like any trial. Final trials carry no ``accuracy`` (their
 validation data may have been trained on), so they never enter the search's front; the
 parent gets the summary: ``final_test_accuracy`` (mean), ``final_test_accuracy_std``,
-``final_runs`` and ``final_epochs`` (and ``final_test_accuracy_tta``) of the runs trained
-last; runs of another length (``hwnas train --epochs``) are other trainings, kept beside
-them.
+``final_runs`` and ``final_epochs`` (and ``final_test_accuracy_tta``) of every run of the
+recipe asked for last (no std of one run); runs of another length (``hwnas train
+--epochs``) are other trainings, kept beside them.
 
 Used at the end of a search (``final: {repeats: N}``) and by ``hwnas train``.
 """
@@ -46,6 +46,17 @@ _OWN = {
     "test_accuracy_tta",
     "tta_views",
 }
+
+
+#: a searched net's summary of its final runs (replaced whole by each summary)
+_SUMMARY = (
+    "final_runs",
+    "final_epochs",
+    "final_test_accuracy",
+    "final_test_accuracy_std",
+    "final_test_accuracy_tta",
+    "final_test_accuracy_tta_std",
+)
 
 
 def final_seed(seed: int, repeat: int) -> int:
@@ -348,7 +359,16 @@ class FinalTrainer:
             if self.on_run is not None:
                 self.on_run(trial, r, repeats)
         if parent is not None:
-            self._summarise(parent, done)
+            # every run of this recipe, not only the first `repeats`: asking for one run of a
+            # net trained three times found the first done and summarised it alone
+            more = [
+                t
+                for t in runs
+                if t not in done
+                and isinstance(t.info.get("repeat"), int)
+                and t.key == trial_key(h, identity, fidelity, _start(t.info["repeat"], on_val))
+            ]
+            self._summarise(parent, [*done, *more])
         return done
 
     def _new(
@@ -437,9 +457,12 @@ class FinalTrainer:
             vals = [float(t.metrics[key]) for t in ok if key in t.metrics]
             if vals:
                 summary[f"final_{key}"] = statistics.fmean(vals)
-                summary[f"final_{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                if len(vals) > 1:  # one run has no spread to tell (0 would claim one)
+                    summary[f"final_{key}_std"] = statistics.stdev(vals)
         if "tta_views" in ok[0].metrics:
             summary["tta_views"] = ok[0].metrics["tta_views"]
+        for key in _SUMMARY:  # an earlier summary's figures are not these runs'
+            parent.metrics.pop(key, None)
         parent.metrics.update(summary)
         self.store.update_metrics(parent.id, parent.metrics)
 

@@ -122,10 +122,11 @@ def fmt_test(trial: Trial) -> str:
     final = metric(trial, "final_test_accuracy")
     if final is None:
         return fmt_pct(metric(trial, "test_accuracy"))
-    std = metric(trial, "final_test_accuracy_std") or 0.0
+    std = metric(trial, "final_test_accuracy_std")  # none of one run
     runs, epochs = metric(trial, "final_runs"), metric(trial, "final_epochs")
     what = f"{runs or 1:.0f}" + (f" × {epochs:.0f} ep" if epochs is not None else "")
-    return f"{fmt_pct(final)} ± {100.0 * std:.2f} ({what})"
+    pm = f" ± {100.0 * std:.2f}" if std is not None else ""
+    return f"{fmt_pct(final)}{pm} ({what})"
 
 
 def fmt_ms(v: float | None) -> str:
