@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -525,6 +526,15 @@ def test_a_labelled_latency_objective_is_re_timed_too(tmp_path):
         assert len(readings) >= 2 and t.metrics["latency_ms@t"] == pytest.approx(min(readings))
         assert "latency_ms" not in t.metrics  # the analytic target times nothing
     assert "near the front (latency_ms@t)" in (tmp_path / "run" / "hwnas.log").read_text()
+    # show puts it beside the first latency, in milliseconds (it came last, as `g` figures)
+    from conftest import run_cli
+
+    shown = run_cli("show", str(tmp_path / "run"), env={"COLUMNS": "250"}).stdout
+    header = [c.strip() for c in next(x for x in shown.splitlines() if "┃" in x).split("┃")]
+    assert header[6:8] == ["latency ms", "latency ms @t"], header
+    t = res.pareto[0]
+    row = next(r for r in shown.splitlines() if re.match(rf"│\s*{t.id} ", r))
+    assert row.split("│")[7].strip() == f"{t.metrics['latency_ms@t']:.3f}"
 
 
 def test_a_net_pruned_by_a_labelled_latency_read_under_load_is_evaluated_again(tmp_path):

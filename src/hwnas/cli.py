@@ -946,8 +946,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         c.metric for c in study.config.constraints
     ]
     extra = [m for m in dict.fromkeys(named) if m not in fixed]
+    # another target's latency (`latency_ms@h200`) beside the first, in its format
+    lats = [m for m in extra if m.startswith("latency_ms@")]
+    extra = [m for m in extra if m not in lats]
     budgets = _budget_cells(trials)
-    cols = ("id", "", "status", "accuracy", "test", "latency ms", "MACs", "params", *extra)
+    lat_cols = [f"latency ms {m[len('latency_ms') :]}" for m in lats]
+    cols = ("id", "", "status", "accuracy", "test", "latency ms", *lat_cols, "MACs", "params")
+    cols = (*cols, *extra)
     if budgets:
         cols = (*cols, "budget")
     for col in (*cols, "arch / error"):
@@ -965,6 +970,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             _fmt(m.get("accuracy"), "pct"),
             _test_cell(m),
             _fmt(m.get("latency_ms"), "ms"),
+            *(_fmt(m.get(k), "ms") for k in lats),
             _fmt(m.get("macs"), "int"),
             _fmt(m.get("params"), "int"),
             *(_fmt(m.get(k), "g") for k in extra),
