@@ -66,6 +66,31 @@ def test_set_of_one_objective_adds_to_the_others_whatever_their_form(tmp_path):
         load_config(None, ["objectives=5", "objectives.params=min"])
 
 
+def test_set_into_a_list_the_config_does_not_hold_names_the_list():
+    """`--set costs.0.label=x` with no costs in the config (or the default's chain stages)
+    blamed the list's type (`costs: Input should be a valid list`); an index into a list the
+    file does hold works."""
+    for item, where in (
+        ("costs.0.label=x", "costs"),
+        ("space.stages.0.depths=[9]", "space.stages"),
+    ):
+        with pytest.raises(
+            ConfigError,
+            match=rf"{where} is no list in this config to index into; set it whole \(--set {where}=\[...\]\)",
+        ):
+            load_config(None, [item])
+    fast = Path(__file__).parents[1] / "configs" / "cifar10_fast.yaml"
+    cfg = load_config(
+        fast,
+        [
+            "space.groups.1.widths=[64]",
+            "costs.0.label=gpu",
+            "objectives={accuracy: max, latency_ms@gpu: min}",
+        ],
+    )
+    assert cfg.space.groups[1].widths == [64] and cfg.costs[0].label == "gpu"
+
+
 def test_switching_kind_drops_keys_of_the_old_kind(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("strategy:\n  name: evolution\n  population: 5\n")

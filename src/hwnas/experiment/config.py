@@ -437,7 +437,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             _set_objective(raw, parts[1], _parse_value(value, item))
             continue
         node: Any = raw
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
+            if (
+                isinstance(node, dict)
+                and parts[i + 1].isdigit()
+                and not isinstance(node.get(p), list)
+            ):
+                # the list has no items to index here (a default is not in `raw`)
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"--set {item!r}: {where} is no list in this config to index into; set "
+                    f"it whole (--set {where}=[...])"
+                )
             if isinstance(node, list):
                 try:
                     node = node[int(p)]
