@@ -812,9 +812,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # a latency timed again side by side with the study's final nets: its median, said so
         mine = result.parent.metrics if result.parent is not None else {}
         costs = ", ".join(
-            f"{k} {mine[f'final_{k}']:.4g} (side by side)"
+            f"{k} {_fmt(mine[f'final_{k}'], 'g')} (side by side)"
             if f"final_{k}" in mine
-            else f"{k} {m[k]:.4g}"
+            else f"{k} {_fmt(m[k], 'g')}"
             for k in sorted(m)
             if k.startswith(("latency_ms", "macs", "params"))
         )
