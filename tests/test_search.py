@@ -105,6 +105,7 @@ def test_search_show_report_export_resume(tmp_path):
     cfg = load_config(None, FAST)
     arch = next(t["arch"] for t in trials if t["id"] == tid)
     assert meta["hwnas.arch"] == make_space(cfg.space).arch_hash(arch)
+    assert json.loads(meta["hwnas.arch_spec"]) == {"space": "chain", "arch": arch}
     test = load_dataset(cfg.data, 0).test
     name = sess.get_inputs()[0].name
     pred = [
@@ -114,6 +115,14 @@ def test_search_show_report_export_resume(tmp_path):
     acc = float(np.mean(np.array(pred) == test.y.numpy()))
     reported = next(p for p in pareto["pareto"] if p["id"] == tid)["metrics"]["test_accuracy"]
     assert abs(acc - reported) <= 0.001
+    # the whole test split in one call of a batch-sized export gives the same predictions
+    batched = tmp_path / "b.onnx"
+    res = run_cli("export", str(out), "--trial", str(tid), "-o", str(batched), "--dynamic-batch")
+    assert res.returncode == 0, res.stderr
+    bsess = ort.InferenceSession(str(batched), providers=["CPUExecutionProvider"])
+    assert bsess.get_inputs()[0].shape[0] == "batch" and sess.get_inputs()[0].shape[0] == 1
+    all_at_once = bsess.run(None, {name: (test.x.numpy() / 255.0).astype(np.float32)})[0]
+    assert all_at_once.argmax(1).tolist() == pred
     bare = tmp_path / "bare.onnx"
     res = run_cli("export", str(out), "--trial", str(tid), "-o", str(bare), "--no-preprocessing")
     assert res.returncode == 0, res.stderr

@@ -138,6 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--output", "-o", required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing --output file")
     e.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="a batch dimension sized by each call (default: batch 1, as timed)",
+    )
+    e.add_argument(
         "--no-preprocessing",
         action="store_true",
         help="export the bare net (it expects normalised inputs); default: the file takes "
@@ -1066,6 +1071,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         fmt=args.format,
         preprocessing=not args.no_preprocessing,
         force=args.force,
+        dynamic_batch=args.dynamic_batch,
     )
     print(f"wrote {path} (ONNX Runtime vs PyTorch max abs diff {diff:.2e})")
     note = final_runs_note(args.dir, args.trial)

@@ -65,8 +65,14 @@ def time_callable(fn: Callable[[], object], warmup: int, runs: int, blocks: int)
     return summarise(samples, blocks)
 
 
-def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int = 1) -> bytes:
-    """Single-file ONNX of ``model`` (eval mode) for a fixed batch-``batch`` input.
+def onnx_bytes(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    batch: int = 1,
+    dynamic_batch: bool = False,
+) -> bytes:
+    """Single-file ONNX of ``model`` (eval mode) for a fixed batch-``batch`` input, or with
+    ``dynamic_batch`` a batch dimension the runtime sizes per call (``batch``).
 
     The TorchScript-based exporter is tried first: it takes ~40 ms for a small net where the
     dynamo exporter takes ~1 s, which matters when every candidate is exported. The dynamo
@@ -90,11 +96,20 @@ def onnx_bytes(model: nn.Module, input_shape: tuple[int, int, int], batch: int =
                 input_names=["input"],
                 output_names=["logits"],
                 opset_version=17,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}
+                if dynamic_batch
+                else None,
             )
             return buf.getvalue()
         except Exception:  # noqa: BLE001 - any exporter failure falls back to dynamo
+            dims = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
             program = torch.onnx.export(
-                model, (x,), dynamo=True, input_names=["input"], output_names=["logits"]
+                model,
+                (x,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=dims,
             )
             assert program is not None
             return bytes(program.model_proto.SerializeToString())
@@ -119,10 +134,15 @@ def _visiting(model: nn.Module, dev: torch.device) -> Iterator[None]:
         model.to(home)
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str | Path) -> Path:
+def export_onnx(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    path: str | Path,
+    dynamic_batch: bool = False,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(onnx_bytes(model, input_shape))
+    path.write_bytes(onnx_bytes(model, input_shape, dynamic_batch=dynamic_batch))
     return path
 
 

@@ -4,7 +4,8 @@ By default the file is deployable as it is: it takes the image as stored, float3
 255 in [0, 1], and applies the dataset's normalisation inside the graph, so nothing outside it
 must know the training statistics. Its ``metadata_props`` say so: ``hwnas.input`` (layout,
 range, the mean and std applied inside), ``hwnas.classes`` (class names in output order) and
-``hwnas.arch`` (the arch hash). ``preprocessing=False`` gives the bare net, which expects
+``hwnas.arch`` (the arch hash), ``hwnas.arch_spec`` (``{space, arch}``: the arch as ``hwnas
+train --arch`` takes it). ``preprocessing=False`` gives the bare net, which expects
 normalised inputs.
 """
 
@@ -84,6 +85,8 @@ class Trained:
     shape: tuple[int, int, int]
     io: dict[str, Any]
     arch_hash: str
+    arch: Any  # the arch itself, as its space takes it (`--arch`, `strategy.start`)
+    space: str
 
 
 def _data_facts(study: Study, io: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +120,14 @@ def load_trained(out_dir: str | Path, trial_id: int) -> Trained:
         shape = (int(io["input_shape"][0]), int(io["input_shape"][1]), int(io["input_shape"][2]))
         model = make_space(study.config.space).build(trial.arch, shape, int(io["num_classes"]))
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return Trained(model.eval(), shape, _data_facts(study, io), trial.arch_hash)
+        return Trained(
+            model.eval(),
+            shape,
+            _data_facts(study, io),
+            trial.arch_hash,
+            trial.arch,
+            study.config.space.name,
+        )
     finally:
         study.close()
 
@@ -166,8 +176,11 @@ def export_trial(
     fmt: str = "onnx",
     preprocessing: bool = True,
     force: bool = False,
+    dynamic_batch: bool = False,
 ) -> tuple[Path, float]:
-    """Write the ONNX file; return it and the max abs difference to PyTorch on random inputs."""
+    """Write the ONNX file; return it and the max abs difference to PyTorch on random inputs.
+    Its batch is 1 (what an MCU or a latency target runs), or with ``dynamic_batch`` sized by
+    each call (a server batching requests)."""
     if fmt != "onnx":
         raise ExportError(f"--format {fmt}: only onnx is supported")
     check_output(out_dir, output, force)
@@ -199,7 +212,7 @@ def export_trial(
     # leaves a half-written or wrong model under the name the user asked for
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
-        path = export_onnx(model, shape, tmp)
+        path = export_onnx(model, shape, tmp, dynamic_batch)
     except OSError as exc:  # the file name the user gave, not the temporary one beside it
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -211,9 +224,10 @@ def export_trial(
                 "hwnas.input": json.dumps(described),
                 "hwnas.classes": json.dumps(io.get("class_names") or []),
                 "hwnas.arch": trained.arch_hash,
+                "hwnas.arch_spec": json.dumps({"space": trained.space, "arch": trained.arch}),
             },
         )
-        diff = _check(path, model, shape, preprocessing)
+        diff = _check(path, model, shape, preprocessing, 3 if dynamic_batch else 1)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -221,13 +235,16 @@ def export_trial(
     return final, diff
 
 
-def _check(path: Path, model: torch.nn.Module, shape: tuple[int, int, int], pre: bool) -> float:
-    """The max abs difference between ``path`` in ONNX Runtime and ``model`` (or raise)."""
+def _check(
+    path: Path, model: torch.nn.Module, shape: tuple[int, int, int], pre: bool, batch: int = 1
+) -> float:
+    """The max abs difference between ``path`` in ONNX Runtime and ``model`` (or raise), on
+    inputs of ``batch`` images."""
     sess = ort_session(path.read_bytes())
     gen = torch.Generator().manual_seed(0)
     diff = 0.0
     for _ in range(4):
-        x = torch.rand(1, *shape, generator=gen)
+        x = torch.rand(batch, *shape, generator=gen)
         if not pre:
             x = x * 4 - 2  # the bare net sees normalised values
         with torch.no_grad():
