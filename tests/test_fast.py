@@ -437,6 +437,7 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         *sets(*FASTCNN, "final.repeats=2", "final.epochs=2", "final.max_models=1"),
     )
     assert res.returncode == 0, res.stderr
+    assert "4 trials and 2 final trainings, Pareto front of" in res.stdout  # budget 4: kept
     trials = json.loads(run_cli("show", str(out), "--json").stdout)
     search = [t for t in trials if t["stage"] == "search"]
     final = [t for t in trials if t["stage"] == "final"]

@@ -570,7 +570,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         "exhausted": "no new architectures proposed",
         "strategy": "the strategy finished",
     }.get(result.stopped, result.stopped)
-    print(f"{len(result.trials)} trials, Pareto front of {len(result.pareto)} ({why}).")
+    finals = sum(t.stage == "final" for t in result.trials)  # not what the budget counts
+    runs = f" and {finals} final training{'s' if finals > 1 else ''}" if finals else ""
+    print(
+        f"{len(result.trials) - finals} trials{runs}, Pareto front of {len(result.pareto)} ({why})."
+    )
     labelled = [o.metric for o in cfg.objectives if o.metric.startswith("latency_ms@")]
     other_costs = [
         o.metric
@@ -925,6 +929,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for t in trials:
         tally[status(t)] = tally.get(status(t), 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
+    if finals := sum(t.stage == "final" for t in trials):
+        counts += f"; {finals} of them final training{'s' if finals > 1 else ''}"
     best = summary["best_accuracy"]
     console.print(
         f"[bold]{args.dir}[/]: {summary['trials']} trials{f' ({counts})' if counts else ''}; "
