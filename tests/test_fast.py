@@ -537,6 +537,13 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
         assert msg in bad.stderr and "Traceback" not in bad.stderr
         assert len(bad.stderr.strip().splitlines()) <= 2
     assert not (tmp_path / "d").exists()  # a refused start writes nothing
+    # the same arch into a new study: its report names no search it never ran
+    alone = tmp_path / "alone"
+    tr = run_cli("train", "--arch", f"@{spec}", "--out", str(alone), "-q", *sets(*FASTCNN))
+    assert tr.returncode == 0, tr.stderr
+    assert run_cli("report", str(alone)).returncode == 0
+    assert "<title>hwnas train — alone</title>" in (alone / "report.html").read_text()
+    assert "<title>hwnas search — " in (out / "report.html").read_text()
 
 
 def test_final_stage_trains_the_reference_nets_and_their_rivals_first(tmp_path):

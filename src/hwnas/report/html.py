@@ -691,7 +691,9 @@ def write_study_report(study: Study, path: str | Path | None = None) -> Path:
         [t.to_dict() for t in trials],
         [t.id for t in study.pareto(trials)],
         study.objectives,
-        title=f"hwnas search — {study.dir.name}",
+        # a study `hwnas train --out` made holds final trainings alone: no search to name
+        title=f"hwnas {'search' if any(t.stage != 'final' for t in trials) else 'train'} — "
+        f"{study.dir.name}",
         config=study.config.to_json_dict(),
         summary={k: v for k, v in study.summary(trials).items() if k not in _SHOWN_BY_REPORT},
         oneshot=study.store.get_meta_json("oneshot"),
