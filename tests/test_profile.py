@@ -37,6 +37,21 @@ def test_profile_arch_json_and_table():
     assert res.returncode == 0 and "macs" in res.stdout and "latency_ms" not in res.stdout
 
 
+def test_profile_measures_on_every_source_of_the_config():
+    """A config timing on two runtimes (`costs:` with a label, as configs/cifar10_fast.yaml)
+    gave the target's latency alone; `--target` still names one source."""
+    t = "costs=[{name: cpu-torch, label: t, threads: 1, runs: 20, blocks: 4, warmup: 3}]"
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t, "--json")
+    assert res.returncode == 0, res.stderr
+    costs = json.loads(res.stdout)
+    assert 0 < costs["latency_ms"] < 5 and 0 < costs["latency_ms@t"] < 50
+    assert len(costs["latency_block_medians_ms@t"]) == 4
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t)
+    assert res.returncode == 0 and "on cpu-ort, cpu-torch@t" in res.stdout, res.stdout
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t, "--target", "analytic")
+    assert res.returncode == 0 and "latency_ms" not in res.stdout
+
+
 def test_profile_onnx_file(tmp_path):
     model = ChainSpace().build(ARCH, (1, 8, 8), 10).eval()
     path = export_onnx(model, (1, 8, 8), tmp_path / "m.onnx")

@@ -1153,8 +1153,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         arch = parse_arch(args.arch, space)
     space.validate(arch)
     model = space.build(arch, shape, classes)  # type: ignore[arg-type]
-    costs = profile_module(model, shape, cfg.target, arch=arch, space=space)  # type: ignore[arg-type]
-    return _print_costs(costs, args.json, f"{space.describe(arch)} on {cfg.target.name}")
+    # the config's further sources too (a second runtime, a board), unless --target names one
+    more = [] if args.target else cfg.costs
+    costs = profile_module(model, shape, cfg.target, arch=arch, space=space, costs=more)  # type: ignore[arg-type]
+    on = ", ".join(f"{c.name}@{c.label}" if c.label else c.name for c in [cfg.target, *more])
+    return _print_costs(costs, args.json, f"{space.describe(arch)} on {on}")
 
 
 def _print_costs(costs: dict[str, Any], as_json: bool, title: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,26 @@ def profile_module(
     *,
     arch: Any = None,
     space: Any = None,
+    costs: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Analytic costs, plus measured latency when the target has a runtime, plus whatever a
-    registered cost model (device model, table, predictor...) of the target's kind offers."""
+    registered cost model (device model, table, predictor...) of the target's kind offers;
+    then each further source of ``costs`` (a config's ``costs:``) alike, under its label
+    (``latency_ms@h200``) where it has one, as a search records them."""
     out: dict[str, Any] = dict(analytic_costs(model, input_shape))
-    source = make_cost_model(target)
-    try:
-        meter = getattr(source, "meter", None)
-        if meter is not None:  # a runtime here: its block medians too
-            out.update(_latency(meter.measure(model, input_shape)))
-        else:
-            cand = Candidate(arch if arch is not None else {}, space, input_shape, model)
-            out.update(select(source.costs(cand), target.provides))
-    finally:
-        source.close()
+    for cfg in [target, *costs]:
+        source = make_cost_model(cfg)
+        try:
+            meter = getattr(source, "meter", None)
+            if meter is not None:  # a runtime here: its block medians too
+                got = _latency(meter.measure(model, input_shape))
+            else:
+                cand = Candidate(arch if arch is not None else {}, space, input_shape, model)
+                got = source.costs(cand)
+        finally:
+            source.close()
+        # a runtime's readings whole (spread, block medians), a model's as `provides` says
+        out.update(select(got, cfg.provides if meter is None else None, cfg.label))
     return out
 
 
