@@ -497,8 +497,11 @@ def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> Non
         final_epochs=12,
     )
     other["metrics"]["test_accuracy"] = 0.8031
-    text = write_report(tmp_path / "r.html", ts, [member["id"], other["id"]], OBJECTIVES)
+    run = {**member, "id": 99, "stage": "final", "parent_id": member["id"], "metrics": {}}
+    text = write_report(tmp_path / "r.html", [*ts, run], [member["id"], other["id"]], OBJECTIVES)
     text = text.read_text()
+    # a final training's parent is the net it retrains, said so (no child of a mutation)
+    assert f'retrains <a href="#trial-{member["id"]}">#{member["id"]}</a>' in text
     front = re.search(r'<table id="pareto-table".*?</table>', text, re.S)[0]
     trials = re.search(r'<table id="trials-table".*?</table>', text, re.S)[0]
     for table in (front, trials):

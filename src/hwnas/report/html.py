@@ -415,7 +415,13 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
         cells = [
             _td(_link(t.get("id")) + star, t.get("id")),
             _td(_badge(t.get("status")), str(t.get("status"))),
-            _td(_link(parent) if parent is not None else "–", parent),
+            _td(
+                # a final training retrains its parent: no child of a mutation
+                ("retrains " if t.get("stage") == "final" else "") + _link(parent)
+                if parent is not None
+                else "–",
+                parent,
+            ),
             _td(fmt_pct(acc), acc, "n"),
             *([_td(escape(fmt_test(t)), tested_accuracy(t), "n")] if has_test else []),
             *_latency_cells(t, lats),
