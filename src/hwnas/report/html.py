@@ -257,10 +257,12 @@ def _header(
     done = [t for t in trials if t.get("status") == "complete" and metric(t, ykey) is not None]
     best = max(done, key=lambda t: metric(t, ykey) or 0.0, default=None)
 
+    finals = sum(t.get("stage") == "final" for t in trials)
     cards: list[tuple[str, str]] = [
         (
             "trials",
             f"<b>{len(trials)}</b><small>"
+            + (f"{finals} of them final trainings · " if finals else "")
             + " · ".join(
                 f'<span style="color:{STATUS_COLORS.get(s, "#555")}">{counts[s]} {escape(s)}</span>'
                 for s in statuses
