@@ -500,7 +500,7 @@ def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> Non
     run = {**member, "id": 99, "stage": "final", "parent_id": member["id"], "metrics": {}}
     text = write_report(tmp_path / "r.html", [*ts, run], [member["id"], other["id"]], OBJECTIVES)
     text = text.read_text()
-    assert "<small>1 of them final trainings · " in text  # the card counts them apart
+    assert "<small>1 of them final training · " in text  # the card counts them apart
     # a final training's parent is the net it retrains, said so (no child of a mutation)
     assert f'retrains <a href="#trial-{member["id"]}">#{member["id"]}</a>' in text
     front = re.search(r'<table id="pareto-table".*?</table>', text, re.S)[0]

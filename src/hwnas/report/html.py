@@ -262,7 +262,7 @@ def _header(
         (
             "trials",
             f"<b>{len(trials)}</b><small>"
-            + (f"{finals} of them final trainings · " if finals else "")
+            + (f"{finals} of them final training{'s' * (finals > 1)} · " if finals else "")
             + " · ".join(
                 f'<span style="color:{STATUS_COLORS.get(s, "#555")}">{counts[s]} {escape(s)}</span>'
                 for s in statuses
