@@ -64,6 +64,18 @@ def test_set_of_one_objective_adds_to_the_others_whatever_their_form(tmp_path):
     assert objectives(None, ["objectives.accuracy=min"])[0] == ("accuracy", "min")
     with pytest.raises(ConfigError, match="--set objectives.params: the objectives it adds to"):
         load_config(None, ["objectives=5", "objectives.params=min"])
+    with pytest.raises(ConfigError, match="'objectives.params=minimize'.*max or min"):
+        load_config(None, ["objectives.params=minimize"])
+    # a list item by its index, as before; a label with dots is one metric
+    assert objectives(listed, ["objectives.1=params"]) == [("accuracy", "max"), ("params", "min")]
+    dotted = objectives(
+        None,
+        [
+            "objectives.latency_ms@jetson.nano=min",
+            "costs=[{name: cpu-torch, label: jetson.nano}]",
+        ],
+    )
+    assert dotted[-1] == ("latency_ms@jetson.nano", "min")
 
 
 def test_set_into_a_list_the_config_does_not_hold_names_the_list():

@@ -465,6 +465,7 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     # (it was of the one asked for, the other dropped from show, report and pareto.json)
     tr = run_cli("train", str(out), "--trial", str(parent["id"]), "--repeats", "1", "-q")
     assert tr.returncode == 0 and "already trained, nothing run" in tr.stdout, tr.stderr
+    assert re.search(r"all its runs at this length: test [\d.]+% ± [\d.]+% \(2 × 2 ep\)", tr.stdout)
     kept = {t["id"]: t for t in json.loads(run_cli("show", str(out), "--json").stdout)}
     assert kept[parent["id"]]["metrics"]["final_runs"] == 2
     assert kept[parent["id"]]["metrics"]["final_test_accuracy"] == pytest.approx(sum(accs) / 2)

@@ -50,6 +50,16 @@ def test_profile_measures_on_every_source_of_the_config():
     assert res.returncode == 0 and "on cpu-ort, cpu-torch@t" in res.stdout, res.stdout
     res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t, "--target", "analytic")
     assert res.returncode == 0 and "latency_ms" not in res.stdout
+    if not torch.cuda.is_available():  # a GPU source a laptop lacks: the others still stand
+        gpu = "costs=[{name: cuda-torch, label: g}]"
+        res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", gpu, "--json")
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        costs = json.loads(res.stdout)
+        assert costs["latency_ms"] > 0 and "latency_ms@g" not in costs
+        assert (
+            costs["note"].startswith("not measured here: cuda-torch@g (")
+            and "CUDA" in costs["note"]
+        )
 
 
 def test_profile_onnx_file(tmp_path):

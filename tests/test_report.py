@@ -481,6 +481,11 @@ def test_each_timed_target_has_its_latency_column(tmp_path: Path) -> None:
     assert "latency @h200" in trials_heads and "latency" in trials_heads
     plain = write_report(tmp_path / "p.html", make_trials(12, seed=5), front, OBJECTIVES)
     assert "latency @" not in plain.read_text()  # one target: one column, as before
+    from hwnas.report.plots import latency_keys
+
+    # an analytic target timing nothing: no empty column ahead of the labelled source's
+    assert latency_keys([{"metrics": {"latency_ms@t": 1.0}}]) == ["latency_ms@t"]
+    assert latency_keys([{"metrics": {"macs": 5.0}}]) == ["latency_ms"]  # none: as before
 
 
 def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> None:

@@ -82,6 +82,12 @@ def test_search_show_report_export_resume(tmp_path):
     assert res.returncode == 2 and "is not a report; --force" in res.stderr
     assert other.read_bytes() == b"onnx"
     assert run_cli("report", str(out), "-o", str(other), "--force").returncode == 0
+    for args, said in (
+        (["--force"], "--force goes with --output"),
+        (["-o", str(tmp_path)], "is a directory; name the file"),
+    ):
+        res = run_cli("report", str(out), *args)
+        assert res.returncode == 2 and said in res.stderr, res.stderr
     assert other.stat().st_size > 100_000
 
     # export the first Pareto member and run it in ONNX Runtime
@@ -105,7 +111,10 @@ def test_search_show_report_export_resume(tmp_path):
     cfg = load_config(None, FAST)
     arch = next(t["arch"] for t in trials if t["id"] == tid)
     assert meta["hwnas.arch"] == make_space(cfg.space).arch_hash(arch)
-    assert json.loads(meta["hwnas.arch_spec"]) == {"space": "chain", "arch": arch}
+    assert json.loads(meta["hwnas.arch_json"]) == arch and meta["hwnas.space"] == "chain"
+    again = run_cli("profile", "--arch", meta["hwnas.arch_json"], "--json", *fast_args())
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["macs"] == trials[tid]["metrics"]["macs"]  # --arch takes it
     test = load_dataset(cfg.data, 0).test
     name = sess.get_inputs()[0].name
     pred = [

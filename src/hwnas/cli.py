@@ -829,6 +829,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         spread = f" ± {sd:.2%} over {len(ok)} runs" if len(ok) > 1 else " (1 run)"
         print(f"{ok[0].describe}: test {statistics.fmean(accs):.2%}{spread}; {costs}")
+        if mine.get("final_runs", 0) > len(ok):  # the net's summary, as show and report give it
+            print(f"  all its runs at this length: test {_test_cell(mine)}")
     ids = ", ".join(f"#{t.id}" for t in result.trials)
     if ran:
         print(f"stored as trial(s) {ids} in {result.dir}")
@@ -1058,6 +1060,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from hwnas.report.html import is_report
 
     out = None if args.output is None else Path(args.output)
+    if out is None and args.force:
+        raise UsageError("--force goes with --output (DIR/report.html is always rewritten)")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--output {out}: is a directory; name the file to write")
     if out is not None and out.is_file() and not (args.force or is_report(out)):
         raise UsageError(f"--output {out}: exists and is not a report; --force replaces it")
     study = Study(args.dir, readonly=True)

@@ -433,8 +433,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 mine[parts[0]] = {(k,) for k in whole}
                 continue
             parts.append("name")
-        if parts[0] == "objectives" and len(parts) == 2:
-            _set_objective(raw, parts[1], _parse_value(value, item))
+        if parts[0] == "objectives" and len(parts) >= 2 and not parts[1].isdigit():
+            # a label may hold dots (`latency_ms@jetson.nano`): the rest is the metric
+            _set_objective(raw, ".".join(parts[1:]), _parse_value(value, item), item)
             continue
         node: Any = raw
         for i, p in enumerate(parts[:-1]):
@@ -482,11 +483,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def _set_objective(raw: dict[str, Any], metric: str, sense: Any) -> None:
+def _set_objective(raw: dict[str, Any], metric: str, sense: Any, item: str) -> None:
     """``objectives.params=min`` adds (or re-aims) one objective beside the others, whichever
     form holds them (a mapping, a list, none: the built-in default's); ``=null`` drops it.
     Without the default seeded here, a command line with no config file searched on params
     alone, accuracy gone."""
+    if sense not in ("max", "min", None):
+        raise ConfigError(f"--set {item!r}: an objective's direction is max or min (null drops it)")
     current = raw.get("objectives")
     if current is None:
         default = ExperimentConfig.model_fields["objectives"].get_default(call_default_factory=True)

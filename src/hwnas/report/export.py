@@ -4,8 +4,8 @@ By default the file is deployable as it is: it takes the image as stored, float3
 255 in [0, 1], and applies the dataset's normalisation inside the graph, so nothing outside it
 must know the training statistics. Its ``metadata_props`` say so: ``hwnas.input`` (layout,
 range, the mean and std applied inside), ``hwnas.classes`` (class names in output order) and
-``hwnas.arch`` (the arch hash), ``hwnas.arch_spec`` (``{space, arch}``: the arch as ``hwnas
-train --arch`` takes it). ``preprocessing=False`` gives the bare net, which expects
+``hwnas.arch`` (the arch hash), ``hwnas.arch_json`` (the arch itself, as ``--arch`` takes it)
+and ``hwnas.space`` (its space's kind). ``preprocessing=False`` gives the bare net, which expects
 normalised inputs.
 """
 
@@ -224,7 +224,8 @@ def export_trial(
                 "hwnas.input": json.dumps(described),
                 "hwnas.classes": json.dumps(io.get("class_names") or []),
                 "hwnas.arch": trained.arch_hash,
-                "hwnas.arch_spec": json.dumps({"space": trained.space, "arch": trained.arch}),
+                "hwnas.arch_json": json.dumps(trained.arch),  # what `--arch` takes
+                "hwnas.space": trained.space,
             },
         )
         diff = _check(path, model, shape, preprocessing, 3 if dynamic_batch else 1)

@@ -700,8 +700,8 @@ def write_study_report(study: Study, path: str | Path | None = None) -> Path:
         [t.id for t in study.pareto(trials)],
         study.objectives,
         # a study `hwnas train --out` made holds final trainings alone: no search to name
-        title=f"hwnas {'search' if any(t.stage != 'final' for t in trials) else 'train'} — "
-        f"{study.dir.name}",
+        title=f"hwnas {'train' if trials and all(t.stage == 'final' for t in trials) else 'search'}"
+        f" — {study.dir.name}",
         config=study.config.to_json_dict(),
         summary={k: v for k, v in study.summary(trials).items() if k not in _SHOWN_BY_REPORT},
         oneshot=study.store.get_meta_json("oneshot"),

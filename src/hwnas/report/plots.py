@@ -174,11 +174,14 @@ def latency_keys(trials: Sequence[Trial]) -> list[str]:
     """``latency_ms`` and each labelled latency (``latency_ms@h200``) some trial has, in that
     order: a study timed on several targets shows a column for each, not the first alone."""
     labelled: set[str] = set()
+    plain = False
     for t in trials:
         m = t.get("metrics")
         if isinstance(m, dict):
             labelled.update(k for k in m if k.startswith("latency_ms@"))
-    return ["latency_ms", *sorted(labelled)]
+            plain = plain or "latency_ms" in m
+    # the target's own column, unless only labelled sources time (an analytic target)
+    return [*(["latency_ms"] if plain or not labelled else []), *sorted(labelled)]
 
 
 def fmt_latency(trial: Trial, key: str = "latency_ms") -> str:
