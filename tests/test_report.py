@@ -511,6 +511,6 @@ def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> Non
     front = re.search(r'<table id="pareto-table".*?</table>', text, re.S)[0]
     trials = re.search(r'<table id="trials-table".*?</table>', text, re.S)[0]
     for table in (front, trials):
-        assert '<td data-v="0.912533" class="n">91.25 % ± 0.14 (3 × 12 ep)</td>' in table
+        assert '<td data-v="0.912533" class="n">91.25 % ± 0.14 % (3 × 12 ep)</td>' in table
         assert '<td data-v="0.8031" class="n">80.31 %</td>' in table  # no final runs: its own
         assert "75.69 %" not in table

@@ -1044,14 +1044,10 @@ def _budget_cells(trials: list[Any]) -> dict[int, str]:
 
 
 def _test_cell(m: dict[str, Any]) -> str:
-    """Final trainings' test accuracy (mean ± std, runs x epochs: a net trained again at
-    another length, ``hwnas train --epochs``, shows which), else the trial's own."""
-    if "final_test_accuracy" in m:
-        ep = f" × {m['final_epochs']} ep" if "final_epochs" in m else ""
-        std = m.get("final_test_accuracy_std")  # none of one run
-        pm = f" ± {std:.2%}" if std is not None else ""
-        return f"{m['final_test_accuracy']:.2%}{pm} ({m.get('final_runs', 1)}{ep})"
-    return _fmt(m.get("test_accuracy"), "pct")
+    """Final trainings' test accuracy (mean ± std), else the trial's own: as the report's."""
+    from hwnas.report.plots import fmt_test
+
+    return fmt_test({"metrics": m}, lambda v: _fmt(v, "pct"))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hwnas.core.metrics import lookup
@@ -116,17 +116,19 @@ def tested_accuracy(trial: Trial) -> float | None:
     return final if final is not None else metric(trial, "test_accuracy")
 
 
-def fmt_test(trial: Trial) -> str:
-    """``91.25 % ± 0.14 (3 × 12 ep)`` for a net trained again by the final recipe, else its
-    single test accuracy: the search's 8-epoch weights are not what the final nets reach."""
+def fmt_test(trial: Trial, pct: Callable[[float | None], str] = fmt_pct) -> str:
+    """``91.25 % ± 0.14 % (3 × 12 ep)`` for a net trained again by the final recipe (runs ×
+    epochs: a net trained again at another length shows which), else its single test
+    accuracy: the search's 8-epoch weights are not what the final nets reach. ``pct`` formats
+    a fraction (``show`` writes ``91.25%``)."""
     final = metric(trial, "final_test_accuracy")
     if final is None:
-        return fmt_pct(metric(trial, "test_accuracy"))
+        return pct(metric(trial, "test_accuracy"))
     std = metric(trial, "final_test_accuracy_std")  # none of one run
     runs, epochs = metric(trial, "final_runs"), metric(trial, "final_epochs")
     what = f"{runs or 1:.0f}" + (f" × {epochs:.0f} ep" if epochs is not None else "")
-    pm = f" ± {100.0 * std:.2f}" if std is not None else ""
-    return f"{fmt_pct(final)}{pm} ({what})"
+    pm = f" ± {pct(std)}" if std is not None else ""
+    return f"{pct(final)}{pm} ({what})"
 
 
 def fmt_ms(v: float | None) -> str:
