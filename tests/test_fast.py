@@ -521,6 +521,7 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     # later in the queue, without a parent, gives the same test accuracy to the last digit
     (again_run,) = json.loads(tr.stdout)
     assert again_run["id"] > stored["id"] and again_run["parent_id"] is None
+    assert f"note: this arch is trial #{other['id']}'s; its runs here stand apart" in tr.stderr
     run0 = next(f for f in final if f["info"]["repeat"] == 0)
     assert again_run["seed"] == stored["seed"] == run0["seed"]
     assert again_run["metrics"]["test_accuracy"] == stored["metrics"]["test_accuracy"]

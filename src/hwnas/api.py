@@ -64,6 +64,8 @@ class TrainResult:
     objectives: list[tuple[str, str]] = field(default_factory=list)
     #: the study's constraints the net breaks (by its costs): trained as asked all the same
     broken: list[str] = field(default_factory=list)
+    #: the searched trial whose arch an ``--arch`` spec is (its runs are kept apart from it)
+    same_as: int | None = None
 
 
 @torch_threads_kept()
@@ -153,6 +155,12 @@ def train_net(
             study.write_pareto_json()
             report = write_study_report(study)
             result = TrainResult(out, trials, parent, report, objectives=study.objectives)
+            if parent is None:  # an --arch spec of a net the search found: say which
+                h = evaluator.space.arch_hash(arch)
+                result.same_as = next(
+                    (t.id for t in study.trials() if t.stage != "final" and t.arch_hash == h),
+                    None,
+                )
             if parent is not None:
                 result.study_trials = study.trials()
                 result.parent = study.store.trial(parent.id)

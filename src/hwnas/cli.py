@@ -808,6 +808,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "trained as asked, but it does not meet them",
             file=sys.stderr,
         )
+    if result.same_as is not None:
+        print(
+            f"note: this arch is trial #{result.same_as}'s; its runs here stand apart from it "
+            f"(--trial {result.same_as} trains it as that net: its summary, the verdicts)",
+            file=sys.stderr,
+        )
     if args.json:
         sys.stdout.write(json.dumps([t.to_dict() for t in result.trials], indent=1) + "\n")
         return 0
