@@ -179,6 +179,54 @@ def test_true_front_scores_itself_perfectly():
 
 
 @needs_table
+def test_the_true_front_is_of_what_the_search_could_find(tmp_path):
+    """Regret was scored against the whole table's front: beyond a constraint (24 of 50
+    points reachable under `latency_ms <= 5`) and outside a subset of ops (0 of 50 found by a
+    search that saw its whole 64-cell space), every strategy's figure was alike and wrong; a
+    noisy estimator's lucky draws scored below zero."""
+    from hwnas.core.pareto import pareto_indices
+    from hwnas.experiment.study import Study, true_front
+
+    objectives = [("accuracy", "max"), ("latency_ms", "min")]
+    rows = table_rows()
+
+    def rounded(points):
+        return sorted((round(a, 9), round(t, 9)) for a, t in points)
+
+    def brute(keep):
+        metrics = [
+            {"accuracy": float(r["cifar10_valid_acc"]) / 100, "latency_ms": float(r["pixel3_ms"])}
+            for r in rows
+            if keep(r)
+        ]
+        front = [metrics[i] for i in pareto_indices(metrics, objectives)]
+        return rounded((-m["accuracy"], m["latency_ms"]) for m in front)
+
+    base = [f"estimator.path={TABLE}"]
+    bound = load_config("configs/nb201_pixel3.yaml", [*base, "constraints=['latency_ms <= 5']"])
+    points, worst = true_front(bound, objectives)
+    assert rounded(points) == brute(lambda r: float(r["pixel3_ms"]) <= 5)
+    assert len(points) == 24  # of the table's 50
+    assert worst[1] == pytest.approx(max(float(r["pixel3_ms"]) for r in rows))  # one scale
+    two = ["nor_conv_3x3", "skip_connect"]
+    sub = load_config("configs/nb201_pixel3.yaml", [*base, f"space.ops={two}"])
+    points, _ = true_front(sub, objectives)
+    assert rounded(points) == brute(lambda r: set(parse_string(r["arch_str"])) <= set(two))
+    # the whole 64-cell sub-space searched: every true-front point found, no regret
+    res = search_nb201(tmp_path / "sub", f"space.ops={two}", "strategy=random", budget=64)
+    assert res.returncode == 0, res.stderr
+    found = json.loads((tmp_path / "sub" / "pareto.json").read_text())
+    assert found["hypervolume_regret"] == pytest.approx(0.0, abs=1e-12)
+    assert found["true_front_found"] == found["true_front_size"] == len(points)
+    # noise: the front chosen on noisy figures, scored at the table's own
+    res = search_nb201(tmp_path / "noisy", "estimator.noise=0.01", budget=40)
+    assert res.returncode == 0, res.stderr
+    with Study(tmp_path / "noisy", readonly=True) as study:
+        regret = study.against_true_front(study.pareto())["hypervolume_regret"]
+    assert 0.0 < regret < 1.0
+
+
+@needs_table
 @pytest.mark.parametrize(
     ("override", "needle"),
     [

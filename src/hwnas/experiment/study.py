@@ -133,7 +133,9 @@ class Study:
         except BaseException:
             self.store.close()
             raise
-        self._truth: tuple[list[tuple[float, ...]], list[float]] | None = None
+        self._truth: (
+            tuple[list[tuple[float, ...]], list[float], dict[str, dict[str, float]]] | None
+        ) = None
 
     @property
     def objectives(self) -> list[tuple[str, str]]:
@@ -241,16 +243,27 @@ class Study:
         """For tabular searches: hypervolume regret 1 - HV(found)/HV(true front) and hits.
 
         The reference point is the table's worst value of each objective, so the figure is
-        comparable between searches on the same table.
+        comparable between searches on the same table; the true front is of the configured
+        space under the constraints, and found nets count at their table values.
         """
         if getattr(self.config.estimator, "needs_model", True):
             return {}  # only an estimator that knows every arch (a table) has a true front
         if self._truth is None:  # computed once per Study: it reads every row of the table
-            self._truth = true_front(self.config, self.objectives) or ([], [])
-        points, worst = self._truth
+            rows = table_rows(self.config) or {}
+            points, worst = true_front(self.config, self.objectives, rows) or ([], [])
+            self._truth = (points, worst, rows)
+        points, worst, rows = self._truth
         if not points:
             return {}
-        found = [v for t in front if (v := as_minimisation(t.metrics, self.objectives))]
+        # each found net at its table value: a noisy estimator's lucky draw is no better find
+        from hwnas.space import make_space
+
+        space = make_space(self.config.space)
+        found = [
+            v
+            for t in front
+            if (v := as_minimisation(rows.get(space.key(t.arch), t.metrics), self.objectives))
+        ]
         hv_true = hypervolume(points, worst)
         hv_found = hypervolume(found, worst)
         true_set = set(points)
@@ -332,15 +345,10 @@ def normalised_hypervolume(trials: list[Trial], objectives: list[tuple[str, str]
     return hv if math.isfinite(hv) else None
 
 
-def true_front(
-    cfg: ExperimentConfig, objectives: Objectives
-) -> tuple[list[tuple[float, ...]], list[float]] | None:
-    """The real Pareto front of a fully tabular experiment, and the table's worst point.
-
-    Both come from every arch the estimator (and each cost source that knows them all)
-    enumerates, so a search can be scored against what was there to find. None unless the
-    estimator enumerates the space (a table).
-    """
+def table_rows(cfg: ExperimentConfig) -> dict[str, dict[str, float]] | None:
+    """Every arch a fully tabular experiment's estimator enumerates (a table), keyed by its
+    table key, with what each cost source that knows them all adds; None unless the
+    estimator enumerates the space."""
     from hwnas.core.registry import estimators
     from hwnas.hardware.targets import make_cost_model
 
@@ -360,11 +368,50 @@ def true_front(
         for k, metrics in rows.items():
             if k in known:
                 metrics.update(known[k])
-    values = list(rows.values())
-    vectors = [v for m in values if (v := as_minimisation(m, objectives)) is not None]
+    return rows
+
+
+def _findable(cfg: ExperimentConfig, rows: dict[str, dict[str, float]]) -> list[dict[str, float]]:
+    """The rows a search of ``cfg`` could end on: archs of its space (a subset of ops leaves
+    the rest of the table out) that meet its constraints (as far as the table knows)."""
+    from hwnas.core.constraints import violated
+    from hwnas.space import make_space
+
+    space = make_space(cfg.space)
+    # a table key is the space's own string (NB201's) or, by default, the arch's JSON
+    parse = getattr(space, "from_string", json.loads)
+    out = []
+    for key, metrics in rows.items():
+        try:
+            space.validate(parse(key))
+        except Exception:  # noqa: BLE001 - a row outside the configured space
+            continue
+        if not violated(list(cfg.constraints), metrics):
+            out.append(metrics)
+    return out
+
+
+def true_front(
+    cfg: ExperimentConfig,
+    objectives: Objectives,
+    rows: dict[str, dict[str, float]] | None = None,
+) -> tuple[list[tuple[float, ...]], list[float]] | None:
+    """The real Pareto front of a fully tabular experiment, and the table's worst point.
+
+    The front is of what there was to find: the archs of the configured space that meet the
+    constraints (a bound leaves the table's front beyond it unreachable, and counting it made
+    every strategy's regret alike). The worst point is the whole table's, so the figure keeps
+    one scale between searches on the same table. ``rows``: :func:`table_rows` read already.
+    None unless the estimator enumerates the space (a table).
+    """
+    rows = table_rows(cfg) if rows is None else rows
+    if rows is None:
+        return None
+    vectors = [v for m in rows.values() if (v := as_minimisation(m, objectives)) is not None]
     if not vectors:
         return None
     worst = [max(v[k] for v in vectors) for k in range(len(objectives))]
+    values = _findable(cfg, rows)
     front = [as_minimisation(values[i], objectives) for i in pareto_indices(values, objectives)]
     return [f for f in front if f is not None], worst
 
