@@ -226,6 +226,23 @@ def test_the_true_front_is_of_what_the_search_could_find(tmp_path):
     assert 0.0 < regret < 1.0
 
 
+def test_a_cell_space_of_one_op_is_refused_in_one_line():
+    """`space.ops=[nor_conv_3x3]` is one cell: evolution's mutation had no other op to pick
+    and the search ended in a 46-line IndexError."""
+    from hwnas.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"space.ops: at least two, or the space is one cell"):
+        load_config(
+            None,
+            [
+                "space=cell",
+                "space.ops=[nor_conv_3x3]",
+                "target=analytic",
+                "objectives={accuracy: max}",
+            ],
+        )
+
+
 @needs_table
 @pytest.mark.parametrize(
     ("override", "needle"),

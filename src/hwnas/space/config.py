@@ -115,6 +115,8 @@ class CellSpaceConfig(KindConfig):
         unknown = [o for o in v if o not in CELL_OPS]
         if unknown or not v:
             raise ValueError(f"ops must be a non-empty subset of {list(CELL_OPS)}")
+        if len(set(v)) < 2:  # mutation had nothing to change to (a traceback in evolution)
+            raise ValueError("at least two, or the space is one cell with nothing to search")
         return [o for o in CELL_OPS if o in v]
 
 
