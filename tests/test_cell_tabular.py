@@ -250,6 +250,9 @@ def test_a_cell_space_of_one_op_is_refused_in_one_line():
         ("target.metrics={latency_ms: nosuch_ms}", "nosuch_ms"),
         ("estimator.path=/no/such/table.csv.gz", "estimator.path: /no/such/table.csv.gz"),
         ("estimator.arch_column=nope", "nope"),
+        # a table has one fidelity: hyperband's promotions repeated each arch's figure
+        ("scheduler={name: hyperband, max_epochs: 200}", "scheduler: hyperband cuts"),
+        ("pruner=median", "pruner: median cuts trainings short, and a table has one"),
     ],
 )
 def test_tabular_config_errors(tmp_path, override, needle):

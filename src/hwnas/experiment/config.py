@@ -271,6 +271,13 @@ class ExperimentConfig(Section):
                 raise ValueError(f"{where}.provides: unknown metric {unknown[0]!r}")
         self._check_produced()
         objectives = [(o.metric, o.direction) for o in self.objectives]
+        for key, section in (("pruner", self.pruner), ("scheduler", self.scheduler)):
+            if self.estimator.name == "tabular" and section.name != "none":
+                # every arch's figure is its final one: promotions repeated it, cut nothing
+                raise ValueError(
+                    f"{key}: {section.name} cuts trainings short, and a table has one fidelity "
+                    f"(each arch's final figure); drop it ({key}=none)"
+                )
         for section in (self.pruner, self.scheduler):
             check = getattr(section, "check", None)  # a stop rule must not cut the front
             if check is not None:
