@@ -488,3 +488,22 @@ def test_a_constraint_on_a_known_cost_rules_candidates_out_before_they_are_propo
         ]
     assert statuses["true"] == ["complete"] * 30
     assert statuses["false"].count("pruned") >= 5
+
+
+@needs_table
+def test_a_resumed_bo_search_proposes_what_an_uninterrupted_one_does(tmp_path):
+    """The study stores its strategy state as JSON with sorted keys, which reordered the told
+    archs, the GP's data: a search resumed with a larger budget proposed other archs than
+    one run straight through (evolution, random and REINFORCE did not)."""
+    args = ["search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}"]
+    args += ["--set", "strategy=bo", "-q"]
+
+    def archs(out):
+        res = run_cli("show", str(out), "--json")
+        return [t["describe"] for t in json.loads(res.stdout)]
+
+    for budget in (25, 40):
+        assert run_cli(*args, "--budget", str(budget), "--out", str(tmp_path / "a")).returncode == 0
+    assert run_cli(*args, "--budget", "40", "--out", str(tmp_path / "b")).returncode == 0
+    resumed, straight = archs(tmp_path / "a"), archs(tmp_path / "b")
+    assert len(resumed) == 40 and resumed == straight

@@ -440,11 +440,13 @@ class BayesOpt(Strategy):
     def state(self) -> dict[str, Any]:
         return {
             **super().state(),
-            "observed": self.observed,
+            # as [key, value] pairs: the study stores JSON with sorted keys, and the order the
+            # archs were told is the GP's data order (a resumed search proposed other archs)
+            "observed": list(map(list, self.observed.items())),
             "pending": self.pending,
             "hypers": [list(h) for h in self.hypers],
             "hyper_n": self.hyper_n,
-            "levels": self.levels,
+            "levels": {lv: list(map(list, told.items())) for lv, told in self.levels.items()},
             "by_fidelity": self.by_fidelity,
             "ends": self.ends,
             "known_costs": self.use_known,
@@ -452,7 +454,7 @@ class BayesOpt(Strategy):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self.observed = dict(state["observed"])
+        self.observed = dict(state["observed"])  # pairs, or a mapping (sorted) from before
         self.pending = list(state["pending"])
         # "hyper": one kernel, as studies begun before EHVI kept it
         hypers = state.get("hypers", [state["hyper"]] if state.get("hyper") else [])
