@@ -1,7 +1,7 @@
 """Strategies on NAS-Bench-201 (tabular, real published numbers), many seeds, side by side.
 
-Single objective (validation accuracy): regret = 94.37 - test accuracy of the pick (the
-best-validation trial) at 100, 300 and 500 distinct architectures. Two objectives (validation
+Single objective (validation accuracy): regret = the table's best test accuracy (94.37) - test
+accuracy of the pick (the best-validation trial) at 100, 300 and 500 distinct architectures. Two objectives (validation
 accuracy vs pixel3_ms): hypervolume regret 1 - HV/HV(true front), reference point = the table's
 worst accuracy and worst latency, and true-front points found. Budgets count distinct
 architectures (repeats are answered from the study). Also hwnas's own time per tabular trial.
@@ -30,7 +30,6 @@ import hwnas
 from hwnas.core.pareto import as_minimisation, hypervolume, pareto_indices
 from hwnas.experiment.study import true_front
 
-BEST_TEST = 94.37
 REPO = Path(__file__).resolve().parents[1]
 OBJ2 = [("accuracy", "max"), ("latency_ms", "min")]
 
@@ -143,6 +142,7 @@ def main() -> None:
 
     table = TableEstimator(cfg2.estimator).table
     test_acc = {k: float(r["cifar10_test_acc"]) for k, r in table.rows.items()}
+    best_test = max(test_acc.values())  # 94.3733: the rounded 94.37 gave -0.0033 at the optimum
     out: dict = {
         "seeds": args.seeds,
         "first_seed": args.first_seed,
@@ -170,7 +170,7 @@ def main() -> None:
                     for b in (100, 300, 500):
                         done = [t for t in trials[:b] if t.status == "complete"]
                         pick = max(done, key=lambda t: (t.metrics["accuracy"], -t.id))
-                        regrets[b].append(BEST_TEST - test_acc[pick.describe])
+                        regrets[b].append(best_test - test_acc[pick.describe])
                 if args.so_only:
                     continue
                 trials, spt = run(

@@ -250,6 +250,11 @@ def test_a_cell_space_of_one_op_is_refused_in_one_line():
         ("target.metrics={latency_ms: nosuch_ms}", "nosuch_ms"),
         ("estimator.path=/no/such/table.csv.gz", "estimator.path: /no/such/table.csv.gz"),
         ("estimator.arch_column=nope", "nope"),
+        # every trial failed "... not in table", or read 9009 % as an accuracy
+        ("space=chain", "arch_str values (e.g. '|"),
+        ("estimator.arch_column=nb201_idx", "nb201_idx values (e.g. '0') are no keys of the cell"),
+        ("estimator.accuracy.scale=1", "reaches 91.61, and an accuracy is a fraction 0-1"),
+        ("estimator.path=/tmp", "estimator.path: /tmp is a directory, not a CSV table"),
         # a table has one fidelity: hyperband's promotions repeated each arch's figure
         ("scheduler={name: hyperband, max_epochs: 200}", "scheduler: hyperband cuts"),
         ("pruner=median", "pruner: median cuts trainings short, and a table has one"),

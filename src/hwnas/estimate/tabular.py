@@ -6,17 +6,28 @@ final models only.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hwnas.core.fidelity import Fidelity
 from hwnas.estimate.base import Estimate, Estimator, Report, Task
-from hwnas.hardware.tabular import Table, load_table
+from hwnas.hardware.tabular import Table, TableError, load_table
 
 if TYPE_CHECKING:
     from hwnas.hardware.base import Candidate
     from hwnas.hardware.config import TableColumn
+
+
+def _keyed_by(space: Any, parse: Any, key: str) -> bool:
+    """Whether ``key`` reads back as the table key of an arch of ``space``."""
+    try:
+        return bool(space.key(parse(key)) == key)
+    except Exception:  # noqa: BLE001 - any failure to read it back: not its key
+        return False
 
 
 class TableEstimator(Estimator):
@@ -46,8 +57,34 @@ class TableEstimator(Estimator):
 
     def check(self, space: Any, input_shape: Any, num_classes: int | None) -> None:
         """The table and its columns are read now, before the study is written: a misnamed
-        column is refused at start, not by the first trial."""
-        self.table  # noqa: B018 - loading it is the check
+        column is refused at start, not by the first trial; so are accuracies outside 0-1
+        (a scale left at 1 on a table of percentages showed `val 9009.47%`) and a space whose
+        archs the table does not hold (every trial failed `... not in table`)."""
+        table = self.table
+        for name in ("accuracy", "test_accuracy"):
+            col = getattr(self.cfg, name)
+            if col is None:
+                continue
+            top = max((v for r in table.all_values({name: col}) if (v := r[name]) == v), default=0)
+            if top > 1.0:
+                raise TableError(
+                    f"estimator.{name}: {col.column} x {col.scale:g} reaches {top:.4g}, and "
+                    f"an accuracy is a fraction 0-1 (percentages: scale 0.01)"
+                )
+        if space is None:
+            return
+        # the kind's default: a subset of ops (`space.ops`) reads the rows it leaves out (a
+        # kind that needs its config is read as configured)
+        with contextlib.suppress(Exception):
+            space = type(space)()
+        parse = getattr(space, "from_string", json.loads)  # the space's key, read back
+        rows = list(itertools.islice(table.rows, 50))
+        if not any(_keyed_by(space, parse, k) for k in rows):
+            raise TableError(
+                f"estimator: {table.path.name}'s {self.cfg.arch_column} values (e.g. "
+                f"{rows[0][:60]!r}) are no keys of the {space.name} space's archs: the space "
+                "or arch_column does not match the table"
+            )
 
     def estimate(
         self,

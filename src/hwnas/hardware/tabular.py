@@ -36,6 +36,8 @@ class Table:
         self.path = Path(path).expanduser()
         self.where = where
         pk = path_key or f"{where}.path"
+        if self.path.is_dir():
+            raise TableError(f"{pk}: {self.path} is a directory, not a CSV table")
         if not self.path.is_file():
             raise TableError(f"{pk}: {self.path} does not exist")
         try:
