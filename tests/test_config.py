@@ -61,7 +61,11 @@ def test_set_of_one_objective_adds_to_the_others_whatever_their_form(tmp_path):
     stored = load_config(None, []).to_json_dict()  # a study's stored config: a list of dicts
     assert objectives(None, ["objectives.params=min"], base=stored) == both
     assert objectives(None, ["objectives.latency_ms=null"]) == [("accuracy", "max")]
-    assert objectives(None, ["objectives.accuracy=min"])[0] == ("accuracy", "min")
+    # a metric's own sense: `latency_ms: max` searched for the slowest nets, silently
+    with pytest.raises(ConfigError, match="latency_ms is minimised: `max` would search for the"):
+        load_config(None, ["objectives.latency_ms=max"])
+    with pytest.raises(ConfigError, match="accuracy is maximised"):
+        load_config(None, ["objectives={accuracy: min}"])
     with pytest.raises(ConfigError, match="--set objectives.params: the objectives it adds to"):
         load_config(None, ["objectives=5", "objectives.params=min"])
     with pytest.raises(ConfigError, match="'objectives.params=minimize'.*max or min"):

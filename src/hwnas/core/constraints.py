@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hwnas.core.config import Section
-from hwnas.core.metrics import check_metric
+from hwnas.core.metrics import check_metric, direction
 
 _CONSTRAINT_RE = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:@[A-Za-z0-9_.-]+)?)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$"
@@ -23,6 +23,17 @@ class Objective(Section):
     direction: Literal["max", "min"] = Field(description="`max` or `min`.")
 
     _known = field_validator("metric")(lambda v: check_metric(v))
+
+    @model_validator(mode="after")
+    def _sense(self) -> Objective:
+        """A metric's own sense: `latency_ms: max` searched for the slowest nets, silently."""
+        sense = direction(self.metric)
+        if self.direction != sense:
+            raise ValueError(
+                f"{self.metric} is {'maximised' if sense == 'max' else 'minimised'}: "
+                f"`{self.direction}` would search for the worst nets"
+            )
+        return self
 
 
 class Constraint(Section):
