@@ -53,7 +53,8 @@ MATMUL |= {"MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1}
 MATMUL |= {"QLinearMatMul": 3, "QGemm": 3}
 
 
-def _node_macs(node: Any, shape: dict[str, list[int]]) -> int:
+def node_macs(node: Any, shape: dict[str, list[int]]) -> int:
+    """Multiply-accumulates of one node (0 for what is no convolution or product)."""
     out = shape.get(node.output[0]) if node.output else None
     if node.op_type in MATMUL and out is None:  # a contrib op ONNX infers no shape for
         out = _product_shape(node, shape)
@@ -227,17 +228,12 @@ def graph_shapes(proto: Any, notes: list[str] | None = None) -> Shapes:
     return Shapes(graph, shape, nbytes, weights)
 
 
-def node_macs(node: Any, shape: dict[str, list[int]]) -> int:
-    """Multiply-accumulates of one node (0 for what is no convolution or product)."""
-    return _node_macs(node, shape)
-
-
 def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, float]:
     """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``;
     ``notes`` hears of tensors whose shapes neither inference nor a run gave (not counted)."""
     s = graph_shapes(proto, notes)
     graph, shape, nbytes, weights = s.graph, s.shape, s.nbytes, s.weights
-    macs = sum(_node_macs(n, shape) for n in graph.node)
+    macs = sum(node_macs(n, shape) for n in graph.node)
 
     reads = [_reads(node) for node in graph.node]
     last_use: dict[str, int] = {}
