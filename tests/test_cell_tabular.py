@@ -486,3 +486,40 @@ def test_a_table_searched_net_is_trained_stand_alone_by_the_final_estimator(tmp_
         t for t in json.loads(run_cli("show", str(out), "--json").stdout) if t["stage"] == "final"
     ]
     assert {t["id"] for t in again} == {t["id"] for t in finals}
+
+
+def test_a_table_keyed_by_hwnas_own_json_or_fbnet_indices_serves_a_search(tmp_path):
+    """The keys of a JSON-keyed space (the chain's canonical form) name no single arch, and
+    FBNet's are block indices: the start check and the true front read both, where a first
+    cut parsed every key as an NB201 string or JSON arch (chain tables refused, FBNet rows
+    none of the front)."""
+    from hwnas.estimate.tabular import _keyed_by
+    from hwnas.experiment.study import true_front
+    from hwnas.space.chain import ChainSpace
+    from hwnas.space.fbnet import FbnetSpace
+
+    space, rng = ChainSpace(), random.Random(0)
+    keys = sorted({space.key(space.sample(rng)) for _ in range(30)})
+    table = tmp_path / "chain.csv"
+    with table.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arch", "acc"])
+        w.writerows([k, (i + 1) / 100] for i, k in enumerate(keys))
+    items = [
+        "estimator=tabular",
+        f"estimator.path={table}",
+        "estimator.arch_column=arch",
+        "estimator.accuracy={column: acc, scale: 1}",
+        "estimator.test_accuracy={column: acc, scale: 1}",
+        "target=analytic",
+        "objectives={accuracy: max}",
+    ]
+    cfg = load_config(None, items)
+    from hwnas.core.registry import estimators
+
+    estimators.create(cfg.estimator).check(space, None, None)  # not refused
+    points, _ = true_front(cfg, [("accuracy", "max")])
+    assert points == [(-len(keys) / 100,)]  # every row counted: the best one is the front
+    fbnet = "0 " * 21 + "1"
+    assert _keyed_by(FbnetSpace(), fbnet) and not _keyed_by(space, fbnet)
+    assert not _keyed_by(space, "7") and not _keyed_by(CellSpace(), fbnet)

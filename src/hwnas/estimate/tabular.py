@@ -6,9 +6,7 @@ final models only.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,18 +14,20 @@ from typing import TYPE_CHECKING, Any
 from hwnas.core.fidelity import Fidelity
 from hwnas.estimate.base import Estimate, Estimator, Report, Task
 from hwnas.hardware.tabular import Table, TableError, load_table
+from hwnas.space.base import InvalidArch
 
 if TYPE_CHECKING:
     from hwnas.hardware.base import Candidate
     from hwnas.hardware.config import TableColumn
 
 
-def _keyed_by(space: Any, parse: Any, key: str) -> bool:
-    """Whether ``key`` reads back as the table key of an arch of ``space``."""
+def _keyed_by(space: Any, key: str) -> bool:
+    """Whether ``key`` is a table key of ``space``'s kind (its string form, or JSON)."""
     try:
-        return bool(space.key(parse(key)) == key)
-    except Exception:  # noqa: BLE001 - any failure to read it back: not its key
+        space.from_key(key)
+    except InvalidArch:
         return False
+    return True
 
 
 class TableEstimator(Estimator):
@@ -73,13 +73,8 @@ class TableEstimator(Estimator):
                 )
         if space is None:
             return
-        # the kind's default: a subset of ops (`space.ops`) reads the rows it leaves out (a
-        # kind that needs its config is read as configured)
-        with contextlib.suppress(Exception):
-            space = type(space)()
-        parse = getattr(space, "from_string", json.loads)  # the space's key, read back
         rows = list(itertools.islice(table.rows, 50))
-        if not any(_keyed_by(space, parse, k) for k in rows):
+        if not any(_keyed_by(space, k) for k in rows):
             raise TableError(
                 f"estimator: {table.path.name}'s {self.cfg.arch_column} values (e.g. "
                 f"{rows[0][:60]!r}) are no keys of the {space.name} space's archs: the space "

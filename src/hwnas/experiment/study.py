@@ -376,15 +376,16 @@ def _findable(cfg: ExperimentConfig, rows: dict[str, dict[str, float]]) -> list[
     the rest of the table out) that meet its constraints (as far as the table knows)."""
     from hwnas.core.constraints import violated
     from hwnas.space import make_space
+    from hwnas.space.base import InvalidArch
 
     space = make_space(cfg.space)
-    # a table key is the space's own string (NB201's) or, by default, the arch's JSON
-    parse = getattr(space, "from_string", json.loads)
     out = []
     for key, metrics in rows.items():
         try:
-            space.validate(parse(key))
-        except Exception:  # noqa: BLE001 - a row outside the configured space
+            arch = space.from_key(key)
+            if arch is not None:  # (canonical JSON names no arch to check: counted)
+                space.validate(arch)
+        except InvalidArch:  # a row outside the configured space
             continue
         if not violated(list(cfg.constraints), metrics):
             out.append(metrics)

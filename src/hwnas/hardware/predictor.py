@@ -587,11 +587,11 @@ def parse_arch(space: Space, text: str) -> Arch:
             raise InvalidArch(f"arch is not valid JSON: {text[:60]!r}") from None
         space.validate(arch)
         return arch  # type: ignore[no-any-return]
-    if hasattr(space, "from_key"):
-        return space.from_key(text)  # type: ignore[no-any-return]
-    if hasattr(space, "from_string"):
-        return space.from_string(text)  # type: ignore[no-any-return]
-    raise InvalidArch(f"a {space.name} arch must be JSON: {text[:60]!r}")
+    arch = space.from_key(text)  # an InvalidArch where the text is no key of this kind
+    if arch is None:  # JSON not starting with "{" cannot be an arch either
+        raise InvalidArch(f"a {space.name} arch must be JSON: {text[:60]!r}")
+    space.validate(arch)
+    return arch
 
 
 def guess_space(value: str) -> str:

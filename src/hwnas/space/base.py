@@ -76,6 +76,20 @@ class Space(ABC):
         """The string a table of results is indexed by (canonical JSON unless overridden)."""
         return json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
 
+    def from_key(self, key: str) -> Arch | None:
+        """The arch a table key names, where this kind's keys name one (NB201's strings,
+        FBNet's indices), not checked against this space's settings (``validate`` is: a
+        table holds archs a narrower space leaves out); InvalidArch if ``key`` is no key of
+        this kind. None where keys are canonical JSON, which drops what a net does not build
+        (a chain stage's unused ops) and so names no single arch."""
+        try:
+            value = json.loads(key)
+        except (json.JSONDecodeError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise InvalidArch(f"a {self.name} arch must be JSON: {key[:60]!r}")
+        return None
+
     def arch_hash(self, arch: Arch) -> str:
         """Stable identity of the network an arch builds."""
         return arch_hash(self.canonical(arch))

@@ -30,9 +30,14 @@ class CellSpace(Space):
         self.ops = list(self.cfg.ops)
 
     def from_string(self, text: str) -> Arch:
-        arch = {"ops": parse_string(text)}
+        """The arch of a benchmark string, an arch of this space (its ops) or InvalidArch."""
+        arch = self.from_key(text)
         self.validate(arch)
         return arch
+
+    def from_key(self, key: str) -> Arch:
+        """The cell of a benchmark string, whatever ops this space allows."""
+        return {"ops": parse_string(key)}
 
     def parameters(self) -> dict[str, list[Any]]:
         return {f"edge{j}<-{i}": list(self.ops) for j, i in EDGES}
