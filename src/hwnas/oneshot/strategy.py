@@ -136,6 +136,8 @@ class OneShotSearch(Strategy):
                 if h in seen:
                     continue
                 seen.add(h)
+                if target is not None:
+                    _log_fix_up(self.name, res.setting.label(), rank, costs.metric, info)
                 info = {"op": "derive", "setting": k, **res.setting.to_json(), "rank": rank, **info}
                 if costs.metric != NO_COST:
                     info["cost_metric"] = costs.metric
@@ -181,6 +183,24 @@ class OneShotSearch(Strategy):
         super().load_state(state)
         self.derived = state.get("derived")
         self.next = int(state.get("next", 0))
+
+
+def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, Any]) -> None:
+    """What the fix-up did to a net asked for at a cost target, in ``hwnas.log``: a derived
+    net that misses its target once trained is read there without opening the study."""
+    fix = info.get("fixed_up") or {}
+    readings = ", ".join(f"{v:.4g}" for v in fix.get("measured", [])) or "none"
+    log.info(
+        "%s: %s net %d: %s %.4g by the table (%.4g before %d fix-up changes), measured %s",
+        name,
+        label,
+        rank,
+        metric,
+        info["predicted_cost"],
+        fix.get("cost_before", info["predicted_cost"]),
+        fix.get("changes", 0),
+        readings,
+    )
 
 
 def _unreachable(settings: list[Setting], costs: ChoiceCosts) -> list[str]:
