@@ -185,8 +185,8 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
     # theta steps and small stand-alone nets each leave most of the GPU idle. The MAC study
     # starts once the latency study has derived its nets: deriving measures each net on the
     # CPU target (the measured fix-up), and readings taken while the other study's workers
-    # start up read slow, so the fix-up shrank the nets (on one H100 box, 2026-12-07: nets
-    # asked for 0.311 / 0.594 ms measured 0.236 / 0.423 ms once trained).
+    # start up read slow (on one H100 box, 2026-12-07, four workers started a second before
+    # the derive and the nets asked for 0.311 / 0.594 ms measured 0.236 / 0.423 ms trained).
     with ThreadPoolExecutor(2 if a.parallel else 1) as pool:
         futures = {"targets": pool.submit(search, tgt, a.data, studies["targets"][1])}
         if a.parallel:
