@@ -12,7 +12,7 @@ probe)
       --out /tmp/probe --budget 2 -q --set budget.minutes=null ${PROBE_SET:-} 2>&1 | tail -5
   python3 -m hwnas.cli show /tmp/probe --json > $OUT/probe_trials.json
   python3 benchmarks/latency_protocol.py --target cuda-torch --n 10 --resolution 32 --channels 3 | tail -3
-  cp benchmarks/results/*latency_protocol_cuda-torch.json $OUT/ 2>/dev/null
+  new_results "*latency_protocol_cuda-torch.json"
   ;;
 start)
   rm -rf /tmp/c10  # a warm machine may still hold the last run's study

@@ -49,7 +49,7 @@ finish)
   python3 benchmarks/fast_headline.py --dir $D --tag seed$SEED 2>&1 | grep -v '^ \|^{\|^}' | tail -20
   # only this run's headline: the device tool brings back at most 8 files (older results in
   # the checkout once crowded out study.db)
-  cp "$(ls -t benchmarks/results/*fast_headline*.json | head -1)" $OUT/
+  new_results "*fast_headline*.json"
   python3 -m hwnas.cli show $D --json > $OUT/trials.json
   cp $D/pareto.json $D/report.html $OUT/ 2>/dev/null
   ;;

@@ -32,7 +32,7 @@ timeout -s INT ${SECONDS_LEFT:-530} python3 darts_nb201.py --data ../.data/cifar
 cd ..
 pkill -f "nvidia-smi dmon"
 # at most 8 files come back: this run's result, one log of every seed, the studies
-cp "$(ls -t benchmarks/results/*darts_nb201*.json | head -1)" $OUT/ 2>/dev/null
+new_results "*darts_nb201*.json"
 for f in $D/*.log; do echo "== $f"; tail -30 $f; done > $OUT/seeds.log
 for d in $D/*/; do echo "== $d"; grep -h 'supernet search' $d/hwnas.log | tail -3; done >> $OUT/seeds.log
 mine=""  # this call's seeds only

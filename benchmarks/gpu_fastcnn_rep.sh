@@ -10,5 +10,5 @@ timeout -s INT ${SECONDS_LEFT:-540} python3 fastcnn_rep.py --data ../.data/cifar
     --tag ${TAG:-h100} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -30
 cd ..
 pkill -f "nvidia-smi dmon"
-cp benchmarks/results/*fastcnn_rep*.json $OUT/ 2>/dev/null
+new_results "*fastcnn_rep*.json"
 ls $OUT

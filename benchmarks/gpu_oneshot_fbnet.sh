@@ -11,7 +11,7 @@ timeout -s INT ${SECONDS_LEFT:-530} python3 oneshot_fbnet.py --data ../.data/cif
   | grep -v '^    \|^{\|^}\|^\]' | tail -40
 cd ..
 pkill -f "nvidia-smi dmon"
-cp benchmarks/results/*oneshot_fbnet*.json $D/oneshot_fbnet.html $OUT/ 2>/dev/null
+new_results "*oneshot_fbnet*.json"; cp $D/oneshot_fbnet.html $OUT/ 2>/dev/null
 for s in latency macs targets ref mac-targets; do
   [ -d $D/$s ] || continue
   mkdir -p $OUT/$s

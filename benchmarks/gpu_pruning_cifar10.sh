@@ -13,7 +13,6 @@
 set -u -o pipefail
 . benchmarks/_gpu_env.sh
 D=$PWD/.prun
-touch /tmp/prun-start   # result files newer than this are this call's
 VARIANTS=${VARIANTS:-baseline,hyperband-warm-resume-m2,bohb-warm-resume,curve}
 (nvidia-smi dmon -s u -d 5 > $OUT/dmon-pruning.log 2>&1 &)
 timeout -s INT "${SECONDS_LEFT:-540}" python3 benchmarks/pruning.py --variants "$VARIANTS" \
@@ -30,7 +29,7 @@ for d in "$D"/baseline-seed*; do
 done
 [ ${#froms[@]} -gt 0 ] && python3 benchmarks/curve_extrapolation.py "${froms[@]}" \
     --tag "cifar10-gpu${TAG:-}" 2>&1 | grep "rho" | tail -8
-find benchmarks/results -newer /tmp/prun-start -name '*.json' -exec cp {} $OUT/ \;
+new_results "*.json"
 # each run's study, log and marker (weights and report stay: too large to bring back)
 tar -czf $OUT/prun.tar.gz --exclude=weights --exclude=report.html -C "$D" .
 ls -la $OUT

@@ -30,6 +30,7 @@ b)
     --gpus-per-trial 0.125 --set final.repeats=0 --tag ${TAG:-gpu-8} 2>&1 | tail -20
   cd ..
   pkill -f "nvidia-smi dmon"
-  cp benchmarks/results/*ray_overhead* $OUT/ 2>/dev/null
+  # only this call's result (the checkout carries the earlier ones)
+  find benchmarks/results -maxdepth 1 -name "*ray_overhead*" -newer /tmp/rayparts/$whl -exec cp {} $OUT/ \;
   ;;
 esac

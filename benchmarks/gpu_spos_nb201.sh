@@ -11,7 +11,7 @@ timeout -s INT ${SECONDS_LEFT:-530} python3 spos_nb201.py --data ../.data/cifar1
   --table ../.data/nb201_cifar10_hw.csv.gz --out $D --tag ${TAG:-h200} ${ARGS:-} 2>&1 | tail -60
 cd ..
 pkill -f "nvidia-smi dmon"
-cp benchmarks/results/*spos_nb201*.json $OUT/ 2>/dev/null
+new_results "*spos_nb201*.json"
 for s in spos tau; do
   [ -d $D/$s ] || continue
   mkdir -p $OUT/$s

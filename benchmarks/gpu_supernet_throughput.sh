@@ -7,5 +7,5 @@ cd benchmarks
 timeout -s INT ${SECONDS_LEFT:-400} python3 supernet_throughput.py --tag ${TAG:-h200} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -20
 cd ..
 pkill -f "nvidia-smi dmon"
-cp benchmarks/results/*supernet_throughput*.json $OUT/ 2>/dev/null
+new_results "*supernet_throughput*.json"
 ls $OUT

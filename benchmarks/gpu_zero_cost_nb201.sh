@@ -7,5 +7,5 @@ cd benchmarks
 python3 zero_cost_nb201.py --data ../.data/cifar10-jpeg.tar.gz --table ../.data/nb201_cifar10_hw.csv.gz \
   --device cuda --tag ${TAG:-h200} ${ARGS:-} 2>&1 | grep -v '^ \|^{\|^}' | tail -30
 cd ..
-cp benchmarks/results/*zero_cost_nb201*.json $OUT/ 2>/dev/null
+new_results "*zero_cost_nb201*.json"
 ls $OUT
