@@ -12,10 +12,13 @@ timeout -s INT ${SECONDS_LEFT:-530} python3 oneshot_fbnet.py --data ../.data/cif
 cd ..
 pkill -f "nvidia-smi dmon"
 new_results "*oneshot_fbnet*.json"; cp $D/oneshot_fbnet.html $OUT/ 2>/dev/null
+# each study's log, front and trials in one archive: the device tool brings back at most 8
+# files, and five studies' three files each were cut to one
+kept=()
 for s in latency macs targets ref mac-targets; do
   [ -d $D/$s ] || continue
-  mkdir -p $OUT/$s
-  cp $D/$s/hwnas.log $D/$s/pareto.json $OUT/$s/ 2>/dev/null
-  python3 -m hwnas.cli show $D/$s --json > $OUT/$s/trials.json 2>/dev/null
+  python3 -m hwnas.cli show $D/$s --json > $D/$s/trials.json 2>/dev/null
+  for f in hwnas.log pareto.json trials.json; do [ -f $D/$s/$f ] && kept+=("$s/$f"); done
 done
+[ ${#kept[@]} -gt 0 ] && tar czf $OUT/studies.tgz -C $D "${kept[@]}"
 ls -la $OUT
