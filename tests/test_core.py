@@ -199,3 +199,15 @@ def test_imports_point_down_and_form_no_cycle():
         cwd=REPO,
     )
     assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_one_number_format_for_every_command():
+    from hwnas.core.metrics import fmt_number
+
+    # whole counts of a thousand or more read with separators (MACs, bytes), else 4 digits
+    assert fmt_number(118147360.0) == "118,147,360"
+    assert fmt_number(1234) == "1,234"
+    assert fmt_number(999.0) == "999"
+    assert fmt_number(0.98673) == "0.9867"
+    assert fmt_number(1234.5) == "1234"  # .4g rounds half to even
+    assert fmt_number(-2048.0) == "-2,048"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import UserError
+from hwnas.core.metrics import fmt_number
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -882,7 +883,7 @@ def _fmt(v: Any, kind: str) -> str:
     if kind == "int":
         return f"{v:,.0f}"
     if kind == "g" and isinstance(v, int | float):  # a count in bytes reads whole, like MACs
-        return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 1e4 else f"{v:.4g}"
+        return fmt_number(v)
     return str(v)
 
 
@@ -1182,7 +1183,7 @@ def _print_costs(costs: dict[str, Any], as_json: bool, title: str) -> int:
         if isinstance(v, list):
             v = ", ".join(f"{x:.4g}" for x in v)
         elif isinstance(v, float):
-            v = f"{v:,.0f}" if v >= 100 and v.is_integer() else f"{v:.4g}"
+            v = fmt_number(v)
         table.add_row(k, str(v))
     Console().print(table)
     return 0

@@ -120,3 +120,11 @@ for _proxy in ZERO_COST_PROXIES:
     register_metric(
         f"zc_{_proxy}", "max", "score", f"zero-cost proxy {_proxy} of the untrained net", "task"
     )
+
+
+def fmt_number(v: float) -> str:
+    """A metric's value for a console line: a whole count of a thousand or more (MACs, bytes,
+    params) with separators, ``1,234,567``; anything else in four significant digits. One rule
+    for every command, so a figure reads the same in ``show``, ``profile`` and a warning."""
+    v = float(v)
+    return f"{v:,.0f}" if v.is_integer() and abs(v) >= 1000 else f"{v:.4g}"

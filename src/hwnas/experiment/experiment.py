@@ -27,7 +27,7 @@ from typing import Any
 
 from hwnas.core.errors import ConfigError
 from hwnas.core.fidelity import Fidelity, trial_key
-from hwnas.core.metrics import base_name
+from hwnas.core.metrics import base_name, fmt_number
 from hwnas.core.pareto import pareto_indices
 from hwnas.core.threads import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
@@ -1121,10 +1121,9 @@ def _out_of_reach(evaluator: Any, space: Any, constraints: list[Any]) -> list[st
         values = seen.get(c.metric)
         if values and not any(c.holds(v) for v in values):
             best = min(values) if c.op in ("<=", "<") else max(values)
-            shown = f"{best:,.0f}" if best.is_integer() else f"{best:.4g}"
             out.append(
                 f"constraint {c}: none of {_REACH_DRAWS} nets drawn from the space meets it "
-                f"(best {shown}); the search may find none"
+                f"(best {fmt_number(best)}); the search may find none"
             )
     return out
 
