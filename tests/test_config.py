@@ -162,6 +162,8 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         (["objectives=[{metric: speed, direction: min}]"], "unknown metric 'speed'"),
         (["constraints=['latency_ms <= -1']"], "can never hold"),
         (["constraints=['accuracy >= 1.5']"], "can never hold"),
+        # a percentage for a fraction is named as such
+        (["constraints=['accuracy >= 90']"], "(accuracy is 0-1; did you mean 0.9?)"),
         (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),
         (["target=analytic"], "measures no latency_ms"),
         (["space.kernels=[2]"], "space.kernels"),

@@ -293,7 +293,9 @@ class ExperimentConfig(Section):
             if c.value < 0 or (c.op in ("<", "<=") and c.value == 0 and c.metric != "accuracy"):
                 raise ValueError(f"constraints: {c} can never hold")
             if c.metric == "accuracy" and (c.value > 1 or (c.op == ">" and c.value >= 1)):
-                raise ValueError(f"constraints: {c} can never hold (accuracy is 0-1)")
+                pct = c.op in (">", ">=") and c.value <= 100  # a percentage for a fraction
+                hint = f"; did you mean {c.value / 100:g}?" if pct and c.value > 1 else ""
+                raise ValueError(f"constraints: {c} can never hold (accuracy is 0-1{hint})")
         for metric in {c.metric for c in self.constraints}:  # e.g. <= 1 together with >= 2
             bounds = [c for c in self.constraints if c.metric == metric]
             upper = min((c.value for c in bounds if c.op in ("<", "<=")), default=math.inf)
