@@ -50,9 +50,21 @@ class Table:
                         f"{where}.arch_column: {key_column!r} not in {self.path.name} "
                         f"(columns: {', '.join(self.columns)})"
                     )
-                self.rows = {row[key_column]: row for row in reader}
+                self.rows: dict[str, dict[str, str]] = {}
+                clashes: list[tuple[str, int]] = []  # (key, line) of a row unlike its first
+                for row in reader:
+                    key = row[key_column]
+                    if self.rows.setdefault(key, row) != row:
+                        clashes.append((key, reader.line_num))
         except (OSError, csv.Error, UnicodeDecodeError, EOFError) as exc:
             raise TableError(f"{pk}: {self.path} is not a readable CSV table ({exc})") from None
+        if clashes:  # which one a lookup took was the last row's, silently
+            key, line = clashes[0]
+            raise TableError(
+                f"{pk}: {self.path.name} has {len(clashes)} more row(s) for an arch already "
+                f"listed, with other values (e.g. {key[:60]!r} again at line {line}): one row "
+                "per arch (average repeated runs first)"
+            )
         if not self.rows:
             raise TableError(f"{pk}: {self.path} has no rows")
 
