@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import reprlib
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from hwnas.core.errors import UserError
 
@@ -20,6 +22,20 @@ class KindConfig(Section):
     the kind; the registry validates the rest against that kind's model."""
 
     name: str
+
+
+def _absolute(path: str | None) -> str | None:
+    """A file or directory a config names, made absolute where the config is read: a study
+    stores its config, and a relative path there (``hwnas show`` of a table search run from
+    another directory: "does not exist") named another file, or none, elsewhere."""
+    if not path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+#: a path in a config, stored absolute (relative to the working directory it was given in)
+LocalPath = Annotated[str, AfterValidator(_absolute)]
+OptionalPath = Annotated[str | None, AfterValidator(_absolute)]
 
 
 _SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hwnas.core.config import Section
+from hwnas.core.config import OptionalPath, Section
 
 
 class SupernetConfig(Section):
@@ -67,7 +67,7 @@ class SupernetConfig(Section):
         description="Share of the training split that trains theta (w trains on the rest); "
         "the validation split is left to rank the derived nets.",
     )
-    weights: str | None = Field(
+    weights: OptionalPath = Field(
         None,
         description="A trained supernet to start from (another study's "
         "`supernet/warmup.pt`, same space and data): the warm-up is skipped, only theta "
