@@ -163,6 +163,21 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         (["objectives=[{metric: speed, direction: min}]"], "unknown metric 'speed'"),
         (["constraints=['latency_ms <= -1']"], "can never hold"),
         (["constraints=['accuracy >= 1.5']"], "can never hold"),
+        # a device model says what it gives: a label's typo or a metric it lacks is refused
+        # (without a cpu-ort target beside it, both went unchecked and unpruned)
+        (
+            [
+                "target=device",
+                "costs=[{name: device, label: m7}]",
+                "constraints=['peak_sram_bytes@M7 <= 1000']",
+            ],
+            "gives peak_sram_bytes@M7 (this run has peak_sram_bytes, peak_sram_bytes@m7)",
+        ),  # fmt: skip
+        (["target=device", "constraints=['latency_ms@board <= 5']"], "latency_ms@board"),
+        (
+            ["costs=[{name: device, label: m7}]", "objectives.peak_sram_bytes=min"],
+            "no source of this run gives peak_sram_bytes",
+        ),
         # a percentage for a fraction is named as such
         (["constraints=['accuracy >= 90']"], "(accuracy is 0-1; did you mean 0.9?)"),
         (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),

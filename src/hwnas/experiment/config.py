@@ -339,8 +339,10 @@ class ExperimentConfig(Section):
                 if base_name(m) == "latency_ms"
                 else f"no source of this run gives {m}"
             )
+            near = sorted(n for n in made if base_name(n) == base_name(m))  # a label's typo
+            has = f" (this run has {', '.join(near)})" if near else ""
             raise ValueError(
-                f"objectives/constraints: {hint}; add a source that does (target or costs)"
+                f"objectives/constraints: {hint}{has}; add a source that does (target or costs)"
             )
 
     def _add_capacities(self) -> None:

@@ -227,6 +227,12 @@ class DeviceTarget(CostModelConfig):
     """Datasheet device model: roofline latency, energy, peak SRAM and flash (docs/devices.md)."""
 
     name: Literal["device"] = "device"
+
+    def produces(self) -> set[str] | None:
+        # what DeviceEstimate.metrics gives: without it a bound on `peak_sram_bytes@M7` (a
+        # label's typo) or on a metric the model does not give went unchecked, silently
+        return {"latency_ms", "energy_mj", "peak_sram_bytes", "flash_bytes"}
+
     spec: str = Field(
         "cortex-m7",
         description="Shipped device (`cortex-m7`, `imx8mp-npu`, `jetson-orin-nano`) or a path "
