@@ -414,3 +414,31 @@ def test_eval_measures_an_arch_again_while_its_fastest_readings_disagree(
     assert 12 * 2 < meters[1].readings < 12 * 6  # again: only the unsettled archs
     assert longer["settled"] > plain["settled"]
     assert longer["settled"] >= 0.9
+
+
+def test_an_unreadable_table_or_a_file_for_its_directory_is_one_line(tmp_path):
+    """A corrupt table failed every trial of a search ("DatabaseError") and gave `profile` and
+    `lut eval` a traceback; the table file named as `target.path` failed every trial with
+    FileExistsError. Both are refused before a search writes its study."""
+    from hwnas.core.errors import UserError
+    from hwnas.hardware.lut import LutCostModel
+
+    good = LatencyTable(LutTarget(path=str(tmp_path)), (1, 8, 8))
+    good.close()
+    LutCostModel(LutTarget(path=str(tmp_path))).check()  # a readable table passes
+    good.path.write_text("not a database\n")
+    for wal in tmp_path.glob("*-wal"):
+        wal.unlink()
+    with pytest.raises(UserError, match=r"cpu-ort-.*\.sqlite: not a readable table"):
+        LutCostModel(LutTarget(path=str(tmp_path))).check()
+    with pytest.raises(UserError, match="not a readable table"):
+        LatencyTable(LutTarget(path=str(tmp_path)), (1, 8, 8))
+    with pytest.raises(UserError, match=r"target.path: .* is a file; name the directory"):
+        LutCostModel(LutTarget(path=str(good.path))).check()
+    out = tmp_path / "study"
+    r = run_cli(
+        "search", "--out", str(out), "--budget", "1",
+        "--set", "target=lut", "--set", f"target.path={tmp_path}",
+    )  # fmt: skip
+    assert r.returncode == 2 and "not a readable table" in r.stderr, r.stderr[-800:]
+    assert "Traceback" not in r.stderr and not out.exists()

@@ -293,6 +293,36 @@ def fit_latency(
     return overhead, 1.0, 0.0, float(np.median(np.abs(overhead + s - m) / m))
 
 
+def table_directory(settings: LutTarget, directory: str | Path | None = None) -> Path:
+    """The directory of a target's tables, made if absent; a file or a place it cannot be
+    made is a one-line error (trials failed one after another on it, or a traceback)."""
+    path = Path(directory or settings.path or default_dir()).expanduser()
+    where = "--dir" if directory else "target.path" if settings.path else "the table directory"
+    if path.exists() and not path.is_dir():  # the table file itself, named
+        raise UserError(
+            f"{where}: {path} is a file; name the directory of the tables ({path.parent})"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{where}: {path} cannot be made ({exc.strerror})") from None
+    return path
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A table's database, its schema in place; a file that is none is a one-line error."""
+    try:
+        con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise UserError(
+            f"lookup table {path}: not a readable table ({exc}); move it away and it is "
+            "measured again"
+        ) from None
+    return con
+
+
 class LatencyTable:
     """One table (one target fingerprint): its entries and its per-space fits.
 
@@ -312,12 +342,9 @@ class LatencyTable:
         self.settings, self.progress = settings, progress
         self.fingerprint = fingerprint(settings, self.input_shape)
         fp_json = json.dumps(self.fingerprint, sort_keys=True)
-        directory = Path(directory or settings.path or default_dir()).expanduser()
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = table_directory(settings, directory)
         self.path = directory / f"{settings.runtime}-{_sha(fp_json)}.sqlite"
-        self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.executescript(_SCHEMA)
+        self._con = _connect(self.path)
         row = self._con.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
         if row is None:
             self._con.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fp_json,))
@@ -645,6 +672,12 @@ class LutCostModel(CostModel):
     def __init__(self, cfg: LutTarget) -> None:
         self.cfg = cfg
         self.tables: dict[Shape, LatencyTable] = {}
+
+    def check(self) -> None:
+        """The tables' directory and this runtime's tables in it are readable: refused before
+        a search writes its study, not trial by trial."""
+        for path in sorted(table_directory(self.cfg).glob(f"{self.cfg.runtime}-*.sqlite")):
+            _connect(path).close()
 
     def table(self, input_shape: Shape) -> LatencyTable:
         if input_shape not in self.tables:
