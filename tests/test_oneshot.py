@@ -151,6 +151,17 @@ def test_a_derived_net_is_fixed_up_against_its_measurement():
     readings = info["fixed_up"]["measured"]
     assert len(readings) >= 2 and readings[0] == measure(trusted[0])
     assert readings[-1] == measure(picks)
+
+    # a constraint's bound as the target (target = bound x (1 - tol)): a reading above the
+    # target is not accepted, though within tol of it (the trial's own reading, noisier,
+    # pruned such a net at 0.99 x the bound)
+    def slow(picks):  # the table reads every net 4 % fast
+        return 1.04 * costs.of(picks)
+
+    (loose,) = derive(probs, costs, 1, 12.0, 0.05, slow, readings=3)
+    assert 12.0 < slow(loose[0]) <= 12.6
+    (tight,) = derive(probs, costs, 1, 12.0, 0.05, slow, readings=3, bound=True)
+    assert 12.0 * 0.9 <= slow(tight[0]) <= 12.0 and len(tight[1]["fixed_up"]["measured"]) == 2
     # nothing to measure it with (a cost no source gives): the table is trusted
     (plain,) = derive(probs, costs, 1, target, 0.05, lambda p: None, readings=3)
     assert plain[0] == trusted[0] and "measured" not in plain[1]["fixed_up"]

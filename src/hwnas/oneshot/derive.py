@@ -74,11 +74,15 @@ def refit_measured(
     tol: float,
     measure: Callable[[list[int]], float | None],
     readings: int,
+    bound: bool = False,
 ) -> tuple[list[int], int, list[float]]:
     """Measure the net; while it misses ``target`` by more than ``tol`` and a reading is
     left, ask the table for ``target`` scaled by the table's error on this very net
     (measured / table cost) and fix up again, up to ``readings`` measurements. Returns the
-    picks, the extra changes and the readings taken; the last reading is the net returned."""
+    picks, the extra changes and the readings taken; the last reading is the net returned.
+    With ``bound`` (``target`` then sits ``tol`` below a constraint's bound) a reading
+    counts only at or below ``target``: one at 0.99 x the bound was accepted, and the
+    trial's own reading, 4 % slower, pruned the net the search was asked for."""
     taken: list[float] = []
     moves = 0
     for left in range(readings - 1, -1, -1):
@@ -86,9 +90,15 @@ def refit_measured(
         if ms is None or ms <= 0:
             break
         taken.append(ms)
-        if abs(ms / target - 1.0) <= tol or left == 0:
+        if bound:  # at most target, and not needlessly far below it
+            within = target * (1.0 - 2.0 * tol) <= ms <= target
+        else:
+            within = abs(ms / target - 1.0) <= tol
+        if within or left == 0:
             break
         aim = target * costs.of(picks) / ms  # the table's reading of a net that measures target
+        if bound:  # the fix-up's band then ends at target, not tol above it
+            aim /= 1.0 + tol
         new, more = fix_up(picks, probs, costs, aim, tol)
         if new == picks:
             break  # the table cannot move it closer: keep it as measured
@@ -104,6 +114,7 @@ def derive(
     tol: float,
     measure: Callable[[list[int]], float | None] | None = None,
     readings: int = 0,
+    bound: bool = False,
 ) -> list[tuple[list[int], dict[str, Any]]]:
     """The ``k`` nets one setting yields, each with what the study keeps about it. With a
     ``target`` and ``measure`` (the run's target on a net's picks), a net is measured and
@@ -117,7 +128,7 @@ def derive(
             taken: list[float] = []
             if measure is not None and readings > 0:
                 picks, more, taken = refit_measured(
-                    picks, probs, costs, target, tol, measure, readings
+                    picks, probs, costs, target, tol, measure, readings, bound
                 )
                 moves += more
             if moves or taken:

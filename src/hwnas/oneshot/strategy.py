@@ -129,6 +129,7 @@ class OneShotSearch(Strategy):
                     tol,
                     self._measurer(kit, costs),
                     self._measured_fixes(),
+                    bound=bool(res.setting.bound),
                 )
             ):
                 arch = kit.space.from_choices(picks)
