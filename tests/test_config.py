@@ -178,6 +178,12 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
             ["costs=[{name: device, label: m7}]", "objectives.peak_sram_bytes=min"],
             "no source of this run gives peak_sram_bytes",
         ),
+        # what the chosen strategy would ignore, or could not use
+        (["supernet.weights=/x/warmup.pt"], "supernet.weights: read by the one-shot"),
+        (
+            ["strategy=spos", "estimator=supernet", "estimator.weights=/x/warmup.pt"],
+            "strategy spos trains and scores with its own: drop estimator=supernet",
+        ),
         # a percentage for a fraction is named as such
         (["constraints=['accuracy >= 90']"], "(accuracy is 0-1; did you mean 0.9?)"),
         (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),

@@ -588,7 +588,31 @@ def load_config(
             data["path"] = v
         else:
             raw[k] = v
-    return validate_config(raw)
+    cfg = validate_config(raw)
+    _read_by_this_search(cfg)
+    return cfg
+
+
+def _read_by_this_search(cfg: ExperimentConfig) -> None:
+    """Refuse what the chosen strategy would ignore, here where a user's config is read (a
+    stored study's config is read as it was). ``supernet.weights`` beside evolution was
+    ignored without a word, and a one-shot strategy with ``estimator: supernet`` was refused
+    as if the space had no supernet."""
+    one_shot = getattr(cfg.strategy, "trains_supernet", False)
+    if one_shot and cfg.estimator.name == "supernet":
+        raise ConfigError(
+            f"config: estimator: supernet scores archs with a trained supernet for another "
+            f"strategy (evolution, random, bo, ...); strategy {cfg.strategy.name} trains and "
+            "scores with its own: drop estimator=supernet"
+        )
+    if cfg.supernet.weights is not None and not one_shot:
+        # the section's other keys may ride along in a reused one-shot config file; a
+        # checkpoint to start from was meant to be used (estimator.weights, most likely)
+        raise ConfigError(
+            f"config: supernet.weights: read by the one-shot strategies (fbnet, darts, spos), "
+            f"not {cfg.strategy.name}; a trained supernet scores archs for it as "
+            "estimator=supernet with estimator.weights"
+        )
 
 
 #: the command-line flag of each top-level value ``load_config`` takes, and the key it sets
