@@ -112,6 +112,7 @@ def test_losses_and_settings():
         ({"alpha": 0.3, "alphas": [0.1]}, "not both"),
         ({"betas": [0.3, 0.6]}, "betas sweep loss: multiplicative"),
         ({"loss": "multiplicative", "cost_target": 0.05}, "its own penalty"),
+        ({"cost_targets": [0.05], "cost_target": 0.06}, "cost_target or a sweep"),
         ({"loss": "multiplicative", "alphas": [0.1, 1]}, "sweeps betas"),
     ]:
         with pytest.raises(ValueError, match=why):

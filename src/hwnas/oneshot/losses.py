@@ -94,6 +94,8 @@ def ignored(cfg: Any) -> str | None:
         return "loss: multiplicative sweeps betas (alpha only scales it), not alphas"
     if not mult and cfg.betas:
         return "betas sweep loss: multiplicative (give it, or alphas)"
+    if cfg.cost_target is not None and cfg.cost_targets:  # the list won, silently
+        return "give cost_target or a sweep of cost_targets, not both"
     return None
 
 
