@@ -178,6 +178,11 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
             ["costs=[{name: device, label: m7}]", "objectives.peak_sram_bytes=min"],
             "no source of this run gives peak_sram_bytes",
         ),
+        # a misspelt required key is the unknown key, with the one it meant
+        (
+            ["estimator=supernet", "estimator.weigths=/x/warmup.pt"],
+            "estimator.weigths: unknown key (did you mean weights?)",
+        ),
         # what the chosen strategy would ignore, or could not use
         (["supernet.weights=/x/warmup.pt"], "supernet.weights: read by the one-shot"),
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import reprlib
 from typing import Annotated
@@ -44,8 +45,11 @@ _SHORT.maxstring = _SHORT.maxother = 60
 
 
 def format_error(err: ValidationError, prefix: str = "") -> str:
-    """``config: <key.path>: <what is wrong> (got <value>)`` for the first error."""
-    e = err.errors()[0]
+    """``config: <key.path>: <what is wrong> (got <value>)`` for the first error, an unknown
+    key before all others: a misspelt key also leaves the one it meant missing, and
+    "estimator.weights: Field required" hid the typo `weigths`."""
+    errors = err.errors()
+    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     inner = (e.get("ctx") or {}).get("error")
     if isinstance(inner, UserError):  # a nested section's (or plugin's) error, already worded
         return str(inner)
@@ -55,6 +59,9 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
+        missed = [str(x["loc"][-1]) for x in errors if x["type"] == "missing"]
+        if near := difflib.get_close_matches(str(e["loc"][-1]), missed, n=1):
+            msg += f" (did you mean {near[0]}?)"
     if e["type"] == "union_tag_invalid":
         msg = msg.replace("Input tag", "unknown name").split(" found using")[0]
     shown = e["type"] not in ("extra_forbidden", "missing") and not isinstance(e.get("input"), dict)
