@@ -409,10 +409,19 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
 
 
 def test_one_line_errors(tmp_path):
+    study = tmp_path / "old"  # a study's folder, and a search setting's checkpoint in it
+    (study / "supernet").mkdir(parents=True)
+    torch.save({"theta": [torch.zeros(3)], "net": {}}, study / "supernet" / "setting-0.pt")
+    torch.save({"net": {}, "fingerprint": {}}, study / "supernet" / "warmup.pt")
     cases = [
         (["strategy.cost_metric=peak_memory_bytes"], "not additive"),
         (["strategy.cost_metric=latency_ms@nowhere"], "no runtime to time blocks on"),
         (["supernet.weights=/nonexistent/warmup.pt"], "does not exist"),
+        ([f"supernet.weights={study}"], f"is a directory: name {study}/supernet/warmup.pt"),
+        (
+            [f"supernet.weights={study}/supernet/setting-0.pt"],
+            f"is a search setting's checkpoint (theta), not the warm-up: name {study}/supernet/",
+        ),
         (["supernet.tau_end=9"], "tau_end"),
         (["strategy.betas=[0.3, 0.6]"], "strategy: fbnet: betas sweep loss: multiplicative"),
     ]

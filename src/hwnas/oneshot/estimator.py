@@ -44,15 +44,19 @@ class SupernetEstimator(Estimator):
     def _load(self, space: Any, input_shape: Any, num_classes: int) -> dict[str, Any]:
         import torch
 
-        from hwnas.oneshot.search import fingerprint_of
+        from hwnas.oneshot.search import checkpoint_file, fingerprint_of, not_a_warm_up
 
         where = f"estimator.weights: {self.path}"
-        if not self.path.is_file():
-            raise UserError(f"{where} does not exist")
+        try:
+            checkpoint_file("estimator.weights", self.path)
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from None
         try:
             state = torch.load(self.path, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - a foreign or truncated file
             raise UserError(f"{where} is not a supernet checkpoint ({gist(exc)})") from None
+        if why := not_a_warm_up("estimator.weights", self.path, state):
+            raise UserError(why)
         if not isinstance(state, dict) or "net" not in state:
             raise UserError(f"{where} is not a supernet checkpoint")
         if state.get("fingerprint") != fingerprint_of(space, input_shape, num_classes):

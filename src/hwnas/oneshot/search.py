@@ -82,14 +82,39 @@ def fingerprint_of(space: Any, input_shape: Any, num_classes: int) -> dict[str, 
     }
 
 
+def checkpoint_file(where: str, path: Path) -> Path:
+    """The warm-up checkpoint a ``weights`` key names; a directory (a study's, or its
+    ``supernet/``) is named as one, with the warm-up inside it where there is one (it was
+    "does not exist")."""
+    if path.is_dir():
+        inner = [p for p in (path / "warmup.pt", path / "supernet" / "warmup.pt") if p.is_file()]
+        hint = f": name {inner[0]}" if inner else "; name a study's supernet/warmup.pt"
+        raise FileNotFoundError(f"{where}: {path} is a directory{hint}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: {path} does not exist")
+    return path
+
+
+def not_a_warm_up(where: str, path: Path, state: Any) -> str | None:
+    """Why a loaded checkpoint is not a warm-up, where it is a search setting's (it was
+    "trained for another space")."""
+    if isinstance(state, dict) and "theta" in state and "fingerprint" not in state:
+        return (
+            f"{where}: {path} is a search setting's checkpoint (theta), not the warm-up: "
+            f"name {path.parent / 'warmup.pt'}"
+        )
+    return None
+
+
 def _load_warm(kit: SupernetKit) -> dict[str, Any] | None:
     """The warm-up checkpoint to start from (``supernet.weights`` or this study's), checked
     against this run; None when there is none yet."""
     own = kit.directory / "warmup.pt"
-    source = Path(kit.cfg.weights).expanduser() if kit.cfg.weights else own
-    if not source.is_file():
-        if kit.cfg.weights:
-            raise FileNotFoundError(f"supernet.weights: {source} does not exist")
+    if kit.cfg.weights:
+        source = checkpoint_file("supernet.weights", Path(kit.cfg.weights).expanduser())
+    elif own.is_file():
+        source = own
+    else:
         return None
     try:
         state = torch.load(source, map_location="cpu")
@@ -97,6 +122,8 @@ def _load_warm(kit: SupernetKit) -> dict[str, Any] | None:
         raise ValueError(
             f"supernet.weights: {source} is not a supernet checkpoint ({gist(exc)})"
         ) from None
+    if why := not_a_warm_up("supernet.weights", source, state):
+        raise ValueError(why)
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint(kit):
         raise ValueError(
             f"supernet.weights: {source} was trained for another space, input or class count,"
