@@ -377,10 +377,17 @@ def test_pruned_candidates_cost_no_training_and_failures_are_recorded(tmp_path):
         assert "params <= 10" in t["error"]
         assert "accuracy" not in t["metrics"] and "train_seconds" not in t["metrics"]
         assert t["metrics"]["params"] > 10
+    # a pruned net has no weights to export: how to get some is said
+    onnx = str(tmp_path / "p.onnx")
+    res = run_cli("export", str(out), "--trial", "0", "-o", onnx)
+    said = f"has no trained weights (status pruned); `hwnas train {out} --trial 0` trains it"
+    assert res.returncode == 2 and said in res.stderr, res.stderr
     # a pruned net trained stand-alone: as asked, and said not to meet the constraint
     res = run_cli("train", str(out), "--trial", "0", "--repeats", "1", "--epochs", "1", "-q")
     assert res.returncode == 0, res.stderr
     assert "warning: the net breaks the study's constraints (params <= 10 (was " in res.stderr
+    res = run_cli("export", str(out), "--trial", "0", "-o", onnx)  # its final run exports
+    assert res.returncode == 2 and "its final training #5 exports" in res.stderr, res.stderr
 
     out = tmp_path / "nan"
     res = run_cli(

@@ -113,7 +113,22 @@ def load_trained(out_dir: str | Path, trial_id: int) -> Trained:
             )
         weights = study.weights_path(trial_id)
         if trial.status != "complete" or not weights.exists():
-            raise ExportError(f"--trial {trial_id}: has no trained weights (status {trial.status})")
+            finals = [
+                t.id
+                for t in study.store.trials()
+                if t.info.get("final_of") == trial_id and study.weights_path(t.id).exists()
+            ]
+            hint = (
+                f"; its final training{'s' if len(finals) > 1 else ''} "
+                f"{', '.join(f'#{i}' for i in finals)} export{'' if len(finals) > 1 else 's'}"
+                if finals
+                else f"; `hwnas train {out_dir} --trial {trial_id}` trains it"
+                if trial.status in ("complete", "pruned")
+                else ""
+            )
+            raise ExportError(
+                f"--trial {trial_id}: has no trained weights (status {trial.status}){hint}"
+            )
         io = study.store.get_meta_json("model_io")
         if io is None:
             raise ExportError(f"{out_dir}: the study records no model input shape")
