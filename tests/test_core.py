@@ -211,3 +211,14 @@ def test_one_number_format_for_every_command():
     assert fmt_number(0.98673) == "0.9867"
     assert fmt_number(1234.5) == "1234"  # .4g rounds half to even
     assert fmt_number(-2048.0) == "-2,048"
+
+
+def test_a_broken_bound_reads_its_value_whole():
+    from hwnas.core.constraints import Constraint, violated
+
+    # a byte count read "6.87e+04" for 68,698: the bound's own unit, whole
+    said = violated([Constraint.parse("model_bytes_int8 <= 5000")], {"model_bytes_int8": 68698.0})
+    assert said == ["model_bytes_int8 <= 5000 (was 68,698)"]
+    assert violated([Constraint.parse("latency_ms <= 1")], {"latency_ms": 1.23456}) == [
+        "latency_ms <= 1 (was 1.235)"
+    ]

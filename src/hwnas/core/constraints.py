@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hwnas.core.config import Section
-from hwnas.core.metrics import check_metric, direction
+from hwnas.core.metrics import check_metric, direction, fmt_number
 
 _CONSTRAINT_RE = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:@[A-Za-z0-9_.-]+)?)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$"
@@ -67,7 +67,7 @@ class Constraint(Section):
 def violated(constraints: list[Constraint], metrics: Mapping[str, Any]) -> list[str]:
     """Constraints that the known metrics break, worded for the trial's error field."""
     return [
-        f"{c} (was {metrics[c.metric]:.4g})"
+        f"{c} (was {fmt_number(metrics[c.metric])})"
         for c in constraints
         if c.metric in metrics and not c.holds(metrics[c.metric])
     ]
