@@ -434,6 +434,31 @@ def test_search_with_remote_target(agent, tmp_path):
     assert TOKEN not in dump
 
 
+def test_a_device_that_stops_answering_stops_the_search(agent, tmp_path, monkeypatch):
+    """A board lost mid-search failed every remaining trial of the budget on it: after a few
+    in a row the search stops, says why, and the same command goes on once it answers."""
+    import hwnas
+    from hwnas.experiment.experiment import MAX_DEVICE_FAILURES
+    from hwnas.hardware.remote import HardwareLoopError, RemoteCostModel
+
+    real, calls = RemoteCostModel.costs, []
+
+    def lost(self, cand, fresh=False):  # the first net is timed, then the board is gone
+        calls.append(1)
+        if len(calls) > 1:
+            raise HardwareLoopError(f"agent {self.cfg.url} did not answer")
+        return real(self, cand, fresh)
+
+    monkeypatch.setattr(RemoteCostModel, "costs", lost)
+    result = hwnas.run_search(remote_search_config(agent.url, 8), tmp_path / "run")
+    assert result.stopped == "device"
+    statuses = [t.status for t in result.trials]
+    assert statuses == ["complete"] + ["failed"] * MAX_DEVICE_FAILURES, statuses
+    monkeypatch.setattr(RemoteCostModel, "costs", real)  # back: the search goes on
+    again = hwnas.run_search(remote_search_config(agent.url, 8), tmp_path / "run")
+    assert again.stopped == "budget" and len(again.trials) == 8
+
+
 def test_a_search_on_an_agent_that_does_not_answer_is_refused(tmp_path):
     """Every trial would fail: the search is refused in one line before anything is written."""
     with socket.socket() as s:  # a port nobody listens on

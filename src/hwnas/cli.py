@@ -570,6 +570,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         "time": "time budget reached",
         "exhausted": "no new architectures proposed",
         "strategy": "the strategy finished",
+        "device": "stopped: the device failed trials in a row; run again once it answers",
     }.get(result.stopped, result.stopped)
     finals = sum(t.stage == "final" for t in result.trials)  # not what the budget counts
     runs = f" and {finals} final training{'s' if finals > 1 else ''}" if finals else ""
@@ -719,7 +720,8 @@ def _objective_names(cfg: Any) -> list[str]:
 
 def _ending(result: Any) -> int:
     """The summary every search ends with: counts, the commonest failure reasons, a warning
-    when the best net is barely above chance; exit 1 when nothing completed."""
+    when the best net is barely above chance; exit 1 when nothing completed or the remote
+    device stopped the search."""
     from collections import Counter
 
     trials = result.trials
@@ -745,7 +747,7 @@ def _ending(result: Any) -> int:
     if not counts.get("complete"):
         print("no trial completed", file=sys.stderr)
         return 1
-    return 0
+    return 1 if result.stopped == "device" else 0  # the budget is not spent: not done
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -620,6 +620,7 @@ class Experiment:
 
         # the budget counts the search stage; final models (NASH's last net) come on top
         finished = _spent(trials)
+        device_streak = 0  # trials in a row that failed on the remote device, not the net
         try:
             while True:
                 # fill the executor: interrupted trials first (same arch, same seed), then asks
@@ -654,6 +655,17 @@ class Experiment:
                     trial = inflight.pop(fut)
                     finish(trial, fut.result())
                     finished += _counts(trial)
+                    gone = trial.status == "failed" and _device_failure(trial.error)
+                    device_streak = device_streak + 1 if gone else 0
+                    if device_streak >= MAX_DEVICE_FAILURES and stopped == "budget":
+                        # a board that stopped answering would fail the rest of the budget
+                        stopped = "device"
+                        log.warning(
+                            "%d trials in a row failed on the device (%s): the search stops; "
+                            "the same command goes on once it answers",
+                            device_streak,
+                            trial.error,
+                        )
         except BaseException:
             executor.shutdown(cancel=True)
             raise
@@ -1126,6 +1138,16 @@ def _out_of_reach(evaluator: Any, space: Any, constraints: list[Any]) -> list[st
                 f"(best {fmt_number(best)}); the search may find none"
             )
     return out
+
+
+#: trials in a row failing on the hardware-in-the-loop device before a search stops
+MAX_DEVICE_FAILURES = 3
+
+
+def _device_failure(error: str | None) -> bool:
+    """Whether a trial failed on the remote device (unreachable, timed out, refused), not on
+    its own net: ``HardwareLoopError``, as the evaluator words a failure."""
+    return (error or "").startswith("HardwareLoopError")
 
 
 def _spent(trials: list[Trial]) -> int:
