@@ -146,7 +146,7 @@ def test_mcu_sram_feasibility_as_in_mcunet():
     assert big["peak_sram_bytes"] >= 224 * 224 * 3 + 112 * 112 * 32 > 524288
     assert big["flash_bytes"] < 2097152
     assert violated(cfg.constraints, big) == [
-        f"peak_sram_bytes <= 524288 (was {big['peak_sram_bytes']:.4g})"
+        f"peak_sram_bytes <= 524288 (was {big['peak_sram_bytes']:,.0f})"
     ]
     tiny = estimate(_mobilenet_like(32), (3, 32, 32), "cortex-m7").metrics()
     assert tiny["peak_sram_bytes"] < 524288 and violated(cfg.constraints, tiny) == []

@@ -244,9 +244,16 @@ def test_readings_taken_beside_another_training_are_flagged_and_re_timed(tmp_pat
     proc = _holder()
     try:
         res = run_search(load_config(None, FAST, budget=3), tmp_path / "run")
+        # a device model's latency is computed, not read: never busy
+        computed = run_search(
+            load_config(None, [*FAST, "target=device"], budget=2), tmp_path / "device"
+        )
     finally:
         proc.kill()
         proc.wait()
+    assert all("latency_ms" in t.metrics for t in computed.trials)
+    assert not any("latency_busy" in t.metrics for t in computed.trials)
+    assert "busy_readings" not in computed.summary
     trials = Study(tmp_path / "run").trials()
     assert all(t.metrics["latency_busy"] >= 1 for t in trials if "latency_ms" in t.metrics)
     assert res.summary["busy_readings"]["n"] == len(trials)

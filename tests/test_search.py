@@ -669,7 +669,7 @@ def test_a_constraint_on_a_count_is_drawn_around_not_pruned_trial_by_trial(tmp_p
         assert rows and all(re.fullmatch(r"\s*(\d{1,4}|\d{1,3}(,\d{3})+)\s*", r[col]) for r in rows)
     from hwnas.cli import _fmt
 
-    assert (_fmt(57520.0, "g"), _fmt(4096.0, "g"), _fmt(0.25, "g")) == ("57,520", "4096", "0.25")
+    assert (_fmt(57520.0, "g"), _fmt(4096.0, "g"), _fmt(0.25, "g")) == ("57,520", "4,096", "0.25")
     # the state of a study from before: its strategy does not start weighing built costs
     strat = make_strategy(probe.strategy, ev.space, [("accuracy", "max")], 0)
     old = {k: v for k, v in strat.state().items() if k != "weigh_built"}

@@ -45,11 +45,13 @@ _SHORT.maxstring = _SHORT.maxother = 60
 
 
 def format_error(err: ValidationError, prefix: str = "") -> str:
-    """``config: <key.path>: <what is wrong> (got <value>)`` for the first error, an unknown
-    key before all others: a misspelt key also leaves the one it meant missing, and
+    """``config: <key.path>: <what is wrong> (got <value>)`` for the first error; where a key
+    is missing, an unknown key first: a misspelt key leaves the one it meant missing, and
     "estimator.weights: Field required" hid the typo `weigths`."""
     errors = err.errors()
-    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+    e = errors[0]
+    if any(x["type"] == "missing" for x in errors):
+        e = next((x for x in errors if x["type"] == "extra_forbidden"), e)
     inner = (e.get("ctx") or {}).get("error")
     if isinstance(inner, UserError):  # a nested section's (or plugin's) error, already worded
         return str(inner)
