@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from hwnas.core.constraints import Constraint
 from hwnas.core.errors import ConfigError
@@ -336,24 +335,3 @@ def test_a_flag_and_a_set_of_the_same_key_must_agree(tmp_path, monkeypatch):
         load_config(cfg, [f"data.path={b}"], data_path=a)
     with pytest.raises(ConfigError, match=r"--seed 1 and --set seed=True disagree"):
         load_config(None, ["seed=true"], seed=1)  # a boolean is no number
-
-
-def test_paths_are_stored_absolute_so_a_study_reads_from_anywhere(tmp_path, monkeypatch):
-    """A relative table path stored as given made `hwnas show` of that study from another
-    directory fail ("does not exist"): paths are made absolute where the config is read."""
-    from hwnas.experiment.config import ExperimentConfig
-
-    (tmp_path / "a").mkdir()
-    monkeypatch.chdir(tmp_path / "a")
-    cfg = load_config(
-        REPO / "configs" / "nb201_pixel3.yaml",
-        ["estimator.path=t.csv.gz", "data.name=cifar10", "data.path=../c10.tar.gz"],
-    )
-    assert cfg.estimator.path == str(tmp_path / "a" / "t.csv.gz")
-    assert cfg.target.path == cfg.estimator.path  # the table target reads the same file
-    assert cfg.data.path == str(tmp_path / "c10.tar.gz")
-    monkeypatch.chdir(tmp_path)  # the stored config read elsewhere names the same files
-    again = ExperimentConfig.model_validate(cfg.to_json_dict())
-    assert again.identity() == cfg.identity()
-    home = load_config(None, ["data.name=cifar10", "data.path=~/c10"])
-    assert home.data.path == str(Path("~/c10").expanduser())

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import os
 import reprlib
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hwnas.core.errors import UserError
 
@@ -25,20 +23,6 @@ class KindConfig(Section):
     name: str
 
 
-def _absolute(path: str | None) -> str | None:
-    """A file or directory a config names, made absolute where the config is read: a study
-    stores its config, and a relative path there (``hwnas show`` of a table search run from
-    another directory: "does not exist") named another file, or none, elsewhere."""
-    if not path:
-        return path
-    return os.path.abspath(os.path.expanduser(path))
-
-
-#: a path in a config, stored absolute (relative to the working directory it was given in)
-LocalPath = Annotated[str, AfterValidator(_absolute)]
-OptionalPath = Annotated[str | None, AfterValidator(_absolute)]
-
-
 _SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 6, 6
 _SHORT.maxstring = _SHORT.maxother = 60
@@ -50,8 +34,11 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
     "estimator.weights: Field required" hid the typo `weigths`."""
     errors = err.errors()
     e = errors[0]
-    if any(x["type"] == "missing" for x in errors):
-        e = next((x for x in errors if x["type"] == "extra_forbidden"), e)
+    missing = [x["loc"] for x in errors if x["type"] == "missing"]
+    for x in errors:  # an unknown key beside a missing one of its own section
+        if x["type"] == "extra_forbidden" and any(m[:-1] == x["loc"][:-1] for m in missing):
+            e = x
+            break
     inner = (e.get("ctx") or {}).get("error")
     if isinstance(inner, UserError):  # a nested section's (or plugin's) error, already worded
         return str(inner)
@@ -61,7 +48,7 @@ def format_error(err: ValidationError, prefix: str = "") -> str:
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
-        missed = [str(x["loc"][-1]) for x in errors if x["type"] == "missing"]
+        missed = [str(m[-1]) for m in missing if m[:-1] == e["loc"][:-1]]
         if near := difflib.get_close_matches(str(e["loc"][-1]), missed, n=1):
             msg += f" (did you mean {near[0]}?)"
     if e["type"] == "union_tag_invalid":

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from hwnas.core.config import KindConfig, OptionalPath
+from hwnas.core.config import KindConfig
 from hwnas.core.registry import datasets
 
 
@@ -24,7 +24,7 @@ class DataConfig(KindConfig):
         description="Dataset kind: `digits` (bundled, offline), `cifar10`, `imagefolder` (or a "
         "plugin's).",
     )
-    path: OptionalPath = Field(
+    path: str | None = Field(
         None,
         description="Dataset location for `cifar10` / `imagefolder`: a directory, a `.tar.gz`, "
         "or (cifar10) torchvision's python-pickle folder.",
@@ -52,7 +52,7 @@ class DataConfig(KindConfig):
         description="With `augment`: also mirror half the images. Default: on, except for "
         "`digits` (a mirrored digit is another shape); turn it off for text and signs too.",
     )
-    cache_dir: OptionalPath = Field(
+    cache_dir: str | None = Field(
         None, description="Where decoded uint8 arrays are cached; default `~/.cache/hwnas`."
     )
 

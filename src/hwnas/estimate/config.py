@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from hwnas.core.config import KindConfig, LocalPath, Section
+from hwnas.core.config import KindConfig, Section
 from hwnas.core.metrics import ProxyName
 from hwnas.core.registry import estimators
 from hwnas.hardware.config import TableColumn, table_columns
@@ -142,7 +142,7 @@ class TabularEstimatorConfig(KindConfig):
     def produces(self) -> set[str]:
         return {"accuracy", *self.metrics}
 
-    path: LocalPath = Field(description="CSV table (optionally .gz), one row per architecture.")
+    path: str = Field(description="CSV table (optionally .gz), one row per architecture.")
     arch_column: str = Field("arch_str", description="Column holding the space's arch key.")
     accuracy: TableColumn = Field(
         default_factory=lambda: TableColumn(column="cifar10_valid_acc", scale=0.01),
@@ -207,7 +207,7 @@ class SupernetEstimatorConfig(InheritedScoring, KindConfig):
     def produces(self) -> set[str]:
         return {"accuracy", "val_loss"}
 
-    weights: LocalPath = Field(
+    weights: str = Field(
         description="The trained supernet: `supernet/warmup.pt` of a study of the same space "
         "and data (`strategy: spos` trains one with uniform single paths)."
     )

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from hwnas.core.config import KindConfig, LocalPath, OptionalPath, Section
+from hwnas.core.config import KindConfig, Section
 from hwnas.core.metrics import check_metric
 from hwnas.core.registry import cost_models
 
@@ -168,7 +168,7 @@ class TabularTarget(CostModelConfig):
     needs_model: ClassVar[bool] = False
     extra_source: ClassVar[bool] = False
     selectable: ClassVar[bool] = False
-    path: OptionalPath = Field(
+    path: str | None = Field(
         None, description="CSV table (optionally .gz); default: the estimator's table."
     )
     arch_column: str = Field("arch_str", description="Column holding the space's arch key.")
@@ -211,7 +211,7 @@ class PredictorTarget(CostModelConfig):
     def produces(self) -> set[str] | None:
         return {self.metric}
 
-    path: LocalPath = Field(description="The predictor file written by `hwnas predictor train`.")
+    path: str = Field(description="The predictor file written by `hwnas predictor train`.")
     metric: str = Field(
         "latency_ms", description="Metric name the prediction is stored as (e.g. `energy_mj`)."
     )
@@ -323,7 +323,7 @@ class LutTarget(CostModelConfig):
         "and what a block costs in a network: a third random, a third spread over the number "
         "of blocks, a third over MACs (with fewer than 4, no per-block term).",
     )
-    path: OptionalPath = Field(
+    path: str | None = Field(
         None,
         description="Directory of the tables; default `$HWNAS_CACHE/lut` or `~/.cache/hwnas/lut`.",
     )
@@ -374,7 +374,7 @@ class CommandTarget(CostModelConfig):
         description="Answer a model already measured from the cache (keyed by the graph without "
         "weight values, the command and settings); off if the figure depends on the weights.",
     )
-    cache_dir: OptionalPath = Field(None, description="Also keep the cache in this directory.")
+    cache_dir: str | None = Field(None, description="Also keep the cache in this directory.")
 
     @field_validator("command")
     @classmethod
@@ -443,7 +443,7 @@ class RemoteTarget(CostModelConfig):
     cache: bool = Field(
         True, description="Answer a model already measured on this agent from the cache."
     )
-    cache_dir: OptionalPath = Field(None, description="Also keep the cache in this directory.")
+    cache_dir: str | None = Field(None, description="Also keep the cache in this directory.")
 
     @model_validator(mode="after")
     def _checks(self) -> RemoteTarget:

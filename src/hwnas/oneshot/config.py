@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hwnas.core.config import OptionalPath, Section
+from hwnas.core.config import Section
 
 
 class SupernetConfig(Section):
@@ -67,7 +67,7 @@ class SupernetConfig(Section):
         description="Share of the training split that trains theta (w trains on the rest); "
         "the validation split is left to rank the derived nets.",
     )
-    weights: OptionalPath = Field(
+    weights: str | None = Field(
         None,
         description="A trained supernet to start from (another study's "
         "`supernet/warmup.pt`, same space and data): the warm-up is skipped, only theta "
