@@ -439,21 +439,26 @@ def test_a_device_that_stops_answering_stops_the_search(agent, tmp_path, monkeyp
     in a row the search stops, says why, and the same command goes on once it answers."""
     import hwnas
     from hwnas.experiment.experiment import MAX_DEVICE_FAILURES
-    from hwnas.hardware.remote import HardwareLoopError, RemoteCostModel
+    from hwnas.hardware.remote import DeviceUnreachable, HardwareLoopError, RemoteCostModel
 
     real, calls = RemoteCostModel.costs, []
 
-    def lost(self, cand, fresh=False):  # the first net is timed, then the board is gone
+    def lost(self, cand, fresh=False):  # the first net is timed, one refused, then none
         calls.append(1)
-        if len(calls) > 1:
-            raise HardwareLoopError(f"agent {self.cfg.url} did not answer")
+        if len(calls) == 2:  # this net's own problem: the board answered
+            raise HardwareLoopError(f"model over agent {self.cfg.url}'s limit")
+        if len(calls) > 2:
+            raise DeviceUnreachable(f"agent {self.cfg.url} failed 3 time(s)")
         return real(self, cand, fresh)
 
     monkeypatch.setattr(RemoteCostModel, "costs", lost)
     result = hwnas.run_search(remote_search_config(agent.url, 8), tmp_path / "run")
     assert result.stopped == "device"
     statuses = [t.status for t in result.trials]
-    assert statuses == ["complete"] + ["failed"] * MAX_DEVICE_FAILURES, statuses
+    assert statuses == ["complete"] + ["failed"] * (1 + MAX_DEVICE_FAILURES), statuses
+    # the re-timing of the front waits for the board: nothing was read again
+    assert len(calls) == 1 + 1 + MAX_DEVICE_FAILURES
+    assert "latency_readings_ms" not in result.trials[0].metrics
     monkeypatch.setattr(RemoteCostModel, "costs", real)  # back: the search goes on
     again = hwnas.run_search(remote_search_config(agent.url, 8), tmp_path / "run")
     assert again.stopped == "budget" and len(again.trials) == 8

@@ -63,7 +63,7 @@ class SearchResult:
     trials: list[Trial]
     pareto: list[Trial]
     report: Path | None
-    stopped: str  # budget | time | exhausted
+    stopped: str  # budget | time | exhausted | strategy | device (the board stopped answering)
     summary: dict[str, Any]
 
 
@@ -671,34 +671,40 @@ class Experiment:
             raise
         executor.shutdown(cancel=False)
 
-        # several workers time candidates on the hardware others are training on (or another
-        # study trained on this host, `latency_busy`): any reading may be inflated, so the
-        # quiet machine decides again what those readings decided
-        contended = executor.workers > 1 or any(
-            t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED
-        )
-        timers = latency_timers(self.cfg, evaluator)
-        # once per set of finished candidates: the same command run again on a finished
-        # search must change nothing, and each pass would add readings (keeping the lowest)
-        # and could reshape the front, and with it the final stage's choice
-        finished_now = sum(t.stage in SEARCHED and t.status != "running" for t in store.trials())
-        if store.get_meta_json("retimed_after") != finished_now:
-            if contended and self._bounded_latencies(evaluator):
-                self._recheck_pruned(store, evaluator, study)
-            here = {m for m, (_, local, _) in timers.items() if local}
-            for metric, (read, local, tol) in timers.items():
-                everything = local and contended
-                self._retime_front(store, evaluator, read, metric, tol, everything, here)
-            store.set_meta("retimed_after", finished_now)
+        # a board that stopped answering would fail the re-timing and the final stage too:
+        # they come when the same command goes on
+        if stopped != "device":
+            # several workers time candidates on the hardware others are training on (or another
+            # study trained on this host, `latency_busy`): any reading may be inflated, so the
+            # quiet machine decides again what those readings decided
+            contended = executor.workers > 1 or any(
+                t.metrics.get("latency_busy") for t in store.trials() if t.stage in SEARCHED
+            )
+            timers = latency_timers(self.cfg, evaluator)
+            # once per set of finished candidates: the same command run again on a finished
+            # search must change nothing, and each pass would add readings (keeping the lowest)
+            # and could reshape the front, and with it the final stage's choice
+            finished_now = sum(
+                t.stage in SEARCHED and t.status != "running" for t in store.trials()
+            )
+            if store.get_meta_json("retimed_after") != finished_now:
+                if contended and self._bounded_latencies(evaluator):
+                    self._recheck_pruned(store, evaluator, study)
+                here = {m for m, (_, local, _) in timers.items() if local}
+                for metric, (read, local, tol) in timers.items():
+                    everything = local and contended
+                    self._retime_front(store, evaluator, read, metric, tol, everything, here)
+                store.set_meta("retimed_after", finished_now)
 
+            trials = store.trials()
+            front = pareto_front(trials, self.objectives)
+            self._test_final(store, evaluator, front, study)
+            if cfg.final.repeats:
+                self._train_final(store, evaluator, front, study)
+                side_by_side = {m: read for m, (read, _, _) in timers.items()}
+                time_side_by_side(store, evaluator, side_by_side, cfg.final.timing_rounds)
         trials = store.trials()
         front = pareto_front(trials, self.objectives)
-        self._test_final(store, evaluator, front, study)
-        if cfg.final.repeats:
-            self._train_final(store, evaluator, front, study)
-            side_by_side = {m: read for m, (read, _, _) in timers.items()}
-            time_side_by_side(store, evaluator, side_by_side, cfg.final.timing_rounds)
-        trials = store.trials()
         study.write_pareto_json(trials)
         log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
         summary = study.summary(trials)
@@ -1145,9 +1151,10 @@ MAX_DEVICE_FAILURES = 3
 
 
 def _device_failure(error: str | None) -> bool:
-    """Whether a trial failed on the remote device (unreachable, timed out, refused), not on
-    its own net: ``HardwareLoopError``, as the evaluator words a failure."""
-    return (error or "").startswith("HardwareLoopError")
+    """Whether a trial failed because the remote board did not answer (``DeviceUnreachable``,
+    as the evaluator words a failure), not on its own net (a model over the agent's limit,
+    a command failing for this net)."""
+    return (error or "").startswith("DeviceUnreachable")
 
 
 def _spent(trials: list[Trial]) -> int:

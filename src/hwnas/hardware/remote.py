@@ -40,6 +40,11 @@ class HardwareLoopError(UserError):
     """A device measurement that failed for good; the message is one line naming why."""
 
 
+class DeviceUnreachable(HardwareLoopError):
+    """The board itself did not answer (refused, broken or timed-out connections after every
+    retry): not this net's fault, so trials failing so in a row stop a search."""
+
+
 def graph_key(model_bytes: bytes) -> str:
     """SHA-256 of an ONNX model with its initializers' values dropped (names, shapes kept)."""
     import onnx
@@ -357,7 +362,7 @@ class RemoteCostModel(CostModel):
                 return self._once(method, path, body)
             except _Transient as exc:
                 reason = str(exc)
-        raise HardwareLoopError(
+        raise DeviceUnreachable(
             f"agent {self.url} failed {attempts} time(s) (connection refused, broken or timed "
             f"out); last: {reason}"
         )
