@@ -589,13 +589,14 @@ def load_config(
         else:
             raw[k] = v
     cfg = validate_config(raw)
-    _read_by_this_search(cfg)
+    if base is None:  # a study's own config resumes as it was stored
+        _read_by_this_search(cfg)
     return cfg
 
 
 def _read_by_this_search(cfg: ExperimentConfig) -> None:
-    """Refuse what the chosen strategy would ignore, here where a user's config is read (a
-    stored study's config is read as it was). ``supernet.weights`` beside evolution was
+    """Refuse what the chosen strategy would ignore, where a user's config is read (not a
+    study's stored one, which resumes as it was). ``supernet.weights`` beside evolution was
     ignored without a word, and a one-shot strategy with ``estimator: supernet`` was refused
     as if the space had no supernet."""
     one_shot = getattr(cfg.strategy, "trains_supernet", False)

@@ -135,8 +135,8 @@ class Evaluator:
             raise ValueError("a dataset is needed to build models")
         # host load: whether a trial trains here, and whether a source times a built model
         self._trains = estimator.needs_model
-        # (a device model needs the built net too, but computes its latency: never busy)
-        self._times = any(s.model.local for s in sources)
+        # (a device model needs the built net too, but counts its latency: never busy)
+        self._times = any(s.model.needs_model and not s.model.counts for s in sources)
         self._built: dict[str, dict[str, float] | None] = {}  # built_costs by arch hash
 
     def build(self, arch: Arch, seed: int) -> torch.nn.Module:

@@ -309,12 +309,19 @@ def table_directory(settings: LutTarget, directory: str | Path | None = None) ->
     return path
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """A table's database, its schema in place; a file that is none is a one-line error."""
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A table's database, its schema in place (``read_only``: opened only to be read, as
+    found); a file that is none, or one that cannot be opened, is a one-line error."""
     try:
+        if read_only:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
         con = sqlite3.connect(path, timeout=60, isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
         con.executescript(_SCHEMA)
+    except sqlite3.OperationalError as exc:  # locked by a build, read-only, no permission
+        raise UserError(f"lookup table {path}: cannot be opened ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise UserError(
             f"lookup table {path}: not a readable table ({exc}); move it away and it is "
@@ -677,7 +684,7 @@ class LutCostModel(CostModel):
         """The tables' directory and this runtime's tables in it are readable: refused before
         a search writes its study, not trial by trial."""
         for path in sorted(table_directory(self.cfg).glob(f"{self.cfg.runtime}-*.sqlite")):
-            _connect(path).close()
+            _connect(path, read_only=True).close()
 
     def table(self, input_shape: Shape) -> LatencyTable:
         if input_shape not in self.tables:
