@@ -284,20 +284,22 @@ def test_a_table_target_names_the_estimators_path_as_the_users_key():
 
 
 def test_a_table_with_two_rows_for_one_arch_is_refused_naming_it(tmp_path):
-    """A lookup took the last of two differing rows for an arch, silently; identical
-    repeated rows are harmless and read."""
+    """A lookup took the last of two differing rows for an arch, silently; repeated rows
+    that differ only in a column not read are harmless and read."""
     from hwnas.hardware.config import TableColumn
     from hwnas.hardware.tabular import Table, TableError
 
     path = tmp_path / "t.csv"
-    rows = [["arch", "acc"], ["a", "0.5"], ["b", "0.6"], ["a", "0.5"]]
+    rows = [["arch", "acc", "seed"], ["a", "0.5", "0"], ["b", "0.6", "0"], ["a", "0.5", "1"]]
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
     acc = {"accuracy": TableColumn(column="acc")}
-    assert Table(path, "arch").lookup("a", acc) == {"accuracy": 0.5}
-    path.write_text("\n".join(",".join(r) for r in [*rows, ["b", "0.7"]]) + "\n")
-    with pytest.raises(TableError, match=r"t.csv has 1 more row\(s\) for an arch already "
-                       r"listed, with other values \(e.g. 'b' again at line 5\)"):  # fmt: skip
-        Table(path, "arch")
+    table = Table(path, "arch")
+    table.check(acc, "estimator")
+    assert table.lookup("a", acc) == {"accuracy": 0.5}
+    path.write_text("\n".join(",".join(r) for r in [*rows, ["b", "0.7", "1"]]) + "\n")
+    with pytest.raises(TableError, match=r"estimator: t.csv has 1 more row\(s\) for an arch "
+                       r"already listed, with other figures \(e.g. 'b' again at line 5\)"):  # fmt: skip
+        Table(path, "arch").check(acc, "estimator")
 
 
 @needs_table

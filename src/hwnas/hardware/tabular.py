@@ -51,20 +51,15 @@ class Table:
                         f"(columns: {', '.join(self.columns)})"
                     )
                 self.rows: dict[str, dict[str, str]] = {}
-                clashes: list[tuple[str, int]] = []  # (key, line) of a row unlike its first
+                #: (line, row) of each row for an arch already listed that differs from the
+                #: first: refused by :meth:`check` where it differs in a column that is read
+                self.repeats: list[tuple[int, dict[str, str]]] = []
                 for row in reader:
-                    key = row[key_column]
-                    if self.rows.setdefault(key, row) != row:
-                        clashes.append((key, reader.line_num))
+                    if self.rows.setdefault(row[key_column], row) != row:
+                        self.repeats.append((reader.line_num, row))
         except (OSError, csv.Error, UnicodeDecodeError, EOFError) as exc:
             raise TableError(f"{pk}: {self.path} is not a readable CSV table ({exc})") from None
-        if clashes:  # which one a lookup took was the last row's, silently
-            key, line = clashes[0]
-            raise TableError(
-                f"{pk}: {self.path.name} has {len(clashes)} more row(s) for an arch already "
-                f"listed, with other values (e.g. {key[:60]!r} again at line {line}): one row "
-                "per arch (average repeated runs first)"
-            )
+        self.key_column = key_column
         if not self.rows:
             raise TableError(f"{pk}: {self.path} has no rows")
 
@@ -75,6 +70,19 @@ class Table:
                     f"{where}.{name}: column {col.column!r} not in {self.path.name} "
                     f"(columns: {', '.join(self.columns)})"
                 )
+        read = [col.column for col in columns.values()]
+        clashes = [
+            (line, row)
+            for line, row in self.repeats
+            if any(row[c] != self.rows[row[self.key_column]][c] for c in read)
+        ]
+        if clashes:  # a lookup took the first row's figures, silently
+            line, row = clashes[0]
+            raise TableError(
+                f"{where}: {self.path.name} has {len(clashes)} more row(s) for an arch already "
+                f"listed, with other figures (e.g. {row[self.key_column][:60]!r} again at line "
+                f"{line}): one row per arch (average repeated runs first)"
+            )
 
     def lookup(self, key: str, columns: dict[str, TableColumn]) -> dict[str, float]:
         row = self.rows.get(key)
