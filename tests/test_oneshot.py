@@ -371,10 +371,11 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     assert abs(t["metrics"]["macs"] / 60000 - 1) <= 0.1
     # hwnas.log says what the fix-up did, so a miss is read without opening the study
     fix = t["info"].get("fixed_up", {})
+    n = fix.get("changes", 0)
     said = (
         f"fbnet: target=60000 net 0: macs {t['metrics']['macs']:.4g} by the table "
         f"({fix.get('cost_before', t['metrics']['macs']):.4g} before "
-        f"{fix.get('changes', 0)} fix-up changes), measured none"
+        f"{n} fix-up change{'' if n == 1 else 's'}), measured none"
     )
     assert said in (other / "hwnas.log").read_text(), said
     # a `<=` constraint's bound as the target: the derived net is fixed up to at most the

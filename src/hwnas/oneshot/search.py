@@ -99,10 +99,9 @@ def not_a_warm_up(where: str, path: Path, state: Any) -> str | None:
     """Why a loaded checkpoint is not a warm-up, where it is a search setting's (it was
     "trained for another space")."""
     if isinstance(state, dict) and "theta" in state and "fingerprint" not in state:
-        return (
-            f"{where}: {path} is a search setting's checkpoint (theta), not the warm-up: "
-            f"name {path.parent / 'warmup.pt'}"
-        )
+        warm = path.parent / "warmup.pt"
+        name = f"name {warm}" if warm.is_file() else "name a study's supernet/warmup.pt"
+        return f"{where}: {path} is a search setting's checkpoint (theta), not the warm-up: {name}"
     return None
 
 

@@ -192,7 +192,7 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
     fix = info.get("fixed_up") or {}
     readings = ", ".join(f"{v:.4g}" for v in fix.get("measured", [])) or "none"
     log.info(
-        "%s: %s net %d: %s %.4g by the table (%.4g before %d fix-up changes), measured %s",
+        "%s: %s net %d: %s %.4g by the table (%.4g before %d fix-up change%s), measured %s",
         name,
         label,
         rank,
@@ -200,6 +200,7 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
         info["predicted_cost"],
         fix.get("cost_before", info["predicted_cost"]),
         fix.get("changes", 0),
+        "" if fix.get("changes", 0) == 1 else "s",
         readings,
     )
 

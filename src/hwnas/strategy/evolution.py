@@ -71,7 +71,8 @@ class RegularizedEvolution(Strategy):
         named = [m for m, _ in objectives]
         if stray := sorted(set(self.weights) - set(named)):  # it would weigh nothing, silently
             raise UserError(
-                f"strategy.weights: {', '.join(stray)} is no objective of this search "
+                f"strategy.weights: {', '.join(stray)} "
+                f"{'is no objective' if len(stray) == 1 else 'are no objectives'} of this search "
                 f"(objectives: {', '.join(named)})"
             )
         if self.weights and selection != "scalar":
