@@ -314,7 +314,8 @@ def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     found); a file that is none, or one that cannot be opened, is a one-line error."""
     try:
         if read_only:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+            uri = f"{path.absolute().as_uri()}?mode=ro"  # percent-encoded: any file name
+            con = sqlite3.connect(uri, uri=True, timeout=60)
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return con
         con = sqlite3.connect(path, timeout=60, isolation_level=None)
