@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from hwnas.core.errors import UserError
+from hwnas.core.errors import ConfigError
+from hwnas.experiment.config import load_config
 from hwnas.space.chain import ChainSpace
 from hwnas.strategy import Result, make_strategy
 from hwnas.strategy.evolution import RegularizedEvolution
@@ -109,14 +110,14 @@ def test_scalar_selection_uses_weights():
         evo.tell(Result(0, space.sample(rng), "complete", {"accuracy": 0.9, "latency_ms": 5.0}))
         evo.tell(Result(1, space.sample(rng), "complete", {"accuracy": 0.8, "latency_ms": 0.1}))
         assert {evo.ask().parent_id for _ in range(5)} == {parent}
-    # a weight that would weigh nothing is refused, naming it: a metric that is no
-    # objective (a typo), or weights under pareto selection
-    for weights, selection, said in (
-        ({"latency": 2.0}, "scalar", "latency is no objective of this search"),
-        ({"latency_ms": 2.0}, "pareto", "only `selection: scalar` weighs objectives"),
+    # a weight that would weigh nothing is refused where a config is read, naming it: a
+    # metric that is no objective (a typo), or weights under pareto selection
+    for sets, said in (
+        (["strategy.selection=scalar", "strategy.weights.latency=2"], "latency is no objective"),
+        (["strategy.weights.latency_ms=2"], "only `selection: scalar` weighs objectives"),
     ):
-        with pytest.raises(UserError, match=said):
-            RegularizedEvolution(space, OBJ, 0, selection=selection, weights=weights)
+        with pytest.raises(ConfigError, match=said):
+            load_config(None, sets)
 
 
 def test_state_round_trip_continues_identically():

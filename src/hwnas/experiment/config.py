@@ -596,15 +596,29 @@ def load_config(
 
 def _read_by_this_search(cfg: ExperimentConfig) -> None:
     """Refuse what the chosen strategy would ignore, where a user's config is read (not a
-    study's stored one, which resumes as it was). ``supernet.weights`` beside evolution was
-    ignored without a word, and a one-shot strategy with ``estimator: supernet`` was refused
-    as if the space had no supernet."""
+    study's stored one, which resumes as it was). Evolution's ``weights`` on no objective or
+    without scalar selection, and ``supernet.weights`` beside evolution, were ignored without
+    a word; a one-shot strategy with ``estimator: supernet`` was refused as if the space had
+    no supernet."""
     one_shot = getattr(cfg.strategy, "trains_supernet", False)
     if one_shot and cfg.estimator.name == "supernet":
         raise ConfigError(
             f"config: estimator: supernet scores archs with a trained supernet for another "
             f"strategy (evolution, random, bo, ...); strategy {cfg.strategy.name} trains and "
             "scores with its own: drop estimator=supernet"
+        )
+    weights = getattr(cfg.strategy, "weights", None) or {}  # evolution's scalar selection
+    named = [o.metric for o in cfg.objectives]
+    if stray := sorted(set(weights) - set(named)):  # it would weigh nothing, silently
+        raise ConfigError(
+            f"config: strategy.weights: {', '.join(stray)} "
+            f"{'is no objective' if len(stray) == 1 else 'are no objectives'} of this search "
+            f"(objectives: {', '.join(named)})"
+        )
+    if weights and getattr(cfg.strategy, "selection", None) != "scalar":
+        raise ConfigError(
+            "config: strategy.weights: only `selection: scalar` weighs objectives "
+            f"(this search selects by {getattr(cfg.strategy, 'selection', None)})"
         )
     if cfg.supernet.weights is not None and not one_shot:
         # the section's other keys may ride along in a reused one-shot config file; a

@@ -68,18 +68,6 @@ class RegularizedEvolution(Strategy):
         self.sample_size = sample_size
         self.selection = selection
         self.weights = weights or {}
-        named = [m for m, _ in objectives]
-        if stray := sorted(set(self.weights) - set(named)):  # it would weigh nothing, silently
-            raise UserError(
-                f"strategy.weights: {', '.join(stray)} "
-                f"{'is no objective' if len(stray) == 1 else 'are no objectives'} of this search "
-                f"(objectives: {', '.join(named)})"
-            )
-        if self.weights and selection != "scalar":
-            raise UserError(
-                "strategy.weights: only `selection: scalar` weighs objectives "
-                f"(this search selects by {selection})"
-            )
         self.crossover_prob = crossover_prob
         self.mutations = mutations
         self.fresh_tries = fresh_tries
