@@ -226,6 +226,28 @@ def test_malicious_strings_are_escaped(tmp_path: Path, trials: list[dict]) -> No
     assert "&lt;script&gt;" in hover and "<script>" not in hover
 
 
+def test_the_metrics_a_search_is_judged_by_have_columns(tmp_path: Path) -> None:
+    """A device's SRAM (an objective) and flash (a constraint) were in the trial details
+    alone: the front and trial tables show every objective and bound, as `show` does."""
+    ts = make_trials(8, seed=1)
+    for t in ts:
+        if isinstance(t.get("metrics"), dict):
+            t["metrics"].update({"peak_sram_bytes@m7": 3328.0, "flash_bytes@m7": 4_648.0})
+    objectives = [*OBJECTIVES, ("peak_sram_bytes@m7", "min")]
+    config = {"constraints": ["flash_bytes@m7 <= 1048576", "latency_ms <= 2"]}
+    text = write_report(
+        tmp_path / "r.html", ts, pareto_of(ts), objectives, config=config
+    ).read_text()
+    for table in ("pareto-table", "trials-table"):
+        head = re.search(rf'<table id="{table}".*?</thead>', text, re.S)
+        assert head is not None
+        names = re.findall(r"<th [^>]*>([^<]*)</th>", head.group(0))
+        assert {"peak sram bytes@m7", "flash bytes@m7"} <= set(names), names
+        assert "latency ms" not in names  # latencies have their own columns
+    complete = sum(t["status"] == "complete" for t in ts)
+    assert text.count(">3.25 KiB</td>") >= complete  # in the bytes' own format
+
+
 def test_nan_and_inf_become_null(tmp_path: Path) -> None:
     ts = make_trials(12, seed=3)
     ts[0]["metrics"].update(latency_spread=float("nan"), train_seconds=float("inf"))

@@ -104,6 +104,7 @@ def render_report(
     objectives = [(str(k), str(s)) for k, s in objectives]
     front_ids = {i for i in pareto_ids if isinstance(i, int)}
     front = [t for t in trials if t.get("id") in front_ids and t.get("status") == "complete"]
+    asked = _asked(objectives, config)
     hover: dict[str, str] = {}
     data = {
         "pareto": _share_hover(pareto_figure(trials, front_ids, objectives), hover),
@@ -144,7 +145,7 @@ def render_report(
                 "search's Pareto set. Switch the cost axis with the dropdown; the dotted step line "
                 "is the accuracy front against the selected cost. Pruned trials sit on the bottom "
                 "edge at their measured cost. Click a point to open its details.</p>"
-                '<div id="pareto-plot" class="plot"></div>' + _pareto_table(front),
+                '<div id="pareto-plot" class="plot"></div>' + _pareto_table(front, asked),
                 "pareto",
             ),
             _section(
@@ -153,7 +154,7 @@ def render_report(
                 "progress",
             ),
             oneshot_section,
-            _section("All trials", _trials_table(trials, front_ids), "trials"),
+            _section("All trials", _trials_table(trials, front_ids, asked), "trials"),
             _section("Trial details", _details(trials, front_ids), "details"),
             _config(config),
         ]
@@ -328,7 +329,27 @@ def _plain(v: Any) -> str:
 
 
 # ------------------------------------------------------------------------------- tables
-def _pareto_table(front: Sequence[Trial]) -> str:
+#: metrics the tables show in columns of their own, whatever the search asked for
+_SHOWN = {"accuracy", "macs", "params", "peak_memory_bytes", "model_bytes", "model_bytes_int8"}
+
+
+def _asked(objectives: Sequence[tuple[str, str]], config: dict | None) -> list[str]:
+    """Objectives and constrained metrics the fixed columns leave out (a device's SRAM and
+    flash, energy, a proxy score): a search judged by them shows them, as `show` does."""
+    bounds = [str(c).split()[0] for c in (config or {}).get("constraints", []) if str(c).strip()]
+    named = [m for m, _ in objectives] + bounds
+    return [m for m in dict.fromkeys(named) if m not in _SHOWN and not m.startswith("latency_ms")]
+
+
+def _asked_heads(keys: Sequence[str]) -> list[tuple[str, str]]:
+    return [(k.replace("_", " "), "num") for k in keys]
+
+
+def _asked_cells(trial: Trial, keys: Sequence[str]) -> list[str]:
+    return [_td(escape(fmt_metric(k, metric(trial, k))), metric(trial, k), "n") for k in keys]
+
+
+def _pareto_table(front: Sequence[Trial], asked: Sequence[str] = ()) -> str:
     if not front:
         return '<p class="empty">No Pareto set yet.</p>'
     rows = sorted(front, key=lambda t: (metric(t, "latency_ms") or math.inf, _id(t)))
@@ -343,6 +364,7 @@ def _pareto_table(front: Sequence[Trial]) -> str:
         ("params", "num"),
         ("peak memory", "num"),
         ("model size fp32 / int8", "num"),
+        *_asked_heads(asked),
         ("architecture", "str"),
     ]
     body = []
@@ -363,6 +385,7 @@ def _pareto_table(front: Sequence[Trial]) -> str:
             _td(fmt_si(params), params, "n"),
             _td(fmt_bytes(mem), mem, "n"),
             _td(f"{fmt_bytes(size)} / {fmt_bytes(size8)}", size, "n"),
+            *_asked_cells(t, asked),
             _td(escape(str(t.get("describe") or "")), cls="desc"),
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -390,7 +413,7 @@ def _table(table_id: str, head: Sequence[tuple[str, str]], rows: Sequence[str]) 
     )
 
 
-def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
+def _trials_table(trials: Sequence[Trial], front_ids: set[int], asked: Sequence[str] = ()) -> str:
     if not trials:
         return '<p class="empty">No trials.</p>'
     lats = latency_keys(trials)
@@ -404,6 +427,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
         *_latency_heads(lats),
         ("MACs", "num"),
         ("params", "num"),
+        *_asked_heads(asked),
         ("train time", "num"),
         ("error / constraint", "str"),
         ("architecture", "str"),
@@ -429,6 +453,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int]) -> str:
             *_latency_cells(t, lats),
             _td(fmt_si(macs), macs, "n"),
             _td(fmt_si(params), params, "n"),
+            *_asked_cells(t, asked),
             _td(fmt_seconds(secs), secs, "n"),
             _td(escape(str(t.get("error") or "")), cls="err"),
             _td(escape(str(t.get("describe") or "")), cls="desc"),
