@@ -469,6 +469,26 @@ def test_darts_and_gdas_derive_cells_trained_stand_alone(tmp_path, variant):
     assert [t["info"]["rank"] for t in trials] == [0, 1]
     assert all(t["status"] == "complete" and t["metrics"]["accuracy"] > 0 for t in trials)
     assert all("cost_metric" not in t["info"] for t in trials)  # no resource loss here
+    # accuracy alone asked: nothing to say of costs it does not search for
+    assert "searches for accuracy alone" not in (out / "hwnas.log").read_text()
+    from hwnas.oneshot.strategy import DartsSearch
+    from hwnas.space.cell import CellSpace
+
+    costs = DartsSearch(CellSpace(), [("accuracy", "max"), ("macs", "min")], 0)._unweighed()
+    assert costs == [
+        "strategy darts searches for accuracy alone: macs is measured on the derived net, not "
+        "searched for (strategy fbnet weighs a cost)"
+    ]
+    from hwnas.oneshot.strategy import FbnetSearch
+    from hwnas.space.fbnet import FbnetSpace
+
+    objectives = [("accuracy", "max"), ("latency_ms", "min"), ("macs", "min")]
+    fbnet = FbnetSearch(FbnetSpace(), objectives, 0, cost_metric="macs")
+    assert fbnet._unweighed() == [
+        "strategy fbnet weighs macs: latency_ms is measured on the derived nets, not searched "
+        "for (strategy.cost_metric names the cost theta learns towards)"
+    ]
+    assert FbnetSearch(FbnetSpace(), objectives[::2], 0, cost_metric="macs")._unweighed() == []
     from hwnas.experiment.study import Study
 
     study = Study(out, readonly=True)

@@ -59,6 +59,10 @@ class OneShotSearch(Strategy):
         """Readings of a derived net against its cost target (0: the table is trusted)."""
         return 0
 
+    def _unweighed(self) -> list[str]:
+        """Objectives theta does not learn towards (darts: all but accuracy), said at start."""
+        return []
+
     @staticmethod
     def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None] | None:
         """A derived net's latency as the run's cost sources give it; None for a counted
@@ -101,7 +105,8 @@ class OneShotSearch(Strategy):
                 costs.uniform(),
                 ", ".join(s.label() for s in settings),
             )
-        self._warnings = _unreachable(settings, costs)  # before hours of supernet training
+        # before hours of supernet training
+        self._warnings = _unreachable(settings, costs) + self._unweighed()
         for w in self._warnings:
             log.warning("%s", w)
             if kit.warn is not None:
@@ -278,6 +283,17 @@ class FbnetSearch(OneShotSearch):
     def _target_tolerance(self) -> float:
         return float(self.cfg.tolerance)
 
+    def _unweighed(self) -> list[str]:
+        weighed = self.cfg.cost_metric
+        rest = [m for m, _ in self.objectives if m not in ("accuracy", weighed)]
+        if not rest:
+            return []
+        return [
+            f"strategy fbnet weighs {weighed}: {', '.join(rest)} "
+            f"{'is' if len(rest) == 1 else 'are'} measured on the derived nets, not searched "
+            f"for (strategy.cost_metric names the cost theta learns towards)"
+        ]
+
     def _measured_fixes(self) -> int:
         return int(self.cfg.measured_fixes)
 
@@ -311,6 +327,16 @@ class DartsSearch(OneShotSearch):
 
     def _settings(self, kit: Any) -> list[Setting]:
         return [Setting("additive", 0.0)]
+
+    def _unweighed(self) -> list[str]:
+        costs = [m for m, _ in self.objectives if m != "accuracy"]
+        if not costs:
+            return []
+        return [
+            f"strategy darts searches for accuracy alone: {', '.join(costs)} "
+            f"{'is' if len(costs) == 1 else 'are'} measured on the derived net, not searched "
+            "for (strategy fbnet weighs a cost)"
+        ]
 
     def _costs(self, kit: Any) -> ChoiceCosts:
         return ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in kit.space.choices()])
