@@ -703,8 +703,9 @@ class Experiment:
                 self._train_final(store, evaluator, front, study)
                 side_by_side = {m: read for m, (read, _, _) in timers.items()}
                 time_side_by_side(store, evaluator, side_by_side, cfg.final.timing_rounds)
+        else:
+            front = pareto_front(store.trials(), self.objectives)
         trials = store.trials()
-        front = pareto_front(trials, self.objectives)
         study.write_pareto_json(trials)
         log.info("done (%s): %d trials, Pareto front %d", stopped, len(trials), len(front))
         summary = study.summary(trials)

@@ -8,6 +8,7 @@ thousands of trials holds two plotly charts up front, not thousands).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hwnas.experiment.study import Study
 
+from hwnas.core.constraints import Constraint
 from hwnas.report.plots import (
     STATUS_COLORS,
     STATUS_ORDER,
@@ -336,7 +338,10 @@ _SHOWN = {"accuracy", "macs", "params", "peak_memory_bytes", "model_bytes", "mod
 def _asked(objectives: Sequence[tuple[str, str]], config: dict | None) -> list[str]:
     """Objectives and constrained metrics the fixed columns leave out (a device's SRAM and
     flash, energy, a proxy score): a search judged by them shows them, as `show` does."""
-    bounds = [str(c).split()[0] for c in (config or {}).get("constraints", []) if str(c).strip()]
+    bounds = []
+    for c in (config or {}).get("constraints", []):
+        with contextlib.suppress(ValueError):  # a config the report only shows
+            bounds.append(Constraint.parse(str(c)).metric)
     named = [m for m, _ in objectives] + bounds
     return [m for m in dict.fromkeys(named) if m not in _SHOWN and not m.startswith("latency_ms")]
 
