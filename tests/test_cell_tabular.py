@@ -542,3 +542,44 @@ def test_a_table_keyed_by_hwnas_own_json_or_fbnet_indices_serves_a_search(tmp_pa
     fbnet = "0 " * 21 + "1"
     assert _keyed_by(FbnetSpace(), fbnet) and not _keyed_by(space, fbnet)
     assert not _keyed_by(space, "7") and not _keyed_by(CellSpace(), fbnet)
+
+
+@needs_table
+def test_a_study_with_a_relative_table_path_is_read_from_any_directory(
+    tmp_path, monkeypatch, capsys
+):
+    """`show` / `report` from elsewhere read the table from where the search ran; a resume
+    from there keeps the path as written, so its trials are found again, not re-run."""
+    from hwnas.cli import main
+    from hwnas.experiment.study import Study
+
+    work = tmp_path / "work"
+    (work / "tables").mkdir(parents=True)
+    (work / "tables" / "t.csv.gz").write_bytes(TABLE.read_bytes())
+    config = str(REPO / "configs" / "nb201_pixel3.yaml")
+    search = ["search", "--config", config, "--set", "estimator.path=tables/t.csv.gz"]
+    monkeypatch.chdir(work)
+    assert main([*search, "--budget", "6", "--out", "runs/s", "-q"]) == 0
+    monkeypatch.chdir(tmp_path)
+    study = Study(work / "runs" / "s", readonly=True)
+    try:
+        assert study.config.estimator.path == str(work / "tables" / "t.csv.gz")
+    finally:
+        study.close()
+    capsys.readouterr()
+    assert main(["show", "work/runs/s", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 6
+    assert main(["report", "work/runs/s"]) == 0
+    assert (work / "runs" / "s" / "report.html").is_file()
+    monkeypatch.chdir(work)  # a resume where the search ran: six trials found, four new
+    study = Study("runs/s", readonly=True)
+    try:
+        assert study.config.estimator.path == "tables/t.csv.gz"
+    finally:
+        study.close()
+    assert main([*search, "--budget", "10", "--out", "runs/s", "-q"]) == 0
+    study = Study("runs/s", readonly=True)
+    try:
+        assert len(study.trials()) == 10
+    finally:
+        study.close()

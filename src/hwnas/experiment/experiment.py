@@ -197,6 +197,8 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
             shutil.move(out_dir / "weights", Path(str(backup) + ".weights"))
     store = Store(db_path)
     store.set_meta("config", cfg.to_json_dict())
+    # relative paths in the config are read from here: show/report/export elsewhere use it
+    store.set_meta("start_dir", os.getcwd())
     return store
 
 

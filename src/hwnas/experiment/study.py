@@ -115,6 +115,41 @@ def pareto_front(trials: list[Trial], objectives: Objectives) -> list[Trial]:
     return [ok[i] for i in pareto_indices([t.metrics for t in ok], objectives)]
 
 
+#: config sections whose ``path`` / ``weights`` strings name files (relative ones are read
+#: from the directory the search ran in)
+_FILE_SECTIONS = ("data", "estimator", "target", "supernet")
+
+
+def rebased(raw: Any, start_dir: str | None) -> Any:
+    """The stored config with each relative file path that does not exist from here but does
+    from ``start_dir`` (where the search ran) made absolute, so ``show``, ``report``,
+    ``export`` and ``train`` read a study from any directory. A path that resolves from here
+    is kept as written: the trial keys hash the estimator's section, and a resume from the
+    search's own directory must find its trials again."""
+    if not start_dir or not isinstance(raw, dict):
+        return raw
+    out = json.loads(json.dumps(raw))
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if key in ("path", "weights") and isinstance(value, str) and value:
+                p = Path(value).expanduser()
+                there = Path(start_dir) / p
+                if not p.is_absolute() and not p.exists() and there.exists():
+                    node[key] = str(there)
+            else:
+                walk(value)
+
+    for section in _FILE_SECTIONS:
+        walk(out.get(section))
+    return out
+
+
 class Study:
     """An experiment directory on disk."""
 
@@ -129,7 +164,8 @@ class Study:
             raw = self.store.get_meta_json("config")
             if raw is None:
                 raise StoreError(f"{self.dir / Store.FILENAME}: holds no experiment config")
-            self.config: ExperimentConfig = stored_config(self.store.path, raw)
+            start = self.store.get_meta_json("start_dir")
+            self.config: ExperimentConfig = stored_config(self.store.path, rebased(raw, start))
         except BaseException:
             self.store.close()
             raise
