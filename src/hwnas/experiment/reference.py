@@ -118,7 +118,8 @@ def render_reference(plugins: bool = True) -> str:
         "Unknown keys are errors. A section with several kinds picks one with `name`; "
         "`--set section=kind` is short for `--set section.name=kind`. Relative paths "
         "(`data.path`, tables, caches) are taken from the directory `hwnas` runs in, as on "
-        "the command line, not from the config file's directory.",
+        "the command line, not from the config file's directory; `show`, `report`, "
+        "`export` and `train` run elsewhere read them from the directory the search ran in.",
         "",
         "## Top level",
         "",
