@@ -46,8 +46,16 @@ def test_profile_measures_on_every_source_of_the_config():
     costs = json.loads(res.stdout)
     assert 0 < costs["latency_ms"] < 5 and 0 < costs["latency_ms@t"] < 50
     assert len(costs["latency_block_medians_ms@t"]) == 4
-    res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t)
-    assert res.returncode == 0 and "on cpu-ort, cpu-torch@t" in res.stdout, res.stdout
+    # what each reading was taken with: a latency is comparable only at the same settings
+    assert costs["measured_on"]["sources"] == [
+        {"target": "cpu-ort", "batch": 1, "threads": 1},
+        {"target": "cpu-torch@t", "batch": 1, "threads": 1},
+    ]
+    assert costs["measured_on"]["input_shape"] == [1, 8, 8]
+    res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t, "--set", "target.batch=4")
+    assert res.returncode == 0, res.stderr
+    title = " ".join(res.stdout.split())  # rich wraps a long title
+    assert "on cpu-ort (batch 4, threads 1), cpu-torch@t (batch 1, threads 1)" in title
     res = run_cli("profile", "--arch", json.dumps(ARCH), "--set", t, "--target", "analytic")
     assert res.returncode == 0 and "latency_ms" not in res.stdout
     if not torch.cuda.is_available():  # a GPU source a laptop lacks: the others still stand

@@ -1144,7 +1144,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             from hwnas.hardware.costs import profile_onnx
 
             costs = profile_onnx(args.onnx, cfg.target, _dims_arg(args.input_shape))
-            return _print_costs(costs, args.json, args.onnx)
+            return _print_costs(costs, args.json, args.onnx, _measured_on([cfg.target], None))
         from hwnas.space.arch_spec import is_reference, read_arch_json
 
         if is_reference(args.arch) and cfg.space.name != "fastcnn":
@@ -1167,14 +1167,34 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     # the config's further sources too (a second runtime, a board), unless --target names one
     more = [] if args.target else cfg.costs
     costs = profile_module(model, shape, cfg.target, arch=arch, space=space, costs=more)  # type: ignore[arg-type]
-    on = ", ".join(f"{c.name}@{c.label}" if c.label else c.name for c in [cfg.target, *more])
-    return _print_costs(costs, args.json, f"{space.describe(arch)} on {on}")
+    on = _measured_on([cfg.target, *more], list(shape))
+    return _print_costs(costs, args.json, space.describe(arch), on)
 
 
-def _print_costs(costs: dict[str, Any], as_json: bool, title: str) -> int:
+#: the settings of a target that change what its latency reads
+_READING_KEYS = ("batch", "threads", "precision")
+
+
+def _measured_on(targets: list[Any], shape: list[int] | None) -> dict[str, Any]:
+    """What the costs were read on: each source with the settings that change a reading
+    (a latency without its batch and threads is not comparable with another)."""
+    sources = []
+    for t in targets:
+        entry: dict[str, Any] = {"target": f"{t.name}@{t.label}" if t.label else t.name}
+        entry.update({k: getattr(t, k) for k in _READING_KEYS if getattr(t, k, None) is not None})
+        sources.append(entry)
+    return {"input_shape": shape, "sources": sources} if shape else {"sources": sources}
+
+
+def _print_costs(costs: dict[str, Any], as_json: bool, title: str, on: dict[str, Any]) -> int:
     if as_json:
-        sys.stdout.write(json.dumps(costs, indent=1) + "\n")
+        sys.stdout.write(json.dumps({**costs, "measured_on": on}, indent=1) + "\n")
         return 0
+    said = []
+    for s in on["sources"]:
+        settings = [f"{k} {s[k]}" for k in _READING_KEYS if k in s]
+        said.append(s["target"] + (f" ({', '.join(settings)})" if settings else ""))
+    title = f"{title} on {', '.join(said)}"
     from rich.console import Console
     from rich.table import Table
 
