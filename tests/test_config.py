@@ -191,6 +191,15 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         # a percentage for a fraction is named as such
         (["constraints=['accuracy >= 90']"], "(accuracy is 0-1; did you mean 0.9?)"),
         (["constraints=['latency_ms ~ 3']"], "cannot parse constraint"),
+        # a count or a size under 1 (meant as millions) pruned every candidate
+        (["constraints=['params <= 0.5']"], "params is at least 1; for 0.5 million write 0.5M"),
+        # a byte size that reads two ways, a multiplier on a unit it does not fit
+        (
+            ["target=device", "constraints=['peak_sram_bytes <= 256kB']"],
+            "256kB reads two ways: write 256KiB (262,144 bytes) or 256k (256,000)",
+        ),
+        (["constraints=['latency_ms <= 2k']"], "latency_ms is in ms: 'k' multiplies counts"),
+        (["constraints=['params <= 2KiB']"], "unknown multiplier 'KiB'; one of k, K, M, G"),
         (["target=analytic"], "measures no latency_ms"),
         (["space.kernels=[2]"], "space.kernels"),
         # a list or mapping that is not YAML is said to be so, with the quoting hint where
@@ -235,6 +244,12 @@ def test_objective_and_constraint_shorthands(tmp_path):
         ("macs", "min"),
     ]
     assert [str(c) for c in cfg.constraints] == ["latency_ms <= 2", "params < 500000"]
+    # counts and sizes take multipliers, as data sheets and papers write them
+    assert Constraint.parse("params <= 1.5M").value == 1_500_000
+    assert Constraint.parse("macs < 300 M").value == 300_000_000
+    assert Constraint.parse("flash_bytes@m7 <= 512KiB").value == 512 * 1024
+    assert Constraint.parse("peak_sram_bytes <= 1MiB").value == 1024**2
+    assert Constraint.parse("params <= 2e5").value == 200_000
     c = Constraint.parse("latency_ms <= 2.0")
     assert c.holds(2.0) and not c.holds(2.01)
 

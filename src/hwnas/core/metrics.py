@@ -70,6 +70,12 @@ def direction(name: str, default: Direction = "min") -> Direction:
     return default if m is None else m.direction
 
 
+def unit(name: str) -> str | None:
+    """The unit of a metric (``count``, ``bytes``, ``ms``...), None for an unknown one."""
+    m = lookup(name)
+    return None if m is None else m.unit
+
+
 def known() -> list[str]:
     return list(_METRICS)
 

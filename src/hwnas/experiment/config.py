@@ -26,9 +26,9 @@ from pydantic import (
 )
 
 from hwnas.core.config import KindConfig, Section, format_error, user_error
-from hwnas.core.constraints import Constraint, Objective
+from hwnas.core.constraints import SCALED_UNITS, Constraint, Objective
 from hwnas.core.errors import ConfigError, yaml_problem
-from hwnas.core.metrics import base_name, direction, lookup
+from hwnas.core.metrics import base_name, direction, lookup, unit
 from hwnas.core.registry import FAMILIES
 from hwnas.data.config import DataConfig
 from hwnas.estimate.config import PrefilterConfig, TrainEstimatorConfig
@@ -292,6 +292,13 @@ class ExperimentConfig(Section):
                 raise ValueError(f"constraints: {c.metric}: the bound must be a finite number")
             if c.value < 0 or (c.op in ("<", "<=") and c.value == 0 and c.metric != "accuracy"):
                 raise ValueError(f"constraints: {c} can never hold")
+            if unit(c.metric) in SCALED_UNITS and c.op in ("<", "<=") and c.value < 1:
+                # a count or a size is at least 1: `params <= 0.5` (meant as millions)
+                # pruned every candidate of a search
+                raise ValueError(
+                    f"constraints: {c} can never hold ({base_name(c.metric)} is at least 1; "
+                    f"for {c.value:g} million write {c.value:g}M)"
+                )
             if c.metric == "accuracy" and (c.value > 1 or (c.op == ">" and c.value >= 1)):
                 pct = c.op in (">", ">=") and c.value <= 100  # a percentage for a fraction
                 hint = f"; did you mean {c.value / 100:g}?" if pct and c.value > 1 else ""
