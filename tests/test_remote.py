@@ -459,9 +459,20 @@ def test_a_device_that_stops_answering_stops_the_search(agent, tmp_path, monkeyp
     # the re-timing of the front waits for the board: nothing was read again
     assert len(calls) == 1 + 1 + MAX_DEVICE_FAILURES
     assert "latency_readings_ms" not in result.trials[0].metrics
+    lost = result.trials[2:]
     monkeypatch.setattr(RemoteCostModel, "costs", real)  # back: the search goes on
     again = hwnas.run_search(remote_search_config(agent.url, 8), tmp_path / "run")
     assert again.stopped == "budget" and len(again.trials) == 8
+    # the nets the silent board failed are judged now, same ids and seeds; the net the
+    # board refused stays failed (its own problem)
+    by_id = {t.id: t for t in again.trials}
+    for t in lost:
+        assert by_id[t.id].status == "complete" and by_id[t.id].seed == t.seed
+        assert by_id[t.id].arch == t.arch and by_id[t.id].metrics["latency_ms"] > 0
+    assert by_id[1].status == "failed" and "limit" in (by_id[1].error or "")
+    assert [t.status for t in again.trials].count("complete") == 7
+    log = (tmp_path / "run" / "hwnas.log").read_text()
+    assert all(f"re-running trial {t.id}: the device did not answer" in log for t in lost)
 
 
 def test_a_search_on_an_agent_that_does_not_answer_is_refused(tmp_path):

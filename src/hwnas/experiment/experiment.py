@@ -365,9 +365,14 @@ class Experiment:
         )
         # an interrupted final training is re-run by the final stage, not as a search trial
         pending = [t for t in existing if t.status == "running" and t.stage != "final"]
-        by_key = {t.key: t for t in reversed(existing) if t.status != "running"}
+        # so is one that failed because the board did not answer: its net was never judged
+        lost = {t.id for t in existing if _lost_on_device(t)}
+        pending += [t for t in existing if t.id in lost]
+        by_key = {
+            t.key: t for t in reversed(existing) if t.status != "running" and t.id not in lost
+        }
         for t in existing:
-            if t.status != "running":
+            if t.status != "running" and t.id not in lost:
                 pruner.observe(t)
                 scheduler.observe(t)
             else:
@@ -621,7 +626,7 @@ class Experiment:
                 )
 
         # the budget counts the search stage; final models (NASH's last net) come on top
-        finished = _spent(trials)
+        finished = _spent([t for t in trials if t.id not in lost])
         device_streak = 0  # trials in a row that failed on the remote device, not the net
         try:
             while True:
@@ -629,7 +634,10 @@ class Experiment:
                 while len(inflight) < executor.workers and stopped == "budget":
                     if pending:
                         trial = pending.pop(0)
-                        log.info("re-running interrupted trial %d", trial.id)
+                        if trial.id in lost:
+                            log.info("re-running trial %d: the device did not answer", trial.id)
+                        else:
+                            log.info("re-running interrupted trial %d", trial.id)
                         store.restart_trial(trial)
                         launch(trial)
                         continue
@@ -1158,6 +1166,11 @@ def _device_failure(error: str | None) -> bool:
     as the evaluator words a failure), not on its own net (a model over the agent's limit,
     a command failing for this net)."""
     return (error or "").startswith("DeviceUnreachable")
+
+
+def _lost_on_device(trial: Trial) -> bool:
+    """A search trial that failed because the board did not answer: run again on resume."""
+    return trial.status == "failed" and trial.stage != "final" and _device_failure(trial.error)
 
 
 def _spent(trials: list[Trial]) -> int:
