@@ -342,6 +342,12 @@ def test_a_large_alpha_derives_fewer_macs_and_the_study_keeps_theta(tmp_path):
     said = f"{whole:.0f} s" if whole < 60 else f"{whole / 60:.1f} min"
     assert f"; {said} in all before the derived nets" in shown, shown
     assert "0.0 min" not in shown, shown
+    # each derived net says what it was derived for, and its blocks keep their brackets
+    # (Rich read `16[skip]` as markup: three nets showed the same widths alone)
+    flat = " ".join(shown.replace("│", " ").split())
+    for t in derived:
+        head = f"alpha {t['info']['alpha']:g} on macs: fbnet 16["
+        assert head + t["describe"].split("16[", 1)[1].split("]")[0] + "]" in flat, shown
 
     # the same command again: nothing retrained, nothing proposed twice
     stamp = (out / "supernet" / "warmup.pt").stat().st_mtime_ns

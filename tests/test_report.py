@@ -536,3 +536,28 @@ def test_a_net_trained_again_shows_its_final_mean_and_std(tmp_path: Path) -> Non
         assert '<td data-v="0.912533" class="n">91.25 % ± 0.14 % (3 × 12 ep)</td>' in table
         assert '<td data-v="0.8031" class="n">80.31 %</td>' in table  # no final runs: its own
         assert "75.69 %" not in table
+
+
+def test_show_cells_keep_brackets_of_archs_and_errors():
+    """Rich markup ate ``[...]``: FBNet's blocks and an error's shape vanished from `show`."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from hwnas.cli import _arch_cell
+
+    t = SimpleNamespace(
+        describe="fbnet 16[skip] 24[k3e1,skip]",
+        error="RuntimeError: expected input [1, 3, 32, 32]",
+        info={"op": "derive", "cost_metric": "latency_ms", "cost_target": 2.0, "rank": 1},
+    )
+    console = Console(width=200, record=True)
+    console.print(_arch_cell(t))
+    assert console.export_text().strip() == (
+        "target 2 latency_ms, pick 2: fbnet 16[skip] 24[k3e1,skip]  "
+        "RuntimeError: expected input [1, 3, 32, 32]"
+    )
+    t.info = {"op": "derive", "alpha": 0.0, "loss": "additive", "rank": 0}  # darts: no cost
+    console = Console(width=200, record=True)
+    console.print(_arch_cell(t))
+    assert console.export_text().startswith("fbnet 16[skip]")

@@ -613,6 +613,35 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return _ending(result)
 
 
+def _arch_cell(t: Any) -> str:
+    """A trial's arch (and error) as Rich markup: what it is made of, escaped (FBNet's
+    ``16[k3e1,skip]`` read as markup lost every bracket, and three one-shot nets showed the
+    same widths alone), after the setting a one-shot net was derived for."""
+    from rich.markup import escape
+
+    text = escape(t.describe)
+    if label := _derived_label(t.info):
+        text = f"{escape(label)}: {text}"
+    return text + (f"  [red]{escape(t.error)}[/]" if t.error else "")
+
+
+def _derived_label(info: dict[str, Any]) -> str:
+    """The setting a one-shot strategy derived a net for (its alpha or cost target, on which
+    cost) and which of its picks it is; empty for any other trial."""
+    if info.get("op") != "derive":
+        return ""
+    parts = []
+    metric = info.get("cost_metric")  # none: darts, accuracy alone
+    if metric is not None and "cost_target" in info:
+        parts.append(f"target {fmt_number(info['cost_target'])} {metric}")
+    elif metric is not None and "alpha" in info:
+        beta = f" beta {info['beta']:g}" if "beta" in info else ""
+        parts.append(f"alpha {info['alpha']:g}{beta} on {metric}")
+    if info.get("rank"):
+        parts.append(f"pick {info['rank'] + 1}")
+    return ", ".join(parts)
+
+
 def _reference_lines(
     summary: dict[str, Any], trials: list[Any], objectives: typing.Sequence[tuple[str, str]]
 ) -> list[str]:
@@ -922,6 +951,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from hwnas.experiment.lock import StudyLock
@@ -944,14 +974,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
         counts += f"; {finals} of them final training{'s' if finals > 1 else ''}"
     best = summary["best_accuracy"]
     console.print(
-        f"[bold]{args.dir}[/]: {summary['trials']} trials{f' ({counts})' if counts else ''}; "
+        f"[bold]{escape(str(args.dir))}[/]: {summary['trials']} trials{f' ({counts})' if counts else ''}; "
         "best accuracy "
         f"{_fmt(best, 'pct')}; Pareto front {summary['pareto_size']}; target {summary['target']}",
         soft_wrap=True,
     )
     refs = _reference_lines(summary, trials, study.objectives)
     for line in [*_model_lines(summary), *refs]:
-        console.print(line, soft_wrap=True)
+        console.print(line, soft_wrap=True, markup=False)  # archs' own brackets
     # the front, every net with final trainings (a reference net the search was to beat may
     # be off the front: its test figure is what the front is judged against) and the latest
     kept = front_ids | {t.id for t in trials if "final_runs" in t.metrics}
@@ -997,7 +1027,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             _fmt(m.get("params"), "int"),
             *(_fmt(m.get(k), "g") for k in extra),
             *([budgets.get(t.id, "")] if budgets else []),
-            t.describe + (f"  [red]{t.error}[/]" if t.error else ""),
+            _arch_cell(t),
         )
     console.print(table)
     console.print(
@@ -1196,9 +1226,10 @@ def _print_costs(costs: dict[str, Any], as_json: bool, title: str, on: dict[str,
         said.append(s["target"] + (f" ({', '.join(settings)})" if settings else ""))
     title = f"{title} on {', '.join(said)}"
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("cost")
     table.add_column("value", justify="right")
     for k, v in costs.items():
