@@ -17,7 +17,7 @@ compared on measured latency (hypervolume, which MAC-aware nets a latency-aware 
 dominates) beside the share of latency targets met.
 Usage: python benchmarks/oneshot_fbnet.py --data PATH [--out DIR] [--tag T] [--repeats 5]
 [--set K=V ...] [--skip-targets]
-[--paired [--fractions 0.15,0.4,0.65] [--workers N] [--parallel]]
+[--paired [--fractions 0.15,0.4,0.65] [--workers N] [--parallel] [--ref-epochs E]]
 """
 
 from __future__ import annotations
@@ -165,7 +165,10 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
     wall: dict[str, float] = {}
     ref, tgt, mtg = out / "ref", out / "targets", out / "mac-targets"
     weights = f"supernet.weights={ref / 'supernet' / 'warmup.pt'}"
-    wall["ref"] = search(ref, a.data, [*a.set, "strategy.alphas=[0.0]", "budget.trials=1"])
+    ref_sets = [*a.set, "strategy.alphas=[0.0]", "budget.trials=1"]
+    if a.ref_epochs is not None:  # its net is context; the supernet is what the others need
+        ref_sets.append(f"estimator.epochs={a.ref_epochs}")
+    wall["ref"] = search(ref, a.data, ref_sets)
     print(f"ref study: {wall['ref']:.0f} s", flush=True)
     lo, hi = table_range(ref)
     mlo, mhi = mac_range(ref)
@@ -216,6 +219,7 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
         "wall_s": wall,
         "workers": a.workers,
         "parallel_target_studies": a.parallel,
+        "ref_net_epochs": a.ref_epochs,  # None: the config's, as the targets' nets
     }
     return rows, summary
 
@@ -233,6 +237,12 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.15,0.4,0.65", help="--paired: of each range")
     ap.add_argument("--workers", type=int, default=1, help="--paired: nets trained at once")
     ap.add_argument("--parallel", action="store_true", help="--paired: both target studies at once")
+    ap.add_argument(
+        "--ref-epochs",
+        type=int,
+        default=None,
+        help="--paired: train the accuracy-alone net this long (it is context, not compared)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
