@@ -504,6 +504,8 @@ def test_darts_and_gdas_derive_cells_trained_stand_alone(tmp_path, variant):
         study.close()
     (setting,) = oneshot["settings"]
     assert len(setting["history"]) == 2 and len(setting["history"][0]["probs"]) == 6
+    log = (out / "hwnas.log").read_text()  # no alpha where no cost is weighed
+    assert "supernet search epoch 2/2: CE" in log and "alpha=0" not in log
 
 
 @pytest.mark.skipif(

@@ -498,8 +498,9 @@ class SupernetSearch:
                 ckpt,
             )
             log.info(
-                "supernet search %s epoch %d/%d: CE %.4f%s",
-                setting.label(),
+                "supernet search %sepoch %d/%d: CE %.4f%s",
+                # darts weighs no cost: its one setting's alpha=0 read as a choice made
+                f"{setting.label()} " if self.costs.metric != NO_COST else "",
                 epoch + 1,
                 epochs,
                 ce_sum / max(n, 1),
