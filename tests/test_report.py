@@ -561,3 +561,8 @@ def test_show_cells_keep_brackets_of_archs_and_errors():
     console = Console(width=200, record=True)
     console.print(_arch_cell(t))
     assert console.export_text().startswith("fbnet 16[skip]")
+    from hwnas.report.plots import fmt_arch  # the report's cell says the same
+
+    trial = {"describe": t.describe, "info": {"op": "derive", "alpha": 2.5, "cost_metric": "macs"}}
+    assert fmt_arch(trial) == "alpha 2.5 on macs: fbnet 16[skip] 24[k3e1,skip]"
+    assert fmt_arch({"describe": "stem8 24x1", "info": {"op": "mutate"}}) == "stem8 24x1"

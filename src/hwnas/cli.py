@@ -619,27 +619,12 @@ def _arch_cell(t: Any) -> str:
     same widths alone), after the setting a one-shot net was derived for."""
     from rich.markup import escape
 
+    from hwnas.report.plots import derived_label
+
     text = escape(t.describe)
-    if label := _derived_label(t.info):
+    if label := derived_label(t.info):
         text = f"{escape(label)}: {text}"
     return text + (f"  [red]{escape(t.error)}[/]" if t.error else "")
-
-
-def _derived_label(info: dict[str, Any]) -> str:
-    """The setting a one-shot strategy derived a net for (its alpha or cost target, on which
-    cost) and which of its picks it is; empty for any other trial."""
-    if info.get("op") != "derive":
-        return ""
-    parts = []
-    metric = info.get("cost_metric")  # none: darts, accuracy alone
-    if metric is not None and "cost_target" in info:
-        parts.append(f"target {fmt_number(info['cost_target'])} {metric}")
-    elif metric is not None and "alpha" in info:
-        beta = f" beta {info['beta']:g}" if "beta" in info else ""
-        parts.append(f"alpha {info['alpha']:g}{beta} on {metric}")
-    if info.get("rank"):
-        parts.append(f"pick {info['rank'] + 1}")
-    return ", ".join(parts)
 
 
 def _reference_lines(

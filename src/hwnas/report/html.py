@@ -29,6 +29,7 @@ from hwnas.report.plots import (
     clean,
     curve_data,
     expected_vs_measured_figure,
+    fmt_arch,
     fmt_bytes,
     fmt_latency,
     fmt_metric,
@@ -391,7 +392,7 @@ def _pareto_table(front: Sequence[Trial], asked: Sequence[str] = ()) -> str:
             _td(fmt_bytes(mem), mem, "n"),
             _td(f"{fmt_bytes(size)} / {fmt_bytes(size8)}", size, "n"),
             *_asked_cells(t, asked),
-            _td(escape(str(t.get("describe") or "")), cls="desc"),
+            _td(escape(fmt_arch(t)), cls="desc"),
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return _table("pareto-table", head, body)
@@ -461,7 +462,7 @@ def _trials_table(trials: Sequence[Trial], front_ids: set[int], asked: Sequence[
             *_asked_cells(t, asked),
             _td(fmt_seconds(secs), secs, "n"),
             _td(escape(str(t.get("error") or "")), cls="err"),
-            _td(escape(str(t.get("describe") or "")), cls="desc"),
+            _td(escape(fmt_arch(t)), cls="desc"),
         ]
         rows.append(f'<tr data-id="{_tid(t)}">' + "".join(cells) + "</tr>")
     return (
@@ -505,7 +506,7 @@ def _details(trials: Sequence[Trial], front_ids: set[int]) -> str:
             f'<span class="sst">{_badge(t.get("status"))}</span>'
             f'<span class="n">{fmt_pct(acc) if acc is not None else ""}</span>'
             f'<span class="n lat">{lat}</span>'
-            f'<span class="desc">{escape(str(t.get("describe") or ""))}</span></summary>'
+            f'<span class="desc">{escape(fmt_arch(t))}</span></summary>'
             f'<div class="dgrid"><div><table class="kv">{frows}</table>'
             f'<table class="kv">{mrows or "<tr><td>no metrics</td></tr>"}</table></div>'
             '<div><div class="curve"></div><div class="label">architecture</div>'

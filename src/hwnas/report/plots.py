@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from hwnas.core.metrics import lookup
+from hwnas.core.metrics import fmt_number, lookup
 
 Trial = dict[str, Any]
 
@@ -129,6 +129,31 @@ def fmt_test(trial: Trial, pct: Callable[[float | None], str] = fmt_pct) -> str:
     what = f"{runs or 1:.0f}" + (f" × {epochs:.0f} ep" if epochs is not None else "")
     pm = f" ± {pct(std)}" if std is not None else ""
     return f"{pct(final)}{pm} ({what})"
+
+
+def derived_label(info: dict[str, Any]) -> str:
+    """The setting a one-shot strategy derived a net for (its alpha or cost target, on which
+    cost) and which of its picks it is; empty for any other trial. Nets of one study differ
+    by it: ``show`` and the report put it before the arch."""
+    if info.get("op") != "derive":
+        return ""
+    parts = []
+    metric = info.get("cost_metric")  # none: darts, accuracy alone
+    if metric is not None and "cost_target" in info:
+        parts.append(f"target {fmt_number(info['cost_target'])} {metric}")
+    elif metric is not None and "alpha" in info:
+        beta = f" beta {info['beta']:g}" if "beta" in info else ""
+        parts.append(f"alpha {info['alpha']:g}{beta} on {metric}")
+    if info.get("rank"):
+        parts.append(f"pick {info['rank'] + 1}")
+    return ", ".join(parts)
+
+
+def fmt_arch(trial: Trial) -> str:
+    """A trial's arch as ``show`` and the report give it: after its one-shot setting."""
+    describe = str(trial.get("describe") or "")
+    label = derived_label(trial.get("info") or {})
+    return f"{label}: {describe}" if label else describe
 
 
 def fmt_ms(v: float | None) -> str:
