@@ -403,8 +403,35 @@ def test_imagefolder_directory(tmp_path: Path) -> None:
     assert ds.test.y.tolist() == [0, 0, 1, 1, 2, 2]  # the test folder, sorted by path
     assert len(ds.val) == 3 and sorted(ds.val.y.tolist()) == [0, 1, 2]
     _check_colours(ds)
+    # by default the images' own size (the first's larger side), and the others said
     default = _load("imagefolder", tmp_path / "set", tmp_path / "cache")
-    assert default.input_shape == (3, 32, 32)
+    assert default.input_shape == (3, 24, 24)
+    assert default.warnings == [
+        "data: 15 image(s) of imagefolder were not 24x24 and were resized to it (squashed "
+        "where not square); set data.resolution to choose the input size"
+    ]
+    assert ds.warnings == []  # a size asked for squashes without a word
+
+
+def test_imagefolder_of_one_size_keeps_it_and_says_what_no_split_judges(tmp_path: Path) -> None:
+    """64x64 images read as 32x32 timed nets 3-4x too fast; an empty class folder and a
+    class too small for the validation and test splits were silent."""
+    root = tmp_path / "set"
+    for cls, colour in COLOURS.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(6 if cls != "emu" else 1):
+            (root / cls / f"{i}.png").write_bytes(_png(colour, (64, 64)))
+    (root / "fox").mkdir()  # no images: left out of the nets' outputs
+    ds = _load("imagefolder", root, tmp_path / "cache")
+    assert ds.input_shape == (3, 64, 64) and ds.class_names == ["cat", "dog", "emu"]
+    assert ds.warnings == [
+        "data: class(es) emu of imagefolder have no image in the validation split (too few "
+        "images): its accuracy does not judge them",
+        "data: class(es) emu of imagefolder have no image in the test split (too few images): "
+        "its accuracy does not judge them",
+        "data.path: folder(s) fox hold no images and are no class of the 3 the nets learn "
+        "(cat, dog, emu)",
+    ]
 
 
 @pytest.mark.parametrize("prefix", [None, "my-set"])
@@ -507,7 +534,7 @@ def test_cache_is_hit_and_invalidated(tmp_path: Path, monkeypatch: pytest.Monkey
     calls = []
     real = imagefolder_mod.decode_chunk
 
-    def counting(items: list[tuple[str, bytes]], size: int) -> np.ndarray:
+    def counting(items: list[tuple[str, bytes]], size: int) -> tuple[np.ndarray, int]:
         calls.append(len(items))
         return real(items, size)
 
@@ -586,7 +613,7 @@ _PARENT = os.getpid()
 _REAL_DECODE = imagefolder_mod.decode_chunk
 
 
-def _dies_in_worker(items: list[tuple[str, bytes]], size: int) -> np.ndarray:
+def _dies_in_worker(items: list[tuple[str, bytes]], size: int) -> tuple[np.ndarray, int]:
     if os.getpid() != _PARENT:
         os._exit(3)  # a worker killed mid-task (OOM killer, say)
     return _REAL_DECODE(items, size)
@@ -653,8 +680,8 @@ def test_error_messages(tmp_path: Path) -> None:
     one = tmp_path / "one"
     (one / "cat").mkdir(parents=True)
     (one / "cat" / "a.png").write_bytes(_png((1, 1, 1), (4, 4)))
-    assert "need at least 2" in _error(
-        DataConfig(name="imagefolder", path=str(one), cache_dir=cache)
+    assert _error(DataConfig(name="imagefolder", path=str(one), cache_dir=cache)) == (
+        "data: imagefolder has 1 class (cat); a classifier needs at least 2"
     )
 
 

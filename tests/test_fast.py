@@ -978,7 +978,7 @@ def test_hwnas_train_asked_again_retries_a_failed_run_under_its_id(tmp_path, mon
 
 
 def test_a_batch_too_large_for_the_data_is_warned_of_before_the_search(tmp_path):
-    """The fast recipe's 1024 on digits' training split is one step an epoch: the nets learn
+    """The fast recipe's 1024 on digits' training split is two steps an epoch: the nets learn
     nothing in any budget. The search says so at its start, naming the key and a size that
     works; a batch that leaves enough steps draws no warning."""
     base = ["data.resolution=16", "space=fastcnn", "estimator.recipe=fast", "estimator.epochs=1"]
@@ -986,7 +986,7 @@ def test_a_batch_too_large_for_the_data_is_warned_of_before_the_search(tmp_path)
     assert res.returncode == 0, res.stderr
     warning = res.stderr.splitlines()[0]
     assert re.fullmatch(
-        r"warning: estimator.fast.batch_size 1024 gives 1 training step\(s\) per epoch on \d+ "
+        r"warning: estimator.fast.batch_size 1024 gives 2 training step\(s\) per epoch on \d+ "
         r"training images, too few to learn from; set estimator.fast.batch_size to \d+ or less",
         warning,
     ), res.stderr

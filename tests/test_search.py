@@ -700,3 +700,47 @@ def test_built_costs_leave_out_what_a_measuring_source_gives_instead():
     costs = build_evaluator(labelled).built_costs(arch)
     assert costs is not None and {"latency_ms@m7", "peak_sram_bytes@m7", "params"} <= set(costs)
     assert build_evaluator(labelled).built_costs({"stages": []}) is None  # unbuildable
+
+
+def test_a_resume_on_other_data_is_refused_naming_what_changed(tmp_path):
+    """A class added or images added between a run and its resume: the new nets shared a
+    front with nets of the other data, and an export of an old one crashed on its classifier
+    (or named the classes wrongly). Now the resume and `hwnas train` say so, exit 2."""
+    from PIL import Image
+
+    root = tmp_path / "set"
+    for k, cls in enumerate(("car", "ped")):
+        (root / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (16, 16), (200 * (k == 0), 200 * (k == 1), i)).save(
+                root / cls / f"{i}.png"
+            )
+    out = tmp_path / "run"
+    args = [
+        "search", "--out", str(out), "-q", "--set", "data.name=imagefolder",
+        "--set", f"data.path={root}", "--set", "data.batch_size=4", "--set", "estimator.epochs=1",
+    ]  # fmt: skip
+    assert run_cli(*args, "--budget", "1").returncode == 0
+    (root / "bike").mkdir()
+    for i in range(12):
+        Image.new("RGB", (16, 16), (0, 0, 200 - i)).save(root / "bike" / f"{i}.png")
+    for res in (run_cli(*args, "--budget", "2"), run_cli("train", str(out), "--trial", "0")):
+        assert res.returncode == 2, res.stderr
+        assert (
+            res.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                "the classes differ from the study's (now bike, car, ped; the study's car, ped): "
+                "its nets were trained on those; restore the data or use another --out"
+            )
+        ), res.stderr
+    for i in range(12):
+        (root / "bike" / f"{i}.png").unlink()
+    (root / "bike").rmdir()
+    Image.new("RGB", (16, 16), (200, 0, 99)).save(root / "car" / "extra.png")
+    res = run_cli(*args, "--budget", "2")
+    assert res.returncode == 2 and "train / validation / test sizes differ" in res.stderr
+    (root / "car" / "extra.png").unlink()
+    res = run_cli(*args, "--budget", "2")  # the data it began on: it goes on
+    assert res.returncode == 0, res.stderr
+    assert len(show_json(out)) == 2

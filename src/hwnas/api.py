@@ -119,6 +119,13 @@ def train_net(
             "nothing to train; train the arch with --config FILE (a training estimator and "
             "data) into another study"
         )
+    if existing:
+        with Study(out, readonly=True) as peek:
+            try:
+                evaluator.check_same_data(peek.store.get_meta_json("model_io"))
+            except BaseException:
+                evaluator.close()
+                raise
     lock = StudyLock(out)
     try:
         if parent is not None:

@@ -753,8 +753,9 @@ def _ending(result: Any) -> int:
     best = result.summary.get("best_accuracy")
     classes = result.summary.get("num_classes")
     if best is not None and classes and best <= 1.0 / classes + 0.02:
+        near = "below" if best < 1.0 / classes - 0.02 else "within 2 points of"
         print(
-            f"warning: the best accuracy {best:.2%} is within 2 points of chance "
+            f"warning: the best accuracy {best:.2%} is {near} chance "
             f"({1 / classes:.2%} for {classes} classes): check the data and the budget",
             file=sys.stderr,
         )

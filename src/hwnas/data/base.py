@@ -84,6 +84,9 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: list[str]
+    #: what about the data will surprise a user (images squashed to one size, a class no
+    #: split judges): said before the search, never silently
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +98,8 @@ class RawArrays:
     test_x: np.ndarray | None
     test_y: np.ndarray | None
     class_names: list[str]
+    #: images whose own size was not the decoded one (resized, squashed where not square)
+    resized: int = 0
 
 
 # ------------------------------------------------------------------------------ splits
@@ -197,6 +202,11 @@ def build_dataset(
     experiment seed, subset or validation share.
     """
     # numpy until the end: its row gathers are memcpys, torch's are per element
+    if len(raw.class_names) < 2:
+        raise DataError(
+            f"data: {name} has {len(raw.class_names)} class{'' if raw.class_names else 'es'} "
+            f"({', '.join(raw.class_names) or 'none'}); a classifier needs at least 2"
+        )
     x = np.asarray(raw.train_x, dtype=np.uint8)
     y = np.asarray(raw.train_y, dtype=np.int64)
     if raw.test_x is None or raw.test_y is None:
@@ -230,6 +240,19 @@ def build_dataset(
     test = split(tx, ty)
     mean, std = channel_stats(train.x)
     c, h, w = train.x.shape[1:]
+    notes = []
+    if raw.resized:
+        notes.append(
+            f"data: {raw.resized} image(s) of {name} were not {h}x{w} and were resized to it "
+            "(squashed where not square); set data.resolution to choose the input size"
+        )
+    for part, ys in (("validation", val.y.numpy()), ("test", test.y.numpy())):
+        missing = [c for k, c in enumerate(raw.class_names) if not (ys == k).any()]
+        if missing:
+            notes.append(
+                f"data: class(es) {', '.join(missing[:5])} of {name} have no image in the "
+                f"{part} split (too few images): its accuracy does not judge them"
+            )
     return Dataset(
         name=name,
         train=train,
@@ -240,6 +263,7 @@ def build_dataset(
         mean=mean,
         std=std,
         class_names=list(raw.class_names),
+        warnings=notes,
     )
 
 
@@ -296,6 +320,7 @@ def load_cached(path: Path) -> RawArrays | None:
                 test_x=z["test_x"] if has_test else None,
                 test_y=z["test_y"].astype(np.int64) if has_test else None,
                 class_names=[str(s) for s in z["class_names"]],
+                resized=int(z["resized"]) if "resized" in z.files else 0,
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
@@ -320,6 +345,7 @@ def save_cached(path: Path, raw: RawArrays) -> None:
                     test_y=raw.test_y.astype(np.int64) if raw.test_y is not None else empty,
                     has_test=np.array(raw.test_x is not None),
                     class_names=np.array(raw.class_names, dtype=str),
+                    resized=np.array(raw.resized),
                 )
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by users
             os.replace(tmp, path)

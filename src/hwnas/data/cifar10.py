@@ -125,10 +125,10 @@ def _read_archive(path: Path) -> RawArrays:
             else:
                 pickles[parts[-1]] = data
 
-    names, x = decode_entries(images(), _NATIVE)
+    names, x, resized = decode_entries(images(), _NATIVE)
     if any(n.startswith("data_batch_") for n in pickles):
         return read_pickles(pickles, path)
-    return arrays_from_images(names, x, path)
+    return arrays_from_images(names, x, path, resized)
 
 
 def _hidden(parts: tuple[str, ...]) -> bool:

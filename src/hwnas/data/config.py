@@ -30,7 +30,13 @@ class DataConfig(KindConfig):
         "or (cifar10) torchvision's python-pickle folder.",
     )
     resolution: int | None = Field(
-        None, ge=4, le=1024, description="Square input size in pixels; default: the data's own."
+        None,
+        ge=4,
+        le=1024,
+        description=(
+            "Square input size in pixels; default: the data's own (`imagefolder`: the "
+            "first image's larger side; images of other sizes are resized to it, and said)."
+        ),
     )
     subset: float = Field(
         1.0, gt=0.0, le=1.0, description="Fraction of the training data used (stratified, seeded)."

@@ -9,8 +9,10 @@ disks work and nothing is left behind.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import io
+import itertools
 import lzma
 import multiprocessing
 import os
@@ -146,23 +148,36 @@ def _short(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- decoding
-def decode_image(data: bytes, size: int) -> np.ndarray:
-    """Encoded bytes -> (size, size, 3) uint8 RGB; other sizes are resized (bilinear, squashed)."""
+def decode_image(data: bytes, size: int) -> tuple[np.ndarray, bool]:
+    """Encoded bytes -> (size, size, 3) uint8 RGB and whether the image was of another size
+    (then resized: bilinear, squashed where not square)."""
     im: Image.Image = Image.open(io.BytesIO(data))
+    own = im.size
     im.draft("RGB", (size, size))  # JPEG: let libjpeg downscale by 1/2..1/8 while decoding
     if im.mode != "RGB":
         im = im.convert("RGB")
     if im.size != (size, size):
         im = im.resize((size, size), Image.Resampling.BILINEAR)
-    return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(size, size, 3)
+    return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(size, size, 3), own != (size, size)
 
 
-def decode_chunk(items: list[tuple[str, bytes]], size: int) -> np.ndarray:
-    """Decode a list of ``(name, bytes)``; the name only serves the error message."""
+def own_size(data: bytes, name: str) -> int:
+    """The input size an image asks for: its larger side (read from its header alone)."""
+    try:
+        return max(Image.open(io.BytesIO(data)).size)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise DataError(f"data.path: cannot decode image {name} ({_short(exc)})") from None
+
+
+def decode_chunk(items: list[tuple[str, bytes]], size: int) -> tuple[np.ndarray, int]:
+    """Decode a list of ``(name, bytes)`` (the name serves the error message); with the
+    number of images that were resized."""
     out = np.empty((len(items), size, size, 3), dtype=np.uint8)
+    resized = 0
     for i, (name, data) in enumerate(items):
         try:
-            out[i] = decode_image(data, size)
+            out[i], other = decode_image(data, size)
+            resized += other
         except (
             UnidentifiedImageError,
             Image.DecompressionBombError,
@@ -171,7 +186,7 @@ def decode_chunk(items: list[tuple[str, bytes]], size: int) -> np.ndarray:
             SyntaxError,
         ) as exc:
             raise DataError(f"data.path: cannot decode image {name} ({_short(exc)})") from None
-    return out
+    return out, resized
 
 
 def _workers() -> int:
@@ -200,7 +215,10 @@ class _Decoder:
     def __init__(self, size: int) -> None:
         self.size = size
         self.results: list[np.ndarray] = []
-        self.pending: deque[tuple[list[tuple[str, bytes]], Future[np.ndarray] | None]] = deque()
+        self.resized = 0
+        self.pending: deque[
+            tuple[list[tuple[str, bytes]], Future[tuple[np.ndarray, int]] | None]
+        ] = deque()
         self.pool: ProcessPoolExecutor | None = None
         self.pool_failed = False
         self.workers = _workers()
@@ -220,7 +238,7 @@ class _Decoder:
 
     def submit(self, chunk: list[tuple[str, bytes]]) -> None:
         """Queue a chunk; the first one is decoded here, so small datasets never fork."""
-        fut: Future[np.ndarray] | None = None
+        fut: Future[tuple[np.ndarray, int]] | None = None
         if self.submitted > 0:
             self._start_pool()
         self.submitted += 1
@@ -241,14 +259,18 @@ class _Decoder:
         chunk, fut = self.pending.popleft()
         if fut is not None:
             try:
-                self.results.append(fut.result())
+                self._keep(fut.result())
                 return
             except DataError:
                 self._drop_pool()
                 raise
             except Exception:  # a dead worker, a cancelled task, IPC trouble: decode it here
                 self._drop_pool()
-        self.results.append(decode_chunk(chunk, self.size))
+        self._keep(decode_chunk(chunk, self.size))
+
+    def _keep(self, decoded: tuple[np.ndarray, int]) -> None:
+        self.results.append(decoded[0])
+        self.resized += decoded[1]
 
     def _drop_pool(self) -> None:
         if self.pool is not None:
@@ -268,13 +290,22 @@ class _Decoder:
         return np.concatenate(self.results)
 
 
-def decode_entries(entries: Iterable[Entry], size: int) -> tuple[list[tuple[str, ...]], np.ndarray]:
-    """Decode all images of ``entries`` (pipelined with reading them); returns names and NHWC."""
+def decode_entries(
+    entries: Iterable[Entry], size: int | None
+) -> tuple[list[tuple[str, ...]], np.ndarray, int]:
+    """Decode all images of ``entries`` (pipelined with reading them) at ``size`` (None: the
+    first image's own, its larger side); returns names, NHWC and how many were resized."""
     names: list[tuple[str, ...]] = []
+    stream = iter(entries)
+    first = next(stream, None)
+    if first is None:
+        return [], np.zeros((0, size or 1, size or 1, 3), np.uint8), 0
+    if size is None:
+        size = own_size(first[1], "/".join(first[0]))
     decoder = _Decoder(size)
     chunk: list[tuple[str, bytes]] = []
     try:
-        for parts, data in entries:
+        for parts, data in itertools.chain([first], stream):
             names.append(parts)
             chunk.append(("/".join(parts), data))
             if len(chunk) == _CHUNK:
@@ -285,7 +316,7 @@ def decode_entries(entries: Iterable[Entry], size: int) -> tuple[list[tuple[str,
     except BaseException:
         decoder._drop_pool()
         raise
-    return names, decoder.finish()
+    return names, decoder.finish(), decoder.resized
 
 
 # ----------------------------------------------------------------------------- layout
@@ -329,7 +360,9 @@ def assign_layout(
     return train_classes, labels, is_test, bool(is_test.any())
 
 
-def arrays_from_images(names: list[tuple[str, ...]], x: np.ndarray, where: Path) -> RawArrays:
+def arrays_from_images(
+    names: list[tuple[str, ...]], x: np.ndarray, where: Path, resized: int = 0
+) -> RawArrays:
     """Sort decoded images by path (archive order must not matter) and split them by folder."""
     if not names:
         raise DataError(f"data.path: no images found under {where}")
@@ -338,14 +371,15 @@ def arrays_from_images(names: list[tuple[str, ...]], x: np.ndarray, where: Path)
     x = np.ascontiguousarray(x[np.asarray(order, dtype=np.int64)].transpose(0, 3, 1, 2))
     classes, labels, is_test, has_test = assign_layout(names, where)
     if not has_test:
-        return RawArrays(x, labels, None, None, classes)
-    return RawArrays(x[~is_test], labels[~is_test], x[is_test], labels[is_test], classes)
+        return RawArrays(x, labels, None, None, classes, resized)
+    return RawArrays(x[~is_test], labels[~is_test], x[is_test], labels[is_test], classes, resized)
 
 
-def read_image_tree(path: Path, size: int) -> RawArrays:
-    """Decode a class-per-folder tree (directory or archive) to uint8 NCHW arrays at ``size``."""
-    names, x = decode_entries(iter_source(path, is_image), size)
-    return arrays_from_images(names, x, path)
+def read_image_tree(path: Path, size: int | None) -> RawArrays:
+    """Decode a class-per-folder tree (directory or archive) to uint8 NCHW arrays at ``size``
+    (None: the first image's own)."""
+    names, x, resized = decode_entries(iter_source(path, is_image), size)
+    return arrays_from_images(names, x, path, resized)
 
 
 def cached(
@@ -365,13 +399,21 @@ def cached(
 
 
 def load_imagefolder(cfg: DataConfig, seed: int) -> Dataset:
-    """Any class-per-folder dataset, decoded straight to ``resolution`` (default 32) RGB."""
+    """Any class-per-folder dataset, decoded straight to ``resolution`` RGB; by default the
+    images' own size (the first image's larger side: latency and MACs are of the input the
+    user deploys, not of a fixed 32x32)."""
     path = check_path(cfg.path, "imagefolder")
-    size = cfg.resolution or 32
+    size = cfg.resolution
     raw = cached(
-        "imagefolder", path, f"size={size}", cfg.cache_dir, lambda: read_image_tree(path, size)
+        "imagefolder",
+        path,
+        f"size={size or 'own'}",
+        cfg.cache_dir,
+        lambda: read_image_tree(path, size),
     )
-    return build_dataset(
+    if size is not None:  # a size asked for: squashing to it is what was asked
+        raw = dataclasses.replace(raw, resized=0)
+    ds = build_dataset(
         "imagefolder",
         raw,
         seed=seed,
@@ -379,3 +421,33 @@ def load_imagefolder(cfg: DataConfig, seed: int) -> Dataset:
         val_fraction=cfg.val_fraction,
         resolution=None,
     )
+    if empty := empty_class_folders(path, raw.class_names):
+        ds.warnings.append(
+            f"data.path: folder(s) {', '.join(empty[:5])} hold no images and are no class "
+            f"of the {len(raw.class_names)} the nets learn ({', '.join(raw.class_names[:8])})"
+        )
+    return ds
+
+
+def empty_class_folders(path: Path, classes: list[str]) -> list[str]:
+    """Folders beside the class folders of a directory source that hold no image (an archive
+    lists no folders): a class the user meant to give is left out of the nets' outputs."""
+    if not path.is_dir():
+        return []
+    known, empty = set(classes), []
+    for dirpath, dirs, _files in os.walk(path):
+        if known & set(dirs):  # the folder that holds the class folders
+            for d in sorted(set(dirs) - known):
+                sub = Path(dirpath, d)
+                if not _skipped((d,)) and not any(
+                    is_image(Path(f).relative_to(sub).parts) for f in _files_under(sub)
+                ):
+                    empty.append(str(sub.relative_to(path)))
+            dirs[:] = []  # nothing below class folders is a class folder
+    return empty
+
+
+def _files_under(root: Path) -> Iterator[str]:
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            yield os.path.join(dirpath, f)

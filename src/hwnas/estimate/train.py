@@ -250,7 +250,7 @@ class TrainEstimator(Estimator):
             return []
         fast = self.recipe == "fast"
         bs = self.cfg.fast.batch_size if fast else self.task.batch_size
-        steps = len(ds.train) // max(1, bs)
+        steps = -(-len(ds.train) // max(1, bs))  # both recipes train the last, short batch
         if steps >= 4:
             return []
         key = "estimator.fast.batch_size" if fast else "data.batch_size"

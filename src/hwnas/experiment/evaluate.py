@@ -297,7 +297,30 @@ class Evaluator:
         ds = self.estimator.task.dataset
         if ds is not None:
             io.update(mean=list(ds.mean), std=list(ds.std), class_names=list(ds.class_names))
+            io["splits"] = [len(ds.train), len(ds.val), len(ds.test)]
         return io
+
+    def check_same_data(self, stored: dict[str, Any] | None) -> None:
+        """Refuse, in one line, data that differ from those a study's nets were trained on
+        (a class added or renamed, images added, another input size): its trials would share
+        a front with nets of other data, and an export would name the classes wrongly."""
+        from hwnas.core.errors import ConfigError
+
+        now = self.model_io()
+        if not stored or now is None:
+            return
+        for key, what in (
+            ("class_names", "classes"),
+            ("num_classes", "number of classes"),
+            ("input_shape", "input shape"),
+            ("splits", "train / validation / test sizes"),
+        ):
+            if key in stored and key in now and stored[key] != now[key]:
+                raise ConfigError(
+                    f"data: the {what} differ from the study's (now {_short(now[key])}; the "
+                    f"study's {_short(stored[key])}): its nets were trained on those; restore "
+                    "the data or use another --out"
+                )
 
     def check_buildable(self, arch: Arch) -> None:
         """Refuse, in one line, an arch that cannot be built for this task (a reference net on
@@ -481,3 +504,10 @@ def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
             ZeroCostEstimatorConfig(proxy=pf.proxy, batch_size=pf.batch_size), task
         )
     return Evaluator(space, estimator, sources, cfg.constraints, shape, classes, proxy)
+
+
+def _short(value: Any) -> str:
+    """A list for a one-line message: a long class list cut to its first names."""
+    if isinstance(value, list) and len(value) > 6:
+        return ", ".join(map(str, value[:6])) + f", ... ({len(value)})"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)

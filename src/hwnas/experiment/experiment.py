@@ -332,6 +332,8 @@ class Experiment:
         estimator, space = evaluator.estimator, evaluator.space
         io = evaluator.model_io()
         if io is not None:
+            if store.trials():  # a study's data must stay those its nets were trained on
+                evaluator.check_same_data(store.get_meta_json("model_io"))
             store.set_meta("model_io", io)
         estimator_id = estimator.identity()
         state = store.get_meta_json("strategy_state")
@@ -388,7 +390,13 @@ class Experiment:
                 before = float(store.get_meta_json("oneshot_seconds") or 0.0)
                 store.set_meta("oneshot_seconds", before + time.monotonic() - began)
         warm, threshold = self._prefilter(store, evaluator, existing)
-        warnings = evaluator.estimator.warnings() + self._counted
+        task = getattr(evaluator.estimator, "task", None)
+        data = getattr(task, "dataset", None)
+        warnings = (
+            (list(data.warnings) if data is not None else [])
+            + evaluator.estimator.warnings()
+            + self._counted
+        )
         for w in warnings:
             log.warning("%s", w)
         # logged by the strategy; one said when it was found is not said again
