@@ -207,6 +207,7 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         (["strategy.start=[@ref.json]"], "not valid YAML (line 1: found character '@'"),
         (["strategy.start=[@ref.json]"], "quote an item that starts with @"),
         (["objectives={accuracy: max"], "'objectives={accuracy: max': not valid YAML"),
+        (["objectives={accuracy: max, accuracy: min}"], "duplicate key 'accuracy'"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(overrides, needle):
@@ -229,6 +230,22 @@ def test_yaml_file_errors(tmp_path):
     scalar.write_text("3\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(scalar)
+    # a section written twice: PyYAML kept the last, and a search ran on digits, not the
+    # dataset the first `data:` named
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(
+        "data: {name: cifar10, path: x}\nestimator: {epochs: 1}\ndata:\n  batch_size: 8\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(twice)
+    assert str(err.value) == (
+        f"config {twice}: not valid YAML (line 3: duplicate key 'data' (first on line 1): "
+        "merge the two)"
+    )
+    merged = tmp_path / "merged.yaml"  # a merge key's values may be overridden, as YAML means
+    merged.write_text("x: &e {epochs: 2, lr: 0.1}\nestimator:\n  <<: *e\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="x: unknown key"):
+        load_config(merged)
 
 
 def test_objective_and_constraint_shorthands(tmp_path):

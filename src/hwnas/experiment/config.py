@@ -30,6 +30,7 @@ from hwnas.core.constraints import SCALED_UNITS, Constraint, Objective
 from hwnas.core.errors import ConfigError, yaml_problem
 from hwnas.core.metrics import base_name, direction, lookup, unit
 from hwnas.core.registry import FAMILIES
+from hwnas.core.yamlio import load_user_yaml
 from hwnas.data.config import DataConfig
 from hwnas.estimate.config import PrefilterConfig, TrainEstimatorConfig
 from hwnas.experiment.executor_config import ExecutorConfig
@@ -392,7 +393,7 @@ def _parse_value(text: str, item: str) -> Any:
     mapping (``[...]``, ``{...}``), which the user meant as one: a string there only puzzles
     the validator ("should be a valid list")."""
     try:
-        return yaml.safe_load(text)
+        return load_user_yaml(text)
     except yaml.YAMLError as exc:
         if text.strip().startswith(("[", "{")):
             hint = (
@@ -557,7 +558,7 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = load_user_yaml(p.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"config {p}: not valid YAML ({yaml_problem(exc)})") from None
         except UnicodeDecodeError:

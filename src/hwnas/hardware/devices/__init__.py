@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hwnas.core.errors import UserError, yaml_problem
+from hwnas.core.yamlio import load_user_yaml
 
 Precision = Literal["int8", "fp16", "fp32"]
 #: bytes of one element stored at each precision
@@ -211,7 +212,7 @@ def _format(err: ValidationError, label: str) -> str:
 @functools.lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> DeviceSpec:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_user_yaml(path.read_text())
     except OSError as exc:
         raise DeviceSpecError(f"device spec {path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
