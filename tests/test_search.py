@@ -744,3 +744,28 @@ def test_a_resume_on_other_data_is_refused_naming_what_changed(tmp_path):
     res = run_cli(*args, "--budget", "2")  # the data it began on: it goes on
     assert res.returncode == 0, res.stderr
     assert len(show_json(out)) == 2
+
+
+def test_the_api_takes_a_config_path_and_ctrl_c_is_a_keyboard_interrupt(tmp_path):
+    """A user's ``except KeyboardInterrupt`` missed the search's private interrupt (and an
+    ``except Exception`` swallowed it); a config given as a path was an AttributeError."""
+    import hwnas
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "budget: 3\nestimator: {epochs: 1}\ntarget: {name: analytic}\nobjectives: {accuracy: max}\n"
+    )
+    calls = []
+
+    def press(trial, info):
+        calls.append(trial.id)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as err:
+        hwnas.run_search(str(config), tmp_path / "run", on_trial=press)
+    assert isinstance(err.value, hwnas.Interrupted) and "the same call resumes" in str(err.value)
+    assert calls == [0]
+    result = hwnas.run_search(config, tmp_path / "run")  # a Path; it resumes
+    assert len(result.trials) == 3 and result.stopped == "budget"
+    with pytest.raises(hwnas.UserError, match="expected an ExperimentConfig, a YAML path"):
+        hwnas.run_search(42, tmp_path / "other")  # type: ignore[arg-type]

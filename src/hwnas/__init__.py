@@ -26,6 +26,7 @@ _EXPORTS = {
     "run_search": "hwnas.api",
     "Experiment": "hwnas.experiment.experiment",
     "SearchResult": "hwnas.experiment.experiment",
+    "Interrupted": "hwnas.experiment.experiment",
     "Study": "hwnas.experiment.study",
     "Trial": "hwnas.experiment.store",
     "UserError": "hwnas.core.errors",

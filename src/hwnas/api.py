@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwnas.core.errors import UserError
 from hwnas.core.threads import torch_threads_kept
-from hwnas.experiment.config import ExperimentConfig
+from hwnas.experiment.config import ExperimentConfig, load_config, validate_config
 from hwnas.experiment.experiment import Experiment, SearchResult
 from hwnas.experiment.store import Trial
 from hwnas.experiment.study import Study
@@ -20,7 +21,7 @@ from hwnas.report.html import write_study_report
 
 
 def run_search(
-    config: ExperimentConfig,
+    config: ExperimentConfig | str | Path | dict[str, Any],
     out_dir: str | Path,
     *,
     force: bool = False,
@@ -31,7 +32,9 @@ def run_search(
 ) -> SearchResult:
     """Run (or resume) a search in ``out_dir`` and write ``report.html``. ``on_warning`` hears
     at once what a one-shot strategy finds amiss before its supernet trains (else
-    ``on_start``'s ``warnings`` carry it, after the training)."""
+    ``on_start``'s ``warnings`` carry it, after the training). ``config`` may also be a
+    YAML file's path or a mapping, read as ``load_config`` / ``validate_config`` would."""
+    config = as_config(config)
     result = Experiment(
         config,
         out_dir,
@@ -47,6 +50,21 @@ def run_search(
     finally:
         study.close()
     return result
+
+
+def as_config(config: Any) -> ExperimentConfig:
+    """A config given as the validated object, a YAML file's path or a mapping; anything else
+    is a one-line :class:`UserError` (it was an ``AttributeError`` deep in the search)."""
+    if isinstance(config, ExperimentConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, dict):
+        return validate_config(config)
+    raise UserError(
+        f"config: expected an ExperimentConfig, a YAML path or a mapping, not "
+        f"{type(config).__name__}"
+    )
 
 
 @dataclass
@@ -73,7 +91,7 @@ def train_net(
     out_dir: str | Path,
     arch_spec: str | None = None,
     *,
-    config: ExperimentConfig | None = None,
+    config: ExperimentConfig | str | Path | dict[str, Any] | None = None,
     trial_id: int | None = None,
     repeats: int | None = None,
     epochs: int | None = None,
@@ -93,6 +111,7 @@ def train_net(
     from hwnas.experiment.lock import StudyLock
     from hwnas.space.arch_spec import parse_arch
 
+    config = as_config(config) if config is not None else None
     out = Path(out_dir)
     existing = (out / "study.db").exists() and config is None
     if trial_id is not None and not existing:

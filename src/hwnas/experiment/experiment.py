@@ -53,8 +53,13 @@ MAX_DUPLICATE_STREAK = 500  # asks in a row that only found known archs: the spa
 PARETO_WRITE_SECONDS = 1.0
 
 
-class Interrupted(Exception):
-    """The user pressed Ctrl-C (or sent SIGTERM); everything finished is saved."""
+class Interrupted(KeyboardInterrupt):
+    """The user pressed Ctrl-C (or sent SIGTERM); everything finished is saved. A
+    ``KeyboardInterrupt``, so a caller's ``except KeyboardInterrupt`` hears it and an
+    ``except Exception`` does not swallow it."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted: finished trials are saved; the same call resumes")
 
 
 @dataclass
