@@ -413,6 +413,27 @@ def test_imagefolder_directory(tmp_path: Path) -> None:
     assert ds.warnings == []  # a size asked for squashes without a word
 
 
+def test_imagefolder_with_a_validation_folder_uses_it(tmp_path: Path) -> None:
+    """train/ + val/ (+ test/) is the layout most users bring: it was refused as "images
+    sit at different folder depths"; its val/ now is the validation split, not carved."""
+    root = tmp_path / "set"
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        for cls, colour in COLOURS.items():
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                (root / split / cls / f"{i}.png").write_bytes(_png(colour, (16, 16)))
+    ds = _load("imagefolder", root, tmp_path / "cache")
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (18, 6, 9)
+    assert sorted(ds.val.y.tolist()) == [0, 0, 1, 1, 2, 2] and ds.warnings == []
+    _check_colours(ds)
+    again = _load("imagefolder", root, tmp_path / "cache", seed=3)  # from the cache, any seed
+    assert torch.equal(again.val.x, ds.val.x) and torch.equal(again.train.y, ds.train.y)
+    (root / "val" / "fox").mkdir()
+    (root / "val" / "fox" / "0.png").write_bytes(_png((1, 2, 3), (16, 16)))
+    msg = _error(DataConfig(name="imagefolder", path=str(root), cache_dir=str(tmp_path / "c")))
+    assert msg == f"data.path: {root}: validation classes without training images: fox"
+
+
 def test_imagefolder_of_one_size_keeps_it_and_says_what_no_split_judges(tmp_path: Path) -> None:
     """64x64 images read as 32x32 timed nets 3-4x too fast; an empty class folder and a
     class too small for the validation and test splits were silent."""

@@ -7,6 +7,7 @@ as float32, and it can be moved to an accelerator once and batched there without
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -100,6 +101,9 @@ class RawArrays:
     class_names: list[str]
     #: images whose own size was not the decoded one (resized, squashed where not square)
     resized: int = 0
+    #: a validation split the source gives (a ``val/`` folder); None: carved from train
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------ splits
@@ -170,7 +174,8 @@ def resize_raw(raw: RawArrays, size: int) -> RawArrays:
         return resize_uint8(torch.from_numpy(np.ascontiguousarray(a)), size).numpy()
 
     test_x = rs(raw.test_x) if raw.test_x is not None else None
-    return RawArrays(rs(raw.train_x), raw.train_y, test_x, raw.test_y, raw.class_names)
+    val_x = rs(raw.val_x) if raw.val_x is not None else None
+    return dataclasses.replace(raw, train_x=rs(raw.train_x), test_x=test_x, val_x=val_x)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -227,7 +232,13 @@ def build_dataset(
         raise DataError(
             f"data: {name} keeps {len(y)} training image(s); need at least 2 (raise data.subset)"
         )
-    train_idx, val_idx = stratified_split(y, val_fraction, (seed, 2))
+    if raw.val_x is not None and raw.val_y is not None:  # the source's own validation split
+        x = np.concatenate([x, np.asarray(raw.val_x, dtype=np.uint8)])
+        n_train = len(y)
+        y = np.concatenate([y, np.asarray(raw.val_y, dtype=np.int64)])
+        train_idx, val_idx = np.arange(n_train), np.arange(n_train, len(y))
+    else:
+        train_idx, val_idx = stratified_split(y, val_fraction, (seed, 2))
 
     def split(xs: np.ndarray, ys: np.ndarray) -> Split:
         xt = torch.from_numpy(np.ascontiguousarray(xs))
@@ -321,6 +332,8 @@ def load_cached(path: Path) -> RawArrays | None:
                 test_y=z["test_y"].astype(np.int64) if has_test else None,
                 class_names=[str(s) for s in z["class_names"]],
                 resized=int(z["resized"]) if "resized" in z.files else 0,
+                val_x=z["val_x"] if "val_x" in z.files else None,
+                val_y=z["val_y"].astype(np.int64) if "val_y" in z.files else None,
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
@@ -336,17 +349,19 @@ def save_cached(path: Path, raw: RawArrays) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
         try:
+            arrays: dict[str, np.ndarray] = {
+                "train_x": raw.train_x,
+                "train_y": raw.train_y.astype(np.int64),
+                "test_x": raw.test_x if raw.test_x is not None else empty,
+                "test_y": raw.test_y.astype(np.int64) if raw.test_y is not None else empty,
+                "has_test": np.array(raw.test_x is not None),
+                "class_names": np.array(raw.class_names, dtype=str),
+                "resized": np.array(raw.resized),
+            }
+            if raw.val_x is not None and raw.val_y is not None:
+                arrays.update(val_x=raw.val_x, val_y=raw.val_y.astype(np.int64))
             with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    train_x=raw.train_x,
-                    train_y=raw.train_y.astype(np.int64),
-                    test_x=raw.test_x if raw.test_x is not None else empty,
-                    test_y=raw.test_y.astype(np.int64) if raw.test_y is not None else empty,
-                    has_test=np.array(raw.test_x is not None),
-                    class_names=np.array(raw.class_names, dtype=str),
-                    resized=np.array(raw.resized),
-                )
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by users
             os.replace(tmp, path)
         finally:

@@ -27,7 +27,9 @@ class DataConfig(KindConfig):
     path: str | None = Field(
         None,
         description="Dataset location for `cifar10` / `imagefolder`: a directory, a `.tar.gz`, "
-        "or (cifar10) torchvision's python-pickle folder.",
+        "or (cifar10) torchvision's python-pickle folder. Images in `<class>/` folders, or "
+        "in `train/<class>/` with `val/` (the validation split; else carved from train) and "
+        "`test/` (else a fixed share of train) beside it.",
     )
     resolution: int | None = Field(
         None,

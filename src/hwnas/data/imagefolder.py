@@ -1,9 +1,10 @@
 """Class-per-folder image datasets from a directory or a tar archive, decoded once and cached.
 
 Layouts (a common top-level folder prefix is allowed and detected):
-``train/<class>/<image>`` + ``test/<class>/<image>``, or just ``<class>/<image>`` (then a fixed
-seed carves the test split). Archives are streamed, never extracted, so read-only or small
-disks work and nothing is left behind.
+``train/<class>/<image>`` with ``val/<class>/`` and ``test/<class>/`` beside it (each
+optional: a missing one is carved from train), or just ``<class>/<image>`` (then a fixed seed
+carves the test split). Archives are streamed, never extracted, so read-only or small disks
+work and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from .base import (
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 )
-SPLIT_NAMES = ("train", "test")
+#: split folders and the split each names (a validation folder replaces the carved split)
+SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 _CHUNK = 512  # images per decode task: large enough to amortise IPC, small enough to pipeline
 
 Entry = tuple[tuple[str, ...], bytes]  # (path parts relative to the root, encoded bytes)
@@ -322,42 +324,47 @@ def decode_entries(
 # ----------------------------------------------------------------------------- layout
 def assign_layout(
     names: list[tuple[str, ...]], where: Path
-) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
-    """Work out split and class of every image: ``(class_names, labels, is_test, has_test)``.
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Work out split and class of every image: ``(class_names, labels, split)``, split 0
+    train, 1 validation, 2 test.
 
-    With ``.../train/<class>/<img>`` (and ``.../test/<class>/<img>``) paths under one common
-    prefix the folders give the split; otherwise every image is ``.../<class>/<img>`` under one
-    common prefix, all in train.
+    With ``.../train/<class>/<img>`` (and ``val/`` or ``test/`` beside it) paths under one
+    common prefix the folders give the split; otherwise every image is ``.../<class>/<img>``
+    under one common prefix, all in train.
     """
     if not names:
         raise DataError(f"data.path: no images found under {where}")
-    split_layout = all(len(p) >= 3 and p[-3] in SPLIT_NAMES for p in names)
+    split_layout = all(len(p) >= 3 and p[-3].lower() in SPLIT_NAMES for p in names)
     depth = 3 if split_layout else 2
+    expected = "<class>/<image> or train|val|test/<class>/<image>"
     if any(len(p) < depth for p in names):
         loose = next(p for p in names if len(p) < depth)
         raise DataError(
             f"data.path: {where}: image {'/'.join(loose)} is not inside a class folder "
-            "(expected <class>/<image> or train|test/<class>/<image>)"
+            f"(expected {expected})"
         )
     prefixes = {p[:-depth] for p in names}
     if len(prefixes) > 1:
         shown = ", ".join(sorted("/".join(p) or "." for p in prefixes)[:3])
         raise DataError(
-            f"data.path: {where}: images sit at different folder depths ({shown}); expected "
-            "<class>/<image> or train|test/<class>/<image>"
+            f"data.path: {where}: images sit in folders of different roles ({shown}); "
+            f"expected {expected}"
         )
-    is_test = np.array([split_layout and p[-3] == "test" for p in names], dtype=bool)
-    train_classes = sorted({p[-2] for p, t in zip(names, is_test, strict=True) if not t})
+    split = np.array([SPLIT_NAMES[p[-3].lower()] if split_layout else 0 for p in names])
+    train_classes = sorted({p[-2] for p, s in zip(names, split, strict=True) if s == 0})
     if not train_classes:
-        raise DataError(f"data.path: {where} has a test/ folder but no train/ images")
-    unknown = sorted({p[-2] for p, t in zip(names, is_test, strict=True) if t} - set(train_classes))
-    if unknown:
-        raise DataError(
-            f"data.path: {where}: test classes without training images: {', '.join(unknown[:5])}"
-        )
+        raise DataError(f"data.path: {where} has no train/ images beside its other splits")
+    for k, folder in ((1, "validation"), (2, "test")):
+        unknown = sorted({p[-2] for p, s in zip(names, split, strict=True) if s == k})
+        unknown = [c for c in unknown if c not in train_classes]
+        if unknown:
+            raise DataError(
+                f"data.path: {where}: {folder} classes without training images: "
+                f"{', '.join(unknown[:5])}"
+            )
     index = {c: i for i, c in enumerate(train_classes)}
     labels = np.array([index[p[-2]] for p in names], dtype=np.int64)
-    return train_classes, labels, is_test, bool(is_test.any())
+    return train_classes, labels, split
 
 
 def arrays_from_images(
@@ -369,10 +376,20 @@ def arrays_from_images(
     order = sorted(range(len(names)), key=lambda i: names[i])
     names = [names[i] for i in order]
     x = np.ascontiguousarray(x[np.asarray(order, dtype=np.int64)].transpose(0, 3, 1, 2))
-    classes, labels, is_test, has_test = assign_layout(names, where)
-    if not has_test:
-        return RawArrays(x, labels, None, None, classes, resized)
-    return RawArrays(x[~is_test], labels[~is_test], x[is_test], labels[is_test], classes, resized)
+    classes, labels, split = assign_layout(names, where)
+    parts = [(x[split == k], labels[split == k]) if (split == k).any() else None for k in (0, 1, 2)]
+    train, val, test = parts
+    assert train is not None
+    return RawArrays(
+        train[0],
+        train[1],
+        test[0] if test else None,
+        test[1] if test else None,
+        classes,
+        resized,
+        val[0] if val else None,
+        val[1] if val else None,
+    )
 
 
 def read_image_tree(path: Path, size: int | None) -> RawArrays:
