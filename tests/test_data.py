@@ -480,12 +480,28 @@ def test_imagefolder_without_test_folder_carves_fixed_test(tmp_path: Path) -> No
 
 
 def test_cifar10_from_imagefolder_resizes_after_decode(tmp_path: Path) -> None:
-    _make_tree(tmp_path / "set")
-    ds = _load("cifar10", tmp_path / "set", tmp_path / "cache")
-    assert ds.input_shape == (3, 32, 32) and ds.class_names == ["cat", "dog", "emu"]
-    small = _load("cifar10", tmp_path / "set", tmp_path / "cache", resolution=8)
+    root = tmp_path / "set"
+    for k in range(10):
+        for split in ("train", "test"):
+            (root / split / f"c{k}").mkdir(parents=True)
+            for i in range(3):
+                colour = (20 * k, 200 - 20 * k, 10 * i)
+                (root / split / f"c{k}" / f"{i}.png").write_bytes(_png(colour, (20 + i, 16)))
+    ds = _load("cifar10", root, tmp_path / "cache")
+    assert ds.input_shape == (3, 32, 32) and ds.class_names == [f"c{k}" for k in range(10)]
+    small = _load("cifar10", root, tmp_path / "cache", resolution=8)
     assert small.input_shape == (3, 8, 8)
-    _check_colours(small)
+    for x, y in zip(small.test.x, small.test.y, strict=True):
+        assert abs(int(x[0, 4, 4]) - 20 * int(y)) <= 6  # labels and pixels went together
+    # a folder of other classes is not CIFAR-10 (`--data DIR` names it where data.name is
+    # unset): a 3-class folder was searched with CIFAR's recipe, flips and all
+    _make_tree(tmp_path / "mine")
+    msg = _error(DataConfig(name="cifar10", path=str(tmp_path / "mine"), cache_dir=str(tmp_path)))
+    assert msg == (
+        f"data.path: {tmp_path / 'mine'} holds 3 classes (cat, dog, emu), not CIFAR-10's 10; "
+        "for your own images set data.name=imagefolder (with data.augment=true for CIFAR's "
+        "crops and flips)"
+    )
 
 
 # ---------------------------------------------------------------------- pickle format

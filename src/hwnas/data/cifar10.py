@@ -160,6 +160,14 @@ def load_cifar10(cfg: DataConfig, seed: int) -> Dataset:
         raw = cached(
             "cifar10", path, f"size={size}", cfg.cache_dir, lambda: resize_raw(native(), size)
         )
+    classes = raw.class_names
+    if len(classes) != 10:  # `--data DIR` names cifar10 where data.name is unset
+        shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+        raise DataError(
+            f"data.path: {path} holds {len(classes)} classes ({shown}), not CIFAR-10's 10; "
+            "for your own images set data.name=imagefolder (with data.augment=true for "
+            "CIFAR's crops and flips)"
+        )
     return build_dataset(
         "cifar10",
         raw,
