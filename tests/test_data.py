@@ -707,6 +707,11 @@ def test_error_messages(tmp_path: Path) -> None:
     (tmp_path / "set" / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     msg = _error(DataConfig(name="imagefolder", path=str(tmp_path / "set"), cache_dir=cache))
     assert msg.startswith("data.path: cannot decode image train/dog/broken.jpg")
+    (tmp_path / "set" / "train" / "dog" / "broken.jpg").write_bytes(b"plain text, no image")
+    msg = _error(DataConfig(name="imagefolder", path=str(tmp_path / "set"), cache_dir=cache))
+    assert msg == (  # not Pillow's "<_io.BytesIO object at 0x...>"
+        "data.path: cannot decode image train/dog/broken.jpg (not an image Pillow can read)"
+    )
 
     loose = tmp_path / "loose"
     loose.mkdir()

@@ -163,12 +163,20 @@ def decode_image(data: bytes, size: int) -> tuple[np.ndarray, bool]:
     return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(size, size, 3), own != (size, size)
 
 
+def _why_not(exc: BaseException) -> str:
+    """Pillow's reason an image did not decode, without the in-memory buffer it names
+    (``cannot identify image file <_io.BytesIO object at 0x7f...>``)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    return _short(exc)
+
+
 def own_size(data: bytes, name: str) -> int:
     """The input size an image asks for: its larger side (read from its header alone)."""
     try:
         return max(Image.open(io.BytesIO(data)).size)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise DataError(f"data.path: cannot decode image {name} ({_short(exc)})") from None
+        raise DataError(f"data.path: cannot decode image {name} ({_why_not(exc)})") from None
 
 
 def decode_chunk(items: list[tuple[str, bytes]], size: int) -> tuple[np.ndarray, int]:
@@ -187,7 +195,7 @@ def decode_chunk(items: list[tuple[str, bytes]], size: int) -> tuple[np.ndarray,
             ValueError,
             SyntaxError,
         ) as exc:
-            raise DataError(f"data.path: cannot decode image {name} ({_short(exc)})") from None
+            raise DataError(f"data.path: cannot decode image {name} ({_why_not(exc)})") from None
     return out, resized
 
 

@@ -138,7 +138,7 @@ def render_reference(plugins: bool = True) -> str:
         "",
         "Constraints: strings such as `latency_ms <= 2.0` or `params <= 500000` "
         "(operators `<=`, `<`, `>=`, `>`). A bound on a count or a size may carry a multiplier: "
-        "`params <= 0.5M`, `macs < 300M` (`k`, `M`, `G`: powers of 1000), `peak_sram_bytes <= "
+        "`params <= 0.5M`, `macs < 300M` (`k` or `K`, `M`, `G`: powers of 1000), `peak_sram_bytes <= "
         "256KiB` (`KiB`, `MiB`, `GiB`: powers of 1024, bytes only); `kB`, `KB`, `MB` are "
         "refused, as they read two ways. A candidate breaking a constraint that is known before "
         "training is stored as `pruned` and never trained.",
