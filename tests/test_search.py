@@ -92,6 +92,11 @@ def test_search_show_report_export_resume(tmp_path):
 
     # export the first Pareto member and run it in ONNX Runtime
     tid = sorted(ids)[0]
+    res = run_cli("export", str(out), "--trial", str(tid), "-o", str(tmp_path / "m.pt"))
+    assert res.returncode == 2 and res.stderr.strip().endswith(
+        "export writes ONNX, not a PyTorch file; name the file .onnx"
+    ), res.stderr  # an ONNX file named .pt was written without a word
+    assert not (tmp_path / "m.pt").exists()
     onnx_path = tmp_path / "m.onnx"
     res = run_cli("export", str(out), "--trial", str(tid), "--output", str(onnx_path))
     assert res.returncode == 0, res.stderr

@@ -44,12 +44,33 @@ STUDY_FILES = (
 )
 
 
+#: model file suffixes of other formats than the ONNX file an export writes
+OTHER_FORMATS = {
+    ".pt": "a PyTorch file",
+    ".pth": "a PyTorch file",
+    ".torchscript": "TorchScript",
+    ".tflite": "TensorFlow Lite",
+    ".pb": "a TensorFlow graph",
+    ".h5": "a Keras file",
+    ".keras": "a Keras file",
+    ".engine": "a TensorRT engine",
+    ".trt": "a TensorRT engine",
+    ".mlmodel": "Core ML",
+    ".ort": "an ORT-format model",
+}
+
+
 def check_output(out_dir: str | Path, output: str | Path, force: bool = False) -> None:
     """Refuse an output that is a directory or one of the study's own files, and an existing
     file unless ``force``."""
     out, study = Path(output).resolve(), Path(out_dir).resolve()
     if out.is_dir():
         raise ExportError(f"--output {output}: is a directory; name the file to write")
+    if out.suffix.lower() in OTHER_FORMATS:  # an ONNX file under a name that promises another
+        raise ExportError(
+            f"--output {output}: export writes ONNX, not {OTHER_FORMATS[out.suffix.lower()]}; "
+            "name the file .onnx"
+        )
     own = out.parent == study and (out.name in STUDY_FILES or out.name.startswith("study-"))
     if own or study / "weights" in out.parents:
         raise ExportError(
