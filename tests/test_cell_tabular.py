@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import random
 import time
 
@@ -571,7 +572,14 @@ def test_a_study_with_a_relative_table_path_is_read_from_any_directory(
     assert len(json.loads(capsys.readouterr().out)) == 6
     assert main(["report", "work/runs/s"]) == 0
     assert (work / "runs" / "s" / "report.html").is_file()
-    monkeypatch.chdir(work)  # a resume where the search ran: six trials found, four new
+    # a resume with the study's own config from here works from where it ran
+    assert main(["search", "--out", "work/runs/s", "--budget", "8", "-q"]) == 0
+    assert os.getcwd() == str(work)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["show", "work/runs/s", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 8
+    monkeypatch.chdir(work)  # a resume where the search ran: eight trials found, two new
     study = Study("runs/s", readonly=True)
     try:
         assert study.config.estimator.path == "tables/t.csv.gz"

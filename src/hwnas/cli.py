@@ -418,6 +418,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -------------------------------------------------------------------- commands
+def _resume_where_it_ran(args: argparse.Namespace, base: dict[str, Any]) -> None:
+    """A study resumed with its own config from another directory: its relative paths (data,
+    tables) name files from where it ran, so this process works from there (``--out`` made
+    absolute first). Read as from here, they do not exist, and a path made absolute would
+    change the config the trials are keyed by."""
+    from hwnas.experiment.store import Store
+    from hwnas.experiment.study import rebased
+
+    out = Path(args.out).resolve()
+    with Store(out / Store.FILENAME, create=False, readonly=True) as store:
+        start = store.get_meta_json("start_dir")
+    if not isinstance(start, str) or Path(start) == Path.cwd() or not Path(start).is_dir():
+        return
+    if rebased(base, start) == base:  # every path resolves from here (or from nowhere)
+        return
+    args.out = str(out)
+    os.chdir(start)
+    if not args.quiet:
+        print(f"reading its relative paths from {start}, where it ran", file=sys.stderr)
+
+
 def _stored_config(out: str) -> dict[str, Any] | None:
     """The config the study in ``out`` stored, as data; None where there is none this version
     reads (the search then says why, or starts a new study)."""
@@ -448,6 +469,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     base = _stored_config(args.out) if args.config is None and not overrides else None
     if base is not None and not args.quiet:
         print(f"using the config stored in {args.out} (no --config given)", file=sys.stderr)
+    if base is not None and args.data is None:
+        _resume_where_it_ran(args, base)
     if args.workers is not None:
         if args.workers < 1:
             raise ConfigError("--workers: must be at least 1")
