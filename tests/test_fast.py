@@ -455,6 +455,7 @@ def test_search_with_final_stage_and_hwnas_train(tmp_path):
     assert parent["metrics"]["final_test_accuracy"] == pytest.approx(sum(accs) / 2)
     pareto = json.loads((out / "pareto.json").read_text())
     assert all(p["id"] != f["id"] for p in pareto["pareto"] for f in final)
+    assert "fronts_by_stage" not in pareto  # final runs have no front of their own (was [])
 
     # the same command again repeats nothing
     again = run_cli("search", "--out", str(out), "--budget", "4", "-q", *sets(*FASTCNN))

@@ -328,14 +328,17 @@ class Study:
                 )
             ],
         }
-        stages = sorted({t.stage for t in trials})
+        # the final recipe's runs (``op: final``) are judged on their nets (their test figures
+        # sum up there): a front of their own was always empty
+        staged = [t for t in trials if t.info.get("op") != "final"]
+        stages = sorted({t.stage for t in staged})
         if len(stages) > 1:  # each stage's own front too (NASH's final net is a stage)
             gone = superseded(trials)  # by a promotion of any stage
             payload["fronts_by_stage"] = {
                 stage: [
                     t.id
                     for t in pareto_front(
-                        [t for t in trials if t.stage == stage and t.id not in gone],
+                        [t for t in staged if t.stage == stage and t.id not in gone],
                         self.objectives,
                     )
                 ]
