@@ -246,6 +246,8 @@ def test_the_metrics_a_search_is_judged_by_have_columns(tmp_path: Path) -> None:
         assert "latency ms" not in names  # latencies have their own columns
     complete = sum(t["status"] == "complete" for t in ts)
     assert text.count(">3.25 KiB</td>") >= complete  # in the bytes' own format
+    # the bounds are named in the header beside the objectives (they were in the config alone)
+    assert "constraints: flash_bytes@m7 &lt;= 1048576, latency_ms &lt;= 2 · generated" in text
 
 
 def test_nan_and_inf_become_null(tmp_path: Path) -> None:

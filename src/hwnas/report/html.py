@@ -141,7 +141,15 @@ def render_report(
         )
     body = "\n".join(
         [
-            _header(title, trials, front, objectives, summary or {}, bool(config)),
+            _header(
+                title,
+                trials,
+                front,
+                objectives,
+                summary or {},
+                bool(config),
+                [str(c) for c in (config or {}).get("constraints") or []],
+            ),
             _section(
                 "Pareto front",
                 '<p class="note">Each point is a complete trial; the highlighted ones are the '
@@ -254,6 +262,7 @@ def _header(
     objectives: Sequence[tuple[str, str]],
     summary: dict,
     has_config: bool,
+    constraints: Sequence[str] = (),
 ) -> str:
     counts = Counter(str(t.get("status")) for t in trials)
     statuses = [s for s in STATUS_ORDER if counts[s]] + sorted(set(counts) - set(STATUS_ORDER))
@@ -314,7 +323,9 @@ def _header(
     )
     return (
         f"<header><h1>{escape(title)}</h1>"
-        f'<p class="sub">objectives: {arrows or "–"} · generated '
+        f'<p class="sub">objectives: {arrows or "–"}'
+        + (f" · constraints: {escape(', '.join(constraints))}" if constraints else "")
+        + " · generated "
         f"{escape(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}</p>"
         f'<div class="cards">{card_html}</div>'
         '<nav><a href="#pareto">Pareto front</a><a href="#progress">Progress</a>'
