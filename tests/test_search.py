@@ -559,7 +559,8 @@ def test_corrupt_db_and_foreign_experiment(tmp_path):
         "search", "--out", str(out), "--budget", "1", "--seed", "9", "--force", "-q", *fast_args()
     )
     assert res.returncode == 0, res.stderr
-    assert list(out.glob("study-*.db.bak")), "the old study is kept"
+    (backup,) = out.glob("study-*.db.bak")  # the old study is kept, and the user told where
+    assert f"warning: the study that was in {out} is kept as {backup}" in res.stderr
 
 
 def test_python_api(tmp_path):

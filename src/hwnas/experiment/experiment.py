@@ -182,9 +182,12 @@ def backup_name(out_dir: Path) -> Path:
     return backup
 
 
-def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
+def prepare_dir(
+    cfg: ExperimentConfig, out_dir: Path, force: bool, said: Callable[[str], None] | None = None
+) -> Store:
     """Open or create DIR/study.db; refuse a directory that holds a different experiment
-    (with ``force``, move its study aside as a backup) and record this run's config."""
+    (with ``force``, move its study aside as a backup, told to ``said``) and record this
+    run's config."""
     replace = check_dir(cfg, out_dir, force)
     try:  # what is stored must read back: a study whose config does not is lost to every command
         validate_config(cfg.to_json_dict())
@@ -200,6 +203,8 @@ def prepare_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> Store:
                 src.rename(Path(str(backup) + suffix))
         if (out_dir / "weights").exists():
             shutil.move(out_dir / "weights", Path(str(backup) + ".weights"))
+        if said is not None and backup.exists():
+            said(f"the study that was in {out_dir} is kept as {backup}")
     store = Store(db_path)
     store.set_meta("config", cfg.to_json_dict())
     # relative paths in the config are read from here: show/report/export elsewhere use it
@@ -260,7 +265,7 @@ class Experiment:
             if not lock.held:  # only now: a refused start creates no directory
                 self.dir.mkdir(parents=True, exist_ok=True)
                 lock.acquire()
-            store = prepare_dir(self.cfg, self.dir, self.force)
+            store = prepare_dir(self.cfg, self.dir, self.force, self.on_warning)
             lock.announce()
         except BaseException:
             lock.release()
