@@ -259,6 +259,13 @@ def test_a_cell_space_of_one_op_is_refused_in_one_line():
         # a table has one fidelity: hyperband's promotions repeated each arch's figure
         ("scheduler={name: hyperband, max_epochs: 200}", "scheduler: hyperband cuts"),
         ("pruner=median", "pruner: median cuts trainings short, and a table has one"),
+        # a table trains nothing: its final runs failed one by one with a bare AssertionError
+        ("final.repeats=2", "final.repeats: estimator `tabular` trains no nets"),
+        # a final estimator beside it trained the cells on the default digits, silently
+        (
+            "final={repeats: 1, estimator: {name: train}}",
+            "final.estimator trains the front on `data`, left at its default (digits)",
+        ),
     ],
 )
 def test_tabular_config_errors(tmp_path, override, needle):

@@ -602,12 +602,35 @@ def load_config(
     return cfg
 
 
+def _check_final(cfg: ExperimentConfig) -> None:
+    """The final stage trains nets: beside an estimator that builds none (a table), only
+    with an estimator of its own, on data named for it. A table's final runs failed one by
+    one with a bare AssertionError; a `train` estimator there trained the cells on the
+    default digits and reported that as their test accuracy beside CIFAR's."""
+    if getattr(cfg.estimator, "needs_model", True):
+        return
+    name = cfg.estimator.name
+    if cfg.final.repeats > 0 and cfg.final.estimator is None:
+        raise ConfigError(
+            f"config: final.repeats: estimator `{name}` trains no nets (the front's test "
+            "accuracy is its own); drop final.repeats, or name final.estimator (e.g. "
+            "{name: train}) and the data to train them on"
+        )
+    if cfg.final.estimator is not None and "data" not in cfg.model_fields_set:
+        raise ConfigError(
+            f"config: final.estimator trains the front on `data`, left at its default "
+            f"({cfg.data.name}) beside estimator `{name}`; name the data the nets are for "
+            "(data.name, data.path)"
+        )
+
+
 def _read_by_this_search(cfg: ExperimentConfig) -> None:
     """Refuse what the chosen strategy would ignore, where a user's config is read (not a
     study's stored one, which resumes as it was). Evolution's ``weights`` on no objective or
     without scalar selection, and ``supernet.weights`` beside evolution, were ignored without
     a word; a one-shot strategy with ``estimator: supernet`` was refused as if the space had
     no supernet."""
+    _check_final(cfg)
     one_shot = getattr(cfg.strategy, "trains_supernet", False)
     if one_shot and cfg.estimator.name == "supernet":
         raise ConfigError(
