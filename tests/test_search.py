@@ -775,3 +775,30 @@ def test_the_api_takes_a_config_path_and_ctrl_c_is_a_keyboard_interrupt(tmp_path
     assert len(result.trials) == 3 and result.stopped == "budget"
     with pytest.raises(hwnas.UserError, match="expected an ExperimentConfig, a YAML path"):
         hwnas.run_search(42, tmp_path / "other")  # type: ignore[arg-type]
+
+
+def test_a_short_training_is_validated_with_recalibrated_batchnorm():
+    """A 1-epoch digits net (18 steps) read at chance in eval mode, its running BatchNorm
+    averages still of the weights it started with: multi-fidelity's lowest rung ranked by
+    noise. Below `bn_recalibration_steps` the statistics are recomputed before validating."""
+    import random as rnd
+
+    import torch
+
+    from hwnas.data import load_dataset
+    from hwnas.estimate.train import train
+    from hwnas.experiment.config import load_config
+    from hwnas.space import make_space
+
+    accs = {}
+    for steps in (0, 100):
+        cfg = load_config(
+            "configs/digits.yaml",
+            ["estimator.epochs=1", f"estimator.bn_recalibration_steps={steps}"],
+        )
+        ds = load_dataset(cfg.data, 0)
+        space = make_space(cfg.space)
+        torch.manual_seed(0)
+        net = space.build(space.sample(rnd.Random(0)), ds.input_shape, ds.num_classes)
+        accs[steps] = train(net, ds, cfg.estimator, seed=0, batch_size=64).accuracy
+    assert accs[0] < 0.3 < 0.8 < accs[100], accs

@@ -130,6 +130,14 @@ class TrainEstimatorConfig(KindConfig):
     threads: int = Field(
         0, ge=0, description="CPU threads for training; 0 = PyTorch's default for the machine."
     )
+    bn_recalibration_steps: int = Field(
+        100,
+        ge=0,
+        description="A net validated after fewer optimizer steps than this has its BatchNorm "
+        "statistics recomputed first (one pass over up to 50 training batches): after a few "
+        "steps the running averages lag the weights, and a 1-epoch digits net read 10-23 % "
+        "where the same weights read 58-93 % recalibrated. 0 = never.",
+    )
 
 
 @estimators.register("tabular", factory="hwnas.estimate.tabular:TableEstimator")

@@ -62,6 +62,55 @@ if TYPE_CHECKING:
 log = logging.getLogger("hwnas")
 
 
+#: training batches a short training's BatchNorm statistics are recomputed on
+RECALIBRATION_BATCHES = 50
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    split: Split,
+    dataset: Dataset,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+) -> None:
+    """Recompute every BatchNorm's running statistics as exact averages over up to
+    :data:`RECALIBRATION_BATCHES` training batches (no augmentation, its own generator: the
+    training's draws are untouched). After a few dozen steps the running averages still
+    mix the statistics of weights long gone, and the net reads near chance in eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    momenta = [m.momentum for m in bns]
+    was_training = model.training
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+        model.train()
+        gen = torch.Generator().manual_seed(seed)
+        for i, (x, _) in enumerate(
+            batches(
+                split,
+                batch_size,
+                mean=dataset.mean,
+                std=dataset.std,
+                shuffle=True,
+                augment=False,
+                generator=gen,
+                device=device,
+            )
+        ):
+            if i == RECALIBRATION_BATCHES:
+                break
+            model(x)
+    finally:
+        for m, mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -189,6 +238,9 @@ def train(
         train_loss = float(loss_sum) / max(seen, 1)  # one sync per epoch, not per step
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"loss became {train_loss} in epoch {epoch + 1}")
+        done = (schedule.start_epoch + epoch + 1) * steps_per_epoch
+        if done < cfg.bn_recalibration_steps:
+            recalibrate_batchnorm(net, train_split, dataset, dev, batch_size, seed)
         acc, val_loss = evaluate(net, dataset.val, dataset, dev, amp=cfg.amp)
         curve.append(
             {
@@ -263,6 +315,9 @@ class TrainEstimator(Estimator):
         """The recipe that trains, not how it was asked for: ``auto`` resolved, and a sgdr
         trial keyed as before the fast recipe existed (studies from then resume)."""
         skip = {*self._fidelity_keys(), "recipe", "fast", "tta_views"}
+        if self.cfg.bn_recalibration_steps == 100:  # the default: studies begun before it
+            skip.add("bn_recalibration_steps")  # keep their keys (their short trials read
+            # without it, the longer ones as now)
         recipe = self.cfg.model_dump(mode="json", exclude=skip)
         if self.recipe == "fast":
             recipe = {"recipe": "fast", "fast": self.cfg.fast.model_dump(mode="json"), **recipe}
