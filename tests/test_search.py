@@ -802,3 +802,17 @@ def test_a_short_training_is_validated_with_recalibrated_batchnorm():
         net = space.build(space.sample(rnd.Random(0)), ds.input_shape, ds.num_classes)
         accs[steps] = train(net, ds, cfg.estimator, seed=0, batch_size=64).accuracy
     assert accs[0] < 0.3 < 0.8 < accs[100], accs
+
+
+def test_a_budget_below_the_trials_run_is_refused(tmp_path):
+    """`--budget 50` on a study of 100 trials was stored as its budget (the report then read
+    "100 trials, budget 50") and ran nothing; it is refused, naming the count."""
+    out = tmp_path / "run"
+    args = ["search", "--out", str(out), "-q", *fast_args("estimator.epochs=1")]
+    assert run_cli(*args, "--budget", "2").returncode == 0
+    res = run_cli(*args, "--budget", "1")
+    assert res.returncode == 2 and res.stderr.strip().endswith(
+        f"budget: 1 is below the 2 trials the study in {out} has run; give 2 or more to go "
+        "on (or omit it)"
+    ), res.stderr
+    assert run_cli(*args, "--budget", "2").returncode == 0  # the same budget: nothing to do

@@ -240,7 +240,8 @@ def train(
             raise TrainingDiverged(f"loss became {train_loss} in epoch {epoch + 1}")
         done = (schedule.start_epoch + epoch + 1) * steps_per_epoch
         if done < cfg.bn_recalibration_steps:
-            recalibrate_batchnorm(net, train_split, dataset, dev, batch_size, seed)
+            # the data seed: a paused training goes on under another trial's seed
+            recalibrate_batchnorm(net, train_split, dataset, dev, batch_size, data_seed)
         acc, val_loss = evaluate(net, dataset.val, dataset, dev, amp=cfg.amp)
         curve.append(
             {

@@ -149,6 +149,13 @@ def check_dir(cfg: ExperimentConfig, out_dir: Path, force: bool) -> bool:
         changed = config_changes(old.identity(), cfg.identity()) if old is not None else []
         if old is not None and not changed and "budget" not in cfg.model_fields_set:
             cfg.budget = old.budget
+        elif old is not None and not changed and cfg.budget.trials < old.budget.trials:
+            spent = _spent(store.trials())
+            if spent > cfg.budget.trials:  # it would be stored as the study's budget
+                raise ConfigError(
+                    f"budget: {cfg.budget.trials} is below the {spent} trials the study in "
+                    f"{out_dir} has run; give {spent} or more to go on (or omit it)"
+                )
         # every trial is read only when the config changed, not on each resume
         if changed and not force and holds_work(out_dir, store):
             raise ConfigError(

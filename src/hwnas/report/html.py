@@ -305,7 +305,7 @@ def _header(
         ),
     }
     labels = {
-        "elapsed_s": "elapsed",
+        "elapsed_s": "time in trials",  # the spans trials ran: the strategy's own time apart
         "hypervolume": "hypervolume",
         "references": "reference nets after final training",
     }
