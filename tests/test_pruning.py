@@ -588,3 +588,43 @@ def test_a_completed_promotion_supersedes_its_source_on_the_front():
     broke = trial(2, 0.63, 0.0304, promoted_from=0)  # completed, but broke a bound after training
     broke.error = "accuracy >= 0.7 (was 0.63)"
     assert sorted(t.id for t in pareto_front([low, other, broke], TWO)) == [0, 1]
+
+
+def test_an_arch_trained_longer_answers_a_shorter_rung():
+    """BO + Hyperband dealt BO's proposal of a net already trained 3 epochs to a 1-epoch rung:
+    a new trial, and a budget slot, for the lesser figure. The longer reading answers it."""
+    from hwnas.core.fidelity import Fidelity
+    from hwnas.experiment.experiment import _judged_longer
+    from hwnas.experiment.store import Trial
+
+    def trial(i, epochs, status="complete", **kw):
+        return Trial(i, {}, "a" if i < 4 else "b", status, 0, fidelity={"epochs": epochs}, **kw)
+
+    trials = [
+        trial(0, 1),
+        trial(1, 3),
+        trial(2, 9, status="pruned"),
+        trial(3, 9, info={"inherit": {"trial": 0, "morphs": []}}),  # warm: not a fresh figure
+        trial(4, 1),
+    ]
+    assert _judged_longer(trials, "a", Fidelity(epochs=1)).id == 1  # the longest complete
+    assert _judged_longer(trials, "a", Fidelity(epochs=3)).id == 1
+    assert _judged_longer(trials, "a", Fidelity(epochs=4)) is None
+    assert _judged_longer(trials, "b", Fidelity(epochs=3)) is None
+    assert _judged_longer(trials, "a", Fidelity(epochs=1, data_fraction=0.5)).id == 1
+    assert _judged_longer(trials, "a", Fidelity(epochs=1, resolution=16)) is None
+
+
+def test_bohb_trains_each_net_once_before_promotions(tmp_path):
+    out = tmp_path / "run"
+    args = fast_args(
+        "estimator.epochs=3",
+        "strategy=bo",
+        "strategy.init=3",
+        "scheduler=hyperband",
+        "objectives={accuracy: max, macs: min}",
+    )
+    assert run_cli("search", "--out", str(out), "--budget", "8", "-q", *args).returncode == 0
+    trials = show_trials(out)
+    fresh = [t for t in trials if t["info"].get("op") != "promote"]
+    assert len(fresh) == 8 and len({json.dumps(t["arch"], sort_keys=True) for t in fresh}) == 8

@@ -626,7 +626,7 @@ class Experiment:
                 )
                 # a net that inherits trained weights is new even if its graph was seen before
                 inherits = bool(proposal.info.get("inherit"))
-                known = None if inherits else by_key.get(key)
+                known = None if inherits else by_key.get(key) or _judged_longer(trials, h, fidelity)
                 running = not inherits and any(t.key == key for t in inflight.values())
                 if known is None and not running:
                     duplicate_streak = 0
@@ -1191,6 +1191,30 @@ def _device_failure(error: str | None) -> bool:
     as the evaluator words a failure), not on its own net (a model over the agent's limit,
     a command failing for this net)."""
     return (error or "").startswith("DeviceUnreachable")
+
+
+def _judged_longer(trials: list[Trial], arch_hash: str, fidelity: Fidelity) -> Trial | None:
+    """A completed search trial of this arch trained at least as long on at least as much
+    data as ``fidelity`` asks: a multi-fidelity scheduler dealt BO's proposal of a net
+    already trained 3 epochs to a 1-epoch rung, and the budget paid for the lesser figure."""
+    best = None
+    for t in trials:
+        if t.arch_hash != arch_hash or t.status != "complete" or t.stage not in SEARCHED:
+            continue
+        if t.info.get("inherit"):  # trained on from another's weights: not a fresh reading
+            continue
+        have = _told_fidelity(t)
+        if have.resolution != fidelity.resolution:
+            continue
+        longer = (have.epochs or 0) >= (fidelity.epochs or 0)
+        more = (have.data_fraction or 1.0) >= (fidelity.data_fraction or 1.0)
+        if (
+            longer
+            and more
+            and (best is None or (have.epochs or 0) > (_told_fidelity(best).epochs or 0))
+        ):
+            best = t
+    return best
 
 
 def _lost_on_device(trial: Trial) -> bool:
