@@ -607,12 +607,14 @@ def test_an_arch_trained_longer_answers_a_shorter_rung():
         trial(3, 9, info={"inherit": {"trial": 0, "morphs": []}}),  # warm: not a fresh figure
         trial(4, 1),
     ]
-    assert _judged_longer(trials, "a", Fidelity(epochs=1)).id == 1  # the longest complete
-    assert _judged_longer(trials, "a", Fidelity(epochs=3)).id == 1
-    assert _judged_longer(trials, "a", Fidelity(epochs=4)) is None
-    assert _judged_longer(trials, "b", Fidelity(epochs=3)) is None
-    assert _judged_longer(trials, "a", Fidelity(epochs=1, data_fraction=0.5)).id == 1
-    assert _judged_longer(trials, "a", Fidelity(epochs=1, resolution=16)) is None
+    a = [t for t in trials if t.arch_hash == "a"]  # one net's trials, as the loop keeps them
+    b = [t for t in trials if t.arch_hash == "b"]
+    assert _judged_longer(a, Fidelity(epochs=1)).id == 1  # the longest complete
+    assert _judged_longer(a, Fidelity(epochs=3)).id == 1
+    assert _judged_longer(a, Fidelity(epochs=4)) is None
+    assert _judged_longer(b, Fidelity(epochs=3)) is None
+    assert _judged_longer(a, Fidelity(epochs=1, data_fraction=0.5)).id == 1
+    assert _judged_longer(a, Fidelity(epochs=1, resolution=16)) is None
 
 
 def test_bohb_trains_each_net_once_before_promotions(tmp_path):

@@ -642,11 +642,9 @@ def _arch_cell(t: Any) -> str:
     same widths alone), after the setting a one-shot net was derived for."""
     from rich.markup import escape
 
-    from hwnas.report.plots import derived_label
+    from hwnas.report.plots import fmt_arch
 
-    text = escape(t.describe)
-    if label := derived_label(t.info):
-        text = f"{escape(label)}: {text}"
+    text = escape(fmt_arch({"describe": t.describe, "info": t.info}))
     return text + (f"  [red]{escape(t.error)}[/]" if t.error else "")
 
 

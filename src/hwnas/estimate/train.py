@@ -10,11 +10,14 @@ CUDA, bf16 autocast (AMP) is used when enabled, and trainings long enough to rep
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,26 @@ log = logging.getLogger("hwnas")
 RECALIBRATION_BATCHES = 50
 
 
+@contextlib.contextmanager
+def batchnorm_recalibration(model: nn.Module) -> Iterator[None]:
+    """Inside, ``model`` is in training mode with every BatchNorm's running statistics reset
+    to a cumulative average of the forwards made there; after, the momenta and the mode are
+    as they were. A short training's and a supernet path's statistics are recomputed so."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    was_training = model.training
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+        model.train()
+        yield
+    finally:
+        for m, mom in zip(bns, momenta, strict=True):
+            m.momentum = mom
+        model.train(was_training)
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(
     model: nn.Module,
@@ -79,36 +102,22 @@ def recalibrate_batchnorm(
     :data:`RECALIBRATION_BATCHES` training batches (no augmentation, its own generator: the
     training's draws are untouched). After a few dozen steps the running averages still
     mix the statistics of weights long gone, and the net reads near chance in eval mode."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    momenta = [m.momentum for m in bns]
-    was_training = model.training
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average
-        model.train()
-        gen = torch.Generator().manual_seed(seed)
-        for i, (x, _) in enumerate(
-            batches(
-                split,
-                batch_size,
-                mean=dataset.mean,
-                std=dataset.std,
-                shuffle=True,
-                augment=False,
-                generator=gen,
-                device=device,
-            )
-        ):
-            if i == RECALIBRATION_BATCHES:
-                break
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return  # nothing to recompute: no forwards
+    gen = torch.Generator().manual_seed(seed)
+    drawn = batches(
+        split,
+        batch_size,
+        mean=dataset.mean,
+        std=dataset.std,
+        shuffle=True,
+        augment=False,
+        generator=gen,
+        device=device,
+    )
+    with batchnorm_recalibration(model):
+        for x, _ in itertools.islice(drawn, RECALIBRATION_BATCHES):
             model(x)
-    finally:
-        for m, mom in zip(bns, momenta, strict=True):
-            m.momentum = mom
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -316,8 +325,9 @@ class TrainEstimator(Estimator):
         """The recipe that trains, not how it was asked for: ``auto`` resolved, and a sgdr
         trial keyed as before the fast recipe existed (studies from then resume)."""
         skip = {*self._fidelity_keys(), "recipe", "fast", "tta_views"}
-        if self.cfg.bn_recalibration_steps == 100:  # the default: studies begun before it
-            skip.add("bn_recalibration_steps")  # keep their keys (their short trials read
+        default = type(self.cfg).model_fields["bn_recalibration_steps"].default
+        if self.cfg.bn_recalibration_steps == default:  # studies begun before the key keep
+            skip.add("bn_recalibration_steps")  # their keys (their short trials read
             # without it, the longer ones as now)
         recipe = self.cfg.model_dump(mode="json", exclude=skip)
         if self.recipe == "fast":

@@ -349,7 +349,7 @@ class Experiment:
         estimator, space = evaluator.estimator, evaluator.space
         io = evaluator.model_io()
         if io is not None:
-            if store.trials():  # a study's data must stay those its nets were trained on
+            if store.next_id():  # a study's data must stay those its nets were trained on
                 evaluator.check_same_data(store.get_meta_json("model_io"))
             store.set_meta("model_io", io)
         estimator_id = estimator.identity()
@@ -390,6 +390,11 @@ class Experiment:
         by_key = {
             t.key: t for t in reversed(existing) if t.status != "running" and t.id not in lost
         }
+        # completed trials by net: a proposal of one trained at least as long is answered
+        by_arch: dict[str, list[Trial]] = {}
+        for t in existing:
+            if t.status == "complete":
+                by_arch.setdefault(t.arch_hash, []).append(t)
         for t in existing:
             if t.status != "running" and t.id not in lost:
                 pruner.observe(t)
@@ -500,6 +505,8 @@ class Experiment:
                     missing_ok=True
                 )
             by_key[trial.key] = trial
+            if trial.status == "complete":
+                by_arch.setdefault(trial.arch_hash, []).append(trial)
             pruner.observe(trial)
             scheduler.observe(trial)
             log.info(
@@ -626,7 +633,11 @@ class Experiment:
                 )
                 # a net that inherits trained weights is new even if its graph was seen before
                 inherits = bool(proposal.info.get("inherit"))
-                known = None if inherits else by_key.get(key) or _judged_longer(trials, h, fidelity)
+                known = (
+                    None
+                    if inherits
+                    else by_key.get(key) or _judged_longer(by_arch.get(h, []), fidelity)
+                )
                 running = not inherits and any(t.key == key for t in inflight.values())
                 if known is None and not running:
                     duplicate_streak = 0
@@ -1193,13 +1204,14 @@ def _device_failure(error: str | None) -> bool:
     return (error or "").startswith("DeviceUnreachable")
 
 
-def _judged_longer(trials: list[Trial], arch_hash: str, fidelity: Fidelity) -> Trial | None:
-    """A completed search trial of this arch trained at least as long on at least as much
-    data as ``fidelity`` asks: a multi-fidelity scheduler dealt BO's proposal of a net
-    already trained 3 epochs to a 1-epoch rung, and the budget paid for the lesser figure."""
+def _judged_longer(trials: list[Trial], fidelity: Fidelity) -> Trial | None:
+    """Of one net's ``trials``, a completed search trial trained at least as long on at least
+    as much data as ``fidelity`` asks: a multi-fidelity scheduler dealt BO's proposal of a
+    net already trained 3 epochs to a 1-epoch rung, and the budget paid for the lesser
+    figure."""
     best = None
     for t in trials:
-        if t.arch_hash != arch_hash or t.status != "complete" or t.stage not in SEARCHED:
+        if t.status != "complete" or t.stage not in SEARCHED:
             continue
         if t.info.get("inherit"):  # trained on from another's weights: not a fresh reading
             continue

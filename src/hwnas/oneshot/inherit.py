@@ -18,6 +18,7 @@ from torch import nn
 
 from hwnas.data import Dataset, batches
 from hwnas.estimate.fast import autocast
+from hwnas.estimate.train import batchnorm_recalibration
 
 
 class InheritedScorer:
@@ -57,7 +58,6 @@ class InheritedScorer:
         if 0 < eval_images < len(val):
             val = type(val)(val.x[:eval_images], val.y[:eval_images])
         self.val = list(epoch(val, False))
-        self.bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def _forward(self, x: torch.Tensor, path: list[Any]) -> torch.Tensor:
         if self.dev.type == "cuda":
@@ -69,17 +69,9 @@ class InheritedScorer:
     def score(self, picks: list[int]) -> dict[str, float]:
         """``accuracy`` and ``val_loss`` of the arch picking ``picks``, inherited weights."""
         path: list[Any] = [(i, None) for i in picks]
-        momenta = [m.momentum for m in self.bns]
-        try:
-            for m in self.bns:
-                m.reset_running_stats()
-                m.momentum = None  # a cumulative average over the recalibration batches
-            self.net.train()
+        with batchnorm_recalibration(self.net):  # statistics of this path alone
             for x, _ in self.recal:
                 self._forward(x, path)
-        finally:
-            for m, mom in zip(self.bns, momenta, strict=True):
-                m.momentum = mom
         self.net.eval()
         correct, loss, n = 0, 0.0, 0
         for x, y in self.val:
