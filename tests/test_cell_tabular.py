@@ -161,6 +161,21 @@ def test_tabular_search_end_to_end(tmp_path):
 
 
 @needs_table
+def test_data_that_a_table_search_never_reads_is_said(tmp_path):
+    out = tmp_path / "nb201"
+    res = run_cli(
+        "search", "--config", "configs/nb201_pixel3.yaml", "--set", f"estimator.path={TABLE}",
+        "--data", str(tmp_path / "my-images"), "--budget", "3", "--out", str(out),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"data.path {tmp_path / 'my-images'} is not read" in res.stderr
+    assert "estimator tabular and target tabular look every figure up" in res.stderr
+    assert "is not read" in (out / "hwnas.log").read_text()
+    quiet = search_nb201(tmp_path / "plain", budget=3)  # no data named: nothing said
+    assert "is not read" not in quiet.stderr + (tmp_path / "plain" / "hwnas.log").read_text()
+
+
+@needs_table
 def test_true_front_scores_itself_perfectly():
     from hwnas.experiment.study import true_front
 

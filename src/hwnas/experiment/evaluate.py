@@ -455,6 +455,18 @@ def final_evaluator(cfg: ExperimentConfig, evaluator: Evaluator) -> Evaluator:
     return evaluator.with_estimator(estimators.create(est_cfg, evaluator.estimator.task))
 
 
+def unused_data(cfg: ExperimentConfig, loaded: bool) -> list[str]:
+    """A warning when ``data.path`` names data the run never reads (a table answers every
+    accuracy and cost): the user would otherwise believe the search ran on it."""
+    path = getattr(cfg.data, "path", None)
+    if loaded or path is None:
+        return []
+    return [
+        f"data.path {path} is not read: estimator {cfg.estimator.name} and target "
+        f"{cfg.target.name} look every figure up, nothing is trained or built"
+    ]
+
+
 def build_evaluator(cfg: ExperimentConfig) -> Evaluator:
     """The evaluator of a run: each part built from its own section (a worker's kit, too)."""
     from hwnas.core.registry import estimators

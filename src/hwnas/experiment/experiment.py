@@ -32,6 +32,7 @@ from hwnas.core.pareto import pareto_indices
 from hwnas.core.threads import torch_threads_kept
 from hwnas.estimate.resume import SCHEDULE_KEYS, state_path
 from hwnas.experiment.config import ExperimentConfig, validate_config
+from hwnas.experiment.evaluate import unused_data
 from hwnas.experiment.final import time_side_by_side
 from hwnas.experiment.lock import StudyLock
 from hwnas.experiment.store import Store, StoreError, Trial, holds_tables
@@ -418,6 +419,7 @@ class Experiment:
             (list(data.warnings) if data is not None else [])
             + evaluator.estimator.warnings()
             + self._counted
+            + unused_data(self.cfg, loaded=data is not None)
         )
         for w in warnings:
             log.warning("%s", w)
