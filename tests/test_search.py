@@ -530,7 +530,14 @@ def test_show_says_interrupted_for_what_a_dead_writer_left_running(tmp_path):
     assert held.returncode == 0 and "1 trials (1 running)" in held.stdout, held.stdout
     for res in (gone, via_file):
         assert res.returncode == 0 and "1 trials (1 interrupted)" in res.stdout, res.stdout
-    assert json.loads(run_cli("show", str(out), "--json").stdout)[0]["status"] == "running"
+    # the JSON and the API say the same as the table (they said `running`)
+    assert json.loads(run_cli("show", str(out), "--json").stdout)[0]["status"] == "interrupted"
+    from hwnas import Study
+
+    with Study(out) as study:
+        assert [t.status for t in study.trials()] == ["interrupted"]
+        with StudyLock(out):
+            assert [t.status for t in study.trials()] == ["running"]
 
 
 def _dead_pid() -> int:

@@ -961,21 +961,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from hwnas.experiment.lock import StudyLock
-
     summary = study.summary(trials)
     front_ids = {t.id for t in study.pareto(trials)}
     # a log or a pipe gets the whole table, not 80 columns of cut cells
     console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
-    # trials a writer that has died left running were interrupted: said as such
-    gone = StudyLock(study.dir).writer_gone()
-
-    def status(t: Any) -> str:
-        return "interrupted" if gone and t.status == "running" else t.status
-
     tally: dict[str, int] = {}
     for t in trials:
-        tally[status(t)] = tally.get(status(t), 0) + 1
+        tally[t.status] = tally.get(t.status, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
     if finals := sum(t.stage == "final" for t in trials):
         counts += f"; {finals} of them final training{'s' if finals > 1 else ''}"
@@ -1025,7 +1017,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             else (
                 f"F{t.parent_id if t.parent_id is not None else ''}" if t.stage == "final" else ""
             ),
-            status(t),
+            t.status,
             _fmt(m.get("accuracy"), "pct"),
             _test_cell(m),
             _fmt(m.get("latency_ms"), "ms"),

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,18 @@ class Study:
         return [(o.metric, o.direction) for o in self.config.objectives]
 
     def trials(self) -> list[Trial]:
-        return self.store.trials()
+        """Every trial; while no writer holds the study, one left ``running`` says
+        ``interrupted`` (its writer died or was stopped: it is not running, and the API,
+        ``show`` and ``show --json`` say the same). A writer holds the lock: it sees its own."""
+        trials = self.store.trials()
+        if any(t.status == "running" for t in trials):
+            from hwnas.experiment.lock import StudyLock
+
+            if StudyLock(self.dir).writer_gone():
+                trials = [
+                    replace(t, status="interrupted") if t.status == "running" else t for t in trials
+                ]
+        return trials
 
     def pareto(self, trials: list[Trial] | None = None) -> list[Trial]:
         return pareto_front(self.trials() if trials is None else trials, self.objectives)

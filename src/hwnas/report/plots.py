@@ -16,11 +16,12 @@ from hwnas.core.metrics import fmt_number, lookup
 
 Trial = dict[str, Any]
 
-STATUS_ORDER = ("complete", "pruned", "failed", "running")
+STATUS_ORDER = ("complete", "pruned", "failed", "interrupted", "running")
 STATUS_COLORS = {
     "complete": "#3b73b9",
     "pruned": "#d9822b",
     "failed": "#c23b3b",
+    "interrupted": "#a58fbf",
     "running": "#7d8b99",
 }
 PARETO_COLOR = "#e0452b"
