@@ -287,8 +287,25 @@ def test_profile_onnx_inputs_of_any_type_dynamic_sizes_and_files_the_runtime_ref
     ):
         res = run_cli("profile", "--onnx", str(dyn), "--input-shape", arg)
         assert res.returncode == 2 and needle in res.stderr, res.stderr
-    res = run_cli("profile", "--arch", json.dumps(ARCH), "--input-shape", "1,8,8")
-    assert res.returncode == 2 and "--input-shape goes with --onnx" in res.stderr
+    # an arch at another input than the data's; a reference net named alone at its own
+    # CIFAR-10 input (the default config's 8x8 digits could not feed it: it was refused)
+    macs = {}
+    for shape in ("1,8,8", "1,16,16"):
+        res = run_cli("profile", "--arch", json.dumps(ARCH), "--input-shape", shape, "--json")
+        assert res.returncode == 0, res.stderr
+        got = json.loads(res.stdout)
+        assert got["measured_on"]["input_shape"] == [int(d) for d in shape.split(",")]
+        macs[shape] = got["macs"]
+    assert macs["1,16,16"] > 3 * macs["1,8,8"]
+    res = run_cli("profile", "--arch", "airbench94", "--target", "analytic")
+    assert res.returncode == 0 and "at 3x32x32 on" in " ".join(res.stdout.split()), res.stderr
+    assert "118,147,360" in res.stdout  # airbench94's published 118 M MACs
+    for args, needle in (
+        (["--arch", "airbench94", "--input-shape", "3,32"], "an arch takes C,H,W"),
+        (["--dir", str(tmp_path), "--trial", "0", "--input-shape", "3,8,8"], "goes with --onnx"),
+    ):
+        res = run_cli("profile", *args)
+        assert res.returncode == 2 and needle in res.stderr, res.stderr
 
 
 def test_peak_memory_keeps_a_tensor_an_if_branch_reads_alive_until_the_if():

@@ -166,8 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--input-shape",
         metavar="C,H,W",
-        help="with --onnx: the input's dimensions past the batch, for a file exported with "
-        "dynamic ones (default: as the file declares them)",
+        help="the input's dimensions past the batch: with --onnx for a file exported with "
+        "dynamic ones (default: as the file declares them); with --arch instead of the data's "
+        "(default: the config's data; a reference net without --config: 3,32,32)",
     )
     pr.add_argument(
         "--target",
@@ -1144,8 +1145,8 @@ def _dims_arg(text: str | None) -> list[int] | None:
 def _cmd_profile(args: argparse.Namespace) -> int:
     from hwnas.experiment.config import apply_overrides, load_config, validate_config
 
-    if args.input_shape is not None and args.onnx is None:
-        raise UsageError("--input-shape goes with --onnx (an arch's shape comes from the data)")
+    if args.input_shape is not None and args.dir is not None:
+        raise UsageError("--input-shape goes with --onnx or --arch (a trial's is the study's)")
 
     overrides = list(args.overrides)
     if args.target:  # objectives and constraints play no part here; drop any the target lacks
@@ -1179,10 +1180,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         if is_reference(args.arch) and cfg.space.name != "fastcnn":
             cfg = load_config(args.config, [*overrides, "space=fastcnn"])
         arch = None if is_reference(args.arch) else read_arch_json(args.arch)
-        from hwnas.data import load_dataset
-
-        data = load_dataset(cfg.data, cfg.seed)
-        shape, classes = data.input_shape, data.num_classes
+        shape, classes = _profiled_input(args, cfg)
     from hwnas.hardware.costs import profile_module
     from hwnas.space import make_space
 
@@ -1198,6 +1196,24 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     costs = profile_module(model, shape, cfg.target, arch=arch, space=space, costs=more)  # type: ignore[arg-type]
     on = _measured_on([cfg.target, *more], list(shape))
     return _print_costs(costs, args.json, space.describe(arch), on)
+
+
+def _profiled_input(args: argparse.Namespace, cfg: Any) -> tuple[tuple[int, ...], int]:
+    """Input shape and classes an ``--arch`` is profiled at: ``--input-shape`` or the
+    config's data; a reference net named without data at its own CIFAR-10 input (the
+    default config's 8x8 digits cannot feed it, and were not asked for)."""
+    from hwnas.space.arch_spec import is_reference
+
+    given = _dims_arg(args.input_shape)
+    if given is not None and len(given) != 3:
+        raise UsageError(f"--input-shape {args.input_shape!r}: an arch takes C,H,W, e.g. 3,32,32")
+    data_named = args.config is not None or any(o.startswith("data") for o in args.overrides)
+    if is_reference(args.arch) and not data_named:
+        return tuple(given or (3, 32, 32)), 10
+    from hwnas.data import load_dataset
+
+    data = load_dataset(cfg.data, cfg.seed)
+    return tuple(given or data.input_shape), data.num_classes
 
 
 #: the settings of a target that change what its latency reads
@@ -1223,7 +1239,8 @@ def _print_costs(costs: dict[str, Any], as_json: bool, title: str, on: dict[str,
     for s in on["sources"]:
         settings = [f"{k} {s[k]}" for k in _READING_KEYS if k in s]
         said.append(s["target"] + (f" ({', '.join(settings)})" if settings else ""))
-    title = f"{title} on {', '.join(said)}"
+    shape = "x".join(map(str, on.get("input_shape") or []))
+    title = f"{title}{f' at {shape}' if shape else ''} on {', '.join(said)}"
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
