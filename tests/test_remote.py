@@ -671,3 +671,41 @@ def test_agent_stops_a_measurement_past_its_time_limit(tmp_path, space):
         assert status == 200 and body["latency_ms"] > 0
     finally:
         slow.stop()
+
+
+def test_a_net_its_counted_sram_rules_out_is_not_sent_to_the_board(tmp_path):
+    """A command board beside a datasheet model: a net whose counted SRAM breaks the bound
+    is pruned without the board's reading (each can mean flashing a microcontroller); one
+    within it is measured as before."""
+    calls = tmp_path / "calls"
+    board = tmp_path / "board.py"
+    board.write_text(
+        "import pathlib, sys\n"
+        f"p = pathlib.Path({str(calls)!r}); p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
+        "print('latency: 0.5 ms')\n"
+    )
+    common = [
+        *FAST,
+        "estimator.epochs=1",
+        "data.subset=0.2",
+        f"target={{name: command, command: [{PY}, {board}, '{{model}}'], regex: 'latency: ([0-9.]+) ms'}}",
+        "costs=[{name: device, spec: cortex-m7, provides: [peak_sram_bytes]}]",
+    ]
+    from hwnas.api import run_search
+
+    tight = run_search(
+        load_config(None, [*common, "constraints=['peak_sram_bytes <= 500']"], budget=3),
+        tmp_path / "tight",
+    )
+    assert [t.status for t in tight.trials] == ["pruned"] * 3
+    assert all(
+        "peak_sram_bytes" in t.metrics and "latency_ms" not in t.metrics for t in tight.trials
+    )
+    assert not calls.exists()  # the board was never asked
+    loose = run_search(
+        load_config(None, [*common, "constraints=['peak_sram_bytes <= 256KiB']"], budget=2),
+        tmp_path / "loose",
+    )
+    assert [t.status for t in loose.trials] == ["complete"] * 2
+    assert all(t.metrics["latency_ms"] == 0.5 for t in loose.trials)
+    assert len(calls.read_text()) >= 2  # each trial's reading (and the front's re-timing)

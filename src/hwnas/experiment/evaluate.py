@@ -176,8 +176,7 @@ class Evaluator:
         try:
             # only a built model is timed on this host; a table's figure is never disturbed
             busy = others_training() if self._times else 0
-            for source in self.sources:
-                self._costs(source, cand, metrics)
+            self._all_costs(cand, metrics)
             if self._times:
                 busy = max(busy, others_training())
             if busy and any(base_name(k) == "latency_ms" for k in metrics):
@@ -245,6 +244,27 @@ class Evaluator:
         return Outcome(
             "complete", metrics, est.curve, error="; ".join(broken) or None, feasible=not broken
         )
+
+    def _all_costs(self, cand: Candidate, metrics: dict[str, Any]) -> None:
+        """Every source's costs into ``metrics``, in order (a later source's figure wins).
+        The counting sources go first: where their figures, or the analytic ones, already
+        break a constraint that no measuring source can change, the measuring sources are
+        not asked -- a board's reading can mean flashing a microcontroller, for a net whose
+        SRAM already rules it out."""
+        counted = {
+            i: s.costs(cand) for i, s in enumerate(self.sources) if type(s.model).counts
+        }
+        measuring = [s for s in self.sources if not type(s.model).counts]
+        known = dict(metrics)
+        for i in sorted(counted):
+            known.update(counted[i])
+        settled = {k: v for k, v in known.items() if not any(s.gives(k) for s in measuring)}
+        skip = bool(measuring) and bool(violated(self.constraints, settled))
+        for i, source in enumerate(self.sources):
+            if i in counted:
+                metrics.update(counted[i])
+            elif not skip:
+                self._costs(source, cand, metrics)
 
     def _costs(self, source: Source, cand: Candidate, metrics: dict[str, Any]) -> None:
         metrics.update(source.costs(cand))
