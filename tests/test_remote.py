@@ -349,6 +349,25 @@ def test_command_failures_are_one_line_after_retries(space, tmp_path):
         command(PY, "-c", fail, "{model}", retries=0).costs(cand)
     with pytest.raises(HardwareLoopError, match=r"no match for regex .* \(last line: 12 us\)"):
         command(PY, "-c", "print('12 us')", "{model}", retries=0).costs(cand)
+    # the board gone (ssh's exit 255, a hang) is the board's failure, not the net's: it
+    # counts towards stopping the search and is run again on resume
+    from hwnas.hardware.remote import DeviceUnreachable
+
+    with pytest.raises(DeviceUnreachable, match=r"last: exit code 255: no route to host$"):
+        gone = "import sys; sys.stderr.write('no route to host'); sys.exit(255)"
+        command(PY, "-c", gone, "{model}", retries=0).costs(cand)
+    with pytest.raises(DeviceUnreachable, match="timed out"):
+        command(PY, "-c", "import time; time.sleep(30)", "{model}", timeout=0.3).costs(cand)
+    with pytest.raises(HardwareLoopError) as own:  # exit 3: this net's own problem
+        command(PY, "-c", fail, "{model}", retries=0, unreachable_exit_codes=[]).costs(cand)
+    assert not isinstance(own.value, DeviceUnreachable)
+    # a figure no net costs, or none at all, is refused (a 0 led the front)
+    for printed, needle in (
+        ('{"r": 0}', "0 is not a finite positive figure"),
+        ('{"r": true}', "true is not a number"),
+    ):
+        with pytest.raises(HardwareLoopError, match=needle):
+            command(PY, "-c", f"print({printed!r})", "{model}", json_key="r", retries=0).costs(cand)
     missing = command("/nonexistent/bench", "{model}", retries=5, backoff=10.0)
     t0 = time.monotonic()
     with pytest.raises(HardwareLoopError, match=r"cannot start '/nonexistent/bench'"):
@@ -709,3 +728,34 @@ def test_a_net_its_counted_sram_rules_out_is_not_sent_to_the_board(tmp_path):
     assert [t.status for t in loose.trials] == ["complete"] * 2
     assert all(t.metrics["latency_ms"] == 0.5 for t in loose.trials)
     assert len(calls.read_text()) >= 2  # each trial's reading (and the front's re-timing)
+
+
+def test_a_command_board_that_stops_answering_stops_the_search_and_resumes(tmp_path):
+    """`command` as `remote`: trials failing in a row because the board did not answer
+    (exit 255, as ssh says it) stop the search, and the same command re-runs them."""
+    from hwnas.api import run_search
+    from hwnas.experiment.experiment import MAX_DEVICE_FAILURES
+
+    down = tmp_path / "down"
+    board = tmp_path / "board.py"
+    board.write_text(
+        "import pathlib, sys\n"
+        f"if pathlib.Path({str(down)!r}).exists(): sys.exit(255)\n"
+        "print('latency: 0.5 ms')\n"
+    )
+    cfg = [
+        *FAST,
+        "estimator.epochs=1",
+        "data.subset=0.2",
+        f"target={{name: command, command: [{PY}, {board}, '{{model}}'], "
+        "regex: 'latency: ([0-9.]+) ms', retries: 0, cache: false}",
+    ]
+    down.touch()
+    lost = run_search(load_config(None, cfg, budget=6), tmp_path / "run")
+    assert lost.stopped == "device"
+    assert [t.status for t in lost.trials] == ["failed"] * MAX_DEVICE_FAILURES
+    down.unlink()
+    again = run_search(load_config(None, cfg, budget=6), tmp_path / "run")
+    assert again.stopped == "budget"
+    assert [t.status for t in again.trials] == ["complete"] * 6
+    assert [t.seed for t in again.trials[:3]] == [t.seed for t in lost.trials]

@@ -369,6 +369,12 @@ class CommandTarget(CostModelConfig):
     timeout: float = Field(120.0, gt=0, description="Seconds one run of the command may take.")
     retries: int = Field(2, ge=0, description="Further attempts after a failed run.")
     backoff: float = Field(0.5, ge=0, description="Seconds before the first retry (doubling).")
+    unreachable_exit_codes: list[int] = Field(
+        [255],
+        description="Exit codes that mean the board did not answer (ssh's 255: no connection); "
+        "like a timeout, a run that ends so after every retry is the board's failure, not the "
+        "net's: 3 such trials in a row stop the search, and a resume runs them again.",
+    )
     cache: bool = Field(
         True,
         description="Answer a model already measured from the cache (keyed by the graph without "

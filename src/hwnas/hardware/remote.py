@@ -106,7 +106,9 @@ def _export(cand: Candidate, batch: int) -> bytes:
 
 # ------------------------------------------------------------------------ command runner
 class _AttemptFailed(Exception):
-    pass
+    def __init__(self, reason: str, gone: bool = False) -> None:
+        super().__init__(reason)
+        self.gone = gone  # the board did not answer (a timeout, an "unreachable" exit code)
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(model|input_shape|input_name|batch)\}")
@@ -153,12 +155,15 @@ def parse_figure(stdout: str, regex: str | None, json_key: str | None) -> float:
         else:
             what = "JSON output" if docs else "output (no JSON found)"
             raise _AttemptFailed(f"key {json_key!r} not in its {what}")
+    if isinstance(text, bool):  # JSON true is no figure, though float() reads it as 1
+        raise _AttemptFailed(f"{json.dumps(text)} is not a number")
     try:
         value = float(text)
     except (TypeError, ValueError):
         raise _AttemptFailed(f"{_one_line(str(text), 60)!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise _AttemptFailed(f"{value} is not a finite non-negative figure")
+    # a net costs something: a 0 (a benchmark that failed quietly) would lead the front
+    if not math.isfinite(value) or value <= 0:
+        raise _AttemptFailed(f"{value:g} is not a finite positive figure")
     return value
 
 
@@ -221,13 +226,16 @@ class CommandCostModel(CostModel):
             _kill(proc)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.communicate(timeout=5)
-            raise _AttemptFailed(f"timed out after {self.cfg.timeout:g} s") from None
+            raise _AttemptFailed(f"timed out after {self.cfg.timeout:g} s", gone=True) from None
         except BaseException:  # Ctrl-C / SIGTERM: the command must not outlive the search
             _kill(proc)
             raise
         if proc.returncode != 0:
             last = err.strip().splitlines()[-1:] or out.strip().splitlines()[-1:] or [""]
-            raise _AttemptFailed(f"exit code {proc.returncode}: {_one_line(last[0])}")
+            raise _AttemptFailed(
+                f"exit code {proc.returncode}: {_one_line(last[0])}",
+                gone=proc.returncode in self.cfg.unreachable_exit_codes,
+            )
         return parse_figure(out, self.cfg.regex, self.cfg.json_key) * self.cfg.scale
 
     def measure_onnx(
@@ -245,7 +253,7 @@ class CommandCostModel(CostModel):
             if hit is not None:
                 return float(hit["value"])
         attempts = self.cfg.retries + 1
-        reason = ""
+        reason, gone = "", False
         with tempfile.TemporaryDirectory(prefix="hwnas-cmd-") as tmp:
             path = Path(tmp) / "model.onnx"
             path.write_bytes(model_bytes)
@@ -257,11 +265,10 @@ class CommandCostModel(CostModel):
                     value = self._attempt(argv)
                     break
                 except _AttemptFailed as exc:
-                    reason = str(exc)
+                    reason, gone = str(exc), exc.gone
             else:
-                raise HardwareLoopError(
-                    f"command {self.label!r} failed {attempts} time(s); last: {reason}"
-                )
+                error = DeviceUnreachable if gone else HardwareLoopError
+                raise error(f"command {self.label!r} failed {attempts} time(s); last: {reason}")
         if key is not None:
             self.cache.put(key, {"value": value}, {"command": self.cfg.command})
         return value
