@@ -397,6 +397,9 @@ def test_config_of_hardware_in_the_loop_targets(monkeypatch):
 
     cfg = validate_config({"target": {"name": "remote", "url": "http://b:1", "token": TOKEN}})
     assert TOKEN not in json.dumps(cfg.to_json_dict())  # never stored in study.db or reports
+    stored = validate_config(cfg.to_json_dict())  # a resume from the study's own config
+    with pytest.raises(UserError, match="keeps the token masked.*--config FILE.*token_env"):
+        make_cost_model(stored.target)  # it sent the mask, and the agent answered 401
     cfg = validate_config({"target": {"name": "remote", "url": "http://b:1", "token_env": "HW_T"}})
     monkeypatch.delenv("HW_T", raising=False)
     with pytest.raises(UserError, match="environment variable HW_T is not set"):

@@ -251,9 +251,7 @@ class Evaluator:
         break a constraint that no measuring source can change, the measuring sources are
         not asked -- a board's reading can mean flashing a microcontroller, for a net whose
         SRAM already rules it out."""
-        counted = {
-            i: s.costs(cand) for i, s in enumerate(self.sources) if type(s.model).counts
-        }
+        counted = {i: s.costs(cand) for i, s in enumerate(self.sources) if type(s.model).counts}
         measuring = [s for s in self.sources if not type(s.model).counts]
         known = dict(metrics)
         for i in sorted(counted):

@@ -301,6 +301,11 @@ class RemoteCostModel(CostModel):
         else:
             assert cfg.token is not None
             token = cfg.token.get_secret_value()
+            if token == str(cfg.token):  # the mask a study's stored config keeps, not a token
+                raise UserError(
+                    "target.token: a study keeps the token masked, so its stored config cannot "
+                    "reach the agent; give --config FILE again, or name the token by token_env"
+                )
         self._token = token
         parts = urlsplit(cfg.url)
         self._https = parts.scheme == "https"
