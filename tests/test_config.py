@@ -198,7 +198,8 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
             ["target=device", "constraints=['peak_sram_bytes <= 256kB']"],
             "256kB reads two ways: write 256KiB (262,144 bytes) or 256k (256,000)",
         ),
-        (["constraints=['latency_ms <= 2k']"], "latency_ms is in ms: 'k' multiplies counts"),
+        (["constraints=['latency_ms <= 2k']"], "latency_ms is in ms: write the bound in ms ('k'"),
+        (["constraints=['latency_ms <= 2s']"], "latency_ms is in ms: write the bound in ms ('s'"),
         (["constraints=['params <= 2KiB']"], "unknown multiplier 'KiB'; one of k, K, M, G"),
         (["target=analytic"], "measures no latency_ms"),
         (["space.kernels=[2]"], "space.kernels"),
@@ -267,6 +268,9 @@ def test_objective_and_constraint_shorthands(tmp_path):
     assert Constraint.parse("flash_bytes@m7 <= 512KiB").value == 512 * 1024
     assert Constraint.parse("peak_sram_bytes <= 1MiB").value == 1024**2
     assert Constraint.parse("params <= 2e5").value == 200_000
+    # the metric's own unit written out is the plain number
+    assert Constraint.parse("latency_ms <= 2ms").value == 2.0
+    assert Constraint.parse("peak_sram_bytes <= 256B").value == 256
     c = Constraint.parse("latency_ms <= 2.0")
     assert c.holds(2.0) and not c.holds(2.01)
 

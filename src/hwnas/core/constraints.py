@@ -28,13 +28,15 @@ def _scaled(metric: str, number: str, suffix: str) -> float:
     fit, or a byte size that reads two ways (``kB`` is 1000 or 1024 by whom you ask: MCU
     data sheets mean 1024), is refused naming both readings."""
     value = float(number)
-    if not suffix:
-        return value
     metric_unit = unit(metric)
+    # no multiplier, or the metric's own unit written out (``latency_ms <= 2ms``, ``256B``)
+    if not suffix or suffix == metric_unit or (suffix == "B" and metric_unit == "bytes"):
+        return value
     if metric_unit not in SCALED_UNITS:
+        given = f"{metric_unit}: write the bound in {metric_unit}" if metric_unit else "no unit"
         raise ValueError(
-            f"{metric} is in {metric_unit or 'no unit'}: {suffix!r} multiplies counts and "
-            "bytes only"
+            f"{metric} is in {given} ({suffix!r} is no multiplier of it; k, M, G and KiB, MiB, "
+            "GiB scale counts and bytes)"
         )
     if suffix in _SI:
         return value * _SI[suffix]
