@@ -169,6 +169,11 @@ def test_device_config_as_target_and_as_cost_source():
         "flash_bytes <= 9e+12",
         "flash_bytes <= 2097152",
     ]
+    # the looser bound is said not to be the one that prunes (the search logs it)
+    assert cfg.capacity_notes() == [
+        "flash_bytes <= 9e+12 is looser than cortex-m7's capacity (2,097,152): the capacity "
+        "is the bound that prunes"
+    ]
     # re-validating the stored config adds nothing (resume keeps its identity)
     again = validate_config(cfg.to_json_dict())
     assert again.identity() == cfg.identity()

@@ -28,7 +28,7 @@ from pydantic import (
 from hwnas.core.config import KindConfig, Section, format_error, user_error
 from hwnas.core.constraints import SCALED_UNITS, Constraint, Objective
 from hwnas.core.errors import ConfigError, yaml_problem
-from hwnas.core.metrics import base_name, direction, lookup, unit
+from hwnas.core.metrics import base_name, direction, fmt_number, lookup, unit
 from hwnas.core.registry import FAMILIES
 from hwnas.core.yamlio import load_user_yaml
 from hwnas.data.config import DataConfig
@@ -368,6 +368,24 @@ class ExperimentConfig(Section):
                 )
                 if not tighter:
                     self.constraints.append(Constraint(metric=metric, op="<=", value=cap))
+
+    def capacity_notes(self) -> list[str]:
+        """A user's bound looser than a device's capacity on the same metric: both stand,
+        so the capacity binds -- said, since the user's figure is not the one that prunes."""
+        notes = []
+        for _, src in self.sources():
+            for base, cap in src.capacities().items():
+                if src.provides is not None and base not in src.provides:
+                    continue
+                label = getattr(src, "label", None)
+                metric = f"{base}@{label}" if label else base
+                for c in self.constraints:
+                    if c.metric == metric and c.op in ("<=", "<") and c.value > cap:
+                        notes.append(
+                            f"{c} is looser than {getattr(src, 'spec', src.name)}'s capacity "
+                            f"({fmt_number(cap)}): the capacity is the bound that prunes"
+                        )
+        return notes
 
     def to_json_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")

@@ -420,6 +420,7 @@ class Experiment:
             + evaluator.estimator.warnings()
             + self._counted
             + unused_data(self.cfg, loaded=data is not None)
+            + self.cfg.capacity_notes()
         )
         for w in warnings:
             log.warning("%s", w)
