@@ -762,3 +762,42 @@ def test_a_command_board_that_stops_answering_stops_the_search_and_resumes(tmp_p
     assert again.stopped == "budget"
     assert [t.status for t in again.trials] == ["complete"] * 6
     assert [t.seed for t in again.trials[:3]] == [t.seed for t in lost.trials]
+
+
+def test_profile_runs_an_onnx_file_on_a_command_board(tmp_path):
+    """`hwnas profile --onnx` on the board itself (it was refused: only cpu-ort and the
+    device model read a file); the command gets the file and its input shape."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 12, 10),), str(onnx_path), dynamo=False)
+    board = tmp_path / "board.py"
+    board.write_text(  # "reads" the file and answers with the input's size as the figure
+        "import math, os, sys\n"
+        "assert os.path.getsize(sys.argv[1]) > 100\n"
+        "print('latency: %s ms' % (math.prod(int(d) for d in sys.argv[2].split(',')) / 1000))\n"
+    )
+    cfg = tmp_path / "board.yaml"
+    cfg.write_text(
+        "target:\n  name: command\n"
+        f"  command: [{PY}, {board}, '{{model}}', '{{input_shape}}']\n"
+        "  regex: 'latency: ([0-9.]+) ms'\n"
+    )
+    res = run_cli("profile", "--onnx", str(onnx_path), "--config", str(cfg), "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["latency_ms"] == pytest.approx(3 * 12 * 10 / 1000)  # batch 1 x 3 x 12 x 10
+    assert got["params"] == 3 * 4 * 9 + 4
+    board.write_text("import sys; sys.exit('flash failed')\n")
+    res = run_cli(
+        "profile",
+        "--onnx",
+        str(onnx_path),
+        "--config",
+        str(cfg),
+        "--set",
+        "target.retries=0",
+        "--set",
+        "target.cache=false",
+    )
+    assert res.returncode == 2 and "flash failed" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

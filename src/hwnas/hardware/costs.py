@@ -125,11 +125,14 @@ def profile_onnx(
         raise UserError(f"--onnx: {path} is not a readable ONNX model ({gist(exc)})") from None
     source = make_cost_model(target)
     meter = getattr(source, "meter", None)
-    source.close()
     device = target.name == "device"  # a datasheet model: the file read as its layers
-    if not (hasattr(meter, "measure_onnx") or target.produces() == set() or device):
+    board = target.name in ("command", "remote")  # the file itself goes to the board
+    if not board:
+        source.close()
+    if not (hasattr(meter, "measure_onnx") or target.produces() == set() or device or board):
         raise UserError(
-            f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort or device"
+            f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort, "
+            "device, command or remote"
         )
     params = onnx_params(proto.graph)
     out: dict[str, Any] = {
@@ -157,10 +160,29 @@ def profile_onnx(
         except Exception as exc:  # noqa: BLE001 - a graph the reader cannot follow
             raise UserError(f"--onnx: {path}: not read as device layers ({gist(exc)})") from None
         out.update(estimate_graph(layers, load_spec(target.spec), target.precision).metrics())
-    if meter is not None:
+    if board:
+        try:
+            out.update(_on_board(source, proto))
+        finally:
+            source.close()
+    elif meter is not None:
         try:
             timing = meter.measure_onnx(proto.SerializeToString())
         except Exception as exc:  # noqa: BLE001 - an op the runtime lacks, a shape it refuses
             raise UserError(f"--onnx: {path}: ONNX Runtime cannot run it ({gist(exc)})") from None
         out.update(_latency(timing))
     return out
+
+
+def _on_board(source: Any, proto: Any) -> dict[str, float]:
+    """The file's figure from a board (the agent's reading, or the command's metric); a
+    failure is the board's one line (HardwareLoopError is a UserError)."""
+    from hwnas.hardware.remote import CommandCostModel
+
+    data = proto.SerializeToString()
+    if isinstance(source, CommandCostModel):
+        first = _inputs(proto.graph)[0]
+        dims = tuple(d.dim_value for d in list(first.type.tensor_type.shape.dim)[1:])
+        return {source.cfg.metric: source.measure_onnx(data, dims)}
+    result = source.measure_onnx(data)
+    return {"latency_ms": float(result["latency_ms"]), "latency_spread": float(result["spread"])}
