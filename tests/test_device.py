@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -324,6 +325,25 @@ def test_search_prunes_what_does_not_fit(tmp_path):
     out = ev(Job(big, 0))
     assert out.status == "pruned" and f"peak_sram_bytes <= {cap} (was " in (out.error or "")
     assert out.metrics["peak_sram_bytes"] > cap and "accuracy" not in out.metrics
+    assert "latency_ms" not in out.metrics  # nor timed: the count had ruled it out
+
+
+def test_the_search_prints_its_front_along_its_cost_objective(tmp_path):
+    """The front after a search in the order of its first cost objective (an SRAM front was
+    printed in the order of the nets' MACs)."""
+    sets = [
+        *FAST, "target=analytic", "costs=[{name: device, provides: [peak_sram_bytes]}]",
+        "objectives={accuracy: max, peak_sram_bytes: min}", "estimator.epochs=1",
+        "data.subset=0.3",
+    ]  # fmt: skip
+    args = [x for s in sets for x in ("--set", s)]
+    res = run_cli("search", *args, "--budget", "8", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    front = json.loads(run_cli("show", str(tmp_path / "run"), "--json").stdout)
+    by_id = {t["id"]: t["metrics"]["peak_sram_bytes"] for t in front}
+    printed = [int(x) for x in re.findall(r"^  #(\d+) ", res.stdout, re.M)]
+    assert len(printed) >= 2, res.stdout
+    assert [by_id[i] for i in printed] == sorted(by_id[i] for i in printed)
 
 
 def test_profile_cli_shows_device_costs():

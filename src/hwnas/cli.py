@@ -609,9 +609,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
         and not o.metric.startswith("latency_ms@")
         and o.direction == "min"
     ]
-    for t in sorted(
-        result.pareto, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
-    ):
+    # along the front by its first cost objective (SRAM sorted by MACs read out of order)
+    costs = [o.metric for o in cfg.objectives if o.direction == "min"] + ["latency_ms", "macs"]
+
+    def along(t: Any) -> float:
+        return next((float(t.metrics[k]) for k in costs if k in t.metrics), 0.0)
+
+    for t in sorted(result.pareto, key=along):
         m = t.metrics
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
         for k in labelled:  # every other latency objective (another runtime, a board)
