@@ -167,6 +167,25 @@ def test_a_derived_net_is_fixed_up_against_its_measurement():
     (plain,) = derive(probs, costs, 1, target, 0.05, lambda p: None, readings=3)
     assert plain[0] == trusted[0] and "measured" not in plain[1]["fixed_up"]
 
+    # readings taken under load (2x the table's, as an H100 box's CPU gave right after the
+    # supernet trained) are not acted on: the table's net is kept, and said to be
+    def loaded(picks):
+        return 2.0 * costs.of(picks)
+
+    (kept,) = derive(probs, costs, 1, target, 0.05, loaded, readings=3)
+    assert kept[0] == trusted[0] and kept[1]["fixed_up"]["disturbed"] is True
+    assert kept[1]["fixed_up"]["measured"] == [2.0 * costs.of(trusted[0])] * 2
+    # one burst passes: read again, the refit goes on from the quiet reading
+    burst = iter([True])
+
+    def once(picks):
+        return (3.0 if next(burst, False) else 1.0) * measure(picks)
+
+    (went_on,) = derive(probs, costs, 1, target, 0.05, once, readings=3)
+    assert went_on[0] == checked[0] and "disturbed" not in went_on[1]["fixed_up"]
+    first = measure(trusted[0])
+    assert went_on[1]["fixed_up"]["measured"][:2] == [3.0 * first, first]
+
 
 def test_a_derived_net_is_read_only_by_the_sources_that_give_its_cost(monkeypatch):
     """fbnet's fix-up asks for one metric: only the sources that may give it are read (one

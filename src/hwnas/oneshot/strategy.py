@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from hwnas.core.errors import UserError
 from hwnas.core.pareto import Objectives
 from hwnas.oneshot.costs import NO_COST, ChoiceCosts, base_metric, check_metric
+from hwnas.oneshot.derive import DISTURBED
 from hwnas.oneshot.losses import Setting, settings_of
 from hwnas.space.base import Space
 from hwnas.space.capabilities import PerChoiceCosts, Supernet
@@ -208,6 +209,17 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
         "" if fix.get("changes", 0) == 1 else "s",
         readings,
     )
+    if fix.get("disturbed"):
+        log.warning(
+            "%s: %s net %d read %s ms twice, over %.2gx the table's %.4g: taken as load on this "
+            "host, the table's net kept (its trial is timed again before the front is reported)",
+            name,
+            label,
+            rank,
+            " and ".join(f"{v:.4g}" for v in fix["measured"][-2:]),
+            DISTURBED,
+            info["predicted_cost"],
+        )
 
 
 def _unreachable(settings: list[Setting], costs: ChoiceCosts) -> list[str]:
