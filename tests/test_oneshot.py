@@ -18,7 +18,7 @@ from hwnas.estimate.base import Task
 from hwnas.experiment.config import load_config
 from hwnas.hardware.analytic import count_macs
 from hwnas.oneshot.config import SupernetConfig
-from hwnas.oneshot.costs import ChoiceCosts, choice_costs
+from hwnas.oneshot.costs import NO_COST, ChoiceCosts, choice_costs
 from hwnas.oneshot.derive import derive, fix_up, most_likely
 from hwnas.oneshot.graphs import GraphedSteps
 from hwnas.oneshot.kit import SupernetKit
@@ -294,6 +294,29 @@ def test_the_warm_up_cost_adds_up_over_an_interruption(tmp_path):
     assert late.warmup_cost()["epochs_timed"] == 1
     assert SupernetSearch(make(weights=str(path)), costs).warmup_cost() == {"reused": str(path)}
     assert SupernetSearch(make(epochs=0), costs).warmup_cost()["epochs"] == 0
+
+
+def test_a_warm_up_resumes_only_on_its_own_schedule_and_skips_dead_paths(tmp_path):
+    """A checkpoint's cosine was planned over its epochs: resumed with others, the learning
+    rate leapt from near 0 back up (refused now); and the single paths a warm-up trains are
+    never cells whose `none` edges cut them off (2 % of uniform draws, trained for nothing)."""
+    make = lambda **kw: _kit(tmp_path, search_epochs=1, mixture="hard", **kw)  # noqa: E731
+    kit = make(epochs=2)
+    costs = choice_costs(kit.space, "macs", kit.input_shape, kit.num_classes)
+    with pytest.raises(KeyboardInterrupt):
+        SupernetSearch(kit, costs).warm_up(report=_interrupt_after_first_epoch)
+    with pytest.raises(ValueError, match=r"planned for \d+ warm-up steps .* this run for \d+"):
+        SupernetSearch(make(epochs=3), costs).warm_up()
+    SupernetSearch(make(epochs=2), costs).warm_up()  # its own schedule: goes on
+
+    cell = _kit(tmp_path / "cell", ["space=cell"], mixture="hard")
+    none = ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in cell.space.choices()])
+    trainer = SupernetSearch(cell, none)
+    uniform = [torch.zeros(len(c)) for c in cell.space.choices()]
+    drawn = [[i for i, _ in trainer._live_route(uniform, 1.0)] for _ in range(600)]
+    assert not any(cell.space.degenerate(cell.space.from_choices(p)) for p in drawn)
+    plain = [[i for i, _ in trainer._route(uniform, 1.0)] for _ in range(600)]
+    assert any(cell.space.degenerate(cell.space.from_choices(p)) for p in plain)  # they occur
 
 
 def test_a_search_without_warm_up_resumes(tmp_path):

@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +40,12 @@ from hwnas.oneshot.costs import NO_COST, ChoiceCosts
 from hwnas.oneshot.graphs import GraphedSteps
 from hwnas.oneshot.kit import SupernetKit
 from hwnas.oneshot.losses import Setting, beta_decay_term, expected_cost, total_loss
+from hwnas.space.capabilities import Supernet
 
 log = logging.getLogger("hwnas")
+
+#: draws of a warm-up path before a degenerate one is taken as it is (a space of nothing else)
+_REDRAWS = 100
 
 
 class SupernetDiverged(RuntimeError):
@@ -235,6 +239,20 @@ class SupernetSearch:
         picks = [int(g.argmax()) for g in gates]
         return [(i, g[i].to(self.dev)) for i, g in zip(picks, gates, strict=True)]
 
+    def _live_route(self, theta: list[torch.Tensor], tau: float) -> list[Any]:
+        """A warm-up path, drawn again while it is a net the space calls degenerate (an
+        NB201 cell whose `none` edges cut its input from its output: 2.2 % of uniform draws
+        train nothing, output zeros, and no strategy ever proposes them)."""
+        route = self._route(theta, tau)
+        if self.cfg.mixture != "hard":
+            return route
+        space = cast(Supernet, self.kit.space)  # a supernet's space decomposes by choice
+        for _ in range(_REDRAWS):
+            if not self.kit.space.degenerate(space.from_choices([i for i, _ in route])):
+                break
+            route = self._route(theta, tau)
+        return route
+
     def _mixture(self, theta: list[torch.Tensor], tau: float) -> list[torch.Tensor]:
         """The soft mixtures' weights on the CPU (differentiable in theta)."""
         if self.cfg.mixture == "softmax":
@@ -312,6 +330,14 @@ class SupernetSearch:
             return
         epochs, start = self.cfg.epochs, 0
         steps = self._steps(self.w_split) * max(epochs, 1)
+        if state is not None and state.get("steps", steps) != steps:
+            # its cosine was planned over other steps: resumed so, the learning rate would
+            # leap from near 0 back up mid-run (a loss that rose again on resuming)
+            raise ValueError(
+                f"supernet: {path} was planned for {state['steps']} warm-up steps (epochs x "
+                f"batches), this run for {steps}: keep supernet.epochs and data.batch_size, or "
+                "start in a fresh --out"
+            )
         opt = self._w_optimiser(self.cfg.w_lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps))
@@ -332,9 +358,10 @@ class SupernetSearch:
         self.net.train()
         for epoch in range(start, epochs):
             total, n, t0 = 0.0, 0, time.perf_counter()
+            lr = opt.param_groups[0]["lr"]
             for x, y in self._epoch(self.w_split, gen):
                 with torch.no_grad():
-                    route = self._route(uniform, self.cfg.tau_start)
+                    route = self._live_route(uniform, self.cfg.tau_start)
                 total += self._w_step(opt, sched, x, y, route, "warm-up")
                 n += 1
             took = time.perf_counter() - t0
@@ -351,14 +378,16 @@ class SupernetSearch:
                     "fingerprint": fp,
                     "seconds": self.warmup_seconds,
                     "timed": self.warmup_timed,
+                    "steps": steps,
                 },
                 path,
             )
             log.info(
-                "supernet warm-up epoch %d/%d: loss %.4f (%.1f s)",
+                "supernet warm-up epoch %d/%d: loss %.4f (lr %.3g, %.1f s)",
                 epoch + 1,
                 epochs,
                 total / max(n, 1),
+                lr,
                 took,
             )
             if report:
