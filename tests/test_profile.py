@@ -392,3 +392,19 @@ def test_profile_onnx_on_the_device_model_reads_the_file_as_the_tracer_reads_the
         for k, v in want.items():
             assert got[k] == pytest.approx(v, rel=1e-9), (f.name, k, got[k], v)
         assert got["peak_sram_bytes"] > 0 and got["flash_bytes"] > 0
+
+    class MeanHead(torch.nn.Module):  # a user's net ending in x.mean((2, 3)): ReduceMean
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    net = MeanHead().eval()
+    path = export_onnx(net, (3, 24, 24), tmp_path / "mean.onnx")
+    want = estimate(net, (3, 24, 24), "cortex-m7").metrics()
+    res = run_cli("profile", "--onnx", str(path), "--target", "device", "--json")
+    got = json.loads(res.stdout)
+    for k, v in want.items():  # the mean was 32 outputs' work where the tracer counts 18 432
+        assert got[k] == pytest.approx(v, rel=1e-9), (k, got[k], v)

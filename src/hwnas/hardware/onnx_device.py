@@ -25,6 +25,8 @@ _ALIAS = {
 _POOL = {
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
     "QLinearAveragePool", "QLinearGlobalAveragePool",
+    # a reduction reads every input element, as the tracer costs a module's mean or amax
+    "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "GlobalLpPool",
 }  # fmt: skip
 _ACT = {
     "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "LeakyRelu", "Gelu",
