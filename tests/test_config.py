@@ -184,6 +184,7 @@ def test_a_score_only_the_estimator_gives_is_named_with_what_it_gives():
         ),
         # what the chosen strategy would ignore, or could not use
         (["supernet.weights=/x/warmup.pt"], "supernet.weights: read by the one-shot"),
+        (["strategy=spos", "space=cell", "supernet.precision=fp16"], "supernet.precision"),
         (
             ["strategy=spos", "estimator=supernet", "estimator.weights=/x/warmup.pt"],
             "strategy spos trains and scores with its own: drop estimator=supernet",

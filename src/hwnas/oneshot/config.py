@@ -57,6 +57,12 @@ class SupernetConfig(Section):
         "the eager steps' images/s). Optimiser steps stay eager; a hard mixture runs eagerly; "
         "a step that cannot be captured stops the run in one line: then set it false.",
     )
+    precision: Literal["bf16", "fp32"] = Field(
+        "bf16",
+        description="Arithmetic of the supernet's steps on CUDA (the CPU runs fp32): `bf16` "
+        "autocast, or `fp32` where a path's activations grow so large (skip and pool edges "
+        "compounding over NB201's 15 cells) that bf16 rounds the convs' share away.",
+    )
     w_grad_clip: float | None = Field(
         None, gt=0.0, description="Clip the norm of w's gradient at this (DARTS uses 5)."
     )

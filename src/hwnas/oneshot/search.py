@@ -186,7 +186,7 @@ class SupernetSearch:
         if self.dev.type == "cuda":
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
-        self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
+        self.precision = kit.cfg.precision if self.dev.type == "cuda" else "fp32"
         self.graphs: GraphedSteps | None = None
         #: wall seconds of this study's warm-up epochs, over every call that resumed them,
         #: and how many epochs they are (a checkpoint from before times were kept has none)
