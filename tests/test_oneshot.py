@@ -181,10 +181,14 @@ def test_a_derived_net_is_fixed_up_against_its_measurement():
     def once(picks):
         return (3.0 if next(burst, False) else 1.0) * measure(picks)
 
-    (went_on,) = derive(probs, costs, 1, target, 0.05, once, readings=3)
+    # (the re-reading counts: one reading more gives the refit the three it had)
+    (went_on,) = derive(probs, costs, 1, target, 0.05, once, readings=4)
     assert went_on[0] == checked[0] and "disturbed" not in went_on[1]["fixed_up"]
     first = measure(trusted[0])
     assert went_on[1]["fixed_up"]["measured"][:2] == [3.0 * first, first]
+    assert len(went_on[1]["fixed_up"]["measured"]) <= 4
+    (single,) = derive(probs, costs, 1, target, 0.05, loaded, readings=1)  # the last reading
+    assert single[0] == trusted[0] and single[1]["fixed_up"]["disturbed"] is True
 
 
 def test_a_derived_net_is_read_only_by_the_sources_that_give_its_cost(monkeypatch):
@@ -313,6 +317,7 @@ def test_a_warm_up_resumes_only_on_its_own_schedule_and_skips_dead_paths(tmp_pat
     none = ChoiceCosts(NO_COST, 0.0, [[0.0] * len(c) for c in cell.space.choices()])
     trainer = SupernetSearch(cell, none)
     uniform = [torch.zeros(len(c)) for c in cell.space.choices()]
+    torch.manual_seed(0)
     drawn = [[i for i, _ in trainer._live_route(uniform, 1.0)] for _ in range(600)]
     assert not any(cell.space.degenerate(cell.space.from_choices(p)) for p in drawn)
     plain = [[i for i, _ in trainer._route(uniform, 1.0)] for _ in range(600)]

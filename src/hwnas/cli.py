@@ -1211,7 +1211,8 @@ def _profiled_input(args: argparse.Namespace, cfg: Any) -> tuple[tuple[int, ...]
     given = _dims_arg(args.input_shape)
     if given is not None and len(given) != 3:
         raise UsageError(f"--input-shape {args.input_shape!r}: an arch takes C,H,W, e.g. 3,32,32")
-    data_named = args.config is not None or any(o.startswith("data") for o in args.overrides)
+    # a config of a board alone names no data: the reference net's own input then
+    data_named = "data" in cfg.model_fields_set or any(o.startswith("data") for o in args.overrides)
     if is_reference(args.arch) and not data_named:
         return tuple(given or (3, 32, 32)), 10
     from hwnas.data import load_dataset

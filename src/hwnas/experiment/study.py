@@ -330,7 +330,7 @@ class Study:
         payload = {
             "objectives": [{"metric": m, "direction": d} for m, d in self.objectives],
             "constraints": [str(c) for c in self.config.constraints],
-            "trials_evaluated": sum(t.status != "running" for t in trials),
+            "trials_evaluated": sum(t.status not in ("running", "interrupted") for t in trials),
             **self.against_true_front(front),
             **({"references": v} if (v := self.reference_verdicts(trials)) else {}),
             "pareto": [

@@ -372,8 +372,8 @@ class CommandTarget(CostModelConfig):
     unreachable_exit_codes: list[int] = Field(
         [255],
         description="Exit codes that mean the board did not answer (ssh's 255: no connection); "
-        "like a timeout, a run that ends so after every retry is the board's failure, not the "
-        "net's: 3 such trials in a row stop the search, and a resume runs them again.",
+        "a run that ends so after every retry is the board's failure, not the net's: 3 such "
+        "trials in a row stop the search, and a resume runs them again (a timeout is the net's).",
     )
     cache: bool = Field(
         True,

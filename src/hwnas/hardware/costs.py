@@ -124,11 +124,19 @@ def profile_onnx(
     except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
         raise UserError(f"--onnx: {path} is not a readable ONNX model ({gist(exc)})") from None
     source = make_cost_model(target)
+    try:
+        return _file_costs(path, proto, target, source, input_shape)
+    finally:
+        source.close()
+
+
+def _file_costs(
+    path: Path, proto: Any, target: Any, source: Any, input_shape: list[int] | None
+) -> dict[str, Any]:
+    """:func:`profile_onnx` once the file is read and ``source`` made (closed by the caller)."""
     meter = getattr(source, "meter", None)
     device = target.name == "device"  # a datasheet model: the file read as its layers
     board = target.name in ("command", "remote")  # the file itself goes to the board
-    if not board:
-        source.close()
     if not (hasattr(meter, "measure_onnx") or target.produces() == set() or device or board):
         raise UserError(
             f"--onnx: target {target.name} cannot run an ONNX file; use cpu-ort, "
@@ -161,10 +169,7 @@ def profile_onnx(
             raise UserError(f"--onnx: {path}: not read as device layers ({gist(exc)})") from None
         out.update(estimate_graph(layers, load_spec(target.spec), target.precision).metrics())
     if board:
-        try:
-            out.update(_on_board(source, proto))
-        finally:
-            source.close()
+        out.update(_on_board(source, proto))
     elif meter is not None:
         try:
             timing = meter.measure_onnx(proto.SerializeToString())

@@ -108,7 +108,7 @@ def _export(cand: Candidate, batch: int) -> bytes:
 class _AttemptFailed(Exception):
     def __init__(self, reason: str, gone: bool = False) -> None:
         super().__init__(reason)
-        self.gone = gone  # the board did not answer (a timeout, an "unreachable" exit code)
+        self.gone = gone  # the board did not answer (an "unreachable" exit code)
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(model|input_shape|input_name|batch)\}")
@@ -226,7 +226,10 @@ class CommandCostModel(CostModel):
             _kill(proc)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.communicate(timeout=5)
-            raise _AttemptFailed(f"timed out after {self.cfg.timeout:g} s", gone=True) from None
+            # a slow net looks the same as a hung board: the net's failure, as for `remote`
+            raise _AttemptFailed(
+                f"timed out after {self.cfg.timeout:g} s (raise target.timeout for slow models)"
+            ) from None
         except BaseException:  # Ctrl-C / SIGTERM: the command must not outlive the search
             _kill(proc)
             raise

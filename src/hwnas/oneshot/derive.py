@@ -91,21 +91,22 @@ def refit_measured(
     reading is the net returned. With ``bound`` (``target`` then sits ``tol`` below a
     constraint's bound) a reading counts only at or below ``target``: one at 0.99 x the
     bound was accepted, and the trial's own reading, 4 % slower, pruned the net the search
-    was asked for. A reading :data:`DISTURBED` times the table's, twice in a row, stops the
-    refit: the net the table fixed up is kept (load only ever slows a reading)."""
+    was asked for. A reading :data:`DISTURBED` times the table's is read again (a burst of
+    load passes); twice in a row, or as the last reading, it stops the refit: the net is kept
+    as the table fixed it up (load only ever slows a reading). Every reading counts."""
     taken: list[float] = []
-    moves = 0
+    moves, suspect = 0, False
     for left in range(readings - 1, -1, -1):
         ms = measure(picks)
-        if ms is not None and ms > DISTURBED * costs.of(picks):
-            taken.append(ms)  # a burst of load passes: read once more before judging
-            ms = measure(picks)
-            if ms is not None and ms > DISTURBED * costs.of(picks):
-                taken.append(ms)
-                return picks, moves, taken, True
         if ms is None or ms <= 0:
             break
         taken.append(ms)
+        if ms > DISTURBED * costs.of(picks):
+            if suspect or left == 0:
+                return picks, moves, taken, True
+            suspect = True
+            continue
+        suspect = False
         if bound:  # at most target, and not needlessly far below it
             within = target * (1.0 - 2.0 * tol) <= ms <= target
         else:

@@ -35,9 +35,10 @@ class InheritedScorer:
         bn_batches: int,
         eval_images: int,
         seed: int,
+        precision: str = "bf16",
     ) -> None:
         self.net, self.dev = net, torch.device(device)
-        self.precision = "bf16" if self.dev.type == "cuda" else "fp32"
+        self.precision = precision if self.dev.type == "cuda" else "fp32"
         gen = torch.Generator().manual_seed(seed)
 
         def epoch(split: Any, shuffle: bool) -> Any:

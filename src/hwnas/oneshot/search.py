@@ -330,13 +330,15 @@ class SupernetSearch:
             return
         epochs, start = self.cfg.epochs, 0
         steps = self._steps(self.w_split) * max(epochs, 1)
-        if state is not None and state.get("steps", steps) != steps:
+        unfinished = state is not None and state.get("epoch", 0) < epochs
+        if unfinished and state is not None and state.get("steps", steps) != steps:
             # its cosine was planned over other steps: resumed so, the learning rate would
             # leap from near 0 back up mid-run (a loss that rose again on resuming)
             raise ValueError(
                 f"supernet: {path} was planned for {state['steps']} warm-up steps (epochs x "
-                f"batches), this run for {steps}: keep supernet.epochs and data.batch_size, or "
-                "start in a fresh --out"
+                f"batches), this run for {steps}: keep supernet.epochs, the batch size "
+                "(supernet.batch_size or data.batch_size) and the data's split, or start in a "
+                "fresh --out"
             )
         opt = self._w_optimiser(self.cfg.w_lr)
         sched = torch.optim.lr_scheduler.LambdaLR(

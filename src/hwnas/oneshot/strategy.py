@@ -211,8 +211,8 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
     )
     if fix.get("disturbed"):
         log.warning(
-            "%s: %s net %d read %s ms twice, over %.2gx the table's %.4g: taken as load on this "
-            "host, the table's net kept (its trial is timed again before the front is reported)",
+            "%s: %s net %d read %s ms, over %gx the table's %.4g: taken as load on this host, "
+            "the table's net kept (its trial is timed again before the front is reported)",
             name,
             label,
             rank,
