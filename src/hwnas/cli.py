@@ -609,13 +609,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         and not o.metric.startswith("latency_ms@")
         and o.direction == "min"
     ]
-    # along the front by its first cost objective (SRAM sorted by MACs read out of order)
-    costs = [o.metric for o in cfg.objectives if o.direction == "min"] + ["latency_ms", "macs"]
+    from hwnas.experiment.study import along_front
 
-    def along(t: Any) -> float:
-        return next((float(t.metrics[k]) for k in costs if k in t.metrics), 0.0)
-
-    for t in sorted(result.pareto, key=along):
+    objectives = [(o.metric, o.direction) for o in cfg.objectives]
+    for t in sorted(result.pareto, key=along_front(objectives)):
         m = t.metrics
         lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
         for k in labelled:  # every other latency objective (another runtime, a board)
@@ -634,7 +631,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"hypervolume regret vs the true front: {truth['hypervolume_regret']:.4f} "
             f"({truth['true_front_found']} of {truth['true_front_size']} true-front points found)"
         )
-    objectives = [(o.metric, o.direction) for o in cfg.objectives]
     for line in [*_model_lines(truth), *_reference_lines(truth, result.trials, objectives)]:
         print(line)
     print(f"report: {result.report}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -353,39 +354,37 @@ class ExperimentConfig(Section):
                 f"objectives/constraints: {hint}{has}; add a source that does (target or costs)"
             )
 
-    def _add_capacities(self) -> None:
-        """A device's memory capacities become constraints, so misfits are pruned before
-        training (unless a tighter bound is given)."""
-        for _, src in self.sources():
-            for base, cap in src.capacities().items():
-                if src.provides is not None and base not in src.provides:
-                    continue
-                label = getattr(src, "label", None)  # a labelled source's metrics say whose
-                metric = f"{base}@{label}" if label else base
-                tighter = any(
-                    c.metric == metric and c.op in ("<=", "<") and c.value <= cap
-                    for c in self.constraints
-                )
-                if not tighter:
-                    self.constraints.append(Constraint(metric=metric, op="<=", value=cap))
-
-    def capacity_notes(self) -> list[str]:
-        """A user's bound looser than a device's capacity on the same metric: both stand,
-        so the capacity binds -- said, since the user's figure is not the one that prunes."""
-        notes = []
+    def _capacities(self) -> Iterator[tuple[str, float, Any]]:
+        """Each device capacity as (metric, bound, source): a labelled source's metrics say
+        whose; a capacity of a metric the source does not provide is none of the run's."""
         for _, src in self.sources():
             for base, cap in src.capacities().items():
                 if src.provides is not None and base not in src.provides:
                     continue
                 label = getattr(src, "label", None)
-                metric = f"{base}@{label}" if label else base
-                for c in self.constraints:
-                    if c.metric == metric and c.op in ("<=", "<") and c.value > cap:
-                        notes.append(
-                            f"{c} is looser than {getattr(src, 'spec', src.name)}'s capacity "
-                            f"({fmt_number(cap)}): the capacity is the bound that prunes"
-                        )
-        return notes
+                yield (f"{base}@{label}" if label else base), cap, src
+
+    def _add_capacities(self) -> None:
+        """A device's memory capacities become constraints, so misfits are pruned before
+        training (unless a tighter bound is given)."""
+        for metric, cap, _ in list(self._capacities()):
+            tighter = any(
+                c.metric == metric and c.op in ("<=", "<") and c.value <= cap
+                for c in self.constraints
+            )
+            if not tighter:
+                self.constraints.append(Constraint(metric=metric, op="<=", value=cap))
+
+    def capacity_notes(self) -> list[str]:
+        """A user's bound looser than a device's capacity on the same metric: both stand,
+        so the capacity binds -- said, since the user's figure is not the one that prunes."""
+        return [
+            f"{c} is looser than {getattr(src, 'spec', src.name)}'s capacity "
+            f"({fmt_number(cap)}): the capacity is the bound that prunes"
+            for metric, cap, src in self._capacities()
+            for c in self.constraints
+            if c.metric == metric and c.op in ("<=", "<") and c.value > cap
+        ]
 
     def to_json_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")

@@ -252,17 +252,22 @@ class Evaluator:
         not asked -- a board's reading can mean flashing a microcontroller, for a net whose
         SRAM already rules it out."""
         counted = {i: s.costs(cand) for i, s in enumerate(self.sources) if type(s.model).counts}
-        measuring = [s for s in self.sources if not type(s.model).counts]
         known = dict(metrics)
         for i in sorted(counted):
             known.update(counted[i])
-        settled = {k: v for k, v in known.items() if not any(s.gives(k) for s in measuring)}
-        skip = bool(measuring) and bool(violated(self.constraints, settled))
+        measuring = any(not type(s.model).counts for s in self.sources)
+        skip = measuring and bool(violated(self.constraints, self._settled(known)))
         for i, source in enumerate(self.sources):
             if i in counted:
                 metrics.update(counted[i])
             elif not skip:
                 self._costs(source, cand, metrics)
+
+    def _settled(self, known: dict[str, Any]) -> dict[str, Any]:
+        """Of figures known without a measurement, those no measuring source gives in their
+        place: what a constraint can judge before a net is measured."""
+        measuring = [s for s in self.sources if not type(s.model).counts]
+        return {k: v for k, v in known.items() if not any(s.gives(k) for s in measuring)}
 
     def _costs(self, source: Source, cand: Candidate, metrics: dict[str, Any]) -> None:
         metrics.update(source.costs(cand))
@@ -409,8 +414,7 @@ class Evaluator:
             for source in self.sources:
                 if type(source.model).counts:
                     out.update(source.costs(cand))
-            measured = [s for s in self.sources if not type(s.model).counts]
-            out = {k: v for k, v in out.items() if not any(s.gives(k) for s in measured)}
+            out = self._settled(out)
         except Exception:  # noqa: BLE001 - unbuildable: evaluated, and failed, as a trial
             out = None
         if len(self._built) >= _BUILT_KEPT:

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,17 @@ def rebased(raw: Any, start_dir: str | None) -> Any:
     for section in _FILE_SECTIONS:
         walk(out.get(section))
     return out
+
+
+def along_front(objectives: Objectives) -> Callable[[Trial], float]:
+    """The order a front is listed in (``pareto.json``, the search's summary): by its first
+    cost objective (an SRAM front listed by MACs came out of order), else latency, MACs."""
+    costs = [m for m, d in objectives if d == "min"] + ["latency_ms", "macs"]
+
+    def key(t: Trial) -> float:
+        return next((float(t.metrics[k]) for k in costs if k in t.metrics), 0.0)
+
+    return key
 
 
 class Study:
@@ -335,9 +347,7 @@ class Study:
             **({"references": v} if (v := self.reference_verdicts(trials)) else {}),
             "pareto": [
                 {k: t.to_dict()[k] for k in ("id", "arch", "describe", "metrics", "parent_id")}
-                for t in sorted(
-                    front, key=lambda t: t.metrics.get("latency_ms", t.metrics.get("macs", 0))
-                )
+                for t in sorted(front, key=along_front(self.objectives))
             ],
         }
         # the final recipe's runs (``op: final``) are judged on their nets (their test figures

@@ -307,7 +307,8 @@ class RemoteCostModel(CostModel):
             if token == str(cfg.token):  # the mask a study's stored config keeps, not a token
                 raise UserError(
                     "target.token: a study keeps the token masked, so its stored config cannot "
-                    "reach the agent; give --config FILE again, or name the token by token_env"
+                    "reach the agent; give --config FILE again or --set target.token=..., or "
+                    "name the token by token_env"
                 )
         self._token = token
         parts = urlsplit(cfg.url)
