@@ -79,3 +79,19 @@ def test_elapsed_time_leaves_out_the_pauses_between_calls():
     assert busy_seconds([(20.0, 25.0), (0.0, 10.0), (5.0, 12.0), (21.0, 22.0)]) == 17.0
     # two calls, a night apart
     assert busy_seconds([(0.0, 600.0), (86_400.0, 86_700.0)]) == 900.0
+
+
+def test_a_front_is_listed_along_its_first_cost_objective():
+    """pareto.json and the search's summary list a front by its first cost objective: an
+    SRAM front listed by MACs came out of SRAM order."""
+    from hwnas.experiment.study import along_front
+
+    def t(i, **m):
+        return Trial(id=i, arch={}, arch_hash=str(i), status="complete", seed=0, metrics=m)
+
+    front = [t(0, macs=9.0, peak_sram_bytes=1.0), t(1, macs=1.0, peak_sram_bytes=5.0)]
+    sram = [("accuracy", "max"), ("peak_sram_bytes", "min")]
+    assert [x.id for x in sorted(front, key=along_front(sram))] == [0, 1]
+    assert [x.id for x in sorted(front, key=along_front([("accuracy", "max")]))] == [1, 0]
+    timed = [t(0, latency_ms=2.0, macs=1.0), t(1, latency_ms=1.0, macs=9.0)]
+    assert [x.id for x in sorted(timed, key=along_front([("accuracy", "max")]))] == [1, 0]

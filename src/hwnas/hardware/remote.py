@@ -161,7 +161,8 @@ def parse_figure(stdout: str, regex: str | None, json_key: str | None) -> float:
         value = float(text)
     except (TypeError, ValueError):
         raise _AttemptFailed(f"{_one_line(str(text), 60)!r} is not a number") from None
-    # a net costs something: a 0 (a benchmark that failed quietly) would lead the front
+    # a net costs something (every metric a command may name is a time, an energy, a size
+    # or a count of a net): a 0, a benchmark that failed quietly, would lead the front
     if not math.isfinite(value) or value <= 0:
         raise _AttemptFailed(f"{value:g} is not a finite positive figure")
     return value
