@@ -189,6 +189,11 @@ def test_a_derived_net_is_fixed_up_against_its_measurement():
     assert len(went_on[1]["fixed_up"]["measured"]) <= 4
     (single,) = derive(probs, costs, 1, target, 0.05, loaded, readings=1)  # the last reading
     assert single[0] == trusted[0] and single[1]["fixed_up"]["disturbed"] is True
+    # where the table itself errs that much, a higher strategy.load_factor lets the readings
+    # act: 2x the table is then its error, and the refit follows it
+    (acted,) = derive(probs, costs, 1, target, 0.05, loaded, readings=3, load_factor=2.5)
+    assert "disturbed" not in acted[1]["fixed_up"] and acted[0] != trusted[0]
+    assert abs(loaded(acted[0]) / target - 1) < abs(loaded(trusted[0]) / target - 1)
 
 
 def test_a_derived_net_is_read_only_by_the_sources_that_give_its_cost(monkeypatch):

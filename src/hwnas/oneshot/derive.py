@@ -66,11 +66,11 @@ def fix_up(
     return picks, moves
 
 
-#: a reading this many times the table's cost of the very net is taken as load on the host,
-#: not as the table's error (the table's fit erred within 25 % on every kind of net measured,
-#: ``benchmarks/lut_composition.py``); on an H100 box's CPU, readings taken right after the
-#: supernet trained ran 1.5-2.2x the same nets' quiet ones, and the fix-up acting on them
-#: derived nets 27 % under their targets
+#: the default of ``strategy.load_factor``: a reading this many times the table's cost of the
+#: very net is taken as load on the host, not as the table's error (the table's fit erred
+#: within 25 % on every kind of net measured, ``benchmarks/lut_composition.py``); on an H100
+#: box's CPU, readings taken right after the supernet trained ran 1.5-2.2x the same nets'
+#: quiet ones, and the fix-up acting on them derived nets 27 % under their targets
 DISTURBED = 1.35
 
 
@@ -83,6 +83,7 @@ def refit_measured(
     measure: Callable[[list[int]], float | None],
     readings: int,
     bound: bool = False,
+    load_factor: float = DISTURBED,
 ) -> tuple[list[int], int, list[float], bool]:
     """Measure the net; while it misses ``target`` by more than ``tol`` and a reading is
     left, ask the table for ``target`` scaled by the table's error on this very net
@@ -91,7 +92,7 @@ def refit_measured(
     reading is the net returned. With ``bound`` (``target`` then sits ``tol`` below a
     constraint's bound) a reading counts only at or below ``target``: one at 0.99 x the
     bound was accepted, and the trial's own reading, 4 % slower, pruned the net the search
-    was asked for. A reading :data:`DISTURBED` times the table's is read again (a burst of
+    was asked for. A reading ``load_factor`` times the table's is read again (a burst of
     load passes); twice in a row, or as the last reading, it stops the refit: the net is kept
     as the table fixed it up (load only ever slows a reading). Every reading counts."""
     taken: list[float] = []
@@ -101,7 +102,7 @@ def refit_measured(
         if ms is None or ms <= 0:
             break
         taken.append(ms)
-        if ms > DISTURBED * costs.of(picks):
+        if ms > load_factor * costs.of(picks):
             if suspect or left == 0:
                 return picks, moves, taken, True
             suspect = True
@@ -132,6 +133,7 @@ def derive(
     measure: Callable[[list[int]], float | None] | None = None,
     readings: int = 0,
     bound: bool = False,
+    load_factor: float = DISTURBED,
 ) -> list[tuple[list[int], dict[str, Any]]]:
     """The ``k`` nets one setting yields, each with what the study keeps about it. With a
     ``target`` and ``measure`` (the run's target on a net's picks), a net is measured and
@@ -146,7 +148,7 @@ def derive(
             disturbed = False
             if measure is not None and readings > 0:
                 picks, more, taken, disturbed = refit_measured(
-                    picks, probs, costs, target, tol, measure, readings, bound
+                    picks, probs, costs, target, tol, measure, readings, bound, load_factor
                 )
                 moves += more
             if moves or taken:
@@ -154,7 +156,7 @@ def derive(
                 if taken:
                     info["fixed_up"]["measured"] = taken
                 if disturbed:
-                    info["fixed_up"]["disturbed"] = True
+                    info["fixed_up"].update(disturbed=True, load_factor=load_factor)
         info["predicted_cost"] = costs.of(picks)
         info["log_prob"] = sum(_logp(probs, j, i) for j, i in enumerate(picks))
         out.append((picks, info))

@@ -60,6 +60,10 @@ class OneShotSearch(Strategy):
         """Readings of a derived net against its cost target (0: the table is trusted)."""
         return 0
 
+    def _load_factor(self) -> float:
+        """How far over the table a reading is taken as load (see ``derive.DISTURBED``)."""
+        return DISTURBED
+
     def _unweighed(self) -> list[str]:
         """Objectives theta does not learn towards (darts: all but accuracy), said at start."""
         return []
@@ -136,6 +140,7 @@ class OneShotSearch(Strategy):
                     self._measurer(kit, costs),
                     self._measured_fixes(),
                     bound=bool(res.setting.bound),
+                    load_factor=self._load_factor(),
                 )
             ):
                 arch = kit.space.from_choices(picks)
@@ -217,7 +222,7 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
             label,
             rank,
             " and ".join(f"{v:.4g}" for v in fix["measured"][-2:]),
-            DISTURBED,
+            fix.get("load_factor", DISTURBED),
             info["predicted_cost"],
         )
 
@@ -308,6 +313,9 @@ class FbnetSearch(OneShotSearch):
 
     def _measured_fixes(self) -> int:
         return int(self.cfg.measured_fixes)
+
+    def _load_factor(self) -> float:
+        return float(self.cfg.load_factor)
 
     def check(self, kit: Any) -> None:
         self._lut(kit)

@@ -297,6 +297,15 @@ class FbnetStrategyConfig(KindConfig):
         "depends on what a net is made of: FBNet's skip-heavy nets read ~12 % slow on a CPU). "
         "0 = trust the table.",
     )
+    load_factor: float = Field(
+        1.35,
+        gt=1.0,
+        description="A reading of a derived net this many times the table's cost of the same "
+        "net, twice in a row or as the last reading, is taken as load on the host and not "
+        "acted on (the table's net is kept, `info.fixed_up.disturbed`): readings right after "
+        "the supernet trained ran 1.5-2.2x slow on an H100 box's CPU. Raise it where the table "
+        "itself errs more (cpu-ort tables erred within 25 % on every composition measured).",
+    )
 
     @model_validator(mode="after")
     def _sweep(self) -> FbnetStrategyConfig:
