@@ -182,12 +182,11 @@ def _file_costs(
 def _on_board(source: Any, proto: Any) -> dict[str, float]:
     """The file's figure from a board (the agent's reading, or the command's metric); a
     failure is the board's one line (HardwareLoopError is a UserError)."""
-    from hwnas.hardware.remote import CommandCostModel
+    from hwnas.hardware.remote import CommandCostModel, agent_reading
 
     data = proto.SerializeToString()
     if isinstance(source, CommandCostModel):
         first = _inputs(proto.graph)[0]
         dims = tuple(d.dim_value for d in list(first.type.tensor_type.shape.dim)[1:])
         return {source.cfg.metric: source.measure_onnx(data, dims)}
-    result = source.measure_onnx(data)
-    return {"latency_ms": float(result["latency_ms"]), "latency_spread": float(result["spread"])}
+    return agent_reading(source.measure_onnx(data))

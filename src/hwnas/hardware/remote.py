@@ -287,6 +287,11 @@ class CommandCostModel(CostModel):
 
 
 # ------------------------------------------------------------------------ agent client
+def agent_reading(result: dict[str, Any]) -> dict[str, float]:
+    """The metrics of an agent's answer to ``/measure``."""
+    return {"latency_ms": float(result["latency_ms"]), "latency_spread": float(result["spread"])}
+
+
 class _Transient(Exception):
     """A failure worth retrying: refused or broken connection, timeout, server error."""
 
@@ -430,11 +435,7 @@ class RemoteCostModel(CostModel):
         return result
 
     def costs(self, cand: Candidate, fresh: bool = False) -> dict[str, float]:
-        result = self.measure_onnx(_export(cand, self.cfg.batch), fresh=fresh)
-        return {
-            "latency_ms": float(result["latency_ms"]),
-            "latency_spread": float(result["spread"]),
-        }
+        return agent_reading(self.measure_onnx(_export(cand, self.cfg.batch), fresh=fresh))
 
     def remeasure(self, cand: Candidate) -> dict[str, float]:
         return self.costs(cand, fresh=True)
