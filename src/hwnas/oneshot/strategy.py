@@ -222,7 +222,7 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
             label,
             rank,
             " and ".join(f"{v:.4g}" for v in fix["measured"][-2:]),
-            fix.get("load_factor", DISTURBED),
+            fix["load_factor"],  # stored with the flag by derive
             info["predicted_cost"],
         )
 
