@@ -17,7 +17,8 @@ compared on measured latency (hypervolume, which MAC-aware nets a latency-aware 
 dominates) beside the share of latency targets met.
 Usage: python benchmarks/oneshot_fbnet.py --data PATH [--out DIR] [--tag T] [--repeats 5]
 [--set K=V ...] [--skip-targets]
-[--paired [--fractions 0.15,0.4,0.65] [--workers N] [--parallel] [--ref-epochs E]]
+[--paired [--fractions 0.15,0.4,0.65] [--workers N] [--parallel] [--ref-epochs E]
+[--latency-only]]  (--latency-only: the latency targets alone, the MAC study left out)
 """
 
 from __future__ import annotations
@@ -194,14 +195,16 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
         futures = {"targets": pool.submit(search, tgt, a.data, studies["targets"][1])}
         if a.parallel:
             wait_derived(tgt, futures["targets"])
-        futures["mac-targets"] = pool.submit(search, mtg, a.data, studies["mac-targets"][1])
+        if not a.latency_only:
+            futures["mac-targets"] = pool.submit(search, mtg, a.data, studies["mac-targets"][1])
         for k, fut in futures.items():
             wall[k] = fut.result()
             print(f"{k} study: {wall[k]:.0f} s", flush=True)
-    rows = {k: derived(out / k, a.repeats) for k in ("ref", "targets", "mac-targets")}
+    rows = {k: derived(out / k, a.repeats) for k in ("ref", *futures)}
     met = [abs(r["latency_ms"] / r["setting"]["cost_target"] - 1) <= 0.10 for r in rows["targets"]]
     mac_met = [
-        abs(r["macs"] / r["setting"]["cost_target"] - 1) <= 0.10 for r in rows["mac-targets"]
+        abs(r["macs"] / r["setting"]["cost_target"] - 1) <= 0.10
+        for r in rows.get("mac-targets", [])
     ]
     summary = {
         "fractions": fr,
@@ -215,7 +218,8 @@ def paired(a: argparse.Namespace, out: Path) -> tuple[dict[str, Any], dict[str, 
         "noise_floor_median_spread": statistics.median(
             r["spread"] for rs in rows.values() for r in rs
         ),
-        **compare(rows, "targets", "mac-targets"),
+        **(compare(rows, "targets", "mac-targets") if "mac-targets" in rows else {}),
+        "fix_ups": [r["fixed_up"] for r in rows["targets"]],
         "wall_s": wall,
         "workers": a.workers,
         "parallel_target_studies": a.parallel,
@@ -237,6 +241,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.15,0.4,0.65", help="--paired: of each range")
     ap.add_argument("--workers", type=int, default=1, help="--paired: nets trained at once")
     ap.add_argument("--parallel", action="store_true", help="--paired: both target studies at once")
+    ap.add_argument("--latency-only", action="store_true", help="--paired: no MAC-target study")
     ap.add_argument(
         "--ref-epochs",
         type=int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 
@@ -63,6 +64,9 @@ def main() -> None:
     paused = readings(meter, nets)
     out = {
         "torch_threads": torch.get_num_threads(),
+        "process_threads": len(os.listdir("/proc/self/task")),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "cpus": len(os.sched_getaffinity(0)),
         "train_steps": steps,
         "before_ms": before,
         "right_after_ms": after,
