@@ -65,7 +65,7 @@ def main() -> None:
     out = {
         "torch_threads": torch.get_num_threads(),
         "process_threads": len(os.listdir("/proc/self/task")),
-        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "loadavg": os.getloadavg(),
         "cpus": len(os.sched_getaffinity(0)),
         "train_steps": steps,
         "before_ms": before,
