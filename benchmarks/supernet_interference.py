@@ -5,9 +5,15 @@ drawn single paths, with the candidate ops of every edge set to:
 ``one`` (a single conv3x3: an ordinary net), ``tied`` (two conv3x3 entries sharing one
 module: the same net, the draw is a no-op), ``untied`` (two conv3x3 with weights of their
 own, same init), ``untied-fresh`` (the same, each initialised apart), and ``nb201`` (the
-benchmark's five ops). Prints the mean training CE per epoch; ``untied`` against ``tied``
-isolates what weight sharing over paths costs, before any op is worse than another.
-Usage: python benchmarks/supernet_interference.py [--epochs 15] [--lr 0.1] [--tag T]
+benchmark's five ops); ``conv1-conv3`` and ``skip-conv3`` (two different ops per edge).
+Prints the mean training CE per epoch; ``untied`` against ``tied`` isolates what weight
+sharing over paths costs, before any op is worse than another. For the multi-op variants it
+then scores fixed paths with BatchNorm recalibrated (as ``estimator: supernet`` does):
+all-conv3x3, and six random cells with their identity gain (how many skip/pool routes carry
+the cell's input to its output). ``--fair``: FairNAS's strict fairness (every step trains
+each op of every edge once, gradients summed, one optimiser step) instead of one path.
+Usage: python benchmarks/supernet_interference.py [--epochs 15] [--lr 0.1] [--momentum 0.9]
+[--fair] [--only V,V] [--tag T]
 """
 
 from __future__ import annotations
@@ -31,10 +37,45 @@ VARIANTS = {
     "untied": ["nor_conv_3x3"] * 2,
     "untied-fresh": ["nor_conv_3x3"] * 2,
     "nb201": NB201,
+    "conv1-conv3": ["nor_conv_1x1", "nor_conv_3x3"],
+    "skip-conv3": ["skip_connect", "nor_conv_3x3"],
 }
+PASSIVE = ("skip_connect", "avg_pool_3x3")
 
 
-def train(variant: str, epochs: int, lr: float, data) -> list[float]:
+def gain(names: list[str], path: list[tuple[int, None]]) -> float:
+    """How many parameter-free routes carry the cell's input to its output (edges in
+    EDGES order: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3)."""
+    g = [1.0 if names[i] in PASSIVE else 0.0 for i, _ in path]
+    n1 = g[0]
+    n2 = g[1] + g[2] * n1
+    return g[3] + g[4] * n1 + g[5] * n2
+
+
+def recalibrated(net: CellSupernet, path: list[tuple[int, None]], data) -> float:
+    """Validation accuracy along ``path`` after its BatchNorm statistics are re-estimated on
+    the training split."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the pass
+    kw = dict(mean=data.mean, std=data.std, shuffle=False, augment=False)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        net.train()
+        for x, _ in batches(data.train, 256, generator=torch.Generator(), device=cpu, **kw):
+            net(x, path)
+        net.eval()
+        right = seen = 0
+        for x, y in batches(data.val, 256, generator=torch.Generator(), device=cpu, **kw):
+            right += int((net(x, path).argmax(1) == y).sum())
+            seen += len(y)
+    return round(right / seen, 3)
+
+
+def train(
+    variant: str, epochs: int, lr: float, data, momentum: float = 0.9, fair: bool = False
+) -> tuple[list[float], dict[str, float]]:
     torch.manual_seed(0)
     names = VARIANTS[variant]
     net = CellSupernet(names, data.input_shape[0], data.num_classes, 16, 5)
@@ -47,7 +88,10 @@ def train(variant: str, epochs: int, lr: float, data) -> list[float]:
                 ops[1] = ops[0]
             elif variant == "untied":
                 ops[1].load_state_dict(ops[0].state_dict())
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=5e-4
+    )
+    k = len(names)
     rng, curve = random.Random(0), []
     for epoch in range(epochs):
         total, n = 0.0, 0
@@ -63,32 +107,62 @@ def train(variant: str, epochs: int, lr: float, data) -> list[float]:
             device=torch.device("cpu"),
             drop_last=True,
         ):
-            path = [(rng.randrange(len(names)), None) for _ in range(6)]
-            loss = F.cross_entropy(net(x, path), y)
             opt.zero_grad()
-            loss.backward()
+            if fair:  # each op of each edge once, in an order drawn per edge
+                perms = [rng.sample(range(k), k) for _ in range(6)]
+                paths = [[(p[j], None) for p in perms] for j in range(k)]
+            else:
+                paths = [[(rng.randrange(k), None) for _ in range(6)]]
+            for path in paths:
+                loss = F.cross_entropy(net(x, path), y)
+                loss.backward()
+                total, n = total + float(loss.detach()), n + 1
             opt.step()
-            total, n = total + float(loss.detach()), n + 1
         curve.append(round(total / n, 4))
-    return curve
+    scored: dict[str, float] = {}
+    if variant in ("nb201", "conv1-conv3", "skip-conv3"):
+        conv3 = names.index("nor_conv_3x3")
+        scored["all nor_conv_3x3 (gain 0)"] = recalibrated(net, [(conv3, None)] * 6, data)
+        draw = random.Random(5)
+        for _ in range(6):
+            path = [(draw.randrange(k), None) for _ in range(6)]
+            label = "|".join(names[i] for i, _ in path)
+            scored[f"{label} (gain {gain(names, path):g})"] = recalibrated(net, path, data)
+    return curve, scored
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--fair", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated variants")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     torch.set_num_threads(1)
     data = load_dataset(load_config(None, ["data=digits"]).data, 0)
-    curves, wall = {}, {}
-    for v in VARIANTS:
+    curves, wall, scored = {}, {}, {}
+    for v in a.only.split(",") if a.only else VARIANTS:
         t0 = time.monotonic()
-        curves[v] = train(v, a.epochs, a.lr, data)
+        curves[v], scored[v] = train(v, a.epochs, a.lr, data, a.momentum, a.fair)
         wall[v] = time.monotonic() - t0
         print(f"{v:>13}: CE by epoch {curves[v][::3]} ... final {curves[v][-1]}", flush=True)
+        for path, acc in scored[v].items():
+            print(f"{'':>15}{path}: {acc:.1%}", flush=True)
     name = "supernet_interference" + (f"-{a.tag}" if a.tag else "")
-    save(name, {"epochs": a.epochs, "lr": a.lr, "curves": curves, "wall_s": wall})
+    save(
+        name,
+        {
+            "epochs": a.epochs,
+            "lr": a.lr,
+            "momentum": a.momentum,
+            "fair": a.fair,
+            "curves": curves,
+            "recalibrated_val_accuracy": scored,
+            "wall_s": wall,
+        },
+    )
 
 
 if __name__ == "__main__":
