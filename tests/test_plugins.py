@@ -199,6 +199,12 @@ def test_plugin_board_as_labelled_costs_entry_in_a_constraint(example_site, tmp_
     assert trials["conv16k3"]["status"] == "pruned"
     assert "latency_ms@mcu" in trials["conv16k3"]["error"]
     assert "accuracy" not in trials["conv16k3"]["metrics"]  # pruned before training
+    # the study handed to a colleague without the plugin: one line that names what to install
+    for cmd in (["show", str(out)], ["report", str(out)]):
+        res = hwnas(python_path(), *cmd)
+        assert res.returncode == 2
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+        assert "a plugin that registers space 'example-convs'" in res.stderr
 
 
 def test_reference_lists_plugin_kinds_unless_builtin_only(example_site):

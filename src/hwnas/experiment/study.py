@@ -61,7 +61,14 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
             if data is raw:
                 data = json.loads(json.dumps(raw))  # dropped from a copy, never the caller's
             if m is None or len(dropped) == _MAX_DROPPED or not _delete(data, m[1].split(".")):
-                raise StoreError(f"{path}: its stored config is not valid ({first})") from None
+                kind = _UNKNOWN_KIND.search(str(first))
+                hint = (
+                    f"; the study was made with a plugin that registers {kind[1]} "
+                    f"{kind[2]!r}: install that plugin here to read it"
+                    if kind
+                    else ""
+                )
+                raise StoreError(f"{path}: its stored config is not valid ({first}){hint}") from None
             dropped.append(m[1])
             continue
         if dropped:
@@ -76,6 +83,8 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
 #: the one-line wording of an unknown key (hwnas.core.config.format_error)
 _UNKNOWN_KEY = re.compile(r"config: ([\w.-]+): unknown key")
 _MAX_DROPPED = 20
+#: the wording of a kind no registry knows (hwnas.core.registry): a plugin's, not installed
+_UNKNOWN_KIND = re.compile(r"unknown ([\w-]+) kind '([^']+)'")
 
 
 def _delete(node: Any, keys: list[str]) -> bool:
