@@ -68,7 +68,9 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
                     if kind
                     else ""
                 )
-                raise StoreError(f"{path}: its stored config is not valid ({first}){hint}") from None
+                raise StoreError(
+                    f"{path}: its stored config is not valid ({first}){hint}"
+                ) from None
             dropped.append(m[1])
             continue
         if dropped:
