@@ -47,6 +47,15 @@ def train_on_gpu(seconds: float) -> int:
     return steps
 
 
+def _read(path: str) -> str | None:
+    """A cgroup file's text (a CPU quota below the cores listed would slow a reading)."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train-seconds", type=float, default=30.0)
@@ -67,6 +76,8 @@ def main() -> None:
         "process_threads": len(os.listdir("/proc/self/task")),
         "loadavg": os.getloadavg(),
         "cpus": len(os.sched_getaffinity(0)),
+        "cgroup_cpu_max": _read("/sys/fs/cgroup/cpu.max"),
+        "cgroup_throttled": _read("/sys/fs/cgroup/cpu.stat"),
         "train_steps": steps,
         "before_ms": before,
         "right_after_ms": after,
