@@ -12,8 +12,11 @@ then scores fixed paths with BatchNorm recalibrated (as ``estimator: supernet`` 
 all-conv3x3, and six random cells with their identity gain (how many skip/pool routes carry
 the cell's input to its output). ``--fair``: FairNAS's strict fairness (every step trains
 each op of every edge once, gradients summed, one optimiser step) instead of one path.
+``--share-kernels``: each edge's conv1x1 is its conv3x3's centre tap (its own BatchNorm), as
+single-path NAS and Once-for-All share kernels. ``--train-mode``: the all-conv3x3 cell is also
+scored with batch statistics (no recalibration), to tell recalibration from training.
 Usage: python benchmarks/supernet_interference.py [--epochs 15] [--lr 0.1] [--momentum 0.9]
-[--fair] [--only V,V] [--tag T]
+[--fair] [--share-kernels] [--train-mode] [--only V,V] [--tag T]
 """
 
 from __future__ import annotations
@@ -73,8 +76,42 @@ def recalibrated(net: CellSupernet, path: list[tuple[int, None]], data) -> float
     return round(right / seen, 3)
 
 
+class CentreTap(torch.nn.Module):
+    """A ReLU-conv1x1-BN whose kernel is the centre of a ReLU-conv3x3-BN's."""
+
+    def __init__(self, conv3: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.source = [conv3]  # a list: not a submodule, its weights counted once
+        self.bn = torch.nn.BatchNorm2d(conv3[1].out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.source[0][1].weight[:, :, 1:2, 1:2]
+        return self.bn(F.conv2d(F.relu(x), w))
+
+
+def batch_stats_accuracy(net: CellSupernet, path: list[tuple[int, None]], data) -> float:
+    """Validation accuracy along ``path`` with each batch's own BatchNorm statistics."""
+    kw = dict(mean=data.mean, std=data.std, shuffle=False, augment=False)
+    right = seen = 0
+    with torch.no_grad():
+        net.train()
+        for x, y in batches(
+            data.val, 256, generator=torch.Generator(), device=torch.device("cpu"), **kw
+        ):
+            right += int((net(x, path).argmax(1) == y).sum())
+            seen += len(y)
+    return round(right / seen, 3)
+
+
 def train(
-    variant: str, epochs: int, lr: float, data, momentum: float = 0.9, fair: bool = False
+    variant: str,
+    epochs: int,
+    lr: float,
+    data,
+    momentum: float = 0.9,
+    fair: bool = False,
+    share: bool = False,
+    train_mode: bool = False,
 ) -> tuple[list[float], dict[str, float]]:
     torch.manual_seed(0)
     names = VARIANTS[variant]
@@ -88,6 +125,11 @@ def train(
                 ops[1] = ops[0]
             elif variant == "untied":
                 ops[1].load_state_dict(ops[0].state_dict())
+    if share and "nor_conv_1x1" in names and "nor_conv_3x3" in names:
+        i1, i3 = names.index("nor_conv_1x1"), names.index("nor_conv_3x3")
+        for cell in net.features:
+            for ops in getattr(cell, "edges", []):
+                ops[i1] = CentreTap(ops[i3])
     opt = torch.optim.SGD(
         net.parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=5e-4
     )
@@ -122,6 +164,9 @@ def train(
     scored: dict[str, float] = {}
     if variant in ("nb201", "conv1-conv3", "skip-conv3"):
         conv3 = names.index("nor_conv_3x3")
+        if train_mode:
+            path = [(conv3, None)] * 6
+            scored["all nor_conv_3x3, batch statistics"] = batch_stats_accuracy(net, path, data)
         scored["all nor_conv_3x3 (gain 0)"] = recalibrated(net, [(conv3, None)] * 6, data)
         draw = random.Random(5)
         for _ in range(6):
@@ -137,6 +182,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--fair", action="store_true")
+    ap.add_argument("--share-kernels", action="store_true")
+    ap.add_argument("--train-mode", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated variants")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
@@ -145,7 +192,9 @@ def main() -> None:
     curves, wall, scored = {}, {}, {}
     for v in a.only.split(",") if a.only else VARIANTS:
         t0 = time.monotonic()
-        curves[v], scored[v] = train(v, a.epochs, a.lr, data, a.momentum, a.fair)
+        curves[v], scored[v] = train(
+            v, a.epochs, a.lr, data, a.momentum, a.fair, a.share_kernels, a.train_mode
+        )
         wall[v] = time.monotonic() - t0
         print(f"{v:>13}: CE by epoch {curves[v][::3]} ... final {curves[v][-1]}", flush=True)
         for path, acc in scored[v].items():
@@ -158,6 +207,7 @@ def main() -> None:
             "lr": a.lr,
             "momentum": a.momentum,
             "fair": a.fair,
+            "share_kernels": a.share_kernels,
             "curves": curves,
             "recalibrated_val_accuracy": scored,
             "wall_s": wall,
