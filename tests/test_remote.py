@@ -805,3 +805,150 @@ def test_profile_runs_an_onnx_file_on_a_command_board(tmp_path):
     )
     assert res.returncode == 2 and "flash failed" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------- lookup tables on a board
+ONE_BLOCK_SPACE = (
+    "space.stages=[{depths: [1], widths: [8], stride: 1}, {depths: [1], widths: [16], stride: 2}]"
+)
+
+
+def _table_meta(path: str) -> dict[str, Any]:
+    con = sqlite3.connect(path)
+    try:
+        (fp,) = con.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+        (entries, readings) = con.execute("SELECT count(*), sum(readings) FROM entries").fetchone()
+    finally:
+        con.close()
+    return {"fingerprint": json.loads(fp), "entries": entries, "readings": readings}
+
+
+def test_fbnet_times_its_blocks_on_the_remote_board(agent, tmp_path):
+    """FBNet's latency table on the board the search targets: every block goes to the agent
+    (a `remote` target had no runtime to time blocks on), and the derived net's measured
+    latency on the board is what the table predicted."""
+    before = agent.stats()["measured"]
+    cache = tmp_path / "cache"
+    res = run_cli(
+        "search",
+        "--out",
+        str(tmp_path / "fb"),
+        "--budget",
+        "1",
+        "-q",
+        *[
+            a
+            for s in [
+                "space=fbnet",
+                "space.width_multiplier=0.25",
+                "space.head_channels=32",
+                "space.stem_stride=1",
+                "strategy=fbnet",
+                "strategy.cost_metric=latency_ms",
+                "supernet.epochs=1",
+                "supernet.search_epochs=1",
+                "supernet.mixture=hard",
+                "estimator.epochs=1",
+                "data.subset=0.3",
+                "target=remote",
+                f"target.url={agent.url}",
+                f"target.token={TOKEN}",
+                "target.runs=20",
+                "target.blocks=4",
+                "target.warmup=3",
+            ]
+            for a in ("--set", s)
+        ],
+        env={"HWNAS_CACHE": str(cache)},
+    )
+    assert res.returncode == 0, res.stderr
+    tables = list((cache / "lut").glob("board-*.sqlite"))
+    assert len(tables) == 1
+    meta = _table_meta(str(tables[0]))
+    health = agent.request("GET", "/health")[1]
+    fp = meta["fingerprint"]
+    assert fp["runtime"] == "board" and fp["board"] == "remote"
+    assert fp["device"]["cpu"] == health["cpu"] and fp["protocol"] == [3, 20, 4]
+    assert meta["entries"] > 50
+    # every reading of the table was the agent's (fresh, past the client's cache), plus the
+    # derived net's fix-up readings, its trial's reading and its re-timing
+    assert agent.stats()["measured"] - before >= meta["readings"] + 2
+    (trial,) = json.loads(run_cli("show", str(tmp_path / "fb"), "--json").stdout)
+    assert trial["status"] == "complete"
+    predicted, measured = trial["info"]["predicted_cost"], trial["metrics"]["latency_ms"]
+    assert abs(predicted / measured - 1) < 0.35, (predicted, measured)
+
+
+# times the model with ONNX Runtime on this machine and prints the figure in microseconds
+ORT_BOARD = (
+    "import sys, time, numpy as np, onnxruntime as ort\n"
+    "o = ort.SessionOptions(); o.intra_op_num_threads = 1\n"
+    "s = ort.InferenceSession(sys.argv[1], o, providers=['CPUExecutionProvider'])\n"
+    "i = s.get_inputs()[0]; x = np.zeros([int(d) for d in sys.argv[2].split(',')], np.float32)\n"
+    "for _ in range(3): s.run(None, {i.name: x})\n"
+    "t = []\n"
+    "for _ in range(15):\n"
+    "    t0 = time.perf_counter(); s.run(None, {i.name: x}); t.append(time.perf_counter() - t0)\n"
+    "print('took %.3f us' % (sorted(t)[7] * 1e6))\n"
+)
+
+
+def test_lut_build_on_a_command_board(tmp_path):
+    """`hwnas lut build` with a `command` target: each block is an ONNX file handed to the
+    command, whose figure (here in us, scaled to ms) fills the table; a command that measures
+    something other than latency cannot fill one."""
+    board = tmp_path / "board.py"
+    board.write_text(ORT_BOARD)
+    cfg = tmp_path / "board.yaml"
+    cfg.write_text(
+        "data: {name: digits}\n"
+        "space:\n  stages: [{depths: [1], widths: [8], stride: 1}, "
+        "{depths: [1], widths: [16], stride: 2}]\n"
+        "  kernels: [3]\n  expansions: [1, 3]\n"
+        "target:\n  name: command\n"
+        f"  command: [{PY}, {board}, '{{model}}', '{{input_shape}}']\n"
+        "  regex: 'took ([0-9.]+) us'\n  scale: 0.001\n  cache: false\n"
+    )
+    res = run_cli("lut", "build", "-c", str(cfg), "--dir", str(tmp_path / "t"), "-q")
+    assert res.returncode == 0, res.stderr
+    m = re.search(r"lookup table (\S+board-\w+\.sqlite): (\d+) entries", res.stdout + res.stderr)
+    assert m, res.stdout + res.stderr
+    meta = _table_meta(m[1])
+    assert meta["fingerprint"]["board"] == "command" and int(m[2]) == meta["entries"] > 5
+    assert meta["fingerprint"]["command"][-2:] == ["{model}", "{input_shape}"]
+    con = sqlite3.connect(m[1])
+    ms = [v for (v,) in con.execute("SELECT ms FROM entries")]
+    con.close()
+    assert all(0 < v < 50 for v in ms)  # us scaled to ms: a tiny graph runs well under 50 ms
+
+    cfg.write_text(
+        cfg.read_text() + "  metric: energy_mj\nobjectives: {accuracy: max, energy_mj: min}\n"
+    )
+    res = run_cli("lut", "build", "-c", str(cfg), "--dir", str(tmp_path / "t"), "-q")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "command (measuring latency_ms)" in res.stderr
+
+
+def test_a_lut_board_section_is_checked():
+    ok = {"name": "remote", "url": "http://board:1", "token_env": "T"}
+    cfg = validate_config({"target": {"name": "lut", "runtime": "board", "board": ok}})
+    assert cfg.target.board.url == "http://board:1"
+    for target, needle in [
+        ({"name": "lut", "runtime": "board"}, "runtime board and a board section go together"),
+        ({"name": "lut", "board": ok}, "runtime board and a board section go together"),
+        (
+            {
+                "name": "lut",
+                "runtime": "board",
+                "board": {
+                    "name": "command",
+                    "command": ["x", "{model}"],
+                    "regex": "(1)",
+                    "metric": "energy_mj",
+                },
+            },
+            "a lookup table holds latency; the command measures energy_mj",
+        ),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            validate_config({"target": target})

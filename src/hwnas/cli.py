@@ -233,7 +233,8 @@ def _parser() -> argparse.ArgumentParser:
         "lut",
         help="latency lookup table: build it, or judge it against measurement",
         description="FBNet-style latency lookup table for the config's space on the runtime "
-        "its target names (cpu-ort, cpu-torch, cuda-torch, or a `lut` target). Tables live in "
+        "its target names (cpu-ort, cpu-torch, cuda-torch, a `remote` or `command` board, or a "
+        "`lut` target). Tables live in "
         "$HWNAS_CACHE/lut (default ~/.cache/hwnas/lut), one per target fingerprint.",
     )
     lusub = lu.add_subparsers(dest="lut_command", metavar="ACTION", required=True)

@@ -275,15 +275,24 @@ class DeviceTarget(CostModelConfig):
 
 @cost_models.register("lut", factory="hwnas.hardware.lut:LutCostModel")
 class LutTarget(CostModelConfig):
-    """Latency from a per-block lookup table (FBNet style), measured once on a runtime here."""
+    """Latency from a per-block lookup table (FBNet style), measured once on a runtime here
+    or on a board (`runtime: board`: each block sent to a `remote` agent or a `command`)."""
 
     name: Literal["lut"] = "lut"
 
     def produces(self) -> set[str] | None:
         return {"latency_ms"}
 
-    runtime: Literal["cpu-ort", "cpu-torch", "cuda-torch"] = Field(
-        "cpu-ort", description="Runtime the table is measured on (and whose latency it predicts)."
+    runtime: Literal["cpu-ort", "cpu-torch", "cuda-torch", "board"] = Field(
+        "cpu-ort",
+        description="Runtime the table is measured on (and whose latency it predicts); "
+        "`board`: the board named by `board`, each block sent to it as an ONNX file.",
+    )
+    board: RemoteTarget | CommandTarget | None = Field(
+        None,
+        discriminator="name",
+        description="`runtime: board`: the `remote` or `command` target that times each block "
+        "(a `target: remote` or `command` run builds its table there without this section).",
     )
     threads: int = Field(1, ge=1, description="Intra-op threads (CPU runtimes).")
     batch: int = Field(1, ge=1, description="Batch size of the timed input.")
@@ -334,6 +343,12 @@ class LutTarget(CostModelConfig):
             raise ValueError("blocks must be <= runs")
         if self.max_passes < self.passes:
             raise ValueError("max_passes must be >= passes")
+        if (self.runtime == "board") != (self.board is not None):
+            raise ValueError("runtime board and a board section go together")
+        if isinstance(self.board, CommandTarget) and self.board.metric != "latency_ms":
+            raise ValueError(
+                f"board: a lookup table holds latency; the command measures {self.board.metric}"
+            )
         return self
 
 
@@ -405,6 +420,12 @@ class CommandTarget(CostModelConfig):
     def _metric(cls, v: str) -> str:
         return check_metric(v)
 
+    def as_lut(self) -> dict[str, Any] | None:
+        """Each block sent to the command, when it measures latency."""
+        if self.metric != "latency_ms":
+            return None
+        return {"runtime": "board", "board": self, "batch": self.batch, "quiet_wait": 0.0}
+
     @model_validator(mode="after")
     def _one_parser(self) -> CommandTarget:
         if (self.regex is None) == (self.json_key is None):
@@ -451,6 +472,10 @@ class RemoteTarget(CostModelConfig):
     )
     cache_dir: str | None = Field(None, description="Also keep the cache in this directory.")
 
+    def as_lut(self) -> dict[str, Any] | None:
+        """Each block sent to the agent."""
+        return {"runtime": "board", "board": self, "batch": self.batch, "quiet_wait": 0.0}
+
     @model_validator(mode="after")
     def _checks(self) -> RemoteTarget:
         if (self.token is None) == (self.token_env is None):
@@ -458,3 +483,6 @@ class RemoteTarget(CostModelConfig):
         if self.blocks > self.runs:
             raise ValueError("blocks must be <= runs")
         return self
+
+
+LutTarget.model_rebuild()  # its board names the two targets defined after it

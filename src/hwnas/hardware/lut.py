@@ -135,8 +135,9 @@ def _jobs(block: Block) -> list[_Job]:
 
 
 # ------------------------------------------------------------------- fingerprint
-def fingerprint(s: LutTarget, input_shape: Shape) -> dict[str, Any]:
-    """What a table's figures depend on; a change of any of these means another table."""
+def fingerprint(s: LutTarget, input_shape: Shape, meter: Any = None) -> dict[str, Any]:
+    """What a table's figures depend on; a change of any of these means another table.
+    ``meter``: a board's, already connected (its fingerprint asks the board)."""
     fp: dict[str, Any] = {
         "lut_version": LUT_VERSION,
         "runtime": s.runtime,
@@ -144,7 +145,10 @@ def fingerprint(s: LutTarget, input_shape: Shape) -> dict[str, Any]:
         "batch": s.batch,
         "input_shape": list(input_shape),
     }
-    if s.runtime == "cpu-ort":
+    if s.runtime == "board":
+        board: Any = meter or make_lut_meter(s)  # a BoardMeter
+        fp.update(board.fingerprint())
+    elif s.runtime == "cpu-ort":
         import onnxruntime
 
         fp.update(cpu=cpu_model(), threads=s.threads, runtime_version=onnxruntime.__version__)
@@ -173,6 +177,10 @@ def default_dir() -> Path:
 def make_lut_meter(s: LutTarget) -> LatencyMeter:
     from hwnas.hardware import profile
 
+    if s.board is not None:
+        from hwnas.hardware.remote import BoardMeter
+
+        return cast("LatencyMeter", BoardMeter(s.board))  # times as a meter does
     common = {"warmup": s.warmup, "runs": s.runs, "blocks": s.blocks, "batch": s.batch}
     if s.runtime == "cpu-ort":
         return profile.OrtCpuMeter(threads=s.threads, **common)
@@ -201,7 +209,7 @@ def lut_settings(cfg: Problem) -> LutTarget:
         return lut
     raise UserError(
         f"target: {t.name} has no runtime to build a lookup table on; "
-        "use cpu-ort, cpu-torch, cuda-torch or lut"
+        "use cpu-ort, cpu-torch, cuda-torch, remote, command (measuring latency_ms) or lut"
     )
 
 
@@ -348,7 +356,10 @@ class LatencyTable:
         c, h, w = input_shape
         self.input_shape: Shape = (int(c), int(h), int(w))
         self.settings, self.progress = settings, progress
-        self.fingerprint = fingerprint(settings, self.input_shape)
+        self._meter: LatencyMeter | None = None
+        if settings.runtime == "board":  # asked for its device once, then kept
+            self._meter = make_lut_meter(settings)
+        self.fingerprint = fingerprint(settings, self.input_shape, self._meter)
         fp_json = json.dumps(self.fingerprint, sort_keys=True)
         directory = table_directory(settings, directory)
         self.path = directory / f"{settings.runtime}-{_sha(fp_json)}.sqlite"
@@ -367,12 +378,11 @@ class LatencyTable:
         self._fits: dict[str, Fit] = {}
         self._calibrations: dict[str, list[Arch]] = {}
         self._sources: dict[tuple[int, int], tuple[Space, BlockSource, str]] = {}
-        self._meter: LatencyMeter | None = None
         self._onnx: dict[str, bytes] = {}
         #: CPU runtimes wait for a quiet moment before each reading (see QuietGate)
         self.gate = (
             QuietGate(settings.threads, patience=settings.quiet_wait, shape=self.input_shape)
-            if settings.runtime != "cuda-torch" and settings.quiet_wait > 0
+            if settings.runtime in ("cpu-ort", "cpu-torch") and settings.quiet_wait > 0
             else None
         )
         #: graphs timed by this object: 0 means every figure came from disk
@@ -394,15 +404,19 @@ class LatencyTable:
         import torch
 
         from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
+        from hwnas.hardware.remote import BoardMeter
 
         self.measured += 1
-        meter = self.meter
+        meter: Any = self.meter
         torch.manual_seed(0)
-        if isinstance(meter, OrtCpuMeter):
+        if isinstance(meter, OrtCpuMeter | BoardMeter):
             if job.key not in self._onnx:
                 self._onnx[job.key] = onnx_bytes(job.build(), job.shape, meter.batch)
             graph = self._onnx[job.key]
-            run = partial(meter.measure_onnx, graph)
+            if isinstance(meter, BoardMeter):
+                run = partial(meter.measure_onnx, graph, job.shape)
+            else:
+                run = partial(meter.measure_onnx, graph)
         else:
             run = partial(meter.measure, job.build(), job.shape)
         return run() if self.gate is None else self.gate.read(run)

@@ -439,3 +439,49 @@ class RemoteCostModel(CostModel):
 
     def remeasure(self, cand: Candidate) -> dict[str, float]:
         return self.costs(cand, fresh=True)
+
+
+# ------------------------------------------------------------------ lookup tables
+class BoardMeter:
+    """Times one graph on a board, for a lookup table (``runtime: board``): the graph goes out
+    as an ONNX file to the agent or the command, and the board's own protocol reads it. Each
+    reading is fresh: the table keeps its own readings, and a cached one would settle an entry
+    on one sample."""
+
+    def __init__(self, board: RemoteTarget | CommandTarget) -> None:
+        from hwnas.hardware.config import RemoteTarget
+
+        self.batch = board.batch
+        self.model: RemoteCostModel | CommandCostModel = (
+            RemoteCostModel(board) if isinstance(board, RemoteTarget) else CommandCostModel(board)
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the board's figures depend on: its device and protocol (a remote agent's
+        answer to /health), or the command and how its output is read."""
+        if isinstance(self.model, RemoteCostModel):
+            cfg, info = self.model.cfg, self.model.health()
+            return {
+                "board": "remote",
+                "device": {k: info.get(k) for k in ("host", "cpu", "cores", "machine")},
+                "runtime_version": info.get("onnxruntime"),
+                "threads": cfg.threads or int(info.get("threads", 1)),
+                "protocol": [cfg.warmup, cfg.runs, cfg.blocks],
+            }
+        c = self.model.cfg
+        return {"board": "command", "command": c.command, "read": c.regex or c.json_key}
+
+    def measure(self, model: Any, input_shape: tuple[int, int, int]) -> Any:
+        from hwnas.hardware.profile import onnx_bytes
+
+        return self.measure_onnx(onnx_bytes(model, input_shape, self.batch), input_shape)
+
+    def measure_onnx(self, model_bytes: bytes, input_shape: tuple[int, int, int]) -> Any:
+        from hwnas.hardware.profile import Timing
+
+        if isinstance(self.model, RemoteCostModel):
+            got = agent_reading(self.model.measure_onnx(model_bytes, fresh=True))
+            ms, spread = got["latency_ms"], got["latency_spread"]
+        else:
+            ms, spread = self.model.measure_onnx(model_bytes, input_shape, fresh=True), 0.0
+        return Timing(latency_ms=ms, spread=spread, block_medians_ms=(ms,), runs=1)
