@@ -88,6 +88,51 @@ def test_choice_costs_add_up_to_the_nets_macs_and_params(tmp_path):
         choice_costs(space, "peak_memory_bytes", kit.input_shape, kit.num_classes)
 
 
+def test_a_device_model_prices_each_choice_and_the_costs_add_up_to_its_latency(tmp_path):
+    """A datasheet model as fbnet's latency source: its roofline is a sum over layers, so the
+    per-choice costs (per-inference overhead once) add up to its latency of the whole net."""
+    from hwnas.hardware.config import DeviceTarget
+    from hwnas.hardware.device import DeviceCostModel, estimate
+
+    kit = _kit(tmp_path)
+    space, device = kit.space, DeviceTarget(spec="cortex-m7")
+    costs = choice_costs(space, "latency_ms@mcu", kit.input_shape, kit.num_classes, device=device)
+    model = DeviceCostModel(device)
+    for picks in ([0] * 22, [8] * 22, [i % 9 for i in range(22)], [(3 * i) % 9 for i in range(22)]):
+        net = space.build(space.from_choices(picks), kit.input_shape, kit.num_classes)
+        real = estimate(net, kit.input_shape, model.spec, model.precision).latency_ms
+        assert costs.of(picks) == pytest.approx(real, rel=1e-9)
+    assert costs.cheapest() < costs.uniform() < costs.dearest()
+
+
+def test_fbnet_learns_against_a_device_model_s_latency(tmp_path):
+    """`costs: [{name: device, label: mcu}]` and `cost_metric: latency_ms@mcu`: theta weighs
+    the datasheet's latency (no runtime to time blocks on was the answer); a large alpha
+    derives a net the model puts faster, and each derived net's latency is the predicted."""
+    out = tmp_path / "mcu"
+    res = run_cli(
+        "search",
+        "--out",
+        str(out),
+        "-q",
+        *_args(
+            "strategy.cost_metric=latency_ms@mcu",
+            "strategy.alphas=[0, 5]",
+            "costs=[{name: device, spec: cortex-m7, label: mcu}]",
+            "objectives={accuracy: max, latency_ms@mcu: min}",
+            "budget.trials=2",
+        ),
+    )
+    assert res.returncode == 0, res.stderr
+    trials = json.loads(run_cli("show", str(out), "--json").stdout)
+    by_alpha = {t["info"]["alpha"]: t for t in trials}
+    assert set(by_alpha) == {0.0, 5.0}
+    for t in trials:
+        assert t["info"]["cost_metric"] == "latency_ms@mcu"
+        assert t["info"]["predicted_cost"] == pytest.approx(t["metrics"]["latency_ms@mcu"])
+    assert by_alpha[5.0]["metrics"]["latency_ms@mcu"] < by_alpha[0.0]["metrics"]["latency_ms@mcu"]
+
+
 def test_losses_and_settings():
     ce, cost = torch.tensor(1.0), torch.tensor(4.0)
     assert float(total_loss(ce, cost, Setting("additive", 0.5), 2.0, 1.0)) == pytest.approx(2.0)

@@ -816,16 +816,24 @@ class Experiment:
     def _supernet_kit(self, evaluator: Any) -> Any:
         """What a one-shot strategy trains on: the evaluator's data and device, the space,
         the lookup-table settings of every runtime a latency metric may name."""
+        from hwnas.hardware.config import DeviceTarget
         from hwnas.hardware.lut import lut_of
         from hwnas.oneshot.kit import SupernetKit
 
         cfg = self.cfg
-        luts = {}
+        luts: dict[str, Any] = {}
+        devices: dict[str, Any] = {}
         for _, src in reversed(cfg.sources()):  # the target's plain name wins
+            label = getattr(src, "label", None)
+            metric = f"latency_ms@{label}" if label else "latency_ms"
+            if isinstance(src, DeviceTarget):  # a datasheet model: blocks estimated, not timed
+                devices[metric] = src
+                luts.pop(metric, None)
+                continue
             lut = lut_of(src)
             if lut is not None:
-                label = getattr(src, "label", None)
-                luts[f"latency_ms@{label}" if label else "latency_ms"] = lut
+                luts[metric] = lut
+                devices.pop(metric, None)
         if evaluator.input_shape is None or evaluator.num_classes is None:
             raise ConfigError(f"strategy: {cfg.strategy.name} trains a supernet: it needs data")
         return SupernetKit(
@@ -838,6 +846,7 @@ class Experiment:
             seed=cfg.seed,
             constraints=list(cfg.constraints),
             luts=luts,
+            devices=devices,
             price=lambda arch, metric=None: evaluator.measure(arch, cfg.seed, only=metric),
             report=self.on_phase,
             warn=self._warn_early if self.on_warning is not None else None,

@@ -9,13 +9,14 @@ FLOP counter, or parameters. Memory peaks are not additive and are refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwnas.core.errors import UserError
 
 if TYPE_CHECKING:
-    from hwnas.hardware.config import LutTarget
+    from hwnas.hardware.config import DeviceTarget, LutTarget
     from hwnas.space.base import Space
     from hwnas.space.capabilities import Block, Shape
 
@@ -72,6 +73,23 @@ def _analytic(block: Block, metric: str) -> float:
     return float(count_macs(module, block.input_shape))
 
 
+def _counter(kind: str, device: DeviceTarget | None) -> tuple[Callable[[Block], float], float]:
+    """How a block is priced without timing it, and what a whole net adds once: MACs and
+    params counted; latency by a device model (its per-inference overhead added once)."""
+    if device is None:
+        return (lambda b: _analytic(b, kind)), 0.0
+    from hwnas.hardware.device import DeviceCostModel, estimate
+
+    model = DeviceCostModel(device)
+    once = 1e3 * model.spec.overheads.per_inference_s.value
+
+    def latency(b: Block) -> float:
+        est = estimate(b.build(), b.input_shape, model.spec, model.precision)
+        return est.latency_ms - once
+
+    return latency, once
+
+
 def choice_costs(
     space: Space,
     metric: str,
@@ -79,26 +97,29 @@ def choice_costs(
     num_classes: int,
     lut: LutTarget | None = None,
     progress: bool = False,
+    device: DeviceTarget | None = None,
 ) -> ChoiceCosts:
     """The per-choice costs of ``space`` (with per-choice costs) for ``metric``; a latency metric needs
     ``lut``, the table settings of the runtime it is timed on (entries are timed once and
-    kept on disk, shared with the ``lut`` target and ``hwnas lut``)."""
+    kept on disk, shared with the ``lut`` target and ``hwnas lut``), or ``device``, a
+    datasheet model whose roofline latency is a sum over layers, so over blocks, exactly."""
     check_metric(metric)
     fixed_blocks, per_pick = space.choice_blocks(input_shape, num_classes)  # type: ignore[attr-defined]
     kind = base_metric(metric)
-    if kind != "latency_ms":
+    if kind != "latency_ms" or device is not None:
         memo: dict[str, float] = {}
+        price, overhead = _counter(kind, device)
 
         def cost(b: Block | None) -> float:
             if b is None:
                 return 0.0
             if b.key not in memo:
-                memo[b.key] = _analytic(b, kind)
+                memo[b.key] = price(b)
             return memo[b.key]
 
         return ChoiceCosts(
             metric,
-            sum(cost(b) for b in fixed_blocks),
+            overhead + sum(cost(b) for b in fixed_blocks),
             [[cost(b) for b in row] for row in per_pick],
         )
     if lut is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hwnas.core.constraints import Constraint
     from hwnas.estimate.base import Task
-    from hwnas.hardware.config import LutTarget
+    from hwnas.hardware.config import DeviceTarget, LutTarget
     from hwnas.oneshot.config import SupernetConfig
     from hwnas.space.base import Space
     from hwnas.space.capabilities import Shape
@@ -21,7 +21,8 @@ class SupernetKit:
     """Data and device (``task``), the space, the ``supernet`` section, a directory for
     checkpoints, the run's constraints (a cost target may default from one), the lookup-table
     settings of each runtime a latency metric may name (``latency_ms`` the target's,
-    ``latency_ms@label`` a cost source's), ``save(key, value)`` to keep JSON in the study
+    ``latency_ms@label`` a cost source's), the datasheet device models a latency metric may
+    name instead (``devices``: each block is estimated, nothing is timed), ``save(key, value)`` to keep JSON in the study
     (theta's history), ``price(arch, metric=None)``, the run's cost sources on one arch (with
     ``metric``, only the sources that may give it), ``report``, how far each phase got, and
     ``warn``, which says at once what will make the search miss what it asked for (a
@@ -36,6 +37,7 @@ class SupernetKit:
     seed: int
     constraints: list[Constraint] = field(default_factory=list)
     luts: dict[str, LutTarget] = field(default_factory=dict)
+    devices: dict[str, DeviceTarget] = field(default_factory=dict)
     save: Callable[[str, Any], None] = lambda key, value: None
     progress: bool = False
     price: Callable[..., dict[str, Any]] = lambda arch, metric=None: {}

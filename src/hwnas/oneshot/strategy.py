@@ -266,13 +266,14 @@ class FbnetSearch(OneShotSearch):
         return min(bounds) if bounds else None
 
     def _lut(self, kit: Any) -> Any:
-        """The table settings a latency metric is timed with; None for analytic metrics."""
+        """The table settings a latency metric is timed with; None for analytic metrics and
+        for a latency a device model estimates."""
         metric = self.cfg.cost_metric
-        if base_metric(metric) != "latency_ms":
+        if base_metric(metric) != "latency_ms" or metric in kit.devices:
             return None
         lut = kit.luts.get(metric)
         if lut is None:
-            known = ", ".join(sorted(kit.luts)) or "none"
+            known = ", ".join(sorted([*kit.luts, *kit.devices])) or "none"
             raise UserError(
                 f"strategy.cost_metric: {metric} has no runtime to time blocks on "
                 f"(latency metrics with one: {known})"
@@ -295,6 +296,7 @@ class FbnetSearch(OneShotSearch):
             kit.num_classes,
             self._lut(kit),
             progress=kit.progress,
+            device=kit.devices.get(self.cfg.cost_metric),
         )
 
     def _target_tolerance(self) -> float:
