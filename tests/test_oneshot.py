@@ -96,13 +96,23 @@ def test_a_device_model_prices_each_choice_and_the_costs_add_up_to_its_latency(t
 
     kit = _kit(tmp_path)
     space, device = kit.space, DeviceTarget(spec="cortex-m7")
-    costs = choice_costs(space, "latency_ms@mcu", kit.input_shape, kit.num_classes, device=device)
     model = DeviceCostModel(device)
-    for picks in ([0] * 22, [8] * 22, [i % 9 for i in range(22)], [(3 * i) % 9 for i in range(22)]):
-        net = space.build(space.from_choices(picks), kit.input_shape, kit.num_classes)
-        real = estimate(net, kit.input_shape, model.spec, model.precision).latency_ms
-        assert costs.of(picks) == pytest.approx(real, rel=1e-9)
-    assert costs.cheapest() < costs.uniform() < costs.dearest()
+    for metric in ("latency_ms", "energy_mj"):
+        costs = choice_costs(
+            space, f"{metric}@mcu", kit.input_shape, kit.num_classes, device=device
+        )
+        for picks in (
+            [0] * 22,
+            [8] * 22,
+            [i % 9 for i in range(22)],
+            [(3 * i) % 9 for i in range(22)],
+        ):
+            net = space.build(space.from_choices(picks), kit.input_shape, kit.num_classes)
+            real = estimate(net, kit.input_shape, model.spec, model.precision).metrics()[metric]
+            assert costs.of(picks) == pytest.approx(real, rel=1e-9)
+        assert costs.cheapest() < costs.uniform() < costs.dearest()
+    with pytest.raises(UserError, match="energy_mj needs a device model"):
+        choice_costs(space, "energy_mj", kit.input_shape, kit.num_classes)
 
 
 def test_fbnet_learns_against_a_device_model_s_latency(tmp_path):
@@ -520,6 +530,7 @@ def test_one_line_errors(tmp_path):
     cases = [
         (["strategy.cost_metric=peak_memory_bytes"], "not additive"),
         (["strategy.cost_metric=latency_ms@nowhere"], "no runtime to time blocks on"),
+        (["strategy.cost_metric=energy_mj"], "energy_mj needs a device model to price blocks"),
         (["supernet.weights=/nonexistent/warmup.pt"], "does not exist"),
         ([f"supernet.weights={study}"], f"is a directory: name {study}/supernet/warmup.pt"),
         (

@@ -828,6 +828,7 @@ class Experiment:
             metric = f"latency_ms@{label}" if label else "latency_ms"
             if isinstance(src, DeviceTarget):  # a datasheet model: blocks estimated, not timed
                 devices[metric] = src
+                devices[f"energy_mj@{label}" if label else "energy_mj"] = src
                 luts.pop(metric, None)
                 continue
             lut = lut_of(src)

@@ -3,7 +3,8 @@
 The space lists, per position, the block each pick adds (:meth:`PerChoiceCosts.choice_blocks`);
 a cost here is additive over blocks: latency from a lookup table timed on a runtime (the
 table's fitted ``overhead + scale * sum + per_block * blocks``: a pick's cost is its entry,
-scaled, plus the per-block term; a skip without a block, nothing), MACs counted by PyTorch's
+scaled, plus the per-block term; a skip without a block, nothing), latency or energy from a
+datasheet device model (a sum over layers, so exact per block), MACs counted by PyTorch's
 FLOP counter, or parameters. Memory peaks are not additive and are refused.
 """
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from hwnas.space.base import Space
     from hwnas.space.capabilities import Block, Shape
 
-ADDITIVE = ("latency_ms", "macs", "params")
+ADDITIVE = ("latency_ms", "energy_mj", "macs", "params")
 #: the metric name of a cost table of zeros (a strategy without a resource loss)
 NO_COST = "none"
 
@@ -60,7 +61,7 @@ def check_metric(metric: str) -> None:
     if base_metric(metric) not in ADDITIVE:
         raise UserError(
             f"strategy.cost_metric: {metric} is not additive over blocks; "
-            f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label)"
+            f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label; energy_mj from a device model)"
         )
 
 
@@ -75,19 +76,22 @@ def _analytic(block: Block, metric: str) -> float:
 
 def _counter(kind: str, device: DeviceTarget | None) -> tuple[Callable[[Block], float], float]:
     """How a block is priced without timing it, and what a whole net adds once: MACs and
-    params counted; latency by a device model (its per-inference overhead added once)."""
-    if device is None:
+    params counted; latency and energy by a device model (its per-inference latency overhead
+    added once; its energy is a sum over layers alone)."""
+    if kind in ("macs", "params"):
         return (lambda b: _analytic(b, kind)), 0.0
+    if device is None:
+        raise UserError(f"strategy.cost_metric: {kind} needs a device model to price blocks")
     from hwnas.hardware.device import DeviceCostModel, estimate
 
     model = DeviceCostModel(device)
-    once = 1e3 * model.spec.overheads.per_inference_s.value
+    once = 1e3 * model.spec.overheads.per_inference_s.value if kind == "latency_ms" else 0.0
 
-    def latency(b: Block) -> float:
+    def priced(b: Block) -> float:
         est = estimate(b.build(), b.input_shape, model.spec, model.precision)
-        return est.latency_ms - once
+        return float(est.metrics()[kind]) - once
 
-    return latency, once
+    return priced, once
 
 
 def choice_costs(

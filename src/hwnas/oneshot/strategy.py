@@ -296,8 +296,21 @@ class FbnetSearch(OneShotSearch):
             kit.num_classes,
             self._lut(kit),
             progress=kit.progress,
-            device=kit.devices.get(self.cfg.cost_metric),
+            device=self._device(kit),
         )
+
+    def _device(self, kit: Any) -> Any:
+        """The device model that prices the cost metric's blocks, if one does; energy has no
+        other source."""
+        metric = self.cfg.cost_metric
+        device = kit.devices.get(metric)
+        if device is None and base_metric(metric) == "energy_mj":
+            known = ", ".join(m for m in sorted(kit.devices) if m.startswith("energy")) or "none"
+            raise UserError(
+                f"strategy.cost_metric: {metric} needs a device model to price blocks, e.g. "
+                f"costs: [{{name: device, spec: cortex-m7}}] (energy metrics with one: {known})"
+            )
+        return device
 
     def _target_tolerance(self) -> float:
         return float(self.cfg.tolerance)
@@ -321,6 +334,7 @@ class FbnetSearch(OneShotSearch):
 
     def check(self, kit: Any) -> None:
         self._lut(kit)
+        self._device(kit)
         super().check(kit)
 
 

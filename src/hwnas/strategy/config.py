@@ -238,7 +238,8 @@ class FbnetStrategyConfig(KindConfig):
     cost_metric: str = Field(
         "latency_ms",
         description="The per-choice cost: `latency_ms` (the target's lookup table, timed on "
-        "its runtime), `latency_ms@label` (a cost source's), `macs` or `params`.",
+        "its runtime or board, or its device model's estimate), `latency_ms@label` (a cost "
+        "source's), `energy_mj[@label]` (a device model's), `macs` or `params`.",
     )
     loss: Literal["additive", "multiplicative"] = Field(
         "additive",
