@@ -826,13 +826,15 @@ class Experiment:
         for _, src in reversed(cfg.sources()):  # the target's plain name wins
             label = getattr(src, "label", None)
             metric = f"latency_ms@{label}" if label else "latency_ms"
+            names = src.metric_names()  # None: the source cannot say in advance
             if isinstance(src, DeviceTarget):  # a datasheet model: blocks estimated, not timed
-                devices[metric] = src
-                devices[f"energy_mj@{label}" if label else "energy_mj"] = src
-                luts.pop(metric, None)
+                for m in (metric, f"energy_mj@{label}" if label else "energy_mj"):
+                    if names is None or m in names:  # not one its `provides` leaves out
+                        devices[m] = src
+                        luts.pop(m, None)
                 continue
             lut = lut_of(src)
-            if lut is not None:
+            if lut is not None and (names is None or metric in names):
                 luts[metric] = lut
                 devices.pop(metric, None)
         if evaluator.input_shape is None or evaluator.num_classes is None:

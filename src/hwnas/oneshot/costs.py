@@ -61,7 +61,8 @@ def check_metric(metric: str) -> None:
     if base_metric(metric) not in ADDITIVE:
         raise UserError(
             f"strategy.cost_metric: {metric} is not additive over blocks; "
-            f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label; energy_mj from a device model)"
+            f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label; "
+            "energy_mj from a device model)"
         )
 
 
