@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+import typing
 
 import pytest
 from conftest import fast_args, run_cli
@@ -688,10 +689,20 @@ def test_a_ctrl_c_while_a_worker_starts_waits_until_it_has_started():
     """A Ctrl-C that lands while the pool starts a worker is raised after, not inside: the
     child has its start-up data, and the child starts with SIGINT blocked (it ignores it once
     its initializer runs), so a terminal's Ctrl-C prints no traceback from a half-born worker."""
+    from hwnas.experiment.executor import _spawn_guard
+
+    # Python's own handler, as a terminal's run has it: a run started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and nothing would be raised
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_while_spawning(_spawn_guard)
+    finally:
+        signal.signal(signal.SIGINT, started_with)
+
+
+def _ctrl_c_while_spawning(_spawn_guard: typing.Any) -> None:
     import subprocess
     import sys
-
-    from hwnas.experiment.executor import _spawn_guard
 
     reached = []
     with pytest.raises(KeyboardInterrupt), _spawn_guard():

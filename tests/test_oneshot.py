@@ -531,6 +531,13 @@ def test_one_line_errors(tmp_path):
         (["strategy.cost_metric=peak_memory_bytes"], "not additive"),
         (["strategy.cost_metric=latency_ms@nowhere"], "no runtime to time blocks on"),
         (["strategy.cost_metric=energy_mj"], "energy_mj needs a device model to price blocks"),
+        (  # a device model kept for its SRAM alone does not price latency
+            [
+                "strategy.cost_metric=latency_ms@mcu",
+                "costs=[{name: device, spec: cortex-m7, label: mcu, provides: [peak_sram_bytes]}]",
+            ],
+            "latency_ms@mcu has no runtime to time blocks on",
+        ),
         (["supernet.weights=/nonexistent/warmup.pt"], "does not exist"),
         ([f"supernet.weights={study}"], f"is a directory: name {study}/supernet/warmup.pt"),
         (

@@ -27,6 +27,7 @@ from hwnas.experiment.config import load_config, validate_config
 from hwnas.hardware.base import Candidate
 from hwnas.hardware.profile import OrtCpuMeter, onnx_bytes
 from hwnas.hardware.remote import (
+    BoardMeter,
     CommandCostModel,
     HardwareLoopError,
     RemoteCostModel,
@@ -920,6 +921,14 @@ def test_lut_build_on_a_command_board(tmp_path):
     ms = [v for (v,) in con.execute("SELECT ms FROM entries")]
     con.close()
     assert all(0 < v < 50 for v in ms)  # us scaled to ms: a tiny graph runs well under 50 ms
+    # four archs, all calibration nets: nothing held out to judge the table by
+    res = run_cli("lut", "eval", "-c", str(cfg), "--dir", str(tmp_path / "t"), "--n", "3", "-q")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "too few to judge it by; lower target.calibration" in res.stderr
+    # a figure read in other units is another table, not the same one reused
+    scaled = BoardMeter(validate_config({"target": yaml_target(cfg)}).target)
+    us = BoardMeter(validate_config({"target": {**yaml_target(cfg), "scale": 1.0}}).target)
+    assert scaled.fingerprint()["scale"] == 0.001 and us.fingerprint()["scale"] == 1.0
 
     cfg.write_text(
         cfg.read_text() + "  metric: energy_mj\nobjectives: {accuracy: max, energy_mj: min}\n"
@@ -927,6 +936,68 @@ def test_lut_build_on_a_command_board(tmp_path):
     res = run_cli("lut", "build", "-c", str(cfg), "--dir", str(tmp_path / "t"), "-q")
     assert res.returncode == 2 and res.stderr.count("\n") == 1
     assert "command (measuring latency_ms)" in res.stderr
+
+
+def test_lut_eval_judges_a_board_table_by_the_board_s_readings(agent, tmp_path):
+    """`hwnas lut eval` on a `remote` target: the table built on the agent, held-out archs
+    measured end to end on the agent, compared."""
+    cfg = tmp_path / "board.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "space": {
+                    "stages": [
+                        {"depths": [1, 2], "widths": [8, 16], "stride": 1},
+                        {"depths": [1, 2], "widths": [16, 24], "stride": 2},
+                    ],
+                    "kernels": [3, 5],
+                    "expansions": [1, 3],
+                },
+                "target": {
+                    "name": "remote",
+                    "url": agent.url,
+                    "token": TOKEN,
+                    **{"runs": 20, "blocks": 4, "warmup": 3},
+                },
+            }
+        )
+    )
+    before = agent.stats()["measured"]
+    res = run_cli("lut", "eval", "-c", str(cfg), "--dir", str(tmp_path / "t"), "--n", "4", "-q")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout[res.stdout.index("{") :])
+    assert report["n"] == 4 and 0 <= report["mape"] < 1.0
+    # the table's entries and calibration nets, then 4 archs twice (the noise floor's sweep)
+    assert agent.stats()["measured"] - before > 8
+
+
+def yaml_target(path: Path) -> dict[str, Any]:
+    import yaml
+
+    target: dict[str, Any] = yaml.safe_load(path.read_text())["target"]
+    return target
+
+
+def test_a_board_that_does_not_answer_is_one_line_before_any_table_or_study(tmp_path):
+    """`lut build` on an agent that is not there, and a search whose `lut` target's board
+    keeps a study's masked token: one line, exit 2, nothing written."""
+    down = {"name": "remote", "url": "http://127.0.0.1:9", "token": TOKEN, "retries": 0}
+    cfg = tmp_path / "down.yaml"
+    cfg.write_text(json.dumps({"target": down}))
+    res = run_cli("lut", "build", "-c", str(cfg), "--dir", str(tmp_path / "t"), "-q")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "127.0.0.1:9" in res.stderr and "Traceback" not in res.stderr
+    masked = {**down, "token": "**********"}
+    res = run_cli(
+        "search",
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        f"target={json.dumps({'name': 'lut', 'runtime': 'board', 'board': masked})}",
+    )
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "keeps the token masked" in res.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_lut_board_section_is_checked():
@@ -948,6 +1019,10 @@ def test_a_lut_board_section_is_checked():
                 },
             },
             "a lookup table holds latency; the command measures energy_mj",
+        ),
+        (
+            {"name": "lut", "runtime": "board", "board": {**ok, "batch": 4}},
+            "batch 1 and board.batch 4: the table is timed at its board's batch",
         ),
     ]:
         with pytest.raises(ConfigError, match=needle):

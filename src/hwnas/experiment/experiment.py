@@ -823,20 +823,26 @@ class Experiment:
         cfg = self.cfg
         luts: dict[str, Any] = {}
         devices: dict[str, Any] = {}
-        for _, src in reversed(cfg.sources()):  # the target's plain name wins
+        # in the evaluator's order, so that a metric two sources give is priced by the one
+        # whose figure the trials store (the later one)
+        for _, src in cfg.sources():
             label = getattr(src, "label", None)
-            metric = f"latency_ms@{label}" if label else "latency_ms"
+            at = f"@{label}" if label else ""
             names = src.metric_names()  # None: the source cannot say in advance
             if isinstance(src, DeviceTarget):  # a datasheet model: blocks estimated, not timed
-                for m in (metric, f"energy_mj@{label}" if label else "energy_mj"):
+                for m in (f"latency_ms{at}", f"energy_mj{at}"):
                     if names is None or m in names:  # not one its `provides` leaves out
                         devices[m] = src
                         luts.pop(m, None)
                 continue
             lut = lut_of(src)
-            if lut is not None and (names is None or metric in names):
-                luts[metric] = lut
-                devices.pop(metric, None)
+            if lut is None:
+                continue
+            given = names if names is not None else {f"latency_ms{at}"}
+            timed = [m for m in sorted(given) if m.split("@")[0] == "latency_ms"]
+            for m in timed:  # e.g. a command's `metric: latency_ms@board`
+                luts[m] = lut
+                devices.pop(m, None)
         if evaluator.input_shape is None or evaluator.num_classes is None:
             raise ConfigError(f"strategy: {cfg.strategy.name} trains a supernet: it needs data")
         return SupernetKit(

@@ -61,7 +61,9 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
             if data is raw:
                 data = json.loads(json.dumps(raw))  # dropped from a copy, never the caller's
             if m is None or len(dropped) == _MAX_DROPPED or not _delete(data, m[1].split(".")):
-                kind = _UNKNOWN_KIND.search(str(first))
+                # the error that stops here, not a key dropped before it
+                shown = first if m is not None else exc
+                kind = _UNKNOWN_KIND.search(str(shown))
                 hint = (
                     f"; the study was made with a plugin that registers {kind[1]} "
                     f"{kind[2]!r}: install that plugin here to read it"
@@ -69,7 +71,7 @@ def stored_config(path: Path, raw: Any) -> ExperimentConfig:
                     else ""
                 )
                 raise StoreError(
-                    f"{path}: its stored config is not valid ({first}){hint}"
+                    f"{path}: its stored config is not valid ({shown}){hint}"
                 ) from None
             dropped.append(m[1])
             continue

@@ -345,9 +345,14 @@ class LutTarget(CostModelConfig):
             raise ValueError("max_passes must be >= passes")
         if (self.runtime == "board") != (self.board is not None):
             raise ValueError("runtime board and a board section go together")
-        if isinstance(self.board, CommandTarget) and self.board.metric != "latency_ms":
+        if isinstance(self.board, CommandTarget) and not _is_latency(self.board.metric):
             raise ValueError(
                 f"board: a lookup table holds latency; the command measures {self.board.metric}"
+            )
+        if self.board is not None and self.board.batch != self.batch:
+            raise ValueError(
+                f"batch {self.batch} and board.batch {self.board.batch}: the table is timed "
+                "at its board's batch; set both alike"
             )
         return self
 
@@ -422,7 +427,7 @@ class CommandTarget(CostModelConfig):
 
     def as_lut(self) -> dict[str, Any] | None:
         """Each block sent to the command, when it measures latency."""
-        if self.metric != "latency_ms":
+        if not _is_latency(self.metric):
             return None
         return {"runtime": "board", "board": self, "batch": self.batch, "quiet_wait": 0.0}
 
@@ -483,6 +488,11 @@ class RemoteTarget(CostModelConfig):
         if self.blocks > self.runs:
             raise ValueError("blocks must be <= runs")
         return self
+
+
+def _is_latency(metric: str) -> bool:
+    """``latency_ms`` or ``latency_ms@label``."""
+    return metric.split("@", 1)[0] == "latency_ms"
 
 
 LutTarget.model_rebuild()  # its board names the two targets defined after it

@@ -352,12 +352,13 @@ class LatencyTable:
         input_shape: Shape,
         directory: str | Path | None = None,
         progress: bool = False,
+        meter: LatencyMeter | None = None,
     ) -> None:
         c, h, w = input_shape
         self.input_shape: Shape = (int(c), int(h), int(w))
         self.settings, self.progress = settings, progress
-        self._meter: LatencyMeter | None = None
-        if settings.runtime == "board":  # asked for its device once, then kept
+        self._meter: LatencyMeter | None = meter
+        if settings.runtime == "board" and meter is None:  # asked for its device once, kept
             self._meter = make_lut_meter(settings)
         self.fingerprint = fingerprint(settings, self.input_shape, self._meter)
         fp_json = json.dumps(self.fingerprint, sort_keys=True)
@@ -694,16 +695,22 @@ class LutCostModel(CostModel):
     def __init__(self, cfg: LutTarget) -> None:
         self.cfg = cfg
         self.tables: dict[Shape, LatencyTable] = {}
+        self._board: LatencyMeter | None = None  # one board connection for every table
 
     def check(self) -> None:
-        """The tables' directory and this runtime's tables in it are readable: refused before
-        a search writes its study, not trial by trial."""
+        """The tables' directory and this runtime's tables in it are readable, and a board
+        answers: refused before a search writes its study, not trial by trial."""
         for path in sorted(table_directory(self.cfg).glob(f"{self.cfg.runtime}-*.sqlite")):
             _connect(path, read_only=True).close()
+        if self.cfg.board is not None:
+            self._board = self._board or make_lut_meter(self.cfg)
+            self._board.check()  # type: ignore[attr-defined]
 
     def table(self, input_shape: Shape) -> LatencyTable:
         if input_shape not in self.tables:
-            self.tables[input_shape] = LatencyTable(self.cfg, input_shape)
+            if self.cfg.board is not None and self._board is None:
+                self._board = make_lut_meter(self.cfg)
+            self.tables[input_shape] = LatencyTable(self.cfg, input_shape, meter=self._board)
         return self.tables[input_shape]
 
     def costs(self, cand: Candidate) -> dict[str, float]:
@@ -824,6 +831,12 @@ def evaluate_table(
             gate=table.gate,
         )
         archs = [a for a, _ in pairs]
+        if len(archs) < 2:  # a space this small: (nearly) every arch calibrated the fit
+            raise UserError(
+                f"lut eval: the space holds {len(archs)} arch(s) besides the "
+                f"{len(fit.archs)} the table was fitted on: too few to "
+                "judge it by; lower target.calibration or widen the space"
+            )
         sweeps.append([ms for _, ms in pairs])
         if sweep < repeats - 1:
             table.refresh(space, classes, archs)

@@ -469,7 +469,18 @@ class BoardMeter:
                 "protocol": [cfg.warmup, cfg.runs, cfg.blocks],
             }
         c = self.model.cfg
-        return {"board": "command", "command": c.command, "read": c.regex or c.json_key}
+        return {
+            "board": "command",
+            "command": c.command,
+            "read": c.regex or c.json_key,
+            "scale": c.scale,  # a figure in us and one in ms are other tables
+        }
+
+    def check(self) -> None:
+        """An agent must answer (and a stored config's masked token is refused) before a
+        search starts, not trial by trial; a command is only known by running it."""
+        if isinstance(self.model, RemoteCostModel):
+            self.model.check()
 
     def measure(self, model: Any, input_shape: tuple[int, int, int]) -> Any:
         from hwnas.hardware.profile import onnx_bytes

@@ -273,7 +273,8 @@ class FbnetSearch(OneShotSearch):
             return None
         lut = kit.luts.get(metric)
         if lut is None:
-            known = ", ".join(sorted([*kit.luts, *kit.devices])) or "none"
+            timed = [*kit.luts, *(m for m in kit.devices if base_metric(m) == "latency_ms")]
+            known = ", ".join(sorted(timed)) or "none"
             raise UserError(
                 f"strategy.cost_metric: {metric} has no runtime to time blocks on "
                 f"(latency metrics with one: {known})"
@@ -308,7 +309,8 @@ class FbnetSearch(OneShotSearch):
             known = ", ".join(m for m in sorted(kit.devices) if m.startswith("energy")) or "none"
             raise UserError(
                 f"strategy.cost_metric: {metric} needs a device model to price blocks, e.g. "
-                f"costs: [{{name: device, spec: cortex-m7}}] (energy metrics with one: {known})"
+                "costs: [{name: device, spec: cortex-m7, label: mcu}] and cost_metric "
+                f"energy_mj@mcu (energy metrics with one: {known})"
             )
         return device
 
