@@ -18,6 +18,7 @@ import random
 import time
 
 import torch
+from _common import save
 
 from hwnas.hardware.profile import OrtCpuMeter
 from hwnas.space.fbnet import FbnetSpace
@@ -60,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train-seconds", type=float, default=30.0)
     ap.add_argument("--pause", type=float, default=20.0)
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
     space = FbnetSpace()
     rng = random.Random(0)
@@ -86,6 +88,7 @@ def main() -> None:
         "ratio_right_after": [round(a / b, 3) for a, b in zip(after, before, strict=True)],
     }
     print(json.dumps(out, indent=1))
+    save("reading_after_training" + (f"-{args.tag}" if args.tag else ""), out)
 
 
 if __name__ == "__main__":
