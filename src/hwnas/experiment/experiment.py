@@ -839,7 +839,7 @@ class Experiment:
             if lut is None:
                 continue
             given = names if names is not None else {f"latency_ms{at}"}
-            timed = [m for m in sorted(given) if m.split("@")[0] == "latency_ms"]
+            timed = [m for m in sorted(given) if base_name(m) == "latency_ms"]
             for m in timed:  # e.g. a command's `metric: latency_ms@board`
                 luts[m] = lut
                 devices.pop(m, None)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from hwnas.core.config import KindConfig, Section
-from hwnas.core.metrics import check_metric
+from hwnas.core.metrics import base_name, check_metric
 from hwnas.core.registry import cost_models
 
 
@@ -345,7 +345,7 @@ class LutTarget(CostModelConfig):
             raise ValueError("max_passes must be >= passes")
         if (self.runtime == "board") != (self.board is not None):
             raise ValueError("runtime board and a board section go together")
-        if isinstance(self.board, CommandTarget) and not _is_latency(self.board.metric):
+        if isinstance(self.board, CommandTarget) and base_name(self.board.metric) != "latency_ms":
             raise ValueError(
                 f"board: a lookup table holds latency; the command measures {self.board.metric}"
             )
@@ -427,7 +427,7 @@ class CommandTarget(CostModelConfig):
 
     def as_lut(self) -> dict[str, Any] | None:
         """Each block sent to the command, when it measures latency."""
-        if not _is_latency(self.metric):
+        if base_name(self.metric) != "latency_ms":
             return None
         return {"runtime": "board", "board": self, "batch": self.batch, "quiet_wait": 0.0}
 
@@ -488,11 +488,6 @@ class RemoteTarget(CostModelConfig):
         if self.blocks > self.runs:
             raise ValueError("blocks must be <= runs")
         return self
-
-
-def _is_latency(metric: str) -> bool:
-    """``latency_ms`` or ``latency_ms@label``."""
-    return metric.split("@", 1)[0] == "latency_ms"
 
 
 LutTarget.model_rebuild()  # its board names the two targets defined after it

@@ -182,11 +182,8 @@ def _file_costs(
 def _on_board(source: Any, proto: Any) -> dict[str, float]:
     """The file's figure from a board (the agent's reading, or the command's metric); a
     failure is the board's one line (HardwareLoopError is a UserError)."""
-    from hwnas.hardware.remote import CommandCostModel, agent_reading
+    from hwnas.hardware.remote import board_figures
 
-    data = proto.SerializeToString()
-    if isinstance(source, CommandCostModel):
-        first = _inputs(proto.graph)[0]
-        dims = tuple(d.dim_value for d in list(first.type.tensor_type.shape.dim)[1:])
-        return {source.cfg.metric: source.measure_onnx(data, dims)}
-    return agent_reading(source.measure_onnx(data))
+    inputs = _inputs(proto.graph)  # a command is told the first one's C,H,W; an agent reads it
+    shape = list(inputs[0].type.tensor_type.shape.dim)[1:] if inputs else []
+    return board_figures(source, proto.SerializeToString(), tuple(d.dim_value for d in shape))

@@ -135,9 +135,9 @@ def _jobs(block: Block) -> list[_Job]:
 
 
 # ------------------------------------------------------------------- fingerprint
-def fingerprint(s: LutTarget, input_shape: Shape, meter: Any = None) -> dict[str, Any]:
+def fingerprint(s: LutTarget, input_shape: Shape, board: Any = None) -> dict[str, Any]:
     """What a table's figures depend on; a change of any of these means another table.
-    ``meter``: a board's, already connected (its fingerprint asks the board)."""
+    ``board``: for ``runtime: board``, its meter (whose fingerprint asks the board)."""
     fp: dict[str, Any] = {
         "lut_version": LUT_VERSION,
         "runtime": s.runtime,
@@ -146,7 +146,6 @@ def fingerprint(s: LutTarget, input_shape: Shape, meter: Any = None) -> dict[str
         "input_shape": list(input_shape),
     }
     if s.runtime == "board":
-        board: Any = meter or make_lut_meter(s)  # a BoardMeter
         fp.update(board.fingerprint())
     elif s.runtime == "cpu-ort":
         import onnxruntime
@@ -695,22 +694,26 @@ class LutCostModel(CostModel):
     def __init__(self, cfg: LutTarget) -> None:
         self.cfg = cfg
         self.tables: dict[Shape, LatencyTable] = {}
-        self._board: LatencyMeter | None = None  # one board connection for every table
+        self._board: Any = None  # one board connection for every table
+
+    def _board_meter(self) -> Any:
+        """The board's meter (made on first need), or None for a runtime of this host."""
+        if self.cfg.board is not None and self._board is None:
+            self._board = make_lut_meter(self.cfg)
+        return self._board
 
     def check(self) -> None:
         """The tables' directory and this runtime's tables in it are readable, and a board
         answers: refused before a search writes its study, not trial by trial."""
         for path in sorted(table_directory(self.cfg).glob(f"{self.cfg.runtime}-*.sqlite")):
             _connect(path, read_only=True).close()
-        if self.cfg.board is not None:
-            self._board = self._board or make_lut_meter(self.cfg)
-            self._board.check()  # type: ignore[attr-defined]
+        if (board := self._board_meter()) is not None:
+            board.check()
 
     def table(self, input_shape: Shape) -> LatencyTable:
         if input_shape not in self.tables:
-            if self.cfg.board is not None and self._board is None:
-                self._board = make_lut_meter(self.cfg)
-            self.tables[input_shape] = LatencyTable(self.cfg, input_shape, meter=self._board)
+            meter = self._board_meter()
+            self.tables[input_shape] = LatencyTable(self.cfg, input_shape, meter=meter)
         return self.tables[input_shape]
 
     def costs(self, cand: Candidate) -> dict[str, float]:

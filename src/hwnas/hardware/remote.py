@@ -441,6 +441,20 @@ class RemoteCostModel(CostModel):
         return self.costs(cand, fresh=True)
 
 
+# ------------------------------------------------------------------ either board
+def board_figures(
+    model: RemoteCostModel | CommandCostModel,
+    model_bytes: bytes,
+    input_shape: tuple[int, ...],
+    fresh: bool = False,
+) -> dict[str, float]:
+    """One ONNX file's figures from a board: the agent's reading, or the command's metric
+    (``input_shape``, C,H,W, is what the command is told)."""
+    if isinstance(model, CommandCostModel):
+        return {model.cfg.metric: model.measure_onnx(model_bytes, input_shape, fresh=fresh)}
+    return agent_reading(model.measure_onnx(model_bytes, fresh=fresh))
+
+
 # ------------------------------------------------------------------ lookup tables
 class BoardMeter:
     """Times one graph on a board, for a lookup table (``runtime: board``): the graph goes out
@@ -490,9 +504,8 @@ class BoardMeter:
     def measure_onnx(self, model_bytes: bytes, input_shape: tuple[int, int, int]) -> Any:
         from hwnas.hardware.profile import Timing
 
-        if isinstance(self.model, RemoteCostModel):
-            got = agent_reading(self.model.measure_onnx(model_bytes, fresh=True))
-            ms, spread = got["latency_ms"], got["latency_spread"]
-        else:
-            ms, spread = self.model.measure_onnx(model_bytes, input_shape, fresh=True), 0.0
+        got = board_figures(self.model, model_bytes, input_shape, fresh=True)
+        # a command's one figure is its latency metric (`latency_ms` or `latency_ms@label`)
+        ms = next(v for k, v in got.items() if k != "latency_spread")
+        spread = got.get("latency_spread", 0.0)
         return Timing(latency_ms=ms, spread=spread, block_medians_ms=(ms,), runs=1)
