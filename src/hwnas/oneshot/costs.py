@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwnas.core.errors import UserError
+from hwnas.core.metrics import base_name
 
 if TYPE_CHECKING:
     from hwnas.hardware.config import DeviceTarget, LutTarget
@@ -52,13 +53,8 @@ class ChoiceCosts:
         return {"metric": self.metric, "fixed": self.fixed, "table": self.table}
 
 
-def base_metric(metric: str) -> str:
-    """``latency_ms@h200`` -> ``latency_ms``."""
-    return metric.split("@", 1)[0]
-
-
 def check_metric(metric: str) -> None:
-    if base_metric(metric) not in ADDITIVE:
+    if base_name(metric) not in ADDITIVE:
         raise UserError(
             f"strategy.cost_metric: {metric} is not additive over blocks; "
             f"use one of {', '.join(ADDITIVE)} (latency as latency_ms or latency_ms@label; "
@@ -110,7 +106,7 @@ def choice_costs(
     datasheet model whose roofline latency is a sum over layers, so over blocks, exactly."""
     check_metric(metric)
     fixed_blocks, per_pick = space.choice_blocks(input_shape, num_classes)  # type: ignore[attr-defined]
-    kind = base_metric(metric)
+    kind = base_name(metric)
     if kind != "latency_ms" or device is not None:
         memo: dict[str, float] = {}
         price, overhead = _counter(kind, device)

@@ -17,8 +17,9 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from hwnas.core.errors import UserError
+from hwnas.core.metrics import base_name
 from hwnas.core.pareto import Objectives
-from hwnas.oneshot.costs import NO_COST, ChoiceCosts, base_metric, check_metric
+from hwnas.oneshot.costs import NO_COST, ChoiceCosts, check_metric
 from hwnas.oneshot.derive import DISTURBED
 from hwnas.oneshot.losses import Setting, settings_of
 from hwnas.space.base import Space
@@ -72,7 +73,7 @@ class OneShotSearch(Strategy):
     def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None] | None:
         """A derived net's latency as the run's cost sources give it; None for a counted
         cost (MACs, params: the per-choice table is exact) -- nothing to measure."""
-        if base_metric(costs.metric) != "latency_ms":
+        if base_name(costs.metric) != "latency_ms":
             return None
 
         def measure(picks: list[int]) -> float | None:
@@ -269,11 +270,11 @@ class FbnetSearch(OneShotSearch):
         """The table settings a latency metric is timed with; None for analytic metrics and
         for a latency a device model estimates."""
         metric = self.cfg.cost_metric
-        if base_metric(metric) != "latency_ms" or metric in kit.devices:
+        if base_name(metric) != "latency_ms" or metric in kit.devices:
             return None
         lut = kit.luts.get(metric)
         if lut is None:
-            timed = [*kit.luts, *(m for m in kit.devices if base_metric(m) == "latency_ms")]
+            timed = [*kit.luts, *(m for m in kit.devices if base_name(m) == "latency_ms")]
             known = ", ".join(sorted(timed)) or "none"
             raise UserError(
                 f"strategy.cost_metric: {metric} has no runtime to time blocks on "
@@ -305,7 +306,7 @@ class FbnetSearch(OneShotSearch):
         other source."""
         metric = self.cfg.cost_metric
         device = kit.devices.get(metric)
-        if device is None and base_metric(metric) == "energy_mj":
+        if device is None and base_name(metric) == "energy_mj":
             known = ", ".join(m for m in sorted(kit.devices) if m.startswith("energy")) or "none"
             raise UserError(
                 f"strategy.cost_metric: {metric} needs a device model to price blocks, e.g. "
