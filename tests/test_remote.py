@@ -996,8 +996,33 @@ def test_a_board_that_does_not_answer_is_one_line_before_any_table_or_study(tmp_
         f"target={json.dumps({'name': 'lut', 'runtime': 'board', 'board': masked})}",
     )
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
-    assert "keeps the token masked" in res.stderr
+    assert "target.board.token: a study keeps the token masked" in res.stderr
+    assert "--set target.board.token=" in res.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_command_whose_program_is_not_there_is_refused_before_the_study(tmp_path):
+    """A mistyped program in a `command` target, or in a `lut` table's command board: one
+    line naming it, exit 2, before a study or table is written (it failed in the first trial,
+    or in the table's build after the study was written). Found programs pass: the check does
+    not run the command (a run may flash a board)."""
+    board = {"name": "command", "command": ["/nonexistent/bench", "{model}"], "regex": "(x)"}
+    lut = {"name": "lut", "runtime": "board", "board": board}
+    for target, where in ((board, "run"), (lut, "run-lut")):
+        res = run_cli(
+            "search", "--out", str(tmp_path / where), "--set", f"target={json.dumps(target)}"
+        )
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert "cannot start '/nonexistent/bench': not found" in res.stderr
+        assert not (tmp_path / where).exists()
+    script = tmp_path / "bench.sh"
+    script.write_text("#!/bin/sh\necho 1\n")  # there, but not executable
+    with pytest.raises(HardwareLoopError, match="bench.sh': not executable"):
+        BoardMeter(
+            validate_config({"target": {**board, "command": [str(script), "{model}"]}}).target
+        ).check()
+    for ok in ([PY, "{model}"], ["{model}"]):  # on PATH by name; the model file run itself
+        BoardMeter(validate_config({"target": {**board, "command": ok}}).target).check()
 
 
 def test_a_lut_board_section_is_checked():

@@ -294,6 +294,9 @@ class LutTarget(CostModelConfig):
         description="`runtime: board`: the `remote` or `command` target that times each block "
         "(a `target: remote` or `command` run builds its table there without this section).",
     )
+    #: where the board's settings were written, for errors about them (its token): a table
+    #: derived from `target: remote` names `target`
+    _board_key: str = PrivateAttr("target.board")
     threads: int = Field(1, ge=1, description="Intra-op threads (CPU runtimes).")
     batch: int = Field(1, ge=1, description="Batch size of the timed input.")
     cuda_graphs: bool = Field(False, description="`cuda-torch`: time forwards as CUDA graphs.")

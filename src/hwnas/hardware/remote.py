@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -205,6 +206,16 @@ class CommandCostModel(CostModel):
         # {{ and }} are literal braces; other braces (a JSON argument) stay as written
         return [_PLACEHOLDER.sub(sub, arg) for arg in self.cfg.command]
 
+    def check(self) -> None:
+        """The command's program must exist and be executable before a search writes its
+        study (a mistyped path failed only in the first trial, or in a lookup table's build).
+        The board behind it is not contacted: one run of the command may flash a board."""
+        prog = self.cfg.command[0]
+        if _PLACEHOLDER.search(prog) or shutil.which(prog) is not None:
+            return
+        why = "not executable" if Path(prog).exists() else "not found"
+        raise HardwareLoopError(f"target: command: cannot start {prog!r}: {why}")
+
     def _attempt(self, argv: list[str]) -> float:
         self.runs += 1
         try:
@@ -299,21 +310,23 @@ class _Transient(Exception):
 class RemoteCostModel(CostModel):
     """Client of ``hwnas agent serve``: export, POST, read the agent's timing."""
 
-    def __init__(self, cfg: RemoteTarget) -> None:
+    def __init__(self, cfg: RemoteTarget, where: str = "target") -> None:
+        """``where``: the config key of these settings, named by errors about the token."""
         self.cfg = cfg
+        self.where = where
         if cfg.token_env is not None:
             token = os.environ.get(cfg.token_env)
             if not token:
                 raise UserError(
-                    f"target.token_env: environment variable {cfg.token_env} is not set"
+                    f"{where}.token_env: environment variable {cfg.token_env} is not set"
                 )
         else:
             assert cfg.token is not None
             token = cfg.token.get_secret_value()
             if token == str(cfg.token):  # the mask a study's stored config keeps, not a token
                 raise UserError(
-                    "target.token: a study keeps the token masked, so its stored config cannot "
-                    "reach the agent; give --config FILE again or --set target.token=..., or "
+                    f"{where}.token: a study keeps the token masked, so its stored config cannot "
+                    f"reach the agent; give --config FILE again or --set {where}.token=..., or "
                     "name the token by token_env"
                 )
         self._token = token
@@ -363,7 +376,7 @@ class RemoteCostModel(CostModel):
             raise _Transient(f"HTTP {status}: {payload.get('error', '')}")
         if status == 401:
             raise HardwareLoopError(
-                f"agent {self.url} refused the token (401): check target.token / token_env"
+                f"agent {self.url} refused the token (401): check {self.where}.token / token_env"
             )
         if status == 413:
             raise HardwareLoopError(f"agent {self.url} refused the model (413): {payload['error']}")
@@ -462,12 +475,14 @@ class BoardMeter:
     reading is fresh: the table keeps its own readings, and a cached one would settle an entry
     on one sample."""
 
-    def __init__(self, board: RemoteTarget | CommandTarget) -> None:
+    def __init__(self, board: RemoteTarget | CommandTarget, where: str = "target.board") -> None:
         from hwnas.hardware.config import RemoteTarget
 
         self.batch = board.batch
         self.model: RemoteCostModel | CommandCostModel = (
-            RemoteCostModel(board) if isinstance(board, RemoteTarget) else CommandCostModel(board)
+            RemoteCostModel(board, where)
+            if isinstance(board, RemoteTarget)
+            else CommandCostModel(board)
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -491,10 +506,9 @@ class BoardMeter:
         }
 
     def check(self) -> None:
-        """An agent must answer (and a stored config's masked token is refused) before a
-        search starts, not trial by trial; a command is only known by running it."""
-        if isinstance(self.model, RemoteCostModel):
-            self.model.check()
+        """An agent must answer (and a stored config's masked token is refused), and a
+        command's program must be there, before a search starts, not trial by trial."""
+        self.model.check()
 
     def measure(self, model: Any, input_shape: tuple[int, int, int]) -> Any:
         from hwnas.hardware.profile import onnx_bytes
