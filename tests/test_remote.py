@@ -763,9 +763,17 @@ def test_a_command_board_that_stops_answering_stops_the_search_and_resumes(tmp_p
     assert lost.stopped == "device"
     assert [t.status for t in lost.trials] == ["failed"] * MAX_DEVICE_FAILURES
     down.unlink()
-    again = run_search(load_config(None, cfg, budget=6), tmp_path / "run")
+    counts: list[int] = []
+    again = run_search(
+        load_config(None, cfg, budget=6),
+        tmp_path / "run",
+        on_start=lambda info: counts.append(info["done"]),
+        on_trial=lambda t, info: counts.append(info["done"]),
+    )
     assert again.stopped == "budget"
     assert [t.status for t in again.trials] == ["complete"] * 6
+    # the lost trials count once they have run again: the count never repeats (it said 3, 3)
+    assert counts == list(range(7)), counts
     assert [t.seed for t in again.trials[:3]] == [t.seed for t in lost.trials]
 
 

@@ -245,6 +245,7 @@ class Experiment:
         self.on_warning = on_warning  # a warning said before the search starts (one-shot)
         self._warned: list[str] = []  # ... not said again by on_start
         self._counted: list[str] = []  # constraints on a count no net drawn meets
+        self._rerun: set[int] = set()  # trials lost on the device, not yet started again
         self.objectives = [(o.metric, o.direction) for o in config.objectives]
 
     # ---------------------------------------------------------------- plumbing
@@ -387,6 +388,7 @@ class Experiment:
         pending = [t for t in existing if t.status == "running" and t.stage != "final"]
         # so is one that failed because the board did not answer: its net was never judged
         lost = {t.id for t in existing if _lost_on_device(t)}
+        self._rerun = set(lost)  # not spent until they run again (the progress count)
         pending += [t for t in existing if t.id in lost]
         by_key = {
             t.key: t for t in reversed(existing) if t.status != "running" and t.id not in lost
@@ -678,6 +680,7 @@ class Experiment:
                         else:
                             log.info("re-running interrupted trial %d", trial.id)
                         store.restart_trial(trial)
+                        self._rerun.discard(trial.id)
                         launch(trial)
                         continue
                     searching = sum(_counts(t) for t in inflight.values())
@@ -882,7 +885,9 @@ class Experiment:
             store.set_identity(t)
 
     def _progress(self, trials: list[Trial], front: list[Trial] | None = None) -> dict[str, Any]:
-        done = _spent(trials)  # as the budget counts: `hwnas train`'s runs come on top
+        # as the budget counts: `hwnas train`'s runs come on top, a trial that failed on the
+        # device counts once it has run again (counted before, its re-run repeated a count)
+        done = _spent([t for t in trials if t.id not in self._rerun])
         accs = [t.metrics["accuracy"] for t in trials if is_feasible(t) and "accuracy" in t.metrics]
         return {
             "done": done,
