@@ -9,8 +9,10 @@ its float twin), and walking the nodes in their stored (topological) order with 
 freed after its last reader (a read inside an If or Loop body counts as the node's) gives
 the peak of live activations at batch 1 (a dynamic dimension taken as 1, as the latency
 reading feeds it). Tensors computed from weights alone (a QDQ graph's dequantised weights,
-shape constants) are weights a runtime folds, not activations. A runtime may fuse or share
-buffers, so the peak is that of the graph as written, an upper estimate.
+shape constants) are weights a runtime folds, not activations; a QDQ graph's float op between
+dequantise and quantise nodes is counted as the int8 kernel a runtime fuses it into, so a QDQ
+file and its QOperator twin hold the same peak. A runtime may fuse more or share buffers, so
+the peak is otherwise that of the graph as written, an upper estimate.
 """
 
 from __future__ import annotations
@@ -228,6 +230,49 @@ def graph_shapes(proto: Any, notes: list[str] | None = None) -> Shapes:
     return Shapes(graph, shape, nbytes, weights)
 
 
+def _fused_qdq(graph: Any, weights: set[str]) -> tuple[list[Any], dict[str, str]]:
+    """The nodes of ``graph`` as a runtime runs a QDQ graph: a float op between dequantise and
+    quantise nodes is one int8 kernel (ONNX Runtime fuses DequantizeLinear, Conv,
+    QuantizeLinear into QLinearConv), so its float input and output are never held. Returns
+    the nodes left and what each fused tensor stands for: a dequantised activation is its
+    int8 source; a float result read by quantise nodes alone is the first one's int8 output."""
+    outputs = {o.name for o in graph.output}
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in _reads(node):
+            readers.setdefault(name, []).append(node)
+    made_by = {o: n for n in graph.node for o in n.output if o}
+    alias: dict[str, str] = {}
+    dropped: set[int] = set()
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] in weights:
+            continue
+        if node.output[0] in outputs:  # the graph hands a float out: it is held
+            continue
+        alias[node.output[0]] = node.input[0]
+        dropped.add(id(node))
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in outputs:
+            continue
+        src = node.input[0]
+        maker = made_by.get(src)
+        if maker is None or maker.op_type == "DequantizeLinear":  # a graph input is held
+            continue
+        if all(r.op_type == "QuantizeLinear" for r in readers.get(src, [])):
+            first = readers[src][0]
+            alias[src] = first.output[0]
+            if node is not first:  # a second quantise of one result: the same int8 tensor
+                alias[node.output[0]] = first.output[0]
+            dropped.add(id(node))
+
+    def root(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    return [n for n in graph.node if id(n) not in dropped], {k: root(k) for k in alias}
+
+
 def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, float]:
     """``macs`` and ``peak_memory_bytes`` (input included, weights not) of ``proto``;
     ``notes`` hears of tensors whose shapes neither inference nor a run gave (not counted)."""
@@ -235,7 +280,8 @@ def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, fl
     graph, shape, nbytes, weights = s.graph, s.shape, s.nbytes, s.weights
     macs = sum(node_macs(n, shape) for n in graph.node)
 
-    reads = [_reads(node) for node in graph.node]
+    nodes, alias = _fused_qdq(graph, weights)
+    reads = [{alias.get(n, n) for n in _reads(node)} for node in nodes]
     last_use: dict[str, int] = {}
     for i, names in enumerate(reads):
         for name in names:
@@ -244,14 +290,14 @@ def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, fl
     live = {vi.name for vi in graph.input if vi.name not in weights}
     current = sum(nbytes.get(n, 0) for n in live)
     peak = current
-    for i, node in enumerate(graph.node):
-        for name in node.output:
+    for i, node in enumerate(nodes):
+        for name in (alias.get(o, o) for o in node.output):
             if name and name not in live and name not in weights:
                 live.add(name)
                 current += nbytes.get(name, 0)
         peak = max(peak, current)
         # inputs read for the last time, and outputs no node reads (a Dropout's mask)
-        unread = [n for n in node.output if n and n not in last_use]
+        unread = [alias.get(n, n) for n in node.output if n and alias.get(n, n) not in last_use]
         for name in {*reads[i], *unread}:
             if name in live and last_use.get(name, i) == i and name not in kept:
                 live.discard(name)
