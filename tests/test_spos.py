@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -138,7 +139,9 @@ def test_spos_spreads_its_derived_nets_along_the_cost_front(tmp_path):
     assert [m["accuracy"] for m in picked] == sorted((m["accuracy"] for m in picked), reverse=True)
 
 
-def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(tmp_path):
+def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(
+    tmp_path, monkeypatch
+):
     spos = tmp_path / "spos"
     r = run_cli(
         "search", "--out", str(spos), "--quiet", "--budget", "1",
@@ -146,6 +149,28 @@ def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(tm
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     weights = spos / "supernet" / "warmup.pt"
+    # the checkpoint says the arithmetic it was trained in, and the estimator scores in it
+    # (it scored in bf16 on CUDA whatever the supernet was trained in)
+    import hwnas.oneshot.inherit as inherit
+    from hwnas.api import run_search
+
+    state = torch.load(weights, map_location="cpu")
+    assert state["precision"] == "fp32"  # the CPU's
+    state["precision"] = "bf16"
+    torch.save(state, tmp_path / "bf16.pt")
+    asked: list[str] = []
+    real_init = inherit.InheritedScorer.__init__
+
+    def spy(self: Any, *a: Any, **kw: Any) -> None:
+        asked.append(kw["precision"])
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(inherit.InheritedScorer, "__init__", spy)
+    for ckpt in (weights, tmp_path / "bf16.pt"):
+        sets = ["space=cell", "data=digits", "strategy=random", "estimator=supernet"]
+        sets += [f"estimator.weights={ckpt}", "estimator.eval_images=100"]
+        run_search(load_config(None, sets, budget=1), tmp_path / f"p-{ckpt.stem}")
+    assert asked == ["fp32", "bf16"]
     out = tmp_path / "random"
     items = [
         "space=cell",

@@ -103,6 +103,8 @@ class SupernetEstimator(Estimator):
                 bn_batches=c.bn_batches,
                 eval_images=c.eval_images,
                 seed=7,
+                # the arithmetic it was trained in (a checkpoint from before says none: bf16)
+                precision=str(state.get("precision", "bf16")),
             )
         return self._scorer
 

@@ -187,6 +187,7 @@ class SupernetSearch:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
         self.precision = kit.cfg.precision if self.dev.type == "cuda" else "fp32"
+        self.trained_precision = self.precision  # of the weights: a reused supernet's own
         self.graphs: GraphedSteps | None = None
         #: wall seconds of this study's warm-up epochs, over every call that resumed them,
         #: and how many epochs they are (a checkpoint from before times were kept has none)
@@ -327,6 +328,7 @@ class SupernetSearch:
         if state is not None and self.cfg.weights:  # another study's supernet: reuse as is
             self.net.load_state_dict(state["net"])
             self.warm = copy.deepcopy(state["net"])
+            self.trained_precision = str(state.get("precision", "bf16"))
             return
         epochs, start = self.cfg.epochs, 0
         steps = self._steps(self.w_split) * max(epochs, 1)
@@ -378,6 +380,7 @@ class SupernetSearch:
                     "gen": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "fingerprint": fp,
+                    "precision": self.precision,  # what its scores are computed in
                     "seconds": self.warmup_seconds,
                     "timed": self.warmup_timed,
                     "steps": steps,
@@ -395,7 +398,15 @@ class SupernetSearch:
             if report:
                 report("supernet warm-up", epoch + 1, epochs)
         if state is None and epochs == 0:
-            _save({"epoch": 0, "net": self.net.state_dict(), "fingerprint": fp}, path)
+            _save(
+                {
+                    "epoch": 0,
+                    "net": self.net.state_dict(),
+                    "fingerprint": fp,
+                    "precision": self.precision,
+                },
+                path,
+            )
         self.warm = copy.deepcopy(self.net.state_dict())
 
     def warmup_cost(self) -> dict[str, Any]:

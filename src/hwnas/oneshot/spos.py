@@ -108,7 +108,7 @@ class SposSearch(OneShotSearch):
             bn_batches=c.bn_batches,
             eval_images=c.eval_images,
             seed=kit.seed + 7,
-            precision=kit.cfg.precision,  # scored in the arithmetic it was trained in
+            precision=trainer.trained_precision,  # scored in the arithmetic it was trained in
         )
         evaluations = self._search(kit, scorer)
         chosen = self._front(evaluations)
