@@ -222,6 +222,40 @@ def test_a_quantised_onnx_file_counts_the_macs_and_weights_of_its_float_twin(tmp
     assert got["macs"] == 4032 and got["params"] == 1530 and got["latency_ms"] > 0
 
 
+def test_a_qdq_file_holds_the_peak_of_its_qoperator_twin_where_ops_stay_float(tmp_path):
+    """Only an op whose inputs are all dequantised and whose output is quantised alone runs
+    as an int8 kernel: a conv left out of quantisation keeps its float tensors, so a QDQ file
+    reads its QOperator twin's peak (never a fused conv's where the runtime runs it float)."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, quantize_static
+    from torch import nn
+
+    from hwnas.hardware.onnx_costs import onnx_graph_costs
+
+    net = nn.Sequential(*(nn.Conv2d(c, 16, 3, padding=1) for c in (1, 16, 16))).eval()
+    path = str(export_onnx(net, (1, 8, 8), tmp_path / "f.onnx"))
+    names = [n.name for n in onnx.load(path).graph.node]
+    peak = {"float": onnx_graph_costs(onnx.load(path))["peak_memory_bytes"]}
+    for left in ("none", "first", "middle", "last"):
+        out = {"none": [], "first": names[:1], "middle": names[1:2], "last": names[-1:]}[left]
+        for fmt in ("QOperator", "QDQ"):
+            q = tmp_path / f"{left}-{fmt}.onnx"
+            quantize_static(
+                path,
+                q,
+                _calibration(path),
+                quant_format=getattr(QuantFormat, fmt),
+                nodes_to_exclude=out,
+            )
+            peak[f"{left}-{fmt}"] = onnx_graph_costs(onnx.load(str(q)))["peak_memory_bytes"]
+        assert peak[f"{left}-QDQ"] == peak[f"{left}-QOperator"], (left, peak)
+    # two 16-channel 8x8 maps live at once: 8 KiB in float; quantised, the last conv's int8
+    # input (1 KiB) beside the float output the file hands out (4 KiB)
+    assert peak["float"] == 8192 and peak["none-QDQ"] == 1024 + 4096
+    # a float conv between two int8 ones, or last, holds its float maps
+    assert peak["middle-QDQ"] == peak["last-QDQ"] == 8192
+
+
 def test_profile_onnx_inputs_of_any_type_dynamic_sizes_and_files_the_runtime_refuses(tmp_path):
     """Every input is fed, in its own type (a uint8 image ended in a traceback); a file
     exported with a dynamic height and width is sized by --input-shape (its costs were those

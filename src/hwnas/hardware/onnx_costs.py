@@ -231,39 +231,50 @@ def graph_shapes(proto: Any, notes: list[str] | None = None) -> Shapes:
 
 
 def _fused_qdq(graph: Any, weights: set[str]) -> tuple[list[Any], dict[str, str]]:
-    """The nodes of ``graph`` as a runtime runs a QDQ graph: a float op between dequantise and
-    quantise nodes is one int8 kernel (ONNX Runtime fuses DequantizeLinear, Conv,
+    """The nodes of ``graph`` as a runtime runs a QDQ graph: a node unit (an op whose every
+    input is dequantised, weights included, and whose every output is read by one quantise
+    node alone) is one int8 kernel (ONNX Runtime fuses DequantizeLinear, Conv,
     QuantizeLinear into QLinearConv), so its float input and output are never held. Returns
-    the nodes left and what each fused tensor stands for: a dequantised activation is its
-    int8 source; a float result read by quantise nodes alone is the first one's int8 output."""
+    the nodes left and what each fused tensor stands for: a dequantised activation read by
+    such units alone is its int8 source, a unit's float result its quantise node's output.
+    Anything else (a float op left out of quantisation, a float tail) stays as written."""
     outputs = {o.name for o in graph.output}
     readers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in _reads(node):
             readers.setdefault(name, []).append(node)
     made_by = {o: n for n in graph.node for o in n.output if o}
+
+    def dequantised(name: str) -> bool:
+        maker = made_by.get(name)
+        return maker is not None and maker.op_type == "DequantizeLinear"
+
+    def quantised(name: str) -> bool:
+        got = readers.get(name, [])
+        return name not in outputs and len(got) == 1 and got[0].op_type == "QuantizeLinear"
+
+    units = [
+        n
+        for n in graph.node
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+        and n.input
+        and all(dequantised(i) for i in n.input if i)
+        and all(quantised(o) for o in n.output if o)
+    ]
+    in_unit = {id(n) for n in units}
     alias: dict[str, str] = {}
     dropped: set[int] = set()
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] in weights:
-            continue
-        if node.output[0] in outputs:  # the graph hands a float out: it is held
-            continue
-        alias[node.output[0]] = node.input[0]
-        dropped.add(id(node))
-    for node in graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] in outputs:
-            continue
-        src = node.input[0]
-        maker = made_by.get(src)
-        if maker is None or maker.op_type == "DequantizeLinear":  # a graph input is held
-            continue
-        if all(r.op_type == "QuantizeLinear" for r in readers.get(src, [])):
-            first = readers[src][0]
-            alias[src] = first.output[0]
-            if node is not first:  # a second quantise of one result: the same int8 tensor
-                alias[node.output[0]] = first.output[0]
-            dropped.add(id(node))
+    for node in graph.node:  # activations dequantised for fused units alone
+        if node.op_type == "DequantizeLinear" and node.input[0] not in weights:
+            out = node.output[0]
+            if out not in outputs and all(id(r) in in_unit for r in readers.get(out, [])):
+                alias[out] = node.input[0]
+                dropped.add(id(node))
+    for unit in units:  # each result stands for its quantise node's int8 output
+        for out in (o for o in unit.output if o):
+            q = readers[out][0]
+            alias[out] = q.output[0]
+            dropped.add(id(q))
 
     def root(name: str) -> str:
         while name in alias:
@@ -286,7 +297,7 @@ def onnx_graph_costs(proto: Any, notes: list[str] | None = None) -> dict[str, fl
     for i, names in enumerate(reads):
         for name in names:
             last_use[name] = i
-    kept = {o.name for o in graph.output}
+    kept = {alias.get(o.name, o.name) for o in graph.output}
     live = {vi.name for vi in graph.input if vi.name not in weights}
     current = sum(nbytes.get(n, 0) for n in live)
     peak = current
