@@ -170,7 +170,11 @@ def test_any_strategy_searches_a_trained_supernet_and_bad_weights_are_refused(
         sets = ["space=cell", "data=digits", "strategy=random", "estimator=supernet"]
         sets += [f"estimator.weights={ckpt}", "estimator.eval_images=100"]
         run_search(load_config(None, sets, budget=1), tmp_path / f"p-{ckpt.stem}")
-    assert asked == ["fp32", "bf16"]
+    # spos reusing a supernet (`supernet.weights`) scores in the checkpoint's arithmetic too
+    sets = [*SPOS, "strategy.evaluations=2", "strategy.derive=1", "estimator.epochs=1"]
+    sets += [f"supernet.weights={tmp_path / 'bf16.pt'}"]
+    run_search(load_config(None, sets, budget=1), tmp_path / "spos-again")
+    assert asked == ["fp32", "bf16", "bf16"]
     out = tmp_path / "random"
     items = [
         "space=cell",

@@ -187,7 +187,7 @@ class SupernetSearch:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.choices: list[int] = [len(c) for c in kit.space.choices()]  # type: ignore[attr-defined]
         self.precision = kit.cfg.precision if self.dev.type == "cuda" else "fp32"
-        self.trained_precision = self.precision  # of the weights: a reused supernet's own
+        self.trained_precision: str = self.precision  # of the weights: a reused supernet's own
         self.graphs: GraphedSteps | None = None
         #: wall seconds of this study's warm-up epochs, over every call that resumed them,
         #: and how many epochs they are (a checkpoint from before times were kept has none)
@@ -328,7 +328,8 @@ class SupernetSearch:
         if state is not None and self.cfg.weights:  # another study's supernet: reuse as is
             self.net.load_state_dict(state["net"])
             self.warm = copy.deepcopy(state["net"])
-            self.trained_precision = str(state.get("precision", "bf16"))
+            # a checkpoint from before says nothing: scored as this run asks, as before
+            self.trained_precision = str(state.get("precision", self.precision))
             return
         epochs, start = self.cfg.epochs, 0
         steps = self._steps(self.w_split) * max(epochs, 1)
