@@ -1007,30 +1007,48 @@ def test_a_board_that_does_not_answer_is_one_line_before_any_table_or_study(tmp_
     assert "target.board.token: a study keeps the token masked" in res.stderr
     assert "--set target.board.token=" in res.stderr
     assert not (tmp_path / "run").exists()
+    # a table among `costs` names its own entry; one derived from `target: remote` the target
+    from hwnas.hardware.lut import lut_of, make_lut_meter
+
+    lut = {"name": "lut", "runtime": "board", "board": masked, "label": "b"}
+    for cfg_, key in (({"costs": [lut]}, "costs.0.board"), ({"target": masked}, "target")):
+        c = validate_config(cfg_)
+        with pytest.raises(UserError, match=rf"^{key}\.token: a study keeps the token masked"):
+            make_lut_meter(lut_of(c.costs[0] if c.costs else c.target))
 
 
-def test_a_command_whose_program_is_not_there_is_refused_before_the_study(tmp_path):
+def test_a_command_whose_program_is_not_there_is_refused_before_the_study(tmp_path, monkeypatch):
     """A mistyped program in a `command` target, or in a `lut` table's command board: one
     line naming it, exit 2, before a study or table is written (it failed in the first trial,
     or in the table's build after the study was written). Found programs pass: the check does
     not run the command (a run may flash a board)."""
     board = {"name": "command", "command": ["/nonexistent/bench", "{model}"], "regex": "(x)"}
     lut = {"name": "lut", "runtime": "board", "board": board}
-    for target, where in ((board, "run"), (lut, "run-lut")):
-        res = run_cli(
-            "search", "--out", str(tmp_path / where), "--set", f"target={json.dumps(target)}"
-        )
+    for target, key in ((board, "target.command"), (lut, "target.board.command")):
+        out = tmp_path / key
+        res = run_cli("search", "--out", str(out), "--set", f"target={json.dumps(target)}")
         assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
-        assert "cannot start '/nonexistent/bench': not found" in res.stderr
-        assert not (tmp_path / where).exists()
+        assert f"{key}: cannot start '/nonexistent/bench': not found" in res.stderr
+        assert not out.exists()
+
+    def check(*command: str) -> None:
+        BoardMeter(validate_config({"target": {**board, "command": command}}).target).check()
+
     script = tmp_path / "bench.sh"
     script.write_text("#!/bin/sh\necho 1\n")  # there, but not executable
     with pytest.raises(HardwareLoopError, match="bench.sh': not executable"):
-        BoardMeter(
-            validate_config({"target": {**board, "command": [str(script), "{model}"]}}).target
-        ).check()
-    for ok in ([PY, "{model}"], ["{model}"]):  # on PATH by name; the model file run itself
-        BoardMeter(validate_config({"target": {**board, "command": ok}}).target).check()
+        check(str(script), "{model}")
+    with pytest.raises(HardwareLoopError, match="is a directory"):
+        check(str(tmp_path), "{model}")
+    script.chmod(0o755)
+    check(str(script), "{model}")
+    # a bare name is looked up on PATH alone, not in the current folder (as the run does)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HardwareLoopError, match=r"not on PATH \(give ./bench.sh"):
+        check("bench.sh", "{model}")
+    check("./bench.sh", "{model}")
+    for ok in (["sh", "{model}"], ["{model}"]):  # on PATH by name; the model file run itself
+        check(*ok)
 
 
 def test_a_lut_board_section_is_checked():

@@ -55,6 +55,9 @@ class CostModelConfig(KindConfig):
 
     #: the device the run must train on for this target (a GPU runtime); None = any
     device: ClassVar[str | None] = None
+    #: where the source is written (`target`, `costs.1`), for errors about its settings; the
+    #: experiment's config sets it
+    _key: str = PrivateAttr("target")
 
     def produces(self) -> set[str] | None:
         """Metrics this source can give (before `provides`); None when unknown in advance."""
@@ -294,9 +297,14 @@ class LutTarget(CostModelConfig):
         description="`runtime: board`: the `remote` or `command` target that times each block "
         "(a `target: remote` or `command` run builds its table there without this section).",
     )
-    #: where the board's settings were written, for errors about them (its token): a table
-    #: derived from `target: remote` names `target`
-    _board_key: str = PrivateAttr("target.board")
+    #: where the board's settings are written, for errors about them (its token); None: this
+    #: source's `board` section (a table derived from `target: remote` names the target)
+    _board_key: str | None = PrivateAttr(None)
+
+    @property
+    def board_key(self) -> str:
+        return self._board_key or f"{self._key}.board"
+
     threads: int = Field(1, ge=1, description="Intra-op threads (CPU runtimes).")
     batch: int = Field(1, ge=1, description="Batch size of the timed input.")
     cuda_graphs: bool = Field(False, description="`cuda-torch`: time forwards as CUDA graphs.")

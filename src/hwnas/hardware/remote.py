@@ -183,8 +183,10 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 class CommandCostModel(CostModel):
     """Runs the configured argument list on each candidate's ONNX file and parses the figure."""
 
-    def __init__(self, cfg: CommandTarget) -> None:
+    def __init__(self, cfg: CommandTarget, where: str | None = None) -> None:
+        """``where``: the config key of these settings (default: the source's own)."""
         self.cfg = cfg
+        self.where = where or cfg._key
         self.cache = ResultCache(cfg.cache_dir)
         self.runs = 0  # command invocations, for tests and reports
 
@@ -213,8 +215,14 @@ class CommandCostModel(CostModel):
         prog = self.cfg.command[0]
         if _PLACEHOLDER.search(prog) or shutil.which(prog) is not None:
             return
-        why = "not executable" if Path(prog).exists() else "not found"
-        raise HardwareLoopError(f"target: command: cannot start {prog!r}: {why}")
+        there = Path(prog)
+        if there.is_dir():
+            why = "is a directory"
+        elif there.exists() and os.sep not in prog:  # a name is looked up on PATH alone
+            why = f"not on PATH (give ./{prog} for the one in this folder)"
+        else:
+            why = "not executable" if there.exists() else "not found"
+        raise HardwareLoopError(f"{self.where}.command: cannot start {prog!r}: {why}")
 
     def _attempt(self, argv: list[str]) -> float:
         self.runs += 1
@@ -310,10 +318,11 @@ class _Transient(Exception):
 class RemoteCostModel(CostModel):
     """Client of ``hwnas agent serve``: export, POST, read the agent's timing."""
 
-    def __init__(self, cfg: RemoteTarget, where: str = "target") -> None:
-        """``where``: the config key of these settings, named by errors about the token."""
+    def __init__(self, cfg: RemoteTarget, where: str | None = None) -> None:
+        """``where``: the config key of these settings, named by errors about the token
+        (default: the source's own)."""
         self.cfg = cfg
-        self.where = where
+        self.where = where = where or cfg._key
         if cfg.token_env is not None:
             token = os.environ.get(cfg.token_env)
             if not token:
@@ -475,14 +484,14 @@ class BoardMeter:
     reading is fresh: the table keeps its own readings, and a cached one would settle an entry
     on one sample."""
 
-    def __init__(self, board: RemoteTarget | CommandTarget, where: str = "target.board") -> None:
+    def __init__(self, board: RemoteTarget | CommandTarget, where: str | None = None) -> None:
         from hwnas.hardware.config import RemoteTarget
 
         self.batch = board.batch
         self.model: RemoteCostModel | CommandCostModel = (
             RemoteCostModel(board, where)
             if isinstance(board, RemoteTarget)
-            else CommandCostModel(board)
+            else CommandCostModel(board, where)
         )
 
     def fingerprint(self) -> dict[str, Any]:
