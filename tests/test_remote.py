@@ -1078,3 +1078,26 @@ def test_a_lut_board_section_is_checked():
     ]:
         with pytest.raises(ConfigError, match=needle):
             validate_config({"target": target})
+
+
+def test_a_board_lost_mid_run_exits_1_not_as_bad_input(monkeypatch, capsys):
+    """A board that stops answering after the run started (a one-shot fix-up's reading, a
+    table's build) is not bad input: exit 1, one line saying to run again once it answers,
+    as a search whose trials fail on it stops (it exited 2, as for a config error)."""
+    import hwnas.cli as cli
+    from hwnas.hardware.remote import DeviceUnreachable
+
+    def lost(args: Any) -> int:
+        raise DeviceUnreachable("agent http://127.0.0.1:9 failed 3 time(s); last: refused")
+
+    monkeypatch.setitem(cli.COMMANDS, "search", lost)
+    assert cli.main(["search", "--out", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "failed 3 time(s)" in err
+    assert "run the same command again once the device answers" in err
+
+    def wrong(args: Any) -> int:
+        raise HardwareLoopError("agent http://b:1 refused the token (401)")
+
+    monkeypatch.setitem(cli.COMMANDS, "search", wrong)
+    assert cli.main(["search", "--out", "x"]) == 2  # a wrong token stays bad input

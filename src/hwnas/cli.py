@@ -1583,9 +1583,20 @@ def _main(argv: list[str] | None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
+        from hwnas.hardware.remote import DeviceUnreachable
+
         msg = str(exc)
         if "\n" in msg:  # a library's text quoted inside: still one line
             msg = " ".join(msg.split())[:300]
+        if isinstance(exc, DeviceUnreachable):  # mid-run (one-shot fix-up, a table's build):
+            # the board went away, the input is fine; what was done is saved (as trials that
+            # fail on it stop a search with exit 1)
+            print(
+                f"hwnas {args.command}: error: {msg}; run the same command again once the "
+                "device answers (what was done is kept)",
+                file=sys.stderr,
+            )
+            return 1
         print(f"hwnas {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the file system refused a path the user gave: one line, no trace

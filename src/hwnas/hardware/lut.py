@@ -362,7 +362,9 @@ class LatencyTable:
         self.settings, self.progress = settings, progress
         self._meter: LatencyMeter | None = meter
         if settings.runtime == "board" and meter is None:  # asked for its device once, kept
-            self._meter = make_lut_meter(settings)
+            board = make_lut_meter(settings)
+            board.check()  # type: ignore[attr-defined]  # not there at all: refused, bad input
+            self._meter = board
         self.fingerprint = fingerprint(settings, self.input_shape, self._meter)
         fp_json = json.dumps(self.fingerprint, sort_keys=True)
         directory = table_directory(settings, directory)
