@@ -151,6 +151,12 @@ class OneShotSearch(Strategy):
                 seen.add(h)
                 if target is not None:
                     _log_fix_up(self.name, res.setting.label(), rank, costs.metric, info)
+                    missed = _missed(self.name, res.setting, rank, costs.metric, info, tol)
+                    if missed is not None:  # said on the console, not only in hwnas.log
+                        log.warning("%s", missed)
+                        self._warnings.append(missed)
+                        if kit.warn is not None:
+                            kit.warn(missed)
                 info = {"op": "derive", "setting": k, **res.setting.to_json(), "rank": rank, **info}
                 if costs.metric != NO_COST:
                     info["cost_metric"] = costs.metric
@@ -226,6 +232,28 @@ def _log_fix_up(name: str, label: str, rank: int, metric: str, info: dict[str, A
             fix["load_factor"],  # stored with the flag by derive
             info["predicted_cost"],
         )
+
+
+def _missed(
+    name: str, setting: Setting, rank: int, metric: str, info: dict[str, Any], tol: float
+) -> str | None:
+    """A derived net whose cost, as last read (the target's reading after the fix-up, else
+    the table's), misses its target beyond the tolerance (a bound: lies above it)."""
+    target = setting.target
+    fix = info.get("fixed_up") or {}
+    readings = [] if fix.get("disturbed") else list(fix.get("measured", []))
+    if target is None or not target:
+        return None
+    cost = readings[-1] if readings else info["predicted_cost"]
+    off = cost / target - 1.0
+    if (setting.bound and off <= 0.0) or (not setting.bound and abs(off) <= tol):
+        return None
+    how = "measured" if readings else "by the table"
+    return (
+        f"{name}: {setting.label()} net {rank}: {metric} {cost:.4g} ({how}) misses its "
+        f"{'bound' if setting.bound else 'target'} {target:.4g} by {off:+.0%} (tolerance "
+        f"{tol:.0%}); the net is kept"
+    )
 
 
 def _unreachable(settings: list[Setting], costs: ChoiceCosts) -> list[str]:
