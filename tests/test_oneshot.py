@@ -286,6 +286,34 @@ def test_a_derived_net_is_read_only_by_the_sources_that_give_its_cost(monkeypatc
     evaluator.close()
 
 
+def test_a_lut_target_s_figure_is_not_measured_against_itself(tmp_path):
+    """With `target: lut` the study's latency is the table's prediction: the measured fix-up
+    would read the table again and call it measured (a walkthrough's board net read +15 %
+    over what its `info.fixed_up.measured` said). Such a metric has no measurer; a runtime's
+    (cpu-ort) or a labelled table beside it keeps its own."""
+    from conftest import FAST
+
+    from hwnas.experiment.evaluate import build_evaluator
+    from hwnas.experiment.experiment import Experiment
+    from hwnas.oneshot.strategy import OneShotSearch
+
+    lut = "{name: lut, runs: 20, blocks: 4, warmup: 3}"
+    for sets, tabled in (
+        ([f"target={lut}"], {"latency_ms"}),
+        (["target=cpu-ort"], set()),
+        (["target=cpu-ort", f"costs=[{lut[:-1]}, label: t}}]"], {"latency_ms@t"}),
+    ):
+        cfg = load_config(None, [*FAST, "strategy=fbnet", *sets])
+        evaluator = build_evaluator(cfg)
+        kit = Experiment(cfg, tmp_path / "x")._supernet_kit(evaluator)
+        assert kit.tabled == tabled, sets
+        for metric in ("latency_ms", "latency_ms@t"):
+            costs = ChoiceCosts(metric, 0.1, [[1.0, 2.0]])
+            measurer = OneShotSearch._measurer(kit, costs)
+            assert (measurer is None) == (metric in tabled), (sets, metric)
+        evaluator.close()
+
+
 @pytest.mark.parametrize("warm_epochs, rate", [(0, 0.04), (1, 0.008)])
 def test_w_trains_at_full_rate_without_a_warm_up(tmp_path, monkeypatch, warm_epochs, rate):
     """GDAS and DARTS train w from scratch during the search: at a fifth of w_lr (the gentle

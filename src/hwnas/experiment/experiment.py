@@ -826,6 +826,7 @@ class Experiment:
         cfg = self.cfg
         luts: dict[str, Any] = {}
         devices: dict[str, Any] = {}
+        tabled: set[str] = set()
         # in the evaluator's order, so that a metric two sources give is priced by the one
         # whose figure the trials store (the later one)
         for _, src in cfg.sources():
@@ -837,6 +838,7 @@ class Experiment:
                     if names is None or m in names:  # not one its `provides` leaves out
                         devices[m] = src
                         luts.pop(m, None)
+                        tabled.discard(m)
                 continue
             lut = lut_of(src)
             if lut is None:
@@ -846,6 +848,10 @@ class Experiment:
             for m in timed:  # e.g. a command's `metric: latency_ms@board`
                 luts[m] = lut
                 devices.pop(m, None)
+                if lut is src:  # the table is the source: its figures are predictions
+                    tabled.add(m)
+                else:
+                    tabled.discard(m)
         if evaluator.input_shape is None or evaluator.num_classes is None:
             raise ConfigError(f"strategy: {cfg.strategy.name} trains a supernet: it needs data")
         return SupernetKit(
@@ -859,6 +865,7 @@ class Experiment:
             constraints=list(cfg.constraints),
             luts=luts,
             devices=devices,
+            tabled=tabled,
             price=lambda arch, metric=None: evaluator.measure(arch, cfg.seed, only=metric),
             report=self.on_phase,
             warn=self._warn_early if self.on_warning is not None else None,

@@ -38,6 +38,9 @@ class SupernetKit:
     constraints: list[Constraint] = field(default_factory=list)
     luts: dict[str, LutTarget] = field(default_factory=dict)
     devices: dict[str, DeviceTarget] = field(default_factory=dict)
+    #: latency metrics whose source is a lookup table itself (`target: lut`): its figure of a
+    #: net is the table's prediction, so a derived net has nothing to be measured against
+    tabled: set[str] = field(default_factory=set)
     save: Callable[[str, Any], None] = lambda key, value: None
     progress: bool = False
     price: Callable[..., dict[str, Any]] = lambda arch, metric=None: {}

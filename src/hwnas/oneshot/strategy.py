@@ -72,8 +72,9 @@ class OneShotSearch(Strategy):
     @staticmethod
     def _measurer(kit: Any, costs: ChoiceCosts) -> Callable[[list[int]], float | None] | None:
         """A derived net's latency as the run's cost sources give it; None for a counted
-        cost (MACs, params: the per-choice table is exact) -- nothing to measure."""
-        if base_name(costs.metric) != "latency_ms":
+        cost (MACs, params: the per-choice table is exact) or a metric the lookup table
+        itself gives (`target: lut`: its figure is the table's) -- nothing to measure."""
+        if base_name(costs.metric) != "latency_ms" or costs.metric in kit.tabled:
             return None
 
         def measure(picks: list[int]) -> float | None:
