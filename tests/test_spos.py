@@ -87,6 +87,20 @@ def test_a_score_is_the_stand_alone_nets_accuracy_after_recalibration():
     assert abs(correct / len(data.val) - score["accuracy"]) < 1e-9
     assert 0.0 < score["accuracy"] <= 1.0 and score["val_loss"] > 0
 
+    # `finetune_steps`: the path trains from its inherited weights before it is scored, on
+    # the same batches for every arch, and the supernet is left as it was
+    tuned = InheritedScorer(
+        net, data, "cpu", batch_size=64, bn_batches=4, eval_images=0, seed=3, finetune_steps=30
+    )
+    assert len(tuned.tune) == 30  # more steps than one epoch's batches: epochs drawn again
+    got = tuned.score(picks)
+    assert tuned.score(picks) == got
+    after = {k: v for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # thirty steps on one path fit it better than sharing did: a lower validation loss
+    assert got["val_loss"] < score["val_loss"], (got, score)
+    assert scorer.score(picks) == score  # the untuned scorer still reads the supernet's
+
 
 def test_spos_derives_the_best_scored_nets_and_resumes_without_retraining(tmp_path):
     out = tmp_path / "spos"

@@ -199,6 +199,19 @@ class InheritedScoring(Section):
         0, ge=0, description="Validation images it is scored on; 0 = the whole split."
     )
     batch_size: int = Field(256, ge=1, description="Batch size of recalibration and scoring.")
+    finetune_steps: int = Field(
+        0,
+        ge=0,
+        description="SGD steps each arch's own path trains from its inherited weights before "
+        "it is scored (the same training batches for every arch; the supernet is left as it "
+        "was). Paths with no parameter-free route through the NB201 cell score near chance "
+        "with inherited weights alone, since their convs were trained as corrections beside "
+        "skips: a CPU probe (benchmarks/spos_cifar_cpu.py, docs/oneshot.md) moved Kendall's tau "
+        "from -0.25 to 0.27 with 40 steps. 0: inherited weights as they are (SPOS).",
+    )
+    finetune_lr: float = Field(
+        0.02, gt=0.0, description="Learning rate of those steps (SGD, momentum 0.9)."
+    )
 
 
 @estimators.register("supernet", factory="hwnas.oneshot.estimator:SupernetEstimator")

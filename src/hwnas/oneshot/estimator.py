@@ -105,6 +105,8 @@ class SupernetEstimator(Estimator):
                 seed=7,
                 # the arithmetic it was trained in (a checkpoint from before says none: bf16)
                 precision=str(state.get("precision", "bf16")),
+                finetune_steps=c.finetune_steps,
+                finetune_lr=c.finetune_lr,
             )
         return self._scorer
 

@@ -10,6 +10,7 @@ stand-alone training takes minutes; the validation split ranks, the test split i
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import torch
@@ -36,12 +37,15 @@ class InheritedScorer:
         eval_images: int,
         seed: int,
         precision: str = "bf16",
+        finetune_steps: int = 0,
+        finetune_lr: float = 0.02,
     ) -> None:
         self.net, self.dev = net, torch.device(device)
         self.precision = precision if self.dev.type == "cuda" else "fp32"
+        self.finetune_lr = finetune_lr
         gen = torch.Generator().manual_seed(seed)
 
-        def epoch(split: Any, shuffle: bool) -> Any:
+        def epoch(split: Any, shuffle: bool, tune: bool = False) -> Any:
             return batches(
                 split,
                 batch_size,
@@ -51,10 +55,18 @@ class InheritedScorer:
                 augment=False,
                 generator=gen,
                 device=self.dev,
+                drop_last=tune,  # a short last batch would weigh like a full step
             )
 
         recal = epoch(data.train, True)
         self.recal = [b for _, b in zip(range(bn_batches), recal, strict=False)]
+        # the same fine-tuning batches for every arch, drawn once (epochs as needed)
+        self.tune: list[tuple[torch.Tensor, torch.Tensor]] = []
+        while len(self.tune) < finetune_steps:
+            more = list(islice(epoch(data.train, True, tune=True), finetune_steps - len(self.tune)))
+            if not more:  # fewer training images than one batch
+                break
+            self.tune += more
         val = data.val
         if 0 < eval_images < len(val):
             val = type(val)(val.x[:eval_images], val.y[:eval_images])
@@ -66,10 +78,31 @@ class InheritedScorer:
         with autocast(self.dev, self.precision):
             return self.net(x, path).float()  # type: ignore[no-any-return]
 
-    @torch.no_grad()
     def score(self, picks: list[int]) -> dict[str, float]:
-        """``accuracy`` and ``val_loss`` of the arch picking ``picks``, inherited weights."""
+        """``accuracy`` and ``val_loss`` of the arch picking ``picks``, inherited weights
+        (after ``finetune_steps`` steps of its path, undone afterwards)."""
         path: list[Any] = [(i, None) for i in picks]
+        if not self.tune:
+            return self._scored(path)
+        kept = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        try:
+            self._finetune(path)
+            return self._scored(path)
+        finally:
+            self.net.load_state_dict(kept)
+
+    def _finetune(self, path: list[Any]) -> None:
+        """SGD along ``path`` alone: the ops it does not pick get no gradient, so no step."""
+        self.net.train()
+        opt = torch.optim.SGD(self.net.parameters(), lr=self.finetune_lr, momentum=0.9)
+        for x, y in self.tune:
+            loss = F.cross_entropy(self._forward(x, path), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def _scored(self, path: list[Any]) -> dict[str, float]:
         with batchnorm_recalibration(self.net):  # statistics of this path alone
             for x, _ in self.recal:
                 self._forward(x, path)

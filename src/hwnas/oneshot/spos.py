@@ -109,6 +109,8 @@ class SposSearch(OneShotSearch):
             eval_images=c.eval_images,
             seed=kit.seed + 7,
             precision=trainer.trained_precision,  # scored in the arithmetic it was trained in
+            finetune_steps=c.finetune_steps,
+            finetune_lr=c.finetune_lr,
         )
         evaluations = self._search(kit, scorer)
         chosen = self._front(evaluations)
