@@ -340,6 +340,8 @@ def test_profile_onnx_inputs_of_any_type_dynamic_sizes_and_files_the_runtime_ref
     for args, needle in (
         (["--arch", "airbench94", "--input-shape", "3,32"], "an arch takes C,H,W"),
         (["--dir", str(tmp_path), "--trial", "0", "--input-shape", "3,8,8"], "goes with --onnx"),
+        # a config beside a trial was ignored (the study's own target read it)
+        (["--dir", str(tmp_path), "--trial", "0", "--config", "b.yaml"], "--target T"),
     ):
         res = run_cli("profile", *args)
         assert res.returncode == 2 and needle in res.stderr, res.stderr

@@ -1159,6 +1159,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
         if args.trial is None:
             raise UsageError("--dir needs --trial ID")
+        if args.config is not None:  # it was ignored: the trial read the study's own target
+            raise UsageError(
+                "--config goes with --arch or --onnx; a trial is profiled on its study's "
+                "target: --target T (with --set target.x=...) measures it on another"
+            )
         study = Study(args.dir, readonly=True)
         base = study.config.to_json_dict()
         trial = study.store.trial(args.trial)
