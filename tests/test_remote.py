@@ -1101,3 +1101,22 @@ def test_a_board_lost_mid_run_exits_1_not_as_bad_input(monkeypatch, capsys):
 
     monkeypatch.setitem(cli.COMMANDS, "search", wrong)
     assert cli.main(["search", "--out", "x"]) == 2  # a wrong token stays bad input
+
+
+def test_the_closing_summary_says_why_trials_failed_not_only_the_error_s_kind(tmp_path):
+    """`2 x HardwareLoopError` alone sent the user to `hwnas show --json` for the reason; the
+    summary gives the first trial's words after the kind."""
+    board = tmp_path / "board.py"
+    board.write_text("print('all good, no figure here')\n")
+    target = (
+        f"target={{name: command, command: [{PY}, {board}, '{{model}}'], "
+        "regex: 'latency: ([0-9.]+) ms', retries: 0, cache: false}"
+    )
+    res = run_cli(
+        "search", "--out", str(tmp_path / "run"), "--budget", "2", "-q",
+        *[a for s in [*FAST, "estimator.epochs=1", "data.subset=0.2", target] for a in ("--set", s)],
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    line = next(ln for ln in res.stderr.splitlines() if ln.startswith("  2 x "))
+    assert line.startswith("  2 x HardwareLoopError: command "), line
+    assert "last: no match for regex 'latency: ([0-9.]+) ms' (last line: all good" in line, line

@@ -766,13 +766,18 @@ def _ending(result: Any) -> int:
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=sys.stderr)
     # a constraint's reason without each net's value (`params <= 10 (was 3778)`): one line
     # per broken bound, not one per value
-    reasons = Counter(
-        re.sub(r" \(was [^)]*\)", "", (t.error or "").split(":")[0])[:80] or t.status
-        for t in trials
-        if t.status in ("failed", "pruned")
-    )
+    reasons: Counter[str] = Counter()
+    example: dict[str, str] = {}  # the first trial's words after the error's kind
+    for t in trials:
+        if t.status in ("failed", "pruned"):
+            kind, _, rest = (t.error or "").partition(":")
+            reason = re.sub(r" \(was [^)]*\)", "", kind)[:80] or t.status
+            reasons[reason] += 1
+            example.setdefault(reason, " ".join(rest.split()))
     for reason, n in reasons.most_common(3):
-        print(f"  {n} x {reason}", file=sys.stderr)
+        said = example[reason]  # what went wrong, not only its kind (the rest: hwnas show)
+        tail = f": {said[:160]}{'...' if len(said) > 160 else ''}" if said else ""
+        print(f"  {n} x {reason}{tail}", file=sys.stderr)
     best = result.summary.get("best_accuracy")
     classes = result.summary.get("num_classes")
     if best is not None and classes and best <= 1.0 / classes + 0.02:
