@@ -211,6 +211,13 @@ def test_one_number_format_for_every_command():
     assert fmt_number(0.98673) == "0.9867"
     assert fmt_number(1234.5) == "1234"  # .4g rounds half to even
     assert fmt_number(-2048.0) == "-2,048"
+    from hwnas.core.metrics import fmt_ms
+
+    # milliseconds: three decimals from 1 ms, three significant digits below, so two small
+    # nets 1 % apart read apart (0.0625 and 0.0631 both read 0.063)
+    assert [fmt_ms(v) for v in (0.0625, 0.0631, 0.5, 1.2345, 12.3)] == [
+        "0.0625", "0.0631", "0.500", "1.234", "12.300",
+    ]  # fmt: skip
 
 
 def test_a_broken_bound_reads_its_value_whole():

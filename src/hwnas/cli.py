@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.core.errors import UserError
-from hwnas.core.metrics import fmt_number
+from hwnas.core.metrics import fmt_ms, fmt_number
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -615,9 +615,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     objectives = [(o.metric, o.direction) for o in cfg.objectives]
     for t in sorted(result.pareto, key=along_front(objectives)):
         m = t.metrics
-        lat = f"{m['latency_ms']:.3f} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
+        lat = (
+            f"{fmt_ms(m['latency_ms'])} ms" if "latency_ms" in m else f"{m.get('macs', 0):.0f} MACs"
+        )
         for k in labelled:  # every other latency objective (another runtime, a board)
-            lat += f", {m[k]:.3f} ms @{k.partition('@')[2]}" if k in m else ""
+            lat += f", {fmt_ms(m[k])} ms @{k.partition('@')[2]}" if k in m else ""
         for k in other_costs:  # the cost objectives beside latency (model bytes, SRAM...)
             lat += f", {k} {_fmt(m[k], 'g')}" if k in m else ""
         test = f" test {_test_cell(m)}" if "test_accuracy" in m or "final_runs" in m else ""
@@ -924,7 +926,7 @@ def _fmt(v: Any, kind: str) -> str:
     if kind == "pct":
         return f"{v:.2%}"
     if kind == "ms":
-        return f"{v:.3f}"
+        return fmt_ms(v)
     if kind == "int":
         return f"{v:,.0f}"
     if kind == "g" and isinstance(v, int | float):  # a count in bytes reads whole, like MACs
