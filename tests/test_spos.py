@@ -331,3 +331,21 @@ def test_an_interrupted_inner_search_resumes_from_its_kept_scores(tmp_path):
     assert [(e["arch"], e["metrics"]) for e in resumed] == [
         (e["arch"], e["metrics"]) for e in whole
     ]
+
+
+def test_fine_tuning_is_part_of_a_supernet_score_s_identity_only_when_on():
+    """Studies scored before `finetune_steps` existed keep their trial keys (the keys at
+    their defaults are left out); fine-tuned scores are other evaluations."""
+    import hashlib
+
+    from hwnas.oneshot.estimator import SupernetEstimator
+
+    base = ["estimator=supernet", "estimator.weights=/x/warmup.pt"]
+    plain = load_config(None, base).estimator
+    before = plain.model_dump(mode="json", exclude={"finetune_steps", "finetune_lr"})
+    for k in ("epochs", "data_fraction", "resolution"):
+        before.pop(k, None)
+    old = hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
+    assert SupernetEstimator(plain).identity().split(":")[1] == old
+    tuned = load_config(None, [*base, "estimator.finetune_steps=40"]).estimator
+    assert SupernetEstimator(tuned).identity() != SupernetEstimator(plain).identity()

@@ -41,6 +41,11 @@ class SupernetEstimator(Estimator):
             self._digest = h.hexdigest()[:10]
         return f"{super().identity()}:{self._digest}"
 
+    def _not_identity(self) -> set[str]:
+        # without fine-tuning a score is what it was before these keys: old trial keys stand
+        off = {"finetune_steps", "finetune_lr"} if not self.cfg.finetune_steps else set()
+        return super()._not_identity() | off
+
     def _load(self, space: Any, input_shape: Any, num_classes: int) -> dict[str, Any]:
         import torch
 
