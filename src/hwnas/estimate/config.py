@@ -206,8 +206,8 @@ class InheritedScoring(Section):
         "it is scored (the same training batches for every arch; the supernet is left as it "
         "was). Paths with no parameter-free route through the NB201 cell score near chance "
         "with inherited weights alone, since their convs were trained as corrections beside "
-        "skips: a CPU probe (benchmarks/spos_cifar_cpu.py, docs/oneshot.md) moved Kendall's tau "
-        "from -0.25 to 0.27 with 40 steps. 0: inherited weights as they are (SPOS).",
+        "skips: on a CPU probe (benchmarks/spos_cifar_cpu.py, docs/oneshot.md) 40 steps moved "
+        "Kendall's tau from -0.33 to 0.16. 0: inherited weights as they are (SPOS).",
     )
     finetune_lr: float = Field(
         0.02, gt=0.0, description="Learning rate of those steps (SGD, momentum 0.9)."
