@@ -263,7 +263,7 @@ class ExperimentConfig(Section):
             raise ValueError("objectives: a metric is listed twice")
         self.target.complete(self.estimator)  # e.g. a table target reads the estimator's table
         for where, src in self.sources():
-            src._key = where
+            src.place(where)
             if src.provides is not None and not type(src).selectable:  # type: ignore[attr-defined]
                 raise ValueError(
                     f"{where}.provides: not supported for {src.name} (it is for `costs` "

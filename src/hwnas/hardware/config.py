@@ -55,9 +55,12 @@ class CostModelConfig(KindConfig):
 
     #: the device the run must train on for this target (a GPU runtime); None = any
     device: ClassVar[str | None] = None
-    #: where the source is written (`target`, `costs.1`), for errors about its settings; the
-    #: experiment's config sets it
+    #: where the source is written (`target`, `costs.1`), for errors about its settings
     _key: str = PrivateAttr("target")
+
+    def place(self, key: str) -> None:
+        """Say where the config holds this source (the experiment's config does, for each)."""
+        self._key = key
 
     def produces(self) -> set[str] | None:
         """Metrics this source can give (before `provides`); None when unknown in advance."""
@@ -297,16 +300,9 @@ class LutTarget(CostModelConfig):
         description="`runtime: board`: the `remote` or `command` target that times each block "
         "(a `target: remote` or `command` run builds its table there without this section).",
     )
-    #: where the board's settings are written, for errors about them (its token); None: this
-    #: source's `board` section (a table derived from `target: remote` names the target)
-    _board_key: str | None = PrivateAttr(None)
-
-    @property
-    def board_key(self) -> str:
-        return self._board_key or f"{self._key}.board"
-
     threads: int = Field(1, ge=1, description="Intra-op threads (CPU runtimes).")
     batch: int = Field(1, ge=1, description="Batch size of the timed input.")
+
     cuda_graphs: bool = Field(False, description="`cuda-torch`: time forwards as CUDA graphs.")
     warmup: int = Field(20, ge=0, description="Untimed warm-up runs per timed graph.")
     runs: int = Field(300, ge=5, description="Timed runs per graph (split into blocks).")
@@ -347,6 +343,11 @@ class LutTarget(CostModelConfig):
         None,
         description="Directory of the tables; default `$HWNAS_CACHE/lut` or `~/.cache/hwnas/lut`.",
     )
+
+    def place(self, key: str) -> None:
+        super().place(key)
+        if self.board is not None:  # its token or command is written under this section
+            self.board.place(f"{key}.board")
 
     @model_validator(mode="after")
     def _consistent(self) -> LutTarget:

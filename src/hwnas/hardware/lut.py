@@ -179,7 +179,7 @@ def make_lut_meter(s: LutTarget) -> LatencyMeter:
     if s.board is not None:
         from hwnas.hardware.remote import BoardMeter
 
-        return cast("LatencyMeter", BoardMeter(s.board, s.board_key))  # times as a meter does
+        return cast("LatencyMeter", BoardMeter(s.board))  # times as a meter does
     common = {"warmup": s.warmup, "runs": s.runs, "blocks": s.blocks, "batch": s.batch}
     if s.runtime == "cpu-ort":
         return profile.OrtCpuMeter(threads=s.threads, **common)
@@ -194,11 +194,7 @@ def lut_of(source: Any) -> LutTarget | None:
     if isinstance(source, LutTarget):
         return source
     settings = source.as_lut()
-    if settings is None:
-        return None
-    lut = LutTarget(**settings)
-    lut._key = lut._board_key = source._key  # the board is the source the user wrote
-    return lut
+    return None if settings is None else LutTarget(**settings)
 
 
 def lut_settings(cfg: Problem) -> LutTarget:

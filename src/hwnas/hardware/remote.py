@@ -183,10 +183,9 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 class CommandCostModel(CostModel):
     """Runs the configured argument list on each candidate's ONNX file and parses the figure."""
 
-    def __init__(self, cfg: CommandTarget, where: str | None = None) -> None:
-        """``where``: the config key of these settings (default: the source's own)."""
+    def __init__(self, cfg: CommandTarget) -> None:
         self.cfg = cfg
-        self.where = where or cfg._key
+        self.where = cfg._key  # the config key errors about these settings name
         self.cache = ResultCache(cfg.cache_dir)
         self.runs = 0  # command invocations, for tests and reports
 
@@ -318,11 +317,9 @@ class _Transient(Exception):
 class RemoteCostModel(CostModel):
     """Client of ``hwnas agent serve``: export, POST, read the agent's timing."""
 
-    def __init__(self, cfg: RemoteTarget, where: str | None = None) -> None:
-        """``where``: the config key of these settings, named by errors about the token
-        (default: the source's own)."""
+    def __init__(self, cfg: RemoteTarget) -> None:
         self.cfg = cfg
-        self.where = where = where or cfg._key
+        self.where = where = cfg._key  # the config key errors about the token name
         if cfg.token_env is not None:
             token = os.environ.get(cfg.token_env)
             if not token:
@@ -484,14 +481,12 @@ class BoardMeter:
     reading is fresh: the table keeps its own readings, and a cached one would settle an entry
     on one sample."""
 
-    def __init__(self, board: RemoteTarget | CommandTarget, where: str | None = None) -> None:
+    def __init__(self, board: RemoteTarget | CommandTarget) -> None:
         from hwnas.hardware.config import RemoteTarget
 
         self.batch = board.batch
         self.model: RemoteCostModel | CommandCostModel = (
-            RemoteCostModel(board, where)
-            if isinstance(board, RemoteTarget)
-            else CommandCostModel(board, where)
+            RemoteCostModel(board) if isinstance(board, RemoteTarget) else CommandCostModel(board)
         )
 
     def fingerprint(self) -> dict[str, Any]:
